@@ -1,0 +1,7 @@
+"""``python -m distcache``: the same as the ``distcache`` command."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,379 @@
+"""Server configuration: directives with Redis's names, types and defaults.
+
+Sources, lowest precedence first: built-in defaults, a config file in
+redis.conf syntax, ``DISTCACHE_*`` environment variables, then command-line
+``--name value`` flags (and keyword arguments for the embedded server).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+log = logging.getLogger("distcache.config")
+
+
+class ConfigError(ValueError):
+    """A directive is unknown or its value is invalid."""
+
+    def __init__(self, message: str, reply_text: str = "") -> None:
+        super().__init__(message)
+        #: The error CONFIG SET replies with.
+        self.reply_text = reply_text or f"ERR {message}"
+
+
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 ** 2, "mb": 1024 ** 2,
+                 "g": 1000 ** 3, "gb": 1024 ** 3}
+
+
+def parse_memory(text: str) -> int:
+    """``100mb`` -> 104857600, with redis.conf's units (k=1000, kb=1024...)."""
+    m = re.fullmatch(r"\s*(-?\d+)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _MEMORY_UNITS:
+        raise ValueError(f"invalid memory value {text!r}")
+    return int(m.group(1)) * _MEMORY_UNITS[m.group(2).lower()]
+
+
+def parse_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("yes", "1", "true", "on"):
+        return True
+    if value in ("no", "0", "false", "off"):
+        return False
+    raise ValueError(f"argument must be 'yes' or 'no'")
+
+
+def parse_save(text: str) -> List[Tuple[int, int]]:
+    """``"3600 1 300 100"`` -> [(3600, 1), (300, 100)]; ``""`` -> no rules."""
+    parts = str(text).split()
+    if len(parts) % 2:
+        raise ValueError("Invalid save parameters")
+    rules = []
+    for i in range(0, len(parts), 2):
+        seconds, changes = int(parts[i]), int(parts[i + 1])
+        if seconds < 1 or changes < 0:
+            raise ValueError("Invalid save parameters")
+        rules.append((seconds, changes))
+    return rules
+
+
+class Directive:
+    """One directive: how to parse it, how CONFIG GET shows it, its default."""
+
+    __slots__ = ("name", "default", "parse", "render", "mutable", "help")
+
+    def __init__(self, name: str, default: str, parse: Callable[[str], Any],
+                 render: Callable[[Any], str] = str, mutable: bool = True, help: str = ""):
+        self.name = name
+        self.default = default
+        self.parse = parse
+        self.render = render
+        self.mutable = mutable
+        self.help = help
+
+
+def _yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text)
+        if not lo <= value <= hi:
+            raise ValueError(f"argument must be between {lo} and {hi} inclusive")
+        return value
+    return parse
+
+
+def _enum(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = str(text).lower()
+        if value not in choices:
+            raise ValueError(f"argument(s) must be one of the following: {', '.join(choices)}")
+        return value
+    return parse
+
+
+def _save_render(rules: List[Tuple[int, int]]) -> str:
+    return " ".join(f"{s} {c}" for s, c in rules)
+
+
+def _memory_limit(text: str) -> int:
+    value = parse_memory(text)
+    if value < 0:
+        raise ValueError("argument must be a memory value")
+    return value
+
+
+def _d(name: str, default: str, parse: Callable[[str], Any] = str,
+       render: Callable[[Any], str] = str, mutable: bool = True, help: str = "") -> Directive:
+    return Directive(name, default, parse, render, mutable, help)
+
+
+_MEM = dict(parse=_memory_limit)
+_BOOL = dict(parse=parse_bool, render=_yes_no)
+
+DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
+    # Network and clients
+    _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one)"),
+    _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
+    _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
+    _d("requirepass", "", str, help="password clients must AUTH with"),
+    _d("maxclients", "10000", _int_range(1, 1_000_000), help="most simultaneous clients"),
+    _d("timeout", "0", _int_range(0, 2 ** 31), help="close clients idle this many seconds"),
+    _d("tcp-backlog", "511", _int_range(0, 65535), mutable=False),
+    _d("tcp-keepalive", "300", _int_range(0, 2 ** 31)),
+    _d("databases", "16", _int_range(1, 1_000_000), mutable=False),
+    _d("proto-max-bulk-len", "512mb", parse=lambda t: max(1024 * 1024, _memory_limit(t))),
+    _d("proto-max-multibulk-len", "16777216", _int_range(1, 2 ** 31 - 1),
+       help="most arguments in one request"),
+    _d("client-query-buffer-limit", "1gb",
+       parse=lambda t: max(1024 * 1024, _memory_limit(t))),
+    _d("client-output-buffer-limit", "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60"),
+    _d("hz", "10", _int_range(1, 500)),
+    _d("active-expire-effort", "1", _int_range(1, 10)),
+    _d("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
+    _d("logfile", "", str, mutable=False),
+    _d("pidfile", "", str, mutable=False),
+    _d("daemonize", "no", **_BOOL, mutable=False),
+    _d("event-loop", "auto", _enum("auto", "uvloop", "asyncio"), mutable=False,
+       help="uvloop when installed (auto), or plain asyncio"),
+    _d("parser", "auto", _enum("auto", "hiredis", "python"), mutable=False,
+       help="hiredis's C reader when installed (auto), or the pure-Python codec"),
+    # Persistence
+    _d("dir", "./data", str, help="data directory"),
+    _d("dbfilename", "dump.dcs", str),
+    _d("appendonly", "yes", **_BOOL),
+    _d("appendfilename", "appendonly.aof", str),
+    _d("appenddirname", "appendonlydir", str, mutable=False),
+    _d("appendfsync", "everysec", _enum("always", "everysec", "no")),
+    _d("save", "3600 1 300 100 60 10000", parse_save, _save_render),
+    _d("auto-aof-rewrite-percentage", "100", _int_range(0, 2 ** 31)),
+    _d("auto-aof-rewrite-min-size", "64mb", **_MEM),
+    _d("aof-load-truncated", "yes", **_BOOL),
+    _d("stop-writes-on-bgsave-error", "yes", **_BOOL),
+    _d("rdbcompression", "yes", **_BOOL),
+    _d("rdbchecksum", "yes", **_BOOL),
+    # Memory
+    _d("maxmemory", "0", **_MEM),
+    _d("maxmemory-policy", "noeviction",
+       _enum("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
+             "volatile-lfu", "volatile-random", "volatile-ttl")),
+    _d("maxmemory-samples", "5", _int_range(1, 64)),
+    _d("lfu-log-factor", "10", _int_range(0, 2 ** 31)),
+    _d("lfu-decay-time", "1", _int_range(0, 2 ** 31)),
+]}
+
+#: Redis directives that mean nothing here (encodings, replication, modules...).
+#: A redis.conf that sets them still loads; they are stored and reported.
+REDIS_ONLY = frozenset("""
+list-max-listpack-size list-max-ziplist-size list-compress-depth hash-max-listpack-entries
+hash-max-listpack-value hash-max-ziplist-entries hash-max-ziplist-value set-max-intset-entries
+set-max-listpack-entries set-max-listpack-value zset-max-listpack-entries zset-max-listpack-value
+zset-max-ziplist-entries zset-max-ziplist-value stream-node-max-bytes stream-node-max-entries
+hll-sparse-max-bytes activerehashing activedefrag active-defrag-ignore-bytes
+active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-min
+active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction
+lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush
+replica-lazy-flush replicaof slaveof masterauth masteruser replica-serve-stale-data
+replica-read-only repl-diskless-sync repl-diskless-sync-delay repl-diskless-sync-max-replicas
+repl-diskless-load repl-ping-replica-period repl-timeout repl-disable-tcp-nodelay
+repl-backlog-size repl-backlog-ttl replica-priority propagation-error-behavior
+replica-ignore-disk-write-errors replica-announced min-replicas-to-write min-replicas-max-lag
+replica-announce-ip replica-announce-port cluster-enabled cluster-config-file
+cluster-node-timeout cluster-port cluster-replica-validity-factor cluster-migration-barrier
+cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no-failover
+cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
+cluster-announce-hostname cluster-preferred-endpoint-type cluster-announce-ip
+cluster-announce-port cluster-announce-bus-port cluster-announce-tls-port
+lua-time-limit busy-reply-threshold slowlog-log-slower-than slowlog-max-len
+latency-monitor-threshold latency-tracking latency-tracking-info-percentiles
+notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
+always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
+unixsocket unixsocketperm io-threads io-threads-do-reads oom-score-adj oom-score-adj-values
+disable-thp tracking-table-max-keys acllog-max-len aclfile enable-protected-configs
+enable-debug-command enable-module-command loadmodule rename-command include
+rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
+aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
+aof-timestamp-enabled no-appendfsync-on-rewrite lfu-decay-time-ms maxmemory-eviction-tenacity
+maxmemory-clients shutdown-timeout shutdown-on-sigint shutdown-on-sigterm dynamic-hz
+tls-port tls-cert-file tls-key-file tls-key-file-pass tls-client-cert-file
+tls-client-key-file tls-client-key-file-pass tls-dh-params-file tls-ca-cert-file
+tls-ca-cert-dir tls-auth-clients tls-replication tls-cluster tls-protocols tls-ciphers
+tls-ciphersuites tls-prefer-server-ciphers tls-session-caching tls-session-cache-size
+tls-session-cache-timeout ignore-warnings locale-collate hide-user-data-from-log
+""".split())
+
+ENV_PREFIX = "DISTCACHE_"
+
+
+class Config:
+    """Parsed directive values; ``config["port"]`` gives the typed value."""
+
+    def __init__(self) -> None:
+        self._values: Dict[str, Any] = {}
+        self._raw: Dict[str, str] = {}
+        self.foreign: Dict[str, str] = {}  # REDIS_ONLY directives, kept for CONFIG GET
+        self.source_file: Optional[str] = None
+        for directive in DIRECTIVES.values():
+            self._store(directive, directive.default)
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def _store(self, directive: Directive, text: str) -> None:
+        try:
+            value = directive.parse(text)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"Invalid argument '{text}' for '{directive.name}' - {exc}",
+                f"ERR CONFIG SET failed (possibly related to argument '{directive.name}') - "
+                f"{exc}") from None
+        self._values[directive.name] = value
+        self._raw[directive.name] = text
+
+    def set(self, name: str, text: str, *, startup: bool = True) -> None:
+        """Set one directive from text; unknown names are an error."""
+        name = name.lower()
+        directive = DIRECTIVES.get(name)
+        if directive is None:
+            if name in REDIS_ONLY:
+                log.warning("directive %r has no effect in distcache; stored only", name)
+                self.foreign[name] = text
+                return
+            raise ConfigError(f"Unknown directive '{name}'")
+        if not startup and not directive.mutable:
+            raise ConfigError(
+                f"'{name}' can't be changed at run time",
+                f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                "can't set immutable config")
+        self._store(directive, text)
+
+    def render(self, name: str) -> str:
+        """The value as CONFIG GET shows it."""
+        if name in self.foreign:
+            return self.foreign[name]
+        return DIRECTIVES[name].render(self._values[name])
+
+    def rewrite(self, path: str) -> None:
+        """Write every directive that differs from its default to ``path``."""
+        lines = ["# Written by distcache CONFIG REWRITE"]
+        for name, directive in DIRECTIVES.items():
+            if self._raw[name] != directive.default:
+                lines.append(f"{name} {_quote(self.render(name))}")
+        for name, value in self.foreign.items():
+            lines.append(f"{name} {_quote(value)}")
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+
+    def names(self) -> Iterable[str]:
+        yield from DIRECTIVES
+        yield from self.foreign
+
+    # -- sources ----------------------------------------------------------------
+
+    def load_file(self, path: str) -> None:
+        """Read a redis.conf-style file: ``name value...`` per line, ``#`` comments."""
+        self.source_file = os.path.abspath(path)
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                try:
+                    parts = shlex.split(line)
+                except ValueError:
+                    raise ConfigError(f"{path}:{lineno}: unbalanced quotes") from None
+                name, values = parts[0].lower(), parts[1:]
+                try:
+                    if name == "save" and name in self._raw and self._raw[name] != \
+                            DIRECTIVES["save"].default and values != [""]:
+                        # Repeated ``save`` lines accumulate, as in redis.conf.
+                        self.set(name, self._raw[name] + " " + " ".join(values))
+                    else:
+                        self.set(name, " ".join(values))
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}:{lineno}: {exc}") from None
+
+    def load_env(self, environ: Mapping[str, str]) -> None:
+        for key, value in environ.items():
+            if not key.startswith(ENV_PREFIX) or key == "DISTCACHE_SERVERS":
+                continue
+            name = key[len(ENV_PREFIX):].lower().replace("_", "-")
+            if name in DIRECTIVES or name in REDIS_ONLY:
+                self.set(name, value)
+            elif name != "config":
+                log.debug("ignoring environment variable %s", key)
+
+    def load_mapping(self, values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            if isinstance(value, bool):
+                value = "yes" if value else "no"
+            self.set(name.replace("_", "-"), str(value))
+
+
+def parse_flags(argv: Sequence[str]) -> Tuple[Optional[str], Dict[str, str]]:
+    """Split redis-server style arguments into (config file, {directive: value}).
+
+    ``--save 900 1 --port 7000`` gives save="900 1" and port="7000", like redis-server.
+    """
+    config_file: Optional[str] = None
+    directives: Dict[str, str] = {}
+    i = 0
+    args = list(argv)
+    if args and not args[0].startswith("--"):
+        config_file = args.pop(0)
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or token == "--":
+            raise ConfigError(f"unexpected argument {token!r}")
+        name = token[2:].lower()
+        values: List[str] = []
+        i += 1
+        while i < len(args) and not (args[i].startswith("--") and len(args[i]) > 2
+                                     and not _is_number(args[i])):
+            values.append(args[i])
+            i += 1
+        value = " ".join(values)
+        if name == "config":
+            config_file = value
+        else:
+            directives[name] = value
+    return config_file, directives
+
+
+def _quote(value: str) -> str:
+    return shlex.quote(value) if value else '""'
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def build_config(argv: Sequence[str] = (), environ: Optional[Mapping[str, str]] = None,
+                 overrides: Optional[Mapping[str, Any]] = None,
+                 config_file: Optional[str] = None) -> Config:
+    """Defaults < config file < environment < flags < keyword overrides."""
+    environ = os.environ if environ is None else environ
+    file_from_flags, flags = parse_flags(argv)
+    config = Config()
+    path = file_from_flags or config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        config.load_file(path)
+    config.load_env(environ)
+    for name, value in flags.items():
+        config.set(name, value)
+    if overrides:
+        config.load_mapping(overrides)
+    return config

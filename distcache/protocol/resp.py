@@ -1,0 +1,553 @@
+"""Pure-Python RESP2/RESP3 codec, shared by the server and the client.
+
+It knows nothing of commands. Parsers are incremental: ``feed()`` bytes as
+they arrive, then take whole messages out. Both parsers keep state across
+reads, so a value split over many reads is never re-parsed from its start,
+and a large bulk string is assembled with one join instead of repeated
+concatenation.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Union
+
+CRLF = b"\r\n"
+
+#: Longest header line (``*123\r\n``) or inline request Redis accepts.
+INLINE_MAX_SIZE = 64 * 1024
+
+
+class ProtocolError(Exception):
+    """The peer sent bytes that are not valid RESP; the connection must close."""
+
+
+class ReplyError(Exception):
+    """An error reply (``-ERR ...``). Parsers return it rather than raise it."""
+
+    @property
+    def code(self) -> str:
+        return str(self.args[0]).split(" ", 1)[0] if self.args else ""
+
+
+class PushMessage(list):
+    """A RESP3 out-of-band push (``>``), such as a pub/sub message."""
+
+
+# ---------------------------------------------------------------------------
+# Reply values the server hands to the encoder
+# ---------------------------------------------------------------------------
+
+class Raw(bytes):
+    """Bytes that are already on-the-wire RESP (``+OK\\r\\n``)."""
+
+
+class Status(bytes):
+    """A simple string reply (``+text``)."""
+
+
+class Verbatim(bytes):
+    """A verbatim text reply: ``=`` in RESP3, a bulk string in RESP2."""
+
+
+class RespSet(list):
+    """A set reply: ``~`` in RESP3, an array in RESP2."""
+
+
+class Push(list):
+    """A push reply: ``>`` in RESP3, an array in RESP2."""
+
+
+class _NullArray:
+    """``*-1`` in RESP2 and ``_`` in RESP3 (EXEC aborted, BLPOP timed out)."""
+
+    __slots__ = ()
+
+
+NULL_ARRAY = _NullArray()
+OK = Raw(b"+OK\r\n")
+PONG = Raw(b"+PONG\r\n")
+QUEUED = Raw(b"+QUEUED\r\n")
+EMPTY_ARRAY = Raw(b"*0\r\n")
+
+
+def format_double(value: float) -> bytes:
+    """Render a float the way Redis does (``%.17g``, inf, -inf, nan)."""
+    if value != value:
+        return b"nan"
+    if value == float("inf"):
+        return b"inf"
+    if value == float("-inf"):
+        return b"-inf"
+    if value.is_integer() and abs(value) < 1e17:
+        return b"%d" % value
+    return repr(value).encode()
+
+
+def encode_reply(value: Any, out: List[bytes], resp3: bool = False) -> None:
+    """Append the RESP encoding of ``value`` to ``out``."""
+    t = value.__class__
+    if t is bytes or t is Verbatim and not resp3:
+        if len(value) < 16384:
+            out.append(b"$%d\r\n%s\r\n" % (len(value), value))
+        else:
+            out += (b"$%d\r\n" % len(value), value, CRLF)
+    elif t is Raw:
+        out.append(value)
+    elif t is int:
+        out.append(b":%d\r\n" % value)
+    elif value is None:
+        out.append(b"_\r\n" if resp3 else b"$-1\r\n")
+    elif t is list or t is tuple or (t is RespSet or t is Push) and not resp3:
+        out.append(b"*%d\r\n" % len(value))
+        for item in value:
+            encode_reply(item, out, resp3)
+    elif t is Status:
+        out.append(b"+%s\r\n" % value)
+    elif t is float:
+        if resp3:
+            out.append(b",%s\r\n" % format_double(value))
+        else:
+            text = format_double(value)
+            out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+    elif t is dict:
+        out.append((b"%%%d\r\n" if resp3 else b"*%d\r\n") % (len(value) * (1 if resp3 else 2)))
+        for k, v in value.items():
+            encode_reply(k, out, resp3)
+            encode_reply(v, out, resp3)
+    elif t is RespSet:
+        out.append(b"~%d\r\n" % len(value))
+        for item in value:
+            encode_reply(item, out, resp3)
+    elif t is Push:
+        out.append(b">%d\r\n" % len(value))
+        for item in value:
+            encode_reply(item, out, resp3)
+    elif t is Verbatim:
+        out.append(b"=%d\r\ntxt:%s\r\n" % (len(value) + 4, value))
+    elif t is _NullArray:
+        out.append(b"_\r\n" if resp3 else b"*-1\r\n")
+    elif t is bool:
+        if resp3:
+            out.append(b"#t\r\n" if value else b"#f\r\n")
+        else:
+            out.append(b":1\r\n" if value else b":0\r\n")
+    elif isinstance(value, ReplyError):
+        out.append(b"-%s\r\n" % error_text(value))
+    elif isinstance(value, str):
+        encode_reply(value.encode(), out, resp3)
+    elif isinstance(value, int):
+        out.append(b":%d\r\n" % value)
+    else:
+        raise TypeError(f"cannot encode {t.__name__} as RESP")
+
+
+def error_text(err: BaseException) -> bytes:
+    """One-line error text; newlines would break the protocol."""
+    text = str(err.args[0]) if err.args else "ERR"
+    return text.replace("\r", " ").replace("\n", " ").encode()
+
+
+def encode_command(args: Any) -> bytes:
+    """Encode one request as a multibulk of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if arg.__class__ is not bytes:
+            if isinstance(arg, str):
+                arg = arg.encode()
+            elif isinstance(arg, (bytes, bytearray, memoryview)):
+                arg = bytes(arg)
+            elif isinstance(arg, bool):
+                raise TypeError("cannot send a bool as a command argument")
+            elif isinstance(arg, int):
+                arg = b"%d" % arg
+            elif isinstance(arg, float):
+                arg = repr(arg).encode()
+            else:
+                raise TypeError(f"cannot send {type(arg).__name__} as a command argument")
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+# ---------------------------------------------------------------------------
+# Incremental buffer shared by both parsers
+# ---------------------------------------------------------------------------
+
+class _Buffer:
+    """Bytes received but not yet parsed, with a cheap wait for large bulks."""
+
+    __slots__ = ("_buf", "_pos", "_chunks", "_chunk_len", "_need")
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._pos = 0
+        self._chunks: List[bytes] = []
+        self._chunk_len = 0
+        self._need = 0  # bytes of unparsed input required before parsing can progress
+
+    def feed(self, data: bytes) -> None:
+        if self._need:
+            self._chunks.append(data)
+            self._chunk_len += len(data)
+            return
+        if self._pos < len(self._buf):
+            self._buf = self._buf[self._pos:] + data
+        else:
+            self._buf = bytes(data)
+        self._pos = 0
+
+    def _ready(self) -> bool:
+        """Join waiting chunks once enough bytes have arrived."""
+        if not self._need:
+            return True
+        if len(self._buf) - self._pos + self._chunk_len < self._need:
+            return False
+        self._chunks.insert(0, self._buf[self._pos:])
+        self._buf = b"".join(self._chunks)
+        self._pos = 0
+        self._chunks = []
+        self._chunk_len = 0
+        self._need = 0
+        return True
+
+    def buffered(self) -> int:
+        """Bytes held but not yet consumed."""
+        return len(self._buf) - self._pos + self._chunk_len
+
+
+# ---------------------------------------------------------------------------
+# Server side: requests
+# ---------------------------------------------------------------------------
+
+def split_inline(line: bytes) -> List[bytes]:
+    """Split an inline request like redis's sdssplitargs (quotes, escapes)."""
+    if b'"' not in line and b"'" not in line:
+        return line.split()
+    args: List[bytes] = []
+    i, n = 0, len(line)
+    while True:
+        while i < n and line[i] in b" \t\n\r\x0b\x0c":
+            i += 1
+        if i >= n:
+            return args
+        cur = bytearray()
+        in_dq = in_sq = False
+        while True:
+            if in_dq:
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if c == 0x5C and i + 3 < n and line[i + 1] == 0x78 and _is_hex(line[i + 2:i + 4]):
+                    cur.append(int(line[i + 2:i + 4], 16))
+                    i += 3
+                elif c == 0x5C and i + 1 < n:
+                    i += 1
+                    cur += _ESCAPES.get(line[i], bytes((line[i],)))
+                elif c == 0x22:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\x0b\x0c":
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    in_dq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            elif in_sq:
+                if i >= n:
+                    raise ProtocolError("Protocol error: unbalanced quotes in request")
+                c = line[i]
+                if c == 0x5C and i + 1 < n and line[i + 1] == 0x27:
+                    i += 1
+                    cur.append(0x27)
+                elif c == 0x27:
+                    if i + 1 < n and line[i + 1] not in b" \t\n\r\x0b\x0c":
+                        raise ProtocolError("Protocol error: unbalanced quotes in request")
+                    in_sq = False
+                    i += 1
+                    break
+                else:
+                    cur.append(c)
+            else:
+                if i >= n or line[i] in b" \t\n\r\x0b\x0c":
+                    break
+                c = line[i]
+                if c == 0x22:
+                    in_dq = True
+                elif c == 0x27:
+                    in_sq = True
+                else:
+                    cur.append(c)
+            i += 1
+        args.append(bytes(cur))
+
+
+_ESCAPES = {ord("n"): b"\n", ord("r"): b"\r", ord("t"): b"\t", ord("b"): b"\b", ord("a"): b"\a"}
+
+
+def _is_hex(pair: bytes) -> bool:
+    return len(pair) == 2 and all(ch in b"0123456789abcdefABCDEF" for ch in pair)
+
+
+class RequestParser(_Buffer):
+    """Turns a client's byte stream into commands (lists of bytes).
+
+    Accepts multibulk requests and inline ones, with Redis's limits and
+    error texts. After a ProtocolError the connection must be closed.
+    """
+
+    __slots__ = ("max_bulk_len", "max_multibulk_len", "authenticated", "_args", "_argc")
+
+    def __init__(self, max_bulk_len: int = 512 * 1024 * 1024,
+                 max_multibulk_len: int = 1024 * 1024 * 16) -> None:
+        super().__init__()
+        self.max_bulk_len = max_bulk_len
+        self.max_multibulk_len = max_multibulk_len
+        #: Until a client authenticates, requests are capped far lower, as in Redis.
+        self.authenticated = True
+        self._args: List[bytes] = []
+        self._argc = 0  # arguments still expected by the multibulk in progress
+
+    def pending_args_size(self) -> int:
+        """Memory held by a partly received command, for the query buffer limit."""
+        return sum(len(a) + 40 for a in self._args)
+
+    def get_commands(self) -> List[List[bytes]]:
+        """Every complete command buffered so far, in order."""
+        if not self._ready():
+            return []
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        commands: List[List[bytes]] = []
+        find = buf.find
+        args = self._args
+        argc = self._argc
+        try:
+            while pos < n:
+                if not argc:
+                    if buf[pos] != 42:  # not '*': inline request
+                        nl = find(b"\n", pos)
+                        if nl < 0:
+                            if n - pos > INLINE_MAX_SIZE:
+                                raise ProtocolError("Protocol error: too big inline request")
+                            break
+                        line = buf[pos:nl]
+                        pos = nl + 1
+                        if line.endswith(b"\r"):
+                            line = line[:-1]
+                        parts = split_inline(line)
+                        if parts:
+                            commands.append(parts)
+                        continue
+                    nl = find(b"\r\n", pos)
+                    if nl < 0:
+                        if n - pos > INLINE_MAX_SIZE:
+                            raise ProtocolError("Protocol error: too big mbulk count string")
+                        break
+                    try:
+                        argc = int(buf[pos + 1:nl])
+                    except ValueError:
+                        raise ProtocolError("Protocol error: invalid multibulk length") from None
+                    if argc > self.max_multibulk_len:
+                        raise ProtocolError("Protocol error: invalid multibulk length")
+                    if argc > 10 and not self.authenticated:
+                        raise ProtocolError("Protocol error: unauthenticated multibulk length")
+                    pos = nl + 2
+                    if argc <= 0:
+                        argc = 0
+                        continue
+                    args = []
+                # Bulk strings of the multibulk in progress.
+                while argc:
+                    if pos >= n:
+                        break
+                    if buf[pos] != 36:  # '$'
+                        raise ProtocolError("Protocol error: expected '$', got '%s'"
+                                            % chr(buf[pos]))
+                    nl = find(b"\r\n", pos)
+                    if nl < 0:
+                        if n - pos > INLINE_MAX_SIZE:
+                            raise ProtocolError("Protocol error: too big bulk count string")
+                        break
+                    try:
+                        size = int(buf[pos + 1:nl])
+                    except ValueError:
+                        raise ProtocolError("Protocol error: invalid bulk length") from None
+                    if size < 0 or size > self.max_bulk_len:
+                        raise ProtocolError("Protocol error: invalid bulk length")
+                    if size > 16384 and not self.authenticated:
+                        raise ProtocolError("Protocol error: unauthenticated bulk length")
+                    end = nl + 2 + size
+                    if end + 2 > n:
+                        self._need = end + 2 - pos
+                        break
+                    args.append(buf[nl + 2:end])
+                    pos = end + 2
+                    argc -= 1
+                if argc:
+                    break
+                commands.append(args)
+                args = []
+        finally:
+            self._pos = pos
+            self._args = args
+            self._argc = argc
+        return commands
+
+
+# ---------------------------------------------------------------------------
+# Client side: replies
+# ---------------------------------------------------------------------------
+
+_AGGREGATES = frozenset(b"*%~>|")
+
+
+class ReplyParser(_Buffer):
+    """Turns a server's byte stream into replies (RESP2 and RESP3).
+
+    ``get()`` returns the next whole reply or ``NOT_ENOUGH``. Error replies
+    come back as :class:`ReplyError` instances, so a pipeline can keep each in
+    its place. Strings stay bytes unless ``encoding`` is given.
+    """
+
+    __slots__ = ("max_depth", "max_bulk_len", "encoding", "_stack")
+
+    def __init__(self, max_depth: int = 64, max_bulk_len: int = 1 << 62,
+                 encoding: Optional[str] = None) -> None:
+        super().__init__()
+        self.max_depth = max_depth
+        self.max_bulk_len = max_bulk_len
+        self.encoding = encoding
+        # Aggregates being filled: [kind, remaining, items, attributes-pending]
+        self._stack: List[list] = []
+
+    def get(self) -> Any:
+        if not self._ready():
+            return NOT_ENOUGH
+        buf = self._buf
+        n = len(buf)
+        stack = self._stack
+        while True:
+            pos = self._pos
+            if pos >= n:
+                return NOT_ENOUGH
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                if n - pos > INLINE_MAX_SIZE:
+                    raise ProtocolError("reply header too long")
+                return NOT_ENOUGH
+            kind = buf[pos]
+            line = buf[pos + 1:nl]
+            value: Any
+            if kind == 36 or kind == 61 or kind == 33:  # $ = !
+                size = _int(line)
+                if size < 0:
+                    value = None
+                    self._pos = nl + 2
+                else:
+                    if size > self.max_bulk_len:
+                        raise ProtocolError("bulk length %d over the limit" % size)
+                    end = nl + 2 + size
+                    if end + 2 > n:
+                        self._need = end + 2 - pos
+                        return NOT_ENOUGH
+                    value = buf[nl + 2:end]
+                    self._pos = end + 2
+                    if kind == 61:
+                        value = value[4:]
+                    if kind == 33:
+                        value = ReplyError(value.decode("utf-8", "replace"))
+                    elif self.encoding:
+                        value = value.decode(self.encoding, "replace")
+            elif kind == 43:  # +
+                value = line.decode(self.encoding) if self.encoding else line
+                self._pos = nl + 2
+            elif kind == 45:  # -
+                value = ReplyError(line.decode("utf-8", "replace"))
+                self._pos = nl + 2
+            elif kind == 58 or kind == 40:  # : (
+                value = _int(line)
+                self._pos = nl + 2
+            elif kind == 44:  # ,
+                try:
+                    value = float(line)
+                except ValueError:
+                    raise ProtocolError("invalid double %r" % line) from None
+                self._pos = nl + 2
+            elif kind == 95:  # _
+                value = None
+                self._pos = nl + 2
+            elif kind == 35:  # #
+                value = line == b"t"
+                self._pos = nl + 2
+            elif kind in _AGGREGATES:
+                count = _int(line)
+                self._pos = nl + 2
+                if count < 0:
+                    value = None
+                else:
+                    if len(stack) >= self.max_depth:
+                        raise ProtocolError("reply nested deeper than %d" % self.max_depth)
+                    if kind == 37 or kind == 124:  # maps and attributes hold pairs
+                        count *= 2
+                    if count:
+                        stack.append([kind, count, []])
+                        continue
+                    value = _finish(kind, [])
+                    if value is _ATTRIBUTE:
+                        continue
+            else:
+                raise ProtocolError("unknown reply type byte %r" % chr(kind))
+            # Place the finished value in its parent, closing parents that fill up.
+            while stack:
+                frame = stack[-1]
+                frame[2].append(value)
+                frame[1] -= 1
+                if frame[1]:
+                    break
+                stack.pop()
+                value = _finish(frame[0], frame[2])
+                if value is _ATTRIBUTE:
+                    break
+            else:
+                return value
+
+
+class _NotEnough:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_ENOUGH"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_ENOUGH: Any = _NotEnough()
+_ATTRIBUTE = object()
+
+
+def _int(line: bytes) -> int:
+    try:
+        return int(line)
+    except ValueError:
+        raise ProtocolError("invalid integer %r" % line[:32]) from None
+
+
+def _finish(kind: int, items: list) -> Any:
+    if kind == 42:  # *
+        return items
+    if kind == 37:  # %
+        it = iter(items)
+        try:
+            return dict(zip(it, it))
+        except TypeError:  # unhashable keys: keep pairs as a flat list
+            return items
+    if kind == 126:  # ~
+        try:
+            return set(items)
+        except TypeError:
+            return items
+    if kind == 62:  # >
+        return PushMessage(items)
+    return _ATTRIBUTE  # | attributes are metadata; the reply follows them
+
+
+Reply = Union[bytes, int, None, list, dict, set, float, ReplyError]

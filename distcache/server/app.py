@@ -1,0 +1,359 @@
+"""CacheServer: the listening socket, the event loop, the cron and shutdown.
+
+Usable from the CLI (``distcache server``) and embedded::
+
+    with CacheServer("127.0.0.1", 0) as server:   # port 0: any free port
+        print(server.port)
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import ipaddress
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from .. import __version__
+from ..config import Config, build_config
+from . import commands as _commands  # noqa: F401  (registers every command)
+from .commands.table import lookup_table
+from .connection import Client
+from .errors import MAX_CLIENTS, PROTECTED_MODE
+from .expiry import ActiveExpiry
+from .info import rss_bytes
+from .keyspace import Keyspace
+from .scan import ScanCursors
+
+log = logging.getLogger("distcache.server")
+
+
+def _new_event_loop(kind: str) -> "tuple[asyncio.AbstractEventLoop, str]":
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+            return uvloop.new_event_loop(), "uvloop"
+        except ImportError:
+            if kind == "uvloop":
+                raise RuntimeError("event-loop uvloop requested but uvloop is not installed")
+    return asyncio.new_event_loop(), "asyncio"
+
+
+class CacheServer:
+    """A distcache server. Directives are keyword arguments (``maxclients=100``)."""
+
+    def __init__(self, host: Optional[str] = None, port: Optional[int] = None, *,
+                 config: Optional[Config] = None, **directives: Any) -> None:
+        if config is None:
+            config = build_config(environ={}, overrides=directives)
+        elif directives:
+            config.load_mapping(directives)
+        if host is not None:
+            config.set("bind", host)
+        if port is not None:
+            config.set("port", str(port))
+        self.config = config
+        self.keyspace = Keyspace(config["databases"])
+        self.command_table = lookup_table()
+        self.clients: Dict[int, Client] = {}
+        self.stats: Dict[str, int] = collections.defaultdict(int)
+        self.start_time = time.time()
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self.loop_kind = "asyncio"
+        self.parser_kind = config["parser"]
+        self.port = config["port"]
+        self.host = config["bind"].split()[0]
+        self.loading = False
+        #: Any server-wide per-command check is active (loading, memory limit).
+        self.gated = False
+        self.oom_check: Optional[Callable[[Client], None]] = None
+        self.before_reply = False  # set by persistence for appendfsync always
+        self.before_reply_hooks: List[Callable[[], None]] = []
+        #: Called each cron tick (persistence save rules, eviction...).
+        self.cron_jobs: List[Callable[[], None]] = []
+        #: Called on shutdown with save=True/False/None (None: follow the config).
+        self.shutdown_hooks: List[Callable[[Optional[bool]], None]] = []
+        self.blocked_clients = 0
+        self._next_client_id = 0
+        self._servers: List[asyncio.AbstractServer] = []
+        self._stopped: Optional[asyncio.Event] = None
+        self._thread: Optional[threading.Thread] = None
+        self._ready = threading.Event()
+        self._startup_error: Optional[BaseException] = None
+        self.expiry = ActiveExpiry(self)
+        self.scan_cursors = ScanCursors()
+        #: section -> callables returning extra INFO fields (persistence, eviction...).
+        self.info_providers: Dict[str, List[Callable[[], Dict[str, Any]]]] = \
+            collections.defaultdict(list)
+        #: Called after FLUSHALL (snapshots save an empty dataset, as Redis does).
+        self.flushall_hooks: List[Callable[[], None]] = []
+        #: Called with a client on RESET (drop its MULTI, WATCH, subscriptions).
+        self.reset_hooks: List[Callable[[Client], None]] = []
+        self.baseline_rss = rss_bytes()
+        self._ops_samples: "collections.deque[tuple[float, int]]" = collections.deque(maxlen=16)
+        self.on_started: List[Callable[["CacheServer"], None]] = []
+        #: Called with a directive's name after CONFIG SET changed it.
+        self.config_hooks: List[Callable[[str], None]] = []
+        #: Called with a client when it disconnects (unwatch, unsubscribe, unblock).
+        self.disconnect_hooks: List[Callable[[Client], None]] = []
+        self._apply_config()
+
+    # -- configuration ------------------------------------------------------------
+
+    def _apply_config(self) -> None:
+        self.query_buffer_limit = self.config["client-query-buffer-limit"]
+        self.hz = self.config["hz"]
+
+    def config_changed(self, name: str) -> None:
+        """Called by CONFIG SET after a directive changed."""
+        self._apply_config()
+        if name == "requirepass":
+            return
+        for hook in self.config_hooks:
+            hook(name)
+
+    # -- statistics -----------------------------------------------------------------
+
+    def used_memory(self) -> int:
+        """Estimated dataset memory; the eviction module may replace this."""
+        return max(0, rss_bytes() - self.baseline_rss) or 1024 * 1024
+
+    def ops_per_sec(self) -> int:
+        samples = self._ops_samples
+        if len(samples) < 2:
+            return 0
+        (t0, n0), (t1, n1) = samples[0], samples[-1]
+        return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
+
+    def pubsub_counts(self) -> "tuple[int, int]":
+        """(channels, patterns) with subscribers; the pub/sub module replaces this."""
+        return 0, 0
+
+    def reset_stats(self) -> None:
+        self.stats.clear()
+        ks = self.keyspace
+        ks.hits = ks.misses = ks.expired_keys = ks.evicted_keys = 0
+        for spec in set(self.command_table.values()):
+            spec.calls = spec.failed = 0
+            for sub in spec.subcommands.values():
+                sub.calls = sub.failed = 0
+
+    # -- clients ------------------------------------------------------------------
+
+    def next_client_id(self) -> int:
+        self._next_client_id += 1
+        return self._next_client_id
+
+    def admission_error(self, client: Client, peer: Any) -> Optional[str]:
+        """Why a new connection is refused (maxclients, protected mode), or None."""
+        if len(self.clients) >= self.config["maxclients"]:
+            return MAX_CLIENTS
+        if self.config["protected-mode"] and not self.config["requirepass"] and peer:
+            try:
+                if not ipaddress.ip_address(peer[0]).is_loopback:
+                    return PROTECTED_MODE
+            except ValueError:
+                pass
+        return None
+
+    def client_gone(self, client: Client) -> None:
+        if self.clients.pop(client.id, None) is not None:
+            for hook in self.disconnect_hooks:
+                hook(client)
+            if client.blocked:
+                client.blocked = False
+                self.blocked_clients -= 1
+
+    def run_before_reply(self) -> None:
+        for hook in self.before_reply_hooks:
+            hook()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stopped = asyncio.Event()
+        backlog = self.config["tcp-backlog"]
+        hosts = self.config["bind"].split()
+        port = self.config["port"]
+        for host in hosts:
+            host = host.lstrip("-")  # redis.conf's "-::1" means "optional"
+            server = await loop.create_server(lambda: Client(self), host, port,
+                                              backlog=backlog, reuse_address=True)
+            self._servers.append(server)
+            if not port:  # port 0: every address shares the first one picked
+                port = server.sockets[0].getsockname()[1]
+        self.port = port
+        for hook in self.on_started:
+            hook(self)
+        log.info("distcache %s ready: port %d, bind %s, event loop %s, parser %s, pid %d",
+                 __version__, self.port, " ".join(hosts), self.loop_kind,
+                 self._parser_name(), os.getpid())
+        self._ready.set()
+        cron = loop.create_task(self._cron())
+        try:
+            await self._stopped.wait()
+        finally:
+            cron.cancel()
+            for server in self._servers:
+                server.close()
+            for client in list(self.clients.values()):
+                client.close_now()
+            for server in self._servers:
+                await server.wait_closed()
+            self._servers.clear()
+
+    def _parser_name(self) -> str:
+        from ..protocol import HAVE_HIREDIS
+        if self.parser_kind == "python" or not HAVE_HIREDIS:
+            return "python"
+        return "hiredis"
+
+    async def _cron(self) -> None:
+        while True:
+            await asyncio.sleep(1.0 / self.hz)
+            try:
+                self._ops_samples.append((time.monotonic(),
+                                          self.stats["total_commands_processed"]))
+                self.expiry.cycle()
+                self._close_idle_clients()
+                for job in self.cron_jobs:
+                    job()
+            except Exception:  # the cron must keep running
+                log.exception("cron job failed")
+
+    def _close_idle_clients(self) -> None:
+        timeout = self.config["timeout"]
+        if not timeout:
+            return
+        deadline = time.monotonic() - timeout
+        for client in list(self.clients.values()):
+            if client.last_active < deadline and not client.blocked \
+                    and not (client.channels or client.patterns):
+                client.close_now()
+
+    def _run(self, install_signals: bool) -> None:
+        loop, self.loop_kind = _new_event_loop(self.config["event-loop"])
+        self.loop = loop
+        asyncio.set_event_loop(loop)
+        if install_signals:
+            self._install_signal_handlers(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            raise
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                asyncio.set_event_loop(None)
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        for signame in ("SIGTERM", "SIGINT"):
+            sig = getattr(signal, signame, None)
+            if sig is None:
+                continue
+            try:
+                loop.add_signal_handler(sig, self._on_signal, signame)
+            except (NotImplementedError, RuntimeError):
+                # Windows: no loop signal handlers; fall back to signal.signal.
+                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self._on_signal,
+                                                                        signame))
+
+    def _on_signal(self, signame: str) -> None:
+        log.warning("received %s, shutting down", signame)
+        self.shutdown()
+
+    def serve_forever(self) -> None:
+        """Run in the calling thread until SHUTDOWN, SIGTERM or SIGINT."""
+        self._run(install_signals=threading.current_thread() is threading.main_thread())
+
+    def start(self, timeout: float = 10.0) -> "CacheServer":
+        """Run in a background thread; returns once the server accepts connections."""
+        self._thread = threading.Thread(target=self._run, args=(False,),
+                                        name="distcache-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("server did not start in time")
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self
+
+    def shutdown(self, save: Optional[bool] = None, raise_errors: bool = False) -> None:
+        """Stop serving (from inside the loop); persistence hooks run first.
+
+        With ``raise_errors`` a failing hook (a final save that failed) aborts
+        the shutdown, as Redis's SHUTDOWN does.
+        """
+        for hook in self.shutdown_hooks:
+            try:
+                hook(save)
+            except Exception:
+                log.exception("shutdown hook failed")
+                if raise_errors:
+                    raise
+        if self._stopped is not None:
+            self._stopped.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop a server started with :meth:`start` (thread-safe)."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self.shutdown)
+            except RuntimeError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> "CacheServer":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def run_server(argv: List[str]) -> int:
+    """Entry point of ``distcache server``."""
+    from ..config import ConfigError
+    try:
+        config = build_config(argv)
+    except (ConfigError, OSError) as exc:
+        print(f"distcache: {exc}", file=sys.stderr)
+        return 1
+    _setup_logging(config)
+    server = CacheServer(config=config)
+    try:
+        server.serve_forever()
+    except OSError as exc:
+        log.error("could not start: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _setup_logging(config: Config) -> None:
+    level = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
+             "warning": logging.WARNING, "nothing": logging.CRITICAL}[config["loglevel"]]
+    handler: logging.Handler
+    if config["logfile"]:
+        handler = logging.FileHandler(config["logfile"])
+    else:
+        handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(f"{os.getpid()}:M %(asctime)s %(levelname)s "
+                                           "%(name)s: %(message)s", "%d %b %Y %H:%M:%S"))
+    root = logging.getLogger("distcache")
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,275 @@
+"""Connection commands: PING, AUTH, HELLO, SELECT, RESET, CLIENT..."""
+from __future__ import annotations
+
+import hmac
+from typing import Any, List
+
+from ... import __version__
+from ...protocol import OK, PONG, Raw, Status, Verbatim
+from ..errors import (CommandError, NOAUTH, SYNTAX, WRONGPASS, unknown_subcommand,
+                      wrong_arity)
+from .args import to_int
+from .keys import db_index
+from .table import command, container
+
+REDIS_VERSION = "7.0.15"
+_CONN = dict(group="connection")
+
+
+@command("ping", -1, "fast pubsub_ok", **_CONN)
+def ping(c: Any, args: List[bytes]) -> Any:
+    """PONG, or the message given."""
+    if len(args) > 2:
+        raise wrong_arity("ping")
+    if (c.channels or c.patterns) and not c.resp3:
+        return [b"pong", args[1] if len(args) == 2 else b""]
+    return args[1] if len(args) == 2 else PONG
+
+
+@command("echo", 2, "fast", **_CONN)
+def echo(c: Any, args: List[bytes]) -> Any:
+    """Return the message."""
+    return args[1]
+
+
+@command("quit", -1, "fast no_auth loading", **_CONN)
+def quit_(c: Any, args: List[bytes]) -> Any:
+    """Close the connection after replying OK."""
+    c.closing = True
+    return OK
+
+
+def _check_password(c: Any, user: bytes, password: bytes) -> None:
+    required = c.server.config["requirepass"]
+    if user != b"default" or not hmac.compare_digest(password, required.encode()):
+        raise CommandError(WRONGPASS)
+    c.authenticated = True
+    c.update_restricted()
+
+
+@command("auth", -2, "fast no_auth loading", **_CONN)
+def auth(c: Any, args: List[bytes]) -> Any:
+    """Authenticate with the server password (user ``default``)."""
+    if len(args) > 3:
+        raise CommandError(SYNTAX)
+    if len(args) == 2 and not c.server.config["requirepass"]:
+        raise CommandError("ERR AUTH <password> called without any password configured for "
+                           "the default user. Are you sure your configuration is correct?")
+    user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
+    _check_password(c, user, password)
+    return OK
+
+
+@command("hello", -1, "fast no_auth loading", since="6.0.0", **_CONN)
+def hello(c: Any, args: List[bytes]) -> Any:
+    """Handshake: pick RESP2 or RESP3, optionally AUTH and SETNAME."""
+    proto = None
+    if len(args) >= 2:
+        try:
+            proto = to_int(args[1])
+        except CommandError:
+            raise CommandError("ERR Protocol version is not an integer or out of range") \
+                from None
+        if proto not in (2, 3):
+            raise CommandError("NOPROTO unsupported protocol version")
+    i = 2
+    name = None
+    while i < len(args):
+        opt = args[i].upper()
+        if opt == b"AUTH" and i + 2 < len(args):
+            _check_password(c, args[i + 1], args[i + 2])
+            i += 3
+        elif opt == b"SETNAME" and i + 1 < len(args):
+            name = _valid_name(args[i + 1])
+            i += 2
+        else:
+            raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
+    if not c.authenticated:
+        raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
+                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used "
+                           "to authenticate the client and select the RESP protocol version at "
+                           "the same time")
+    if name is not None:
+        c.name = name
+    if proto is not None:
+        c.resp3 = proto == 3
+    return {b"server": b"redis", b"version": REDIS_VERSION.encode(),
+            b"proto": 3 if c.resp3 else 2, b"id": c.id, b"mode": b"standalone",
+            b"role": b"master", b"modules": [],
+            b"distcache_version": __version__.encode()}
+
+
+@command("select", 2, "fast loading", **_CONN)
+def select(c: Any, args: List[bytes]) -> Any:
+    """Switch to another database."""
+    c.db = c.keyspace.dbs[db_index(c, args[1])]
+    return OK
+
+
+@command("reset", 1, "fast no_auth loading", since="6.2.0", **_CONN)
+def reset(c: Any, args: List[bytes]) -> Any:
+    """Return the connection to its initial state."""
+    for hook in c.server.reset_hooks:
+        hook(c)
+    c.db = c.keyspace.dbs[0]
+    c.resp3 = False
+    c.name = b""
+    c.authenticated = not c.server.config["requirepass"]
+    c.update_restricted()
+    return Raw(b"+RESET\r\n")
+
+
+def _valid_name(name: bytes) -> bytes:
+    if any(ch <= 32 or ch >= 127 for ch in name):
+        raise CommandError("ERR Client names cannot contain spaces, newlines or special "
+                           "characters.")
+    return name
+
+
+# -- CLIENT ---------------------------------------------------------------------------
+
+container("client", -2, "", group="connection", summary="Manage client connections.")
+_SUB = dict(parent="client", group="connection")
+
+
+@command("id", 2, "fast loading", **_SUB)
+def client_id(c: Any, args: List[bytes]) -> Any:
+    """This connection's id."""
+    return c.id
+
+
+@command("setname", 3, "fast loading", **_SUB)
+def client_setname(c: Any, args: List[bytes]) -> Any:
+    """Name this connection."""
+    c.name = _valid_name(args[2])
+    return OK
+
+
+@command("getname", 2, "fast loading", **_SUB)
+def client_getname(c: Any, args: List[bytes]) -> Any:
+    """This connection's name, or nil."""
+    return c.name or None
+
+
+@command("setinfo", 4, "fast loading", since="7.2.0", **_SUB)
+def client_setinfo(c: Any, args: List[bytes]) -> Any:
+    """Record the client library's name or version."""
+    attr = args[2].upper()
+    if attr == b"LIB-NAME":
+        c.lib_name = _valid_name(args[3])
+    elif attr == b"LIB-VER":
+        c.lib_ver = _valid_name(args[3])
+    else:
+        raise CommandError(f"ERR Unrecognized option '{args[2].decode('utf-8', 'replace')}'")
+    return OK
+
+
+@command("info", 2, "fast loading", **_SUB)
+def client_info(c: Any, args: List[bytes]) -> Any:
+    """This connection's CLIENT LIST line."""
+    return Verbatim((c.info_line() + "\n").encode())
+
+
+@command("list", -2, "admin loading", **_SUB)
+def client_list(c: Any, args: List[bytes]) -> Any:
+    """Every connection, one line each (TYPE, ID filters)."""
+    clients = list(c.server.clients.values())
+    i = 2
+    while i < len(args):
+        opt = args[i].upper()
+        if opt == b"TYPE" and i + 1 < len(args):
+            kind = args[i + 1].lower()
+            if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub"):
+                raise CommandError(f"ERR Unknown client type '{args[i + 1].decode()}'")
+            if kind == b"pubsub":
+                clients = [x for x in clients if x.channels or x.patterns]
+            elif kind == b"normal":
+                clients = [x for x in clients if not (x.channels or x.patterns)]
+            else:
+                clients = []
+            i += 2
+        elif opt == b"ID" and i + 1 < len(args):
+            ids = set()
+            for arg in args[i + 1:]:
+                try:
+                    ids.add(to_int(arg))
+                except CommandError:
+                    raise CommandError("ERR Invalid client ID") from None
+            clients = [x for x in clients if x.id in ids]
+            i = len(args)
+        else:
+            raise CommandError(SYNTAX)
+    return Verbatim("".join(x.info_line() + "\n" for x in clients).encode())
+
+
+@command("kill", -3, "admin", **_SUB)
+def client_kill(c: Any, args: List[bytes]) -> Any:
+    """Close connections by address, or by filters (ID, ADDR, LADDR, SKIPME)."""
+    clients = c.server.clients
+    if len(args) == 3:
+        addr = args[2].decode("utf-8", "replace")
+        for other in list(clients.values()):
+            if other.addr == addr:
+                _kill(c, other)
+                return OK
+        raise CommandError("ERR No such client")
+    filters = []
+    skipme = True
+    i = 2
+    while i < len(args):
+        if i + 1 >= len(args):
+            raise CommandError(SYNTAX)
+        opt, value = args[i].upper(), args[i + 1]
+        if opt == b"ID":
+            try:
+                wanted_id = to_int(value)
+            except CommandError:
+                raise CommandError("ERR client-id should be greater than 0") from None
+            filters.append(lambda x, v=wanted_id: x.id == v)
+        elif opt == b"ADDR":
+            filters.append(lambda x, v=value.decode(): x.addr == v)
+        elif opt == b"LADDR":
+            filters.append(lambda x, v=value.decode(): x.laddr == v)
+        elif opt == b"USER":
+            filters.append(lambda x, v=value: v == b"default")
+        elif opt == b"TYPE":
+            kind = value.lower()
+            filters.append(lambda x, k=kind: (k == b"pubsub") == bool(x.channels or x.patterns)
+                           if k in (b"pubsub", b"normal") else False)
+        elif opt == b"SKIPME":
+            if value.lower() not in (b"yes", b"no"):
+                raise CommandError(SYNTAX)
+            skipme = value.lower() == b"yes"
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    killed = 0
+    for other in list(clients.values()):
+        if skipme and other is c:
+            continue
+        if all(f(other) for f in filters):
+            _kill(c, other)
+            killed += 1
+    return killed
+
+
+def _kill(c: Any, other: Any) -> None:
+    if other is c:
+        c.closing = True
+    else:
+        other.close_now()
+
+
+@command("no-evict", 3, "fast loading", since="7.0.0", **_SUB)
+def client_no_evict(c: Any, args: List[bytes]) -> Any:
+    """Accepted for compatibility (client eviction is not implemented)."""
+    if args[2].upper() not in (b"ON", b"OFF"):
+        raise CommandError(SYNTAX)
+    return OK
+
+
+@command("help", 2, "loading", **_SUB)
+def client_help(c: Any, args: List[bytes]) -> Any:
+    """Subcommands of CLIENT."""
+    return [Status(b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            Status(b"ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP")]

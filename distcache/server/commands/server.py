@@ -1,0 +1,278 @@
+"""Server commands: INFO, CONFIG, COMMAND, TIME, SHUTDOWN, and reset helpers."""
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List
+
+from ...config import ConfigError, DIRECTIVES, REDIS_ONLY
+from ...protocol import OK, Status, Verbatim
+from .. import info as info_mod
+from ..errors import CommandError, SYNTAX
+from ..glob import glob_match
+from .table import COMMANDS, CommandSpec, command, container
+
+_SRV = dict(group="server")
+
+
+@command("info", -1, "loading", **_SRV)
+def info(c: Any, args: List[bytes]) -> Any:
+    """Server information and statistics, by section."""
+    text = info_mod.render(c.server, [a.decode("utf-8", "replace") for a in args[1:]])
+    return Verbatim(text.encode())
+
+
+@command("time", 1, "loading fast", **_SRV)
+def time_(c: Any, args: List[bytes]) -> Any:
+    """The server's time: [seconds, microseconds]."""
+    now = time.time()
+    seconds = int(now)
+    return [b"%d" % seconds, b"%d" % int((now - seconds) * 1_000_000)]
+
+
+@command("shutdown", -1, "admin loading no_multi", **_SRV)
+def shutdown(c: Any, args: List[bytes]) -> Any:
+    """Stop the server, saving unless NOSAVE."""
+    save = None
+    for arg in args[1:]:
+        opt = arg.upper()
+        if opt == b"NOSAVE":
+            save = False
+        elif opt == b"SAVE":
+            save = True
+        elif opt in (b"NOW", b"FORCE"):
+            pass
+        elif opt == b"ABORT":
+            raise CommandError("ERR No shutdown in progress.")
+        else:
+            raise CommandError(SYNTAX)
+    try:
+        c.server.shutdown(save, raise_errors=True)
+    except Exception:
+        raise CommandError("ERR Errors trying to SHUTDOWN. Check logs.") from None
+    c.closing = True
+    from ..connection import BLOCKED
+    return BLOCKED  # Redis closes the connection without replying
+
+
+# -- CONFIG ----------------------------------------------------------------------------
+
+container("config", -2, "", summary="Manage the server configuration.")
+_CFG = dict(parent="config", group="server")
+
+
+@command("get", -3, "admin loading", **_CFG)
+def config_get(c: Any, args: List[bytes]) -> Any:
+    """Directives matching one or more glob patterns."""
+    config = c.server.config
+    out: Dict[bytes, bytes] = {}
+    for pattern in args[2:]:
+        pat = pattern.lower()
+        for name in config.names():
+            if glob_match(pat, name.encode()):
+                out[name.encode()] = config.render(name).encode()
+    return out
+
+
+@command("set", -4, "admin loading", **_CFG)
+def config_set(c: Any, args: List[bytes]) -> Any:
+    """Change directives at run time: CONFIG SET name value [name value ...]."""
+    if len(args) % 2:
+        raise CommandError("ERR wrong number of arguments for 'config|set' command")
+    config = c.server.config
+    pairs = [(args[i].decode("utf-8", "replace").lower(), args[i + 1].decode("utf-8", "replace"))
+             for i in range(2, len(args), 2)]
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{dup}') - "
+                           "duplicate parameter")
+    for name, _ in pairs:
+        if name not in DIRECTIVES and name not in REDIS_ONLY:
+            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - "
+                               f"'{name}'")
+    previous = {name: config.render(name) if name in DIRECTIVES or name in config.foreign
+                else None for name, _ in pairs}
+    try:
+        for name, value in pairs:
+            config.set(name, value, startup=False)
+    except ConfigError as exc:
+        for name, old in previous.items():  # all or nothing, as in Redis 7
+            if old is not None:
+                config.set(name, old)
+        raise CommandError(exc.reply_text) from None
+    for name, _ in pairs:
+        c.server.config_changed(name)
+    return OK
+
+
+@command("resetstat", 2, "admin loading", **_CFG)
+def config_resetstat(c: Any, args: List[bytes]) -> Any:
+    """Reset the statistics INFO reports."""
+    c.server.reset_stats()
+    return OK
+
+
+@command("rewrite", 2, "admin loading", **_CFG)
+def config_rewrite(c: Any, args: List[bytes]) -> Any:
+    """Write the running configuration back to the config file."""
+    path = c.server.config.source_file
+    if not path:
+        raise CommandError("ERR The server is running without a config file")
+    c.server.config.rewrite(path)
+    return OK
+
+
+@command("help", 2, "loading", **_CFG)
+def config_help(c: Any, args: List[bytes]) -> Any:
+    """Subcommands of CONFIG."""
+    return [Status(b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            Status(b"GET <pattern>, SET <directive> <value>, RESETSTAT, REWRITE, HELP")]
+
+
+# -- COMMAND ---------------------------------------------------------------------------
+
+_ACL_GROUP = {"string": "@string", "generic": "@keyspace", "connection": "@connection",
+              "server": "@admin", "list": "@list", "hash": "@hash", "set": "@set",
+              "sorted-set": "@sortedset", "pubsub": "@pubsub", "transactions": "@transaction",
+              "scripting": "@scripting"}
+
+
+def _unique_subs(spec: CommandSpec) -> List[CommandSpec]:
+    return sorted({s.name: s for s in spec.subcommands.values()}.values(), key=lambda s: s.name)
+
+
+def command_info(spec: CommandSpec) -> list:
+    flags = [Status(f.encode()) for f in sorted(spec.flags) if f != "pubsub_ok"]
+    acl = [_ACL_GROUP.get(spec.group, "@keyspace")]
+    acl.append("@write" if spec.write else "@read" if spec.readonly else "@slow")
+    if "fast" in spec.flags:
+        acl.append("@fast")
+    key_specs = []
+    if spec.first_key:
+        last = spec.last_key
+        key_specs.append({b"flags": [Status(b"RW" if spec.write else b"RO")],
+                          b"begin_search": {b"type": b"index",
+                                            b"spec": {b"index": spec.first_key}},
+                          b"find_keys": {b"type": b"range",
+                                         b"spec": {b"lastkey": last if last < 0
+                                                   else last - spec.first_key,
+                                                   b"keystep": spec.step, b"limit": 0}}})
+    return [spec.fullname.encode(), spec.arity, flags, spec.first_key, spec.last_key,
+            spec.step, [Status(a.encode()) for a in acl], [], key_specs,
+            [command_info(s) for s in _unique_subs(spec)]]
+
+
+def command_docs(spec: CommandSpec) -> Dict[bytes, Any]:
+    doc: Dict[bytes, Any] = {b"summary": spec.summary.encode(), b"since": spec.since.encode(),
+                             b"group": spec.group.encode(),
+                             b"complexity": spec.complexity.encode()}
+    subs = _unique_subs(spec)
+    if subs:
+        doc[b"subcommands"] = {s.fullname.encode(): command_docs(s) for s in subs}
+    return doc
+
+
+def _resolve(name: bytes) -> Any:
+    text = name.decode("utf-8", "replace").lower()
+    if "|" in text:
+        parent, _, sub = text.partition("|")
+        spec = COMMANDS.get(parent)
+        return spec.subcommands.get(sub.encode()) if spec else None
+    return COMMANDS.get(text)
+
+
+@command("command", -1, "loading", **_SRV)
+def command_(c: Any, args: List[bytes]) -> Any:
+    """Details of every command."""
+    return [command_info(spec) for spec in COMMANDS.values()]
+
+
+_CMD = dict(parent="command", group="server")
+
+
+@command("count", 2, "loading", **_CMD)
+def command_count(c: Any, args: List[bytes]) -> Any:
+    """How many commands there are."""
+    return len(COMMANDS)
+
+
+@command("info", -2, "loading", **_CMD)
+def command_info_(c: Any, args: List[bytes]) -> Any:
+    """Details of the named commands (all when none is named)."""
+    if len(args) == 2:
+        return [command_info(spec) for spec in COMMANDS.values()]
+    out = []
+    for name in args[2:]:
+        spec = _resolve(name)
+        out.append(command_info(spec) if spec else None)
+    return out
+
+
+@command("docs", -2, "loading", **_CMD)
+def command_docs_(c: Any, args: List[bytes]) -> Any:
+    """Documentation of the named commands (all when none is named)."""
+    specs = list(COMMANDS.values()) if len(args) == 2 else \
+        [s for s in (_resolve(n) for n in args[2:]) if s is not None]
+    return {s.fullname.encode(): command_docs(s) for s in specs}
+
+
+@command("list", -2, "loading", **_CMD)
+def command_list(c: Any, args: List[bytes]) -> Any:
+    """Names of all commands (FILTERBY PATTERN, ACLCAT, MODULE)."""
+    names = [name.encode() for name in COMMANDS]
+    if len(args) > 2:
+        if len(args) != 5 or args[2].upper() != b"FILTERBY":
+            raise CommandError(SYNTAX)
+        kind, value = args[3].upper(), args[4]
+        if kind == b"PATTERN":
+            names = [n for n in names if glob_match(value.lower(), n)]
+        elif kind == b"ACLCAT":
+            cat = b"@" + value.lower().lstrip(b"@")
+            names = [n for n in names if cat in
+                     [x.lower() for x in command_info(COMMANDS[n.decode()])[6]]]
+        elif kind == b"MODULE":
+            names = []
+        else:
+            raise CommandError(SYNTAX)
+    return names
+
+
+@command("getkeys", -3, "loading", **_CMD)
+def command_getkeys(c: Any, args: List[bytes]) -> Any:
+    """The key arguments of a command call."""
+    spec = _resolve(args[2])
+    if spec is None:
+        raise CommandError("ERR Invalid command specified")
+    call = args[2:]
+    arity = spec.arity
+    if (len(call) != arity) if arity > 0 else (len(call) < -arity):
+        raise CommandError("ERR Invalid number of arguments specified for command")
+    keys = spec.keys_of(call)
+    if not keys:
+        raise CommandError("ERR The command has no key arguments")
+    return keys
+
+
+@command("help", 2, "loading", **_CMD)
+def command_help(c: Any, args: List[bytes]) -> Any:
+    """Subcommands of COMMAND."""
+    return [Status(b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            Status(b"(no subcommand), COUNT, INFO, DOCS, LIST, GETKEYS, HELP")]
+
+
+# -- scripting stubs: tools send FLUSH to reset a server ---------------------------------
+
+container("function", -2, "", group="scripting", summary="Manage functions.", since="7.0.0")
+container("script", -2, "", group="scripting", summary="Manage scripts.", since="2.6.0")
+
+
+def _flush_ok(c: Any, args: List[bytes]) -> Any:
+    if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
+        raise CommandError(SYNTAX)
+    return OK
+
+
+command("flush", -2, "write noscript", group="scripting", parent="function",
+        summary="Delete all functions (there are none).")(_flush_ok)
+command("flush", -2, "noscript", group="scripting", parent="script",
+        summary="Remove all scripts from the cache (there are none).")(_flush_ok)

@@ -1,0 +1,365 @@
+"""String and counter commands: GET, SET and friends, INCR family, ranges."""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from ...protocol import OK
+from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wrong_arity
+from ..keyspace import now_ms
+from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
+from .table import command
+
+STRING = bytes
+_STR = dict(group="string")
+
+
+def _string_or_none(db: Any, key: bytes, counted: bool = True) -> Optional[bytes]:
+    value = db.get(key) if counted else db.peek(key)
+    if value is not None and value.__class__ is not bytes:
+        raise CommandError(WRONGTYPE)
+    return value
+
+
+def check_size(c: Any, size: int) -> None:
+    if size > c.server.config["proto-max-bulk-len"]:
+        raise CommandError("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+
+
+# -- expiry options shared by SET, GETEX, SETEX -----------------------------------
+
+def expire_deadline(c: Any, arg: bytes, unit_ms: int, absolute: bool, cmd: str) -> int:
+    """Absolute deadline in ms for EX/PX/EXAT/PXAT ``arg``; Redis's error texts."""
+    amount = to_int(arg)
+    if amount <= 0 or (unit_ms == 1000 and amount > INT64_MAX // 1000):
+        raise CommandError(f"ERR invalid expire time in '{cmd}' command")
+    when = amount * unit_ms
+    if not absolute:
+        when += now_ms()
+    if when > INT64_MAX:
+        raise CommandError(f"ERR invalid expire time in '{cmd}' command")
+    return when
+
+
+_EXPIRE_UNITS = {b"EX": (1000, False), b"PX": (1, False), b"EXAT": (1000, True),
+                 b"PXAT": (1, True)}
+
+
+def parse_set_options(args: List[bytes], start: int, getex: bool
+                      ) -> Tuple[set, Optional[Tuple[bytes, bytes]]]:
+    """Flags and (unit, amount) of SET/GETEX options, as parseExtendedStringArguments."""
+    flags: set = set()
+    expire: Optional[Tuple[bytes, bytes]] = None
+    i = start
+    n = len(args)
+    while i < n:
+        opt = args[i].upper()
+        has_next = i + 1 < n
+        timed = expire is not None
+        if opt == b"NX" and not getex and "XX" not in flags:
+            flags.add("NX")
+        elif opt == b"XX" and not getex and "NX" not in flags:
+            flags.add("XX")
+        elif opt == b"GET" and not getex:
+            flags.add("GET")
+        elif opt == b"KEEPTTL" and not getex and not timed:
+            flags.add("KEEPTTL")
+        elif opt == b"PERSIST" and getex and not timed:
+            flags.add("PERSIST")
+        elif opt in _EXPIRE_UNITS and has_next and "KEEPTTL" not in flags \
+                and "PERSIST" not in flags and (expire is None or expire[0] == opt):
+            expire = (opt, args[i + 1])
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    return flags, expire
+
+
+# -- GET / SET ----------------------------------------------------------------------
+
+@command("get", 2, "readonly fast", (1, 1, 1), **_STR)
+def get(c: Any, args: List[bytes]) -> Any:
+    """Get the value of a key."""
+    value = c.db.get(args[1])
+    if value is not None and value.__class__ is not bytes:
+        raise CommandError(WRONGTYPE)
+    return value
+
+
+@command("set", -3, "write denyoom", (1, 1, 1), **_STR)
+def set_(c: Any, args: List[bytes]) -> Any:
+    """Set the string value of a key, with expiry and conditions."""
+    if len(args) == 3:
+        c.db.set(args[1], args[2])
+        return OK
+    return _set_generic(c, args, "set")
+
+
+def _set_generic(c: Any, args: List[bytes], cmd: str) -> Any:
+    db = c.db
+    key, value = args[1], args[2]
+    flags, expire = parse_set_options(args, 3, getex=False)
+    when = None
+    if expire is not None:
+        unit_ms, absolute = _EXPIRE_UNITS[expire[0]]
+        when = expire_deadline(c, expire[1], unit_ms, absolute, cmd)
+    old = None
+    if "GET" in flags:
+        old = _string_or_none(db, key)
+    found = db.peek(key) is not None
+    if ("NX" in flags and found) or ("XX" in flags and not found):
+        return old
+    db.set(key, value, keep_ttl="KEEPTTL" in flags)
+    if when is not None:
+        db.expires[key] = when
+        c.rewrite = [[b"SET", key, value, b"PXAT", b"%d" % when]]
+    elif "KEEPTTL" in flags:
+        c.rewrite = [[b"SET", key, value, b"KEEPTTL"]]
+    else:
+        c.rewrite = [[b"SET", key, value]]
+    return old if "GET" in flags else OK
+
+
+@command("setnx", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def setnx(c: Any, args: List[bytes]) -> Any:
+    """Set a key only if it does not exist."""
+    db = c.db
+    if db.peek(args[1]) is not None:
+        return 0
+    db.set(args[1], args[2])
+    return 1
+
+
+def _set_with_ttl(c: Any, args: List[bytes], unit_ms: int, cmd: str) -> Any:
+    when = expire_deadline(c, args[2], unit_ms, False, cmd)
+    key, value = args[1], args[3]
+    c.db.set(key, value)
+    c.db.expires[key] = when
+    c.rewrite = [[b"SET", key, value, b"PXAT", b"%d" % when]]
+    return OK
+
+
+@command("setex", 4, "write denyoom", (1, 1, 1), **_STR)
+def setex(c: Any, args: List[bytes]) -> Any:
+    """Set a key with a TTL in seconds."""
+    return _set_with_ttl(c, args, 1000, "setex")
+
+
+@command("psetex", 4, "write denyoom", (1, 1, 1), **_STR)
+def psetex(c: Any, args: List[bytes]) -> Any:
+    """Set a key with a TTL in milliseconds."""
+    return _set_with_ttl(c, args, 1, "psetex")
+
+
+@command("getset", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def getset(c: Any, args: List[bytes]) -> Any:
+    """Set a key and return its old value."""
+    old = _string_or_none(c.db, args[1])
+    c.db.set(args[1], args[2])
+    return old
+
+
+@command("getdel", 2, "write fast", (1, 1, 1), **_STR)
+def getdel(c: Any, args: List[bytes]) -> Any:
+    """Get a key's value and delete it."""
+    old = _string_or_none(c.db, args[1])
+    if old is not None:
+        c.db.delete(args[1])
+        c.rewrite = [[b"DEL", args[1]]]
+    return old
+
+
+@command("getex", -2, "write fast", (1, 1, 1), **_STR)
+def getex(c: Any, args: List[bytes]) -> Any:
+    """Get a key's value and change its TTL."""
+    db = c.db
+    key = args[1]
+    flags, expire = parse_set_options(args, 2, getex=True)
+    when = None
+    if expire is not None:
+        unit_ms, absolute = _EXPIRE_UNITS[expire[0]]
+        when = expire_deadline(c, expire[1], unit_ms, absolute, "getex")
+    value = _string_or_none(db, key)
+    if value is None:
+        return None
+    if when is not None:
+        if when <= now_ms():
+            db.delete(key)
+            c.rewrite = [[b"DEL", key]]
+        else:
+            db.set_expire(key, when)
+            c.rewrite = [[b"PEXPIREAT", key, b"%d" % when]]
+    elif "PERSIST" in flags:
+        if db.persist(key):
+            c.rewrite = [[b"PERSIST", key]]
+    return value
+
+
+@command("mget", -2, "readonly fast", (1, -1, 1), **_STR)
+def mget(c: Any, args: List[bytes]) -> Any:
+    """Get the values of several keys (nil for missing or non-string keys)."""
+    get_value = c.db.get
+    out = []
+    for key in args[1:]:
+        value = get_value(key)
+        out.append(value if value.__class__ is bytes else None)
+    return out
+
+
+@command("mset", -3, "write denyoom", (1, -1, 2), **_STR)
+def mset(c: Any, args: List[bytes]) -> Any:
+    """Set several keys."""
+    if len(args) % 2 == 0:
+        raise wrong_arity("mset")
+    db = c.db
+    for i in range(1, len(args), 2):
+        db.set(args[i], args[i + 1])
+    return OK
+
+
+@command("msetnx", -3, "write denyoom", (1, -1, 2), **_STR)
+def msetnx(c: Any, args: List[bytes]) -> Any:
+    """Set several keys only if none of them exists."""
+    if len(args) % 2 == 0:
+        raise wrong_arity("msetnx")
+    db = c.db
+    for i in range(1, len(args), 2):
+        if db.peek(args[i]) is not None:
+            return 0
+    for i in range(1, len(args), 2):
+        db.set(args[i], args[i + 1])
+    return 1
+
+
+@command("append", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def append(c: Any, args: List[bytes]) -> Any:
+    """Append to a string value."""
+    db = c.db
+    old = _string_or_none(db, args[1], counted=False)
+    new = args[2] if old is None else old + args[2]
+    check_size(c, len(new))
+    db.set(args[1], new, keep_ttl=True)
+    return len(new)
+
+
+@command("strlen", 2, "readonly fast", (1, 1, 1), **_STR)
+def strlen(c: Any, args: List[bytes]) -> Any:
+    """Length of a string value."""
+    value = _string_or_none(c.db, args[1])
+    return 0 if value is None else len(value)
+
+
+@command("getrange", 4, "readonly", (1, 1, 1), complexity="O(N)", **_STR)
+def getrange(c: Any, args: List[bytes]) -> Any:
+    """A substring of a string value, by inclusive byte offsets."""
+    start, end = to_int(args[2]), to_int(args[3])
+    value = _string_or_none(c.db, args[1])
+    if value is None:
+        return b""
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start += size
+    if end < 0:
+        end += size
+    start = max(start, 0)
+    end = max(end, 0)
+    if end >= size:
+        end = size - 1
+    if start > end or size == 0:
+        return b""
+    return value[start:end + 1]
+
+
+command("substr", 4, "readonly", (1, 1, 1), **_STR)(getrange)
+
+
+@command("setrange", 4, "write denyoom", (1, 1, 1), **_STR)
+def setrange(c: Any, args: List[bytes]) -> Any:
+    """Overwrite part of a string at an offset, padding with zero bytes."""
+    db = c.db
+    key, patch = args[1], args[3]
+    offset = to_int(args[2])
+    if offset < 0:
+        raise CommandError("ERR offset is out of range")
+    old = _string_or_none(db, key, counted=False)
+    if old is None:
+        if not patch:
+            return 0
+        old = b""
+    elif not patch:
+        return len(old)
+    check_size(c, offset + len(patch))
+    if len(old) < offset:
+        old += b"\x00" * (offset - len(old))
+    new = old[:offset] + patch + old[offset + len(patch):]
+    db.set(key, new, keep_ttl=True)
+    return len(new)
+
+
+# -- counters -----------------------------------------------------------------------
+
+def incr_by(c: Any, key: bytes, delta: int) -> int:
+    db = c.db
+    value = db.peek(key)
+    if value is None:
+        result = delta
+    else:
+        if value.__class__ is not bytes:
+            raise CommandError(WRONGTYPE)
+        try:
+            current = int(value)
+        except ValueError:
+            raise CommandError(NOT_INTEGER) from None
+        if b"%d" % current != value or not INT64_MIN <= current <= INT64_MAX:
+            raise CommandError(NOT_INTEGER)
+        result = current + delta
+        if not INT64_MIN <= result <= INT64_MAX:
+            raise CommandError(OVERFLOW)
+    db.set(key, b"%d" % result, keep_ttl=True)
+    return result
+
+
+@command("incr", 2, "write denyoom fast", (1, 1, 1), **_STR)
+def incr(c: Any, args: List[bytes]) -> Any:
+    """Add one to an integer value."""
+    return incr_by(c, args[1], 1)
+
+
+@command("decr", 2, "write denyoom fast", (1, 1, 1), **_STR)
+def decr(c: Any, args: List[bytes]) -> Any:
+    """Subtract one from an integer value."""
+    return incr_by(c, args[1], -1)
+
+
+@command("incrby", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def incrby(c: Any, args: List[bytes]) -> Any:
+    """Add an integer to an integer value."""
+    return incr_by(c, args[1], to_int(args[2]))
+
+
+@command("decrby", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def decrby(c: Any, args: List[bytes]) -> Any:
+    """Subtract an integer from an integer value."""
+    delta = to_int(args[2])
+    if delta == INT64_MIN:
+        raise CommandError("ERR decrement would overflow")
+    return incr_by(c, args[1], -delta)
+
+
+@command("incrbyfloat", 3, "write denyoom fast", (1, 1, 1), **_STR)
+def incrbyfloat(c: Any, args: List[bytes]) -> Any:
+    """Add a float to a numeric value; logged as a SET of the result."""
+    db = c.db
+    key = args[1]
+    value = _string_or_none(db, key, counted=False)
+    current = to_decimal(value) if value is not None else to_decimal(b"0")
+    increment = to_decimal(args[2])
+    result = current + increment
+    if not result.is_finite():
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    text = format_decimal(result)
+    db.set(key, text, keep_ttl=True)
+    c.rewrite = [[b"SET", key, text, b"KEEPTTL"]]
+    return text

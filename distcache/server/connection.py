@@ -1,0 +1,361 @@
+"""One client connection: bytes in, commands dispatched, replies out.
+
+Data flows one way: ``data_received`` feeds the request parser, every whole
+command goes through :meth:`Client.execute` (table lookup, arity, auth and
+mode checks, then the handler), and the replies of one read are written with
+a single ``transport.write``. While the socket cannot take more output the
+client stops reading, so a client that writes faster than it reads never
+loses a reply and never grows the server's memory without bound.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set
+
+from ..protocol import ProtocolError, make_request_parser
+from ..protocol.resp import encode_reply, error_text
+from . import errors
+from .errors import CommandError
+
+if TYPE_CHECKING:
+    from .app import CacheServer
+
+log = logging.getLogger("distcache.server")
+
+
+class _Blocked:
+    """Returned by a handler that parks the client (BLPOP with no data)."""
+
+    __slots__ = ()
+
+
+BLOCKED = _Blocked()
+
+#: Commands a client may send while subscribed in RESP2.
+_PUBSUB_ALLOWED = frozenset(["subscribe", "unsubscribe", "psubscribe", "punsubscribe",
+                             "ping", "quit", "reset", "ssubscribe", "sunsubscribe"])
+#: Commands that run immediately inside MULTI instead of being queued.
+_MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
+
+
+class Client(asyncio.Protocol):
+    """Connection state plus the dispatcher for its commands."""
+
+    def __init__(self, server: "CacheServer") -> None:
+        self.server = server
+        self.keyspace = server.keyspace
+        self.table = server.command_table
+        self.id = server.next_client_id()
+        self.transport: Optional[asyncio.Transport] = None
+        self.parser = make_request_parser(server.config, server.parser_kind)
+        self.addr = ""
+        self.laddr = ""
+        self.name = b""
+        self.lib_name = b""
+        self.lib_ver = b""
+        self.db = self.keyspace.dbs[0]
+        self.resp3 = False
+        self.authenticated = not server.config["requirepass"]
+        self.created = time.time()
+        self.last_active = time.monotonic()
+        self.last_command = b"NULL"
+        self.closing = False
+        self.closed = False
+        #: Write propagation override: what the log should record for the current command.
+        self.rewrite: Optional[List[List[bytes]]] = None
+        # MULTI state (transactions module)
+        self.in_multi = False
+        self.multi_queue: List[List[bytes]] = []
+        self.multi_error = False
+        self.watching: Set[Any] = set()
+        self.watch_dirty = False
+        # Pub/sub state (pubsub module)
+        self.channels: Set[bytes] = set()
+        self.patterns: Set[bytes] = set()
+        # Blocking state
+        self.blocked = False
+        self.block_state: Any = None
+        self.pending: Deque[List[bytes]] = deque()
+        self.reading_paused = False
+        self.write_paused = False
+        #: True when any per-command gate applies (auth, MULTI, pub/sub, blocked).
+        self.restricted = not self.authenticated
+        self.out: List[bytes] = []
+
+    # -- asyncio.Protocol -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("sockname")
+        self.addr = _format_addr(peer)
+        self.laddr = _format_addr(sock)
+        server = self.server
+        refusal = server.admission_error(self, peer)
+        if refusal:
+            transport.write(b"-%s\r\n" % refusal.encode())
+            transport.close()
+            self.closed = True
+            server.stats["rejected_connections"] += 1
+            return
+        server.clients[self.id] = self
+        server.stats["total_connections_received"] += 1
+        self.parser.authenticated = self.authenticated
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.closed = True
+        self.server.client_gone(self)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.transport is not None and self.reading_paused and not self.blocked:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_active = time.monotonic()
+        parser = self.parser
+        parser.feed(data)
+        try:
+            commands = parser.get_commands()
+        except ProtocolError as exc:
+            self.protocol_error(str(exc))
+            return
+        if parser.buffered() > self.server.query_buffer_limit:
+            log.warning("closing client %s: query buffer over client-query-buffer-limit",
+                        self.addr)
+            self.server.stats["client_query_buffer_limit_disconnections"] += 1
+            self.close_now()
+            return
+        if not commands:
+            return
+        self.server.stats["total_commands_processed"] += len(commands)
+        if self.blocked or self.pending:
+            self.pending.extend(commands)
+            self._pause_reading()
+            return
+        out = self.out
+        execute = self.execute
+        for i, args in enumerate(commands):
+            execute(args, out)
+            if self.blocked or self.closing:
+                self.pending.extend(commands[i + 1:])
+                if self.pending:
+                    self._pause_reading()
+                break
+        self.flush()
+
+    # -- output -----------------------------------------------------------------
+
+    def flush(self) -> None:
+        out = self.out
+        if out:
+            data = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            if self.server.before_reply:
+                self.server.run_before_reply()
+            if not self.closed:
+                self.transport.write(data)  # type: ignore[union-attr]
+        if self.closing and not self.closed:
+            self.close_now()
+
+    def send(self, reply: Any) -> None:
+        """Write one reply now (pub/sub messages, unblocked clients)."""
+        if self.closed:
+            return
+        encode_reply(reply, self.out, self.resp3)
+        self.flush()
+
+    def close_now(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def protocol_error(self, text: str) -> None:
+        self.out.append(b"-ERR %s\r\n" % text.encode())
+        log.debug("protocol error from %s: %s", self.addr, text)
+        self.closing = True
+        self.flush()
+
+    def _pause_reading(self) -> None:
+        if self.transport is not None and not self.reading_paused:
+            self.transport.pause_reading()
+            self.reading_paused = True
+
+    # -- dispatch ---------------------------------------------------------------
+
+    def execute(self, args: List[bytes], out: List[bytes]) -> None:
+        """Run one command and append its reply to ``out``."""
+        spec = self.table.get(args[0])
+        if spec is None:
+            name = args[0]
+            if name.__class__ is not bytes:
+                self.protocol_error("Protocol error: expected '$', got something else")
+                return
+            spec = self.table.get(name.lower())
+            if spec is None:
+                if self.in_multi:
+                    self.multi_error = True
+                out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
+                return
+        try:
+            arity = spec.arity
+            if (len(args) != arity) if arity > 0 else (len(args) < -arity):
+                raise errors.wrong_arity(spec.fullname)
+            if spec.subcommands and len(args) > 1:
+                spec = self._subcommand(spec, args)
+            if self.restricted or self.server.gated:
+                reply = self._gate(spec, args)
+                if reply is not None:
+                    if reply is not BLOCKED:
+                        encode_reply(reply, out, self.resp3)
+                    return
+            self.last_command = args[0]
+            if spec.write:
+                keyspace = self.keyspace
+                dirty = keyspace.dirty
+                reply = spec.handler(self, args)
+                if keyspace.dirty != dirty and keyspace.propagators:
+                    keyspace.propagate(self.db.id, self.rewrite or [args])
+                self.rewrite = None
+            else:
+                reply = spec.handler(self, args)
+            spec.calls += 1
+        except CommandError as exc:
+            self.rewrite = None
+            spec.failed += 1
+            if self.in_multi and spec.name not in _MULTI_IMMEDIATE:
+                self.multi_error = True
+            out.append(b"-%s\r\n" % error_text(exc))
+            return
+        except Exception:  # a bug must not take the server down
+            log.exception("error running %r", args[:3])
+            out.append(b"-ERR internal error running '%s'\r\n" % spec.fullname.encode())
+            return
+        if reply.__class__ is bytes:
+            if len(reply) < 16384:
+                out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
+            else:
+                out += (b"$%d\r\n" % len(reply), reply, b"\r\n")
+        elif reply is not BLOCKED:
+            encode_reply(reply, out, self.resp3)
+
+    def _subcommand(self, spec: Any, args: List[bytes]) -> Any:
+        sub = spec.subcommands.get(args[1]) or spec.subcommands.get(args[1].lower())
+        if sub is None:
+            raise errors.unknown_subcommand(args)
+        arity = sub.arity
+        if (len(args) != arity) if arity > 0 else (len(args) < -arity):
+            raise errors.wrong_arity(sub.fullname)
+        return sub
+
+    def _gate(self, spec: Any, args: List[bytes]) -> Any:
+        """Checks that only apply in some states; returns a reply to stop the command."""
+        if not self.authenticated and not spec.no_auth:
+            raise CommandError(errors.NOAUTH)
+        server = self.server
+        if server.loading and not spec.loading_ok:
+            raise CommandError(errors.LOADING)
+        name = (spec.parent or spec).name
+        if self.in_multi and name not in _MULTI_IMMEDIATE:
+            if spec.no_multi:
+                raise CommandError(f"ERR Command not allowed inside a transaction")
+            self.multi_queue.append(args)
+            return _QUEUED
+        if (self.channels or self.patterns) and not self.resp3 and name not in _PUBSUB_ALLOWED:
+            raise CommandError(
+                f"ERR Can't execute '{spec.fullname}': only (P|S)SUBSCRIBE / "
+                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
+        if spec.denyoom and server.oom_check is not None:
+            server.oom_check(self)
+        return None
+
+    def update_restricted(self) -> None:
+        self.restricted = (not self.authenticated or self.in_multi
+                           or bool(self.channels or self.patterns))
+        self.parser.authenticated = self.authenticated
+
+    # -- blocking (used by blocking list/zset commands) -------------------------
+
+    def block(self, timeout: float, on_timeout: Callable[[], Any], state: Any = None) -> Any:
+        """Park this client until :meth:`unblock` or the timeout (0: forever)."""
+        self.blocked = True
+        self.block_state = state
+        self._pause_reading()
+        if timeout > 0:
+            loop = asyncio.get_event_loop()
+            handle = loop.call_later(timeout, self._block_timeout, on_timeout)
+            self.block_state = (state, handle)
+        else:
+            self.block_state = (state, None)
+        self.server.blocked_clients += 1
+        return BLOCKED
+
+    def _block_timeout(self, on_timeout: Callable[[], Any]) -> None:
+        if self.blocked:
+            self.unblock(on_timeout())
+
+    def unblock(self, reply: Any) -> None:
+        """Deliver the reply a parked client waited for and resume its commands."""
+        if not self.blocked:
+            return
+        state = self.block_state
+        if state and state[1] is not None:
+            state[1].cancel()
+        self.blocked = False
+        self.block_state = None
+        self.server.blocked_clients -= 1
+        encode_reply(reply, self.out, self.resp3)
+        while self.pending and not self.blocked and not self.closing:
+            self.execute(self.pending.popleft(), self.out)
+        self.flush()
+        if not self.blocked and not self.pending and self.reading_paused \
+                and not self.write_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- introspection ------------------------------------------------------------
+
+    def info_line(self) -> str:
+        """One CLIENT LIST line, with Redis's fields."""
+        now = time.time()
+        flags = "N"
+        if self.in_multi:
+            flags = "x"
+        elif self.blocked:
+            flags = "b"
+        elif self.channels or self.patterns:
+            flags = "P"
+        cmd = self.last_command.decode("utf-8", "replace").lower()
+        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
+                f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
+                f"idle={int(time.monotonic() - self.last_active)} flags={flags} "
+                f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub=0 "
+                f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
+                f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+                f"events=r cmd={cmd} user=default redir=-1 resp={3 if self.resp3 else 2} "
+                f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
+                f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
+
+
+def _format_addr(addr: Any) -> str:
+    if not addr:
+        return ""
+    if isinstance(addr, tuple):
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(addr)
+
+
+from ..protocol.resp import QUEUED as _QUEUED  # noqa: E402

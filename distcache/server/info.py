@@ -1,0 +1,176 @@
+"""INFO: the server's sections, with Redis's field names.
+
+Each section is a function returning ordered ``(field, value)`` pairs. Other
+parts of the server (persistence, eviction) add or override fields through
+``server.info_providers[section]``, so this module needs no knowledge of
+them.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
+
+from .. import __version__
+
+if TYPE_CHECKING:
+    from .app import CacheServer
+
+Fields = List[Tuple[str, Any]]
+REDIS_VERSION = "7.0.15"
+RUN_ID = os.urandom(20).hex()
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process, or 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError, IndexError):
+        pass
+    try:  # pragma: no cover - non-Linux
+        import resource
+        usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return usage if sys.platform == "darwin" else usage * 1024
+    except Exception:  # pragma: no cover
+        return 0
+
+
+def human(size: int) -> str:
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.2f}{unit}"
+    return f"{size}B"
+
+
+def _server(s: "CacheServer") -> Fields:
+    uptime = int(time.time() - s.start_time)
+    return [("redis_version", REDIS_VERSION), ("distcache_version", __version__),
+            ("redis_git_sha1", "00000000"), ("redis_git_dirty", 0),
+            ("redis_build_id", "distcache"), ("redis_mode", "standalone"),
+            ("os", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("arch_bits", 64), ("monotonic_clock", "POSIX clock_gettime"),
+            ("multiplexing_api", s.loop_kind), ("python_version", platform.python_version()),
+            ("process_id", os.getpid()), ("process_supervised", "no"), ("run_id", RUN_ID),
+            ("tcp_port", s.port), ("server_time_usec", int(time.time() * 1e6)),
+            ("uptime_in_seconds", uptime), ("uptime_in_days", uptime // 86400),
+            ("hz", s.hz), ("configured_hz", s.hz), ("executable", sys.executable),
+            ("config_file", s.config.source_file or ""), ("io_threads_active", 0)]
+
+
+def _clients(s: "CacheServer") -> Fields:
+    pubsub = sum(1 for c in s.clients.values() if c.channels or c.patterns)
+    return [("connected_clients", len(s.clients)), ("cluster_connections", 0),
+            ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", 0),
+            ("client_recent_max_output_buffer", 0), ("blocked_clients", s.blocked_clients),
+            ("tracking_clients", 0), ("pubsub_clients", pubsub),
+            ("clients_in_timeout_table", s.blocked_clients)]
+
+
+def _memory(s: "CacheServer") -> Fields:
+    rss = rss_bytes()
+    used = s.used_memory()
+    s.peak_memory = max(getattr(s, "peak_memory", 0), used)
+    maxmemory = s.config["maxmemory"]
+    return [("used_memory", used), ("used_memory_human", human(used)),
+            ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
+            ("used_memory_peak", s.peak_memory), ("used_memory_peak_human", human(s.peak_memory)),
+            ("used_memory_dataset", used), ("maxmemory", maxmemory),
+            ("maxmemory_human", human(maxmemory)),
+            ("maxmemory_policy", s.config["maxmemory-policy"]),
+            ("mem_fragmentation_ratio", round(rss / used, 2) if used else 0),
+            ("mem_allocator", "pymalloc")]
+
+
+def _persistence(s: "CacheServer") -> Fields:
+    return [("loading", int(s.loading)), ("async_loading", 0),
+            ("rdb_changes_since_last_save", s.keyspace.dirty),
+            ("rdb_bgsave_in_progress", 0), ("rdb_last_save_time", int(s.start_time)),
+            ("rdb_last_bgsave_status", "ok"), ("aof_enabled", 0),
+            ("aof_rewrite_in_progress", 0), ("aof_rewrite_scheduled", 0),
+            ("aof_last_bgrewrite_status", "ok"), ("aof_last_write_status", "ok")]
+
+
+def _stats(s: "CacheServer") -> Fields:
+    st = s.stats
+    ks = s.keyspace
+    return [("total_connections_received", st["total_connections_received"]),
+            ("total_commands_processed", st["total_commands_processed"]),
+            ("instantaneous_ops_per_sec", s.ops_per_sec()),
+            ("rejected_connections", st["rejected_connections"]),
+            ("expired_keys", ks.expired_keys), ("evicted_keys", ks.evicted_keys),
+            ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
+            ("pubsub_channels", s.pubsub_counts()[0]), ("pubsub_patterns", s.pubsub_counts()[1]),
+            ("client_query_buffer_limit_disconnections",
+             st["client_query_buffer_limit_disconnections"]),
+            ("client_output_buffer_limit_disconnections",
+             st["client_output_buffer_limit_disconnections"])]
+
+
+def _replication(s: "CacheServer") -> Fields:
+    return [("role", "master"), ("connected_slaves", 0), ("master_failover_state", "no-failover"),
+            ("master_replid", RUN_ID), ("master_repl_offset", 0)]
+
+
+def _cpu(s: "CacheServer") -> Fields:
+    t = os.times()
+    return [("used_cpu_sys", round(t.system, 6)), ("used_cpu_user", round(t.user, 6)),
+            ("used_cpu_sys_children", round(t.children_system, 6)),
+            ("used_cpu_user_children", round(t.children_user, 6))]
+
+
+def _commandstats(s: "CacheServer") -> Fields:
+    from .commands.table import COMMANDS
+    out: Fields = []
+    for name, spec in sorted(COMMANDS.items()):
+        specs = [spec] + sorted({x.name: x for x in spec.subcommands.values()}.values(),
+                                key=lambda x: x.name)
+        for x in specs:
+            if x.calls or x.failed:
+                label = x.fullname.replace("|", "|")
+                out.append((f"cmdstat_{label}", f"calls={x.calls},usec=0,usec_per_call=0.00,"
+                                                f"rejected_calls=0,failed_calls={x.failed}"))
+    return out
+
+
+def _keyspace(s: "CacheServer") -> Fields:
+    out: Fields = []
+    for db in s.keyspace.dbs:
+        if db.data:
+            out.append((f"db{db.id}", f"keys={len(db.data)},expires={len(db.expires)},avg_ttl=0"))
+    return out
+
+
+SECTIONS: Dict[str, Callable[["CacheServer"], Fields]] = {
+    "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
+    "stats": _stats, "replication": _replication, "cpu": _cpu,
+    "commandstats": _commandstats, "keyspace": _keyspace,
+}
+DEFAULT = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+           "keyspace"]
+
+
+def render(server: "CacheServer", wanted: List[str]) -> str:
+    names: List[str] = []
+    for name in wanted or ["default"]:
+        name = name.lower()
+        if name in ("all", "everything"):
+            names += list(SECTIONS)
+        elif name == "default":
+            names += DEFAULT
+        elif name in SECTIONS:
+            names.append(name)
+    seen = set()
+    parts = []
+    for name in names:
+        if name in seen:
+            continue
+        seen.add(name)
+        fields = dict(SECTIONS[name](server))
+        for provider in server.info_providers.get(name, []):
+            fields.update(provider())
+        body = "".join(f"{k}:{v}\r\n" for k, v in fields.items())
+        parts.append(f"# {name.capitalize() if name != 'cpu' else 'CPU'}\r\n{body}")
+    return "\r\n".join(parts)

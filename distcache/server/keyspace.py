@@ -1,0 +1,208 @@
+"""The keyspace: numbered databases of keys, with TTLs and expiry.
+
+A value's Python type is its Redis type: ``bytes`` is a string, and the
+container types register themselves in :data:`TYPE_NAMES`. The keyspace
+knows nothing of the network or of persistence: every change is announced
+through :meth:`Keyspace.key_modified` and every write command's effect
+through :meth:`Keyspace.propagate`, which WATCH, the append-only log and
+snapshots subscribe to.
+"""
+from __future__ import annotations
+
+import random
+import time
+from itertools import islice
+from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+
+from .errors import CommandError, WRONGTYPE
+
+#: Python type of a stored value -> Redis type name (TYPE, SCAN TYPE).
+TYPE_NAMES: Dict[type, str] = {bytes: "string"}
+
+Propagator = Callable[[int, List[List[bytes]]], None]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Database:
+    """One numbered database: ``data`` maps keys to values, ``expires`` to ms deadlines."""
+
+    __slots__ = ("id", "data", "expires", "keyspace", "watched", "blocking")
+
+    def __init__(self, db_id: int, keyspace: "Keyspace") -> None:
+        self.id = db_id
+        self.data: Dict[bytes, Any] = {}
+        self.expires: Dict[bytes, int] = {}
+        self.keyspace = keyspace
+        #: key -> clients WATCHing it; filled by the transactions module.
+        self.watched: Dict[bytes, Set[Any]] = {}
+        #: key -> clients blocked on it (BLPOP and friends).
+        self.blocking: Dict[bytes, List[Any]] = {}
+
+    # -- lookups --------------------------------------------------------------
+
+    def get(self, key: bytes) -> Any:
+        """The live value of ``key`` or None, expiring it first if due. Counts hits."""
+        value = self.data.get(key)
+        if value is None:
+            self.keyspace.misses += 1
+            return None
+        if self.expires and key in self.expires and self.expires[key] <= now_ms():
+            self.expire_now(key)
+            self.keyspace.misses += 1
+            return None
+        self.keyspace.hits += 1
+        return value
+
+    def peek(self, key: bytes) -> Any:
+        """Like :meth:`get` but without touching the hit/miss statistics."""
+        value = self.data.get(key)
+        if value is not None and self.expires and key in self.expires \
+                and self.expires[key] <= now_ms():
+            self.expire_now(key)
+            return None
+        return value
+
+    def get_typed(self, key: bytes, kind: type) -> Any:
+        """The value of ``key`` if it has type ``kind``; None if missing; WRONGTYPE otherwise."""
+        value = self.get(key)
+        if value is not None and value.__class__ is not kind:
+            raise CommandError(WRONGTYPE)
+        return value
+
+    def peek_typed(self, key: bytes, kind: type) -> Any:
+        value = self.peek(key)
+        if value is not None and value.__class__ is not kind:
+            raise CommandError(WRONGTYPE)
+        return value
+
+    def exists(self, key: bytes) -> bool:
+        return self.peek(key) is not None
+
+    # -- changes --------------------------------------------------------------
+
+    def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+        """Store ``value``; clears any TTL unless ``keep_ttl``."""
+        self.data[key] = value
+        if self.expires and not keep_ttl:
+            self.expires.pop(key, None)
+        self.modified(key)
+
+    def delete(self, key: bytes) -> bool:
+        """Remove ``key`` (ignoring whether it expired); True if it was there."""
+        if self.peek(key) is None:
+            return False
+        del self.data[key]
+        if self.expires:
+            self.expires.pop(key, None)
+        self.modified(key)
+        return True
+
+    def modified(self, key: bytes) -> None:
+        """Announce that ``key`` changed. Every write ends here."""
+        ks = self.keyspace
+        ks.dirty += 1
+        if self.watched:
+            ks.key_modified(self, key)
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        self.modified(key)
+
+    def persist(self, key: bytes) -> bool:
+        if self.expires.pop(key, None) is None:
+            return False
+        self.modified(key)
+        return True
+
+    def ttl_ms(self, key: bytes) -> int:
+        """Milliseconds to live: -2 for no key, -1 for no TTL."""
+        if self.peek(key) is None:
+            return -2
+        when = self.expires.get(key)
+        if when is None:
+            return -1
+        return max(0, when - now_ms())
+
+    def expire_now(self, key: bytes) -> None:
+        """Remove a key whose TTL passed, and log it as a DEL."""
+        self.data.pop(key, None)
+        self.expires.pop(key, None)
+        ks = self.keyspace
+        ks.expired_keys += 1
+        self.modified(key)
+        ks.propagate(self.id, [[b"DEL", key]])
+
+    def remove_if_empty(self, key: bytes, value: Any) -> None:
+        """Containers that become empty are deleted, as in Redis."""
+        if not value:
+            del self.data[key]
+            if self.expires:
+                self.expires.pop(key, None)
+
+    def flush(self) -> None:
+        for key in list(self.watched):
+            self.keyspace.key_modified(self, key)
+        self.data = {}
+        self.expires = {}
+        self.keyspace.dirty += 1
+
+    def random_key(self) -> Optional[bytes]:
+        """A random live key, or None; bounded tries when most keys are expired."""
+        for _ in range(100):
+            if not self.data:
+                return None
+            key = _random_dict_key(self.data)
+            if self.peek(key) is not None:
+                return key
+        return key if self.data else None
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def keys(self) -> Iterator[bytes]:
+        return iter(list(self.data))
+
+
+def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
+    # Dicts have no random access; skipping through the keys in C is O(n)
+    # but fast (a few ms per million keys), and RANDOMKEY is rare.
+    return next(islice(iter(d), random.randrange(len(d)), None))
+
+
+class Keyspace:
+    """All databases, the write counter, and the hooks writes flow through."""
+
+    def __init__(self, databases: int = 16) -> None:
+        self.dbs = [Database(i, self) for i in range(databases)]
+        self.dirty = 0  # changes since the last snapshot
+        self.hits = 0
+        self.misses = 0
+        self.expired_keys = 0
+        self.evicted_keys = 0
+        #: Called with (db id, commands) for every write; the AOF hangs here.
+        self.propagators: List[Propagator] = []
+        #: Called with (db, key) when a watched key changes.
+        self.watch_listeners: List[Callable[[Database, bytes], None]] = []
+
+    def key_modified(self, db: Database, key: bytes) -> None:
+        for listener in self.watch_listeners:
+            listener(db, key)
+
+    def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
+        for propagator in self.propagators:
+            propagator(db_id, commands)
+
+    def total_keys(self) -> int:
+        return sum(len(db.data) for db in self.dbs)
+
+    def flush_all(self) -> None:
+        for db in self.dbs:
+            db.flush()
+
+    def swap(self, a: int, b: int) -> None:
+        da, dbb = self.dbs[a], self.dbs[b]
+        da.data, dbb.data = dbb.data, da.data
+        da.expires, dbb.expires = dbb.expires, da.expires

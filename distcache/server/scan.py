@@ -1,0 +1,103 @@
+"""Cursors for SCAN, HSCAN, SSCAN and ZSCAN.
+
+Python's dicts expose no bucket order to resume from, so a scan of a large
+collection starts by taking a snapshot of its keys (one C-speed copy) and
+the cursor names the snapshot and the position in it. Every element that
+exists for the whole scan is returned exactly once; elements added during
+the scan may or may not be. Snapshots are bounded in number and age; a
+cursor whose snapshot was dropped restarts from a fresh snapshot at the same
+position, which can repeat or skip elements, as a Redis rehash can repeat
+them.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+
+from .errors import CommandError, SYNTAX
+from .glob import compile_glob
+from .commands.args import to_int
+
+POS_BITS = 32
+MAX_SNAPSHOTS = 256
+SNAPSHOT_TTL = 300.0  # seconds a snapshot lives without being used
+
+
+class ScanCursors:
+    def __init__(self) -> None:
+        self._snapshots: "OrderedDict[int, Tuple[List[Any], float]]" = OrderedDict()
+        self._next_id = 1
+
+    def page(self, cursor: int, source: Callable[[], Iterable[Any]], count: int
+             ) -> Tuple[int, List[Any]]:
+        """Up to ``count`` items from ``source`` at ``cursor``; returns (next cursor, items)."""
+        sid, pos = cursor >> POS_BITS, cursor & ((1 << POS_BITS) - 1)
+        entry = self._snapshots.get(sid) if sid else None
+        if entry is None:
+            items = list(source())
+            if cursor == 0 and len(items) <= count:
+                return 0, items
+            sid = self._new_id()
+        else:
+            items = entry[0]
+        chunk = items[pos:pos + count]
+        pos += count
+        if pos >= len(items):
+            self._snapshots.pop(sid, None)
+            return 0, chunk
+        self._snapshots[sid] = (items, time.monotonic())
+        self._snapshots.move_to_end(sid)
+        self._trim()
+        return (sid << POS_BITS) | pos, chunk
+
+    def _new_id(self) -> int:
+        sid = self._next_id
+        self._next_id = self._next_id % ((1 << 31) - 1) + 1
+        return sid
+
+    def _trim(self) -> None:
+        now = time.monotonic()
+        while self._snapshots and (len(self._snapshots) > MAX_SNAPSHOTS or
+                                   now - next(iter(self._snapshots.values()))[1] > SNAPSHOT_TTL):
+            self._snapshots.popitem(last=False)
+
+
+class ScanArgs:
+    """Parsed MATCH / COUNT / TYPE / NOVALUES options of the SCAN family."""
+
+    __slots__ = ("cursor", "match", "count", "type", "novalues")
+
+    def __init__(self, args: List[bytes], start: int, allow_type: bool = False) -> None:
+        self.cursor = parse_cursor(args[start - 1])
+        self.match: Optional[Callable[[bytes], bool]] = None
+        self.count = 10
+        self.type: Optional[str] = None
+        self.novalues = False
+        i = start
+        while i < len(args):
+            opt = args[i].upper()
+            if opt == b"COUNT" and i + 1 < len(args):
+                self.count = to_int(args[i + 1])
+                if self.count < 1:
+                    raise CommandError(SYNTAX)
+                i += 2
+            elif opt == b"MATCH" and i + 1 < len(args):
+                pattern = args[i + 1]
+                self.match = None if pattern == b"*" else compile_glob(pattern)
+                i += 2
+            elif opt == b"TYPE" and allow_type and i + 1 < len(args):
+                self.type = args[i + 1].decode("utf-8", "replace").lower()
+                i += 2
+            else:
+                raise CommandError(SYNTAX)
+
+
+def parse_cursor(arg: bytes) -> int:
+    try:
+        value = int(arg)
+    except ValueError:
+        raise CommandError("ERR invalid cursor") from None
+    if value < 0 or value >= 1 << 64 or not arg.isdigit():
+        raise CommandError("ERR invalid cursor")
+    return value
