@@ -1,0 +1,145 @@
+"""Real server processes for tests: distcache and, when installed, redis-server.
+
+Each server gets a free loopback port and its own temp directory. Readiness
+is polled with a deadline (no fixed sleeps).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_ping(port: int, deadline: float, proc: Optional[subprocess.Popen] = None,
+                  password: Optional[str] = None) -> None:
+    """Poll until the server on ``port`` answers (+PONG or an auth error)."""
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                reply = sock.recv(64)
+                if reply.startswith((b"+PONG", b"-NOAUTH", b"-LOADING")):
+                    if not reply.startswith(b"-LOADING"):
+                        return
+        except OSError as exc:
+            last = exc
+        time.sleep(0.02)
+    raise TimeoutError(f"server on port {port} did not answer in time: {last}")
+
+
+class ServerProcess:
+    """A server in a child process; use as a context manager or call stop()."""
+
+    def __init__(self, argv: List[str], port: int, workdir: Path,
+                 env: Optional[dict] = None, password: Optional[str] = None) -> None:
+        self.argv = argv
+        self.port = port
+        self.workdir = workdir
+        self.env = env
+        self.password = password
+        self.proc: Optional[subprocess.Popen] = None
+        self.log_path = workdir / f"server-{port}.log"
+
+    def start(self, timeout: float = 20.0) -> "ServerProcess":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=log,
+                                     stderr=subprocess.STDOUT, env=self.env)
+        log.close()
+        try:
+            wait_for_ping(self.port, time.monotonic() + timeout, self.proc, self.password)
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"server failed to start; log:\n{self.log()}")
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL, as in a crash."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 10.0) -> Optional[int]:
+        """SIGTERM and wait; SIGKILL if it does not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "ServerProcess":
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
+                     persistence: bool = False, env: Optional[dict] = None) -> ServerProcess:
+    """A ``python -m distcache server`` process (not started yet).
+
+    Persistence is off unless asked for, so tests stay fast; ``flags`` are
+    extra ``--directive value`` arguments.
+    """
+    port = port or free_port()
+    argv = [sys.executable, "-m", "distcache", "server", "--port", str(port),
+            "--dir", str(workdir / "data"), "--loglevel", "notice"]
+    if not persistence:
+        argv += ["--appendonly", "no", "--save", ""]
+    argv += list(flags)
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    for key in list(full_env):
+        if key.startswith("DISTCACHE_"):
+            del full_env[key]
+    full_env.update(env or {})
+    password = None
+    if "--requirepass" in flags:
+        password = flags[list(flags).index("--requirepass") + 1]
+    return ServerProcess(argv, port, workdir, full_env, password)
+
+
+REDIS_SERVER = shutil.which("redis-server")
+REDIS_CLI = shutil.which("redis-cli")
+
+
+def redis_server(workdir: Path, *flags: str, port: Optional[int] = None) -> ServerProcess:
+    """A real redis-server (check REDIS_SERVER first), without persistence."""
+    if not REDIS_SERVER:
+        raise RuntimeError("redis-server is not installed")
+    port = port or free_port()
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+            "--appendonly", "no", "--dir", str(workdir), *flags]
+    return ServerProcess(argv, port, workdir)
