@@ -8,26 +8,38 @@ Python parser, which enforces the limits on it as its bytes arrive.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, List, Optional
 
 import hiredis
 
-from .resp import NOT_ENOUGH, ProtocolError, ReplyError, RequestParser
+from .resp import NOT_ENOUGH, ProtocolError, ReplyError, RequestParser, encode_command
 
 
 class HiredisRequestParser:
-    __slots__ = ("_reader", "_python", "_shadow", "_inline", "max_bulk_len",
-                 "max_multibulk_len", "authenticated", "_last")
+    """Requests via hiredis, with the Python parser for the cases hiredis can't judge.
+
+    The Python parser takes over for inline requests, for clients that have
+    not authenticated yet (whose requests Redis caps at 10 arguments and 16 KB
+    bulks), and for huge multibulk headers. A request left incomplete at the
+    end of a read is "shadowed": its bytes also go to a Python parser, which
+    applies proto-max-bulk-len and the other limits as they arrive.
+    """
+
+    __slots__ = ("_reader", "_python", "_shadow", "max_bulk_len", "max_multibulk_len",
+                 "authenticated", "_last", "_tail", "_partial")
 
     def __init__(self, max_bulk_len: int = 512 * 1024 * 1024,
                  max_multibulk_len: int = 1024 * 1024 * 16) -> None:
-        self._reader = hiredis.Reader(protocolError=ProtocolError, replyError=ReplyError)
+        self._reader = _new_reader()
         self.max_bulk_len = max_bulk_len
         self.max_multibulk_len = max_multibulk_len
         self.authenticated = True
-        self._python: Optional[RequestParser] = None  # inline mode
+        self._python: Optional[RequestParser] = None  # inline or unauthenticated mode
         self._shadow: Optional[RequestParser] = None  # limit checks for a partial request
         self._last = b""
+        self._tail = b""  # last bytes fed, to spot a header split across reads
+        self._partial = 0  # bytes hiredis holds for an incomplete request
 
     def _new_python(self) -> RequestParser:
         parser = RequestParser(self.max_bulk_len, self.max_multibulk_len)
@@ -35,31 +47,50 @@ class HiredisRequestParser:
         return parser
 
     def feed(self, data: bytes) -> None:
-        if self._python is None and not self._reader.len() and data[:1] != b"*":
-            self._python = self._new_python()
+        if self._python is None:
+            tail = self._tail + data[:12]
+            self._tail = (self._tail + data[-12:])[-12:]
+            if _HUGE_HEADER(data) or _HUGE_HEADER(tail):
+                # hiredis allocates a list for a multibulk header before any limit
+                # applies, and freeing a list of 2**31 slots stalls the server for
+                # seconds; let the Python parser see (and refuse) such headers.
+                self._take_over()
+            elif not self._partial and (data[:1] != b"*" or not self.authenticated):
+                self._python = self._new_python()
         if self._python is not None:
             self._python.feed(data)
             return
         self._reader.feed(data)
+        self._partial += len(data)
         if self._shadow is not None:
             self._shadow.feed(data)
         self._last = data
 
+    def _take_over(self) -> None:
+        """Hand the stream to the Python parser; the shadow holds any partial request."""
+        self._python = self._shadow or self._new_python()
+        self._shadow = None
+        if self._partial:
+            self._reader = _new_reader()
+            self._partial = 0
+
     def buffered(self) -> int:
         if self._python is not None:
             return self._python.buffered()
-        return self._reader.len()
+        return self._partial
 
     def get_commands(self) -> List[List[bytes]]:
         python = self._python
         if python is not None:
+            python.authenticated = self.authenticated  # AUTH may have succeeded since
             commands = python.get_commands()
-            if not python.buffered() and not python._argc:
+            if not python.buffered() and not python._argc and self.authenticated:
                 self._python = None
             return commands
         reader = self._reader
         commands: List[Any] = []
         gets = reader.gets
+        empty = 0
         try:
             while True:
                 cmd = gets()
@@ -67,40 +98,79 @@ class HiredisRequestParser:
                     break
                 if cmd.__class__ is not list:
                     if cmd is None:
+                        empty += 5  # *-1
                         continue
                     raise ProtocolError("Protocol error: expected '*', got '%s'"
                                         % _type_char(cmd))
                 if not cmd:
+                    empty += 4  # *0
                     continue
                 for arg in cmd:
                     if arg.__class__ is not bytes:
+                        if arg is None:  # $-1: Redis refuses negative bulk lengths
+                            raise ProtocolError("Protocol error: invalid bulk length")
                         raise ProtocolError("Protocol error: expected '$', got '%s'"
                                             % _type_char(arg))
-                if not self.authenticated:
-                    _check_unauthenticated(cmd)
                 commands.append(cmd)
-        except hiredis.ProtocolError as exc:
-            raise ProtocolError(f"Protocol error: {exc}") from None
-        left = reader.len()
-        if not left:
-            self._shadow = None
-        else:
-            if commands or self._shadow is None:
-                # The partial request starts inside the last read.
-                self._shadow = self._new_python()
-                self._shadow.feed(self._last[len(self._last) - left:] if left <= len(self._last)
-                                  else self._last)
-            self._shadow.authenticated = self.authenticated
-            self._shadow.get_commands()  # raises on a limit violation
+        except (hiredis.ProtocolError, ProtocolError) as exc:
+            error = ProtocolError(_redis_text(str(exc)))
+            error.commands = commands  # complete requests before the bad one still run
+            raise error from None
+        if commands or empty:
+            last = self._last
+            if not empty and last.endswith(encode_command(commands[-1])):
+                # The read ended on a request boundary: the common case, checked
+                # with one encode per read rather than a size per request.
+                self._partial = 0
+                self._shadow = None
+                return commands
+            # A partial request starts inside the last read: find where by the
+            # wire size of what completed.
+            self._partial -= empty + sum(map(_wire_size, commands))
+            if self._partial <= 0:
+                self._partial = 0
+                self._shadow = None
+                return commands
+            self._shadow = self._new_python()
+            self._shadow.feed(last[len(last) - self._partial:] if self._partial <= len(last)
+                              else last)
+        elif self._shadow is None:
+            self._shadow = self._new_python()
+            self._shadow.feed(self._last[-self._partial:])
+        self._shadow.get_commands()  # raises on a limit violation
         return commands
 
 
-def _check_unauthenticated(cmd: List[bytes]) -> None:
-    if len(cmd) > 10:
-        raise ProtocolError("Protocol error: unauthenticated multibulk length")
+def _new_reader() -> Any:
+    return hiredis.Reader(protocolError=ProtocolError, replyError=ReplyError)
+
+
+def _wire_size(cmd: List[bytes]) -> int:
+    """Bytes of a canonical multibulk request for ``cmd``."""
+    size = 3 + len(str(len(cmd)))
     for arg in cmd:
-        if len(arg) > 16384:
-            raise ProtocolError("Protocol error: unauthenticated bulk length")
+        n = len(arg)
+        size += n + 5 + len(str(n))
+    return size
+
+
+#: A multibulk header of a million elements or more (rare, and costly in hiredis).
+#: Also a simple string where a bulk belongs: hiredis hands both over as bytes.
+_HUGE_HEADER = re.compile(rb"\*[0-9]{7}|\r\n\+").search
+
+
+def _redis_text(message: str) -> str:
+    """Redis's wording for hiredis's length errors."""
+    if message.startswith("Protocol error"):
+        return message
+    lowered = message.lower()
+    if "multi-bulk length" in lowered:
+        return "Protocol error: invalid multibulk length"
+    if "bulk string length" in lowered:
+        return "Protocol error: invalid bulk length"
+    if "nesting" in lowered:  # arrays nested in a request: Redis wanted a bulk
+        return "Protocol error: expected '$', got '*'"
+    return f"Protocol error: {message}"
 
 
 def _type_char(value: Any) -> str:

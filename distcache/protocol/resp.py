@@ -285,6 +285,15 @@ def _is_hex(pair: bytes) -> bool:
     return len(pair) == 2 and all(ch in b"0123456789abcdefABCDEF" for ch in pair)
 
 
+def _strict_int(text: bytes) -> Optional[int]:
+    """A length as Redis's string2ll reads it: no sign ``+``, spaces or leading zeros."""
+    if text.isdigit():
+        return int(text) if text[0] != 48 or len(text) == 1 else None
+    if text[:1] == b"-" and text[1:].isdigit() and text[1] != 48:
+        return -int(text[1:])
+    return None
+
+
 class RequestParser(_Buffer):
     """Turns a client's byte stream into commands (lists of bytes).
 
@@ -312,10 +321,14 @@ class RequestParser(_Buffer):
         """Every complete command buffered so far, in order."""
         if not self._ready():
             return []
+        commands: List[List[bytes]] = []
         buf = self._buf
         pos = self._pos
         n = len(buf)
-        commands: List[List[bytes]] = []
+        if (not self._argc and pos < n and buf[pos] == 42 and self.authenticated
+                and n - pos <= self.max_bulk_len):
+            pos = self._pos = self._split_commands(commands)
+        find = buf.find
         find = buf.find
         args = self._args
         argc = self._argc
@@ -341,10 +354,9 @@ class RequestParser(_Buffer):
                         if n - pos > INLINE_MAX_SIZE:
                             raise ProtocolError("Protocol error: too big mbulk count string")
                         break
-                    try:
-                        argc = int(buf[pos + 1:nl])
-                    except ValueError:
-                        raise ProtocolError("Protocol error: invalid multibulk length") from None
+                    argc = _strict_int(buf[pos + 1:nl])
+                    if argc is None:
+                        raise ProtocolError("Protocol error: invalid multibulk length")
                     if argc > self.max_multibulk_len:
                         raise ProtocolError("Protocol error: invalid multibulk length")
                     if argc > 10 and not self.authenticated:
@@ -366,11 +378,8 @@ class RequestParser(_Buffer):
                         if n - pos > INLINE_MAX_SIZE:
                             raise ProtocolError("Protocol error: too big bulk count string")
                         break
-                    try:
-                        size = int(buf[pos + 1:nl])
-                    except ValueError:
-                        raise ProtocolError("Protocol error: invalid bulk length") from None
-                    if size < 0 or size > self.max_bulk_len:
+                    size = _strict_int(buf[pos + 1:nl])
+                    if size is None or size < 0 or size > self.max_bulk_len:
                         raise ProtocolError("Protocol error: invalid bulk length")
                     if size > 16384 and not self.authenticated:
                         raise ProtocolError("Protocol error: unauthenticated bulk length")
@@ -385,11 +394,49 @@ class RequestParser(_Buffer):
                     break
                 commands.append(args)
                 args = []
+        except ProtocolError as exc:
+            exc.commands = commands  # complete requests before the bad one still run
+            raise
         finally:
             self._pos = pos
             self._args = args
             self._argc = argc
         return commands
+
+
+    def _split_commands(self, commands: List[List[bytes]]) -> int:
+        """Fast path: whole, well-formed multibulk requests, tokenized in C.
+
+        Splitting on CRLF yields header/argument tokens; a request is accepted
+        only if every ``$len`` header equals its argument's real length in
+        canonical form, so an argument containing CRLF, a partial request or
+        anything unusual stops the fast path and the exact parser takes over
+        from that request. Returns the position after the accepted requests.
+        """
+        pos = self._pos
+        tokens = (self._buf[pos:] if pos else self._buf).split(b"\r\n")
+        last = len(tokens) - 1  # the unterminated remainder
+        max_args = self.max_multibulk_len
+        append = commands.append
+        i = 0
+        while i < last:
+            head = tokens[i]
+            try:
+                argc = int(head[1:])
+            except ValueError:
+                break
+            end = i + 1 + 2 * argc
+            if argc <= 0 or argc > max_args or end > last or head[:1] != b"*" \
+                    or b"*%d" % argc != head:
+                break
+            args = tokens[i + 2:end:2]
+            if [b"$%d" % len(a) for a in args] != tokens[i + 1:end:2]:
+                break
+            append(args)
+            i = end
+        if i:
+            pos += sum(map(len, tokens[:i])) + 2 * i
+        return pos
 
 
 # ---------------------------------------------------------------------------
