@@ -15,6 +15,9 @@ usage:
       --dir ./data --save "" --appendonly no), in a redis.conf-style file
       (--config distcache.conf), or as DISTCACHE_<NAME> environment variables.
       Precedence: flags > environment > file > defaults.
+  distcache cluster [--nodes N] [--base-port 2050] [--dir ./data] [server flags ...]
+      Run N local servers (one per core by default) under a supervisor that
+      restarts them; prints the DISTCACHE_SERVERS line for clients.
   distcache --version
   distcache --help
 
@@ -29,6 +32,9 @@ def _server(argv: List[str]) -> int:
         for d in DIRECTIVES.values():
             default = d.default if d.default else '""'
             print(f"  --{d.name:<30} default {default}" + (f"  ({d.help})" if d.help else ""))
+        return 0
+    if argv and argv[0] in ("-v", "--version"):  # as redis-server --version
+        print(f"distcache {__version__}")
         return 0
     from .server import run_server
     return run_server(argv)

@@ -42,7 +42,7 @@ def parse_bool(text: str) -> bool:
         return True
     if value in ("no", "0", "false", "off"):
         return False
-    raise ValueError(f"argument must be 'yes' or 'no'")
+    raise ValueError("argument must be 'yes' or 'no'")
 
 
 def parse_save(text: str) -> List[Tuple[int, int]]:
@@ -80,7 +80,10 @@ def _yes_no(value: bool) -> str:
 
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        value = int(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError("argument couldn't be parsed into an integer") from None
         if not lo <= value <= hi:
             raise ValueError(f"argument must be between {lo} and {hi} inclusive")
         return value
@@ -101,9 +104,20 @@ def _save_render(rules: List[Tuple[int, int]]) -> str:
 
 
 def _memory_limit(text: str) -> int:
-    value = parse_memory(text)
+    try:
+        value = parse_memory(text)
+    except ValueError:
+        raise ValueError("argument must be a memory value") from None
     if value < 0:
         raise ValueError("argument must be a memory value")
+    return value
+
+
+def _memory_at_least(text: str, low: int) -> int:
+    """A memory value with Redis's lower bound (and its error text)."""
+    value = _memory_limit(text)
+    if value < low:
+        raise ValueError(f"argument must be between {low} and {2 ** 63 - 1} inclusive")
     return value
 
 
@@ -121,18 +135,19 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
-    _d("maxclients", "10000", _int_range(1, 1_000_000), help="most simultaneous clients"),
-    _d("timeout", "0", _int_range(0, 2 ** 31), help="close clients idle this many seconds"),
+    _d("maxclients", "10000", _int_range(1, 2 ** 32 - 1), help="most simultaneous clients"),
+    _d("timeout", "0", _int_range(0, 2 ** 31 - 1), help="close clients idle this many seconds"),
     _d("tcp-backlog", "511", _int_range(0, 65535), mutable=False),
     _d("tcp-keepalive", "300", _int_range(0, 2 ** 31)),
     _d("databases", "16", _int_range(1, 1_000_000), mutable=False),
-    _d("proto-max-bulk-len", "512mb", parse=lambda t: max(1024 * 1024, _memory_limit(t))),
+    _d("proto-max-bulk-len", "512mb", parse=lambda t: _memory_at_least(t, 1024 * 1024)),
     _d("proto-max-multibulk-len", "16777216", _int_range(1, 2 ** 31 - 1),
        help="most arguments in one request"),
     _d("client-query-buffer-limit", "1gb",
-       parse=lambda t: max(1024 * 1024, _memory_limit(t))),
+       parse=lambda t: _memory_at_least(t, 1024 * 1024)),
     _d("client-output-buffer-limit", "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60"),
-    _d("hz", "10", _int_range(1, 500)),
+    _d("hz", "10", lambda t: min(max(_int_range(-2 ** 31, 2 ** 31 - 1)(t), 1), 500),
+       help="background task frequency; clamped to 1..500 as in Redis"),
     _d("active-expire-effort", "1", _int_range(1, 10)),
     _d("loglevel", "notice", _enum("debug", "verbose", "notice", "warning", "nothing")),
     _d("logfile", "", str, mutable=False),
@@ -207,6 +222,8 @@ tls-session-cache-timeout ignore-warnings locale-collate hide-user-data-from-log
 """.split())
 
 ENV_PREFIX = "DISTCACHE_"
+#: Directives of the client's config (``server_pool``), skipped by the server.
+CLIENT_ONLY = frozenset(["server_pool", "server-pool"])
 
 
 class Config:
@@ -292,6 +309,8 @@ class Config:
                 except ValueError:
                     raise ConfigError(f"{path}:{lineno}: unbalanced quotes") from None
                 name, values = parts[0].lower(), parts[1:]
+                if name in CLIENT_ONLY:  # for clients sharing the file (distcache.client)
+                    continue
                 try:
                     if name == "save" and name in self._raw and self._raw[name] != \
                             DIRECTIVES["save"].default and values != [""]:

@@ -50,7 +50,8 @@ class HiredisRequestParser:
         if self._python is None:
             tail = self._tail + data[:12]
             self._tail = (self._tail + data[-12:])[-12:]
-            if _HUGE_HEADER(data) or _HUGE_HEADER(tail):
+            if (b"\r\n+" in data or b"\r\n+" in tail or _HUGE_HEADER(data)
+                    or _HUGE_HEADER(tail)):
                 # hiredis allocates a list for a multibulk header before any limit
                 # applies, and freeing a list of 2**31 slots stalls the server for
                 # seconds; let the Python parser see (and refuse) such headers.
@@ -113,6 +114,9 @@ class HiredisRequestParser:
                                             % _type_char(arg))
                 commands.append(cmd)
         except (hiredis.ProtocolError, ProtocolError) as exc:
+            rest = self._inline_after(commands, empty, str(exc))
+            if rest is not None:
+                return self._continue_inline(commands, rest)
             error = ProtocolError(_redis_text(str(exc)))
             error.commands = commands  # complete requests before the bad one still run
             raise error from None
@@ -141,6 +145,37 @@ class HiredisRequestParser:
         return commands
 
 
+    def _inline_after(self, commands: List[Any], empty: int, message: str) -> Any:
+        """The unparsed bytes when an inline request follows multibulk ones in
+        one read (hiredis stops at its first byte), else None."""
+        m = _BAD_TYPE_BYTE.search(message)
+        if m is None:
+            return None
+        left = self._partial - empty - sum(map(_wire_size, commands))
+        last = self._last
+        if not 0 < left <= len(last) or last[len(last) - left:][:1] != m.group(1).encode():
+            return None
+        return last[len(last) - left:]
+
+    def _continue_inline(self, commands: List[Any], rest: bytes) -> List[Any]:
+        """Hand the rest of the read to the Python parser, as Redis switches to
+        inline parsing mid-buffer."""
+        self._reader = _new_reader()
+        self._partial = 0
+        self._shadow = None
+        self._python = self._new_python()
+        self._python.feed(rest)
+        try:
+            return commands + self.get_commands()
+        except ProtocolError as exc:
+            exc.commands = commands + getattr(exc, "commands", [])
+            raise
+
+
+#: hiredis's complaint about a byte that starts no RESP type: an inline request.
+_BAD_TYPE_BYTE = re.compile(r'got "([^*$+\-:_,#!=(|~>%\\"])" as reply type byte')
+
+
 def _new_reader() -> Any:
     return hiredis.Reader(protocolError=ProtocolError, replyError=ReplyError)
 
@@ -156,7 +191,7 @@ def _wire_size(cmd: List[bytes]) -> int:
 
 #: A multibulk header of a million elements or more (rare, and costly in hiredis).
 #: Also a simple string where a bulk belongs: hiredis hands both over as bytes.
-_HUGE_HEADER = re.compile(rb"\*[0-9]{7}|\r\n\+").search
+_HUGE_HEADER = re.compile(rb"\*[0-9]{7}").search
 
 
 def _redis_text(message: str) -> str:

@@ -70,16 +70,8 @@ EMPTY_ARRAY = Raw(b"*0\r\n")
 
 
 def format_double(value: float) -> bytes:
-    """Render a float the way Redis does (``%.17g``, inf, -inf, nan)."""
-    if value != value:
-        return b"nan"
-    if value == float("inf"):
-        return b"inf"
-    if value == float("-inf"):
-        return b"-inf"
-    if value.is_integer() and abs(value) < 1e17:
-        return b"%d" % value
-    return repr(value).encode()
+    """Render a float as Redis 7.0 does: ``%.17g`` (inf, -inf and nan included)."""
+    return b"%.17g" % value
 
 
 def encode_reply(value: Any, out: List[bytes], resp3: bool = False) -> None:
@@ -294,6 +286,11 @@ def _strict_int(text: bytes) -> Optional[int]:
     return None
 
 
+#: Canonical headers the fast path accepts; anything else goes to the exact parser.
+_MULTIBULK_HEADS = {b"*%d" % n: n for n in range(1, 1025)}
+_BULK_HEADS = {b"$%d" % n: n for n in range(0, 4096)}
+
+
 class RequestParser(_Buffer):
     """Turns a client's byte stream into commands (lists of bytes).
 
@@ -418,21 +415,34 @@ class RequestParser(_Buffer):
         last = len(tokens) - 1  # the unterminated remainder
         max_args = self.max_multibulk_len
         append = commands.append
+        heads = _MULTIBULK_HEADS
+        sizes = _BULK_HEADS
         i = 0
         while i < last:
-            head = tokens[i]
-            try:
-                argc = int(head[1:])
-            except ValueError:
+            argc = heads.get(tokens[i])
+            if argc is None or argc > max_args:
                 break
             end = i + 1 + 2 * argc
-            if argc <= 0 or argc > max_args or end > last or head[:1] != b"*" \
-                    or b"*%d" % argc != head:
+            if end > last:
                 break
-            args = tokens[i + 2:end:2]
-            if [b"$%d" % len(a) for a in args] != tokens[i + 1:end:2]:
-                break
-            append(args)
+            # Each "$N" must be the canonical length of its argument. The short
+            # forms (most commands) avoid building lists just to compare them.
+            if argc == 2:
+                a, b = tokens[i + 2], tokens[i + 4]
+                if sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b):
+                    break
+                append([a, b])
+            elif argc == 3:
+                a, b, c = tokens[i + 2], tokens[i + 4], tokens[i + 6]
+                if (sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b)
+                        or sizes.get(tokens[i + 5]) != len(c)):
+                    break
+                append([a, b, c])
+            else:
+                args = tokens[i + 2:end:2]
+                if list(map(len, args)) != list(map(sizes.get, tokens[i + 1:end:2])):
+                    break
+                append(args)
             i = end
         if i:
             pos += sum(map(len, tokens[:i])) + 2 * i

@@ -71,7 +71,7 @@ class CacheServer:
         #: Any server-wide per-command check is active (loading, memory limit).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
-        self.before_reply = False  # set by persistence for appendfsync always
+        self.before_reply = False  # persistence: replies wait for the log write (defer_reply)
         self.before_reply_hooks: List[Callable[[], None]] = []
         #: Called each cron tick (persistence save rules, eviction...).
         self.cron_jobs: List[Callable[[], None]] = []
@@ -101,6 +101,13 @@ class CacheServer:
         #: Called with a client when it disconnects (unwatch, unsubscribe, unblock).
         self.disconnect_hooks: List[Callable[[Client], None]] = []
         self._apply_config()
+        from . import eviction, pubsub  # memory limit; pub/sub registry
+        from .commands import transactions
+        transactions.install(self)
+        pubsub.install(self)
+        eviction.install(self)
+        from ..persistence import install as _install_persistence  # log, snapshots, loading
+        self.persistence = _install_persistence(self)
 
     # -- configuration ------------------------------------------------------------
 

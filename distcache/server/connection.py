@@ -13,10 +13,10 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Set
 
 from ..protocol import ProtocolError, make_request_parser
-from ..protocol.resp import encode_reply, error_text
+from ..protocol.resp import Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
 
@@ -37,6 +37,8 @@ BLOCKED = _Blocked()
 #: Commands a client may send while subscribed in RESP2.
 _PUBSUB_ALLOWED = frozenset(["subscribe", "unsubscribe", "psubscribe", "punsubscribe",
                              "ping", "quit", "reset", "ssubscribe", "sunsubscribe"])
+#: Commands a blocked client may have waiting before the server stops reading from it.
+_MAX_PENDING = 1024
 #: Commands that run immediately inside MULTI instead of being queued.
 _MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 
@@ -61,7 +63,7 @@ class Client(asyncio.Protocol):
         self.authenticated = not server.config["requirepass"]
         self.created = time.time()
         self.last_active = time.monotonic()
-        self.last_command = b"NULL"
+        self.last_command: Any = None  # spec of the last command run
         self.closing = False
         self.closed = False
         #: Write propagation override: what the log should record for the current command.
@@ -70,6 +72,7 @@ class Client(asyncio.Protocol):
         self.in_multi = False
         self.multi_queue: List[List[bytes]] = []
         self.multi_error = False
+        self.in_exec = False  # EXEC is running the queue
         self.watching: Set[Any] = set()
         self.watch_dirty = False
         # Pub/sub state (pubsub module)
@@ -130,6 +133,10 @@ class Client(asyncio.Protocol):
         try:
             commands = parser.get_commands()
         except ProtocolError as exc:
+            for args in getattr(exc, "commands", ()):  # as Redis: run what came before
+                if self.closing or self.blocked:
+                    break
+                self.execute(args, self.out)
             self.protocol_error(str(exc))
             return
         if parser.buffered() > self.server.query_buffer_limit:
@@ -143,7 +150,8 @@ class Client(asyncio.Protocol):
         self.server.stats["total_commands_processed"] += len(commands)
         if self.blocked or self.pending:
             self.pending.extend(commands)
-            self._pause_reading()
+            if len(self.pending) > _MAX_PENDING:
+                self._pause_reading()
             return
         out = self.out
         execute = self.execute
@@ -151,7 +159,7 @@ class Client(asyncio.Protocol):
             execute(args, out)
             if self.blocked or self.closing:
                 self.pending.extend(commands[i + 1:])
-                if self.pending:
+                if len(self.pending) > _MAX_PENDING:
                     self._pause_reading()
                 break
         self.flush()
@@ -161,10 +169,14 @@ class Client(asyncio.Protocol):
     def flush(self) -> None:
         out = self.out
         if out:
+            if self.server.before_reply:
+                # Persistence (log on): replies wait until this batch's log record
+                # is written (appendfsync always: and fsynced once, group commit);
+                # then it sends them and closes the client if closing.
+                self.server.defer_reply(self)
+                return
             data = b"".join(out) if len(out) > 1 else out[0]
             out.clear()
-            if self.server.before_reply:
-                self.server.run_before_reply()
             if not self.closed:
                 self.transport.write(data)  # type: ignore[union-attr]
         if self.closing and not self.closed:
@@ -211,9 +223,15 @@ class Client(asyncio.Protocol):
                 return
         try:
             arity = spec.arity
-            if (len(args) != arity) if arity > 0 else (len(args) < -arity):
+            argc = len(args)
+            if (argc != arity) if arity > 0 else (argc < -arity):
+                if self.in_multi:
+                    self.multi_error = True
+                    if spec.name == "exec":  # Redis discards the transaction
+                        from .commands.transactions import exec_abort
+                        raise exec_abort(self, errors.wrong_arity(spec.fullname))
                 raise errors.wrong_arity(spec.fullname)
-            if spec.subcommands and len(args) > 1:
+            if spec.subcommands and argc > 1:
                 spec = self._subcommand(spec, args)
             if self.restricted or self.server.gated:
                 reply = self._gate(spec, args)
@@ -221,7 +239,7 @@ class Client(asyncio.Protocol):
                     if reply is not BLOCKED:
                         encode_reply(reply, out, self.resp3)
                     return
-            self.last_command = args[0]
+            self.last_command = spec
             if spec.write:
                 keyspace = self.keyspace
                 dirty = keyspace.dirty
@@ -243,11 +261,18 @@ class Client(asyncio.Protocol):
             log.exception("error running %r", args[:3])
             out.append(b"-ERR internal error running '%s'\r\n" % spec.fullname.encode())
             return
-        if reply.__class__ is bytes:
+        cls = reply.__class__
+        if cls is bytes:
             if len(reply) < 16384:
                 out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
             else:
                 out += (b"$%d\r\n" % len(reply), reply, b"\r\n")
+        elif cls is Raw:
+            out.append(reply)
+        elif cls is int:
+            out.append(b":%d\r\n" % reply)
+        elif reply is None:
+            out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
         elif reply is not BLOCKED:
             encode_reply(reply, out, self.resp3)
 
@@ -262,22 +287,31 @@ class Client(asyncio.Protocol):
 
     def _gate(self, spec: Any, args: List[bytes]) -> Any:
         """Checks that only apply in some states; returns a reply to stop the command."""
+        server = self.server
+        if not self.restricted and not server.loading:  # only the memory limit applies
+            if spec.denyoom and server.oom_check is not None:
+                # the eviction module grants credit: writes allowed before a full check
+                server.oom_credit -= 1
+                if server.oom_credit < 0:
+                    server.oom_check(self)
+            return None
         if not self.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
-        server = self.server
         if server.loading and not spec.loading_ok:
             raise CommandError(errors.LOADING)
         name = (spec.parent or spec).name
-        if self.in_multi and name not in _MULTI_IMMEDIATE:
+        if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
             if spec.no_multi:
-                raise CommandError(f"ERR Command not allowed inside a transaction")
+                raise CommandError("ERR Command not allowed inside a transaction")
+            if server.oom_check is not None:  # as Redis: no queueing while out of memory
+                server.oom_check(self)
             self.multi_queue.append(args)
             return _QUEUED
         if (self.channels or self.patterns) and not self.resp3 and name not in _PUBSUB_ALLOWED:
             raise CommandError(
                 f"ERR Can't execute '{spec.fullname}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
-        if spec.denyoom and server.oom_check is not None:
+        if spec.denyoom and server.oom_check is not None and not self.in_exec:
             server.oom_check(self)
         return None
 
@@ -290,9 +324,10 @@ class Client(asyncio.Protocol):
 
     def block(self, timeout: float, on_timeout: Callable[[], Any], state: Any = None) -> Any:
         """Park this client until :meth:`unblock` or the timeout (0: forever)."""
+        # Reading goes on while blocked (commands wait in ``pending``), so a
+        # client that disconnects while blocked is noticed, as in Redis.
         self.blocked = True
         self.block_state = state
-        self._pause_reading()
         if timeout > 0:
             loop = asyncio.get_event_loop()
             handle = loop.call_later(timeout, self._block_timeout, on_timeout)
@@ -337,7 +372,7 @@ class Client(asyncio.Protocol):
             flags = "b"
         elif self.channels or self.patterns:
             flags = "P"
-        cmd = self.last_command.decode("utf-8", "replace").lower()
+        cmd = self.last_command.fullname if self.last_command is not None else "NULL"
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
                 f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
                 f"idle={int(time.monotonic() - self.last_active)} flags={flags} "

@@ -62,7 +62,11 @@ def compile_glob(pattern: bytes) -> Callable[[bytes], bool]:
         return lambda key: True
     regex = re.compile(_translate(pattern) + b"\\Z", re.DOTALL)
     match = regex.match
-    return lambda key: match(key) is not None
+    if not pattern:
+        return lambda key: not key
+    # Redis's matcher never matches an empty string against a non-empty
+    # pattern (not even "**"); only the exact pattern "*" is special-cased.
+    return lambda key: match(key) is not None and key != b""
 
 
 def glob_match(pattern: bytes, key: bytes, nocase: bool = False) -> bool:

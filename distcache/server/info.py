@@ -135,6 +135,14 @@ def _commandstats(s: "CacheServer") -> Fields:
     return out
 
 
+def _modules(s: "CacheServer") -> Fields:
+    return []
+
+
+def _cluster(s: "CacheServer") -> Fields:
+    return [("cluster_enabled", 0)]
+
+
 def _keyspace(s: "CacheServer") -> Fields:
     out: Fields = []
     for db in s.keyspace.dbs:
@@ -146,10 +154,11 @@ def _keyspace(s: "CacheServer") -> Fields:
 SECTIONS: Dict[str, Callable[["CacheServer"], Fields]] = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu,
-    "commandstats": _commandstats, "keyspace": _keyspace,
+    "commandstats": _commandstats, "modules": _modules, "cluster": _cluster,
+    "keyspace": _keyspace,
 }
 DEFAULT = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-           "keyspace"]
+           "modules", "cluster", "keyspace"]
 
 
 def render(server: "CacheServer", wanted: List[str]) -> str:

@@ -94,10 +94,11 @@ class ScanArgs:
 
 
 def parse_cursor(arg: bytes) -> int:
-    try:
-        value = int(arg)
-    except ValueError:
-        raise CommandError("ERR invalid cursor") from None
-    if value < 0 or value >= 1 << 64 or not arg.isdigit():
+    """A cursor as Redis reads it with strtoul: optional sign, "-1" wraps to 2**64-1."""
+    digits = arg[1:] if arg[:1] in (b"+", b"-") else arg
+    if arg and not digits.isdigit():
         raise CommandError("ERR invalid cursor")
-    return value
+    value = int(digits or b"0")
+    if value >= 1 << 64:
+        raise CommandError("ERR invalid cursor")
+    return (-value) % (1 << 64) if arg[:1] == b"-" else value

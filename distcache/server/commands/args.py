@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, localcontext
+from fractions import Fraction
 from typing import List, Optional
 
 from ..errors import CommandError, NOT_FLOAT, NOT_INTEGER, SYNTAX
@@ -25,6 +25,15 @@ def to_int(arg: bytes, error: str = NOT_INTEGER) -> int:
         raise CommandError(error) from None
     if value < INT64_MIN or value > INT64_MAX or b"%d" % value != arg:
         raise CommandError(error)
+    return value
+
+
+def to_int32(arg: bytes, error: str = "") -> int:
+    """A C int, as getIntFromObjectOrReply reads it (``error`` replaces both texts)."""
+    value = to_int(arg, error or NOT_INTEGER)
+    if not -(1 << 31) <= value < 1 << 31:
+        raise CommandError(error or "ERR value is out of range, value must between "
+                           "-2147483648 and 2147483647")
     return value
 
 
@@ -51,24 +60,120 @@ def to_float(arg: bytes, error: str = NOT_FLOAT, allow_inf: bool = True) -> floa
     return value
 
 
-def to_decimal(arg: bytes, error: str = NOT_FLOAT) -> Decimal:
-    """Exact decimal for INCRBYFLOAT, which Redis computes in long double."""
-    to_float(arg, error)  # same validation
-    try:
-        return Decimal(arg.decode("ascii"))
-    except Exception:
-        raise CommandError(error) from None
+# -- x87 long double, as INCRBYFLOAT computes --------------------------------------
+
+_LD_MANT_BITS = 64          # significand bits of the x87 80-bit format
+_LD_MIN_EXP = -16382        # exponent of the smallest normal value
+_LD_OVERFLOW = 1 << 16384   # the first magnitude that rounds to infinity
+_LD_MAX_CHARS = 5 * 1024    # Redis's MAX_LONG_DOUBLE_CHARS
+_DEC_FLOAT = re.compile(rb"([+-]?)(\d+\.?\d*|\.\d+)(?:[eE]([+-]?\d+))?")
+_HEX_FLOAT = re.compile(rb"([+-]?)0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)"
+                        rb"(?:[pP]([+-]?\d+))?")
+_INF = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
 
 
-def format_decimal(value: Decimal) -> bytes:
-    """Redis's human-friendly long double: 17 decimals, trailing zeros trimmed."""
-    with localcontext() as ctx:
-        ctx.prec = 80
-        text = format(value.quantize(Decimal(1).scaleb(-17)), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text in ("-0", ""):
-        text = "0"
+class LongDouble:
+    """An exact x87 ``long double`` (or an infinity): Redis computes INCRBYFLOAT
+    and HINCRBYFLOAT in that type, and its 64-bit significand shows in replies
+    (``10.5 + 0.1`` is ``10.59999999999999999``)."""
+
+    __slots__ = ("value", "inf")
+
+    def __init__(self, value: Fraction, inf: int = 0) -> None:
+        self.value = value
+        self.inf = inf  # +1 or -1 for an infinity
+
+    @classmethod
+    def rounded(cls, exact: Fraction) -> "LongDouble":
+        """The nearest long double to ``exact`` (ties to even)."""
+        if not exact:
+            return cls(Fraction(0))
+        mag = abs(exact)
+        exp = mag.numerator.bit_length() - mag.denominator.bit_length()
+        if mag < Fraction(2) ** exp:
+            exp -= 1
+        quantum = Fraction(2) ** (max(exp, _LD_MIN_EXP) - _LD_MANT_BITS + 1)
+        result = round(mag / quantum) * quantum
+        sign = -1 if exact < 0 else 1
+        if result >= _LD_OVERFLOW:
+            return cls(Fraction(0), sign)
+        return cls(sign * result)
+
+    def is_finite(self) -> bool:
+        return not self.inf
+
+    def __add__(self, other: "LongDouble") -> "LongDouble":
+        if self.inf or other.inf:
+            return LongDouble(Fraction(0), self.inf or other.inf)  # inf - inf: NaN, refused too
+        return LongDouble.rounded(self.value + other.value)
+
+
+# Python refuses int <-> decimal conversions over 4300 digits; long doubles
+# reach 4950, so convert in chunks.
+_CHUNK = 4000
+
+
+def _dec_to_int(digits: bytes) -> int:
+    value = 0
+    for i in range(0, len(digits), _CHUNK):
+        part = digits[i:i + _CHUNK]
+        value = value * 10 ** len(part) + int(part)
+    return value
+
+
+def _int_to_dec(value: int) -> str:
+    if value < 10 ** _CHUNK:
+        return str(value)
+    high, low = divmod(value, 10 ** _CHUNK)
+    return _int_to_dec(high) + str(low).rjust(_CHUNK, "0")
+
+
+def to_decimal(arg: bytes, error: str = NOT_FLOAT) -> LongDouble:
+    """A long double as Redis's string2ld reads it (strtold: decimal, hex, inf;
+    no leading space, no trailing junk, no NaN, no overflow or underflow to 0)."""
+    if not arg or len(arg) >= _LD_MAX_CHARS:
+        raise CommandError(error)
+    m = _DEC_FLOAT.fullmatch(arg)
+    if m:
+        digits = m.group(2)
+        whole, _, frac = digits.partition(b".")
+        exact = Fraction(_dec_to_int(whole + frac), 10 ** len(frac))
+        exponent = int(m.group(3) or 0)
+        if exact and exponent > 5000:
+            raise CommandError(error)  # overflows
+        if exact and exponent < -5000 - len(whole):
+            raise CommandError(error)  # underflows to zero
+        exact *= Fraction(10) ** exponent
+    else:
+        m = _HEX_FLOAT.fullmatch(arg)
+        if m:
+            whole, _, frac = m.group(2).partition(b".")
+            exact = Fraction(int(whole + frac or b"0", 16), 16 ** len(frac))
+            exponent = int(m.group(3) or 0)
+            if exact and not -20000 <= exponent <= 20000:
+                raise CommandError(error)
+            exact *= Fraction(2) ** exponent
+        else:
+            m = _INF.fullmatch(arg)
+            if not m:
+                raise CommandError(error)
+            return LongDouble(Fraction(0), -1 if m.group(1) == b"-" else 1)
+    if m.group(1) == b"-":
+        exact = -exact
+    result = LongDouble.rounded(exact)
+    if result.inf or (exact and not result.value):
+        raise CommandError(error)  # strtold's ERANGE
+    return result
+
+
+def format_decimal(value: LongDouble) -> bytes:
+    """Redis's human-friendly long double: ``%.17Lf``, trailing zeros trimmed."""
+    scaled = round(value.value * 10 ** 17)
+    text = _int_to_dec(abs(scaled))
+    text = text.rjust(18, "0")
+    text = (text[:-17] + "." + text[-17:]).rstrip("0").rstrip(".")
+    if scaled < 0 and text != "0":
+        text = "-" + text
     return text.encode()
 
 

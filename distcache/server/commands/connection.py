@@ -6,8 +6,7 @@ from typing import Any, List
 
 from ... import __version__
 from ...protocol import OK, PONG, Raw, Status, Verbatim
-from ..errors import (CommandError, NOAUTH, SYNTAX, WRONGPASS, unknown_subcommand,
-                      wrong_arity)
+from ..errors import CommandError, SYNTAX, WRONGPASS, wrong_arity
 from .args import to_int
 from .keys import db_index
 from .table import command, container
@@ -26,13 +25,13 @@ def ping(c: Any, args: List[bytes]) -> Any:
     return args[1] if len(args) == 2 else PONG
 
 
-@command("echo", 2, "fast", **_CONN)
+@command("echo", 2, "fast loading stale", **_CONN)
 def echo(c: Any, args: List[bytes]) -> Any:
     """Return the message."""
     return args[1]
 
 
-@command("quit", -1, "fast no_auth loading", **_CONN)
+@command("quit", -1, "fast no_auth loading allow_busy noscript stale", **_CONN)
 def quit_(c: Any, args: List[bytes]) -> Any:
     """Close the connection after replying OK."""
     c.closing = True
@@ -41,13 +40,15 @@ def quit_(c: Any, args: List[bytes]) -> Any:
 
 def _check_password(c: Any, user: bytes, password: bytes) -> None:
     required = c.server.config["requirepass"]
-    if user != b"default" or not hmac.compare_digest(password, required.encode()):
+    # Without requirepass the default user is "nopass": any password works.
+    if user != b"default" or (required and
+                              not hmac.compare_digest(password, required.encode())):
         raise CommandError(WRONGPASS)
     c.authenticated = True
     c.update_restricted()
 
 
-@command("auth", -2, "fast no_auth loading", **_CONN)
+@command("auth", -2, "fast no_auth loading allow_busy noscript stale", **_CONN)
 def auth(c: Any, args: List[bytes]) -> Any:
     """Authenticate with the server password (user ``default``)."""
     if len(args) > 3:
@@ -60,7 +61,8 @@ def auth(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-@command("hello", -1, "fast no_auth loading", since="6.0.0", **_CONN)
+@command("hello", -1, "fast no_auth loading allow_busy noscript stale", since="6.0.0",
+         **_CONN)
 def hello(c: Any, args: List[bytes]) -> Any:
     """Handshake: pick RESP2 or RESP3, optionally AUTH and SETNAME."""
     proto = None
@@ -83,10 +85,11 @@ def hello(c: Any, args: List[bytes]) -> Any:
             name = _valid_name(args[i + 1])
             i += 2
         else:
-            raise CommandError(f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'")
+            option = args[i].decode("utf-8", "replace")
+            raise CommandError(f"ERR Syntax error in HELLO option '{option}'")
     if not c.authenticated:
         raise CommandError("NOAUTH HELLO must be called with the client already authenticated, "
-                           "otherwise the HELLO <proto> AUTH <user> <pass> option can be used "
+                           "otherwise the HELLO AUTH <user> <pass> option can be used "
                            "to authenticate the client and select the RESP protocol version at "
                            "the same time")
     if name is not None:
@@ -99,14 +102,15 @@ def hello(c: Any, args: List[bytes]) -> Any:
             b"distcache_version": __version__.encode()}
 
 
-@command("select", 2, "fast loading", **_CONN)
+@command("select", 2, "fast loading stale", **_CONN)
 def select(c: Any, args: List[bytes]) -> Any:
     """Switch to another database."""
     c.db = c.keyspace.dbs[db_index(c, args[1])]
     return OK
 
 
-@command("reset", 1, "fast no_auth loading", since="6.2.0", **_CONN)
+@command("reset", 1, "fast no_auth loading allow_busy noscript stale", since="6.2.0",
+         **_CONN)
 def reset(c: Any, args: List[bytes]) -> Any:
     """Return the connection to its initial state."""
     for hook in c.server.reset_hooks:
@@ -129,29 +133,30 @@ def _valid_name(name: bytes) -> bytes:
 # -- CLIENT ---------------------------------------------------------------------------
 
 container("client", -2, "", group="connection", summary="Manage client connections.")
+_CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
 _SUB = dict(parent="client", group="connection")
 
 
-@command("id", 2, "fast loading", **_SUB)
+@command("id", 2, "noscript loading stale", **_SUB)
 def client_id(c: Any, args: List[bytes]) -> Any:
     """This connection's id."""
     return c.id
 
 
-@command("setname", 3, "fast loading", **_SUB)
+@command("setname", 3, "noscript loading stale", **_SUB)
 def client_setname(c: Any, args: List[bytes]) -> Any:
     """Name this connection."""
     c.name = _valid_name(args[2])
     return OK
 
 
-@command("getname", 2, "fast loading", **_SUB)
+@command("getname", 2, "noscript loading stale", **_SUB)
 def client_getname(c: Any, args: List[bytes]) -> Any:
     """This connection's name, or nil."""
     return c.name or None
 
 
-@command("setinfo", 4, "fast loading", since="7.2.0", **_SUB)
+@command("setinfo", 4, "noscript loading stale", since="7.2.0", **_SUB)
 def client_setinfo(c: Any, args: List[bytes]) -> Any:
     """Record the client library's name or version."""
     attr = args[2].upper()
@@ -164,13 +169,13 @@ def client_setinfo(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-@command("info", 2, "fast loading", **_SUB)
+@command("info", 2, "noscript loading stale", **_SUB)
 def client_info(c: Any, args: List[bytes]) -> Any:
     """This connection's CLIENT LIST line."""
     return Verbatim((c.info_line() + "\n").encode())
 
 
-@command("list", -2, "admin loading", **_SUB)
+@command("list", -2, "admin noscript loading stale", **_SUB)
 def client_list(c: Any, args: List[bytes]) -> Any:
     """Every connection, one line each (TYPE, ID filters)."""
     clients = list(c.server.clients.values())
@@ -179,7 +184,7 @@ def client_list(c: Any, args: List[bytes]) -> Any:
         opt = args[i].upper()
         if opt == b"TYPE" and i + 1 < len(args):
             kind = args[i + 1].lower()
-            if kind not in (b"normal", b"master", b"replica", b"slave", b"pubsub"):
+            if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{args[i + 1].decode()}'")
             if kind == b"pubsub":
                 clients = [x for x in clients if x.channels or x.patterns]
@@ -202,7 +207,7 @@ def client_list(c: Any, args: List[bytes]) -> Any:
     return Verbatim("".join(x.info_line() + "\n" for x in clients).encode())
 
 
-@command("kill", -3, "admin", **_SUB)
+@command("kill", -3, "admin noscript loading stale", **_SUB)
 def client_kill(c: Any, args: List[bytes]) -> Any:
     """Close connections by address, or by filters (ID, ADDR, LADDR, SKIPME)."""
     clients = c.server.clients
@@ -231,9 +236,12 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
         elif opt == b"LADDR":
             filters.append(lambda x, v=value.decode(): x.laddr == v)
         elif opt == b"USER":
-            filters.append(lambda x, v=value: v == b"default")
+            if value != b"default":  # the only user there is
+                raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
         elif opt == b"TYPE":
             kind = value.lower()
+            if kind not in _CLIENT_TYPES:
+                raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
             filters.append(lambda x, k=kind: (k == b"pubsub") == bool(x.channels or x.patterns)
                            if k in (b"pubsub", b"normal") else False)
         elif opt == b"SKIPME":
@@ -260,7 +268,7 @@ def _kill(c: Any, other: Any) -> None:
         other.close_now()
 
 
-@command("no-evict", 3, "fast loading", since="7.0.0", **_SUB)
+@command("no-evict", 3, "admin noscript loading stale", since="7.0.0", **_SUB)
 def client_no_evict(c: Any, args: List[bytes]) -> Any:
     """Accepted for compatibility (client eviction is not implemented)."""
     if args[2].upper() not in (b"ON", b"OFF"):
@@ -268,7 +276,7 @@ def client_no_evict(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-@command("help", 2, "loading", **_SUB)
+@command("help", 2, "loading stale", **_SUB)
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
     return [Status(b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),

@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any, List
 
 from ...protocol import OK
-from ..errors import CommandError, DB_RANGE, NO_SUCH_KEY, NOT_INTEGER, SYNTAX
+from ..errors import CommandError, DB_RANGE, NO_SUCH_KEY, SYNTAX
 from ..glob import compile_glob
 from ..keyspace import TYPE_NAMES, now_ms
 from ..scan import ScanArgs
-from .args import INT64_MAX, INT64_MIN, to_int
+from .args import INT64_MAX, INT64_MIN, to_int, to_int32
 from .table import command
 
 _KEYS = dict(group="generic")
@@ -24,7 +24,7 @@ def copy_value(value: Any) -> Any:
 
 
 def db_index(c: Any, arg: bytes) -> int:
-    index = to_int(arg)
+    index = to_int32(arg)
     if not 0 <= index < len(c.keyspace.dbs):
         raise CommandError(DB_RANGE)
     return index
@@ -167,12 +167,7 @@ def copy(c: Any, args: List[bytes]) -> Any:
 @command("move", 3, "write fast", (1, 1, 1), **_KEYS)
 def move(c: Any, args: List[bytes]) -> Any:
     """Move a key to another database."""
-    try:
-        target = c.keyspace.dbs[db_index(c, args[2])]
-    except CommandError as exc:
-        if exc.text == NOT_INTEGER:
-            raise CommandError(DB_RANGE) from None
-        raise
+    target = c.keyspace.dbs[db_index(c, args[2])]
     if target is c.db:
         raise CommandError("ERR source and destination objects are the same")
     value = c.db.peek(args[1])
@@ -185,10 +180,8 @@ def move(c: Any, args: List[bytes]) -> Any:
 @command("swapdb", 3, "write fast", group="server")
 def swapdb(c: Any, args: List[bytes]) -> Any:
     """Swap two databases."""
-    try:
-        a, b = to_int(args[1]), to_int(args[2])
-    except CommandError:
-        raise CommandError("ERR invalid first DB index") from None
+    a = to_int32(args[1], "ERR invalid first DB index")
+    b = to_int32(args[2], "ERR invalid second DB index")
     if not 0 <= a < len(c.keyspace.dbs) or not 0 <= b < len(c.keyspace.dbs):
         raise CommandError(DB_RANGE)
     c.keyspace.swap(a, b)
@@ -239,7 +232,6 @@ def touch(c: Any, args: List[bytes]) -> Any:
 def _expire_generic(c: Any, args: List[bytes], unit_ms: int, absolute: bool) -> int:
     db = c.db
     key = args[1]
-    amount = to_int(args[2])
     cmd = args[0].decode().lower()
     nx = xx = gt = lt = False
     for opt in args[3:]:
@@ -258,6 +250,7 @@ def _expire_generic(c: Any, args: List[bytes], unit_ms: int, absolute: bool) -> 
         raise CommandError("ERR NX and XX, GT or LT options at the same time are not compatible")
     if gt and lt:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
+    amount = to_int(args[2])  # after the options, as in Redis
     if unit_ms == 1000 and not (INT64_MIN // 1000 <= amount <= INT64_MAX // 1000):
         raise CommandError(f"ERR invalid expire time in '{cmd}' command")
     when = amount * unit_ms
@@ -341,7 +334,7 @@ def _expiretime(c: Any, key: bytes) -> int:
 def expiretime(c: Any, args: List[bytes]) -> Any:
     """Absolute Unix expiry time in seconds (-1: no TTL, -2: no key)."""
     when = _expiretime(c, args[1])
-    return when if when < 0 else when // 1000
+    return when if when < 0 else (when + 500) // 1000  # rounded, as Redis does
 
 
 @command("pexpiretime", 2, "readonly fast", (1, 1, 1), since="7.0.0", **_KEYS)

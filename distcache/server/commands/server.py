@@ -5,7 +5,7 @@ import time
 from typing import Any, Dict, List
 
 from ...config import ConfigError, DIRECTIVES, REDIS_ONLY
-from ...protocol import OK, Status, Verbatim
+from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
 from ..glob import glob_match
@@ -14,14 +14,14 @@ from .table import COMMANDS, CommandSpec, command, container
 _SRV = dict(group="server")
 
 
-@command("info", -1, "loading", **_SRV)
+@command("info", -1, "loading stale", **_SRV)
 def info(c: Any, args: List[bytes]) -> Any:
     """Server information and statistics, by section."""
     text = info_mod.render(c.server, [a.decode("utf-8", "replace") for a in args[1:]])
     return Verbatim(text.encode())
 
 
-@command("time", 1, "loading fast", **_SRV)
+@command("time", 1, "loading fast stale", **_SRV)
 def time_(c: Any, args: List[bytes]) -> Any:
     """The server's time: [seconds, microseconds]."""
     now = time.time()
@@ -29,7 +29,7 @@ def time_(c: Any, args: List[bytes]) -> Any:
     return [b"%d" % seconds, b"%d" % int((now - seconds) * 1_000_000)]
 
 
-@command("shutdown", -1, "admin loading no_multi", **_SRV)
+@command("shutdown", -1, "admin loading no_multi allow_busy noscript stale", **_SRV)
 def shutdown(c: Any, args: List[bytes]) -> Any:
     """Stop the server, saving unless NOSAVE."""
     save = None
@@ -60,7 +60,7 @@ container("config", -2, "", summary="Manage the server configuration.")
 _CFG = dict(parent="config", group="server")
 
 
-@command("get", -3, "admin loading", **_CFG)
+@command("get", -3, "admin noscript loading stale", **_CFG)
 def config_get(c: Any, args: List[bytes]) -> Any:
     """Directives matching one or more glob patterns."""
     config = c.server.config
@@ -73,7 +73,7 @@ def config_get(c: Any, args: List[bytes]) -> Any:
     return out
 
 
-@command("set", -4, "admin loading", **_CFG)
+@command("set", -4, "admin noscript loading stale", **_CFG)
 def config_set(c: Any, args: List[bytes]) -> Any:
     """Change directives at run time: CONFIG SET name value [name value ...]."""
     if len(args) % 2:
@@ -105,14 +105,14 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-@command("resetstat", 2, "admin loading", **_CFG)
+@command("resetstat", 2, "admin noscript loading stale", **_CFG)
 def config_resetstat(c: Any, args: List[bytes]) -> Any:
     """Reset the statistics INFO reports."""
     c.server.reset_stats()
     return OK
 
 
-@command("rewrite", 2, "admin loading", **_CFG)
+@command("rewrite", 2, "admin noscript loading stale", **_CFG)
 def config_rewrite(c: Any, args: List[bytes]) -> Any:
     """Write the running configuration back to the config file."""
     path = c.server.config.source_file
@@ -122,7 +122,7 @@ def config_rewrite(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-@command("help", 2, "loading", **_CFG)
+@command("help", 2, "loading stale", **_CFG)
 def config_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CONFIG."""
     return [Status(b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
@@ -132,25 +132,54 @@ def config_help(c: Any, args: List[bytes]) -> Any:
 # -- COMMAND ---------------------------------------------------------------------------
 
 _ACL_GROUP = {"string": "@string", "generic": "@keyspace", "connection": "@connection",
-              "server": "@admin", "list": "@list", "hash": "@hash", "set": "@set",
+              "server": "", "list": "@list", "hash": "@hash", "set": "@set",
               "sorted-set": "@sortedset", "pubsub": "@pubsub", "transactions": "@transaction",
               "scripting": "@scripting"}
+#: Categories Redis gives these commands beyond their group's and their flags'.
+_ACL_EXTRA = {"dbsize": "@keyspace", "flushall": "@keyspace @dangerous",
+              "flushdb": "@keyspace @dangerous", "swapdb": "@keyspace @dangerous",
+              "keys": "@dangerous", "info": "@dangerous", "command": "@connection"}
 
 
 def _unique_subs(spec: CommandSpec) -> List[CommandSpec]:
     return sorted({s.name: s for s in spec.subcommands.values()}.values(), key=lambda s: s.name)
 
 
+#: Flags in the order COMMAND INFO lists them (others, like may_replicate, are hidden).
+_FLAG_ORDER = ["write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
+               "no_auth", "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys",
+               "allow_busy"]
+#: ACL categories in Redis's table order.
+_ACL_ORDER = ["@keyspace", "@read", "@write", "@set", "@sortedset", "@list", "@hash",
+              "@string", "@bitmap", "@hyperloglog", "@geo", "@stream", "@pubsub", "@admin",
+              "@fast", "@slow", "@blocking", "@dangerous", "@connection", "@transaction",
+              "@scripting"]
+
+
+def _set_or_array(items: list) -> list:
+    """Redis sends an empty list here as a RESP3 set, a non-empty one as an array."""
+    return items if items else RespSet()
+
+
 def command_info(spec: CommandSpec) -> list:
-    flags = [Status(f.encode()) for f in sorted(spec.flags) if f != "pubsub_ok"]
-    acl = [_ACL_GROUP.get(spec.group, "@keyspace")]
-    acl.append("@write" if spec.write else "@read" if spec.readonly else "@slow")
-    if "fast" in spec.flags:
-        acl.append("@fast")
+    flags = RespSet(Status(f.encode()) for f in _FLAG_ORDER if f in spec.flags)
+    if spec.handler is None:  # a container (CONFIG, CLIENT): only its subcommands run
+        return _container_info(spec)
+    top = (spec.parent or spec).name
+    acl = {_ACL_GROUP.get(spec.group, "@keyspace"), *_ACL_EXTRA.get(top, "").split()}
+    if spec.write:
+        acl.add("@write")
+    if spec.readonly:
+        acl.add("@read")
+    acl.add("@fast" if "fast" in spec.flags else "@slow")  # as Redis adds them
+    if "admin" in spec.flags:
+        acl.update(("@admin", "@dangerous"))
+    acl_set = RespSet(Status(a.encode()) for a in _ACL_ORDER if a in acl)
     key_specs = []
     if spec.first_key:
         last = spec.last_key
-        key_specs.append({b"flags": [Status(b"RW" if spec.write else b"RO")],
+        key_specs.append({b"flags": RespSet([Status(b"RW" if spec.write else b"RO")]),
                           b"begin_search": {b"type": b"index",
                                             b"spec": {b"index": spec.first_key}},
                           b"find_keys": {b"type": b"range",
@@ -158,8 +187,13 @@ def command_info(spec: CommandSpec) -> list:
                                                    else last - spec.first_key,
                                                    b"keystep": spec.step, b"limit": 0}}})
     return [spec.fullname.encode(), spec.arity, flags, spec.first_key, spec.last_key,
-            spec.step, [Status(a.encode()) for a in acl], [], key_specs,
-            [command_info(s) for s in _unique_subs(spec)]]
+            spec.step, acl_set, RespSet(), _set_or_array(key_specs),
+            _set_or_array([command_info(s) for s in _unique_subs(spec)])]
+
+
+def _container_info(spec: CommandSpec) -> list:
+    return [spec.fullname.encode(), spec.arity, RespSet(), 0, 0, 0, RespSet([Status(b"@slow")]),
+            RespSet(), RespSet(), _set_or_array([command_info(s) for s in _unique_subs(spec)])]
 
 
 def command_docs(spec: CommandSpec) -> Dict[bytes, Any]:
@@ -181,7 +215,7 @@ def _resolve(name: bytes) -> Any:
     return COMMANDS.get(text)
 
 
-@command("command", -1, "loading", **_SRV)
+@command("command", -1, "loading stale", **_SRV)
 def command_(c: Any, args: List[bytes]) -> Any:
     """Details of every command."""
     return [command_info(spec) for spec in COMMANDS.values()]
@@ -190,13 +224,13 @@ def command_(c: Any, args: List[bytes]) -> Any:
 _CMD = dict(parent="command", group="server")
 
 
-@command("count", 2, "loading", **_CMD)
+@command("count", 2, "loading stale", **_CMD)
 def command_count(c: Any, args: List[bytes]) -> Any:
     """How many commands there are."""
     return len(COMMANDS)
 
 
-@command("info", -2, "loading", **_CMD)
+@command("info", -2, "loading stale", **_CMD)
 def command_info_(c: Any, args: List[bytes]) -> Any:
     """Details of the named commands (all when none is named)."""
     if len(args) == 2:
@@ -208,7 +242,7 @@ def command_info_(c: Any, args: List[bytes]) -> Any:
     return out
 
 
-@command("docs", -2, "loading", **_CMD)
+@command("docs", -2, "loading stale", **_CMD)
 def command_docs_(c: Any, args: List[bytes]) -> Any:
     """Documentation of the named commands (all when none is named)."""
     specs = list(COMMANDS.values()) if len(args) == 2 else \
@@ -216,7 +250,7 @@ def command_docs_(c: Any, args: List[bytes]) -> Any:
     return {s.fullname.encode(): command_docs(s) for s in specs}
 
 
-@command("list", -2, "loading", **_CMD)
+@command("list", -2, "loading stale", **_CMD)
 def command_list(c: Any, args: List[bytes]) -> Any:
     """Names of all commands (FILTERBY PATTERN, ACLCAT, MODULE)."""
     names = [name.encode() for name in COMMANDS]
@@ -237,7 +271,7 @@ def command_list(c: Any, args: List[bytes]) -> Any:
     return names
 
 
-@command("getkeys", -3, "loading", **_CMD)
+@command("getkeys", -4, "loading stale", **_CMD)
 def command_getkeys(c: Any, args: List[bytes]) -> Any:
     """The key arguments of a command call."""
     spec = _resolve(args[2])
@@ -253,7 +287,7 @@ def command_getkeys(c: Any, args: List[bytes]) -> Any:
     return keys
 
 
-@command("help", 2, "loading", **_CMD)
+@command("help", 2, "loading stale", **_CMD)
 def command_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of COMMAND."""
     return [Status(b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
@@ -266,13 +300,17 @@ container("function", -2, "", group="scripting", summary="Manage functions.", si
 container("script", -2, "", group="scripting", summary="Manage scripts.", since="2.6.0")
 
 
-def _flush_ok(c: Any, args: List[bytes]) -> Any:
-    if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
-        raise CommandError(SYNTAX)
-    return OK
+def _flush_ok(error: str) -> Any:
+    def flush(c: Any, args: List[bytes]) -> Any:
+        if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
+            raise CommandError(error)
+        return OK
+    return flush
 
 
 command("flush", -2, "write noscript", group="scripting", parent="function",
-        summary="Delete all functions (there are none).")(_flush_ok)
+        summary="Delete all functions (there are none).")(
+    _flush_ok("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
 command("flush", -2, "noscript", group="scripting", parent="script",
-        summary="Remove all scripts from the cache (there are none).")(_flush_ok)
+        summary="Remove all scripts from the cache (there are none).")(
+    _flush_ok("ERR SCRIPT FLUSH only support SYNC|ASYNC option"))

@@ -175,13 +175,13 @@ def getex(c: Any, args: List[bytes]) -> Any:
     db = c.db
     key = args[1]
     flags, expire = parse_set_options(args, 2, getex=True)
+    value = _string_or_none(db, key)
+    if value is None:  # Redis checks the expire time only for an existing key
+        return None
     when = None
     if expire is not None:
         unit_ms, absolute = _EXPIRE_UNITS[expire[0]]
         when = expire_deadline(c, expire[1], unit_ms, absolute, "getex")
-    value = _string_or_none(db, key)
-    if value is None:
-        return None
     if when is not None:
         if when <= now_ms():
             db.delete(key)

@@ -1,0 +1,293 @@
+"""``distcache cluster``: run a local cluster of server processes under a supervisor.
+
+    distcache cluster --nodes 3 [--base-port 2050] [--dir ./data] [server flags ...]
+
+Starts one ``distcache server`` per node on consecutive ports, each with its
+own data directory (``DIR/node-PORT/``, output in ``DIR/node-PORT/node.log``),
+prints the ``DISTCACHE_SERVERS=...`` line for clients once every node answers
+PING, restarts a node that crashes (with backoff: 0.5 s doubling to 30 s,
+reset once it has stayed up 30 s; a node that exits with code 0, e.g. after
+SHUTDOWN, is left stopped, and the supervisor exits once all have), and on
+SIGTERM/SIGINT forwards the signal to the nodes and waits for them to exit.
+
+Clients shard keys over the nodes with ketama (``distcache.client.ring``);
+the nodes do not talk to each other.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, List, Optional
+
+from .cli import SUBCOMMANDS
+
+log = logging.getLogger("distcache.cluster")
+
+USAGE = """usage: distcache cluster [--nodes N] [--base-port PORT] [--dir DIR] [--host HOST]
+                         [--start-timeout S] [server flags ...]
+
+Run N distcache servers on ports PORT, PORT+1, ... (one per core by default),
+each with its data in DIR/node-PORT/, restart any that dies, and stop them
+all on SIGTERM/SIGINT. Other flags (--appendonly yes, --save "", --maxmemory
+100mb, ...) are passed to every server.
+
+options:
+  --nodes N          number of server processes (default: os.cpu_count() = {cpus})
+  --base-port PORT   port of the first node (default 2050)
+  --dir DIR          parent of the node data directories (default ./data)
+  --host HOST        address the nodes listen on and clients use (default 127.0.0.1)
+  --start-timeout S  seconds to wait for the nodes to answer PING (default 30)
+"""
+
+RESTART_BACKOFF = 0.5
+RESTART_BACKOFF_MAX = 30.0
+STABLE_AFTER = 30.0
+STOP_TIMEOUT = 30.0
+POLL = 0.1
+
+
+def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
+    """Linux: the node gets SIGTERM if the supervisor dies without stopping it."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class Node:
+    """One supervised server process."""
+
+    def __init__(self, port: int, host: str, data_dir: Path, extra: List[str]) -> None:
+        self.port = port
+        self.host = host
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: Optional[subprocess.Popen] = None
+        self.started_at = 0.0
+        self.backoff = RESTART_BACKOFF
+        self.restart_at: Optional[float] = None
+        self.restarts = 0
+        self.finished = False  # exited by itself with code 0 (SHUTDOWN): not restarted
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def argv(self) -> List[str]:
+        return [sys.executable, "-m", "distcache", "server", "--port", str(self.port),
+                "--bind", self.host, "--dir", str(self.data_dir), *self.extra]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        logfile: IO[bytes] = open(self.data_dir / "node.log", "ab")
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(), cwd=str(self.data_dir), stdin=subprocess.DEVNULL,
+                stdout=logfile, stderr=subprocess.STDOUT,
+                # Own session: a terminal's Ctrl-C reaches only the supervisor,
+                # which forwards it once.
+                start_new_session=True,
+                preexec_fn=_set_pdeathsig if sys.platform.startswith("linux") else None)
+        finally:
+            logfile.close()
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            try:
+                self.proc.send_signal(signum)  # type: ignore[union-attr]
+            except ProcessLookupError:  # pragma: no cover - exited meanwhile
+                pass
+
+
+def _answers_ping(host: str, port: int) -> bool:
+    from .client.health import tcp_ping
+    from .client.ring import ServerSpec
+    try:
+        tcp_ping(ServerSpec(host, port), 1.0)
+        return True
+    except OSError:
+        return False
+
+
+class Cluster:
+    """Supervises the nodes; :meth:`run` blocks until stopped by a signal."""
+
+    def __init__(self, nodes: int, base_port: int, data_dir: Path, host: str = "127.0.0.1",
+                 extra: Optional[List[str]] = None, start_timeout: float = 30.0) -> None:
+        self.host = host
+        self.client_host = "127.0.0.1" if host in ("0.0.0.0", "*", "") else host
+        self.nodes = [Node(base_port + i, host, data_dir / f"node-{base_port + i}", extra or [])
+                      for i in range(nodes)]
+        self.start_timeout = start_timeout
+        self.stop_signal: Optional[int] = None
+
+    @property
+    def servers_line(self) -> str:
+        return "DISTCACHE_SERVERS=" + ",".join(f"{self.client_host}:{n.port}" for n in self.nodes)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.stop_signal is None:
+            self.stop_signal = signum
+
+    def run(self) -> int:
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            for node in self.nodes:
+                node.start()
+                log.info("node %s started (pid %d, data %s)", node.address, node.proc.pid,
+                         node.data_dir)
+            if not self._wait_ready():  # a node failed, or a signal came first
+                return self._stop(code=0 if self.stop_signal else 1)
+            print(self.servers_line, flush=True)
+            log.info("cluster of %d nodes ready; stop with SIGTERM or Ctrl-C", len(self.nodes))
+            while self.stop_signal is None:
+                self._supervise()
+                if all(node.finished for node in self.nodes):
+                    log.info("every node has exited cleanly")
+                    return 0
+                time.sleep(POLL)
+            return self._stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        pending = list(self.nodes)
+        while pending and self.stop_signal is None:
+            for node in list(pending):
+                if not node.alive():
+                    log.error("node %s exited with code %s while starting; see %s",
+                              node.address, node.proc.returncode,  # type: ignore[union-attr]
+                              node.data_dir / "node.log")
+                    return False
+                if _answers_ping(self.client_host, node.port):
+                    pending.remove(node)
+            if pending:
+                if time.monotonic() > deadline:
+                    log.error("nodes %s did not answer PING within %.0f s",
+                              ", ".join(n.address for n in pending), self.start_timeout)
+                    return False
+                time.sleep(POLL)
+        return self.stop_signal is None
+
+    def _supervise(self) -> None:
+        now = time.monotonic()
+        for node in self.nodes:
+            if node.restart_at is not None:
+                if now >= node.restart_at and self.stop_signal is None:
+                    node.restarts += 1
+                    node.start()
+                    log.warning("node %s restarted (pid %d, restart #%d)", node.address,
+                                node.proc.pid, node.restarts)  # type: ignore[union-attr]
+                continue
+            if node.finished or node.alive():
+                continue
+            code = node.proc.returncode  # type: ignore[union-attr]
+            if code == 0:
+                node.finished = True
+                log.warning("node %s exited cleanly (SHUTDOWN?); not restarting it",
+                            node.address)
+                continue
+            if now - node.started_at >= STABLE_AFTER:
+                node.backoff = RESTART_BACKOFF
+            delay = node.backoff
+            node.backoff = min(node.backoff * 2, RESTART_BACKOFF_MAX)
+            node.restart_at = now + delay
+            log.warning("node %s died (%s); restarting in %.1f s", node.address,
+                        _describe_exit(code), delay)
+
+    def _stop(self, code: int = 0) -> int:
+        signum = self.stop_signal or signal.SIGTERM
+        log.info("stopping %d nodes (%s)", len(self.nodes), signal.Signals(signum).name)
+        for node in self.nodes:
+            node.signal(signum)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            try:
+                node.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("node %s did not stop in %.0f s; killing it", node.address,
+                          STOP_TIMEOUT)
+                node.proc.kill()
+                node.proc.wait()
+                code = code or 1
+        log.info("all nodes stopped")
+        return code
+
+
+def _describe_exit(code: Optional[int]) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _take(argv: List[str], index: int, flag: str) -> str:
+    if index + 1 >= len(argv):
+        raise ValueError(f"{flag} needs a value")
+    return argv[index + 1]
+
+
+def main(argv: List[str]) -> int:
+    cpus = os.cpu_count() or 1
+    nodes, base_port, data_dir, host, start_timeout = cpus, 2050, "./data", "127.0.0.1", 30.0
+    extra: List[str] = []
+    i = 0
+    try:
+        while i < len(argv):
+            arg = argv[i]
+            name, eq, inline = arg.partition("=")
+            value = (lambda: inline) if eq else (lambda: _take(argv, i, name))
+            if arg in ("-h", "--help"):
+                print(USAGE.format(cpus=cpus))
+                return 0
+            if name in ("--nodes", "-n"):
+                nodes = int(value())
+            elif name == "--base-port":
+                base_port = int(value())
+            elif name == "--dir":
+                data_dir = value()
+            elif name in ("--host", "--bind"):
+                host = value()
+            elif name == "--start-timeout":
+                start_timeout = float(value())
+            elif name == "--port":
+                raise ValueError("use --base-port: each node gets its own port")
+            else:
+                extra.append(arg)
+                i += 1
+                continue
+            i += 1 if eq else 2
+        if nodes < 1:
+            raise ValueError("--nodes must be at least 1")
+        if not 0 < base_port <= 65536 - nodes:
+            raise ValueError("--base-port out of range")
+    except ValueError as exc:
+        print(f"distcache cluster: {exc}\n\n{USAGE.format(cpus=cpus)}", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s cluster: %(message)s")
+    cluster = Cluster(nodes, base_port, Path(data_dir).resolve(), host, extra, start_timeout)
+    return cluster.run()
+
+
+SUBCOMMANDS["cluster"] = main

@@ -1,0 +1,351 @@
+"""Hash commands over ``dict`` values (field bytes -> value bytes)."""
+from __future__ import annotations
+
+import random
+from collections import OrderedDict
+from itertools import islice
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from ...protocol import OK
+from ..errors import CommandError, OVERFLOW, SYNTAX
+from ..keyspace import TYPE_NAMES
+from ..scan import ScanArgs
+from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
+from .table import command
+
+TYPE_NAMES[dict] = "hash"
+
+_HASH = dict(group="hash")
+#: Redis 7.0's default limits of its compact encodings (listpack, intset).
+LISTPACK_ENTRIES = 128
+LISTPACK_VALUE = 64
+INTSET_ENTRIES = 512
+_RANGE_MAX = (1 << 63) - 1
+_POSITIVE = "ERR value is out of range, must be positive"
+
+
+def _hash(db: Any, key: bytes, counted: bool = False) -> Optional[Dict[bytes, bytes]]:
+    return db.get_typed(key, dict) if counted else db.peek_typed(key, dict)
+
+
+def _hash_or_new(db: Any, key: bytes) -> Dict[bytes, bytes]:
+    h = _hash(db, key)
+    if h is None:
+        h = {}
+        db.set(key, h)
+    return h
+
+
+# -- shared by HSCAN/SSCAN/ZSCAN and the RAND* commands ----------------------------------
+
+def scan_container(c: Any, args: List[bytes], container: Any,
+                   text: Optional[Callable[[Any], bytes]], compact: Any) -> Any:
+    """One page of HSCAN/SSCAN/ZSCAN over a dict (with ``text`` rendering its values)
+    or a set (``text`` None).
+
+    A ``compact`` container (one Redis would keep as a listpack or intset) is
+    returned whole whatever the cursor and COUNT, with cursor 0, as Redis does;
+    ``compact`` may be the list of its elements in Redis's order.
+    """
+    opts = ScanArgs(args, 3)
+    if container is None:
+        return [b"0", []]
+    if compact:
+        cursor, batch = 0, compact if compact.__class__ is list else list(container)
+    else:
+        cursor, batch = c.server.scan_cursors.page(opts.cursor, lambda: list(container),
+                                                   opts.count)
+    match = opts.match
+    out: List[Any] = []
+    for element in batch:
+        if element not in container or (match is not None and not match(element)):
+            continue
+        out.append(element)
+        if text is not None:
+            out.append(text(container[element]))
+    return [b"%d" % cursor, out]
+
+
+def parse_rand_count(arg: bytes, with_values: bool) -> int:
+    """The count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER with Redis's range errors."""
+    count = to_int(arg)
+    if count < -_RANGE_MAX:
+        raise CommandError("ERR value is out of range, value must between "
+                           "-9223372036854775807 and 9223372036854775807")
+    if with_values and (count < -_RANGE_MAX // 2 or count > _RANGE_MAX // 2):
+        raise CommandError("ERR value is out of range")
+    return count
+
+
+def pop_count(args: List[bytes]) -> Optional[int]:
+    """The optional count of LPOP/SPOP/ZPOPMIN (``args[2]``): None if absent."""
+    if len(args) < 3:
+        return None
+    count = to_int(args[2], _POSITIVE)
+    if count < 0:
+        raise CommandError(_POSITIVE)
+    return count
+
+
+def rand_with_count(c: Any, args: List[bytes], container: Any, word: bytes,
+                    item: Callable[[Any], Any]) -> Any:
+    """HRANDFIELD/ZRANDMEMBER over ``container`` (a dict): one random key without
+    count, else random picks; ``item(key)`` is the (key, extra) pair sent with ``word``."""
+    if len(args) == 2:
+        return random_element(container, len(container)) if container else None
+    with_extra = False
+    if len(args) == 4:
+        if args[3].upper() != word:
+            raise CommandError(SYNTAX)
+        with_extra = True
+    elif len(args) > 4:
+        raise CommandError(SYNTAX)
+    count = parse_rand_count(args[2], with_extra)
+    if not container or count == 0:
+        return []
+    picks = random_picks(container, count)
+    return pairs_reply(c, [item(k) for k in picks]) if with_extra else picks
+
+
+def random_picks(container: Any, count: int) -> List[Any]:
+    """``count`` random elements of a dict or set: distinct if positive, with repeats
+    if negative. A few picks from a large container cost O(count), not O(n)."""
+    size = len(container)
+    if count >= size:
+        return list(container)
+    if abs(count) * 8 < size:
+        if count < 0:
+            return [random_element(container, size) for _ in range(-count)]
+        picked: Dict[Any, None] = {}
+        while len(picked) < count:
+            picked[random_element(container, size)] = None
+        return list(picked)
+    pool = list(container)
+    if count < 0:
+        return random.choices(pool, k=-count)
+    return random.sample(pool, count)
+
+
+#: Containers up to this size pick a random element by skipping through them.
+_SKIP_LIMIT = 256
+#: id(container) -> (container, snapshot of its elements), for large containers.
+_SNAPSHOTS: "OrderedDict[int, Tuple[Any, List[Any]]]" = OrderedDict()
+_MAX_SNAPSHOTS = 8
+
+
+def random_element(container: Any, size: int) -> Any:
+    """One random element of a non-empty dict or set, in amortised O(1).
+
+    Dicts and sets have no random access. Small ones are skipped through (C
+    speed). Large ones are sampled from a snapshot of their elements,
+    rejecting those no longer present; the snapshot is retaken once the
+    container has shrunk or grown by half (or misses pile up), so SPOP in a
+    loop costs O(1) per call on average. Elements added since the snapshot
+    are not picked until it is retaken.
+    """
+    if size <= _SKIP_LIMIT:
+        return next(islice(iter(container), random.randrange(size), None))
+    entry = _SNAPSHOTS.get(id(container))
+    if entry is None or entry[0] is not container \
+            or not len(entry[1]) // 2 <= size <= 2 * len(entry[1]):
+        entry = _snapshot(container)
+    pool = entry[1]
+    for _ in range(16):
+        element = pool[random.randrange(len(pool))]
+        if element in container:
+            return element
+    pool = _snapshot(container)[1]
+    return pool[random.randrange(len(pool))]
+
+
+def _snapshot(container: Any) -> Tuple[Any, List[Any]]:
+    entry = (container, list(container))
+    _SNAPSHOTS[id(container)] = entry
+    _SNAPSHOTS.move_to_end(id(container))
+    while len(_SNAPSHOTS) > _MAX_SNAPSHOTS:
+        _SNAPSHOTS.popitem(last=False)
+    return entry
+
+
+def pairs_reply(c: Any, pairs: Iterable[Any]) -> List[Any]:
+    """(a, b) pairs: nested in RESP3, flattened in RESP2 (HRANDFIELD/ZRANGE WITHSCORES)."""
+    if c.resp3:
+        return [[a, b] for a, b in pairs]
+    return [x for pair in pairs for x in pair]
+
+
+# -- writes ------------------------------------------------------------------------------
+
+def _hset_generic(c: Any, args: List[bytes]) -> int:
+    if len(args) % 2:
+        raise CommandError(f"ERR wrong number of arguments for '{args[0].decode().lower()}' "
+                           "command")
+    db = c.db
+    h = _hash_or_new(db, args[1])
+    before = len(h)
+    it = iter(args[2:])
+    h.update(zip(it, it))
+    db.modified(args[1])
+    return len(h) - before
+
+
+@command("hset", -4, "write denyoom fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hset(c: Any, args: List[bytes]) -> Any:
+    """Set fields of a hash; returns how many were added."""
+    return _hset_generic(c, args)
+
+
+@command("hmset", -4, "write denyoom fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hmset(c: Any, args: List[bytes]) -> Any:
+    """Set fields of a hash (deprecated form of HSET)."""
+    _hset_generic(c, args)
+    return OK
+
+
+@command("hsetnx", 4, "write denyoom fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hsetnx(c: Any, args: List[bytes]) -> Any:
+    """Set a field only if it does not exist."""
+    db = c.db
+    h = _hash(db, args[1])
+    if h is not None and args[2] in h:
+        return 0
+    _hash_or_new(db, args[1])[args[2]] = args[3]
+    db.modified(args[1])
+    return 1
+
+
+@command("hdel", -3, "write fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hdel(c: Any, args: List[bytes]) -> Any:
+    """Delete fields; returns how many existed."""
+    db = c.db
+    h = _hash(db, args[1])
+    if h is None:
+        return 0
+    removed = 0
+    for field in args[2:]:
+        if h.pop(field, None) is not None:
+            removed += 1
+    if removed:
+        db.modified(args[1])
+        db.remove_if_empty(args[1], h)
+    return removed
+
+
+def _field_of(db: Any, key: bytes, field: bytes) -> Optional[bytes]:
+    h = _hash(db, key)
+    return None if h is None else h.get(field)
+
+
+def _store_field(db: Any, key: bytes, field: bytes, value: bytes) -> None:
+    _hash_or_new(db, key)[field] = value
+    db.modified(key)
+
+
+@command("hincrby", 4, "write denyoom fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hincrby(c: Any, args: List[bytes]) -> Any:
+    """Add an integer to a field's value."""
+    delta = to_int(args[3])
+    old = _field_of(c.db, args[1], args[2])
+    current = 0 if old is None else to_int(old, "ERR hash value is not an integer")
+    result = current + delta
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise CommandError(OVERFLOW)
+    _store_field(c.db, args[1], args[2], b"%d" % result)
+    return result
+
+
+@command("hincrbyfloat", 4, "write denyoom fast", (1, 1, 1), since="2.6.0", **_HASH)
+def hincrbyfloat(c: Any, args: List[bytes]) -> Any:
+    """Add a float to a field's value; logged as an HSET of the result."""
+    increment = to_decimal(args[3])
+    if not increment.is_finite():
+        raise CommandError("ERR value is NaN or Infinity")
+    old = _field_of(c.db, args[1], args[2])
+    current = to_decimal(b"0" if old is None else old, "ERR hash value is not a float")
+    result = current + increment
+    if not result.is_finite():
+        raise CommandError("ERR increment would produce NaN or Infinity")
+    text = format_decimal(result)
+    _store_field(c.db, args[1], args[2], text)
+    c.rewrite = [[b"HSET", args[1], args[2], text]]
+    return text
+
+
+# -- reads -------------------------------------------------------------------------------
+
+@command("hget", 3, "readonly fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hget(c: Any, args: List[bytes]) -> Any:
+    """The value of a field."""
+    h = _hash(c.db, args[1], True)
+    return None if h is None else h.get(args[2])
+
+
+@command("hmget", -3, "readonly fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hmget(c: Any, args: List[bytes]) -> Any:
+    """The values of several fields (nil for missing ones)."""
+    h = _hash(c.db, args[1], True) or {}
+    return [h.get(field) for field in args[2:]]
+
+
+@command("hexists", 3, "readonly fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hexists(c: Any, args: List[bytes]) -> Any:
+    """Whether a field exists."""
+    h = _hash(c.db, args[1], True)
+    return int(h is not None and args[2] in h)
+
+
+@command("hlen", 2, "readonly fast", (1, 1, 1), since="2.0.0", **_HASH)
+def hlen(c: Any, args: List[bytes]) -> Any:
+    """The number of fields."""
+    h = _hash(c.db, args[1], True)
+    return 0 if h is None else len(h)
+
+
+@command("hstrlen", 3, "readonly fast", (1, 1, 1), since="3.2.0", **_HASH)
+def hstrlen(c: Any, args: List[bytes]) -> Any:
+    """The length of a field's value."""
+    h = _hash(c.db, args[1], True)
+    return 0 if h is None else len(h.get(args[2], b""))
+
+
+@command("hgetall", 2, "readonly", (1, 1, 1), complexity="O(N)", since="2.0.0", **_HASH)
+def hgetall(c: Any, args: List[bytes]) -> Any:
+    """All fields and values (a map in RESP3)."""
+    h = _hash(c.db, args[1], True)
+    return {} if h is None else dict(h)
+
+
+@command("hkeys", 2, "readonly", (1, 1, 1), complexity="O(N)", since="2.0.0", **_HASH)
+def hkeys(c: Any, args: List[bytes]) -> Any:
+    """All field names."""
+    return list(_hash(c.db, args[1], True) or ())
+
+
+@command("hvals", 2, "readonly", (1, 1, 1), complexity="O(N)", since="2.0.0", **_HASH)
+def hvals(c: Any, args: List[bytes]) -> Any:
+    """All values."""
+    return list((_hash(c.db, args[1], True) or {}).values())
+
+
+@command("hrandfield", -2, "readonly", (1, 1, 1), since="6.2.0", complexity="O(N)",
+         **_HASH)
+def hrandfield(c: Any, args: List[bytes]) -> Any:
+    """Random fields (count < 0 allows repeats), optionally WITHVALUES."""
+    h = _hash(c.db, args[1], True)
+    return rand_with_count(c, args, h, b"WITHVALUES",
+                           lambda field: (field, h[field]))  # type: ignore[index]
+
+
+@command("hscan", -3, "readonly", (1, 1, 1), since="2.8.0",
+         complexity="O(1) per call, O(N) per full iteration", **_HASH)
+def hscan(c: Any, args: List[bytes]) -> Any:
+    """Iterate over fields and values with a cursor."""
+    h = _hash(c.db, args[1], True)
+    return scan_container(c, args, h, bytes, h is not None and listpack_sized(h.items()))
+
+
+def listpack_sized(pairs: Any) -> bool:
+    """Whether Redis would keep these (field, value) pairs in a listpack."""
+    if len(pairs) > LISTPACK_ENTRIES:
+        return False
+    return all(len(a) <= LISTPACK_VALUE and len(b) <= LISTPACK_VALUE for a, b in pairs)

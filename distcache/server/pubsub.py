@@ -1,0 +1,192 @@
+"""The pub/sub registry: who listens to which channel and pattern, and delivery.
+
+A message is encoded once per protocol (``*3 message`` in RESP2, ``>3`` push
+in RESP3) and written straight to each subscriber's transport, so publishing
+costs one ``transport.write`` per receiver. A subscriber that does not read
+cannot grow the server's memory without bound: after each write the
+transport's buffered bytes are checked against the ``pubsub`` class of
+``client-output-buffer-limit`` (hard limit: disconnect at once; soft limit:
+disconnect when exceeded continuously for the configured seconds), as Redis
+does, and the client is dropped with its buffer discarded.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
+
+from ..config import parse_memory
+from .glob import compile_glob
+
+if TYPE_CHECKING:
+    from .app import CacheServer
+    from .connection import Client
+
+log = logging.getLogger("distcache.server")
+
+
+def parse_output_limits(text: str) -> Dict[str, Tuple[int, int, int]]:
+    """``"normal 0 0 0 pubsub 32mb 8mb 60"`` -> {class: (hard, soft, soft seconds)}."""
+    words = text.split()
+    limits: Dict[str, Tuple[int, int, int]] = {}
+    for i in range(0, len(words) - 3, 4):
+        cls = words[i].lower()
+        if cls == "slave":
+            cls = "replica"
+        limits[cls] = (parse_memory(words[i + 1]), parse_memory(words[i + 2]),
+                       int(words[i + 3]))
+    return limits
+
+
+class PubSub:
+    """Channel and pattern subscriptions of one server."""
+
+    def __init__(self, server: "CacheServer") -> None:
+        self.server = server
+        #: channel -> subscribed clients (a dict used as an ordered set).
+        self.channels: Dict[bytes, Dict["Client", None]] = {}
+        #: pattern -> (matcher, subscribed clients).
+        self.patterns: Dict[bytes, Tuple[Callable[[bytes], bool], Dict["Client", None]]] = {}
+        #: clients over the soft limit -> when they went over.
+        self.soft_since: Dict["Client", float] = {}
+        self.hard = self.soft = self.soft_seconds = 0
+        self.configure()
+
+    def configure(self) -> None:
+        try:
+            limits = parse_output_limits(self.server.config["client-output-buffer-limit"])
+        except (ValueError, TypeError):
+            log.warning("cannot parse client-output-buffer-limit; keeping the old limits")
+            return
+        self.hard, self.soft, self.soft_seconds = limits.get("pubsub", (32 << 20, 8 << 20, 60))
+
+    def counts(self) -> Tuple[int, int]:
+        return len(self.channels), len(self.patterns)
+
+    # -- subscriptions --------------------------------------------------------------
+
+    def subscribe(self, c: "Client", channel: bytes) -> bool:
+        if channel in c.channels:
+            return False
+        c.channels.add(channel)
+        clients = self.channels.get(channel)
+        if clients is None:
+            self.channels[channel] = clients = {}
+        clients[c] = None
+        return True
+
+    def unsubscribe(self, c: "Client", channel: bytes) -> bool:
+        if channel not in c.channels:
+            return False
+        c.channels.discard(channel)
+        clients = self.channels.get(channel)
+        if clients is not None:
+            clients.pop(c, None)
+            if not clients:
+                del self.channels[channel]
+        return True
+
+    def psubscribe(self, c: "Client", pattern: bytes) -> bool:
+        if pattern in c.patterns:
+            return False
+        c.patterns.add(pattern)
+        entry = self.patterns.get(pattern)
+        if entry is None:
+            self.patterns[pattern] = entry = (compile_glob(pattern), {})
+        entry[1][c] = None
+        return True
+
+    def punsubscribe(self, c: "Client", pattern: bytes) -> bool:
+        if pattern not in c.patterns:
+            return False
+        c.patterns.discard(pattern)
+        entry = self.patterns.get(pattern)
+        if entry is not None:
+            entry[1].pop(c, None)
+            if not entry[1]:
+                del self.patterns[pattern]
+        return True
+
+    def drop_client(self, c: "Client") -> None:
+        """Forget every subscription of ``c`` (RESET, disconnect)."""
+        for channel in list(c.channels):
+            self.unsubscribe(c, channel)
+        for pattern in list(c.patterns):
+            self.punsubscribe(c, pattern)
+        self.soft_since.pop(c, None)
+        c.update_restricted()
+
+    # -- delivery -------------------------------------------------------------------
+
+    def publish(self, channel: bytes, message: bytes) -> int:
+        """Send ``message`` to every subscriber of ``channel``; returns the receiver count."""
+        receivers = 0
+        clients = self.channels.get(channel)
+        if clients:
+            head = b"$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                len(channel), channel, len(message), message)
+            resp2 = resp3 = b""
+            for c in list(clients):
+                if c.resp3:
+                    data = resp3 = resp3 or b">3\r\n" + head
+                else:
+                    data = resp2 = resp2 or b"*3\r\n" + head
+                self.deliver(c, data)
+                receivers += 1
+        if self.patterns:
+            for pattern, (match, subs) in list(self.patterns.items()):
+                if not subs or not match(channel):
+                    continue
+                head = b"$8\r\npmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+                    len(pattern), pattern, len(channel), channel, len(message), message)
+                for c in list(subs):
+                    self.deliver(c, (b">4\r\n" if c.resp3 else b"*4\r\n") + head)
+                    receivers += 1
+        return receivers
+
+    def deliver(self, c: "Client", data: bytes) -> None:
+        if c.closed or c.transport is None:
+            return
+        if c.out:  # the client is mid-reply (it published to itself): keep the order
+            c.out.append(data)
+            return
+        transport = c.transport
+        transport.write(data)
+        if self.hard or self.soft:
+            self.check_limits(c, transport.get_write_buffer_size())
+
+    def check_limits(self, c: "Client", used: int) -> None:
+        hard, soft = self.hard, self.soft
+        if hard and used >= hard:
+            self.disconnect(c, used)
+        elif soft and used >= soft:
+            now = time.monotonic()
+            since = self.soft_since.setdefault(c, now)
+            if now - since > self.soft_seconds:
+                self.disconnect(c, used)
+        elif self.soft_since:
+            self.soft_since.pop(c, None)
+
+    def disconnect(self, c: "Client", used: int) -> None:
+        log.warning("Client id=%d addr=%s closed for overcoming of output buffer limits "
+                    "(pubsub, %d bytes buffered).", c.id, c.addr, used)
+        self.server.stats["client_output_buffer_limit_disconnections"] += 1
+        self.soft_since.pop(c, None)
+        c.closed = True
+        c.transport.abort()  # type: ignore[union-attr]  # drop the unsent output now
+        self.drop_client(c)
+
+
+def install(server: "CacheServer") -> PubSub:
+    registry = PubSub(server)
+    server.pubsub = registry  # type: ignore[attr-defined]
+    server.pubsub_counts = registry.counts  # type: ignore[assignment]
+    server.reset_hooks.append(registry.drop_client)
+    server.disconnect_hooks.append(registry.drop_client)
+
+    def on_config(name: str) -> None:
+        if name == "client-output-buffer-limit":
+            registry.configure()
+
+    server.config_hooks.append(on_config)
+    return registry

@@ -1,0 +1,200 @@
+"""Clients blocked on list and sorted-set keys (BLPOP, BLMOVE, BZPOPMIN...).
+
+A blocked client is a :class:`Waiter` queued, in arrival order, under each
+of its keys in ``db.blocking``. A write that may make a key non-empty calls
+:func:`signal_ready`; the ready keys are served once the current batch of
+commands (or transaction) has finished, from a ``call_soon`` callback, as
+Redis serves blocked clients after the command that made a key ready. For
+each ready key the oldest waiter whose type matches is served first, and
+it is detached from all its keys; the pop it performed is propagated to the
+append-only log as the non-blocking command it amounts to. Keys filled by
+commands outside this package (RENAME, COPY...) are noticed by a keyspace
+propagation hook installed only while clients are blocked.
+
+Other modules that create list or sorted-set keys may call
+:func:`signal_ready` themselves to have waiters served.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from typing import Any, Callable, List, Optional, Tuple
+
+from ...protocol import NULL_ARRAY, ReplyError
+from ..errors import CommandError
+from ..commands.args import to_float
+
+log = logging.getLogger("distcache.server")
+
+#: serve(key, value) -> (reply, commands to propagate)
+Serve = Callable[[bytes, Any], Tuple[Any, List[List[bytes]]]]
+
+TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
+TIMEOUT_NEGATIVE = "ERR timeout is negative"
+
+
+class Waiter:
+    __slots__ = ("client", "db", "keys", "kind", "serve")
+
+    def __init__(self, client: Any, db: Any, keys: List[bytes], kind: type,
+                 serve: Serve) -> None:
+        self.client = client
+        self.db = db
+        self.keys = keys
+        self.kind = kind
+        self.serve = serve
+
+    def active(self) -> bool:
+        c = self.client
+        return c.blocked and not c.closed and c.block_state is not None \
+            and c.block_state[0] is self
+
+    def detach(self) -> None:
+        blocking = self.db.blocking
+        for key in self.keys:
+            waiters = blocking.get(key)
+            if waiters is None:
+                continue
+            try:
+                waiters.remove(self)
+            except ValueError:
+                pass
+            if not waiters:
+                del blocking[key]
+
+
+def parse_timeout(arg: bytes) -> float:
+    """Seconds, as Redis reads a blocking timeout (0: forever)."""
+    seconds = to_float(arg, TIMEOUT_NOT_FLOAT)
+    if seconds == 0.0 and re.search(rb"[1-9]", arg.lower().split(b"e")[0]):
+        seconds = 1e-9  # below double range but not zero (Redis reads a long double)
+    ms = seconds * 1000.0
+    if ms < 0 or ms > 9.2e18:  # Redis casts out-of-range values to LLONG_MIN
+        raise CommandError(TIMEOUT_NEGATIVE)
+    return math.ceil(ms) / 1000.0
+
+
+def cannot_block(c: Any) -> bool:
+    """Inside MULTI/EXEC (or a script) blocking commands act as non-blocking ones."""
+    return c.in_multi or getattr(c, "in_exec", False) or getattr(c, "deny_blocking", False)
+
+
+def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
+          timeout_reply: Any = NULL_ARRAY) -> Any:
+    """Park ``c`` on ``keys`` until one of them can be served or ``timeout`` passes."""
+    server = c.server
+    if not server.__dict__.get("_blocking_hooked"):
+        server.__dict__["_blocking_hooked"] = True
+        server.disconnect_hooks.append(_client_gone)
+    _watch_writes(server)
+    db = c.db
+    waiter = Waiter(c, db, list(dict.fromkeys(keys)), kind, serve)
+    for key in waiter.keys:
+        db.blocking.setdefault(key, []).append(waiter)
+
+    def on_timeout() -> Any:
+        waiter.detach()
+        return timeout_reply
+
+    return c.block(timeout, on_timeout, waiter)
+
+
+def _watch_writes(server: Any) -> None:
+    """While clients are blocked, look at waited keys after every write command.
+
+    The list and sorted-set commands signal the keys they fill themselves;
+    this catches the rest (RENAME, COPY, MOVE, RESTORE, SORT ... STORE, SWAPDB),
+    through the keyspace's propagation hook that every write goes through. It
+    unhooks itself once nobody is blocked, so it costs nothing otherwise.
+    """
+    if server.__dict__.get("_write_watcher") is not None:
+        return
+    keyspace = server.keyspace
+
+    def on_write(db_id: int, commands: List[List[bytes]]) -> None:
+        waiting = False
+        for db in keyspace.dbs:
+            if db.blocking:
+                waiting = True
+                for key in list(db.blocking):
+                    if key in db.data:
+                        _mark_ready(server, db, key)
+        if not waiting and not unhooking:
+            # Not now: propagate() is iterating over the propagators.
+            unhooking.append(True)
+            asyncio.get_event_loop().call_soon(unhook)
+
+    def unhook() -> None:
+        unhooking.clear()
+        if any(db.blocking for db in keyspace.dbs):
+            return
+        keyspace.propagators.remove(on_write)
+        server.__dict__["_write_watcher"] = None
+
+    unhooking: List[bool] = []
+    server.__dict__["_write_watcher"] = on_write
+    keyspace.propagators.append(on_write)
+
+
+def _client_gone(client: Any) -> None:
+    state = client.block_state
+    if client.blocked and state is not None and isinstance(state[0], Waiter):
+        state[0].detach()
+        if state[1] is not None:
+            state[1].cancel()
+
+
+def signal_ready(c: Any, db: Any, key: bytes) -> None:
+    """``key`` may now serve blocked clients: serve them after this command batch."""
+    if key in db.blocking:
+        _mark_ready(c.server, db, key)
+
+
+def _mark_ready(server: Any, db: Any, key: bytes) -> None:
+    ready = server.__dict__.get("_ready_keys")
+    if ready is None:
+        ready = server.__dict__["_ready_keys"] = []
+    if not ready:
+        asyncio.get_event_loop().call_soon(_serve_ready, server)
+    if (db, key) not in ready:
+        ready.append((db, key))
+
+
+def _serve_ready(server: Any) -> None:
+    ready: List[Tuple[Any, bytes]] = server.__dict__["_ready_keys"]
+    while ready:
+        db, key = ready.pop(0)
+        while True:
+            waiters = db.blocking.get(key)
+            if not waiters:
+                break
+            value = db.peek(key)
+            if value is None:
+                break
+            waiter = _first_servable(waiters, value)
+            if waiter is None:
+                break
+            waiter.detach()
+            try:
+                reply, commands = waiter.serve(key, value)
+            except CommandError as exc:
+                reply, commands = ReplyError(exc.text), []
+            except Exception:  # a bug must not leave the client blocked forever
+                log.exception("error serving a blocked client on %r", key)
+                reply, commands = ReplyError("ERR internal error serving blocked client"), []
+            if commands:
+                db.keyspace.propagate(db.id, commands)
+            waiter.client.unblock(reply)
+    # keep the list object: signal_ready appends to it while we run
+
+
+def _first_servable(waiters: List[Waiter], value: Any) -> Optional[Waiter]:
+    for waiter in list(waiters):
+        if not waiter.active():
+            waiter.detach()
+            continue
+        if value.__class__ is waiter.kind:
+            return waiter
+    return None
