@@ -48,13 +48,19 @@ class HiredisRequestParser:
 
     def feed(self, data: bytes) -> None:
         if self._python is None:
-            tail = self._tail + data[:12]
-            self._tail = (self._tail + data[-12:])[-12:]
-            if (b"\r\n+" in data or b"\r\n+" in tail or _HUGE_HEADER(data)
-                    or _HUGE_HEADER(tail)):
+            # Only a request already in progress can have a header split across
+            # reads, so the last bytes of earlier reads matter only then.
+            if self._partial:
+                tail = self._tail + data[:12]
+                suspect = b"\r\n+" in tail or _HUGE_HEADER(tail)
+            else:
+                suspect = False
+            self._tail = data[-12:] if len(data) >= 12 else (self._tail + data)[-12:]
+            if suspect or b"\r\n+" in data or _HUGE_HEADER(data):
                 # hiredis allocates a list for a multibulk header before any limit
                 # applies, and freeing a list of 2**31 slots stalls the server for
-                # seconds; let the Python parser see (and refuse) such headers.
+                # seconds; and it returns a simple string where a bulk belongs as
+                # if it were one. The Python parser judges such requests.
                 self._take_over()
             elif not self._partial and (data[:1] != b"*" or not self.authenticated):
                 self._python = self._new_python()
@@ -122,14 +128,13 @@ class HiredisRequestParser:
             raise error from None
         if commands or empty:
             last = self._last
-            if not empty and last.endswith(encode_command(commands[-1])):
-                # The read ended on a request boundary: the common case, checked
-                # with one encode per read rather than a size per request.
+            if len(commands) > 4 and not empty and last.endswith(encode_command(commands[-1])):
+                # The read ended on a request boundary: the common pipelined case,
+                # checked with one encode per read rather than a size per request.
                 self._partial = 0
                 self._shadow = None
                 return commands
-            # A partial request starts inside the last read: find where by the
-            # wire size of what completed.
+            # Few requests, or a partial one left: account exactly by wire size.
             self._partial -= empty + sum(map(_wire_size, commands))
             if self._partial <= 0:
                 self._partial = 0
@@ -182,11 +187,15 @@ def _new_reader() -> Any:
 
 def _wire_size(cmd: List[bytes]) -> int:
     """Bytes of a canonical multibulk request for ``cmd``."""
+    digits = _DIGITS
     size = 3 + len(str(len(cmd)))
     for arg in cmd:
         n = len(arg)
-        size += n + 5 + len(str(n))
+        size += n + 5 + (digits[n] if n < 10000 else len(str(n)))
     return size
+
+
+_DIGITS = [len(str(n)) for n in range(10000)]
 
 
 #: A multibulk header of a million elements or more (rare, and costly in hiredis).
