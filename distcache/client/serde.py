@@ -423,7 +423,7 @@ class PickleSerializer:
     def loads(self, data: bytes) -> Any:
         import pickle
         try:
-            return pickle.loads(data)  # the user explicitly opted in (serializer="pickle")
+            return pickle.loads(data)  # opt-in only: serializer="pickle", never the default
         except Exception as exc:
             raise DecodeError(f"not a pickle: {exc}") from None
 
