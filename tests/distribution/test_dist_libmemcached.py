@@ -16,7 +16,7 @@ import time
 import pytest
 
 from distcache.client.ring import KetamaRing, parse_servers
-from servers import free_port
+from servers import free_ports
 
 pylibmc = pytest.importorskip("pylibmc")
 MEMCACHED = shutil.which("memcached")
@@ -65,7 +65,7 @@ def _port_is_free(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def memcached_ports():
-    ports = [free_port() for _ in range(4)]
+    ports = free_ports(4)
     procs = []
     try:
         for port in ports:
@@ -162,7 +162,7 @@ def test_agrees_with_libmemcached_on_the_default_port(memcached_ports):
 def test_agrees_with_libmemcached_single_precision_point_counts():
     """With 25 equal servers libmemcached's float arithmetic gives each 156
     points, not 160 (floor(39.99999) x 4); KetamaRing reproduces that."""
-    ports = [free_port() for _ in range(25)]
+    ports = free_ports(25)
     procs = []
     try:
         for port in ports:
