@@ -18,6 +18,9 @@ usage:
   distcache cluster [--nodes N] [--base-port 2050] [--dir ./data] [server flags ...]
       Run N local servers (one per core by default) under a supervisor that
       restarts them; prints the DISTCACHE_SERVERS line for clients.
+  distcache check-log FILE [--fix]
+      Check an append-only log, manifest or snapshot; --fix truncates a damaged
+      log to its last good record (like redis-check-aof).
   distcache --version
   distcache --help
 
