@@ -234,11 +234,20 @@ class Client(asyncio.Protocol):
             if spec.subcommands and argc > 1:
                 spec = self._subcommand(spec, args)
             if self.restricted or self.server.gated:
-                reply = self._gate(spec, args)
-                if reply is not None:
-                    if reply is not BLOCKED:
-                        encode_reply(reply, out, self.resp3)
-                    return
+                server = self.server
+                if not self.restricted and not server.loading:
+                    # Only the memory limit applies: spend the write credit the
+                    # eviction module grants, and check for real when it runs out.
+                    if spec.denyoom and server.oom_check is not None:
+                        server.oom_credit -= 1
+                        if server.oom_credit < 0:
+                            server.oom_check(self)
+                else:
+                    reply = self._gate(spec, args)
+                    if reply is not None:
+                        if reply is not BLOCKED:
+                            encode_reply(reply, out, self.resp3)
+                        return
             self.last_command = spec
             if spec.write:
                 keyspace = self.keyspace
@@ -288,13 +297,6 @@ class Client(asyncio.Protocol):
     def _gate(self, spec: Any, args: List[bytes]) -> Any:
         """Checks that only apply in some states; returns a reply to stop the command."""
         server = self.server
-        if not self.restricted and not server.loading:  # only the memory limit applies
-            if spec.denyoom and server.oom_check is not None:
-                # the eviction module grants credit: writes allowed before a full check
-                server.oom_credit -= 1
-                if server.oom_credit < 0:
-                    server.oom_check(self)
-            return None
         if not self.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
         if server.loading and not spec.loading_ok:
