@@ -5,11 +5,11 @@ import hmac
 from typing import Any, List
 
 from ... import __version__
-from ...protocol import OK, PONG, Raw, Status, Verbatim
+from ...protocol import OK, PONG, Raw, Verbatim
 from ..errors import CommandError, SYNTAX, WRONGPASS, wrong_arity
 from .args import to_int
 from .keys import db_index
-from .table import command, container
+from .table import command, container, help_reply
 
 REDIS_VERSION = "7.0.15"
 _CONN = dict(group="connection")
@@ -279,5 +279,5 @@ def client_no_evict(c: Any, args: List[bytes]) -> Any:
 @command("help", 2, "loading stale", **_SUB)
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
-    return [Status(b"CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-            Status(b"ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP")]
+    return help_reply("CLIENT",
+                      ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP"])

@@ -10,12 +10,12 @@ import gc
 import sys
 from typing import Any, List
 
-from ...protocol import OK, Status, Verbatim
+from ...protocol import OK, Verbatim
 from ..errors import SYNTAX, CommandError
 from ..eviction import DICT_ENTRY, EXPIRE_ENTRY, alloc, size_of
 from ..info import rss_bytes
 from .args import to_int
-from .table import command, container
+from .table import command, container, help_reply
 
 _MEM = dict(group="server")
 
@@ -120,7 +120,6 @@ def memory_purge(c: Any, args: List[bytes]) -> Any:
 
 
 _HELP = [
-    "MEMORY <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "DOCTOR",
     "    Return memory problems reports.",
     "MALLOC-STATS",
@@ -140,4 +139,4 @@ _HELP = [
 @command("help", 2, "loading stale", since="4.0.0", parent="memory", **_MEM)
 def memory_help(c: Any, args: List[bytes]) -> Any:
     """Show MEMORY's subcommands."""
-    return [Status(line.encode()) for line in _HELP]
+    return help_reply("MEMORY", _HELP)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Optional
 
-from ...protocol import Raw, Status
+from ...protocol import Raw
 from ..errors import CommandError
 from ..glob import compile_glob
-from .table import command, container
+from .table import command, container, help_reply
 
 _PS = dict(group="pubsub")
 
@@ -127,7 +127,6 @@ def pubsub_shardnumsub(c: Any, args: List[bytes]) -> Any:
 
 
 _HELP = [
-    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "CHANNELS [<pattern>]",
     "    Return the currently active channels matching a <pattern> (default: '*').",
     "NUMPAT",
@@ -147,4 +146,4 @@ _HELP = [
 @command("help", 2, "loading stale", since="6.2.0", parent="pubsub", **_PS)
 def pubsub_help(c: Any, args: List[bytes]) -> Any:
     """Show PUBSUB's subcommands."""
-    return [Status(line.encode()) for line in _HELP]
+    return help_reply("PUBSUB", _HELP)

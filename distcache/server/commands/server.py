@@ -9,7 +9,7 @@ from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
 from ..glob import glob_match
-from .table import COMMANDS, CommandSpec, command, container
+from .table import COMMANDS, CommandSpec, command, container, help_reply
 
 _SRV = dict(group="server")
 
@@ -125,8 +125,8 @@ def config_rewrite(c: Any, args: List[bytes]) -> Any:
 @command("help", 2, "loading stale", **_CFG)
 def config_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CONFIG."""
-    return [Status(b"CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-            Status(b"GET <pattern>, SET <directive> <value>, RESETSTAT, REWRITE, HELP")]
+    return help_reply("CONFIG",
+                      ["GET <pattern>, SET <directive> <value>, RESETSTAT, REWRITE, HELP"])
 
 
 # -- COMMAND ---------------------------------------------------------------------------
@@ -290,8 +290,7 @@ def command_getkeys(c: Any, args: List[bytes]) -> Any:
 @command("help", 2, "loading stale", **_CMD)
 def command_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of COMMAND."""
-    return [Status(b"COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-            Status(b"(no subcommand), COUNT, INFO, DOCS, LIST, GETKEYS, HELP")]
+    return help_reply("COMMAND", ["(no subcommand), COUNT, INFO, DOCS, LIST, GETKEYS, HELP"])
 
 
 # -- scripting stubs: tools send FLUSH to reset a server ---------------------------------

@@ -84,6 +84,13 @@ def container(name: str, arity: int = -2, flags: str = "", group: str = "server"
                                  group, summary, since, "Depends on subcommand.")
 
 
+def help_reply(container: str, lines: List[str]) -> List[Any]:
+    """A ``<CONTAINER> HELP`` reply: Redis's header line, then ``lines``, as statuses."""
+    from ...protocol import Status
+    header = f"{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    return [Status(line.encode()) for line in [header] + lines]
+
+
 def lookup_table() -> Dict[bytes, CommandSpec]:
     """Bytes-keyed view of the table, with common spellings pre-filled for speed."""
     table: Dict[bytes, CommandSpec] = {}
