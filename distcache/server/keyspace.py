@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set
 
 from .errors import CommandError, WRONGTYPE
 
@@ -162,8 +162,6 @@ class Database:
     def __len__(self) -> int:
         return len(self.data)
 
-    def keys(self) -> Iterator[bytes]:
-        return iter(list(self.data))
 
 
 def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
