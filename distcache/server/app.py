@@ -27,6 +27,7 @@ from .errors import MAX_CLIENTS, PROTECTED_MODE
 from .expiry import ActiveExpiry
 from .info import rss_bytes
 from .keyspace import Keyspace
+from .pubsub import subscribed
 from .scan import ScanCursors
 
 log = logging.getLogger("distcache.server")
@@ -71,7 +72,11 @@ class CacheServer:
         #: Any server-wide per-command check is active (loading, memory limit).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
-        self.before_reply = False  # persistence: replies wait for the log write (defer_reply)
+        #: Persistence is logging: a read's replies go through ``log_read``
+        #: (or ``defer_reply``) and leave only after its writes are logged.
+        self.before_reply = False
+        self.log_read: Callable[[Client, Optional[bytes], List[Any]], None] = _no_log
+        self.defer_reply: Callable[[Client], None] = Client.flush
         self.before_reply_hooks: List[Callable[[], None]] = []
         #: Called each cron tick (persistence save rules, eviction...).
         self.cron_jobs: List[Callable[[], None]] = []
@@ -136,9 +141,10 @@ class CacheServer:
         (t0, n0), (t1, n1) = samples[0], samples[-1]
         return int((n1 - n0) / (t1 - t0)) if t1 > t0 else 0
 
-    def pubsub_counts(self) -> "tuple[int, int]":
-        """(channels, patterns) with subscribers; the pub/sub module replaces this."""
-        return 0, 0
+    def pubsub_counts(self) -> "tuple[int, int, int]":
+        """(channels, patterns, shard channels) with subscribers; the pub/sub module
+        replaces this."""
+        return 0, 0, 0
 
     def reset_stats(self) -> None:
         self.stats.clear()
@@ -240,7 +246,7 @@ class CacheServer:
         deadline = time.monotonic() - timeout
         for client in list(self.clients.values()):
             if client.last_active < deadline and not client.blocked \
-                    and not (client.channels or client.patterns):
+                    and not subscribed(client):
                 client.close_now()
 
     def _run(self, install_signals: bool) -> None:
@@ -329,6 +335,10 @@ class CacheServer:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+def _no_log(client: Client, data: Optional[bytes], commands: List[Any]) -> None:
+    client.flush()
 
 
 def run_server(argv: List[str]) -> int:

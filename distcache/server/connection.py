@@ -78,6 +78,7 @@ class Client(asyncio.Protocol):
         # Pub/sub state (pubsub module)
         self.channels: Set[bytes] = set()
         self.patterns: Set[bytes] = set()
+        self.shard_channels: Set[bytes] = set()
         # Blocking state
         self.blocked = False
         self.block_state: Any = None
@@ -87,6 +88,8 @@ class Client(asyncio.Protocol):
         #: True when any per-command gate applies (auth, MULTI, pub/sub, blocked).
         self.restricted = not self.authenticated
         self.out: List[bytes] = []
+        #: Bytes of an incomplete request the parser held after the last read.
+        self.partial = 0
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -139,7 +142,11 @@ class Client(asyncio.Protocol):
                 self.execute(args, self.out)
             self.protocol_error(str(exc))
             return
-        if parser.buffered() > self.server.query_buffer_limit:
+        buffered = parser.buffered()
+        # ``data`` holds exactly ``commands`` when no request straddles either end.
+        whole = not self.partial and not buffered
+        self.partial = buffered
+        if buffered > self.server.query_buffer_limit:
             log.warning("closing client %s: query buffer over client-query-buffer-limit",
                         self.addr)
             self.server.stats["client_query_buffer_limit_disconnections"] += 1
@@ -162,7 +169,11 @@ class Client(asyncio.Protocol):
                 if len(self.pending) > _MAX_PENDING:
                     self._pause_reading()
                 break
-        self.flush()
+        if self.server.before_reply:
+            # Persistence: the log takes this read's writes, then the replies follow.
+            self.server.log_read(self, data if whole else None, commands)
+        else:
+            self.flush()
 
     # -- output -----------------------------------------------------------------
 
@@ -253,8 +264,10 @@ class Client(asyncio.Protocol):
                 keyspace = self.keyspace
                 dirty = keyspace.dirty
                 reply = spec.handler(self, args)
-                if keyspace.dirty != dirty and keyspace.propagators:
-                    keyspace.propagate(self.db.id, self.rewrite or [args])
+                if keyspace.dirty != dirty:
+                    # Keyspace.propagate, inlined: this runs for every write.
+                    for propagate in keyspace.propagators:
+                        propagate(self.db.id, self.rewrite or [args])
                 self.rewrite = None
             else:
                 reply = spec.handler(self, args)
@@ -309,7 +322,8 @@ class Client(asyncio.Protocol):
                 server.oom_check(self)
             self.multi_queue.append(args)
             return _QUEUED
-        if (self.channels or self.patterns) and not self.resp3 and name not in _PUBSUB_ALLOWED:
+        if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
+                and name not in _PUBSUB_ALLOWED:
             raise CommandError(
                 f"ERR Can't execute '{spec.fullname}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
@@ -319,7 +333,7 @@ class Client(asyncio.Protocol):
 
     def update_restricted(self) -> None:
         self.restricted = (not self.authenticated or self.in_multi
-                           or bool(self.channels or self.patterns))
+                           or bool(self.channels or self.patterns or self.shard_channels))
         self.parser.authenticated = self.authenticated
 
     # -- blocking (used by blocking list/zset commands) -------------------------
@@ -372,13 +386,14 @@ class Client(asyncio.Protocol):
             flags = "x"
         elif self.blocked:
             flags = "b"
-        elif self.channels or self.patterns:
+        elif self.channels or self.patterns or self.shard_channels:
             flags = "P"
         cmd = self.last_command.fullname if self.last_command is not None else "NULL"
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
                 f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
                 f"idle={int(time.monotonic() - self.last_active)} flags={flags} "
-                f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} ssub=0 "
+                f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} "
+                f"ssub={len(self.shard_channels)} "
                 f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
                 f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
                 f"events=r cmd={cmd} user=default redir=-1 resp={3 if self.resp3 else 2} "

@@ -259,6 +259,34 @@ class LfuDatabase(Database):
         Database.modified(self, key)
 
 
+# -- read-only views of the stamps (OBJECT IDLETIME / FREQ); they never stamp ------------
+
+def idle_ms(db: Database, key: bytes) -> Optional[int]:
+    """Milliseconds since ``key`` was last read or written, from the LRU stamps; None
+    while no LRU stamps are kept. A key without a stamp counts as new (0), as the
+    eviction pool treats it."""
+    side = getattr(db.__class__, "lru", None)
+    if side is None:
+        return None
+    stamp = side.get(key)
+    if stamp is None:
+        return 0
+    return max(0, int(time.monotonic() * 100) - stamp) * 10
+
+
+def lfu_frequency(db: Database, key: bytes) -> Optional[int]:
+    """The decayed LFU counter of ``key`` (LFU_INIT_VAL without a stamp: new); None
+    while no LFU counters are kept."""
+    cls = db.__class__
+    side = getattr(cls, "lfu", None)
+    if side is None:
+        return None
+    entry = side.get(key)
+    if entry is None:
+        return LFU_INIT_VAL
+    return lfu_decayed(entry, (int(time.time()) // 60) & 0xFFFF, cls.decay_time)
+
+
 def _db_class(base: type, db_id: int, **attrs: Any) -> type:
     return type(f"{base.__name__}{db_id}", (base,), dict(attrs, __slots__=()))
 

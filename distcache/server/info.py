@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from .. import __version__
+from .pubsub import subscribed
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -61,7 +62,7 @@ def _server(s: "CacheServer") -> Fields:
 
 
 def _clients(s: "CacheServer") -> Fields:
-    pubsub = sum(1 for c in s.clients.values() if c.channels or c.patterns)
+    pubsub = sum(1 for c in s.clients.values() if subscribed(c))
     return [("connected_clients", len(s.clients)), ("cluster_connections", 0),
             ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0), ("blocked_clients", s.blocked_clients),
@@ -96,13 +97,15 @@ def _persistence(s: "CacheServer") -> Fields:
 def _stats(s: "CacheServer") -> Fields:
     st = s.stats
     ks = s.keyspace
+    pubsub = s.pubsub_counts()
     return [("total_connections_received", st["total_connections_received"]),
             ("total_commands_processed", st["total_commands_processed"]),
             ("instantaneous_ops_per_sec", s.ops_per_sec()),
             ("rejected_connections", st["rejected_connections"]),
             ("expired_keys", ks.expired_keys), ("evicted_keys", ks.evicted_keys),
             ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
-            ("pubsub_channels", s.pubsub_counts()[0]), ("pubsub_patterns", s.pubsub_counts()[1]),
+            ("pubsub_channels", pubsub[0]), ("pubsub_patterns", pubsub[1]),
+            ("pubsubshard_channels", pubsub[2]),
             ("client_query_buffer_limit_disconnections",
              st["client_query_buffer_limit_disconnections"]),
             ("client_output_buffer_limit_disconnections",

@@ -1,4 +1,10 @@
-"""The pub/sub registry: who listens to which channel and pattern, and delivery.
+"""The pub/sub registry: who listens to which channel, pattern and shard channel,
+and delivery.
+
+Shard channels (SSUBSCRIBE, SPUBLISH) are a namespace of their own, as in
+Redis 7.0: a shard message (``smessage``) reaches only the subscribers of that
+shard channel, never pattern subscribers nor those of a plain channel of the
+same name. With a single server every shard channel lives here.
 
 A message is encoded once per protocol (``*3 message`` in RESP2, ``>3`` push
 in RESP3) and written straight to each subscriber's transport, so publishing
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Set, Tuple
 
 from ..config import parse_memory
 from .glob import compile_glob
@@ -39,7 +45,7 @@ def parse_output_limits(text: str) -> Dict[str, Tuple[int, int, int]]:
 
 
 class PubSub:
-    """Channel and pattern subscriptions of one server."""
+    """Channel, pattern and shard channel subscriptions of one server."""
 
     def __init__(self, server: "CacheServer") -> None:
         self.server = server
@@ -47,6 +53,8 @@ class PubSub:
         self.channels: Dict[bytes, Dict["Client", None]] = {}
         #: pattern -> (matcher, subscribed clients).
         self.patterns: Dict[bytes, Tuple[Callable[[bytes], bool], Dict["Client", None]]] = {}
+        #: shard channel -> subscribed clients.
+        self.shard_channels: Dict[bytes, Dict["Client", None]] = {}
         #: clients over the soft limit -> when they went over.
         self.soft_since: Dict["Client", float] = {}
         self.hard = self.soft = self.soft_seconds = 0
@@ -60,31 +68,22 @@ class PubSub:
             return
         self.hard, self.soft, self.soft_seconds = limits.get("pubsub", (32 << 20, 8 << 20, 60))
 
-    def counts(self) -> Tuple[int, int]:
-        return len(self.channels), len(self.patterns)
+    def counts(self) -> Tuple[int, int, int]:
+        return len(self.channels), len(self.patterns), len(self.shard_channels)
 
     # -- subscriptions --------------------------------------------------------------
 
     def subscribe(self, c: "Client", channel: bytes) -> bool:
-        if channel in c.channels:
-            return False
-        c.channels.add(channel)
-        clients = self.channels.get(channel)
-        if clients is None:
-            self.channels[channel] = clients = {}
-        clients[c] = None
-        return True
+        return _join(self.channels, c.channels, c, channel)
 
     def unsubscribe(self, c: "Client", channel: bytes) -> bool:
-        if channel not in c.channels:
-            return False
-        c.channels.discard(channel)
-        clients = self.channels.get(channel)
-        if clients is not None:
-            clients.pop(c, None)
-            if not clients:
-                del self.channels[channel]
-        return True
+        return _leave(self.channels, c.channels, c, channel)
+
+    def ssubscribe(self, c: "Client", channel: bytes) -> bool:
+        return _join(self.shard_channels, c.shard_channels, c, channel)
+
+    def sunsubscribe(self, c: "Client", channel: bytes) -> bool:
+        return _leave(self.shard_channels, c.shard_channels, c, channel)
 
     def psubscribe(self, c: "Client", pattern: bytes) -> bool:
         if pattern in c.patterns:
@@ -113,6 +112,8 @@ class PubSub:
             self.unsubscribe(c, channel)
         for pattern in list(c.patterns):
             self.punsubscribe(c, pattern)
+        for channel in list(c.shard_channels):
+            self.sunsubscribe(c, channel)
         self.soft_since.pop(c, None)
         c.update_restricted()
 
@@ -120,19 +121,9 @@ class PubSub:
 
     def publish(self, channel: bytes, message: bytes) -> int:
         """Send ``message`` to every subscriber of ``channel``; returns the receiver count."""
-        receivers = 0
         clients = self.channels.get(channel)
-        if clients:
-            head = b"$7\r\nmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-                len(channel), channel, len(message), message)
-            resp2 = resp3 = b""
-            for c in list(clients):
-                if c.resp3:
-                    data = resp3 = resp3 or b">3\r\n" + head
-                else:
-                    data = resp2 = resp2 or b"*3\r\n" + head
-                self.deliver(c, data)
-                receivers += 1
+        receivers = self._fan_out(clients, b"$7\r\nmessage\r\n", channel, message) \
+            if clients else 0
         if self.patterns:
             for pattern, (match, subs) in list(self.patterns.items()):
                 if not subs or not match(channel):
@@ -143,6 +134,28 @@ class PubSub:
                     self.deliver(c, (b">4\r\n" if c.resp3 else b"*4\r\n") + head)
                     receivers += 1
         return receivers
+
+    def spublish(self, channel: bytes, message: bytes) -> int:
+        """Send ``message`` to the subscribers of shard channel ``channel``."""
+        clients = self.shard_channels.get(channel)
+        return self._fan_out(clients, b"$8\r\nsmessage\r\n", channel, message) \
+            if clients else 0
+
+    def _fan_out(self, clients: Dict["Client", None], kind: bytes, channel: bytes,
+                 message: bytes) -> int:
+        """Deliver ``[kind, channel, message]`` to ``clients`` (``kind`` already encoded
+        as a bulk string), encoded at most once per protocol; returns the count."""
+        head = b"%s$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            kind, len(channel), channel, len(message), message)
+        resp2 = resp3 = b""
+        receivers = list(clients)  # a dropped slow subscriber leaves ``clients``
+        for c in receivers:
+            if c.resp3:
+                data = resp3 = resp3 or b">3\r\n" + head
+            else:
+                data = resp2 = resp2 or b"*3\r\n" + head
+            self.deliver(c, data)
+        return len(receivers)
 
     def deliver(self, c: "Client", data: bytes) -> None:
         if c.closed or c.transport is None:
@@ -175,6 +188,38 @@ class PubSub:
         c.closed = True
         c.transport.abort()  # type: ignore[union-attr]  # drop the unsent output now
         self.drop_client(c)
+
+
+def subscribed(c: "Client") -> bool:
+    """Whether ``c`` has any subscription (channel, pattern or shard channel)."""
+    return bool(c.channels or c.patterns or c.shard_channels)
+
+
+def _join(registry: Dict[bytes, Dict["Client", None]], own: Set[bytes], c: "Client",
+          channel: bytes) -> bool:
+    """Add ``c`` to ``channel`` in ``registry`` and to its own set ``own``."""
+    if channel in own:
+        return False
+    own.add(channel)
+    clients = registry.get(channel)
+    if clients is None:
+        registry[channel] = clients = {}
+    clients[c] = None
+    return True
+
+
+def _leave(registry: Dict[bytes, Dict["Client", None]], own: Set[bytes], c: "Client",
+           channel: bytes) -> bool:
+    """Undo :func:`_join`; a channel left without subscribers is forgotten."""
+    if channel not in own:
+        return False
+    own.discard(channel)
+    clients = registry.get(channel)
+    if clients is not None:
+        clients.pop(c, None)
+        if not clients:
+            del registry[channel]
+    return True
 
 
 def install(server: "CacheServer") -> PubSub:

@@ -7,23 +7,8 @@ import time
 import pytest
 import redis
 
+from pubsub_helpers import assert_wire_matches, next_message, raw_transcript
 from servers import REDIS_SERVER, distcache_server
-
-
-def next_message(pubsub, timeout: float = 5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = pubsub.get_message(timeout=0.1)
-        if msg is not None:
-            return msg
-    raise AssertionError("no message in time")
-
-
-@pytest.fixture
-def r(shared_server):
-    client = redis.Redis(port=shared_server.port, socket_timeout=10)
-    yield client
-    client.close()
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -81,11 +66,13 @@ def test_pubsub_introspection(shared_server, r):
     assert r.pubsub_channels("intro:*") == []
 
 
-def test_resp2_subscriber_mode_restrictions(shared_server):
+@pytest.mark.parametrize("verb,unverb", [("SUBSCRIBE", "UNSUBSCRIBE"),
+                                         ("SSUBSCRIBE", "SUNSUBSCRIBE")])
+def test_resp2_subscriber_mode_restrictions(shared_server, verb, unverb):
     c = redis.Redis(port=shared_server.port, single_connection_client=True, protocol=2)
     conn = c.connection
-    conn.send_command("SUBSCRIBE", "mode")
-    assert conn.read_response() == [b"subscribe", b"mode", 1]
+    conn.send_command(verb, "mode")
+    assert conn.read_response() == [verb.lower().encode(), b"mode", 1]
     conn.send_command("GET", "x")
     with pytest.raises(redis.ResponseError) as info:
         conn.read_response()
@@ -93,29 +80,11 @@ def test_resp2_subscriber_mode_restrictions(shared_server):
                                "PING / QUIT / RESET are allowed in this context")
     conn.send_command("PING")
     assert conn.read_response() == [b"pong", b""]
-    conn.send_command("UNSUBSCRIBE")
-    assert conn.read_response() == [b"unsubscribe", b"mode", 0]
+    conn.send_command(unverb)
+    assert conn.read_response() == [unverb.lower().encode(), b"mode", 0]
     conn.send_command("GET", "x")  # back to normal
     assert conn.read_response() is None
     c.close()
-
-
-def _raw(port: int, *commands: bytes, settle_reply: bytes = b"") -> bytes:
-    """Send commands on a raw socket; read until the last reply is complete."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        for cmd in commands:
-            parts = cmd.split()
-            s.sendall(b"*%d\r\n" % len(parts) +
-                      b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in parts))
-        s.sendall(b"*2\r\n$4\r\nECHO\r\n$4\r\nDONE\r\n" if not settle_reply else b"")
-        s.sendall(b"*1\r\n$5\r\nRESET\r\n")
-        data = b""
-        while not data.endswith(b"+RESET\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
 
 
 TRANSCRIPTS = [
@@ -133,71 +102,80 @@ TRANSCRIPTS = [
 @pytest.mark.skipif(not REDIS_SERVER, reason="redis-server not installed")
 @pytest.mark.parametrize("transcript", TRANSCRIPTS, ids=lambda t: t[0].decode())
 def test_wire_replies_match_redis(tmp_path, reference_redis, transcript):
-    with distcache_server(tmp_path) as srv:
-        ours = _raw(srv.port, *transcript)
-    theirs = _raw(reference_redis.port, *transcript)
-    if transcript[0] == b"HELLO 3":  # HELLO's own reply differs (id, extra field)
-        ours, theirs = ours.split(b">3", 1)[1], theirs.split(b">3", 1)[1]
-    assert ours == theirs
+    assert_wire_matches(tmp_path, reference_redis.port, transcript)
 
 
 def test_message_order_when_publishing_to_self_resp3(shared_server):
-    out = _raw(shared_server.port, b"HELLO 3", b"SUBSCRIBE self", b"PUBLISH self m",
+    out = raw_transcript(shared_server.port, b"HELLO 3", b"SUBSCRIBE self", b"PUBLISH self m",
                b"PING")
     tail = out.split(b"subscribe\r\n$4\r\nself\r\n:1\r\n", 1)[1]
     assert tail.startswith(b">3\r\n$7\r\nmessage\r\n$4\r\nself\r\n$1\r\nm\r\n:1\r\n+PONG\r\n")
 
 
-def test_reset_unsubscribes(shared_server, r):
+#: (subscribe command, publish, subscriber count) for plain and shard channels.
+KINDS = {"channel": ("SUBSCRIBE", "publish", "pubsub_numsub"),
+         "shard": ("SSUBSCRIBE", "spublish", "pubsub_shardnumsub")}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_reset_unsubscribes(shared_server, r, kind):
+    verb, publish, numsub = KINDS[kind]
     c = redis.Redis(port=shared_server.port, single_connection_client=True, protocol=2)
     conn = c.connection
-    conn.send_command("SUBSCRIBE", "resetme")
+    conn.send_command(verb, "resetme")
     conn.read_response()
     conn.send_command("RESET")
     assert conn.read_response() == b"RESET"
-    assert r.pubsub_numsub("resetme") == [(b"resetme", 0)]
-    assert r.publish("resetme", "x") == 0
+    assert getattr(r, numsub)("resetme") == [(b"resetme", 0)]
+    assert getattr(r, publish)("resetme", "x") == 0
+    conn.send_command("GET", "x")  # no longer in subscriber mode
+    assert conn.read_response() is None
     c.close()
 
 
-def _publish_to_stalled_subscriber(srv, channel: str, max_bytes: int) -> int:
+def _publish_to_stalled_subscriber(srv, channel: str, max_bytes: int,
+                                   kind: str = "channel") -> int:
     """Subscribe a socket that never reads; publish 64 kB messages until the server
     drops it. Returns the bytes published."""
+    verb, publish_name, numsub_name = KINDS[kind]
     r = redis.Redis(port=srv.port)
+    publish, numsub = getattr(r, publish_name), getattr(r, numsub_name)
     sub = socket.socket()
     sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sub.connect(("127.0.0.1", srv.port))
-    sub.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$%d\r\n%s\r\n" % (len(channel),
-                                                                  channel.encode()))
+    sub.sendall(b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+        len(verb), verb.encode(), len(channel), channel.encode()))
     deadline = time.monotonic() + 10
-    while r.pubsub_numsub(channel)[0][1] != 1:
+    while numsub(channel)[0][1] != 1:
         assert time.monotonic() < deadline
     payload = b"x" * 65536
     sent = 0
     # the kernel's socket buffers fill first, then the server's
-    while r.pubsub_numsub(channel)[0][1] == 1:
+    while numsub(channel)[0][1] == 1:
         assert time.monotonic() < deadline and sent < max_bytes, "not disconnected"
-        r.publish(channel, payload)
+        publish(channel, payload)
         sent += len(payload)
     assert r.info("stats")["client_output_buffer_limit_disconnections"] == 1
-    assert r.publish(channel, "x") == 0
+    assert publish(channel, "x") == 0
     sub.close()
     r.close()
     return sent
 
 
-def test_slow_subscriber_disconnected_past_hard_limit(tmp_path):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_slow_subscriber_disconnected_past_hard_limit(tmp_path, kind):
     with distcache_server(tmp_path, "--client-output-buffer-limit",
                           "pubsub 1mb 512kb 60") as srv:
-        _publish_to_stalled_subscriber(srv, "slow", 400 * 2**20)
+        _publish_to_stalled_subscriber(srv, "slow", 400 * 2**20, kind)
         rss = redis.Redis(port=srv.port).info("memory")["used_memory_rss"]
         assert rss < 200 * 2**20
 
 
-def test_soft_limit_over_time(tmp_path):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_soft_limit_over_time(tmp_path, kind):
     with distcache_server(tmp_path, "--client-output-buffer-limit",
                           "pubsub 64mb 256kb 0") as srv:
-        sent = _publish_to_stalled_subscriber(srv, "soft", 200 * 2**20)
+        sent = _publish_to_stalled_subscriber(srv, "soft", 200 * 2**20, kind)
         assert sent < 64 * 2**20  # well before the hard limit
 
 

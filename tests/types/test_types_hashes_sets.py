@@ -85,7 +85,7 @@ def test_hrandfield_resp3_pairs(shared_server):
 
 
 def test_hscan_returns_everything_once(r):
-    mapping = {f"f{i}": str(i) for i in range(300)}
+    mapping = {f"f{i}": str(i) for i in range(600)}  # past 512: a hashtable, paged
     r.hset("h", mapping=mapping)
     seen = {}
     cursor = 0

@@ -7,6 +7,7 @@ from typing import Any, List
 from ... import __version__
 from ...protocol import OK, PONG, Raw, Verbatim
 from ..errors import CommandError, SYNTAX, WRONGPASS, wrong_arity
+from ..pubsub import subscribed
 from .args import to_int
 from .keys import db_index
 from .table import command, container, help_reply
@@ -20,7 +21,7 @@ def ping(c: Any, args: List[bytes]) -> Any:
     """PONG, or the message given."""
     if len(args) > 2:
         raise wrong_arity("ping")
-    if (c.channels or c.patterns) and not c.resp3:
+    if (c.channels or c.patterns or c.shard_channels) and not c.resp3:
         return [b"pong", args[1] if len(args) == 2 else b""]
     return args[1] if len(args) == 2 else PONG
 
@@ -187,9 +188,9 @@ def client_list(c: Any, args: List[bytes]) -> Any:
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{args[i + 1].decode()}'")
             if kind == b"pubsub":
-                clients = [x for x in clients if x.channels or x.patterns]
+                clients = [x for x in clients if subscribed(x)]
             elif kind == b"normal":
-                clients = [x for x in clients if not (x.channels or x.patterns)]
+                clients = [x for x in clients if not subscribed(x)]
             else:
                 clients = []
             i += 2
@@ -242,7 +243,7 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             kind = value.lower()
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
-            filters.append(lambda x, k=kind: (k == b"pubsub") == bool(x.channels or x.patterns)
+            filters.append(lambda x, k=kind: (k == b"pubsub") == subscribed(x)
                            if k in (b"pubsub", b"normal") else False)
         elif opt == b"SKIPME":
             if value.lower() not in (b"yes", b"no"):

@@ -16,8 +16,11 @@ from .table import command
 TYPE_NAMES[dict] = "hash"
 
 _HASH = dict(group="hash")
-#: Redis 7.0's default limits of its compact encodings (listpack, intset).
-LISTPACK_ENTRIES = 128
+#: Redis 7.0's default limits of its compact encodings (listpack, intset), as
+#: compiled in: redis-server without a config file keeps hashes of up to 512
+#: entries in a listpack (the sample redis.conf sets 128), sorted sets up to 128.
+HASH_LISTPACK_ENTRIES = 512
+ZSET_LISTPACK_ENTRIES = 128
 LISTPACK_VALUE = 64
 INTSET_ENTRIES = 512
 _RANGE_MAX = (1 << 63) - 1
@@ -345,7 +348,7 @@ def hscan(c: Any, args: List[bytes]) -> Any:
 
 
 def listpack_sized(pairs: Any) -> bool:
-    """Whether Redis would keep these (field, value) pairs in a listpack."""
-    if len(pairs) > LISTPACK_ENTRIES:
+    """Whether Redis would keep a hash of these (field, value) pairs in a listpack."""
+    if len(pairs) > HASH_LISTPACK_ENTRIES:
         return False
     return all(len(a) <= LISTPACK_VALUE and len(b) <= LISTPACK_VALUE for a, b in pairs)

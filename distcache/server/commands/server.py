@@ -179,7 +179,8 @@ def command_info(spec: CommandSpec) -> list:
     key_specs = []
     if spec.first_key:
         last = spec.last_key
-        key_specs.append({b"flags": RespSet([Status(b"RW" if spec.write else b"RO")]),
+        access = b"not_key" if "not_key" in spec.flags else b"RW" if spec.write else b"RO"
+        key_specs.append({b"flags": RespSet([Status(access)]),
                           b"begin_search": {b"type": b"index",
                                             b"spec": {b"index": spec.first_key}},
                           b"find_keys": {b"type": b"range",
@@ -275,9 +276,13 @@ def command_list(c: Any, args: List[bytes]) -> Any:
 def command_getkeys(c: Any, args: List[bytes]) -> Any:
     """The key arguments of a command call."""
     spec = _resolve(args[2])
+    call = args[2:]
+    if spec is not None and spec.subcommands and len(call) > 1:  # OBJECT ENCODING key
+        spec = spec.subcommands.get(call[1].lower())
     if spec is None:
         raise CommandError("ERR Invalid command specified")
-    call = args[2:]
+    if not spec.first_key or "not_key" in spec.flags:  # SSUBSCRIBE's channels are not keys
+        raise CommandError("ERR The command has no key arguments")
     arity = spec.arity
     if (len(call) != arity) if arity > 0 else (len(call) < -arity):
         raise CommandError("ERR Invalid number of arguments specified for command")

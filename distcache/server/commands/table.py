@@ -3,6 +3,8 @@
 Handlers live in per-type modules and register themselves here with
 ``@command``. The dispatcher checks arity, flags and authentication once,
 from this table, for every command; COMMAND INFO/DOCS answer from it too.
+Flags are Redis's names, plus ``not_key``: the declared key positions hold
+names that are not keys (shard channels), as Redis's NOT_KEY key specs.
 """
 from __future__ import annotations
 

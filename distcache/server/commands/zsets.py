@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, Iterable, List, Optional, Set, Tuple
+from typing import Any, Callable, Collection, Iterable, List, Optional, Set, Tuple
 
 from ..errors import CommandError, NOT_FLOAT, SYNTAX
 from ..keyspace import TYPE_NAMES
 from ..types.blocking import parse_timeout, signal_ready
 from ..types.zset import ZSet
 from .args import to_float, to_int
-from .hashes import listpack_sized, pairs_reply, pop_count, rand_with_count, scan_container
+from .hashes import (LISTPACK_VALUE, ZSET_LISTPACK_ENTRIES, pairs_reply, pop_count,
+                     rand_with_count, scan_container)
 from .lists import bulk_array, index_range, parse_mpop, serve_or_block
 from .table import command
 
@@ -664,5 +665,11 @@ def zscan(c: Any, args: List[bytes]) -> Any:
     """Iterate over members and scores with a cursor."""
     z = _zset(c.db, args[1], True)
     scores = z.scores if z is not None else None
-    compact = scores is not None and listpack_sized([(m, b"") for m in scores])
+    compact = scores is not None and zset_listpack_sized(scores)
     return scan_container(c, args, scores, score_text, compact)
+
+
+def zset_listpack_sized(members: Collection[bytes]) -> bool:
+    """Whether Redis would keep a sorted set with these members in a listpack."""
+    return len(members) <= ZSET_LISTPACK_ENTRIES \
+        and all(len(m) <= LISTPACK_VALUE for m in members)
