@@ -302,17 +302,25 @@ def frozen_clock() -> Iterator[None]:
 
 
 def parse_payload(payload: bytes) -> List[List[bytes]]:
-    """The commands of one record's payload (hiredis's reader when installed)."""
+    """The commands of one record's payload (hiredis's reader when installed).
+
+    A record may hold a client's inline requests verbatim (the log keeps a
+    read's own bytes when they are exactly its writes); hiredis rejects those,
+    and the Python parser, which the server parsed them with, reads the record.
+    """
     if _hiredis is not None:
         reader = _hiredis.Reader()
         reader.feed(payload)
         commands = []
         gets = reader.gets
-        item = gets()
-        while item is not False:
-            commands.append(item)
+        try:
             item = gets()
-        return commands
+            while item is not False:
+                commands.append(item)
+                item = gets()
+            return commands
+        except _hiredis.ProtocolError:
+            pass
     from ..protocol import RequestParser
     parser = RequestParser()
     parser.feed(payload)

@@ -1,8 +1,11 @@
 """Persistence wired into the server: the log writer, snapshots, recovery, INFO.
 
 * Writes reach :meth:`Persistence.propagate` (a ``keyspace.propagators``
-  entry). It only encodes into a list; one callback per event-loop batch
-  (``loop.call_soon``) writes the batch as one record.
+  entry), which only stages them. When a client's read has run,
+  :meth:`Persistence.log_read` logs the read's own bytes if they were exactly
+  the commands staged, and encodes the staged commands otherwise. One
+  callback per event-loop batch (``loop.call_soon``) writes the batch as one
+  record.
 * ``appendfsync always``: client replies are deferred to that same callback,
   which writes the record, fsyncs once (group commit) and only then sends
   every reply of the batch. ``everysec``: a thread fsyncs once a second.
@@ -26,6 +29,7 @@ import threading
 import time
 import traceback
 import warnings
+from operator import is_
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import aof, snapshot
@@ -48,6 +52,8 @@ class Persistence:
         self.manifest: Optional[Manifest] = None
         self.buf: List[bytes] = []
         self.buf_db = -1
+        #: Single commands logged but not yet encoded (see propagate).
+        self.staged: List[List[bytes]] = []
         self.scheduled = False
         self.unsynced = False
         self.deferred: List[Any] = []
@@ -75,6 +81,7 @@ class Persistence:
         self.saves = 0
         server.persistence = self
         server.defer_reply = self.defer_reply
+        server.log_read = self.log_read
         server.loading = True
         server.gated = True
         # Nothing expires while loading (as in Redis): replay must meet the keys
@@ -206,29 +213,54 @@ class Persistence:
     # -- the write path -------------------------------------------------------------
 
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
-        """The write hook: encode into the batch buffer (no syscall here)."""
-        buf = self.buf
-        if not buf or db_id != self.buf_db:
+        """The write hook: stage the command; nothing is encoded or written here.
+
+        A single command is only staged: if it turns out to be one of the
+        commands of the read being executed, and every command of that read
+        was logged unchanged, the read's own wire bytes are logged instead of
+        an encoding (see :meth:`log_read`).
+        """
+        if not self.buf or db_id != self.buf_db:
             self._select(db_id)
         if len(commands) == 1:
-            args = commands[0]
-            if len(args) == 3:  # the common SET key value: inlined, no extra call
-                a, b, c = args
-                lens = _LEN
-                try:
-                    buf += (b"*3\r\n", lens[len(a)], a, b"\r\n", lens[len(b)], b, b"\r\n",
-                            lens[len(c)], c, b"\r\n")
-                    return
-                except IndexError:
-                    pass
-        aof.encode_commands(commands, buf)
+            self.staged.append(commands[0])
+        else:
+            self._encode_staged()
+            aof.encode_commands(commands, self.buf)
+
+    def _encode_staged(self) -> None:
+        staged = self.staged
+        if staged:
+            aof.encode_commands(staged, self.buf)
+            staged.clear()
 
     def _select(self, db_id: int) -> None:
         if not self.buf and not self.scheduled:
             self.scheduled = True
             self.server.loop.call_soon(self._end_batch)
+        self._encode_staged()
         self.buf.append(aof.select_bytes(db_id))
         self.buf_db = db_id
+
+    def log_read(self, client: Any, data: Optional[bytes], commands: List[Any]) -> None:
+        """After a client's read ran: log what it wrote, then send or hold its replies.
+
+        ``data`` is the read's bytes when they hold exactly ``commands`` (no
+        partial request on either side). When the commands staged since are
+        exactly those commands, in order, each logged with its own arguments,
+        the bytes are the record: replaying them is replaying the commands,
+        and logging them costs one append instead of an encoding per command.
+        """
+        staged = self.staged
+        if staged:
+            if data is not None and len(staged) == len(commands) \
+                    and all(map(is_, staged, commands)):
+                self.buf.append(data)
+                staged.clear()
+            else:
+                self._encode_staged()
+        if client.out or client.closing:
+            self.defer_reply(client)
 
     def defer_reply(self, client: Any) -> None:
         """Hold a client's replies until the batch is written (always: and fsynced)."""
@@ -254,6 +286,7 @@ class Persistence:
                 _send(client)
 
     def _write_buffer(self) -> bool:
+        self._encode_staged()
         logf = self.log
         if logf is None:
             self.buf.clear()
@@ -483,7 +516,7 @@ class Persistence:
     def _cron(self) -> None:
         if self.server.loading:
             return
-        if self.buf and not self.scheduled:
+        if (self.buf or self.staged) and not self.scheduled:
             self._write_buffer()
         job = self.job
         if job is not None:

@@ -298,7 +298,8 @@ class RequestParser(_Buffer):
     error texts. After a ProtocolError the connection must be closed.
     """
 
-    __slots__ = ("max_bulk_len", "max_multibulk_len", "authenticated", "_args", "_argc")
+    __slots__ = ("max_bulk_len", "max_multibulk_len", "authenticated", "_args", "_argc",
+                 "_held")
 
     def __init__(self, max_bulk_len: int = 512 * 1024 * 1024,
                  max_multibulk_len: int = 1024 * 1024 * 16) -> None:
@@ -309,10 +310,12 @@ class RequestParser(_Buffer):
         self.authenticated = True
         self._args: List[bytes] = []
         self._argc = 0  # arguments still expected by the multibulk in progress
+        self._held = 0  # wire bytes of the multibulk in progress already consumed
 
-    def pending_args_size(self) -> int:
-        """Memory held by a partly received command, for the query buffer limit."""
-        return sum(len(a) + 40 for a in self._args)
+    def buffered(self) -> int:
+        """Bytes of requests not yet returned, including a partly parsed one:
+        zero exactly when the input so far ended at a request boundary."""
+        return len(self._buf) - self._pos + self._chunk_len + self._held
 
     def get_commands(self) -> List[List[bytes]]:
         """Every complete command buffered so far, in order."""
@@ -326,9 +329,9 @@ class RequestParser(_Buffer):
                 and n - pos <= self.max_bulk_len):
             pos = self._pos = self._split_commands(commands)
         find = buf.find
-        find = buf.find
         args = self._args
         argc = self._argc
+        held = self._held
         try:
             while pos < n:
                 if not argc:
@@ -358,9 +361,11 @@ class RequestParser(_Buffer):
                         raise ProtocolError("Protocol error: invalid multibulk length")
                     if argc > 10 and not self.authenticated:
                         raise ProtocolError("Protocol error: unauthenticated multibulk length")
+                    held = nl + 2 - pos
                     pos = nl + 2
                     if argc <= 0:
                         argc = 0
+                        held = 0
                         continue
                     args = []
                 # Bulk strings of the multibulk in progress.
@@ -385,12 +390,14 @@ class RequestParser(_Buffer):
                         self._need = end + 2 - pos
                         break
                     args.append(buf[nl + 2:end])
+                    held += end + 2 - pos
                     pos = end + 2
                     argc -= 1
                 if argc:
                     break
                 commands.append(args)
                 args = []
+                held = 0
         except ProtocolError as exc:
             exc.commands = commands  # complete requests before the bad one still run
             raise
@@ -398,6 +405,7 @@ class RequestParser(_Buffer):
             self._pos = pos
             self._args = args
             self._argc = argc
+            self._held = held
         return commands
 
 

@@ -60,6 +60,29 @@ def test_requests_survive_any_split(kind, seed):
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
+@pytest.mark.parametrize("seed", range(4))
+def test_buffered_is_zero_exactly_at_request_boundaries(kind, seed):
+    """The persistence log relies on this: a read that starts and ends with
+    nothing buffered holds exactly the commands it produced."""
+    rng = random.Random(seed)
+    wire = [encode_command(c) for c in random_commands(rng, 60)]
+    wire[30:30] = [b"SET inline x\r\n"]  # the Python parser takes over from hiredis here
+    stream = b"".join(wire)
+    boundaries, end = {0}, 0
+    for piece in wire:
+        end += len(piece)
+        boundaries.add(end)
+    parser = request_parser(kind)
+    pos = 0
+    while pos < len(stream):
+        step = rng.choice([1, 3, 7, 40, 700, 9000])
+        parser.feed(stream[pos:pos + step])
+        pos = min(len(stream), pos + step)
+        parser.get_commands()
+        assert (parser.buffered() == 0) == (pos in boundaries), pos
+
+
+@pytest.mark.parametrize("kind", REQUEST_KINDS)
 def test_inline_requests_with_quotes(kind):
     parser = request_parser(kind)
     parser.feed(b'SET greeting "hello world\\n" \r\nGET \'it\\\'s\'\nPING\r\n\r\n')
