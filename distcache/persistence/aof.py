@@ -29,6 +29,7 @@ import struct
 import zlib
 from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
+from ..protocol.resp import BULK_HEADERS
 from .snapshot import fsync_dir
 
 FILE_MAGIC = b"DCLOG01\n"
@@ -68,7 +69,7 @@ def select_bytes(db_id: int) -> bytes:
     return b"*2\r\n$6\r\nSELECT\r\n$%d\r\n%s\r\n" % (len(text), text)
 
 
-_LEN = [b"$%d\r\n" % i for i in range(4096)]
+_LEN = BULK_HEADERS
 _CRLF = b"\r\n"
 
 

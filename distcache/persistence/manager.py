@@ -17,6 +17,10 @@
   on the event loop.
 * Startup loading runs in slices after the server listens; meanwhile clients
   get ``LOADING``.
+* While persisting fails, writes and PING are refused with Redis's
+  ``MISCONF`` errors (:meth:`Persistence._update_denial`): after a failed
+  background save when save rules are set and ``stop-writes-on-bgsave-error``
+  is yes, and while writing the log fails.
 """
 from __future__ import annotations
 
@@ -32,8 +36,9 @@ import warnings
 from operator import is_
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ..server import errors
 from . import aof, snapshot
-from .aof import _LEN, LogFile, Manifest
+from .aof import LogFile, Manifest
 from .background import ForkJob, SlicedJob, _unlink, can_fork
 from .loader import RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
@@ -68,9 +73,13 @@ class Persistence:
         self.lastsave = int(time.time())
         self.last_bgsave_try = 0.0
         self.dirty_base = 0
-        self.rdb_status = "ok"
+        # rdb_status and write_status are properties: a change re-evaluates the
+        # write denial (MISCONF).
+        self._rdb_status = "ok"
         self.rewrite_status = "ok"
-        self.write_status = "ok"
+        self._write_status = "ok"
+        #: strerror of the last log write error (the AOF MISCONF text).
+        self.write_error = ""
         self.closed_incr_size = 0
         self.rewrite_base_size = 0
         self.base_size = 0
@@ -158,8 +167,7 @@ class Persistence:
         if self.config["appendonly"]:
             self._open_log(plan)
         server.loading = False
-        if server.oom_check is None:
-            server.gated = False
+        self._update_denial()  # clears ``gated`` unless the memory limit needs it
         if server.expiry.__dict__.get("cycle") is _no_expiry:
             del server.expiry.cycle
 
@@ -299,6 +307,7 @@ class Persistence:
         except OSError as exc:
             if self.write_status == "ok":
                 log.error("error writing to the append only file %s: %s", logf.path, exc)
+            self.write_error = os.strerror(exc.errno) if exc.errno else str(exc)
             self.write_status = "err"
             if self.fsync_always:
                 log.critical("can't recover from a log write error when appendfsync is "
@@ -356,7 +365,8 @@ class Persistence:
         try:
             snapshot.write_snapshot(dump_path, self.keyspace.dbs, log_id, offset)
         except Exception as exc:
-            self.rdb_status = "err"
+            # As Redis: a failed SAVE leaves rdb_last_bgsave_status (and so the
+            # write denial) alone; a successful one clears it.
             log.error("error saving the snapshot %s: %s", dump_path, exc)
             raise
         self._saved(dirty)
@@ -592,6 +602,7 @@ class Persistence:
             if self.config["appendonly"] and self.log is None and not self.server.loading:
                 self._kill_job()
                 self._start_rewrite(fresh=True)
+                self.write_status = "ok"  # as Redis: a new log forgets an old write error
             elif not self.config["appendonly"] and self.log is not None:
                 if self.job is not None and self.job.kind == "aof":
                     self._kill_job()
@@ -599,6 +610,53 @@ class Persistence:
                 if self.propagate in self.keyspace.propagators:
                     self.keyspace.propagators.remove(self.propagate)
                 self._apply_fsync_mode()
+        # After any change: save rules, stop-writes-on-bgsave-error and appendonly
+        # decide the denial, and the memory limit's hook may have reset ``gated``.
+        self._update_denial()
+
+    # -- write denial (MISCONF) --------------------------------------------------------
+
+    @property
+    def rdb_status(self) -> str:
+        return self._rdb_status
+
+    @rdb_status.setter
+    def rdb_status(self, value: str) -> None:
+        self._rdb_status = value
+        self._update_denial()
+
+    @property
+    def write_status(self) -> str:
+        return self._write_status
+
+    @write_status.setter
+    def write_status(self, value: str) -> None:
+        self._write_status = value
+        self._update_denial()
+
+    def _update_denial(self) -> None:
+        """Refuse writes and PING while persisting fails, as Redis's processCommand.
+
+        The denial is ``server.write_denied`` (the error text), checked by the
+        dispatcher's gate, so ``server.gated`` stays set while it lasts (and
+        while loading or a memory limit needs the gate too).
+        """
+        server = self.server
+        config = self.config
+        denied: Optional[str] = None
+        if self._rdb_status == "err" and config["save"] \
+                and config["stop-writes-on-bgsave-error"]:
+            denied = errors.MISCONF_RDB
+        elif self._write_status == "err" and self.log is not None:
+            denied = errors.misconf_aof(self.write_error)
+        if denied != server.write_denied:
+            if denied is None:
+                log.warning("persistence works again: writes are accepted")
+            else:
+                log.warning("refusing writes until persistence works again: %s", denied)
+        server.write_denied = denied
+        server.gated = bool(server.loading or server.oom_check is not None
+                            or denied is not None)
 
     # -- INFO ------------------------------------------------------------------------
 

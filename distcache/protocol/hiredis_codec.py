@@ -86,6 +86,64 @@ class HiredisRequestParser:
             return self._python.buffered()
         return self._partial
 
+    def parse(self, data: bytes) -> List[List[bytes]]:
+        """``feed(data)`` then ``get_commands()``, in one call.
+
+        The common read, which starts at a request boundary and holds only
+        plain multibulk requests, goes to hiredis with only the checks that
+        need Python: each argument is a bulk string, and the read ended on a
+        request boundary. Anything else takes the general path.
+        """
+        if (self._partial or self._python is not None or not self.authenticated
+                or data[0] != 42 or (b"+" in data and b"\r\n+" in data)
+                or _HUGE_HEADER(data)):
+            self.feed(data)
+            return self.get_commands()
+        reader = self._reader
+        reader.feed(data)
+        commands: List[Any] = []
+        append = commands.append
+        gets = reader.gets
+        try:
+            cmd = gets()
+            while cmd is not False:
+                append(cmd)
+                cmd = gets()
+            for cmd in commands:
+                if cmd.__class__ is not list or not cmd:
+                    return self._parse_again(data)
+                for arg in cmd:
+                    if arg.__class__ is not bytes:
+                        return self._parse_again(data)
+            # At a request boundary an empty multibulk comes back as a request of
+            # its own; mid-request it goes into the request, or fails to parse.
+            reader.feed(b"*0\r\n")
+            if gets() == []:
+                return commands
+        except (hiredis.ProtocolError, ProtocolError):
+            return self._parse_again(data)
+        return self._hold_partial(data, commands)
+
+    def _parse_again(self, data: bytes) -> List[List[bytes]]:
+        """The read was unusual: parse it from the start, the general way."""
+        self._reader = _new_reader()
+        self.feed(data)
+        return self.get_commands()
+
+    def _hold_partial(self, data: bytes, commands: List[Any]) -> List[List[bytes]]:
+        """Keep the incomplete request at the end of ``data`` (hiredis's numbers
+        are strict, so the complete ones span exactly their canonical size)."""
+        rest = data[sum(map(_wire_size, commands)):]
+        self._reader = _new_reader()
+        self._reader.feed(rest)
+        self._partial = len(rest)
+        self._tail = rest[-12:]
+        self._last = data
+        self._shadow = self._new_python()
+        self._shadow.feed(rest)
+        self._shadow.get_commands()  # raises on a limit violation
+        return commands
+
     def get_commands(self) -> List[List[bytes]]:
         python = self._python
         if python is not None:

@@ -289,6 +289,8 @@ def _strict_int(text: bytes) -> Optional[int]:
 #: Canonical headers the fast path accepts; anything else goes to the exact parser.
 _MULTIBULK_HEADS = {b"*%d" % n: n for n in range(1, 1025)}
 _BULK_HEADS = {b"$%d" % n: n for n in range(0, 4096)}
+#: ``BULK_HEADERS[n]`` is ``b"$n\r\n"``: encoders skip formatting the length.
+BULK_HEADERS = [b"$%d\r\n" % n for n in range(4096)]
 
 
 class RequestParser(_Buffer):
@@ -316,6 +318,11 @@ class RequestParser(_Buffer):
         """Bytes of requests not yet returned, including a partly parsed one:
         zero exactly when the input so far ended at a request boundary."""
         return len(self._buf) - self._pos + self._chunk_len + self._held
+
+    def parse(self, data: bytes) -> List[List[bytes]]:
+        """``feed(data)`` then ``get_commands()``, in one call."""
+        self.feed(data)
+        return self.get_commands()
 
     def get_commands(self) -> List[List[bytes]]:
         """Every complete command buffered so far, in order."""

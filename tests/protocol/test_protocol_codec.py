@@ -20,6 +20,18 @@ def request_parser(kind: str, **limits):
     return RequestParser(**limits)
 
 
+def take(parser, data: bytes, api: str):
+    """Hand ``data`` to a request parser through ``parse`` (what the server uses)
+    or through ``feed`` and ``get_commands``."""
+    if api == "parse":
+        return parser.parse(data)
+    parser.feed(data)
+    return parser.get_commands()
+
+
+APIS = ["parse", "feed"]
+
+
 def reply_parser(kind: str):
     if kind == "hiredis":
         from distcache.protocol.hiredis_codec import HiredisReplyParser
@@ -43,8 +55,9 @@ def random_commands(rng: random.Random, count: int):
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
+@pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("seed", range(8))
-def test_requests_survive_any_split(kind, seed):
+def test_requests_survive_any_split(kind, api, seed):
     rng = random.Random(seed)
     cmds = random_commands(rng, 150)
     stream = b"".join(encode_command(c) for c in cmds)
@@ -52,16 +65,16 @@ def test_requests_survive_any_split(kind, seed):
     got, pos = [], 0
     while pos < len(stream):
         step = rng.choice([5, 100, 1500, 5000, 30000])
-        parser.feed(stream[pos:pos + step])
+        got += take(parser, stream[pos:pos + step], api)
         pos += step
-        got += parser.get_commands()
     assert got == cmds
     assert parser.buffered() == 0
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
+@pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("seed", range(4))
-def test_buffered_is_zero_exactly_at_request_boundaries(kind, seed):
+def test_buffered_is_zero_exactly_at_request_boundaries(kind, api, seed):
     """The persistence log relies on this: a read that starts and ends with
     nothing buffered holds exactly the commands it produced."""
     rng = random.Random(seed)
@@ -76,17 +89,17 @@ def test_buffered_is_zero_exactly_at_request_boundaries(kind, seed):
     pos = 0
     while pos < len(stream):
         step = rng.choice([1, 3, 7, 40, 700, 9000])
-        parser.feed(stream[pos:pos + step])
+        take(parser, stream[pos:pos + step], api)
         pos = min(len(stream), pos + step)
-        parser.get_commands()
         assert (parser.buffered() == 0) == (pos in boundaries), pos
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
-def test_inline_requests_with_quotes(kind):
+@pytest.mark.parametrize("api", APIS)
+def test_inline_requests_with_quotes(kind, api):
     parser = request_parser(kind)
-    parser.feed(b'SET greeting "hello world\\n" \r\nGET \'it\\\'s\'\nPING\r\n\r\n')
-    assert parser.get_commands() == [[b"SET", b"greeting", b"hello world\n"],
+    data = b'SET greeting "hello world\\n" \r\nGET \'it\\\'s\'\nPING\r\n\r\n'
+    assert take(parser, data, api) == [[b"SET", b"greeting", b"hello world\n"],
                                      [b"GET", b"it's"], [b"PING"]]
 
 
@@ -99,21 +112,56 @@ def test_inline_requests_with_quotes(kind):
     (b'SET "unbalanced\r\n', "Protocol error: unbalanced quotes in request"),
     (b"*1\r\n$2000000\r\nab", "Protocol error: invalid bulk length"),
 ])
-def test_malformed_requests_raise_redis_errors(kind, frame, error):
+@pytest.mark.parametrize("api", APIS)
+def test_malformed_requests_raise_redis_errors(kind, frame, error, api):
     parser = request_parser(kind, max_bulk_len=1024 * 1024)
-    parser.feed(frame)
     with pytest.raises(ProtocolError) as info:
-        parser.get_commands()
+        take(parser, frame, api)
     assert str(info.value) == error
+
+
+@pytest.mark.parametrize("kind", REQUEST_KINDS)
+@pytest.mark.parametrize("bad", [b"*1\r\n:5\r\n", b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
+                                 b"*1\r\n$-1\r\n", b"*1\r\n+OK\r\n", b"*1\r\n-ERR x\r\n"])
+def test_a_bad_request_mid_read_keeps_the_requests_before_it(kind, bad):
+    good = encode_command([b"SET", b"a", b"1"]) + encode_command([b"GET", b"a"])
+    parser = request_parser(kind)
+    with pytest.raises(ProtocolError) as info:
+        parser.parse(good + bad + encode_command([b"PING"]))
+    assert info.value.commands == [[b"SET", b"a", b"1"], [b"GET", b"a"]]
+    assert str(info.value).startswith("Protocol error")
+
+
+@pytest.mark.parametrize("kind", REQUEST_KINDS)
+def test_inline_request_after_multibulk_ones_in_one_read(kind):
+    parser = request_parser(kind)
+    data = encode_command([b"SET", b"a", b"1"]) + b"GET a\r\n" + encode_command([b"PING"])
+    assert parser.parse(data) == [[b"SET", b"a", b"1"], [b"GET", b"a"], [b"PING"]]
+    assert parser.buffered() == 0
+    assert parser.parse(encode_command([b"GET", b"b"])) == [[b"GET", b"b"]]
+
+
+@pytest.mark.parametrize("kind", REQUEST_KINDS)
+def test_huge_multibulk_header_is_refused_by_the_limit(kind):
+    parser = request_parser(kind, max_multibulk_len=1000)
+    with pytest.raises(ProtocolError, match="invalid multibulk length"):
+        parser.parse(encode_command([b"PING"]) + b"*2147483647\r\n$1\r\na\r\n")
+
+
+@pytest.mark.parametrize("kind", REQUEST_KINDS)
+def test_empty_and_null_multibulks_are_skipped(kind):
+    parser = request_parser(kind)
+    data = b"*0\r\n" + encode_command([b"PING"]) + b"*-1\r\n" + encode_command([b"GET", b"x"])
+    assert parser.parse(data) == [[b"PING"], [b"GET", b"x"]]
+    assert parser.buffered() == 0
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
 def test_unauthenticated_clients_get_small_limits(kind):
     parser = request_parser(kind)
     parser.authenticated = False
-    parser.feed(b"*11\r\n")
     with pytest.raises(ProtocolError, match="unauthenticated multibulk length"):
-        parser.get_commands()
+        parser.parse(b"*11\r\n")
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
@@ -122,8 +170,7 @@ def test_large_bulk_is_assembled_without_quadratic_copies(kind):
     stream = encode_command([b"SET", b"k", value])
     parser = request_parser(kind)
     for i in range(0, len(stream), 16384):
-        parser.feed(stream[i:i + 16384])
-        cmds = parser.get_commands()
+        cmds = parser.parse(stream[i:i + 16384])
     assert cmds == [[b"SET", b"k", value]]
 
 
