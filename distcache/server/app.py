@@ -69,9 +69,12 @@ class CacheServer:
         self.port = config["port"]
         self.host = config["bind"].split()[0]
         self.loading = False
-        #: Any server-wide per-command check is active (loading, memory limit).
+        #: Any server-wide per-command check is active (loading, memory limit,
+        #: writes refused after a persistence error).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
+        #: The MISCONF error refusing writes and PING while persisting fails (or None).
+        self.write_denied: Optional[str] = None
         #: Persistence is logging: a read's replies go through ``log_read``
         #: (or ``defer_reply``) and leave only after its writes are logged.
         self.before_reply = False

@@ -16,7 +16,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Set
 
 from ..protocol import ProtocolError, make_request_parser
-from ..protocol.resp import Raw, encode_reply, error_text
+from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
 
@@ -132,9 +132,9 @@ class Client(asyncio.Protocol):
             return
         self.last_active = time.monotonic()
         parser = self.parser
-        parser.feed(data)
+        server = self.server
         try:
-            commands = parser.get_commands()
+            commands = parser.parse(data)
         except ProtocolError as exc:
             for args in getattr(exc, "commands", ()):  # as Redis: run what came before
                 if self.closing or self.blocked:
@@ -146,15 +146,15 @@ class Client(asyncio.Protocol):
         # ``data`` holds exactly ``commands`` when no request straddles either end.
         whole = not self.partial and not buffered
         self.partial = buffered
-        if buffered > self.server.query_buffer_limit:
+        if buffered > server.query_buffer_limit:
             log.warning("closing client %s: query buffer over client-query-buffer-limit",
                         self.addr)
-            self.server.stats["client_query_buffer_limit_disconnections"] += 1
+            server.stats["client_query_buffer_limit_disconnections"] += 1
             self.close_now()
             return
         if not commands:
             return
-        self.server.stats["total_commands_processed"] += len(commands)
+        server.stats["total_commands_processed"] += len(commands)
         if self.blocked or self.pending:
             self.pending.extend(commands)
             if len(self.pending) > _MAX_PENDING:
@@ -169,9 +169,14 @@ class Client(asyncio.Protocol):
                 if len(self.pending) > _MAX_PENDING:
                     self._pause_reading()
                 break
-        if self.server.before_reply:
+        if server.before_reply:
             # Persistence: the log takes this read's writes, then the replies follow.
-            self.server.log_read(self, data if whole else None, commands)
+            server.log_read(self, data if whole else None, commands)
+        elif out and not (self.closing or self.closed):
+            # flush(), inlined for the common case.
+            reply = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            self.transport.write(reply)  # type: ignore[union-attr]
         else:
             self.flush()
 
@@ -253,6 +258,10 @@ class Client(asyncio.Protocol):
                         server.oom_credit -= 1
                         if server.oom_credit < 0:
                             server.oom_check(self)
+                    # And a persistence error (MISCONF) refuses writes and PING.
+                    if server.write_denied is not None \
+                            and (spec.write or spec.fullname == "ping"):
+                        raise CommandError(server.write_denied)
                 else:
                     reply = self._gate(spec, args)
                     if reply is not None:
@@ -285,10 +294,9 @@ class Client(asyncio.Protocol):
             return
         cls = reply.__class__
         if cls is bytes:
-            if len(reply) < 16384:
-                out.append(b"$%d\r\n%s\r\n" % (len(reply), reply))
-            else:
-                out += (b"$%d\r\n" % len(reply), reply, b"\r\n")
+            n = len(reply)
+            # Pieces, joined once per read: cheaper than formatting each reply.
+            out += (BULK_HEADERS[n] if n < 4096 else b"$%d\r\n" % n, reply, b"\r\n")
         elif cls is Raw:
             out.append(reply)
         elif cls is int:
@@ -315,13 +323,23 @@ class Client(asyncio.Protocol):
         if server.loading and not spec.loading_ok:
             raise CommandError(errors.LOADING)
         name = (spec.parent or spec).name
+        denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
             if spec.no_multi:
                 raise CommandError("ERR Command not allowed inside a transaction")
             if server.oom_check is not None:  # as Redis: no queueing while out of memory
                 server.oom_check(self)
+            if denied is not None and (spec.write or name == "ping"):
+                raise CommandError(denied)  # not queued; EXEC will abort
             self.multi_queue.append(args)
             return _QUEUED
+        if denied is not None and not self.in_exec:
+            if spec.write or name == "ping":
+                raise CommandError(denied)
+            if name == "exec" and self.in_multi:  # as Redis: EXEC of a queued write
+                from .commands.transactions import exec_abort, queue_has
+                if queue_has(self, self.multi_queue, "write"):
+                    raise exec_abort(self, CommandError(denied))
         if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
                 and name not in _PUBSUB_ALLOWED:
             raise CommandError(

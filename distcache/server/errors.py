@@ -21,6 +21,13 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 DB_RANGE = "ERR DB index is out of range"
 OOM = "OOM command not allowed when used memory > 'maxmemory'."
 LOADING = "LOADING Redis is loading the dataset in memory"
+#: Writes (and PING) refused after a failed background save (stop-writes-on-bgsave-error).
+MISCONF_RDB = (
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist "
+    "to disk. Commands that may modify the data set are disabled, because this instance is "
+    "configured to report errors during writes if RDB snapshotting fails "
+    "(stop-writes-on-bgsave-error option). Please check the Redis logs for details about the "
+    "RDB error.")
 MAX_CLIENTS = "ERR max number of clients reached"
 PROTECTED_MODE = (
     "DENIED Redis is running in protected mode because protected mode is enabled and no "
@@ -50,6 +57,11 @@ def unknown_command(args: list) -> CommandError:
             break
         rest += "'%s' " % arg.decode("utf-8", "replace")[:128 - len(rest)]
     return CommandError(f"ERR unknown command '{name}', with args beginning with: {rest}")
+
+
+def misconf_aof(reason: str) -> str:
+    """Writes (and PING) refused while writing the append-only log fails."""
+    return f"MISCONF Errors writing to the AOF file: {reason}"
 
 
 def unknown_subcommand(args: list) -> CommandError:

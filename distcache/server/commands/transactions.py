@@ -3,7 +3,9 @@
 Queueing is done by the dispatcher (``Client._gate``): inside MULTI every
 command but EXEC, DISCARD, MULTI, WATCH, QUIT and RESET is checked (arity,
 unknown command) and queued; a rejected command marks the transaction so
-that EXEC answers EXECABORT.
+that EXEC answers EXECABORT. While a persistence error refuses writes
+(MISCONF), a write or PING is refused instead of queued, and EXEC of a queue
+holding a write answers ``EXECABORT ... because of: MISCONF ...``, as Redis.
 
 WATCH registers ``client`` under ``db.watched[key]`` and ``(db, key)`` in
 ``client.watching``. Every change to a key ends in ``Database.modified``,
@@ -73,7 +75,7 @@ def exec_(c: Any, args: List[bytes]) -> Any:
         unwatch_all(c)
         return NULL_ARRAY
     unwatch_all(c)  # before running: the transaction's own writes must not matter
-    if c.server.oom_check is not None and _queue_denyoom(c, queue):
+    if c.server.oom_check is not None and queue_has(c, queue, "denyoom"):
         try:
             c.server.oom_check(c)
         except CommandError as exc:
@@ -150,11 +152,15 @@ def exec_abort(c: Any, exc: CommandError) -> CommandError:
     return CommandError(f"EXECABORT Transaction discarded because of: {text}")
 
 
-def _queue_denyoom(c: Any, queue: List[List[bytes]]) -> bool:
+def queue_has(c: Any, queue: List[List[bytes]], flag: str) -> bool:
+    """Whether a queued command has ``flag`` ("denyoom", "write"): Redis's mstate.cmd_flags."""
     table = c.table
     for args in queue:
         spec = table.get(args[0]) or table.get(args[0].lower())
-        if spec is not None and spec.denyoom:
+        if spec is not None and spec.subcommands and len(args) > 1:
+            subs = spec.subcommands
+            spec = subs.get(args[1]) or subs.get(args[1].lower()) or spec
+        if spec is not None and getattr(spec, flag):
             return True
     return False
 
