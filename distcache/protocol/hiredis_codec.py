@@ -95,7 +95,7 @@ class HiredisRequestParser:
         request boundary. Anything else takes the general path.
         """
         if (self._partial or self._python is not None or not self.authenticated
-                or data[0] != 42 or (b"+" in data and b"\r\n+" in data)
+                or data[0] != 42 or (43 in data and b"\r\n+" in data)  # 43: "+"
                 or _HUGE_HEADER(data)):
             self.feed(data)
             return self.get_commands()
