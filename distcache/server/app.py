@@ -81,6 +81,9 @@ class CacheServer:
         self.log_read: Callable[[Client, Optional[bytes], List[Any]], None] = _no_log
         self.defer_reply: Callable[[Client], None] = Client.flush
         self.before_reply_hooks: List[Callable[[], None]] = []
+        #: time.monotonic() as of the last cron tick: clients' activity stamps
+        #: read it instead of the clock (idle times are coarse in Redis too).
+        self.clock = time.monotonic()
         #: Called each cron tick (persistence save rules, eviction...).
         self.cron_jobs: List[Callable[[], None]] = []
         #: Called on shutdown with save=True/False/None (None: follow the config).
@@ -232,8 +235,9 @@ class CacheServer:
     async def _cron(self) -> None:
         while True:
             await asyncio.sleep(1.0 / self.hz)
+            self.clock = time.monotonic()
             try:
-                self._ops_samples.append((time.monotonic(),
+                self._ops_samples.append((self.clock,
                                           self.stats["total_commands_processed"]))
                 self.expiry.cycle()
                 self._close_idle_clients()

@@ -130,9 +130,9 @@ class Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_active = time.monotonic()
-        parser = self.parser
         server = self.server
+        self.last_active = server.clock
+        parser = self.parser
         try:
             commands = parser.parse(data)
         except ProtocolError as exc:
