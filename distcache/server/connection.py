@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Set
 
 from ..protocol import ProtocolError, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
@@ -136,10 +136,7 @@ class Client(asyncio.Protocol):
         try:
             commands = parser.parse(data)
         except ProtocolError as exc:
-            for args in getattr(exc, "commands", ()):  # as Redis: run what came before
-                if self.closing or self.blocked:
-                    break
-                self.execute(args, self.out)
+            self.run(getattr(exc, "commands", ()), self.out)  # as Redis: run what came before
             self.protocol_error(str(exc))
             return
         buffered = parser.buffered()
@@ -161,14 +158,11 @@ class Client(asyncio.Protocol):
                 self._pause_reading()
             return
         out = self.out
-        execute = self.execute
-        for i, args in enumerate(commands):
-            execute(args, out)
-            if self.blocked or self.closing:
-                self.pending.extend(commands[i + 1:])
-                if len(self.pending) > _MAX_PENDING:
-                    self._pause_reading()
-                break
+        ran = self.run(commands, out)
+        if ran < len(commands):  # blocked or closing: the rest waits
+            self.pending.extend(commands[ran:])
+            if len(self.pending) > _MAX_PENDING:
+                self._pause_reading()
         if server.before_reply:
             # Persistence: the log takes this read's writes, then the replies follow.
             server.log_read(self, data if whole else None, commands)
@@ -225,86 +219,108 @@ class Client(asyncio.Protocol):
 
     def execute(self, args: List[bytes], out: List[bytes]) -> None:
         """Run one command and append its reply to ``out``."""
-        spec = self.table.get(args[0])
-        if spec is None:
-            name = args[0]
-            if name.__class__ is not bytes:
-                self.protocol_error("Protocol error: expected '$', got something else")
-                return
-            spec = self.table.get(name.lower())
+        self.run((args,), out)
+
+    def run(self, commands: Sequence[List[bytes]], out: List[bytes]) -> int:
+        """Run ``commands`` in order, appending each reply to ``out``.
+
+        Returns how many ran: fewer than all when one blocked the client or
+        made it close. One call per read rather than per command: on the
+        pipelined path the call itself is a tenth of a command's cost.
+        """
+        table = self.table
+        keyspace = self.keyspace
+        ran = 0
+        for args in commands:
+            ran += 1
+            spec = table.get(args[0])
             if spec is None:
-                if self.in_multi:
-                    self.multi_error = True
-                out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
-                return
-        try:
-            arity = spec.arity
-            argc = len(args)
-            if (argc != arity) if arity > 0 else (argc < -arity):
-                if self.in_multi:
-                    self.multi_error = True
-                    if spec.name == "exec":  # Redis discards the transaction
-                        from .commands.transactions import exec_abort
-                        raise exec_abort(self, errors.wrong_arity(spec.fullname))
-                raise errors.wrong_arity(spec.fullname)
-            if spec.subcommands and argc > 1:
-                spec = self._subcommand(spec, args)
-            if self.restricted or self.server.gated:
-                server = self.server
-                if not self.restricted and not server.loading:
-                    # Only the memory limit applies: spend the write credit the
-                    # eviction module grants, and check for real when it runs out.
-                    if spec.denyoom and server.oom_check is not None:
-                        server.oom_credit -= 1
-                        if server.oom_credit < 0:
-                            server.oom_check(self)
-                    # And a persistence error (MISCONF) refuses writes and PING.
-                    if server.write_denied is not None \
-                            and (spec.write or spec.fullname == "ping"):
-                        raise CommandError(server.write_denied)
+                name = args[0]
+                if name.__class__ is not bytes:
+                    self.protocol_error("Protocol error: expected '$', got something else")
+                    return ran
+                spec = table.get(name.lower())
+                if spec is None:
+                    if self.in_multi:
+                        self.multi_error = True
+                    out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
+                    continue
+            try:
+                arity = spec.arity
+                argc = len(args)
+                if (argc != arity) if arity > 0 else (argc < -arity):
+                    if self.in_multi:
+                        self.multi_error = True
+                        if spec.name == "exec":  # Redis discards the transaction
+                            from .commands.transactions import exec_abort
+                            raise exec_abort(self, errors.wrong_arity(spec.fullname))
+                    raise errors.wrong_arity(spec.fullname)
+                if spec.subcommands and argc > 1:
+                    spec = self._subcommand(spec, args)
+                if self.restricted or self.server.gated:
+                    server = self.server
+                    if not self.restricted and not server.loading:
+                        # Only the memory limit applies: spend the write credit the
+                        # eviction module grants, and check for real when it runs out.
+                        if spec.denyoom and server.oom_check is not None:
+                            server.oom_credit -= 1
+                            if server.oom_credit < 0:
+                                server.oom_check(self)
+                        # And a persistence error (MISCONF) refuses writes and PING.
+                        if server.write_denied is not None \
+                                and (spec.write or spec.fullname == "ping"):
+                            raise CommandError(server.write_denied)
+                    else:
+                        reply = self._gate(spec, args)
+                        if reply is not None:
+                            if reply is not BLOCKED:
+                                encode_reply(reply, out, self.resp3)
+                            if self.blocked or self.closing:
+                                return ran
+                            continue
+                self.last_command = spec
+                if spec.write:
+                    dirty = keyspace.dirty
+                    reply = spec.handler(self, args)
+                    if keyspace.dirty != dirty:
+                        # Keyspace.propagate, inlined: this runs for every write.
+                        for propagate in keyspace.propagators:
+                            propagate(self.db.id, self.rewrite or [args])
+                    self.rewrite = None
                 else:
-                    reply = self._gate(spec, args)
-                    if reply is not None:
-                        if reply is not BLOCKED:
-                            encode_reply(reply, out, self.resp3)
-                        return
-            self.last_command = spec
-            if spec.write:
-                keyspace = self.keyspace
-                dirty = keyspace.dirty
-                reply = spec.handler(self, args)
-                if keyspace.dirty != dirty:
-                    # Keyspace.propagate, inlined: this runs for every write.
-                    for propagate in keyspace.propagators:
-                        propagate(self.db.id, self.rewrite or [args])
+                    reply = spec.handler(self, args)
+                spec.calls += 1
+            except CommandError as exc:
                 self.rewrite = None
-            else:
-                reply = spec.handler(self, args)
-            spec.calls += 1
-        except CommandError as exc:
-            self.rewrite = None
-            spec.failed += 1
-            if self.in_multi and spec.name not in _MULTI_IMMEDIATE:
-                self.multi_error = True
-            out.append(b"-%s\r\n" % error_text(exc))
-            return
-        except Exception:  # a bug must not take the server down
-            log.exception("error running %r", args[:3])
-            out.append(b"-ERR internal error running '%s'\r\n" % spec.fullname.encode())
-            return
-        cls = reply.__class__
-        if cls is bytes:
-            n = len(reply)
-            # Pieces, joined once per read: cheaper than formatting each reply.
-            out += (BULK_HEADERS[n] if n < 4096 else b"$%d\r\n" % n, reply, b"\r\n")
-        elif cls is Raw:
-            out.append(reply)
-        elif cls is int:
-            out.append(b":%d\r\n" % reply)
-        elif reply is None:
-            out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
-        elif reply is not BLOCKED:
-            encode_reply(reply, out, self.resp3)
+                spec.failed += 1
+                if self.in_multi and spec.name not in _MULTI_IMMEDIATE:
+                    self.multi_error = True
+                out.append(b"-%s\r\n" % error_text(exc))
+                if self.blocked or self.closing:
+                    return ran
+                continue
+            except Exception:  # a bug must not take the server down
+                log.exception("error running %r", args[:3])
+                out.append(b"-ERR internal error running '%s'\r\n" % spec.fullname.encode())
+                if self.blocked or self.closing:
+                    return ran
+                continue
+            cls = reply.__class__
+            if cls is bytes:
+                n = len(reply)
+                # Pieces, joined once per read: cheaper than formatting each reply.
+                out += (BULK_HEADERS[n] if n < 4096 else b"$%d\r\n" % n, reply, b"\r\n")
+            elif cls is Raw:
+                out.append(reply)
+            elif cls is int:
+                out.append(b":%d\r\n" % reply)
+            elif reply is None:
+                out.append(b"_\r\n" if self.resp3 else b"$-1\r\n")
+            elif reply is not BLOCKED:
+                encode_reply(reply, out, self.resp3)
+            if self.blocked or self.closing:
+                return ran
+        return ran
 
     def _subcommand(self, spec: Any, args: List[bytes]) -> Any:
         sub = spec.subcommands.get(args[1]) or spec.subcommands.get(args[1].lower())
