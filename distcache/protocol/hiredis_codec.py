@@ -13,7 +13,11 @@ from typing import Any, List, Optional
 
 import hiredis
 
-from .resp import NOT_ENOUGH, ProtocolError, ReplyError, RequestParser, encode_command
+from .resp import (NOT_ENOUGH, ProtocolError, ReplyError, RequestParser, encode_command,
+                   split_whole)
+
+#: Reads up to this size try the split parser first (see parse).
+_SPLIT_MAX = 128
 
 
 class HiredisRequestParser:
@@ -95,8 +99,16 @@ class HiredisRequestParser:
         request boundary. Anything else takes the general path.
         """
         if (self._partial or self._python is not None or not self.authenticated
-                or data[0] != 42 or (43 in data and b"\r\n+" in data)  # 43: "+"
-                or _HUGE_HEADER(data)):
+                or data[0] != 42):
+            self.feed(data)
+            return self.get_commands()
+        if len(data) <= _SPLIT_MAX:
+            # A short read (one request, unpipelined): the pure-Python split,
+            # exact by construction, costs less than hiredis and its checks.
+            commands = split_whole(data, self.max_multibulk_len)
+            if commands is not None:
+                return commands
+        if (43 in data and b"\r\n+" in data) or _HUGE_HEADER(data):  # 43: "+"
             self.feed(data)
             return self.get_commands()
         reader = self._reader

@@ -320,7 +320,14 @@ class RequestParser(_Buffer):
         return len(self._buf) - self._pos + self._chunk_len + self._held
 
     def parse(self, data: bytes) -> List[List[bytes]]:
-        """``feed(data)`` then ``get_commands()``, in one call."""
+        """``feed(data)`` then ``get_commands()``, in one call; a read of whole
+        requests that starts on a request boundary skips the buffer."""
+        if (not self._argc and self._pos >= len(self._buf) and not self._need
+                and data[:1] == b"*" and self.authenticated and data[-2:] == b"\r\n"
+                and len(data) <= self.max_bulk_len):
+            commands = split_whole(data, self.max_multibulk_len)
+            if commands is not None:
+                return commands
         self.feed(data)
         return self.get_commands()
 
@@ -417,51 +424,71 @@ class RequestParser(_Buffer):
 
 
     def _split_commands(self, commands: List[List[bytes]]) -> int:
-        """Fast path: whole, well-formed multibulk requests, tokenized in C.
-
-        Splitting on CRLF yields header/argument tokens; a request is accepted
-        only if every ``$len`` header equals its argument's real length in
-        canonical form, so an argument containing CRLF, a partial request or
-        anything unusual stops the fast path and the exact parser takes over
-        from that request. Returns the position after the accepted requests.
-        """
+        """Fast path: whole, well-formed multibulk requests, tokenized in C
+        (see :func:`_take_split`). Returns the position after the accepted
+        requests."""
         pos = self._pos
         tokens = (self._buf[pos:] if pos else self._buf).split(b"\r\n")
-        last = len(tokens) - 1  # the unterminated remainder
-        max_args = self.max_multibulk_len
-        append = commands.append
-        heads = _MULTIBULK_HEADS
-        sizes = _BULK_HEADS
-        i = 0
-        while i < last:
-            argc = heads.get(tokens[i])
-            if argc is None or argc > max_args:
-                break
-            end = i + 1 + 2 * argc
-            if end > last:
-                break
-            # Each "$N" must be the canonical length of its argument. The short
-            # forms (most commands) avoid building lists just to compare them.
-            if argc == 2:
-                a, b = tokens[i + 2], tokens[i + 4]
-                if sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b):
-                    break
-                append([a, b])
-            elif argc == 3:
-                a, b, c = tokens[i + 2], tokens[i + 4], tokens[i + 6]
-                if (sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b)
-                        or sizes.get(tokens[i + 5]) != len(c)):
-                    break
-                append([a, b, c])
-            else:
-                args = tokens[i + 2:end:2]
-                if list(map(len, args)) != list(map(sizes.get, tokens[i + 1:end:2])):
-                    break
-                append(args)
-            i = end
+        i = _take_split(tokens, len(tokens) - 1, self.max_multibulk_len, commands)
         if i:
             pos += sum(map(len, tokens[:i])) + 2 * i
         return pos
+
+
+def split_whole(data: bytes, max_args: int) -> Optional[List[List[bytes]]]:
+    """The requests in ``data`` if it is exactly whole, canonical multibulk
+    requests (the common read), else None: parse it the general way."""
+    tokens = data.split(b"\r\n")
+    last = len(tokens) - 1
+    if tokens[last]:  # ends inside a line
+        return None
+    commands: List[List[bytes]] = []
+    if _take_split(tokens, last, max_args, commands) != last:
+        return None
+    return commands
+
+
+def _take_split(tokens: List[bytes], last: int, max_args: int,
+                commands: List[List[bytes]]) -> int:
+    """Append the requests that ``tokens`` (a buffer split on CRLF) begins
+    with; returns the index of the first token not taken.
+
+    A request is taken only if every ``$len`` header equals its argument's
+    real length in canonical form, so an argument containing CRLF, a partial
+    request or anything unusual stops here and the exact parser takes over
+    from that request.
+    """
+    append = commands.append
+    heads = _MULTIBULK_HEADS
+    sizes = _BULK_HEADS
+    i = 0
+    while i < last:
+        argc = heads.get(tokens[i])
+        if argc is None or argc > max_args:
+            break
+        end = i + 1 + 2 * argc
+        if end > last:
+            break
+        # Each "$N" must be the canonical length of its argument. The short
+        # forms (most commands) avoid building lists just to compare them.
+        if argc == 2:
+            a, b = tokens[i + 2], tokens[i + 4]
+            if sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b):
+                break
+            append([a, b])
+        elif argc == 3:
+            a, b, c = tokens[i + 2], tokens[i + 4], tokens[i + 6]
+            if (sizes.get(tokens[i + 1]) != len(a) or sizes.get(tokens[i + 3]) != len(b)
+                    or sizes.get(tokens[i + 5]) != len(c)):
+                break
+            append([a, b, c])
+        else:
+            args = tokens[i + 2:end:2]
+            if list(map(len, args)) != list(map(sizes.get, tokens[i + 1:end:2])):
+                break
+            append(args)
+        i = end
+    return i
 
 
 # ---------------------------------------------------------------------------

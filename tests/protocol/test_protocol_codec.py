@@ -8,7 +8,7 @@ import pytest
 from distcache.protocol import (HAVE_HIREDIS, NOT_ENOUGH, NULL_ARRAY, ProtocolError, Push,
                                 PushMessage, ReplyError, RespSet, Status, Verbatim,
                                 encode_command, encode_reply)
-from distcache.protocol.resp import ReplyParser, RequestParser
+from distcache.protocol.resp import ReplyParser, RequestParser, split_whole
 
 REQUEST_KINDS = ["python"] + (["hiredis"] if HAVE_HIREDIS else [])
 
@@ -130,6 +130,21 @@ def test_a_bad_request_mid_read_keeps_the_requests_before_it(kind, bad):
         parser.parse(good + bad + encode_command([b"PING"]))
     assert info.value.commands == [[b"SET", b"a", b"1"], [b"GET", b"a"]]
     assert str(info.value).startswith("Protocol error")
+
+
+@pytest.mark.parametrize("data", [
+    encode_command([b"SET", b"k\r\nx", b"v"]),          # CRLF inside an argument
+    b"*2\r\n$3\r\nGET\r\n$2\r\nk\r\n",                  # wrong length
+    b"*2\r\n$3\r\nGET\r\n$01\r\nk\r\n",                 # non-canonical length
+    encode_command([b"GET", b"k"])[:-1],                # partial
+    encode_command([b"GET", b"k"]) + b"*1\r\n",          # whole request, then a partial one
+    encode_command([b"GET", b"k"]) + b"PING\r\n",        # an inline request
+    b"*2000\r\n$1\r\na\r\n",                           # more arguments than the limit
+])
+def test_split_whole_takes_only_exactly_whole_canonical_reads(data):
+    assert split_whole(data, 1024) is None
+    cmds = [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"MSET"] + [b"x"] * 9]
+    assert split_whole(b"".join(map(encode_command, cmds)), 1024) == cmds
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
