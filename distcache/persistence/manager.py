@@ -200,7 +200,7 @@ class Persistence:
 
     def _attach(self) -> None:
         if self.propagate not in self.keyspace.propagators:
-            self.keyspace.propagators.append(self.propagate)
+            self.keyspace.add_propagator(self.propagate)
         self._apply_fsync_mode()
 
     def _apply_fsync_mode(self) -> None:
@@ -249,6 +249,12 @@ class Persistence:
         self._encode_staged()
         self.buf.append(aof.select_bytes(db_id))
         self.buf_db = db_id
+        # The dispatcher may stage this database's plain writes itself until the
+        # batch is written, if nothing else listens to writes.
+        keyspace = self.keyspace
+        keyspace.stage = self.staged
+        keyspace.stage_db = keyspace.dbs[db_id] if keyspace.propagators == [self.propagate] \
+            else None
 
     def log_read(self, client: Any, data: Optional[bytes], commands: List[Any]) -> None:
         """After a client's read ran: log what it wrote, then send or hold its replies.
@@ -294,6 +300,7 @@ class Persistence:
                 _send(client)
 
     def _write_buffer(self) -> bool:
+        self.keyspace.stage_db = None  # the next write selects its database again
         self._encode_staged()
         logf = self.log
         if logf is None:
@@ -608,7 +615,7 @@ class Persistence:
                     self._kill_job()
                 self.close()
                 if self.propagate in self.keyspace.propagators:
-                    self.keyspace.propagators.remove(self.propagate)
+                    self.keyspace.remove_propagator(self.propagate)
                 self._apply_fsync_mode()
         # After any change: save rules, stop-writes-on-bgsave-error and appendonly
         # decide the denial, and the memory limit's hook may have reset ``gated``.

@@ -283,9 +283,11 @@ class Client(asyncio.Protocol):
                     dirty = keyspace.dirty
                     reply = spec.handler(self, args)
                     if keyspace.dirty != dirty:
-                        # Keyspace.propagate, inlined: this runs for every write.
-                        for propagate in keyspace.propagators:
-                            propagate(self.db.id, self.rewrite or [args])
+                        if self.rewrite is None and self.db is keyspace.stage_db:
+                            keyspace.stage.append(args)  # the log's shortcut, no call
+                        else:  # Keyspace.propagate, inlined: this runs for every write
+                            for propagate in keyspace.propagators:
+                                propagate(self.db.id, self.rewrite or [args])
                     self.rewrite = None
                 else:
                     reply = spec.handler(self, args)

@@ -181,7 +181,13 @@ class Keyspace:
         self.expired_keys = 0
         self.evicted_keys = 0
         #: Called with (db id, commands) for every write; the AOF hangs here.
+        #: Change it through add_/remove_propagator (they end the shortcut below).
         self.propagators: List[Propagator] = []
+        #: The log's shortcut: while ``stage_db`` is set, the log is the only
+        #: propagator and a command that wrote to that database unchanged (no
+        #: rewrite) is appended to ``stage`` by the dispatcher, without a call.
+        self.stage: List[List[bytes]] = []
+        self.stage_db: Optional[Database] = None
         #: Called with (db, key) when a watched key changes.
         self.watch_listeners: List[Callable[[Database, bytes], None]] = []
 
@@ -192,6 +198,14 @@ class Keyspace:
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
         for propagator in self.propagators:
             propagator(db_id, commands)
+
+    def add_propagator(self, propagator: Propagator) -> None:
+        self.stage_db = None
+        self.propagators = self.propagators + [propagator]
+
+    def remove_propagator(self, propagator: Propagator) -> None:
+        self.stage_db = None
+        self.propagators = [p for p in self.propagators if p != propagator]
 
     def total_keys(self) -> int:
         return sum(len(db.data) for db in self.dbs)

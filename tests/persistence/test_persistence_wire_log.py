@@ -15,6 +15,7 @@ from typing import List, Optional
 import pytest
 
 from persistence_helpers import aof_dir, client, crash_restart, start
+from servers import wait_until
 
 from distcache.protocol import NOT_ENOUGH, HAVE_HIREDIS, ReplyError, ReplyParser, encode_command
 
@@ -158,5 +159,35 @@ def test_read_with_a_rewritten_command_is_not_logged_as_sent(tmp_path):
         deadline = client(proc).execute_command("PEXPIRETIME", "b")
         proc = crash_restart(tmp_path, proc)
         assert client(proc).execute_command("PEXPIRETIME", "b") == deadline
+    finally:
+        proc.stop()
+
+
+def test_transactions_and_blocked_clients_are_logged_through_the_shortcut(tmp_path):
+    """The dispatcher stages plain writes for the log itself; a transaction in
+    the same read must still reach the log wrapped in MULTI/EXEC, and a write
+    that wakes a blocked client must still wake it."""
+    proc = start(tmp_path, "--appendfsync", "always")
+    try:
+        r = client(proc)
+        raw = RawClient(proc.port)
+        data = b"".join(encode_command(c) for c in (
+            [b"SET", b"a", b"1"], [b"MULTI"], [b"INCR", b"a"], [b"SET", b"b", b"x"],
+            [b"EXEC"], [b"SET", b"c", b"3"]))
+        raw.send(data)
+        replies = raw.read_replies(6)
+        assert replies[0] == b"OK" and replies[4] == [2, b"OK"] and replies[5] == b"OK"
+        raw.close()
+        logged = b"".join(p.read_bytes() for p in aof_dir(tmp_path).glob("*.incr.*"))
+        assert b"MULTI" in logged.upper() and b"EXEC" in logged.upper()
+        waiter = RawClient(proc.port)
+        waiter.send(encode_command([b"BLPOP", b"queue", b"0"]))
+        wait_until(lambda: r.info("clients")["blocked_clients"] == 1, 10, 0.01, "BLPOP to block")
+        r.rpush("queue", "job")
+        assert waiter.read_replies(1) == [[b"queue", b"job"]]
+        waiter.close()
+        proc = crash_restart(tmp_path, proc)
+        r = client(proc)
+        assert r.mget("a", "b", "c") == [b"2", b"x", b"3"] and r.llen("queue") == 0
     finally:
         proc.stop()

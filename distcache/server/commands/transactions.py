@@ -82,6 +82,7 @@ def exec_(c: Any, args: List[bytes]) -> Any:
             raise exec_abort(c, exc) from None
     keyspace = c.keyspace
     propagators = keyspace.propagators
+    keyspace.stage_db = None  # every write goes to the collector below
     collected: List[Tuple[int, List[List[bytes]]]] = []
     if propagators:
         keyspace.propagators = [lambda db_id, cmds: collected.append((db_id, cmds))]

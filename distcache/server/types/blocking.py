@@ -130,12 +130,12 @@ def _watch_writes(server: Any) -> None:
         unhooking.clear()
         if any(db.blocking for db in keyspace.dbs):
             return
-        keyspace.propagators.remove(on_write)
+        keyspace.remove_propagator(on_write)
         server.__dict__["_write_watcher"] = None
 
     unhooking: List[bool] = []
     server.__dict__["_write_watcher"] = on_write
-    keyspace.propagators.append(on_write)
+    keyspace.add_propagator(on_write)
 
 
 def _client_gone(client: Any) -> None:
