@@ -172,6 +172,18 @@ def throughput(args: argparse.Namespace) -> None:
         print(f"| {mode} | {d:,.0f} | {r:,.0f} | {d / r:.2f} | "
               f"{d / med['distcache/none']:.2f} | {r / med['redis/none']:.2f} | "
               f"{mcpu[f'distcache/{mode}']:.2f} | {mcpu[f'redis/{mode}']:.2f} |")
+    # Paired: each repeat's ratio to the same repeat's no-persistence run (the runs
+    # of one repeat are adjacent in time, so they share the host's load).
+    print("\nPaired per-repeat ratios to no persistence (median, range):")
+    for kind in ("distcache", "redis"):
+        for mode in modes:
+            if mode == "none":
+                continue
+            ops = [a / b for a, b in zip(results[f"{kind}/{mode}"], results[f"{kind}/none"])]
+            cpu_ = [b / a for a, b in zip(cpu[f"{kind}/{mode}"], cpu[f"{kind}/none"])]
+            print(f"  {kind} {mode}: ops/s {statistics.median(ops):.2f} "
+                  f"({min(ops):.2f}-{max(ops):.2f}), CPU per op (none/{mode}) "
+                  f"{statistics.median(cpu_):.2f} ({min(cpu_):.2f}-{max(cpu_):.2f})")
     print("\nruns (ops/s):", {k: [round(x) for x in v] for k, v in results.items()})
     print("runs (server CPU us/op):", {k: [round(x, 2) for x in v] for k, v in cpu.items()})
 
