@@ -362,9 +362,20 @@ class Persistence:
 
     # -- snapshots ----------------------------------------------------------------
 
+    def _flush_for_snapshot(self) -> None:
+        """Write the pending batch before a snapshot records its log position.
+
+        If it can't be written (the log's disk is full...), no snapshot: it
+        would hold writes that the log, once the retry succeeds, repeats after
+        the recorded position, and a restart would apply them twice.
+        """
+        self.flush_log()
+        if self.buf:
+            raise OSError("the append only file can't be written: no snapshot until it can")
+
     def save(self) -> None:
         """SAVE: a synchronous snapshot (raises on failure)."""
-        self.flush_log()
+        self._flush_for_snapshot()
         dump_path = paths(self.config)[0]
         os.makedirs(os.path.dirname(os.path.abspath(dump_path)), exist_ok=True)
         log_id, offset = self.log_position()
@@ -393,7 +404,11 @@ class Persistence:
         self.last_bgsave_try = time.time()
         dump_path = paths(self.config)[0]
         os.makedirs(os.path.dirname(os.path.abspath(dump_path)), exist_ok=True)
-        self.flush_log()
+        try:
+            self._flush_for_snapshot()
+        except OSError:
+            self.rdb_status = "err"  # retried after BGSAVE_RETRY_DELAY, as a failed save
+            raise
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
 
@@ -474,7 +489,7 @@ class Persistence:
         self.rewrite_scheduled = False
         _, aofdir, manifest_path = paths(self.config)
         os.makedirs(aofdir, exist_ok=True)
-        self.flush_log()
+        self._flush_for_snapshot()
         manifest = self.manifest or Manifest()
         if fresh:
             old = aof.read_manifest(manifest_path)
@@ -557,7 +572,7 @@ class Persistence:
                 self.bgsave()
                 return
         pct = config["auto-aof-rewrite-percentage"]
-        if self.log is not None and pct:
+        if self.log is not None and pct and self.write_status == "ok":
             size = self.aof_size()
             base = self.rewrite_base_size or 1
             if size > config["auto-aof-rewrite-min-size"] and (size - base) * 100 >= pct * base:

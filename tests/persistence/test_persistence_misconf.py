@@ -338,3 +338,30 @@ def test_log_write_error_forgotten_when_the_log_is_turned_off(tmp_path):
         assert info(r)["aof_last_write_status"] == "ok"
     finally:
         proc.stop()
+
+
+@LINUX
+def test_no_snapshot_while_the_log_cannot_be_written(tmp_path):
+    """A snapshot taken while a log record is pending would also be repeated by
+    the log once the retry succeeds: a restart would apply INCR twice."""
+    proc = start(tmp_path, "--save", "")
+    try:
+        r = client(proc)
+        r.set("n", 1)
+        with _log_writes_failing(tmp_path, proc, r):
+            with pytest.raises(redis.ResponseError):
+                r.incr("n")  # refused (MISCONF): the pending record is "big"
+            with pytest.raises(redis.ResponseError, match="Failed to save"):
+                r.save()
+            r.bgsave()
+            poll(lambda: info(r)["rdb_last_bgsave_status"] == "err", what="BGSAVE refused")
+            r.bgrewriteaof()
+            poll(lambda: info(r)["aof_last_bgrewrite_status"] == "err",
+                 what="BGREWRITEAOF refused")
+        poll(lambda: _accepted(r), timeout=20, what="writes accepted again")
+        assert r.incr("n") == 2
+        proc = crash_restart(tmp_path, proc)
+        r = client(proc)
+        assert r.get("n") == b"2" and len(r.get("big")) == 65536
+    finally:
+        proc.stop()
