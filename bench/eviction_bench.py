@@ -10,6 +10,11 @@ rate of the rest is reported, with evictions and used memory.
 
     python bench/eviction_bench.py                                   # allkeys-lru, 16mb
     python bench/eviction_bench.py --policy allkeys-lfu --requests 300000
+
+The cost of a limit that is not hit (``--overhead``: in process, through the
+dispatcher; ``--overhead-net``: over the network with redis-benchmark):
+
+    python bench/eviction_bench.py --overhead-net --rounds 9
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import argparse
 import itertools
 import os
 import random
+import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -147,16 +154,27 @@ def dispatch_overhead(rounds: int = 5, n: int = 100_000) -> None:
           f"GET {off[1] / lru[1]:.3f}")
 
 
-def network_overhead(rounds: int = 4, requests: int = 300_000) -> None:
-    """Server CPU (process time of in-process server threads) for redis-benchmark
-    SET -P 16 -r 100000: eviction off, noeviction + maxmemory 1gb, allkeys-lru +
-    maxmemory 1gb (limit never hit). Rounds alternate the order."""
+def network_overhead(rounds: int = 5, requests: int = 300_000) -> None:
+    """Server CPU per pipelined SET and GET (redis-benchmark -P 16 -r 100000): eviction
+    off, noeviction + maxmemory 1gb, allkeys-lru + maxmemory 1gb (limit never hit).
+    The servers run as threads of this process, pinned to one core, redis-benchmark
+    to another (taskset); a server's CPU is this process's CPU time around the run.
+    Each server gets the SET run, then the GET run over the keys it wrote. Rounds
+    alternate the order of the configs; medians are reported, with the client's
+    requests per second (noisier: it includes the client and the host's load)."""
     sys.path.insert(0, REPO)
     from distcache.server.app import CacheServer
     configs: Dict[str, Dict[str, str]] = {
         "off": {}, "noeviction": {"maxmemory": "1gb"},
         "allkeys-lru": {"maxmemory": "1gb", "maxmemory-policy": "allkeys-lru"}}
-    samples: Dict[str, List[float]] = {name: [] for name in configs}
+    tests = ("set", "get")
+    cpus = sorted(os.sched_getaffinity(0))
+    client_prefix: List[str] = []
+    if len(cpus) >= 2 and shutil.which("taskset"):
+        os.sched_setaffinity(0, {cpus[0]})  # server threads inherit it
+        client_prefix = ["taskset", "-c", str(cpus[1])]
+    cpu: Dict[Tuple[str, str], List[float]] = {}
+    rps: Dict[Tuple[str, str], List[float]] = {}
     names = list(configs)
     for rnd in range(rounds):
         for name in (names if rnd % 2 == 0 else names[::-1]):
@@ -164,19 +182,38 @@ def network_overhead(rounds: int = 4, requests: int = 300_000) -> None:
             server = CacheServer("127.0.0.1", port, save="", appendonly="no",
                                  **{"event-loop": "uvloop", "parser": "hiredis"},
                                  **configs[name]).start()
-            bench = ["redis-benchmark", "-p", str(port), "-t", "set", "-P", "16",
-                     "-r", "100000", "-q"]
-            subprocess.run(bench + ["-n", "50000"], stdout=subprocess.DEVNULL)  # warm-up
-            t0 = time.process_time()
-            subprocess.run(bench + ["-n", str(requests)], stdout=subprocess.DEVNULL)
-            samples[name].append((time.process_time() - t0) / requests * 1e6)
-            server.stop()
-    base = sorted(samples["off"])[len(samples["off"]) // 2]
-    print(f"server CPU us per SET (-P 16), {rounds} rounds, median [all]:")
-    for name, values in samples.items():
-        med = sorted(values)[len(values) // 2]
-        print(f"  {name:<12} {med:.3f}  ratio off/this {base / med:.3f}  "
-              f"{[round(v, 2) for v in values]}")
+            try:
+                for test in tests:
+                    bench = client_prefix + ["redis-benchmark", "-p", str(port), "-t", test,
+                                             "-P", "16", "-r", "100000", "-q"]
+                    subprocess.run(bench + ["-n", "50000"], stdout=subprocess.DEVNULL)  # warm-up
+                    t0 = time.process_time()
+                    done = subprocess.run(bench + ["-n", str(requests)], capture_output=True,
+                                          text=True)
+                    cpu.setdefault((test, name), []).append(
+                        (time.process_time() - t0) / requests * 1e6)
+                    found = re.findall(r"([\d.]+) requests per second", done.stdout)
+                    rps.setdefault((test, name), []).append(float(found[-1]) if found else 0)
+            finally:
+                server.stop()
+
+    median = statistics.median
+    print(f"redis-benchmark -P 16 -r 100000 -n {requests}, {rounds} rounds"
+          f"{', server and client pinned' if client_prefix else ''}; medians:")
+    print(f"{'':<4}{'config':<13}{'CPU us/op':>10}{'ratio':>7}{'paired':>8}{'req/s':>9}"
+          f"{'ratio':>7}  CPU us/op of each round")
+    for test in tests:
+        off_cpu = cpu[test, "off"]
+        base_cpu, base_rps = median(off_cpu), median(rps[test, "off"])
+        for name in names:
+            c, r = median(cpu[test, name]), median(rps[test, name])
+            paired = median(a / b for a, b in zip(off_cpu, cpu[test, name]))
+            print(f"{test.upper():<4}{name:<13}{c:>10.3f}{base_cpu / c:>7.3f}{paired:>8.3f}"
+                  f"{r:>9.0f}{r / max(1.0, base_rps):>7.3f}  "
+                  f"{[round(v, 2) for v in cpu[test, name]]}")
+    print("ratio: throughput relative to off (off CPU / this CPU, medians); paired: the "
+          "median of that ratio\nwithin each round (less sensitive to the host's load "
+          "changing between rounds); req/s: the client's, with its ratio to off")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -199,10 +236,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--overhead", action="store_true",
                     help="only measure the dispatcher cost of allkeys-lru below the limit")
     ap.add_argument("--overhead-net", action="store_true",
-                    help="only measure server CPU per SET over the network (redis-benchmark)")
+                    help="only measure server CPU per SET and GET over the network "
+                         "(redis-benchmark -P 16, pinned with taskset)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of --overhead-net")
     args = ap.parse_args(argv)
     if args.overhead_net:
-        network_overhead()
+        network_overhead(args.rounds)
         return 0
     if args.overhead:
         dispatch_overhead()

@@ -1,0 +1,104 @@
+"""LRU access stamps and the memory-check credit, in process (no server).
+
+While an LRU policy is active each database's class gets copies of
+Database.get/set/modified with the stamp inlined (distcache.server.eviction.
+_lru_methods); they must behave exactly as the general LruDatabase methods
+and must only be used while Database's methods are the ones they copy.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Tuple
+
+from distcache.server import eviction
+from distcache.server.app import CacheServer
+from distcache.server.keyspace import Database, Keyspace, now_ms
+
+
+def _lru_db(fast: bool) -> Tuple[Keyspace, Database, dict]:
+    ks = Keyspace(1)
+    db = ks.dbs[0]
+    lru: dict = {}
+    methods = eviction._lru_methods(lru) if fast else {}
+    db.__class__ = eviction._db_class(eviction.LruDatabase, 0, lru=lru, **methods)
+    return ks, db, lru
+
+
+def _script(ks: Keyspace, db: Database, lru: dict) -> List[Any]:
+    """The same accesses on any LRU database; what they returned and left behind."""
+    seen: List[Tuple[bytes, bytes]] = []
+    ks.watch_listeners.append(lambda d, key: seen.append(key))
+    log = []
+    eviction._clock = 100
+    db.set(b"a", b"1")
+    db.set(b"b", b"2")
+    db.set(b"gone", b"3")
+    db.expires[b"gone"] = now_ms() - 1  # due: a read expires it
+    eviction._clock = 200
+    log.append((db.get(b"a"), db.get(b"missing"), db.get(b"gone")))
+    log.append(dict(lru))
+    eviction._clock = 300
+    db.watched[b"b"] = {object()}
+    db.set(b"b", b"x", keep_ttl=True)
+    db.set_expire(b"a", now_ms() + 60_000)
+    eviction._clock = 400
+    db.set(b"a", b"y")  # clears the TTL
+    log.append((dict(lru), dict(db.expires), list(seen)))
+    log.append((ks.hits, ks.misses, ks.dirty, ks.expired_keys))
+    return log
+
+
+def test_inlined_lru_methods_are_in_use():
+    assert eviction._UNCHANGED == {"get": True, "set": True, "modified": True}, (
+        "Database.get/set/modified changed: update eviction._reference_* and the "
+        "copies in eviction._lru_methods to match")
+    server = CacheServer("127.0.0.1", 0, save="", appendonly="no", maxmemory="1gb",
+                         maxmemory_policy="allkeys-lru")
+    cls = server.keyspace.dbs[3].__class__
+    assert issubclass(cls, eviction.LruDatabase)
+    for name in ("get", "set", "modified"):
+        assert getattr(cls, name).__qualname__ == f"_lru_methods.<locals>.{name}"
+    server.config.set("maxmemory-policy", "noeviction")
+    server.eviction.configure()
+    assert server.keyspace.dbs[3].__class__ is Database
+
+
+def test_inlined_lru_methods_match_the_general_ones():
+    saved = eviction._clock
+    try:
+        fast, general = _script(*_lru_db(True)), _script(*_lru_db(False))
+    finally:
+        eviction._clock = saved
+    assert fast == general
+    (read, stamps, (final, expires, seen), counters) = fast
+    assert read == (b"1", None, None)
+    # a hit stamps, a miss does not; expiring a key is a write (stamped until pruned)
+    assert stamps == {b"a": 200, b"b": 100, b"gone": 200}
+    assert final == {b"a": 400, b"b": 300, b"gone": 200} and expires == {}
+    assert seen == [b"b", b"a", b"a"]  # while anything is watched, WATCH sees every write
+    assert counters == (1, 2, 7, 1)
+
+
+def test_changed_database_methods_fall_back(monkeypatch):
+    monkeypatch.setitem(eviction._UNCHANGED, "get", False)
+    assert set(eviction._lru_methods({})) == {"set", "modified"}
+    monkeypatch.setitem(eviction._UNCHANGED, "get", True)
+    monkeypatch.setitem(eviction._UNCHANGED, "modified", False)
+    assert set(eviction._lru_methods({})) == {"get"}  # set inlines modified too
+
+
+def test_check_credit_grows_only_far_from_the_limit():
+    server = CacheServer("127.0.0.1", 0, save="", appendonly="no", maxmemory="1gb")
+    engine = server.eviction
+    engine.avg_key = 100.0
+    per_key = engine.avg_key + eviction.EXPIRE_ENTRY
+
+    def credit_with_room(keys: int) -> int:
+        engine.maxmemory = engine._estimate(None) + int(keys * per_key) + 1
+        engine._set_credit()
+        return server.oom_credit
+
+    assert credit_with_room(10_000_000) == eviction.CHECK_EVERY_FAR
+    assert credit_with_room(64 * 512) == 512  # 1/64 of what still fits
+    assert credit_with_room(10_000) == eviction.CHECK_EVERY
+    assert credit_with_room(100) == 100  # never past the limit
+    assert credit_with_room(0) == 0
