@@ -73,6 +73,7 @@ class CacheServer:
         #: writes refused after a persistence error).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
+        self.oom_credit = 0  # writes left before the eviction module's next check
         #: The MISCONF error refusing writes and PING while persisting fails (or None).
         self.write_denied: Optional[str] = None
         #: Persistence is logging: a read's replies go through ``log_read``

@@ -230,6 +230,7 @@ class Client(asyncio.Protocol):
         """
         table = self.table
         keyspace = self.keyspace
+        server = self.server
         ran = 0
         for args in commands:
             ran += 1
@@ -257,14 +258,15 @@ class Client(asyncio.Protocol):
                     raise errors.wrong_arity(spec.fullname)
                 if spec.subcommands and argc > 1:
                     spec = self._subcommand(spec, args)
-                if self.restricted or self.server.gated:
-                    server = self.server
+                if self.restricted or server.gated:
                     if not self.restricted and not server.loading:
                         # Only the memory limit applies: spend the write credit the
-                        # eviction module grants, and check for real when it runs out.
-                        if spec.denyoom and server.oom_check is not None:
-                            server.oom_credit -= 1
-                            if server.oom_credit < 0:
+                        # eviction module grants, and check for real when it runs out
+                        # (the credit is meaningless, and harmless, without a limit).
+                        if spec.denyoom:
+                            credit = server.oom_credit - 1
+                            server.oom_credit = credit
+                            if credit < 0 and server.oom_check is not None:
                                 server.oom_check(self)
                         # And a persistence error (MISCONF) refuses writes and PING.
                         if server.write_denied is not None \
