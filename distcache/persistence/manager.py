@@ -59,6 +59,7 @@ class Persistence(LogWriter):
         self.buf_db = -1
         #: Single commands logged but not yet encoded (see propagate).
         self.staged: List[List[bytes]] = []
+        server.keyspace.stage = self.staged  # the dispatcher's shortcut appends here
         self.scheduled = False
         self.unsynced = False
         self.deferred: List[Any] = []
