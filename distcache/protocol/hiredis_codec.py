@@ -9,7 +9,7 @@ Python parser, which enforces the limits on it as its bytes arrive.
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 import hiredis
 
@@ -56,15 +56,16 @@ class HiredisRequestParser:
             # reads, so the last bytes of earlier reads matter only then.
             if self._partial:
                 tail = self._tail + data[:12]
-                suspect = b"\r\n+" in tail or _HUGE_HEADER(tail)
+                suspect = _holds_types(tail, _RESP3_TYPES) or _HUGE_HEADER(tail)
             else:
                 suspect = False
             self._tail = data[-12:] if len(data) >= 12 else (self._tail + data)[-12:]
-            if suspect or b"\r\n+" in data or _HUGE_HEADER(data):
+            if suspect or _holds_types(data, _RESP3_TYPES) or _HUGE_HEADER(data):
                 # hiredis allocates a list for a multibulk header before any limit
                 # applies, and freeing a list of 2**31 slots stalls the server for
-                # seconds; and it returns a simple string where a bulk belongs as
-                # if it were one. The Python parser judges such requests.
+                # seconds; and it parses RESP3 types, which Redis refuses in
+                # requests, some as if they were bulks or arrays. The Python
+                # parser judges such requests.
                 self._take_over()
             elif not self._partial and (data[:1] != b"*" or not self.authenticated):
                 self._python = self._new_python()
@@ -108,7 +109,7 @@ class HiredisRequestParser:
             commands = split_whole(data, self.max_multibulk_len)
             if commands is not None:
                 return commands
-        if (43 in data and b"\r\n+" in data) or _HUGE_HEADER(data):  # 43: "+"
+        if _holds_types(data, _ALIASED_TYPES) or _HUGE_HEADER(data):
             self.feed(data)
             return self.get_commands()
         reader = self._reader
@@ -134,12 +135,15 @@ class HiredisRequestParser:
                 return commands
         except (hiredis.ProtocolError, ProtocolError):
             return self._parse_again(data)
+        if _holds_types(data, _RESP3_TYPES):  # an unfinished one may hide in the rest
+            return self._parse_again(data)
         return self._hold_partial(data, commands)
 
     def _parse_again(self, data: bytes) -> List[List[bytes]]:
-        """The read was unusual: parse it from the start, the general way."""
+        """The read was unusual: the Python parser judges it from the start."""
         self._reader = _new_reader()
-        self.feed(data)
+        self._python = self._new_python()
+        self._python.feed(data)
         return self.get_commands()
 
     def _hold_partial(self, data: bytes, commands: List[Any]) -> List[List[bytes]]:
@@ -269,8 +273,22 @@ _DIGITS = [len(str(n)) for n in range(10000)]
 
 
 #: A multibulk header of a million elements or more (rare, and costly in hiredis).
-#: Also a simple string where a bulk belongs: hiredis hands both over as bytes.
 _HUGE_HEADER = re.compile(rb"\*[0-9]{7}").search
+
+#: RESP3 type bytes and the simple string, which Redis refuses in requests but
+#: hiredis parses. A read with one right after a CRLF goes to the Python parser
+#: (a payload starting with one is a false alarm, and only costs that detour).
+_RESP3_TYPES = tuple((byte, b"\r\n" + bytes([byte])) for byte in b"+=(~|_,#!%>")
+#: The ones hiredis hands over as bulks or arrays (or skips: attributes), so that
+#: parse()'s type checks can't see them; the rest come back as other types.
+_ALIASED_TYPES = _RESP3_TYPES[:5]
+
+
+def _holds_types(data: bytes, types: Tuple[Tuple[int, bytes], ...]) -> bool:
+    for byte, after_crlf in types:
+        if byte in data and after_crlf in data:  # memchr first: the search is rarer
+            return True
+    return False
 
 
 def _redis_text(message: str) -> str:

@@ -66,6 +66,17 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     (b"*1\r\n$" + b"1" * 70000, PROTO + b"too big bulk count string\r\n"),
     (b"*" + b"1" * 70000, PROTO + b"too big mbulk count string\r\n"),
     (b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n", b"+PONG\r\n" + PROTO + b"invalid bulk length\r\n"),
+    # RESP3 types are refused in requests; hiredis would parse some as bulks (a
+    # SET of "abc" here, which the log would then have written as sent).
+    (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n=7\r\ntxt:abc\r\n", PROTO + b"expected '$', got '='\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n(12\r\n", PROTO + b"expected '$', got '('\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n,1.5\r\n", PROTO + b"expected '$', got ','\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n#t\r\n", PROTO + b"expected '$', got '#'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n_\r\n", PROTO + b"expected '$', got '_'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n%1\r\n$1\r\na\r\n$1\r\nb\r\n", PROTO + b"expected '$', got '%'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n~1\r\n$1\r\na\r\n", PROTO + b"expected '$', got '~'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n!3\r\nabc\r\n", PROTO + b"expected '$', got '!'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n*1\r\n$1\r\na\r\n", PROTO + b"expected '$', got '*'\r\n"),
 ], ids=lambda value: repr(value[:24])[2:-1] if isinstance(value, bytes) else None)
 def test_malformed_frames_get_redis_errors(fuzz_server, data, reply):
     started = time.monotonic()
@@ -79,7 +90,23 @@ def test_malformed_frames_get_redis_errors(fuzz_server, data, reply):
     (b"*0\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
     (b"\r\n\r\n*1\r\n$4\r\nPING\r\n", b"+PONG\r\n"),
     (b"$4\r\nPING\r\n", b"-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n"),
-])
+    # A request starting with a RESP3 type byte is an inline request to Redis.
+    (b"*1\r\n$4\r\nPING\r\n~1\r\n$4\r\nPING\r\n",
+     b"+PONG\r\n-ERR unknown command '~1', with args beginning with: \r\n"
+     b"-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n>1\r\n$4\r\nPING\r\n",
+     b"+PONG\r\n-ERR unknown command '>1', with args beginning with: \r\n"
+     b"-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n%1\r\n$4\r\nPING\r\n",
+     b"+PONG\r\n-ERR unknown command '%1', with args beginning with: \r\n"
+     b"-ERR unknown command '$4', with args beginning with: \r\n+PONG\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n|1\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$4\r\nPING\r\n",
+     b"+PONG\r\n-ERR unknown command '|1', with args beginning with: \r\n"
+     b"-ERR unknown command '$1', with args beginning with: \r\n"
+     b"-ERR unknown command 'a', with args beginning with: \r\n"
+     b"-ERR unknown command '$1', with args beginning with: \r\n"
+     b"-ERR unknown command 'b', with args beginning with: \r\n+PONG\r\n"),
+], ids=lambda value: repr(value[:24])[2:-1] if isinstance(value, bytes) else None)
 def test_odd_but_valid_frames(fuzz_server, data, reply):
     with RawClient(fuzz_server.port) as raw:
         raw.send(data)
