@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Set
 
 from ..protocol import ProtocolError, make_request_parser
@@ -232,7 +233,9 @@ class Client(asyncio.Protocol):
         keyspace = self.keyspace
         server = self.server
         ran = 0
-        for args in commands:
+        count = len(commands)
+        remaining = iter(commands)
+        for args in remaining:
             ran += 1
             spec = table.get(args[0])
             if spec is None:
@@ -245,6 +248,17 @@ class Client(asyncio.Protocol):
                     if self.in_multi:
                         self.multi_error = True
                     out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
+                    continue
+            # A run handler for a run of two or more (one costs it more than it saves).
+            if spec.batch is not None and ran < count and not self.restricted \
+                    and not server.loading:
+                done = spec.batch(self, commands, ran - 1, out)
+                if done:
+                    spec.calls += done
+                    self.last_command = spec
+                    if done > 1:  # skip what the run handler took
+                        next(islice(remaining, done - 2, None), None)
+                        ran += done - 1
                     continue
             try:
                 arity = spec.arity

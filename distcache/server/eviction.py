@@ -64,7 +64,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .errors import OOM, CommandError
-from .keyspace import Database, now_ms
+from .keyspace import INLINE_SAFE, Database, now_ms
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -191,40 +191,12 @@ class LruDatabase(Database):
         Database.modified(self, key)
 
 
-# Database's hot methods as the copies in _lru_methods were written from. Inlined, a
-# stamp costs one dict store; the general methods above add a call (get) and a
-# class-attribute lookup per access, which cost more than the store (cachegrind,
-# pipelined SET/GET through a Client over 100k keys, instructions per command above
-# noeviction: SET +781 general vs +85 inlined, set() inlining modified() too; GET
-# +1408 vs +469). Storing unconditionally beats first checking whether the stamp
-# already holds the current tick (SET +618, GET +560).
-
-def _reference_get(self: Any, key: bytes) -> Any:
-    value = self.data.get(key)
-    if value is None:
-        self.keyspace.misses += 1
-        return None
-    if self.expires and key in self.expires and self.expires[key] <= now_ms():
-        self.expire_now(key)
-        self.keyspace.misses += 1
-        return None
-    self.keyspace.hits += 1
-    return value
-
-
-def _reference_set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-    self.data[key] = value
-    if self.expires and not keep_ttl:
-        self.expires.pop(key, None)
-    self.modified(key)
-
-
-def _reference_modified(self: Any, key: bytes) -> None:
-    ks = self.keyspace
-    ks.dirty += 1
-    if self.watched:
-        ks.key_modified(self, key)
-
+# Inlined, a stamp costs one dict store; the general methods above add a call (get)
+# and a class-attribute lookup per access, which cost more than the store
+# (cachegrind, pipelined SET/GET through a Client over 100k keys, instructions per
+# command above noeviction: SET +781 general vs +85 inlined, set() inlining
+# modified() too; GET +1408 vs +469). Storing unconditionally beats first checking
+# whether the stamp already holds the current tick (SET +618, GET +560).
 
 def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
     """Database's get/set/modified with the stamp into ``lru`` inlined: the
@@ -268,21 +240,9 @@ def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
     return {name: fn for name, fn in methods.items() if _UNCHANGED[name]}
 
 
-def _same_code(a: Any, b: Any) -> bool:
-    import dis
-
-    def ops(f: Any) -> List[Tuple[str, Any]]:
-        return [(i.opname, i.argval) for i in dis.get_instructions(f)]
-    try:
-        return ops(a) == ops(b)
-    except Exception:  # pragma: no cover - exotic interpreters: keep the safe version
-        return False
-
-
-#: Which of Database's methods are still the references (checked once, so a change
-#: there falls back to the general LruDatabase methods instead of being missed).
-_UNCHANGED = {name: _same_code(getattr(Database, name), ref) for name, ref in (
-    ("get", _reference_get), ("set", _reference_set), ("modified", _reference_modified))}
+#: Which of Database's methods are still the references the copies above were
+#: written from (a change there falls back to the general LruDatabase methods).
+_UNCHANGED = INLINE_SAFE
 
 
 def lfu_decayed(entry: int, now_min: int, decay_time: int) -> int:

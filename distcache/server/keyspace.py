@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from itertools import islice
-from typing import Any, Callable, Dict, List, Optional, Set
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import CommandError, WRONGTYPE
 
@@ -218,3 +218,53 @@ class Keyspace:
         da, dbb = self.dbs[a], self.dbs[b]
         da.data, dbb.data = dbb.data, da.data
         da.expires, dbb.expires = dbb.expires, da.expires
+
+
+# -- reference copies for inlining ------------------------------------------------
+# Hot paths elsewhere inline Database's get/set/modified, because a Python call
+# costs more than their bodies: eviction's LRU stamps and the GET run handler.
+# They were written from these copies. INLINE_SAFE says which of Database's
+# methods still match theirs, so changing one turns its inlined copies off
+# (back to a call) instead of leaving them stale.
+
+def _reference_get(self: Any, key: bytes) -> Any:
+    value = self.data.get(key)
+    if value is None:
+        self.keyspace.misses += 1
+        return None
+    if self.expires and key in self.expires and self.expires[key] <= now_ms():
+        self.expire_now(key)
+        self.keyspace.misses += 1
+        return None
+    self.keyspace.hits += 1
+    return value
+
+
+def _reference_set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+    self.data[key] = value
+    if self.expires and not keep_ttl:
+        self.expires.pop(key, None)
+    self.modified(key)
+
+
+def _reference_modified(self: Any, key: bytes) -> None:
+    ks = self.keyspace
+    ks.dirty += 1
+    if self.watched:
+        ks.key_modified(self, key)
+
+
+def _same_code(a: Any, b: Any) -> bool:
+    import dis
+
+    def ops(f: Any) -> List[Tuple[str, Any]]:
+        return [(i.opname, i.argval) for i in dis.get_instructions(f)]
+    try:
+        return ops(a) == ops(b)
+    except Exception:  # pragma: no cover - exotic interpreters: keep the safe version
+        return False
+
+
+#: Method name -> whether Database's still matches the reference (checked once).
+INLINE_SAFE: Dict[str, bool] = {name: _same_code(getattr(Database, name), ref) for name, ref in (
+    ("get", _reference_get), ("set", _reference_set), ("modified", _reference_modified))}

@@ -4,10 +4,11 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple
 
 from ...protocol import OK
+from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wrong_arity
-from ..keyspace import now_ms
+from ..keyspace import INLINE_SAFE, Database, now_ms
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
-from .table import command
+from .table import command, runs_of
 
 STRING = bytes
 _STR = dict(group="string")
@@ -86,6 +87,48 @@ def get(c: Any, args: List[bytes]) -> Any:
     return value
 
 
+@runs_of("get")
+def get_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """GETs of string or missing keys: :func:`get` without its call."""
+    db = c.db
+    peek = db.data.get
+    expires = db.expires
+    # Database.get inlined (see INLINE_SAFE); its subclasses (LRU, LFU) are called.
+    inline = db.__class__ is Database and INLINE_SAFE["get"]
+    name = commands[start][0]
+    nil = b"_\r\n" if c.resp3 else b"$-1\r\n"
+    ran = hits = misses = 0
+    for args in commands[start:]:
+        if len(args) != 2 or args[0] != name:
+            break
+        key = args[1]
+        value = peek(key)
+        if value is None:
+            if inline:
+                misses += 1
+            else:
+                db.get(key)  # counts the miss
+            out.append(nil)
+        elif value.__class__ is not bytes:
+            break  # WRONGTYPE: the general path answers
+        else:
+            if inline and not (expires and key in expires):
+                hits += 1
+            else:
+                value = db.get(key)  # expires it if due, counts, stamps
+                if value is None:
+                    out.append(nil)
+                    ran += 1
+                    continue
+            n = len(value)
+            out += (BULK_HEADERS[n] if n < 4096 else b"$%d\r\n" % n, value, b"\r\n")
+        ran += 1
+    keyspace = c.keyspace
+    keyspace.hits += hits
+    keyspace.misses += misses
+    return ran
+
+
 @command("set", -3, "write denyoom", (1, 1, 1), **_STR)
 def set_(c: Any, args: List[bytes]) -> Any:
     """Set the string value of a key, with expiry and conditions."""
@@ -93,6 +136,39 @@ def set_(c: Any, args: List[bytes]) -> Any:
         c.db.set(args[1], args[2])
         return OK
     return _set_generic(c, args, "set")
+
+
+@runs_of("set")
+def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """``SET key value`` without options: :func:`set_` without its call, and the
+    dispatcher's memory-limit credit and propagation, per request."""
+    server = c.server
+    if server.write_denied is not None:
+        return 0
+    db = c.db
+    store = db.set
+    keyspace = c.keyspace
+    staged = keyspace.stage if db is keyspace.stage_db else None
+    propagators = keyspace.propagators
+    metered = server.gated  # by the memory limit: the dispatcher leaves out loading
+    name = commands[start][0]
+    ran = 0
+    for args in commands[start:]:
+        if len(args) != 3 or args[0] != name:
+            break
+        if metered:
+            if server.oom_credit < 1:
+                break  # the general path checks the memory
+            server.oom_credit -= 1
+        store(args[1], args[2])
+        if staged is not None:
+            staged.append(args)
+        else:
+            for propagate in propagators:
+                propagate(db.id, [args])
+        out.append(OK)
+        ran += 1
+    return ran
 
 
 def _set_generic(c: Any, args: List[bytes], cmd: str) -> Any:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 Handler = Callable[[Any, List[bytes]], Any]
+#: (client, commands, start, out) -> how many of commands[start:] it ran.
+BatchHandler = Callable[[Any, List[List[bytes]], int, List[bytes]], int]
 
 
 class CommandSpec:
@@ -19,7 +21,7 @@ class CommandSpec:
     __slots__ = ("name", "fullname", "arity", "flags", "first_key", "last_key", "step",
                  "handler", "subcommands", "group", "summary", "since", "complexity",
                  "write", "readonly", "denyoom", "no_auth", "loading_ok", "no_multi",
-                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent")
+                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "batch")
 
     def __init__(self, name: str, arity: int, flags: FrozenSet[str], keys: Tuple[int, int, int],
                  handler: Optional[Handler], group: str, summary: str, since: str,
@@ -46,6 +48,8 @@ class CommandSpec:
         self.calls = 0
         self.usec = 0
         self.failed = 0
+        #: Optional run handler (see :func:`runs_of`).
+        self.batch: Optional[BatchHandler] = None
 
     def keys_of(self, args: List[bytes]) -> List[bytes]:
         """The key arguments of a call, from the declared positions."""
@@ -75,6 +79,24 @@ def command(name: str, arity: int, flags: str = "", keys: Tuple[int, int, int] =
         else:
             COMMANDS[name] = spec
         return handler
+
+    return register
+
+
+def runs_of(name: str) -> Callable[[BatchHandler], BatchHandler]:
+    """Register a run handler for ``name``: it runs the plain form of the command
+    for a run of consecutive requests in one call, appending their replies.
+
+    A pipelined GET or SET costs about 10k instructions, and the dispatcher's
+    checks plus two Python calls are a third of them. The dispatcher hands over
+    a run only when no per-command gate applies but the memory limit and MISCONF;
+    the handler stops (returning how many it ran) at the first request that is
+    not its plain form, which then takes the general path. So a run handler
+    needs no error handling, and ``handler`` stays the reference.
+    """
+    def register(batch: BatchHandler) -> BatchHandler:
+        COMMANDS[name].batch = batch
+        return batch
 
     return register
 

@@ -1,0 +1,133 @@
+"""Run handlers (a run of plain GETs or SETs in one call) against the general
+path they shortcut: the same pipelines give the same replies, data, statistics
+and propagated writes. In-process, so both paths see identical inputs; the
+integration tests in test_core_pipeline.py drive the same code over TCP."""
+import random
+from typing import Any, List, Tuple
+
+import pytest
+
+from distcache.protocol import encode_command
+from distcache.server.app import CacheServer
+from distcache.server.commands.table import COMMANDS
+from distcache.server.connection import Client
+
+KEYS = [b"a", b"b", b"c", b"list", b"stale"]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.sent: List[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(bytes(data))
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 1)
+
+    def close(self) -> None:
+        pass
+
+
+def _request(rng: random.Random) -> List[bytes]:
+    key = rng.choice(KEYS)
+    roll = rng.random()
+    if roll < 0.4:
+        return [rng.choice([b"GET", b"get", b"Get"]), key]
+    if roll < 0.8:
+        return [rng.choice([b"SET", b"set"]), key, b"v%d" % rng.randrange(100)]
+    return rng.choice([
+        [b"GET"], [b"GET", key, key], [b"SET", key], [b"SET", key, b"x", b"NX"],
+        [b"SET", key, b"y", b"EX", b"100"], [b"SET", key, b"z", b"GET"],
+        [b"LPUSH", b"list", b"x"], [b"DEL", key], [b"INCR", b"a"], [b"PING"],
+    ])
+
+
+def _reads(seed: int) -> List[bytes]:
+    """Pipelined reads: runs of GET and SET broken up by other requests."""
+    rng = random.Random(seed)
+    reads = []
+    for _ in range(40):
+        run = []
+        for _ in range(rng.randrange(1, 24)):
+            request = _request(rng)
+            run += [request] * (rng.randrange(1, 4) if rng.random() < 0.3 else 1)
+        reads.append(b"".join(encode_command(r) for r in run))
+    return reads
+
+
+def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
+             monkeypatch: pytest.MonkeyPatch) -> Tuple[Any, ...]:
+    with monkeypatch.context() as patch:
+        if not runs:
+            for name in ("get", "set"):
+                patch.setattr(COMMANDS[name], "batch", None)
+        calls = {name: COMMANDS[name].calls for name in ("get", "set")}
+        server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
+        server.loading = False
+        server.gated = False
+        client = Client(server)
+        transport = _Transport()
+        client.connection_made(transport)
+        propagated: List[Tuple[int, List[List[bytes]]]] = []
+        server.keyspace.add_propagator(lambda db, cmds: propagated.append((db, list(cmds))))
+        for request in setup:
+            client.data_received(encode_command(request))
+        db = client.db
+        db.data[b"stale"] = b"old"
+        db.expires[b"stale"] = 1  # long past: a read must expire it
+        transport.sent.clear()
+        for data in reads:
+            client.data_received(data)
+        ks = server.keyspace
+        # EX becomes PXAT from the clock: compare which keys expire, not when.
+        propagated = [(db_id, [c[:c.index(b"PXAT") + 1] if b"PXAT" in c else c for c in cmds])
+                      for db_id, cmds in propagated]
+        return (b"".join(transport.sent), dict(db.data), sorted(db.expires), ks.hits, ks.misses,
+                ks.dirty, ks.expired_keys, propagated,
+                {name: COMMANDS[name].calls - calls[name] for name in ("get", "set")},
+                sorted(getattr(db, "lru", {})))
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("setup", [
+    [],
+    [[b"HELLO", b"3"]],
+    [[b"CONFIG", b"SET", b"maxmemory", b"1gb"],
+     [b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"]],
+    [[b"CONFIG", b"SET", b"maxmemory", b"1gb"],
+     [b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lfu"]],
+    [[b"CONFIG", b"SET", b"maxmemory", b"1"],  # every write over the limit: OOM
+     [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]],
+], ids=["resp2", "resp3", "lru", "lfu", "oom"])
+def test_runs_match_the_general_path(seed, setup, monkeypatch):
+    reads = _reads(seed)
+    general = _session(reads, setup, runs=False, monkeypatch=monkeypatch)
+    with_runs = _session(reads, setup, runs=True, monkeypatch=monkeypatch)
+    assert with_runs[0] == general[0]  # replies, byte for byte
+    assert with_runs == general
+
+
+def test_runs_are_taken(monkeypatch):
+    """The shortcut is really used for plain runs, and stops where they end."""
+    taken: List[Tuple[bytes, int]] = []
+    for name in ("get", "set"):
+        batch = COMMANDS[name].batch
+        assert batch is not None
+
+        def spy(c, commands, start, out, batch=batch):
+            ran = batch(c, commands, start, out)
+            taken.append((commands[start][0], ran))
+            return ran
+        monkeypatch.setattr(COMMANDS[name], "batch", spy)
+    server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
+    server.loading = False
+    server.gated = False
+    client = Client(server)
+    client.connection_made(_Transport())
+    client.data_received(b"".join(encode_command(r) for r in [
+        [b"SET", b"k", b"1"], [b"SET", b"k", b"2"], [b"SET", b"k", b"3", b"NX"],
+        [b"GET", b"k"], [b"GET", b"k"], [b"get", b"k"], [b"LPUSH", b"l", b"x"],
+        [b"GET", b"l"], [b"PING"], [b"GET", b"k"]]))
+    # A WRONGTYPE read stops a run; the last request, alone, is not a run.
+    assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0)]
