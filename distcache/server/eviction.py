@@ -171,6 +171,11 @@ def tick() -> int:
     return _clock
 
 
+def lru_clock() -> int:
+    """The current tick: what a stamp holds (for code that stamps inline)."""
+    return _clock
+
+
 class LruDatabase(Database):
     """A Database whose reads and writes record the access time in ``lru``.
 

@@ -31,6 +31,10 @@ class Database:
 
     __slots__ = ("id", "data", "expires", "keyspace", "watched", "blocking")
 
+    #: key -> LRU clock tick of the last access, while an LRU policy stamps them
+    #: (the eviction module's per-database subclasses set it).
+    lru: Optional[Dict[bytes, int]] = None
+
     def __init__(self, db_id: int, keyspace: "Keyspace") -> None:
         self.id = db_id
         self.data: Dict[bytes, Any] = {}

@@ -8,6 +8,7 @@ from typing import Any, List, Tuple
 import pytest
 
 from distcache.protocol import encode_command
+from distcache.server import eviction
 from distcache.server.app import CacheServer
 from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
@@ -77,7 +78,10 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         db.data[b"stale"] = b"old"
         db.expires[b"stale"] = 1  # long past: a read must expire it
         transport.sent.clear()
-        for data in reads:
+        # The LRU clock moves only between reads, alike in both sessions.
+        patch.setattr(eviction, "tick", lambda: eviction._clock)
+        for tick, data in enumerate(reads):
+            patch.setattr(eviction, "_clock", 1000 + tick)
             client.data_received(data)
         ks = server.keyspace
         # EX becomes PXAT from the clock: compare which keys expire, not when.
@@ -86,7 +90,7 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         return (b"".join(transport.sent), dict(db.data), sorted(db.expires), ks.hits, ks.misses,
                 ks.dirty, ks.expired_keys, propagated,
                 {name: COMMANDS[name].calls - calls[name] for name in ("get", "set")},
-                sorted(getattr(db, "lru", {})))
+                dict(db.lru or {}))
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -6,6 +6,7 @@ from typing import Any, List, Optional, Tuple
 from ...protocol import OK
 from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wrong_arity
+from ..eviction import lru_clock
 from ..keyspace import INLINE_SAFE, Database, now_ms
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
 from .table import command, runs_of
@@ -93,8 +94,12 @@ def get_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
     db = c.db
     peek = db.data.get
     expires = db.expires
-    # Database.get inlined (see INLINE_SAFE); its subclasses (LRU, LFU) are called.
-    inline = db.__class__ is Database and INLINE_SAFE["get"]
+    # Database.get inlined (see INLINE_SAFE), with the LRU stamp where one is kept;
+    # other subclasses (LFU) are called.
+    cls = db.__class__
+    lru = cls.lru
+    inline = INLINE_SAFE["get"] and (cls is Database or lru is not None)
+    tick = lru_clock()
     name = commands[start][0]
     nil = b"_\r\n" if c.resp3 else b"$-1\r\n"
     ran = hits = misses = 0
@@ -114,6 +119,8 @@ def get_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         else:
             if inline and not (expires and key in expires):
                 hits += 1
+                if lru is not None:
+                    lru[key] = tick
             else:
                 value = db.get(key)  # expires it if due, counts, stamps
                 if value is None:
@@ -151,15 +158,16 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
     staged = keyspace.stage if db is keyspace.stage_db else None
     propagators = keyspace.propagators
     metered = server.gated  # by the memory limit: the dispatcher leaves out loading
+    credit = server.oom_credit
     name = commands[start][0]
     ran = 0
     for args in commands[start:]:
         if len(args) != 3 or args[0] != name:
             break
         if metered:
-            if server.oom_credit < 1:
+            if credit < 1:
                 break  # the general path checks the memory
-            server.oom_credit -= 1
+            credit -= 1
         store(args[1], args[2])
         if staged is not None:
             staged.append(args)
@@ -168,6 +176,8 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
                 propagate(db.id, [args])
         out.append(OK)
         ran += 1
+    if metered:
+        server.oom_credit = credit
     return ran
 
 
