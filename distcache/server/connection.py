@@ -250,7 +250,7 @@ class Client(asyncio.Protocol):
                     out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
                     continue
             # A run handler for a run of two or more (one costs it more than it saves).
-            if spec.batch is not None and ran < count and not self.restricted \
+            if ran < count and spec.batch is not None and not self.restricted \
                     and not server.loading:
                 done = spec.batch(self, commands, ran - 1, out)
                 if done:
