@@ -140,11 +140,19 @@ def test_a_bad_request_mid_read_keeps_the_requests_before_it(kind, bad):
     encode_command([b"GET", b"k"]) + b"*1\r\n",          # whole request, then a partial one
     encode_command([b"GET", b"k"]) + b"PING\r\n",        # an inline request
     b"*2000\r\n$1\r\na\r\n",                           # more arguments than the limit
+    # one request of two or three arguments (a path of its own)
+    b"*2\r\n$3\r\nGET\r\n$2\r\nk\r\n", b"*2\r\n$4\r\nGET\r\n$1\r\nk\r\n",
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\nv\r\n", b"*3\r\n$3\r\nSET\r\n$2\r\nk\r\n$1\r\nv\r\n",
+    b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$01\r\nv\r\n", b"*2\r\n$3\r\nGET\r\n+k\r\n",
+    b"*3\r\n$3\r\nGET\r\n$1\r\nk\r\n",                  # fewer arguments than declared
 ])
 def test_split_whole_takes_only_exactly_whole_canonical_reads(data):
     assert split_whole(data, 1024) is None
     cmds = [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"MSET"] + [b"x"] * 9]
     assert split_whole(b"".join(map(encode_command, cmds)), 1024) == cmds
+    for one in cmds[:2]:
+        assert split_whole(encode_command(one), 1024) == [one]
+        assert split_whole(encode_command(one), len(one) - 1) is None  # over the limit
 
 
 @pytest.mark.parametrize("kind", REQUEST_KINDS)
