@@ -1,0 +1,126 @@
+"""Instructions per command through the real dispatcher, counted by cachegrind.
+
+The host is too noisy to time small changes, so hot-path work is decided on
+instruction counts: an in-process server with 50 clients (fake transports)
+is fed the same pipelined reads, under ``valgrind --tool=cachegrind``, for
+two run lengths; the difference divided by the extra commands cancels
+start-up. Deterministic with a fixed hash seed (set here).
+
+    python bench/instructions.py                       # get,set,incr at -P 1 and 16
+    python bench/instructions.py -t get -P 16 --policy allkeys-lru --keys 100000
+    python bench/instructions.py --parser python
+
+Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
+prints counts, which move with CPython's version, not with the host's load.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+from typing import List
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REQUESTS = {
+    "get": [b"GET", b"key:__rand_int__"],
+    "set": [b"SET", b"key:__rand_int__", b"xxx"],
+    "incr": [b"INCR", b"counter:__rand_int__"],
+    "lpush": [b"LPUSH", b"mylist", b"xxx"],
+}
+
+
+def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
+             keys: int) -> None:
+    """The measured program: ``rounds`` reads per client, round robin."""
+    sys.path.insert(0, ROOT)
+    from distcache.protocol import encode_command
+    from distcache.server.app import CacheServer
+    from distcache.server.connection import Client
+
+    class Transport:
+        def write(self, data: bytes) -> None:
+            pass
+
+        def get_extra_info(self, name: str) -> object:
+            return ("127.0.0.1", 1)
+
+        def close(self) -> None:
+            pass
+
+    server = CacheServer("127.0.0.1", 0, appendonly="no", save="", parser=parser)
+    server.loading = False
+    server.gated = False
+    clients = []
+    for _ in range(50):
+        client = Client(server)
+        client.connection_made(Transport())
+        clients.append(client)
+    setup = clients[0].data_received
+    if policy != "off":
+        setup(encode_command([b"CONFIG", b"SET", b"maxmemory", b"4gb"]))
+        setup(encode_command([b"CONFIG", b"SET", b"maxmemory-policy", policy.encode()]))
+    template = REQUESTS[kind]
+    if keys:
+        for start in range(0, keys, 1000):
+            setup(b"".join(encode_command([b"SET", b"key:%012d" % i, b"xxx"])
+                           for i in range(start, min(keys, start + 1000))))
+        rng = random.Random(1)
+        reads = [b"".join(encode_command([template[0], b"key:%012d" % rng.randrange(keys)]
+                                         + template[2:]) for _ in range(pipeline))
+                 for _ in range(64)]
+    else:
+        setup(encode_command([b"SET", b"key:__rand_int__", b"xxx"]))
+        reads = [encode_command(template) * pipeline]
+    n = 0
+    for _ in range(rounds):
+        for client in clients:
+            client.data_received(reads[n % len(reads)])
+            n += 1
+
+
+def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> int:
+    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            os.path.realpath(sys.executable), os.path.abspath(__file__), "--run", kind,
+            str(pipeline), str(rounds), args.parser, args.policy, str(args.keys)]
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stderr
+    match = re.search(r"I\s+refs:\s+([\d,]+)", out)
+    if match is None:
+        raise RuntimeError(f"no instruction count from valgrind:\n{out[-2000:]}")
+    return int(match.group(1).replace(",", ""))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--run":
+        kind, pipeline, rounds, parser, policy, keys = sys.argv[2:8]
+        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys))
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-t", "--tests", default="get,set,incr")
+    ap.add_argument("-P", "--pipeline", default="1,16")
+    ap.add_argument("--parser", default="hiredis", choices=["hiredis", "python"])
+    ap.add_argument("--policy", default="off",
+                    help="off, or a maxmemory-policy to run with maxmemory 4gb (never reached)")
+    ap.add_argument("--keys", type=int, default=0,
+                    help="random keys over this many (0: one key, as redis-benchmark)")
+    args = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (apt-get install valgrind)")
+    print(f"# python bench/instructions.py {' '.join(sys.argv[1:])}")
+    print("test   -P  instructions/command  (per read at -P 1)")
+    rows: List[str] = []
+    for kind in args.tests.split(","):
+        for pipeline in map(int, args.pipeline.split(",")):
+            short, long_ = 20, 120
+            extra = (count(args, kind, pipeline, long_) - count(args, kind, pipeline, short))
+            per = extra / ((long_ - short) * 50 * pipeline)
+            rows.append(f"{kind:5} {pipeline:3}  {per:12,.0f}")
+            print(rows[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
