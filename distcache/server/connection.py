@@ -250,9 +250,9 @@ class Client(asyncio.Protocol):
                     out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
                     continue
             # A run handler for a run of two or more (one costs it more than it saves).
-            if ran < count and spec.batch is not None and not self.restricted \
+            if ran < count and spec.run_handler is not None and not self.restricted \
                     and not server.loading:
-                done = spec.batch(self, commands, ran - 1, out)
+                done = spec.run_handler(self, commands, ran - 1, out)
                 if done:
                     spec.calls += done
                     self.last_command = spec

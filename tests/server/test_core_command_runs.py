@@ -62,7 +62,7 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
     with monkeypatch.context() as patch:
         if not runs:
             for name in ("get", "set"):
-                patch.setattr(COMMANDS[name], "batch", None)
+                patch.setattr(COMMANDS[name], "run_handler", None)
         calls = {name: COMMANDS[name].calls for name in ("get", "set")}
         server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
         server.loading = False
@@ -116,14 +116,14 @@ def test_runs_are_taken(monkeypatch):
     """The shortcut is really used for plain runs, and stops where they end."""
     taken: List[Tuple[bytes, int]] = []
     for name in ("get", "set"):
-        batch = COMMANDS[name].batch
-        assert batch is not None
+        handler = COMMANDS[name].run_handler
+        assert handler is not None
 
-        def spy(c, commands, start, out, batch=batch):
-            ran = batch(c, commands, start, out)
+        def spy(c, commands, start, out, handler=handler):
+            ran = handler(c, commands, start, out)
             taken.append((commands[start][0], ran))
             return ran
-        monkeypatch.setattr(COMMANDS[name], "batch", spy)
+        monkeypatch.setattr(COMMANDS[name], "run_handler", spy)
     server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
     server.loading = False
     server.gated = False

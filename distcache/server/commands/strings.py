@@ -99,7 +99,7 @@ def get_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
     cls = db.__class__
     lru = cls.lru
     inline = INLINE_SAFE["get"] and (cls is Database or lru is not None)
-    tick = lru_clock()
+    tick = lru_clock() if lru is not None else 0
     name = commands[start][0]
     nil = b"_\r\n" if c.resp3 else b"$-1\r\n"
     ran = hits = misses = 0

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 Handler = Callable[[Any, List[bytes]], Any]
 #: (client, commands, start, out) -> how many of commands[start:] it ran.
-BatchHandler = Callable[[Any, List[List[bytes]], int, List[bytes]], int]
+RunHandler = Callable[[Any, List[List[bytes]], int, List[bytes]], int]
 
 
 class CommandSpec:
@@ -21,7 +21,7 @@ class CommandSpec:
     __slots__ = ("name", "fullname", "arity", "flags", "first_key", "last_key", "step",
                  "handler", "subcommands", "group", "summary", "since", "complexity",
                  "write", "readonly", "denyoom", "no_auth", "loading_ok", "no_multi",
-                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "batch")
+                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "run_handler")
 
     def __init__(self, name: str, arity: int, flags: FrozenSet[str], keys: Tuple[int, int, int],
                  handler: Optional[Handler], group: str, summary: str, since: str,
@@ -49,7 +49,7 @@ class CommandSpec:
         self.usec = 0
         self.failed = 0
         #: Optional run handler (see :func:`runs_of`).
-        self.batch: Optional[BatchHandler] = None
+        self.run_handler: Optional[RunHandler] = None
 
     def keys_of(self, args: List[bytes]) -> List[bytes]:
         """The key arguments of a call, from the declared positions."""
@@ -83,7 +83,7 @@ def command(name: str, arity: int, flags: str = "", keys: Tuple[int, int, int] =
     return register
 
 
-def runs_of(name: str) -> Callable[[BatchHandler], BatchHandler]:
+def runs_of(name: str) -> Callable[[RunHandler], RunHandler]:
     """Register a run handler for ``name``: it runs the plain form of the command
     for a run of consecutive requests in one call, appending their replies.
 
@@ -94,9 +94,9 @@ def runs_of(name: str) -> Callable[[BatchHandler], BatchHandler]:
     not its plain form, which then takes the general path. So a run handler
     needs no error handling, and ``handler`` stays the reference.
     """
-    def register(batch: BatchHandler) -> BatchHandler:
-        COMMANDS[name].batch = batch
-        return batch
+    def register(run_handler: RunHandler) -> RunHandler:
+        COMMANDS[name].run_handler = run_handler
+        return run_handler
 
     return register
 
