@@ -153,3 +153,68 @@ def test_mass_expiry_without_reads_keeps_latency_low(tmp_path):
         print(f"200k keys gone {gone_after:.2f}s after the last SET; "
               f"PING max {worst:.1f} ms over {len(latencies)} pings")
         assert worst < 250
+
+
+# -- runs of GET and SET (run handlers), seen from outside ----------------------------
+
+def test_pipelined_runs_keep_stats_watch_and_client_list(big_server):
+    """A read of many GETs or SETs takes the run handlers; what clients can see of
+    the commands (hits, misses, call counts, WATCH, CLIENT LIST) stays exact."""
+    import redis
+    r = redis.Redis(port=big_server.port, socket_timeout=10)
+    watcher = redis.Redis(port=big_server.port, socket_timeout=10)
+    try:
+        r.flushall()
+        r.config_resetstat()
+        with watcher.pipeline(transaction=True) as tx:
+            tx.watch(b"run:7")
+            pipe = r.pipeline(transaction=False)
+            for i in range(20):
+                pipe.set(b"run:%d" % i, b"v%d" % i)
+            for i in range(30):  # 20 hits, 10 misses
+                pipe.get(b"run:%d" % i)
+            replies = pipe.execute()
+            tx.multi()
+            tx.set(b"run:7", b"lost")
+            with pytest.raises(redis.WatchError):
+                tx.execute()
+        assert replies[:20] == [True] * 20
+        assert replies[20:] == [b"v%d" % i for i in range(20)] + [None] * 10
+        stats = r.info("stats")
+        assert (stats["keyspace_hits"], stats["keyspace_misses"]) == (20, 10)
+        commandstats = r.info("commandstats")
+        assert commandstats["cmdstat_set"]["calls"] == 20
+        assert commandstats["cmdstat_get"]["calls"] == 30
+        r.execute_command("CLIENT", "SETNAME", "runner")
+        pipe = r.pipeline(transaction=False)
+        for i in range(5):
+            pipe.get(b"run:%d" % i)
+        pipe.execute()
+        mine = [c for c in watcher.client_list() if c["name"] == "runner"]
+        assert mine and mine[0]["cmd"] == "get"
+        assert r.get(b"run:7") == b"v7"
+    finally:
+        r.close()
+        watcher.close()
+
+
+def test_pipelined_sets_stop_at_the_memory_limit(tmp_path):
+    """Under noeviction, a run of SETs meets OOM where the general path would."""
+    import redis
+    with distcache_server(tmp_path, "--maxmemory", "1", "--maxmemory-policy",
+                          "noeviction") as proc:
+        r = redis.Redis(port=proc.port, socket_timeout=10)
+        try:
+            pipe = r.pipeline(transaction=False)
+            for i in range(50):
+                pipe.set(b"k%d" % i, b"v")
+            for i in range(50):
+                pipe.get(b"k%d" % i)
+            replies = pipe.execute(raise_on_error=False)
+            sets, gets = replies[:50], replies[50:]
+            assert all(isinstance(reply, redis.exceptions.OutOfMemoryError)
+                       for reply in sets), sets[:3]
+            assert gets == [None] * 50  # reads keep working
+            assert r.dbsize() == 0
+        finally:
+            r.close()
