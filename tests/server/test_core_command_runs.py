@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs or SETs in one call) against the general
+"""Run handlers (a run of plain GETs, SETs, INCRs or DECRs in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -14,6 +14,9 @@ from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
+RUNS = ("get", "set", "incr", "decr")  # the commands with run handlers
+#: A setup step: writes spend a credit of 3, then the memory check runs (counted).
+CREDIT = [b"credit"]
 
 
 class _Transport:
@@ -35,9 +38,13 @@ def _request(rng: random.Random) -> List[bytes]:
     roll = rng.random()
     if roll < 0.4:
         return [rng.choice([b"GET", b"get", b"Get"]), key]
-    if roll < 0.8:
+    if roll < 0.7:
         return [rng.choice([b"SET", b"set"]), key, b"v%d" % rng.randrange(100)]
+    if roll < 0.85:  # counters: "n" holds numbers; other keys give the errors
+        return [rng.choice([b"INCR", b"incr", b"DECR"]), rng.choice([b"n", b"n", key, b"big"])]
     return rng.choice([
+        [b"SET", b"n", b"%d" % rng.randrange(-5, 5)], [b"SET", b"big", b"9223372036854775806"],
+        [b"SET", b"n", b"007"],
         [b"GET"], [b"GET", key, key], [b"SET", key], [b"SET", key, b"x", b"NX"],
         [b"SET", key, b"y", b"EX", b"100"], [b"SET", key, b"z", b"GET"],
         [b"LPUSH", b"list", b"x"], [b"DEL", key], [b"INCR", b"a"], [b"PING"],
@@ -45,7 +52,7 @@ def _request(rng: random.Random) -> List[bytes]:
 
 
 def _reads(seed: int) -> List[bytes]:
-    """Pipelined reads: runs of GET and SET broken up by other requests."""
+    """Pipelined reads: runs of GET, SET, INCR and DECR broken up by other requests."""
     rng = random.Random(seed)
     reads = []
     for _ in range(40):
@@ -61,9 +68,10 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
              monkeypatch: pytest.MonkeyPatch) -> Tuple[Any, ...]:
     with monkeypatch.context() as patch:
         if not runs:
-            for name in ("get", "set"):
+            for name in RUNS:
                 patch.setattr(COMMANDS[name], "run_handler", None)
-        calls = {name: COMMANDS[name].calls for name in ("get", "set")}
+        calls = {name: COMMANDS[name].calls for name in RUNS}
+        failed = {name: COMMANDS[name].failed for name in RUNS}
         server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
         server.loading = False
         server.gated = False
@@ -72,7 +80,16 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         client.connection_made(transport)
         propagated: List[Tuple[int, List[List[bytes]]]] = []
         server.keyspace.add_propagator(lambda db, cmds: propagated.append((db, list(cmds))))
+        checks: List[int] = []
         for request in setup:
+            if request == CREDIT:  # a memory limit whose full check is counted
+                def oom_check(c: Any) -> None:
+                    checks.append(server.oom_credit)
+                    server.oom_credit = 3
+                server.gated = True
+                server.oom_credit = 3
+                server.oom_check = oom_check
+                continue
             client.data_received(encode_command(request))
         db = client.db
         db.data[b"stale"] = b"old"
@@ -89,8 +106,9 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
                       for db_id, cmds in propagated]
         return (b"".join(transport.sent), dict(db.data), sorted(db.expires), ks.hits, ks.misses,
                 ks.dirty, ks.expired_keys, propagated,
-                {name: COMMANDS[name].calls - calls[name] for name in ("get", "set")},
-                dict(db.lru or {}))
+                {name: COMMANDS[name].calls - calls[name] for name in RUNS},
+                {name: COMMANDS[name].failed - failed[name] for name in RUNS},
+                dict(db.lru or {}), checks)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -103,7 +121,8 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
      [b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lfu"]],
     [[b"CONFIG", b"SET", b"maxmemory", b"1"],  # every write over the limit: OOM
      [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]],
-], ids=["resp2", "resp3", "lru", "lfu", "oom"])
+    [CREDIT],
+], ids=["resp2", "resp3", "lru", "lfu", "oom", "credit"])
 def test_runs_match_the_general_path(seed, setup, monkeypatch):
     reads = _reads(seed)
     general = _session(reads, setup, runs=False, monkeypatch=monkeypatch)
@@ -115,7 +134,7 @@ def test_runs_match_the_general_path(seed, setup, monkeypatch):
 def test_runs_are_taken(monkeypatch):
     """The shortcut is really used for plain runs, and stops where they end."""
     taken: List[Tuple[bytes, int]] = []
-    for name in ("get", "set"):
+    for name in RUNS:
         handler = COMMANDS[name].run_handler
         assert handler is not None
 
@@ -132,6 +151,9 @@ def test_runs_are_taken(monkeypatch):
     client.data_received(b"".join(encode_command(r) for r in [
         [b"SET", b"k", b"1"], [b"SET", b"k", b"2"], [b"SET", b"k", b"3", b"NX"],
         [b"GET", b"k"], [b"GET", b"k"], [b"get", b"k"], [b"LPUSH", b"l", b"x"],
-        [b"GET", b"l"], [b"PING"], [b"GET", b"k"]]))
+        [b"GET", b"l"], [b"PING"], [b"INCR", b"n"], [b"INCR", b"n"], [b"INCR", b"l"],
+        [b"DECR", b"n"], [b"DECR", b"n"], [b"GET", b"k"]]))
     # A WRONGTYPE read stops a run; the last request, alone, is not a run.
-    assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0)]
+    assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0),
+                     (b"INCR", 2), (b"INCR", 0), (b"DECR", 2)]
+    assert client.db.data[b"n"] == b"0"

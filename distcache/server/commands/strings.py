@@ -149,16 +149,12 @@ def set_(c: Any, args: List[bytes]) -> Any:
 def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``SET key value`` without options: :func:`set_` without its call, and the
     dispatcher's memory-limit credit and propagation, per request."""
-    server = c.server
-    if server.write_denied is not None:
+    context = _write_run_context(c)
+    if context is None:
         return 0
+    staged, propagators, metered, credit = context
     db = c.db
     store = db.set
-    keyspace = c.keyspace
-    staged = keyspace.stage if db is keyspace.stage_db else None
-    propagators = keyspace.propagators
-    metered = server.gated  # by the memory limit: the dispatcher leaves out loading
-    credit = server.oom_credit
     name = commands[start][0]
     ran = 0
     for args in commands[start:]:
@@ -177,8 +173,25 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         out.append(OK)
         ran += 1
     if metered:
-        server.oom_credit = credit
+        c.server.oom_credit = credit
     return ran
+
+
+#: (the log's staging list or None, propagators, metered by the memory limit, credit)
+_WriteRunContext = Tuple[Optional[List[List[bytes]]], List[Any], bool, int]
+
+
+def _write_run_context(c: Any) -> Optional[_WriteRunContext]:
+    """What a run of writes needs, as the dispatcher has it: None while writes are
+    refused (MISCONF); else the log's staging list (None when the log is not the
+    only propagator, or logs another database), the propagators, whether the
+    memory limit meters writes (the dispatcher leaves out loading) and its credit."""
+    server = c.server
+    if server.write_denied is not None:
+        return None
+    keyspace = c.keyspace
+    staged = keyspace.stage if c.db is keyspace.stage_db else None
+    return staged, keyspace.propagators, server.gated, server.oom_credit
 
 
 def _set_generic(c: Any, args: List[bytes], cmd: str) -> Any:
@@ -417,6 +430,45 @@ def incr(c: Any, args: List[bytes]) -> Any:
 def decr(c: Any, args: List[bytes]) -> Any:
     """Subtract one from an integer value."""
     return incr_by(c, args[1], -1)
+
+
+def _counter_run(delta: int) -> Any:
+    def counter_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+        """INCRs (or DECRs): :func:`incr_by` per request, without the dispatcher's
+        call and checks; the first that fails is left to the general path
+        (incr_by checks everything before it writes)."""
+        context = _write_run_context(c)
+        if context is None:
+            return 0
+        staged, propagators, metered, credit = context
+        db = c.db
+        name = commands[start][0]
+        ran = 0
+        for args in commands[start:]:
+            if len(args) != 2 or args[0] != name:
+                break
+            if metered and credit < 1:
+                break
+            try:
+                result = incr_by(c, args[1], delta)
+            except CommandError:
+                break
+            credit -= 1
+            if staged is not None:
+                staged.append(args)
+            else:
+                for propagate in propagators:
+                    propagate(db.id, [args])
+            out.append(b":%d\r\n" % result)
+            ran += 1
+        if metered:
+            c.server.oom_credit = credit
+        return ran
+    return counter_run
+
+
+runs_of("incr")(_counter_run(1))
+runs_of("decr")(_counter_run(-1))
 
 
 @command("incrby", 3, "write denyoom fast", (1, 1, 1), **_STR)
