@@ -9,7 +9,7 @@ from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wro
 from ..eviction import lru_clock
 from ..keyspace import INLINE_SAFE, Database, now_ms
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
-from .table import command, runs_of
+from .table import RunHandler, command, runs_of
 
 STRING = bytes
 _STR = dict(group="string")
@@ -432,7 +432,7 @@ def decr(c: Any, args: List[bytes]) -> Any:
     return incr_by(c, args[1], -1)
 
 
-def _counter_run(delta: int) -> Any:
+def _counter_run(delta: int) -> RunHandler:
     def counter_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
         """INCRs (or DECRs): :func:`incr_by` per request, without the dispatcher's
         call and checks; the first that fails is left to the general path
