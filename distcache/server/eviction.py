@@ -205,7 +205,7 @@ class LruDatabase(Database):
 
 def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
     """Database's get/set/modified with the stamp into ``lru`` inlined: the
-    references above plus one store (set also inlines modified). Only the
+    references in keyspace.py plus one store (set also inlines modified). Only the
     methods whose Database version still matches its reference. They hold
     ``lru`` itself, so a side dict is only ever changed in place."""
 
@@ -240,14 +240,9 @@ def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
             ks.key_modified(self, key)
 
     methods = {"get": get, "set": set, "modified": modified}
-    if not _UNCHANGED["modified"]:
+    if not INLINE_SAFE["modified"]:
         del methods["set"]  # it inlines modified too
-    return {name: fn for name, fn in methods.items() if _UNCHANGED[name]}
-
-
-#: Which of Database's methods are still the references the copies above were
-#: written from (a change there falls back to the general LruDatabase methods).
-_UNCHANGED = INLINE_SAFE
+    return {name: fn for name, fn in methods.items() if INLINE_SAFE[name]}
 
 
 def lfu_decayed(entry: int, now_min: int, decay_time: int) -> int:

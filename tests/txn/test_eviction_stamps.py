@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple
 
-from distcache.server import eviction
+from distcache.server import eviction, keyspace
 from distcache.server.app import CacheServer
 from distcache.server.keyspace import Database, Keyspace, now_ms
 
@@ -48,9 +48,9 @@ def _script(ks: Keyspace, db: Database, lru: dict) -> List[Any]:
 
 
 def test_inlined_lru_methods_are_in_use():
-    assert eviction._UNCHANGED == {"get": True, "set": True, "modified": True}, (
-        "Database.get/set/modified changed: update eviction._reference_* and the "
-        "copies in eviction._lru_methods to match")
+    assert keyspace.INLINE_SAFE == {"get": True, "set": True, "modified": True}, (
+        "Database.get/set/modified changed: update keyspace._reference_*, the "
+        "copies in eviction._lru_methods and strings.get_run to match")
     server = CacheServer("127.0.0.1", 0, save="", appendonly="no", maxmemory="1gb",
                          maxmemory_policy="allkeys-lru")
     cls = server.keyspace.dbs[3].__class__
@@ -79,10 +79,10 @@ def test_inlined_lru_methods_match_the_general_ones():
 
 
 def test_changed_database_methods_fall_back(monkeypatch):
-    monkeypatch.setitem(eviction._UNCHANGED, "get", False)
+    monkeypatch.setitem(keyspace.INLINE_SAFE, "get", False)
     assert set(eviction._lru_methods({})) == {"set", "modified"}
-    monkeypatch.setitem(eviction._UNCHANGED, "get", True)
-    monkeypatch.setitem(eviction._UNCHANGED, "modified", False)
+    monkeypatch.setitem(keyspace.INLINE_SAFE, "get", True)
+    monkeypatch.setitem(keyspace.INLINE_SAFE, "modified", False)
     assert set(eviction._lru_methods({})) == {"get"}  # set inlines modified too
 
 
