@@ -154,8 +154,9 @@ def dispatch_overhead(rounds: int = 5, n: int = 100_000) -> None:
           f"GET {off[1] / lru[1]:.3f}")
 
 
-def network_overhead(rounds: int = 5, requests: int = 300_000) -> None:
-    """Server CPU per pipelined SET and GET (redis-benchmark -P 16 -r 100000): eviction
+def network_overhead(rounds: int = 5, requests: int = 300_000, keyspace: int = 100_000) -> None:
+    """Server CPU per pipelined SET and GET (redis-benchmark -P 16 -r ``keyspace``; 0 for
+    its default of one key): eviction
     off, noeviction + maxmemory 1gb, allkeys-lru + maxmemory 1gb (limit never hit).
     The servers run as threads of this process, pinned to one core, redis-benchmark
     to another (taskset); a server's CPU is this process's CPU time around the run.
@@ -176,6 +177,7 @@ def network_overhead(rounds: int = 5, requests: int = 300_000) -> None:
     cpu: Dict[Tuple[str, str], List[float]] = {}
     rps: Dict[Tuple[str, str], List[float]] = {}
     names = list(configs)
+    spread = ["-r", str(keyspace)] if keyspace else []
     for rnd in range(rounds):
         for name in (names if rnd % 2 == 0 else names[::-1]):
             port = free_port()
@@ -185,7 +187,7 @@ def network_overhead(rounds: int = 5, requests: int = 300_000) -> None:
             try:
                 for test in tests:
                     bench = client_prefix + ["redis-benchmark", "-p", str(port), "-t", test,
-                                             "-P", "16", "-r", "100000", "-q"]
+                                             "-P", "16", "-q"] + spread
                     subprocess.run(bench + ["-n", "50000"], stdout=subprocess.DEVNULL)  # warm-up
                     t0 = time.process_time()
                     done = subprocess.run(bench + ["-n", str(requests)], capture_output=True,
@@ -198,7 +200,7 @@ def network_overhead(rounds: int = 5, requests: int = 300_000) -> None:
                 server.stop()
 
     median = statistics.median
-    print(f"redis-benchmark -P 16 -r 100000 -n {requests}, {rounds} rounds"
+    print(f"redis-benchmark -P 16 {' '.join(spread)} -n {requests}, {rounds} rounds"
           f"{', server and client pinned' if client_prefix else ''}; medians:")
     print(f"{'':<4}{'config':<13}{'CPU us/op':>10}{'ratio':>7}{'paired':>8}{'req/s':>9}"
           f"{'ratio':>7}  CPU us/op of each round")
@@ -239,9 +241,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="only measure server CPU per SET and GET over the network "
                          "(redis-benchmark -P 16, pinned with taskset)")
     ap.add_argument("--rounds", type=int, default=5, help="rounds of --overhead-net")
+    ap.add_argument("--keyspace", type=int, default=100_000,
+                    help="--overhead-net: redis-benchmark -r (0: its default, one key)")
+    ap.add_argument("--requests-net", type=int, default=300_000,
+                    help="--overhead-net: requests per test and round")
     args = ap.parse_args(argv)
     if args.overhead_net:
-        network_overhead(args.rounds)
+        network_overhead(args.rounds, args.requests_net, args.keyspace)
         return 0
     if args.overhead:
         dispatch_overhead()
