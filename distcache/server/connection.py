@@ -266,9 +266,8 @@ class Client(asyncio.Protocol):
                 if (argc != arity) if arity > 0 else (argc < -arity):
                     if self.in_multi:
                         self.multi_error = True
-                        if spec.name == "exec":  # Redis discards the transaction
-                            from .commands.transactions import exec_abort
-                            raise exec_abort(self, errors.wrong_arity(spec.fullname))
+                    if spec.name == "exec":
+                        raise _exec_rejected(self, errors.wrong_arity(spec.fullname))
                     raise errors.wrong_arity(spec.fullname)
                 if spec.subcommands and argc > 1:
                     spec = self._subcommand(spec, args)
@@ -287,7 +286,12 @@ class Client(asyncio.Protocol):
                                 and (spec.write or spec.fullname == "ping"):
                             raise CommandError(server.write_denied)
                     else:
-                        reply = self._gate(spec, args)
+                        try:
+                            reply = self._gate(spec, args)
+                        except CommandError as exc:
+                            if spec.name == "exec":
+                                raise _exec_rejected(self, exc) from None
+                            raise
                         if reply is not None:
                             if reply is not BLOCKED:
                                 encode_reply(reply, out, self.resp3)
@@ -371,9 +375,9 @@ class Client(asyncio.Protocol):
             if spec.write or name == "ping":
                 raise CommandError(denied)
             if name == "exec" and self.in_multi:  # as Redis: EXEC of a queued write
-                from .commands.transactions import exec_abort, queue_has
+                from .commands.transactions import queue_has
                 if queue_has(self, self.multi_queue, "write"):
-                    raise exec_abort(self, CommandError(denied))
+                    raise CommandError(denied)
         if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
                 and name not in _PUBSUB_ALLOWED:
             raise CommandError(
@@ -451,6 +455,13 @@ class Client(asyncio.Protocol):
                 f"events=r cmd={cmd} user=default redir=-1 resp={3 if self.resp3 else 2} "
                 f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
                 f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
+
+
+def _exec_rejected(c: Client, exc: CommandError) -> CommandError:
+    """EXEC refused before it runs (arity, auth, MISCONF, subscriber mode...): Redis
+    answers EXECABORT and discards the transaction and the watches, in MULTI or not."""
+    from .commands.transactions import exec_abort
+    return exec_abort(c, exc)
 
 
 def _format_addr(addr: Any) -> str:

@@ -59,13 +59,13 @@ def _translate(pattern: bytes) -> bytes:
 def compile_glob(pattern: bytes) -> Callable[[bytes], bool]:
     """A predicate telling whether a key matches ``pattern``."""
     if pattern == b"*":
-        return lambda key: True
+        return bool  # any key but the empty one (KEYS and SCAN special-case "*")
     regex = re.compile(_translate(pattern) + b"\\Z", re.DOTALL)
     match = regex.match
     if not pattern:
         return lambda key: not key
     # Redis's matcher never matches an empty string against a non-empty
-    # pattern (not even "**"); only the exact pattern "*" is special-cased.
+    # pattern (not even "*"); KEYS and SCAN take the pattern "*" as "all keys".
     return lambda key: match(key) is not None and key != b""
 
 

@@ -147,7 +147,8 @@ class Database:
                 self.expires.pop(key, None)
 
     def flush(self) -> None:
-        for key in list(self.watched):
+        # Only watched keys that exist are changed by a flush (Redis 7.0 too).
+        for key in [k for k in self.watched if k in self.data]:
             self.keyspace.key_modified(self, key)
         self.data = {}
         self.expires = {}
@@ -219,9 +220,18 @@ class Keyspace:
             db.flush()
 
     def swap(self, a: int, b: int) -> None:
+        """SWAPDB: the keys change databases; watches and blocked clients stay."""
         da, dbb = self.dbs[a], self.dbs[b]
+        # A watched key changes if it exists on either side (Redis's
+        # touchAllWatchedKeysInDb); listeners unwatch, so collect first.
+        for one, other in ((da, dbb), (dbb, da)):
+            for key in [k for k in one.watched if k in one.data or k in other.data]:
+                self.key_modified(one, key)
         da.data, dbb.data = dbb.data, da.data
         da.expires, dbb.expires = dbb.expires, da.expires
+        # A database's class may carry its keys' eviction stamps (eviction.py):
+        # they go with the keys.
+        da.__class__, dbb.__class__ = dbb.__class__, da.__class__
 
 
 # -- reference copies for inlining ------------------------------------------------

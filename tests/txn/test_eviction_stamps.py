@@ -102,3 +102,20 @@ def test_check_credit_grows_only_far_from_the_limit():
     assert credit_with_room(10_000) == eviction.CHECK_EVERY
     assert credit_with_room(100) == 100  # never past the limit
     assert credit_with_room(0) == 0
+
+
+def test_swapdb_moves_the_stamps_with_the_keys():
+    server = CacheServer("127.0.0.1", 0, save="", appendonly="no", maxmemory="1gb",
+                         **{"maxmemory-policy": "allkeys-lru"})
+    first, second = server.keyspace.dbs[0], server.keyspace.dbs[1]
+    eviction._clock = 100
+    first.set(b"old", b"v")
+    eviction._clock = 500
+    second.set(b"new", b"v")
+    server.keyspace.swap(0, 1)
+    assert first.get(b"new") == b"v" and second.peek(b"old") == b"v"
+    assert first.__class__.lru == {b"new": 500}
+    assert second.__class__.lru == {b"old": 100}
+    eviction._clock = 600
+    first.set(b"x", b"v")  # the inlined stamps write to the swapped-in side dict
+    assert first.__class__.lru[b"x"] == 600

@@ -40,6 +40,19 @@ def test_subscribe_publish_and_patterns(shared_server, protocol):
     sub.close()
 
 
+def test_pattern_star_never_matches_the_empty_channel(shared_server):
+    # Redis's matcher: "*" matches any non-empty name; only KEYS and SCAN take
+    # "*" as "everything".
+    sub = redis.Redis(port=shared_server.port).pubsub()
+    pub = redis.Redis(port=shared_server.port)
+    sub.psubscribe("*")
+    assert next_message(sub)["type"] == "psubscribe"
+    assert pub.publish("", "nobody") == 0
+    assert pub.publish("named", "one") == 1
+    assert next_message(sub)["channel"] == b"named"
+    sub.close()
+
+
 def test_pubsub_introspection(shared_server, r):
     subs = [redis.Redis(port=shared_server.port).pubsub() for _ in range(3)]
     subs[0].subscribe("intro:a", "intro:b")

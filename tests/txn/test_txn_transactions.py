@@ -1,6 +1,7 @@
 """MULTI / EXEC / DISCARD / WATCH / UNWATCH against a real server over TCP."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -155,6 +156,66 @@ def test_watch_sees_every_kind_of_change(conn, shared_server, change):
     cmd(conn, "MULTI")
     cmd(conn, "PING")
     assert cmd(conn, "EXEC") is None
+
+
+def _exec_after_watch(conn, key, change) -> object:
+    cmd(conn, "WATCH", key)
+    change()
+    cmd(conn, "MULTI")
+    cmd(conn, "PING")
+    return cmd(conn, "EXEC")
+
+
+@pytest.mark.parametrize("where", ["db0", "db1", "both"])
+def test_swapdb_invalidates_a_watched_key_on_either_side(conn, shared_server, where):
+    # Redis's touchAllWatchedKeysInDb: the key exists before or after the swap.
+    writer = other(shared_server)
+    if where in ("db0", "both"):
+        conn.set("k", "0")
+    if where in ("db1", "both"):
+        redis.Redis(port=shared_server.port, db=1).set("k", "1")
+    assert _exec_after_watch(conn, "k", lambda: writer.swapdb(0, 1)) is None
+
+
+def test_swapdb_and_flushdb_leave_a_watched_missing_key_alone(conn, shared_server):
+    writer = other(shared_server)
+    writer.set("unrelated", "v")
+    assert _exec_after_watch(conn, "k", lambda: writer.swapdb(0, 1)) == [b"PONG"]
+    assert _exec_after_watch(conn, "k", writer.flushdb) == [b"PONG"]
+    assert _exec_after_watch(conn, "k", writer.flushall) == [b"PONG"]
+
+
+def test_rename_to_itself_is_not_a_change(conn, shared_server):
+    conn.set("k", "v")
+    writer = other(shared_server)
+    assert _exec_after_watch(conn, "k", lambda: writer.rename("k", "k")) == [b"PONG"]
+
+
+def test_rejected_exec_is_execabort_and_drops_the_watches(conn, shared_server):
+    cmd(conn, "WATCH", "k")
+    # redis-py maps the EXECABORT prefix to ExecAbortError and strips it
+    with pytest.raises(redis.exceptions.ExecAbortError, match="^Transaction discarded because "
+                       "of: wrong number of arguments for 'exec' command$"):
+        cmd(conn, "EXEC", "extra")
+    other(shared_server).set("k", "changed")  # no longer watched: EXEC below runs
+    cmd(conn, "MULTI")
+    cmd(conn, "PING")
+    assert cmd(conn, "EXEC") == [b"PONG"]
+
+
+def test_exec_in_resp2_subscriber_mode_is_execabort(shared_server):
+    sock = socket.create_connection(("127.0.0.1", shared_server.port), timeout=10)
+    with sock:
+        sock.sendall(b"SUBSCRIBE ch\r\nEXEC\r\n")
+        expected = (b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n-EXECABORT Transaction "
+                    b"discarded because of: Can't execute 'exec': only (P|S)SUBSCRIBE / "
+                    b"(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context\r\n")
+        got = b""
+        while len(got) < len(expected):
+            chunk = sock.recv(4096)
+            assert chunk, got
+            got += chunk
+        assert got == expected
 
 
 def test_watch_missing_key_then_created(conn, shared_server):

@@ -59,12 +59,12 @@ def type_(c: Any, args: List[bytes]) -> Any:
 def keys(c: Any, args: List[bytes]) -> Any:
     """Keys matching a glob pattern."""
     db = c.db
-    match = compile_glob(args[1])
+    match = None if args[1] == b"*" else compile_glob(args[1])  # "*": every key, "" too
     expires = db.expires
     now = now_ms()
     out = []
     for key in list(db.data):
-        if match(key):
+        if match is None or match(key):
             if expires and key in expires and expires[key] <= now:
                 db.expire_now(key)
                 continue
@@ -112,10 +112,8 @@ def rename(c: Any, args: List[bytes]) -> Any:
     value = db.peek(args[1])
     if value is None:
         raise CommandError(NO_SUCH_KEY)
-    if args[1] != args[2]:
+    if args[1] != args[2]:  # to itself: nothing changes (no WATCH touched, as Redis)
         _move_value(c, db, args[1], db, args[2], value)
-    else:
-        db.modified(args[1])
     return OK
 
 
