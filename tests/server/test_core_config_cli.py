@@ -171,3 +171,16 @@ def test_embedded_server_context_manager():
         port = server.port
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_readme_directive_table_matches_the_directives():
+    """README's table of directives says what ``--help`` says, default included."""
+    from distcache.config import DIRECTIVES
+    readme = (ROOT / "README.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (`[^`]*` \| .*) \|$", readme, re.M))
+    for name, directive in DIRECTIVES.items():
+        assert name in rows, f"README lists no {name}"
+        default, text = rows[name].split(" | ", 1)
+        shown = directive.default if directive.default else '""'
+        assert default == f"`{shown}`", name
+        assert text == directive.help, name
