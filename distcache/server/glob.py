@@ -37,10 +37,7 @@ def _translate(pattern: bytes) -> bytes:
                     i += 1
                     items.append(re.escape(pattern[i:i + 1]))
                 elif i + 2 < n and pattern[i + 1:i + 2] == b"-":
-                    lo, hi = pattern[i], pattern[i + 2]
-                    if lo > hi:
-                        lo, hi = hi, lo
-                    items.append(re.escape(bytes([lo])) + b"-" + re.escape(bytes([hi])))
+                    items += _range(pattern[i], pattern[i + 2])
                     i += 2
                 else:
                     items.append(re.escape(c))
@@ -53,6 +50,14 @@ def _translate(pattern: bytes) -> bytes:
             out.append(re.escape(ch))
         i += 1
     return b"".join(out)
+
+
+def _range(start: int, end: int) -> list:
+    """Regex classes for ``[start-end]``. Redis compares C chars, signed here: bytes
+    from 0x80 sort below 0 (so [\\x80-b] holds both ends of the byte range)."""
+    lo, hi = sorted(b - 256 if b >= 128 else b for b in (start, end))
+    spans = [(lo & 0xFF, 0xFF), (0, hi)] if lo < 0 <= hi else [(lo & 0xFF, hi & 0xFF)]
+    return [re.escape(bytes([a])) + b"-" + re.escape(bytes([b])) for a, b in spans]
 
 
 @lru_cache(maxsize=256)

@@ -1,8 +1,9 @@
 """Argument conversion with Redis's strictness and error texts.
 
 Redis parses integers with ``string2ll`` (canonical decimal only: no sign
-``+``, no spaces, no leading zeros) and floats with ``strtold`` (no leading
-space, no trailing junk, no NaN). These helpers match that.
+``+``, no spaces, no leading zeros) and floats with ``strtod``/``strtold``
+(decimal or C99 hex, no leading space, no trailing junk, no NaN). These
+helpers match that.
 """
 from __future__ import annotations
 
@@ -48,16 +49,38 @@ _FLOAT_JUNK = re.compile(rb"^\s|\s$|_|^[+-]?(nan|NaN|NAN)")
 
 
 def to_float(arg: bytes, error: str = NOT_FLOAT, allow_inf: bool = True) -> float:
-    """A float as strtold reads it; NaN and surrounding spaces are errors."""
+    """A float as strtold reads it (hex too); NaN and surrounding spaces are errors."""
     try:
         value = float(arg)
     except ValueError:
-        raise CommandError(error) from None
+        value = _hex_float(arg, error)
     if value != value or _FLOAT_JUNK.search(arg):
         raise CommandError(error)
     if not allow_inf and math.isinf(value):
         raise CommandError(error)
     return value
+
+
+def _hex_float(arg: bytes, error: str) -> float:
+    if b"x" not in arg.lower():
+        raise CommandError(error)
+    try:
+        return float.fromhex(arg.decode("ascii"))
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        raise CommandError(error) from None
+
+
+def underflowed(arg: bytes) -> bool:
+    """Whether a float text that reads as 0.0 has a nonzero mantissa: too small
+    for a double (strtod's ERANGE), not zero."""
+    low = arg.lower()
+    if b"x" in low:
+        return _NONZERO_HEX.search(low.split(b"x", 1)[1].split(b"p")[0]) is not None
+    return _NONZERO_DIGIT.search(low.split(b"e")[0]) is not None
+
+
+_NONZERO_DIGIT = re.compile(rb"[1-9]")
+_NONZERO_HEX = re.compile(rb"[1-9a-f]")
 
 
 # -- x87 long double, as INCRBYFLOAT computes --------------------------------------

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from ...protocol import OK
 from ..errors import CommandError, OVERFLOW, SYNTAX
 from ..keyspace import TYPE_NAMES
-from ..scan import ScanArgs
+from ..scan import ScanArgs, parse_cursor
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
 from .table import command
 
@@ -48,11 +48,13 @@ def scan_container(c: Any, args: List[bytes], container: Any,
 
     A ``compact`` container (one Redis would keep as a listpack or intset) is
     returned whole whatever the cursor and COUNT, with cursor 0, as Redis does;
-    ``compact`` may be the list of its elements in Redis's order.
+    ``compact`` may be the list of its elements in Redis's order. The caller has
+    read the cursor before the key (:func:`parse_cursor`); the options are read
+    only for a key that exists, as Redis does.
     """
-    opts = ScanArgs(args, 3)
     if container is None:
         return [b"0", []]
+    opts = ScanArgs(args, 3)
     if compact:
         cursor, batch = 0, compact if compact.__class__ is list else list(container)
     else:
@@ -69,14 +71,12 @@ def scan_container(c: Any, args: List[bytes], container: Any,
     return [b"%d" % cursor, out]
 
 
-def parse_rand_count(arg: bytes, with_values: bool) -> int:
-    """The count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER with Redis's range errors."""
+def parse_rand_count(arg: bytes) -> int:
+    """The count of HRANDFIELD/SRANDMEMBER/ZRANDMEMBER with Redis's range error."""
     count = to_int(arg)
     if count < -_RANGE_MAX:
         raise CommandError("ERR value is out of range, value must between "
                            "-9223372036854775807 and 9223372036854775807")
-    if with_values and (count < -_RANGE_MAX // 2 or count > _RANGE_MAX // 2):
-        raise CommandError("ERR value is out of range")
     return count
 
 
@@ -90,24 +90,25 @@ def pop_count(args: List[bytes]) -> Optional[int]:
     return count
 
 
-def rand_with_count(c: Any, args: List[bytes], container: Any, word: bytes,
-                    item: Callable[[Any], Any]) -> Any:
-    """HRANDFIELD/ZRANDMEMBER over ``container`` (a dict): one random key without
-    count, else random picks; ``item(key)`` is the (key, extra) pair sent with ``word``."""
+def rand_with_count(c: Any, args: List[bytes], fetch: Callable[[], Any], word: bytes,
+                    extra: Callable[[Any, Any], Any]) -> Any:
+    """HRANDFIELD/ZRANDMEMBER: one random key without count, else random picks.
+    ``fetch()`` gives the container (a dict), once the arguments are checked, as
+    Redis does; ``extra(container, key)`` is what is sent with the key after ``word``."""
     if len(args) == 2:
+        container = fetch()
         return random_element(container, len(container)) if container else None
-    with_extra = False
-    if len(args) == 4:
-        if args[3].upper() != word:
-            raise CommandError(SYNTAX)
-        with_extra = True
-    elif len(args) > 4:
+    count = parse_rand_count(args[2])
+    if len(args) > 4 or (len(args) == 4 and args[3].upper() != word):
         raise CommandError(SYNTAX)
-    count = parse_rand_count(args[2], with_extra)
+    with_extra = len(args) == 4
+    if with_extra and not -(_RANGE_MAX // 2) <= count <= _RANGE_MAX // 2:  # C division
+        raise CommandError("ERR value is out of range")
+    container = fetch()
     if not container or count == 0:
         return []
     picks = random_picks(container, count)
-    return pairs_reply(c, [item(k) for k in picks]) if with_extra else picks
+    return pairs_reply(c, [(k, extra(container, k)) for k in picks]) if with_extra else picks
 
 
 def random_picks(container: Any, count: int) -> List[Any]:
@@ -334,15 +335,15 @@ def hvals(c: Any, args: List[bytes]) -> Any:
          **_HASH)
 def hrandfield(c: Any, args: List[bytes]) -> Any:
     """Random fields (count < 0 allows repeats), optionally WITHVALUES."""
-    h = _hash(c.db, args[1], True)
-    return rand_with_count(c, args, h, b"WITHVALUES",
-                           lambda field: (field, h[field]))  # type: ignore[index]
+    return rand_with_count(c, args, lambda: _hash(c.db, args[1], True), b"WITHVALUES",
+                           dict.__getitem__)
 
 
 @command("hscan", -3, "readonly", (1, 1, 1), since="2.8.0",
          complexity="O(1) per call, O(N) per full iteration", **_HASH)
 def hscan(c: Any, args: List[bytes]) -> Any:
     """Iterate over fields and values with a cursor."""
+    parse_cursor(args[2])
     h = _hash(c.db, args[1], True)
     return scan_container(c, args, h, bytes, h is not None and listpack_sized(h.items()))
 

@@ -336,8 +336,12 @@ def _move(c: Any, src: bytes, dst: bytes, from_left: bool, to_left: bool,
     """Pop from ``src`` and push onto ``dst`` (checked to be a list first)."""
     db = c.db
     _list(db, dst)  # WRONGTYPE before anything moves
-    value = list_pop(db, src, lst, from_left, 1)[0]
-    list_push(c, dst, [value], to_left, _list(db, dst))
+    if src == dst:  # a rotation: the list never empties, so the key (and TTL) stays
+        value = lst.popleft() if from_left else lst.pop()
+        list_push(c, dst, [value], to_left, lst)
+    else:
+        value = list_pop(db, src, lst, from_left, 1)[0]
+        list_push(c, dst, [value], to_left, _list(db, dst))
     sides = (b"LEFT" if from_left else b"RIGHT", b"LEFT" if to_left else b"RIGHT")
     return value, [[b"LMOVE", src, dst, *sides]]
 

@@ -6,6 +6,7 @@ from typing import Any, Callable, List, Optional, Set
 from ...protocol import RespSet
 from ..errors import CommandError, SYNTAX
 from ..keyspace import TYPE_NAMES
+from ..scan import parse_cursor
 from .args import to_int
 from .hashes import (INTSET_ENTRIES, parse_rand_count, pop_count, random_element, random_picks,
                      scan_container)
@@ -147,7 +148,7 @@ def srandmember(c: Any, args: List[bytes]) -> Any:
     if len(args) == 2:
         s = _set(c.db, args[1], True)
         return random_element(s, len(s)) if s else None
-    count = parse_rand_count(args[2], False)
+    count = parse_rand_count(args[2])
     s = _set(c.db, args[1], True)
     if not s or count == 0:
         return []
@@ -269,6 +270,7 @@ def sintercard(c: Any, args: List[bytes]) -> Any:
          complexity="O(1) per call, O(N) per full iteration", **_SET)
 def sscan(c: Any, args: List[bytes]) -> Any:
     """Iterate over members with a cursor."""
+    parse_cursor(args[2])
     s = _set(c.db, args[1], True)
     return scan_container(c, args, s, None, s is not None and intset_order(s))
 

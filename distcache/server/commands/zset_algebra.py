@@ -102,7 +102,9 @@ def _compute(op: str, sources: List[Tuple[Dict[bytes, float], float]],
                 other_score = other.get(member)
                 if other_score is None:
                     break
-                value = aggregate(value, _weighted(other_score, w))
+                # as Redis: only the first set's NaN (0 * inf) becomes 0; here
+                # SUM turns a NaN total into 0 and MIN/MAX keep the other side
+                value = aggregate(value, other_score * w)
             else:
                 result[member] = value
         return result

@@ -14,8 +14,9 @@ from typing import Any, Callable, Collection, Iterable, List, Optional, Set, Tup
 from ..errors import CommandError, NOT_FLOAT, SYNTAX
 from ..keyspace import TYPE_NAMES
 from ..types.blocking import parse_timeout, signal_ready
+from ..scan import parse_cursor
 from ..types.zset import ZSet
-from .args import to_float, to_int
+from .args import to_float, to_int, underflowed
 from .hashes import (LISTPACK_VALUE, ZSET_LISTPACK_ENTRIES, pairs_reply, pop_count,
                      rand_with_count, scan_container)
 from .lists import bulk_array, index_range, parse_mpop, serve_or_block
@@ -28,7 +29,6 @@ _NAN_SCORE = "ERR resulting score is not a number (NaN)"
 _NOT_FLOAT_RANGE = "ERR min or max is not a float"
 _NOT_LEX_RANGE = "ERR min or max not valid string range item"
 _INF_WORD = re.compile(rb"^[+-]?inf(inity)?$", re.I)
-_MANTISSA_DIGIT = re.compile(rb"[1-9]")
 
 
 def _zset(db: Any, key: bytes, counted: bool = False) -> Optional[ZSet]:
@@ -37,25 +37,12 @@ def _zset(db: Any, key: bytes, counted: bool = False) -> Optional[ZSet]:
 
 def to_score(arg: bytes, error: str = NOT_FLOAT) -> float:
     """A score as strtod reads it, rejecting overflow and underflow (ERANGE) like Redis."""
-    try:
-        value = to_float(arg, error)
-    except CommandError:
-        value = _hex_float(arg, error)  # strtod reads C99 hex floats too
+    value = to_float(arg, error)
     if math.isinf(value) and not _INF_WORD.match(arg):
         raise CommandError(error)
-    if value == 0.0 and _MANTISSA_DIGIT.search(arg.lower().split(b"e")[0]):
+    if value == 0.0 and underflowed(arg):
         raise CommandError(error)
     return value
-
-
-def _hex_float(arg: bytes, error: str) -> float:
-    text = arg.decode("ascii", "replace")
-    if "x" not in text.lower() or text != text.strip():
-        raise CommandError(error)
-    try:
-        return float.fromhex(text)
-    except (ValueError, OverflowError):
-        raise CommandError(error) from None
 
 
 def score_text(score: float) -> bytes:
@@ -264,14 +251,9 @@ def _score_bound(arg: bytes) -> Tuple[float, bool]:
     text = arg[1:] if exclusive else arg
     if not text:
         return 0.0, exclusive
-    try:
-        if text[-1:].isspace() or b"_" in text:
-            raise ValueError
-        value = float(text)
-    except ValueError:
-        raise CommandError(_NOT_FLOAT_RANGE) from None
-    if value != value:
+    if text[-1:].isspace() or b"_" in text:
         raise CommandError(_NOT_FLOAT_RANGE)
+    value = to_float(text.lstrip(), _NOT_FLOAT_RANGE)  # NaN is an error too
     return value, exclusive
 
 
@@ -653,19 +635,22 @@ def bzmpop(c: Any, args: List[bytes]) -> Any:
          **_ZSET)
 def zrandmember(c: Any, args: List[bytes]) -> Any:
     """Random members (count < 0 allows repeats), optionally WITHSCORES."""
-    z = _zset(c.db, args[1], True)
-    scores = z.scores if z is not None else None
-    return rand_with_count(c, args, scores, b"WITHSCORES",
-                           lambda member: (member, scores[member]))  # type: ignore[index]
+    def scores() -> Optional[dict]:
+        z = _zset(c.db, args[1], True)
+        return z.scores if z is not None else None
+
+    return rand_with_count(c, args, scores, b"WITHSCORES", dict.__getitem__)
 
 
 @command("zscan", -3, "readonly", (1, 1, 1), since="2.8.0",
          complexity="O(1) per call, O(N) per full iteration", **_ZSET)
 def zscan(c: Any, args: List[bytes]) -> Any:
     """Iterate over members and scores with a cursor."""
+    parse_cursor(args[2])
     z = _zset(c.db, args[1], True)
     scores = z.scores if z is not None else None
-    compact = scores is not None and zset_listpack_sized(scores)
+    # a listpack keeps members in score order
+    compact = scores is not None and zset_listpack_sized(scores) and [m for m, _ in z.items()]
     return scan_container(c, args, scores, score_text, compact)
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, ReplyError
 from ..errors import CommandError
-from ..commands.args import to_float
+from ..commands.args import to_float, underflowed
 
 log = logging.getLogger("distcache.server")
 
@@ -68,7 +67,7 @@ class Waiter:
 def parse_timeout(arg: bytes) -> float:
     """Seconds, as Redis reads a blocking timeout (0: forever)."""
     seconds = to_float(arg, TIMEOUT_NOT_FLOAT)
-    if seconds == 0.0 and re.search(rb"[1-9]", arg.lower().split(b"e")[0]):
+    if seconds == 0.0 and underflowed(arg):
         seconds = 1e-9  # below double range but not zero (Redis reads a long double)
     ms = seconds * 1000.0
     if ms < 0 or ms > 9.2e18:  # Redis casts out-of-range values to LLONG_MIN
