@@ -143,7 +143,8 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("databases", "16", _int_range(1, 1_000_000), mutable=False,
        help="number of databases (SELECT 0..n-1)"),
     _d("proto-max-bulk-len", "512mb", parse=lambda t: _memory_at_least(t, 1024 * 1024),
-       help="largest bulk string a request may carry"),
+       help="largest bulk string a request may carry; also bounds the reply of a "
+            "negative *RANDMEMBER/HRANDFIELD count"),
     _d("proto-max-multibulk-len", "16777216", _int_range(1, 2 ** 31 - 1),
        help="most arguments in one request"),
     _d("client-query-buffer-limit", "1gb",

@@ -105,3 +105,25 @@ def test_glob_ranges_compare_bytes_as_signed_chars():
     assert a_to_ff(b"a") and a_to_ff(b"\xff") and a_to_ff(b"0")
     assert not a_to_ff(b"b") and not a_to_ff(b"\xe9")
     assert compile_glob(b"[\x90-\xa0]")(b"\x95") and not compile_glob(b"[\x90-\xa0]")(b"a")
+
+
+def test_a_negative_rand_count_too_big_for_one_reply_is_refused(raw):
+    # Redis 7.0 builds such replies and runs out of memory; here a reply of
+    # repeats is bounded by proto-max-bulk-len (16 bytes or more per element).
+    run_steps(raw, [(("SADD", "s", "a"), b":1\r\n"), (("HSET", "h", "f", "v"), b":1\r\n"),
+                    (("ZADD", "z", "1", "m"), b":1\r\n")])
+    too_many = str(-(512 * 1024 * 1024 // 16) - 1)
+    for args in (("SRANDMEMBER", "s", too_many), ("HRANDFIELD", "h", too_many),
+                 ("ZRANDMEMBER", "z", too_many),
+                 ("HRANDFIELD", "h", str(-(512 * 1024 * 1024 // 32) - 1), "WITHVALUES"),
+                 ("SRANDMEMBER", "s", "-4611686018427387903")):
+        assert raw.call(*args) == b"-ERR value is out of range\r\n", args
+    assert raw.call("SRANDMEMBER", "s", "-3") == pairs(b"a", b"a", b"a")
+    assert raw.call("HRANDFIELD", "h", "-2", "WITHVALUES") == pairs(b"f", b"v", b"f", b"v")
+    assert raw.call("CONFIG", "SET", "proto-max-bulk-len", "1mb") == b"+OK\r\n"
+    try:
+        assert raw.call("SRANDMEMBER", "s", str(-(1 << 16) - 1)) == \
+            b"-ERR value is out of range\r\n"
+        assert raw.call("SRANDMEMBER", "s", str(-(1 << 16))).startswith(b"*65536\r\n")
+    finally:
+        raw.call("CONFIG", "SET", "proto-max-bulk-len", "512mb")

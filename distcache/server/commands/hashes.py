@@ -107,8 +107,19 @@ def rand_with_count(c: Any, args: List[bytes], fetch: Callable[[], Any], word: b
     container = fetch()
     if not container or count == 0:
         return []
+    check_repeats(c, count, with_extra)
     picks = random_picks(container, count)
     return pairs_reply(c, [(k, extra(container, k)) for k in picks]) if with_extra else picks
+
+
+def check_repeats(c: Any, count: int, pairs: bool = False) -> None:
+    """Refuse a negative count whose reply could not fit ``proto-max-bulk-len``.
+
+    The reply of a negative count (repeats allowed) grows with the count, not
+    the key, and is built whole before it is sent: Redis runs out of memory on
+    ``SRANDMEMBER k -4611686018427387903``. Each element takes 16 bytes or more."""
+    if count < 0 and -count * (32 if pairs else 16) > c.server.config["proto-max-bulk-len"]:
+        raise CommandError("ERR value is out of range")
 
 
 def random_picks(container: Any, count: int) -> List[Any]:

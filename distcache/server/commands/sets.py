@@ -8,8 +8,8 @@ from ..errors import CommandError, SYNTAX
 from ..keyspace import TYPE_NAMES
 from ..scan import parse_cursor
 from .args import to_int
-from .hashes import (INTSET_ENTRIES, parse_rand_count, pop_count, random_element, random_picks,
-                     scan_container)
+from .hashes import (INTSET_ENTRIES, check_repeats, parse_rand_count, pop_count,
+                     random_element, random_picks, scan_container)
 from .table import command
 
 TYPE_NAMES[set] = "set"
@@ -152,6 +152,7 @@ def srandmember(c: Any, args: List[bytes]) -> Any:
     s = _set(c.db, args[1], True)
     if not s or count == 0:
         return []
+    check_repeats(c, count)
     return random_picks(s, count) if count < len(s) else list(set_reply(s))
 
 
