@@ -90,6 +90,8 @@ class CacheServer:
         #: Called on shutdown with save=True/False/None (None: follow the config).
         self.shutdown_hooks: List[Callable[[Optional[bool]], None]] = []
         self.blocked_clients = 0
+        #: (db, key) pairs that may serve blocked clients (types/blocking.py)
+        self.ready_keys: List[Any] = []
         self._next_client_id = 0
         self._servers: List[asyncio.AbstractServer] = []
         self._stopped: Optional[asyncio.Event] = None

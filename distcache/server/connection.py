@@ -20,6 +20,7 @@ from ..protocol import ProtocolError, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
+from .types.blocking import serve_ready
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -309,6 +310,8 @@ class Client(asyncio.Protocol):
                             for propagate in keyspace.propagators:
                                 propagate(self.db.id, self.rewrite or [args])
                     self.rewrite = None
+                    if server.ready_keys and not self.in_exec:
+                        serve_ready(server)  # as Redis: before this client's next command
                 else:
                     reply = spec.handler(self, args)
                 spec.calls += 1
@@ -424,6 +427,16 @@ class Client(asyncio.Protocol):
         self.block_state = None
         self.server.blocked_clients -= 1
         encode_reply(reply, self.out, self.resp3)
+        self.flush()
+        if self.pending:
+            # What it sent meanwhile runs once every ready key has been served,
+            # not before other waiters (Redis's processUnblockedClients).
+            asyncio.get_event_loop().call_soon(self._resume)
+        else:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Run the commands that waited while this client was blocked."""
         while self.pending and not self.blocked and not self.closing:
             self.execute(self.pending.popleft(), self.out)
         self.flush()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections import deque
 
@@ -235,3 +236,27 @@ def test_replayer_drops_an_unterminated_transaction():
     db = server.keyspace.dbs[1]
     assert db.data == {b"a": b"1", b"b": b"2"}
     assert rp.tx == [[b"SET", b"c", b"3"]]  # never applied: the log ended inside MULTI
+
+
+@pytest.mark.skipif(not has("blpop", "blmove"), reason="blocking list commands")
+def test_pops_served_inside_a_pipelined_batch_replay_in_order(tmp_path):
+    """A waiter served between two commands of one read: the log holds the push,
+    the pop, then the rest of the read, so a replay ends where the server was."""
+    proc = start(tmp_path, "--appendfsync", "always")
+    r = client(proc)
+    try:
+        sock = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+        sock.sendall(b"BLMOVE k d LEFT LEFT 0\r\n")
+        poll(lambda: r.info("clients")["blocked_clients"] == 1, what="the waiter to block")
+        pipe = r.pipeline(transaction=False)
+        pipe.rpush("k", "x", "y").lpop("k").rpush("k", "z").lrange("d", 0, -1)
+        assert pipe.execute() == [2, b"y", 1, [b"x"]]
+        sock.close()
+        new = crash_restart(tmp_path, proc, "--appendfsync", "always")
+        try:
+            r2 = client(new)
+            assert r2.lrange("k", 0, -1) == [b"z"] and r2.lrange("d", 0, -1) == [b"x"]
+        finally:
+            new.stop()
+    finally:
+        proc.stop()

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from types_resp import RawClient
+from types_resp import RawClient, encode
 
 NIL_ARRAY = ("*", b"nil")
 
@@ -165,3 +165,52 @@ def test_keys_filled_by_other_commands_wake_waiters(raw):
     if admin.call("COPY", "zsrc", "zcopy")[0] == "-":
         pytest.skip("COPY not available")
     assert by_copy.read() == ("*", [("$", b"zcopy"), ("$", b"m"), ("$", b"1")])
+
+
+def send_together(client, *commands):
+    """Several commands in one write, so the server reads them in one go."""
+    client.sock.sendall(b"".join(encode(list(c)) for c in commands))
+
+
+def test_waiters_are_served_before_the_writers_next_command(raw):
+    # Redis serves blocked clients right after the command that made the key
+    # ready: a pipelined pop after the push finds nothing left.
+    admin, waiter, writer = raw(), raw(), raw()
+    park(admin, waiter, 1, "BLPOP", "k", "0")
+    send_together(writer, ("RPUSH", "k", "x"), ("LPOP", "k"))
+    assert writer.read() == (":", b"1")
+    assert writer.read() == ("$", b"nil")
+    assert waiter.read() == ("*", [("$", b"k"), ("$", b"x")])
+
+
+def test_a_pipelined_delete_does_not_take_the_waiters_element(raw):
+    admin, waiter, writer = raw(), raw(), raw()
+    park(admin, waiter, 1, "BLMOVE", "k", "d", "LEFT", "LEFT", "0")
+    send_together(writer, ("RPUSH", "k", "x"), ("DEL", "k"), ("LRANGE", "d", "0", "-1"))
+    assert [writer.read() for _ in range(3)] == [(":", b"1"), (":", b"0"),
+                                                 ("*", [("$", b"x")])]
+    assert waiter.read() == ("$", b"x")
+
+
+def test_a_transaction_serves_waiters_before_the_next_command(raw):
+    admin, waiter, writer = raw(), raw(), raw()
+    park(admin, waiter, 1, "BLPOP", "k", "0")
+    send_together(writer, ("MULTI",), ("RPUSH", "k", "x"), ("EXEC",), ("LPOP", "k"))
+    assert [writer.read() for _ in range(4)] == [("+", b"OK"), ("+", b"QUEUED"),
+                                                 ("*", [(":", b"1")]), ("$", b"nil")]
+    assert waiter.read() == ("*", [("$", b"k"), ("$", b"x")])
+
+
+def test_a_served_clients_pipeline_waits_for_the_other_waiters(raw):
+    # Redis runs an unblocked client's queued commands only after every ready
+    # key has been served: B, blocked before A's second BLPOP ran, gets "2".
+    admin, a, b = raw(), raw(), raw()
+    send_together(a, ("BLPOP", "k", "0"), ("BLPOP", "k", "0"))
+    wait_blocked(admin, 1)
+    park(admin, b, 2, "BLPOP", "k", "0")
+    admin.call("RPUSH", "k", "1", "2")
+    assert a.read() == ("*", [("$", b"k"), ("$", b"1")])
+    assert b.read() == ("*", [("$", b"k"), ("$", b"2")])
+    wait_blocked(admin, 1)  # A's second BLPOP waits
+    admin.call("RPUSH", "k", "3")
+    assert a.read() == ("*", [("$", b"k"), ("$", b"3")])

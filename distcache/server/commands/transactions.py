@@ -25,6 +25,7 @@ from typing import Any, List, Tuple
 from ...protocol import NULL_ARRAY, OK, Raw
 from ..errors import CommandError
 from ..keyspace import now_ms
+from ..types.blocking import serve_ready
 from .table import command
 
 _TXN = dict(group="transactions")
@@ -102,6 +103,8 @@ def exec_(c: Any, args: List[bytes]) -> Any:
         for db_id, cmds in collected:
             keyspace.propagate(db_id, cmds)
         keyspace.propagate(collected[-1][0], [[b"EXEC"]])
+    if c.server.ready_keys:
+        serve_ready(c.server)  # the transaction's pushes serve waiters now, as Redis
     return Raw(b"".join([b"*%d\r\n" % len(queue)] + out))
 
 

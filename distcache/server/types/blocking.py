@@ -2,11 +2,12 @@
 
 A blocked client is a :class:`Waiter` queued, in arrival order, under each
 of its keys in ``db.blocking``. A write that may make a key non-empty calls
-:func:`signal_ready`; the ready keys are served once the current batch of
-commands (or transaction) has finished, from a ``call_soon`` callback, as
-Redis serves blocked clients after the command that made a key ready. For
-each ready key the oldest waiter whose type matches is served first, and
-it is detached from all its keys; the pop it performed is propagated to the
+:func:`signal_ready`; as in Redis, the ready keys are served by
+:func:`serve_ready` right after the command that made them ready (after EXEC
+for a transaction), before the writer's next command; a served client's own
+pipelined commands wait until every ready key is served. For each ready key
+the oldest waiter whose type matches is served first, and it is detached
+from all its keys; the pop it performed is propagated to the
 append-only log as the non-blocking command it amounts to. Keys filled by
 commands outside this package (RENAME, COPY...) are noticed by a keyspace
 propagation hook installed only while clients are blocked.
@@ -152,17 +153,20 @@ def signal_ready(c: Any, db: Any, key: bytes) -> None:
 
 
 def _mark_ready(server: Any, db: Any, key: bytes) -> None:
-    ready = server.__dict__.get("_ready_keys")
-    if ready is None:
-        ready = server.__dict__["_ready_keys"] = []
+    ready = server.ready_keys
     if not ready:
-        asyncio.get_event_loop().call_soon(_serve_ready, server)
+        # The dispatcher serves them after the command; this is for writes made
+        # outside one (and costs nothing if the list is empty by then).
+        asyncio.get_event_loop().call_soon(serve_ready, server)
     if (db, key) not in ready:
         ready.append((db, key))
 
 
-def _serve_ready(server: Any) -> None:
-    ready: List[Tuple[Any, bytes]] = server.__dict__["_ready_keys"]
+def serve_ready(server: Any) -> None:
+    """Serve the waiters of the ready keys, oldest first (Redis's
+    handleClientsBlockedOnKeys): the dispatcher calls it after each write
+    command and after EXEC, before the client's next command."""
+    ready: List[Tuple[Any, bytes]] = server.ready_keys
     while ready:
         db, key = ready.pop(0)
         while True:
