@@ -74,6 +74,9 @@ class CacheServer:
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
         self.oom_credit = 0  # writes left before the eviction module's next check
+        #: Request bytes that may arrive before that check, whatever the count: a
+        #: switch to bigger values must not outrun the per-key average.
+        self.oom_bytes = 0
         #: The MISCONF error refusing writes and PING while persisting fails (or None).
         self.write_denied: Optional[str] = None
         #: Persistence is logging: a read's replies go through ``log_read``

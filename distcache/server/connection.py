@@ -153,6 +153,12 @@ class Client(asyncio.Protocol):
             return
         if not commands:
             return
+        if server.gated:
+            # The memory limit counts request bytes too: once a read brings more
+            # than the room left, the next write checks for real.
+            left = server.oom_bytes = server.oom_bytes - len(data)
+            if left < 0:
+                server.oom_credit = 0
         server.stats["total_commands_processed"] += len(commands)
         if self.blocked or self.pending:
             self.pending.extend(commands)

@@ -460,6 +460,7 @@ class Eviction:
             fit = int(room / (self.avg_key + EXPIRE_ENTRY))  # average keys that still fit
             credit = max(min(CHECK_EVERY, fit), min(CHECK_EVERY_FAR, fit // FAR))
         self.server.oom_credit = self.last_credit = credit
+        self.server.oom_bytes = max(room, 0)
 
     def cron(self) -> None:
         if not self.maxmemory:

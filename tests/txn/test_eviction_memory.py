@@ -104,6 +104,22 @@ def test_config_set_maxmemory_at_runtime(tmp_path):
         assert r.dbsize() > 2000
 
 
+def test_a_switch_to_big_values_meets_the_limit_soon(tmp_path):
+    # The estimate is keys x a sampled average: request bytes bound what may arrive
+    # before it is re-sampled. Redis 7.0 takes 7 of these SETs; without the byte
+    # bound distcache took 75 (7.5 MB past a 1 MB room).
+    with distcache_server(tmp_path) as srv:
+        r = redis.Redis(port=srv.port)
+        fill(r, "small", 100, size=1)
+        r.config_set("maxmemory", r.info("memory")["used_memory"] + 1_000_000)
+        stored = 0
+        with pytest.raises(redis.ResponseError, match="command not allowed when used memory"):
+            for i in range(300):
+                r.set(f"big{i}", b"x" * 100_000)
+                stored += 1
+        assert 5 <= stored <= 15
+
+
 def test_allkeys_lru_bounds_rss_and_keeps_recent_keys(tmp_path):
     maxmemory = 16 * MB
     with distcache_server(tmp_path, "--maxmemory", str(maxmemory),
