@@ -15,7 +15,11 @@ Memory accounting
     drawn. Sizes are measured with ``sys.getsizeof`` rounded to the
     allocator's granularity, containers from a few sampled elements, as
     ``MEMORY USAGE`` does. So writes cost nothing extra, a key count change is
-    seen at once, and a change in value sizes is seen within a second.
+    seen at once, and a change in value sizes is seen within a second. Between
+    two full checks, writes are bounded both in number (a credit of average
+    keys that still fit) and in request bytes (the room left, counted per read
+    by the connection), so bigger values than the average cannot run far past
+    the limit before the next check re-samples them.
 
 Eviction
     As Redis's approximate LRU/LFU: every eviction draws ``maxmemory-samples``
