@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any, List, Tuple
 
+import pytest
+
 from distcache.server import eviction, keyspace
 from distcache.server.app import CacheServer
 from distcache.server.keyspace import Database, Keyspace, now_ms
@@ -119,3 +121,26 @@ def test_swapdb_moves_the_stamps_with_the_keys():
     eviction._clock = 600
     first.set(b"x", b"v")  # the inlined stamps write to the swapped-in side dict
     assert first.__class__.lru[b"x"] == 600
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu"])
+def test_type_exists_and_ttl_are_not_accesses(policy):
+    """Redis reads keys with LOOKUP_NOTOUCH there: counted, but no stamp."""
+    from distcache.server.connection import Client
+    server = CacheServer("127.0.0.1", 0, save="", appendonly="no", maxmemory="1gb",
+                         **{"maxmemory-policy": policy, "lfu-log-factor": "0"})
+    server.loading = False  # as once started (in process: no start)
+    client = Client(server)
+    out: List[bytes] = []
+    client.execute([b"SET", b"k", b"v"], out)
+    assert out == [b"+OK\r\n"]
+    side = server.keyspace.dbs[0].__class__.__dict__["lru" if policy.endswith("lru") else "lfu"]
+    before = dict(side)
+    eviction._clock = 10 ** 12  # a later tick: any stamp would show
+    hits = server.keyspace.hits
+    for name in (b"TYPE", b"EXISTS", b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME"):
+        client.execute([name, b"k"], [])
+    assert side == before
+    assert server.keyspace.hits == hits + 6
+    client.execute([b"GET", b"k"], [])
+    assert side != before

@@ -43,7 +43,7 @@ command("unlink", -2, "write fast", (1, -1, 1), **_KEYS)(delete)
 @command("exists", -2, "readonly fast", (1, -1, 1), **_KEYS)
 def exists(c: Any, args: List[bytes]) -> Any:
     """How many of the keys exist (repeats count each time)."""
-    get_value = c.db.get
+    get_value = c.db.get_untouched
     return sum(1 for key in args[1:] if get_value(key) is not None)
 
 
@@ -51,7 +51,7 @@ def exists(c: Any, args: List[bytes]) -> Any:
 def type_(c: Any, args: List[bytes]) -> Any:
     """The type of a key's value, or none."""
     from ...protocol import Status
-    value = c.db.get(args[1])
+    value = c.db.get_untouched(args[1])
     return Status(b"none" if value is None else type_name(value).encode())
 
 
@@ -303,7 +303,7 @@ def pexpireat(c: Any, args: List[bytes]) -> Any:
 
 def _ttl(c: Any, key: bytes) -> int:
     db = c.db
-    if db.get(key) is None:
+    if db.get_untouched(key) is None:
         return -2
     return db.ttl_ms(key)
 
@@ -323,7 +323,7 @@ def pttl(c: Any, args: List[bytes]) -> Any:
 
 def _expiretime(c: Any, key: bytes) -> int:
     db = c.db
-    if db.get(key) is None:
+    if db.get_untouched(key) is None:
         return -2
     return db.expires.get(key, -1)
 
