@@ -78,6 +78,9 @@ def _yes_no(value: bool) -> str:
     return "yes" if value else "no"
 
 
+INT_MAX = 2 ** 31 - 1  # a C int, as Redis's integer directives
+
+
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -136,23 +139,23 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
     _d("maxclients", "10000", _int_range(1, 2 ** 32 - 1), help="most simultaneous clients"),
-    _d("timeout", "0", _int_range(0, 2 ** 31 - 1), help="close clients idle this many seconds"),
+    _d("timeout", "0", _int_range(0, INT_MAX), help="close clients idle this many seconds"),
     _d("tcp-backlog", "511", _int_range(0, 65535), mutable=False, help="listen() backlog"),
-    _d("tcp-keepalive", "300", _int_range(0, 2 ** 31),
+    _d("tcp-keepalive", "300", _int_range(0, INT_MAX),
        help="TCP keepalive interval in seconds (0: off)"),
     _d("databases", "16", _int_range(1, 1_000_000), mutable=False,
        help="number of databases (SELECT 0..n-1)"),
     _d("proto-max-bulk-len", "512mb", parse=lambda t: _memory_at_least(t, 1024 * 1024),
        help="largest bulk string a request may carry; also bounds the reply of a "
             "negative *RANDMEMBER/HRANDFIELD count"),
-    _d("proto-max-multibulk-len", "16777216", _int_range(1, 2 ** 31 - 1),
+    _d("proto-max-multibulk-len", "16777216", _int_range(1, INT_MAX),
        help="most arguments in one request"),
     _d("client-query-buffer-limit", "1gb",
        parse=lambda t: _memory_at_least(t, 1024 * 1024),
        help="most unparsed input held for one client"),
     _d("client-output-buffer-limit", "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60",
        help="per-class output limits: class hard soft soft-seconds"),
-    _d("hz", "10", lambda t: min(max(_int_range(-2 ** 31, 2 ** 31 - 1)(t), 1), 500),
+    _d("hz", "10", lambda t: min(max(_int_range(-INT_MAX - 1, INT_MAX)(t), 1), 500),
        help="background task frequency; clamped to 1..500 as in Redis"),
     _d("active-expire-effort", "1", _int_range(1, 10),
        help="1-10: how much time the active expiry cycle may take"),
@@ -177,7 +180,7 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="always (fsync before replying), everysec or no"),
     _d("save", "3600 1 300 100 60 10000", parse_save, _save_render,
        help="pairs of S C: snapshot after S seconds if C or more writes (save \"\" disables)"),
-    _d("auto-aof-rewrite-percentage", "100", _int_range(0, 2 ** 31),
+    _d("auto-aof-rewrite-percentage", "100", _int_range(0, INT_MAX),
        help="rewrite the log when it grew this much since the last rewrite"),
     _d("auto-aof-rewrite-min-size", "64mb", **_MEM, help="... and is at least this big"),
     _d("aof-load-truncated", "yes", **_BOOL,
@@ -190,13 +193,13 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     # Memory
     _d("maxmemory", "0", **_MEM, help="memory limit for the dataset (0: none); units like 100mb"),
     _d("maxmemory-policy", "noeviction",
-       _enum("noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru",
-             "volatile-lfu", "volatile-random", "volatile-ttl"),
+       _enum("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
+             "allkeys-lfu", "allkeys-random", "noeviction"),  # Redis's order (error text)
        help="what to do at the limit: noeviction or an eviction policy"),
-    _d("maxmemory-samples", "5", _int_range(1, 64),
+    _d("maxmemory-samples", "5", _int_range(1, INT_MAX),
        help="keys sampled per eviction (approximate LRU/LFU)"),
-    _d("lfu-log-factor", "10", _int_range(0, 2 ** 31), help="LFU counter logarithm factor"),
-    _d("lfu-decay-time", "1", _int_range(0, 2 ** 31),
+    _d("lfu-log-factor", "10", _int_range(0, INT_MAX), help="LFU counter logarithm factor"),
+    _d("lfu-decay-time", "1", _int_range(0, INT_MAX),
        help="minutes for the LFU counter to decay by one"),
 ]}
 

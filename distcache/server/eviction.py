@@ -531,6 +531,7 @@ class Eviction:
     def _draw(self, db: Database, volatile: bool, count: int) -> List[bytes]:
         """Up to ``count`` random keys of ``db`` (keys with a TTL if ``volatile``)."""
         source = db.expires if volatile else db.data
+        count = min(count, len(source))  # maxmemory-samples may be up to 2**31 - 1
         slot = (db.id, volatile)
         res = self.reservoirs.get(slot)
         rand = random.random

@@ -3,8 +3,10 @@ fuzzing. Each expected reply is what redis-server 7.0.15 sent for the same steps
 from __future__ import annotations
 
 import pytest
+import redis
 
 from core_helpers import RawClient, run_steps
+from servers import distcache_server
 from distcache.server.glob import compile_glob
 
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
@@ -127,3 +129,31 @@ def test_a_negative_rand_count_too_big_for_one_reply_is_refused(raw):
         assert raw.call("SRANDMEMBER", "s", str(-(1 << 16))).startswith(b"*65536\r\n")
     finally:
         raw.call("CONFIG", "SET", "proto-max-bulk-len", "512mb")
+
+
+def test_memory_directives_take_redis_ranges_and_texts(raw):
+    failed = b"-ERR CONFIG SET failed (possibly related to argument '%s') - "
+    run_steps(raw, [
+        (("CONFIG", "SET", "maxmemory-samples", "0"), failed % b"maxmemory-samples"
+         + b"argument must be between 1 and 2147483647 inclusive\r\n"),
+        (("CONFIG", "SET", "lfu-log-factor", "-1"), failed % b"lfu-log-factor"
+         + b"argument must be between 0 and 2147483647 inclusive\r\n"),
+        (("CONFIG", "SET", "maxmemory-policy", "foo"), failed % b"maxmemory-policy"
+         + b"argument(s) must be one of the following: volatile-lru, volatile-lfu, "
+         b"volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, "
+         b"noeviction\r\n"),
+        (("CONFIG", "SET", "maxmemory-samples", "65"), b"+OK\r\n"),
+        (("CONFIG", "SET", "maxmemory-samples", "5"), b"+OK\r\n"),
+    ])
+
+
+def test_a_huge_sample_count_still_evicts(tmp_path):
+    with distcache_server(tmp_path) as srv:
+        r = redis.Redis(port=srv.port)
+        r.config_set("maxmemory-samples", 2 ** 31 - 1)
+        r.config_set("maxmemory-policy", "allkeys-lru")
+        for i in range(200):
+            r.set(f"k{i}", b"v" * 1000)
+        r.config_set("maxmemory", r.info("memory")["used_memory"] - 100_000)
+        r.set("new", "v")
+        assert r.info("stats")["evicted_keys"] > 0
