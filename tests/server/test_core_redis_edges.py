@@ -2,11 +2,14 @@
 fuzzing. Each expected reply is what redis-server 7.0.15 sent for the same steps."""
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
 from core_helpers import RawClient, run_steps
 from servers import distcache_server
+
 from distcache.server.glob import compile_glob
 
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
@@ -157,3 +160,19 @@ def test_a_huge_sample_count_still_evicts(tmp_path):
         r.config_set("maxmemory", r.info("memory")["used_memory"] - 100_000)
         r.set("new", "v")
         assert r.info("stats")["evicted_keys"] > 0
+
+
+def test_timeouts_near_llong_max_milliseconds(shared_server, raw):
+    negative = b"-ERR timeout is negative\r\n"
+    run_steps(raw, [(("BLPOP", "nolist", "9223372036854775.808"), negative),
+                    (("BLPOP", "nolist", "1e400"), negative),
+                    (("BLPOP", "nolist", "1e5000"),
+                     b"-ERR timeout is not a float or out of range\r\n")])
+    with RawClient(shared_server.port) as waiter:  # just below: it blocks
+        waiter.send(b"BLPOP nolist 9223372036854775.807\r\n")
+        deadline = time.monotonic() + 10
+        while b"blocked_clients:1\r\n" not in raw.call("INFO", "clients"):
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        assert raw.call("RPUSH", "nolist", "x") == b":1\r\n"
+        assert waiter.read_reply() == pairs(b"nolist", b"x")

@@ -24,7 +24,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, ReplyError
 from ..errors import CommandError
-from ..commands.args import to_float, underflowed
+from ..commands.args import to_decimal, to_float, underflowed
 
 log = logging.getLogger("distcache.server")
 
@@ -71,8 +71,14 @@ def parse_timeout(arg: bytes) -> float:
     if seconds == 0.0 and underflowed(arg):
         seconds = 1e-9  # below double range but not zero (Redis reads a long double)
     ms = seconds * 1000.0
-    if ms < 0 or ms > 9.2e18:  # Redis casts out-of-range values to LLONG_MIN
+    if ms < 0:
         raise CommandError(TIMEOUT_NEGATIVE)
+    if ms > 9.2e18:
+        # Near LLONG_MAX milliseconds: decide as Redis's long double does (past
+        # it, its cast gives LLONG_MIN: "negative").
+        exact = to_decimal(arg, TIMEOUT_NOT_FLOAT)
+        if exact.inf or math.ceil(exact.value * 1000) > (1 << 63) - 1:
+            raise CommandError(TIMEOUT_NEGATIVE)
     return math.ceil(ms) / 1000.0
 
 
