@@ -16,7 +16,7 @@ from collections import deque
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Set
 
-from ..protocol import ProtocolError, make_request_parser
+from ..protocol import ProtocolError, ReplyError, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
@@ -408,19 +408,25 @@ class Client(asyncio.Protocol):
         # Reading goes on while blocked (commands wait in ``pending``), so a
         # client that disconnects while blocked is noticed, as in Redis.
         self.blocked = True
-        self.block_state = state
+        handle = None
         if timeout > 0:
             loop = asyncio.get_event_loop()
             handle = loop.call_later(timeout, self._block_timeout, on_timeout)
-            self.block_state = (state, handle)
-        else:
-            self.block_state = (state, None)
+        self.block_state = (state, handle, on_timeout)
         self.server.blocked_clients += 1
         return BLOCKED
 
     def _block_timeout(self, on_timeout: Callable[[], Any]) -> None:
         if self.blocked:
             self.unblock(on_timeout())
+
+    def unblock_now(self, error: Optional[str] = None) -> bool:
+        """CLIENT UNBLOCK: end the wait as a timeout would, or with ``error``."""
+        if not self.blocked or self.block_state is None:
+            return False
+        reply = self.block_state[2]()  # detaches the waiter; the timeout reply
+        self.unblock(reply if error is None else ReplyError(error))
+        return True
 
     def unblock(self, reply: Any) -> None:
         """Deliver the reply a parked client waited for and resume its commands."""

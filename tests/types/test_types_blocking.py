@@ -214,3 +214,31 @@ def test_a_served_clients_pipeline_waits_for_the_other_waiters(raw):
     wait_blocked(admin, 1)  # A's second BLPOP waits
     admin.call("RPUSH", "k", "3")
     assert a.read() == ("*", [("$", b"k"), ("$", b"3")])
+
+
+@pytest.mark.parametrize("reason, expected", [
+    ((), NIL_ARRAY), (("TIMEOUT",), NIL_ARRAY),
+    (("ERROR",), ("-", b"UNBLOCKED client unblocked via CLIENT UNBLOCK"))])
+def test_client_unblock(raw, reason, expected):
+    admin, waiter = raw(), raw()
+    waiter_id = waiter.call("CLIENT", "ID")[1]
+    park(admin, waiter, 1, "BLMOVE", "k", "d", "LEFT", "LEFT", "0")
+    assert admin.call("CLIENT", "UNBLOCK", waiter_id, *reason) == (":", b"1")
+    assert waiter.read() == (expected if expected != NIL_ARRAY else ("*", b"nil"))
+    wait_blocked(admin, 0)
+    assert admin.call("RPUSH", "k", "x") == (":", b"1")  # nobody waits any more
+    assert admin.call("LLEN", "k") == (":", b"1")
+    assert waiter.call("PING") == ("+", b"PONG")
+    assert admin.call("CLIENT", "UNBLOCK", waiter_id) == (":", b"0")  # not blocked
+
+
+def test_client_unblock_errors(raw):
+    admin = raw()
+    assert admin.call("CLIENT", "UNBLOCK", "x") == \
+        ("-", b"ERR value is not an integer or out of range")
+    assert admin.call("CLIENT", "UNBLOCK", "99", "foo") == \
+        ("-", b"ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+    assert admin.call("CLIENT", "UNBLOCK", "1", "2", "3") == \
+        ("-", b"ERR unknown subcommand or wrong number of arguments for 'unblock'. "
+              b"Try CLIENT HELP.")
+    assert admin.call("CLIENT", "UNBLOCK", "-1") == (":", b"0")

@@ -277,8 +277,25 @@ def client_no_evict(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
+@command("unblock", -3, "admin noscript loading stale", since="5.0.0", **_SUB)
+def client_unblock(c: Any, args: List[bytes]) -> Any:
+    """End a client's blocking command now, as a timeout (or with an error)."""
+    if len(args) > 4:
+        raise CommandError("ERR unknown subcommand or wrong number of arguments for "
+                           "'unblock'. Try CLIENT HELP.")
+    target = c.server.clients.get(to_int(args[2]))
+    error = None
+    if len(args) == 4:
+        reason = args[3].upper()
+        if reason not in (b"TIMEOUT", b"ERROR"):
+            raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        if reason == b"ERROR":
+            error = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    return int(target is not None and target.unblock_now(error))
+
+
 @command("help", 2, "loading stale", **_SUB)
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
-    return help_reply("CLIENT",
-                      ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, NO-EVICT, HELP"])
+    return help_reply("CLIENT", ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, UNBLOCK, "
+                                 "NO-EVICT, HELP"])
