@@ -12,6 +12,8 @@ import re
 import shlex
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .redis_defaults import REDIS_DEFAULTS
+
 log = logging.getLogger("distcache.config")
 
 
@@ -297,6 +299,8 @@ class Config:
         """The value as CONFIG GET shows it."""
         if name in self.foreign:
             return self.foreign[name]
+        if name in REDIS_DEFAULTS:
+            return REDIS_DEFAULTS[name]
         return DIRECTIVES[name].render(self._values[name])
 
     def rewrite(self, path: str) -> None:
@@ -313,8 +317,10 @@ class Config:
         os.replace(tmp, path)
 
     def names(self) -> Iterable[str]:
+        """What CONFIG GET can show: ours, then Redis's (set, or with a default)."""
         yield from DIRECTIVES
         yield from self.foreign
+        yield from (name for name in REDIS_DEFAULTS if name not in self.foreign)
 
     # -- sources ----------------------------------------------------------------
 

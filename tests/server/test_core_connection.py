@@ -279,6 +279,25 @@ def test_config_get_set(traw, tr):
     assert tr.config_get("timeout") == {"timeout": "0"}
 
 
+def test_config_get_reports_redis_defaults_of_inert_directives(tr, traw):
+    # What redis-server 7.0.15 reports; tools read these at start-up.
+    assert tr.config_get("maxmemory-*") == {
+        "maxmemory-policy": "noeviction", "maxmemory-samples": "5",
+        "maxmemory-clients": "0", "maxmemory-eviction-tenacity": "10"}
+    assert tr.config_get("hash-max-listpack-entries") == {"hash-max-listpack-entries": "512"}
+    assert tr.config_get("notify-keyspace-events") == {"notify-keyspace-events": ""}
+    assert tr.config_get("include") == {}  # Redis shows no value for it either
+    try:
+        assert tr.config_set("slowlog-max-len", "256") is True
+        assert tr.config_get("slowlog-max-len") == {"slowlog-max-len": "256"}
+        # all or nothing: a failed pair leaves an inert directive as it was
+        assert traw.call("CONFIG", "SET", "slowlog-log-slower-than", "5", "maxclients",
+                         "abc").startswith(b"-ERR")
+        assert tr.config_get("slowlog-log-slower-than") == {"slowlog-log-slower-than": "10000"}
+    finally:
+        tr.config_set("slowlog-max-len", "128")
+
+
 def test_time(traw):
     reply = traw.call("TIME")
     parts = reply.split(b"\r\n")

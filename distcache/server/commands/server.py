@@ -99,6 +99,8 @@ def config_set(c: Any, args: List[bytes]) -> Any:
         for name, old in previous.items():  # all or nothing, as in Redis 7
             if old is not None:
                 config.set(name, old)
+            else:
+                config.foreign.pop(name, None)  # a Redis-only directive never set
         raise CommandError(exc.reply_text) from None
     for name, _ in pairs:
         c.server.config_changed(name)
