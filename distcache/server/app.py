@@ -112,6 +112,8 @@ class CacheServer:
         self.reset_hooks: List[Callable[[Client], None]] = []
         self.baseline_rss = rss_bytes()
         self._ops_samples: "collections.deque[tuple[float, int]]" = collections.deque(maxlen=16)
+        #: Error replies by their first word (INFO errorstats).
+        self.error_stats: Dict[str, int] = collections.defaultdict(int)
         self.on_started: List[Callable[["CacheServer"], None]] = []
         #: Called with a directive's name after CONFIG SET changed it.
         self.config_hooks: List[Callable[[str], None]] = []
@@ -160,6 +162,7 @@ class CacheServer:
 
     def reset_stats(self) -> None:
         self.stats.clear()
+        self.error_stats.clear()
         ks = self.keyspace
         ks.hits = ks.misses = ks.expired_keys = ks.evicted_keys = 0
         for spec in set(self.command_table.values()):

@@ -20,6 +20,7 @@ from ..protocol import ProtocolError, ReplyError, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
+from .stats import count_error
 from .types.blocking import serve_ready
 
 if TYPE_CHECKING:
@@ -213,6 +214,7 @@ class Client(asyncio.Protocol):
             self.transport.close()
 
     def protocol_error(self, text: str) -> None:
+        count_error(self.server, "ERR")
         self.out.append(b"-ERR %s\r\n" % text.encode())
         log.debug("protocol error from %s: %s", self.addr, text)
         self.closing = True
@@ -254,7 +256,9 @@ class Client(asyncio.Protocol):
                 if spec is None:
                     if self.in_multi:
                         self.multi_error = True
-                    out.append(b"-%s\r\n" % error_text(errors.unknown_command(args)))
+                    unknown = errors.unknown_command(args)
+                    count_error(server, unknown.text)
+                    out.append(b"-%s\r\n" % error_text(unknown))
                     continue
             # A run handler for a run of two or more (one costs it more than it saves).
             if ran < count and spec.run_handler is not None and not self.restricted \
@@ -324,6 +328,7 @@ class Client(asyncio.Protocol):
             except CommandError as exc:
                 self.rewrite = None
                 spec.failed += 1
+                count_error(server, exc.text)
                 if self.in_multi and spec.name not in _MULTI_IMMEDIATE:
                     self.multi_error = True
                 out.append(b"-%s\r\n" % error_text(exc))
@@ -438,6 +443,8 @@ class Client(asyncio.Protocol):
         self.blocked = False
         self.block_state = None
         self.server.blocked_clients -= 1
+        if reply.__class__ is ReplyError:
+            count_error(self.server, reply.code)
         encode_reply(reply, self.out, self.resp3)
         self.flush()
         if self.pending:

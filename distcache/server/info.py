@@ -75,13 +75,19 @@ def _memory(s: "CacheServer") -> Fields:
     used = s.used_memory()
     s.peak_memory = max(getattr(s, "peak_memory", 0), used)
     maxmemory = s.config["maxmemory"]
+    system = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return [("used_memory", used), ("used_memory_human", human(used)),
             ("used_memory_rss", rss), ("used_memory_rss_human", human(rss)),
             ("used_memory_peak", s.peak_memory), ("used_memory_peak_human", human(s.peak_memory)),
-            ("used_memory_dataset", used), ("maxmemory", maxmemory),
+            ("used_memory_peak_perc", f"{100 * used / s.peak_memory:.2f}%"),
+            ("used_memory_overhead", 0), ("used_memory_startup", 0),
+            ("used_memory_dataset", used), ("used_memory_dataset_perc", "100.00%"),
+            ("total_system_memory", system), ("total_system_memory_human", human(system)),
+            ("maxmemory", maxmemory),
             ("maxmemory_human", human(maxmemory)),
             ("maxmemory_policy", s.config["maxmemory-policy"]),
             ("mem_fragmentation_ratio", round(rss / used, 2) if used else 0),
+            ("mem_fragmentation_bytes", rss - used),
             ("mem_allocator", "pymalloc")]
 
 
@@ -109,7 +115,13 @@ def _stats(s: "CacheServer") -> Fields:
             ("client_query_buffer_limit_disconnections",
              st["client_query_buffer_limit_disconnections"]),
             ("client_output_buffer_limit_disconnections",
-             st["client_output_buffer_limit_disconnections"])]
+             st["client_output_buffer_limit_disconnections"]),
+            ("total_error_replies", st["total_error_replies"]),
+            ("unexpected_error_replies", 0)]
+
+
+def _errorstats(s: "CacheServer") -> Fields:
+    return [(f"errorstat_{code}", f"count={n}") for code, n in sorted(s.error_stats.items())]
 
 
 def _replication(s: "CacheServer") -> Fields:
@@ -157,11 +169,11 @@ def _keyspace(s: "CacheServer") -> Fields:
 SECTIONS: Dict[str, Callable[["CacheServer"], Fields]] = {
     "server": _server, "clients": _clients, "memory": _memory, "persistence": _persistence,
     "stats": _stats, "replication": _replication, "cpu": _cpu,
-    "commandstats": _commandstats, "modules": _modules, "cluster": _cluster,
-    "keyspace": _keyspace,
+    "commandstats": _commandstats, "modules": _modules, "errorstats": _errorstats,
+    "cluster": _cluster, "keyspace": _keyspace,
 }
 DEFAULT = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
-           "modules", "cluster", "keyspace"]
+           "modules", "errorstats", "cluster", "keyspace"]
 
 
 def render(server: "CacheServer", wanted: List[str]) -> str:

@@ -298,6 +298,26 @@ def test_config_get_reports_redis_defaults_of_inert_directives(tr, traw):
         tr.config_set("slowlog-max-len", "128")
 
 
+def test_info_counts_bytes_errors_and_reads(tr, traw):
+    tr.config_resetstat()
+    assert "errorstat_ERR" not in tr.info("errorstats")
+    traw.call("SET", "k", "v")
+    traw.call("LPUSH", "k", "x")  # WRONGTYPE
+    traw.call("NOSUCHCOMMAND")  # ERR
+    traw.call("GET", "k", "extra")  # ERR: arity
+    stats = tr.info("stats")
+    assert stats["total_error_replies"] == 3
+    assert tr.info("errorstats") == {"errorstat_ERR": {"count": 2},
+                                     "errorstat_WRONGTYPE": {"count": 1}}
+    assert "errorstat_ERR" in tr.info()  # a default section, as in Redis 7
+    memory = tr.info("memory")
+    assert memory["total_system_memory"] > 0
+    assert {"used_memory_peak_perc", "used_memory_overhead", "used_memory_startup",
+            "used_memory_dataset_perc", "mem_fragmentation_bytes"} <= set(memory)
+    tr.config_resetstat()
+    assert tr.info("errorstats") == {} and tr.info("stats")["total_error_replies"] == 0
+
+
 def test_time(traw):
     reply = traw.call("TIME")
     parts = reply.split(b"\r\n")
