@@ -200,7 +200,7 @@ def network_overhead(rounds: int = 5, requests: int = 300_000, keyspace: int = 1
                 server.stop()
 
     median = statistics.median
-    print(f"redis-benchmark -P 16 {' '.join(spread)} -n {requests}, {rounds} rounds"
+    print(f"redis-benchmark -P 16 {' '.join(spread + ['-n', str(requests)])}, {rounds} rounds"
           f"{', server and client pinned' if client_prefix else ''}; medians:")
     print(f"{'':<4}{'config':<13}{'CPU us/op':>10}{'ratio':>7}{'paired':>8}{'req/s':>9}"
           f"{'ratio':>7}  CPU us/op of each round")

@@ -116,6 +116,7 @@ class Client(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
+        self.pending.clear()  # as Redis frees a client: what it queued never runs
         self.server.client_gone(self)
 
     def pause_writing(self) -> None:
@@ -319,9 +320,11 @@ class Client(asyncio.Protocol):
                         else:  # Keyspace.propagate, inlined: this runs for every write
                             for propagate in keyspace.propagators:
                                 propagate(self.db.id, self.rewrite or [args])
+                            # Only here: keys are ready only while blocked clients'
+                            # write watcher propagates, which turns the shortcut off.
+                            if server.ready_keys and not self.in_exec:
+                                serve_ready(server)  # as Redis: before the next command
                     self.rewrite = None
-                    if server.ready_keys and not self.in_exec:
-                        serve_ready(server)  # as Redis: before this client's next command
                 else:
                     reply = spec.handler(self, args)
                 spec.calls += 1
@@ -337,6 +340,7 @@ class Client(asyncio.Protocol):
                 continue
             except Exception:  # a bug must not take the server down
                 log.exception("error running %r", args[:3])
+                count_error(server, "ERR")
                 out.append(b"-ERR internal error running '%s'\r\n" % spec.fullname.encode())
                 if self.blocked or self.closing:
                     return ran
@@ -456,7 +460,7 @@ class Client(asyncio.Protocol):
 
     def _resume(self) -> None:
         """Run the commands that waited while this client was blocked."""
-        while self.pending and not self.blocked and not self.closing:
+        while self.pending and not self.blocked and not self.closing and not self.closed:
             self.execute(self.pending.popleft(), self.out)
         self.flush()
         if not self.blocked and not self.pending and self.reading_paused \

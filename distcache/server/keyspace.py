@@ -60,10 +60,10 @@ class Database:
         self.keyspace.hits += 1
         return value
 
-    def get_untouched(self, key: bytes) -> Any:
-        """Like :meth:`get` (hits and misses counted) but not an access for the
-        eviction policy's stamps (Redis's LOOKUP_NOTOUCH: TYPE, EXISTS, TTL...)."""
-        return Database.get(self, key)
+    #: Like :meth:`get` (hits and misses counted) but never an access for the
+    #: eviction policy's stamps (Redis's LOOKUP_NOTOUCH: TYPE, EXISTS, TTL...):
+    #: the LRU/LFU subclasses override ``get`` only, so this stays Database's.
+    get_untouched = get
 
     def peek(self, key: bytes) -> Any:
         """Like :meth:`get` but without touching the hit/miss statistics."""

@@ -1,9 +1,5 @@
-"""Error counters INFO reports (total_error_replies, errorstats); they cost
-nothing until an error is sent.
-
-INFO has no byte counters (total_net_input_bytes...): two additions per read
-and write cost ~940 instructions per -P 1 read, 4.6% of a GET
-(bench/instructions.py), more than they are worth here."""
+"""Error counters INFO reports (total_error_replies, errorstats); nothing runs
+until an error is sent. (Byte counters are left out: see docs/benchmarks.md.)"""
 from __future__ import annotations
 
 from typing import Any

@@ -176,3 +176,18 @@ def test_timeouts_near_llong_max_milliseconds(shared_server, raw):
             time.sleep(0.005)
         assert raw.call("RPUSH", "nolist", "x") == b":1\r\n"
         assert waiter.read_reply() == pairs(b"nolist", b"x")
+
+
+def test_hex_overflow_reads_as_infinity_and_long_double_underflow_is_an_error(raw):
+    run_steps(raw, [
+        (("ZADD", "z", "1", "a"), b":1\r\n"),
+        (("ZCOUNT", "z", "-inf", "0x1p2000"), b":1\r\n"),
+        (("ZCOUNT", "z", "-0x1p2000", "(0x1p2000"), b":1\r\n"),
+        (("ZADD", "z", "0x1p2000", "b"), b"-ERR value is not a valid float\r\n"),
+        (("BLPOP", "nolist", "0x1p2000"), b"-ERR timeout is negative\r\n"),
+        (("BLPOP", "nolist", "1e-5000"), b"-ERR timeout is not a float or out of range\r\n"),
+        (("CLIENT", "UNBLOCK", "abc", "foo"),
+         b"-ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR\r\n"),
+        (("CLIENT", "UNBLOCK", "1", "2", "3"), b"-ERR unknown subcommand or wrong number of "
+         b"arguments for 'UNBLOCK'. Try CLIENT HELP.\r\n"),
+    ])

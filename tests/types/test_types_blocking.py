@@ -239,6 +239,6 @@ def test_client_unblock_errors(raw):
     assert admin.call("CLIENT", "UNBLOCK", "99", "foo") == \
         ("-", b"ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
     assert admin.call("CLIENT", "UNBLOCK", "1", "2", "3") == \
-        ("-", b"ERR unknown subcommand or wrong number of arguments for 'unblock'. "
-              b"Try CLIENT HELP.")
+        ("-", b"ERR unknown subcommand or wrong number of arguments for 'UNBLOCK'. "
+              b"Try CLIENT HELP.")  # the name as typed
     assert admin.call("CLIENT", "UNBLOCK", "-1") == (":", b"0")

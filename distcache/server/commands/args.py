@@ -66,7 +66,9 @@ def _hex_float(arg: bytes, error: str) -> float:
         raise CommandError(error)
     try:
         return float.fromhex(arg.decode("ascii"))
-    except (UnicodeDecodeError, ValueError, OverflowError):
+    except OverflowError:  # as a decimal overflow: infinity (callers decide)
+        return -math.inf if arg.lstrip()[:1] == b"-" else math.inf
+    except (UnicodeDecodeError, ValueError):
         raise CommandError(error) from None
 
 

@@ -282,15 +282,15 @@ def client_unblock(c: Any, args: List[bytes]) -> Any:
     """End a client's blocking command now, as a timeout (or with an error)."""
     if len(args) > 4:
         raise CommandError("ERR unknown subcommand or wrong number of arguments for "
-                           "'unblock'. Try CLIENT HELP.")
-    target = c.server.clients.get(to_int(args[2]))
+                           f"'{args[1].decode('utf-8', 'replace')}'. Try CLIENT HELP.")
     error = None
-    if len(args) == 4:
+    if len(args) == 4:  # the reason is checked before the id, as Redis does
         reason = args[3].upper()
         if reason not in (b"TIMEOUT", b"ERROR"):
             raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
         if reason == b"ERROR":
             error = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
+    target = c.server.clients.get(to_int(args[2]))
     return int(target is not None and target.unblock_now(error))
 
 

@@ -251,9 +251,8 @@ def _score_bound(arg: bytes) -> Tuple[float, bool]:
     text = arg[1:] if exclusive else arg
     if not text:
         return 0.0, exclusive
-    if text[-1:].isspace() or b"_" in text:
-        raise CommandError(_NOT_FLOAT_RANGE)
-    value = to_float(text.lstrip(), _NOT_FLOAT_RANGE)  # NaN is an error too
+    # strtod skips leading spaces; to_float refuses trailing ones, "_" and NaN
+    value = to_float(text.lstrip(), _NOT_FLOAT_RANGE)
     return value, exclusive
 
 

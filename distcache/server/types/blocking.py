@@ -69,6 +69,7 @@ def parse_timeout(arg: bytes) -> float:
     """Seconds, as Redis reads a blocking timeout (0: forever)."""
     seconds = to_float(arg, TIMEOUT_NOT_FLOAT)
     if seconds == 0.0 and underflowed(arg):
+        to_decimal(arg, TIMEOUT_NOT_FLOAT)  # an error if a long double underflows too
         seconds = 1e-9  # below double range but not zero (Redis reads a long double)
     ms = seconds * 1000.0
     if ms < 0:
@@ -161,8 +162,8 @@ def signal_ready(c: Any, db: Any, key: bytes) -> None:
 def _mark_ready(server: Any, db: Any, key: bytes) -> None:
     ready = server.ready_keys
     if not ready:
-        # The dispatcher serves them after the command; this is for writes made
-        # outside one (and costs nothing if the list is empty by then).
+        # The dispatcher serves them after the command; this callback is for
+        # writes made outside one (it finds the list empty otherwise).
         asyncio.get_event_loop().call_soon(serve_ready, server)
     if (db, key) not in ready:
         ready.append((db, key))
