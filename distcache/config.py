@@ -104,6 +104,19 @@ def _enum(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+_SHUTDOWN_FLAGS = ("default", "save", "nosave", "now", "force")
+
+
+def _shutdown_flags(text: str) -> Tuple[str, ...]:
+    """``shutdown-on-sigterm``: Redis's multi-flag enum (``nosave force``...)."""
+    flags = set(str(text).lower().split())
+    if not flags or not flags <= set(_SHUTDOWN_FLAGS) or {"save", "nosave"} <= flags \
+            or ("default" in flags and len(flags) > 1):
+        raise ValueError("argument(s) must be one of the following: "
+                         + ", ".join(_SHUTDOWN_FLAGS))
+    return tuple(f for f in _SHUTDOWN_FLAGS if f in flags)
+
+
 def _save_render(rules: List[Tuple[int, int]]) -> str:
     return " ".join(f"{s} {c}" for s, c in rules)
 
@@ -171,6 +184,15 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="uvloop when installed (auto), or plain asyncio"),
     _d("parser", "auto", _enum("auto", "hiredis", "python"), mutable=False,
        help="hiredis's C reader when installed (auto), or the pure-Python codec"),
+    # Shutdown
+    _d("shutdown-on-sigterm", "default", _shutdown_flags, " ".join,
+       help="default, save or nosave (final snapshot on SIGTERM), with now and force "
+            "accepted"),
+    _d("shutdown-on-sigint", "default", _shutdown_flags, " ".join,
+       help="the same for SIGINT (Ctrl-C)"),
+    _d("shutdown-deadline", "5", _int_range(0, INT_MAX),
+       help="seconds a SIGTERM or SIGINT waits for a running command before the process "
+            "exits at once, as after kill -9 (0: wait for it)"),
     # Persistence
     _d("dir", "./data", str, help="data directory"),
     _d("dbfilename", "dump.dcs", str, help="snapshot file name inside dir"),
@@ -237,7 +259,7 @@ enable-debug-command enable-module-command loadmodule rename-command include
 rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
 aof-timestamp-enabled no-appendfsync-on-rewrite lfu-decay-time-ms maxmemory-eviction-tenacity
-maxmemory-clients shutdown-timeout shutdown-on-sigint shutdown-on-sigterm dynamic-hz
+maxmemory-clients shutdown-timeout dynamic-hz
 tls-port tls-cert-file tls-key-file tls-key-file-pass tls-client-cert-file
 tls-client-key-file tls-client-key-file-pass tls-dh-params-file tls-ca-cert-file
 tls-ca-cert-dir tls-auth-clients tls-replication tls-cluster tls-protocols tls-ciphers

@@ -103,8 +103,6 @@ REDIS_DEFAULTS: Dict[str, str] = {
     "sanitize-dump-payload": "no",
     "set-max-intset-entries": "512",
     "set-proc-title": "yes",
-    "shutdown-on-sigint": "default",
-    "shutdown-on-sigterm": "default",
     "shutdown-timeout": "10",
     "slaveof": "",
     "slowlog-log-slower-than": "10000",

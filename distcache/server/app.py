@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import faulthandler
 import ipaddress
 import logging
 import os
@@ -64,6 +65,8 @@ class CacheServer:
         self.stats: Dict[str, int] = collections.defaultdict(int)
         self.start_time = time.time()
         self.loop: Optional[asyncio.AbstractEventLoop] = None
+        #: SIGTERM/SIGINT seen or SHUTDOWN done: no new client, no new command.
+        self._stopping = False
         self.loop_kind = "asyncio"
         self.parser_kind = config["parser"]
         self.port = config["port"]
@@ -177,7 +180,9 @@ class CacheServer:
         return self._next_client_id
 
     def admission_error(self, client: Client, peer: Any) -> Optional[str]:
-        """Why a new connection is refused (maxclients, protected mode), or None."""
+        """Why a new connection is refused (shutting down, maxclients, protected mode)."""
+        if self._stopping:
+            return "ERR the server is shutting down"
         if len(self.clients) >= self.config["maxclients"]:
             return MAX_CLIENTS
         if self.config["protected-mode"] and not self.config["requirepass"] and peer:
@@ -285,20 +290,41 @@ class CacheServer:
                 asyncio.set_event_loop(None)
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> None:
+        # signal.signal rather than loop.add_signal_handler: a Python handler runs
+        # in the main thread between two bytecodes, even in the middle of a long
+        # command or a long pipelined read, where a loop callback would wait.
         for signame in ("SIGTERM", "SIGINT"):
             sig = getattr(signal, signame, None)
-            if sig is None:
-                continue
-            try:
-                loop.add_signal_handler(sig, self._on_signal, signame)
-            except (NotImplementedError, RuntimeError):
-                # Windows: no loop signal handlers; fall back to signal.signal.
-                signal.signal(sig, lambda *_: loop.call_soon_threadsafe(self._on_signal,
-                                                                        signame))
+            if sig is not None:
+                signal.signal(sig, lambda _signum, _frame, name=signame:
+                              self._signal_arrived(name))
+
+    def _signal_arrived(self, signame: str) -> None:
+        """SIGTERM/SIGINT, possibly in the middle of a command: stop at the next one.
+
+        Every client is marked closing, so a read being run stops after its
+        current command (the dispatcher checks that flag after each one); the
+        shutdown itself runs from the loop. If no command boundary comes within
+        ``shutdown-deadline`` seconds, the process exits at once as after a
+        kill -9: the log holds every write whose reply was sent.
+        """
+        if self._stopping:
+            return
+        self._stop_clients()
+        deadline = self.config["shutdown-deadline"]
+        if deadline:
+            faulthandler.dump_traceback_later(deadline, exit=True)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._on_signal, signame)
 
     def _on_signal(self, signame: str) -> None:
+        # Back in the loop: the command that was running has ended, so the final
+        # save may take as long as the dataset needs.
+        faulthandler.cancel_dump_traceback_later()
         log.warning("received %s, shutting down", signame)
-        self.shutdown()
+        flags = self.config["shutdown-on-" + signame.lower()]
+        self.shutdown(True if "save" in flags else False if "nosave" in flags else None)
 
     def serve_forever(self) -> None:
         """Run in the calling thread until SHUTDOWN, SIGTERM or SIGINT."""
@@ -328,8 +354,16 @@ class CacheServer:
                 log.exception("shutdown hook failed")
                 if raise_errors:
                     raise
+        self._stop_clients()
         if self._stopped is not None:
             self._stopped.set()
+
+    def _stop_clients(self) -> None:
+        """From now on, run no command: between the decision to stop and the loop
+        closing the sockets, a new client or a queued read could keep it busy."""
+        self._stopping = True
+        for client in list(self.clients.values()):
+            client.closing = True
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop a server started with :meth:`start` (thread-safe)."""

@@ -137,3 +137,110 @@ def test_pathological_patterns_everywhere_a_pattern_is_taken(r):
     finally:
         p.close()
     assert r.ping()
+
+
+# -- SIGTERM always stops the server --------------------------------------------------
+
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+
+from servers import distcache_server  # noqa: E402
+
+
+def _sigterm(proc, within: float) -> int:
+    """SIGTERM the server process; returns its exit code, failing if it takes longer."""
+    started = time.monotonic()
+    proc.proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.proc.wait(within)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the server did not stop within {within} s of SIGTERM")
+    assert time.monotonic() - started < within
+    return code
+
+
+def _fill(port: int, keys: int) -> None:
+    client = redis.Redis(port=port)
+    pipe = client.pipeline(transaction=False)
+    for i in range(keys):
+        pipe.set(f"k{i}", i)
+    pipe.execute()
+    assert client.set("acked", "yes")
+    client.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_stops_a_server_hammered_with_expensive_requests(tmp_path, loop):
+    pytest.importorskip(loop)
+    proc = distcache_server(tmp_path, "--event-loop", loop, persistence=True).start()
+    try:
+        _fill(proc.port, 50_000)
+        hammers = []
+        for _ in range(2):  # each read queues minutes of KEYS * work
+            sock = socket.create_connection(("127.0.0.1", proc.port))
+            sock.sendall(b"*2\r\n$4\r\nKEYS\r\n$1\r\n*\r\n" * 3000)
+            hammers.append(sock)
+        assert _sigterm(proc, within=5.0) == 0
+    finally:
+        proc.stop()
+        for sock in hammers:
+            sock.close()
+    assert "received SIGTERM, shutting down" in proc.log()
+    assert f"event loop {loop}" in proc.log()
+    with distcache_server(tmp_path, persistence=True, port=proc.port) as again:
+        client = redis.Redis(port=again.port)
+        assert client.get("acked") == b"yes"
+        assert client.dbsize() == 50_001
+
+
+def test_sigterm_deadline_ends_a_single_command_that_runs_too_long(tmp_path):
+    proc = distcache_server(tmp_path, "--shutdown-deadline", "1", persistence=True).start()
+    try:
+        client = redis.Redis(port=proc.port)
+        client.zadd("z", {f"m{i}": i for i in range(20_000)})
+        assert client.set("acked", "yes")
+        sock = socket.create_connection(("127.0.0.1", proc.port))
+        keys = 2000  # about a minute of ZUNIONSTORE, one command
+        sock.sendall(b"*%d\r\n$11\r\nZUNIONSTORE\r\n$1\r\nd\r\n$4\r\n%d\r\n" % (keys + 3, keys)
+                     + b"$1\r\nz\r\n" * keys)
+        # The command has started once the server stops answering others.
+        wait_busy = time.monotonic() + 10
+        probe = socket.create_connection(("127.0.0.1", proc.port), timeout=0.3)
+        while True:
+            probe.sendall(b"PING\r\n")
+            try:
+                assert probe.recv(100) == b"+PONG\r\n"
+            except socket.timeout:
+                break
+            assert time.monotonic() < wait_busy, "ZUNIONSTORE never kept the server busy"
+        assert _sigterm(proc, within=5.0) != 0  # exited hard, as faulthandler does
+        sock.close()
+        probe.close()
+    finally:
+        proc.stop()
+    assert "Timeout" in proc.log()  # faulthandler's dump says where it was stuck
+    with distcache_server(tmp_path, persistence=True, port=proc.port) as again:
+        client = redis.Redis(port=again.port)
+        assert client.get("acked") == b"yes"  # acknowledged before: kept
+        assert client.zcard("z") == 20_000
+
+
+@pytest.mark.parametrize("policy,saved", [("default", True), ("nosave", False)])
+def test_shutdown_on_sigterm_decides_the_final_snapshot(tmp_path, policy, saved):
+    proc = distcache_server(tmp_path, "--appendonly", "no", "--save", "3600 1",
+                            "--shutdown-on-sigterm", policy).start()
+    try:
+        redis.Redis(port=proc.port).set("k", "v")
+        assert _sigterm(proc, within=5.0) == 0
+    finally:
+        proc.stop()
+    assert (tmp_path / "data" / "dump.dcs").exists() is saved
+
+
+def test_shutdown_on_sigterm_takes_redis_flags(r):
+    assert r.config_set("shutdown-on-sigterm", "nosave force")
+    assert r.config_get("shutdown-on-sigterm") == {"shutdown-on-sigterm": "nosave force"}
+    with pytest.raises(redis.ResponseError, match="must be one of the following"):
+        r.config_set("shutdown-on-sigterm", "save nosave")
+    assert r.config_set("shutdown-on-sigterm", "default")
