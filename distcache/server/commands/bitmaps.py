@@ -1,0 +1,354 @@
+"""Bitmap commands on string values: SETBIT, GETBIT, BITCOUNT, BITPOS, BITOP, BITFIELD.
+
+Bits are numbered as Redis numbers them: bit 0 is the most significant bit of
+the first byte. Strings are immutable ``bytes`` here, so a write copies the
+value once (as SETRANGE does); reads never copy more than they count.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from ..errors import CommandError, SYNTAX, WRONGTYPE
+from .args import to_int
+from .strings import check_size
+from .table import command
+
+_BIT = dict(group="bitmap")
+BIT_OFFSET = "ERR bit offset is not an integer or out of range"
+#: Popcounts are taken this many bytes at a time, so no temporary grows with the value.
+_CHUNK = 1 << 16
+
+try:
+    _popcount = int.bit_count  # type: ignore[attr-defined]  # Python 3.10+
+except AttributeError:  # pragma: no cover  (3.9)
+    def _popcount(n: int) -> int:
+        return bin(n).count("1")
+
+
+def _string(db: Any, key: bytes, counted: bool = True) -> Optional[bytes]:
+    value = db.get(key) if counted else db.peek(key)
+    if value is not None and value.__class__ is not bytes:
+        raise CommandError(WRONGTYPE)
+    return value
+
+
+def bit_offset(c: Any, arg: bytes, bits: int = 0) -> int:
+    """A bit offset as Redis checks it; ``#N`` (BITFIELD) means N times ``bits``."""
+    scaled = bits > 0 and arg[:1] == b"#"
+    try:
+        offset = to_int(arg[1:] if scaled else arg)
+    except CommandError:
+        raise CommandError(BIT_OFFSET) from None
+    if scaled:  # C's long long multiplication wraps
+        offset = (offset * bits + 2 ** 63) % 2 ** 64 - 2 ** 63
+    if offset < 0 or (offset >> 3) >= c.server.config["proto-max-bulk-len"]:
+        raise CommandError(BIT_OFFSET)
+    return offset
+
+
+def _grown(value: Optional[bytes], last_bit: int) -> bytearray:
+    """A writable copy of ``value``, zero-padded to hold bit ``last_bit``."""
+    buf = bytearray(value or b"")
+    need = (last_bit >> 3) + 1
+    if len(buf) < need:
+        buf.extend(bytes(need - len(buf)))
+    return buf
+
+
+def _byte_range(args: List[bytes], length: int, at: int) -> Tuple[int, int, bool, bool]:
+    """BITCOUNT/BITPOS ``start end [BYTE|BIT]`` from ``args[at]`` on, as a range of
+    bits ``(first, last)`` after Redis's negative-index rules; also whether the
+    range is empty and whether an end was given."""
+    start = to_int(args[at]) if len(args) > at else 0
+    end_given = len(args) > at + 1
+    end = to_int(args[at + 1]) if end_given else -1
+    unit_bits = False
+    if len(args) > at + 2:
+        mode = args[at + 2].upper()
+        if mode == b"BIT":
+            unit_bits = True
+        elif mode != b"BYTE":
+            raise CommandError(SYNTAX)
+    total = length * 8 if unit_bits else length
+    if start < 0 and end < 0 and start > end:
+        return 0, -1, True, end_given
+    if start < 0:
+        start += total
+    if end < 0:
+        end += total
+    start, end = max(start, 0), max(end, 0)
+    if end >= total:
+        end = total - 1
+    if start > end:
+        return 0, -1, True, end_given
+    if unit_bits:
+        return start, end, False, end_given
+    return start * 8, end * 8 + 7, False, end_given
+
+
+def _count_ones(value: bytes, first: int, last: int) -> int:
+    """Set bits of ``value`` from bit ``first`` to bit ``last``, inclusive."""
+    lo, hi = first >> 3, last >> 3
+    ones = 0
+    for at in range(lo, hi + 1, _CHUNK):
+        ones += _popcount(int.from_bytes(value[at:min(at + _CHUNK, hi + 1)], "big"))
+    # Take away the bits of the end bytes that lie outside the range.
+    head = value[lo] >> (8 - (first & 7)) if first & 7 else 0
+    tail = value[hi] & ((1 << (7 - (last & 7))) - 1)
+    return ones - _popcount(head) - _popcount(tail)
+
+
+def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
+    """Position of the first ``bit`` from bit ``first`` to ``last``, or -1."""
+    lo, hi = first >> 3, last >> 3
+    other = b"\x00" if bit else b"\xff"  # bytes holding no such bit
+    at = lo
+    while at <= hi:
+        if at == lo or at == hi:  # an end byte: check bit by bit
+            byte = value[at]
+            for pos in range(max(first, at * 8), min(last, at * 8 + 7) + 1):
+                if (byte >> (7 - (pos & 7))) & 1 == bit:
+                    return pos
+            at += 1
+            continue
+        stop = min(hi, at + _CHUNK)
+        skipped = len(value[at:stop]) - len(value[at:stop].lstrip(other))
+        at += skipped
+        if at < stop:
+            byte = value[at] if bit else value[at] ^ 0xFF
+            return at * 8 + 8 - byte.bit_length()
+    return -1
+
+
+# -- SETBIT / GETBIT --------------------------------------------------------------------
+
+@command("setbit", 4, "write denyoom", (1, 1, 1), since="2.2.0", **_BIT)
+def setbit(c: Any, args: List[bytes]) -> Any:
+    """Set or clear one bit; returns the bit it held."""
+    offset = bit_offset(c, args[2])
+    try:
+        on = to_int(args[3])
+    except CommandError:
+        on = -1
+    if on not in (0, 1):
+        raise CommandError("ERR bit is not an integer or out of range")
+    db, key = c.db, args[1]
+    value = _string(db, key, counted=False)
+    byte, shift = offset >> 3, 7 - (offset & 7)
+    old = (value[byte] >> shift) & 1 if value is not None and byte < len(value) else 0
+    if value is not None and old == on and byte < len(value):
+        return old  # Redis still counts it as a write; nothing changes here
+    check_size(c, byte + 1)
+    buf = _grown(value, offset)
+    buf[byte] = (buf[byte] & ~(1 << shift)) | (on << shift)
+    db.set(key, bytes(buf), keep_ttl=True)
+    return old
+
+
+@command("getbit", 3, "readonly fast", (1, 1, 1), since="2.2.0", **_BIT)
+def getbit(c: Any, args: List[bytes]) -> Any:
+    """The bit at an offset (0 past the end)."""
+    offset = bit_offset(c, args[2])
+    value = _string(c.db, args[1])
+    byte = offset >> 3
+    if value is None or byte >= len(value):
+        return 0
+    return (value[byte] >> (7 - (offset & 7))) & 1
+
+
+# -- BITCOUNT / BITPOS ------------------------------------------------------------------
+
+@command("bitcount", -2, "readonly", (1, 1, 1), since="2.6.0", complexity="O(N)", **_BIT)
+def bitcount(c: Any, args: List[bytes]) -> Any:
+    """How many bits are set, in the whole string or a BYTE or BIT range."""
+    value = _string(c.db, args[1])  # as Redis 7.0: a missing key answers 0 before any check
+    if value is None:
+        return 0
+    if len(args) not in (2, 4, 5):
+        raise CommandError(SYNTAX)
+    first, last, empty, _ = _byte_range(args, len(value), 2)
+    return 0 if empty else _count_ones(value, first, last)
+
+
+@command("bitpos", -3, "readonly", (1, 1, 1), since="2.8.7", complexity="O(N)", **_BIT)
+def bitpos(c: Any, args: List[bytes]) -> Any:
+    """The first bit set to 0 or 1, in the whole string or a BYTE or BIT range."""
+    bit = to_int(args[2])
+    if bit not in (0, 1):
+        raise CommandError("ERR The bit argument must be 1 or 0.")
+    value = _string(c.db, args[1])
+    if value is None:
+        return -1 if bit else 0
+    if len(args) > 6:
+        raise CommandError(SYNTAX)
+    first, last, empty, end_given = _byte_range(args, len(value), 3)
+    if empty:
+        return -1
+    pos = _first_bit(value, bit, first, last)
+    if pos < 0 and bit == 0 and not end_given:
+        return last + 1  # no explicit end: the string reads as zero-padded
+    return pos
+
+
+# -- BITOP ------------------------------------------------------------------------------
+
+@command("bitop", -4, "write denyoom", (2, -1, 1), since="2.6.0", complexity="O(N)", **_BIT)
+def bitop(c: Any, args: List[bytes]) -> Any:
+    """AND, OR, XOR of strings (NOT of one) into a destination; returns its length."""
+    op = args[1].upper()
+    if op not in (b"AND", b"OR", b"XOR", b"NOT"):
+        raise CommandError(SYNTAX)
+    if op == b"NOT" and len(args) != 4:
+        raise CommandError("ERR BITOP NOT must be called with a single source key.")
+    db = c.db
+    sources = []
+    for key in args[3:]:
+        value = _string(db, key)
+        sources.append(value or b"")
+    size = max(map(len, sources))
+    dest = args[2]
+    if not size:
+        db.delete(dest)
+        return 0
+    # One big integer per source: C speed whatever the length.
+    ints = [int.from_bytes(s.ljust(size, b"\x00"), "big") for s in sources]
+    result = ints[0]
+    if op == b"NOT":
+        result = ~result & ((1 << (8 * size)) - 1)
+    elif op == b"AND":
+        for n in ints[1:]:
+            result &= n
+    elif op == b"OR":
+        for n in ints[1:]:
+            result |= n
+    else:
+        for n in ints[1:]:
+            result ^= n
+    db.set(dest, result.to_bytes(size, "big"))
+    return size
+
+
+# -- BITFIELD ---------------------------------------------------------------------------
+
+_WRAP, _SAT, _FAIL = b"WRAP", b"SAT", b"FAIL"
+_BAD_TYPE = ("ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not "
+             "supported but i64 is.")
+
+
+def _field_type(arg: bytes) -> Tuple[bool, int]:
+    """``i8`` -> (True, 8): signed and width, i1..i64 or u1..u63."""
+    kind = arg[:1].lower()
+    try:
+        bits = int(arg[1:]) if arg[1:].isdigit() else 0
+    except ValueError:
+        bits = 0
+    if kind == b"i" and 1 <= bits <= 64 or kind == b"u" and 1 <= bits <= 63:
+        return kind == b"i", bits
+    raise CommandError(_BAD_TYPE)
+
+
+def _get_field(value: bytes, offset: int, bits: int, signed: bool) -> int:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    chunk = value[first:last + 1].ljust(last - first + 1, b"\x00")
+    n = int.from_bytes(chunk, "big") >> ((last + 1) * 8 - offset - bits)
+    n &= (1 << bits) - 1
+    if signed and n >> (bits - 1):
+        n -= 1 << bits
+    return n
+
+
+def _set_field(buf: bytearray, offset: int, bits: int, n: int) -> None:
+    first, last = offset >> 3, (offset + bits - 1) >> 3
+    shift = (last + 1) * 8 - offset - bits
+    mask = ((1 << bits) - 1) << shift
+    word = int.from_bytes(buf[first:last + 1], "big")
+    word = (word & ~mask) | ((n << shift) & mask)
+    buf[first:last + 1] = word.to_bytes(last - first + 1, "big")
+
+
+def _overflowed(total: int, bits: int, signed: bool, mode: bytes) -> Tuple[bool, int]:
+    """Whether ``total`` leaves the field's range, and the value WRAP or SAT gives."""
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if lo <= total <= hi:
+        return False, total
+    if mode == _SAT:
+        return True, hi if total > hi else lo
+    wrapped = total & ((1 << bits) - 1)
+    if signed and wrapped >> (bits - 1):
+        wrapped -= 1 << bits
+    return True, wrapped
+
+
+def _parse_bitfield(c: Any, args: List[bytes], readonly: bool) -> List[tuple]:
+    """The operations of a BITFIELD call: (op, signed, bits, offset, number, overflow)."""
+    ops = []
+    mode = _WRAP
+    i, n = 2, len(args)
+    while i < n:
+        name = args[i].upper()
+        wanted = {b"GET": 2, b"SET": 3, b"INCRBY": 3, b"OVERFLOW": 1}.get(name)
+        if wanted is None or i + wanted >= n:
+            raise CommandError(SYNTAX)
+        if name == b"OVERFLOW":
+            mode = args[i + 1].upper()
+            if mode not in (_WRAP, _SAT, _FAIL):
+                raise CommandError("ERR Invalid OVERFLOW type specified")
+            i += 2
+            continue
+        signed, bits = _field_type(args[i + 1])
+        offset = bit_offset(c, args[i + 2], bits)
+        number = 0
+        if name != b"GET":
+            number = to_int(args[i + 3])
+        ops.append((name, signed, bits, offset, number, mode))
+        i += wanted + 1
+    if readonly and any(op[0] != b"GET" for op in ops):
+        raise CommandError("ERR BITFIELD_RO only supports the GET subcommand")
+    return ops
+
+
+def _bitfield(c: Any, args: List[bytes], readonly: bool) -> Any:
+    ops = _parse_bitfield(c, args, readonly)
+    db, key = c.db, args[1]
+    writes = [op for op in ops if op[0] != b"GET"]
+    value = _string(db, key, counted=not writes)
+    if not writes:
+        return [_get_field(value or b"", op[3], op[2], op[1]) for op in ops]
+    last_bit = max(op[3] + op[2] - 1 for op in writes)
+    check_size(c, (last_bit >> 3) + 1)
+    buf = _grown(value, last_bit)
+    grown = value is None or len(buf) != len(value)
+    changed = grown
+    replies: List[Any] = []
+    for name, signed, bits, offset, number, mode in ops:
+        old = _get_field(buf, offset, bits, signed)
+        if name == b"GET":
+            replies.append(old)
+            continue
+        if name == b"INCRBY":
+            over, new = _overflowed(old + number, bits, signed, mode)
+        else:  # SET: an unsigned field reads the number as C's uint64_t
+            over, new = _overflowed(number if signed else number & 0xFFFFFFFFFFFFFFFF,
+                                    bits, signed, mode)
+        if over and mode == _FAIL:
+            replies.append(None)
+            continue
+        replies.append(new if name == b"INCRBY" else old)
+        if new != old:
+            _set_field(buf, offset, bits, new)
+            changed = True
+    if changed:
+        db.set(key, bytes(buf), keep_ttl=True)
+    return replies
+
+
+@command("bitfield", -2, "write denyoom", (1, 1, 1), since="3.2.0", **_BIT)
+def bitfield(c: Any, args: List[bytes]) -> Any:
+    """GET, SET and INCRBY integer fields of any width at any bit offset."""
+    return _bitfield(c, args, readonly=False)
+
+
+@command("bitfield_ro", -2, "readonly fast", (1, 1, 1), since="6.0.0", **_BIT)
+def bitfield_ro(c: Any, args: List[bytes]) -> Any:
+    """BITFIELD with GET only."""
+    return _bitfield(c, args, readonly=True)
