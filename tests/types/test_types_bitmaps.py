@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from types_resp import RawClient
 
 KEYS = ["b1", "b2", "s", "l"]
 key = st.sampled_from(KEYS)
@@ -53,21 +52,6 @@ commands = st.one_of(
     cmd("GET", key),
     cmd("STRLEN", key),
 )
-
-
-@pytest.fixture(scope="module")
-def clients(shared_server, reference_redis):
-    made = {}
-
-    def get(protocol):
-        if protocol not in made:
-            made[protocol] = (RawClient(shared_server.port, protocol),
-                              RawClient(reference_redis.port, protocol))
-        return made[protocol]
-    yield get
-    for pair in made.values():
-        for client in pair:
-            client.close()
 
 
 @settings(max_examples=200, deadline=None,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from types_resp import RawClient, normalize, normalize_pairs
+from types_resp import normalize, normalize_pairs
 
 KEYS = ["k1", "k2", "k3"]
 MEMBERS = ["a", "b", "c", "d", "e", "1", "2"]
@@ -192,22 +192,6 @@ def comparable(args, reply):
         items = normalize_pairs(items) if name != "SSCAN" else normalize(items)
         return (reply[0], [cursor, items])
     return reply
-
-
-@pytest.fixture(scope="module")
-def clients(shared_server, reference_redis):
-    made = {}
-
-    def get(protocol):
-        if protocol not in made:
-            made[protocol] = (RawClient(shared_server.port, protocol),
-                              RawClient(reference_redis.port, protocol))
-        return made[protocol]
-
-    yield get
-    for ours, theirs in made.values():
-        ours.close()
-        theirs.close()
 
 
 @settings(max_examples=600, deadline=None, derandomize=True, database=None,
