@@ -1,0 +1,159 @@
+"""SORT and SORT_RO: sort a list, set or sorted set, by itself or by other keys.
+
+Redis 7.0's rules: numbers (strtod) unless ALPHA, ties broken by the element's
+bytes, ``BY`` a pattern whose ``*`` takes each element (``->field`` reads a
+hash field; a pattern with no ``*`` means no sorting), ``GET`` patterns and
+``#`` for the element itself, ``LIMIT`` after sorting, ``STORE`` into a list.
+A set is always sorted when stored, so the log replays the same list.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, List, Optional, Tuple
+
+from ..errors import CommandError, SYNTAX, WRONGTYPE
+from ..types.zset import ZSet
+from .args import to_int
+from .zsets import to_score
+from .table import command
+
+_KEYS = dict(group="generic", complexity="O(N+M*log(M))")
+_NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+
+
+class _Options:
+    __slots__ = ("by", "gets", "start", "count", "desc", "alpha", "store", "dontsort")
+
+    def __init__(self) -> None:
+        self.by: Optional[bytes] = None
+        self.gets: List[bytes] = []
+        self.start, self.count = 0, -1
+        self.desc = self.alpha = self.dontsort = False
+        self.store: Optional[bytes] = None
+
+
+def _parse(args: List[bytes], readonly: bool) -> _Options:
+    opts = _Options()
+    i, n = 2, len(args)
+    while i < n:
+        word = args[i].upper()
+        left = n - i - 1
+        if word == b"ASC":
+            opts.desc = False
+        elif word == b"DESC":
+            opts.desc = True
+        elif word == b"ALPHA":
+            opts.alpha = True
+        elif word == b"LIMIT" and left >= 2:
+            opts.start, opts.count = to_int(args[i + 1]), to_int(args[i + 2])
+            i += 2
+        elif word == b"STORE" and left >= 1 and not readonly:
+            opts.store = args[i + 1]
+            i += 1
+        elif word == b"BY" and left >= 1:
+            opts.by = args[i + 1]
+            opts.dontsort = b"*" not in opts.by
+            i += 1
+        elif word == b"GET" and left >= 1:
+            opts.gets.append(args[i + 1])
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    return opts
+
+
+def lookup_by_pattern(db: Any, pattern: bytes, element: bytes) -> Optional[bytes]:
+    """The string (or hash field, with ``->``) a BY or GET pattern names for ``element``."""
+    if pattern == b"#":
+        return element
+    star = pattern.find(b"*")
+    if star < 0:
+        return None
+    arrow = pattern.find(b"->", star + 1)
+    field = None
+    if arrow >= 0 and arrow + 2 < len(pattern):
+        field = pattern[arrow + 2:]
+        pattern = pattern[:arrow]
+    value = db.get(pattern[:star] + element + pattern[star + 1:])
+    if field is not None:
+        return value.get(field) if value.__class__ is dict else None
+    return value if value.__class__ is bytes else None
+
+
+def _weight(text: Optional[bytes]) -> float:
+    """A numeric sort key as strtod reads it: "" is 0, junk, NaN and ERANGE are errors."""
+    if not text:
+        return 0.0
+    return to_score(text.lstrip(), _NOT_DOUBLE)
+
+
+def _elements(value: Any, opts: _Options) -> List[bytes]:
+    """The elements to sort, in the order Redis loads them."""
+    if value is None:
+        return []
+    if value.__class__ is ZSet:
+        members = [member for member, _ in value.items()]
+    else:
+        members = list(value)
+    if opts.dontsort and opts.desc and value.__class__ is not set:
+        members.reverse()  # a list or sorted set keeps its own order, reversed by DESC
+    return members
+
+
+def _sorted(db: Any, members: List[bytes], opts: _Options) -> List[bytes]:
+    by = opts.by
+    if opts.alpha:
+        if by is None:
+            members.sort(reverse=opts.desc)
+            return members
+        # Elements whose BY key is missing sort first, as Redis's NULL compare object.
+        keyed: List[Tuple[Any, bytes]] = []
+        for m in members:
+            found = lookup_by_pattern(db, by, m)
+            keyed.append(((found is not None, found or b""), m))
+    else:
+        keyed = [(_weight(lookup_by_pattern(db, by, m) if by is not None else m), m)
+                 for m in members]
+        keyed = [((weight, m), m) for weight, m in keyed]
+    keyed.sort(key=lambda pair: pair[0], reverse=opts.desc)
+    return [m for _, m in keyed]
+
+
+def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
+    opts = _parse(args, readonly)
+    db = c.db
+    value = db.get(args[1])
+    if value is not None and value.__class__ not in (deque, set, ZSet):
+        raise CommandError(WRONGTYPE)
+    if opts.dontsort and value.__class__ is set and opts.store is not None:
+        opts.dontsort, opts.alpha, opts.by = False, True, None  # deterministic for the log
+    members = _elements(value, opts)
+    if not opts.dontsort:
+        members = _sorted(db, members, opts)
+    start = max(opts.start, 0)
+    chosen = members[start:] if opts.count < 0 else members[start:start + opts.count]
+    if opts.gets:
+        out: List[Optional[bytes]] = [lookup_by_pattern(db, pattern, m)
+                                      for m in chosen for pattern in opts.gets]
+    else:
+        out = list(chosen)
+    if opts.store is None:
+        return out
+    if not out:
+        db.delete(opts.store)
+        return 0
+    db.set(opts.store, deque(b"" if v is None else v for v in out))
+    return len(out)
+
+
+@command("sort", -2, "write denyoom", (1, 1, 1), since="1.0.0", **_KEYS)
+def sort(c: Any, args: List[bytes]) -> Any:
+    """Sort the elements of a list, set or sorted set (and STORE the result)."""
+    return _sort(c, args, readonly=False)
+
+
+@command("sort_ro", -2, "readonly", (1, 1, 1), since="7.0.0", **_KEYS)
+def sort_ro(c: Any, args: List[bytes]) -> Any:
+    """SORT without STORE."""
+    return _sort(c, args, readonly=True)
