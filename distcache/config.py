@@ -222,6 +222,8 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="what to do at the limit: noeviction or an eviction policy"),
     _d("maxmemory-samples", "5", _int_range(1, INT_MAX),
        help="keys sampled per eviction (approximate LRU/LFU)"),
+    _d("hll-sparse-max-bytes", "3000", **_MEM,
+       help="HyperLogLogs larger than this in the sparse encoding become dense"),
     _d("lfu-log-factor", "10", _int_range(0, INT_MAX), help="LFU counter logarithm factor"),
     _d("lfu-decay-time", "1", _int_range(0, INT_MAX),
        help="minutes for the LFU counter to decay by one"),
@@ -234,7 +236,7 @@ list-max-listpack-size list-max-ziplist-size list-compress-depth hash-max-listpa
 hash-max-listpack-value hash-max-ziplist-entries hash-max-ziplist-value set-max-intset-entries
 set-max-listpack-entries set-max-listpack-value zset-max-listpack-entries zset-max-listpack-value
 zset-max-ziplist-entries zset-max-ziplist-value stream-node-max-bytes stream-node-max-entries
-hll-sparse-max-bytes activerehashing activedefrag active-defrag-ignore-bytes
+activerehashing activedefrag active-defrag-ignore-bytes
 active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-min
 active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction
 lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush

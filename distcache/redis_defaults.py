@@ -51,7 +51,6 @@ REDIS_DEFAULTS: Dict[str, str] = {
     "hash-max-listpack-value": "64",
     "hash-max-ziplist-entries": "512",
     "hash-max-ziplist-value": "64",
-    "hll-sparse-max-bytes": "3000",
     "ignore-warnings": "",
     "io-threads": "1",
     "io-threads-do-reads": "no",

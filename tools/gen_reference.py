@@ -19,7 +19,8 @@ from distcache.config import DIRECTIVES  # noqa: E402
 from distcache.server import CacheServer  # noqa: E402,F401  (registers every command)
 from distcache.server.commands.table import COMMANDS  # noqa: E402
 
-GROUP_TITLES = {"string": "Strings and counters", "bitmap": "Bitmaps", "generic": "Keys and TTLs",
+GROUP_TITLES = {"string": "Strings and counters", "bitmap": "Bitmaps", "hyperloglog": "HyperLogLog",
+                "generic": "Keys and TTLs",
                 "list": "Lists", "hash": "Hashes", "set": "Sets", "sorted-set": "Sorted sets",
                 "transactions": "Transactions", "pubsub": "Pub/sub",
                 "connection": "Connection", "server": "Server", "scripting": "Scripting stubs"}

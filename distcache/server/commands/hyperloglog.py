@@ -1,0 +1,178 @@
+"""HyperLogLog commands: PFADD, PFCOUNT, PFMERGE, PFDEBUG, PFSELFTEST.
+
+Values are Redis's own HLL strings (types/hll.py), so GET returns the bytes
+Redis would hold and a value written by Redis works here.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from ...protocol import OK, Status
+from ..errors import CommandError, WRONGTYPE
+from ..types import hll
+from .table import command
+
+_HLL = dict(group="hyperloglog")
+NOT_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."
+INVALID = "INVALIDOBJ Corrupted HLL object detected"
+
+
+def _hll_value(db: Any, key: bytes, counted: bool = True) -> Optional[bytes]:
+    value = db.get(key) if counted else db.peek(key)
+    if value is None:
+        return None
+    if value.__class__ is not bytes:
+        raise CommandError(WRONGTYPE)
+    if not hll.is_hll(value):
+        raise CommandError(NOT_HLL)
+    return value
+
+
+def _editor(c: Any, value: bytes) -> hll.Editor:
+    try:
+        return hll.Editor(value, c.server.config["hll-sparse-max-bytes"])
+    except hll.InvalidHLL:
+        raise CommandError(INVALID) from None
+
+
+def _max_registers(db: Any, keys: List[bytes]) -> "tuple[List[int], bool]":
+    """Register-wise maximum of the HLLs at ``keys`` (missing ones are empty), and
+    whether any of them was dense."""
+    merged = [0] * hll.REGISTERS
+    dense = False
+    for key in keys:
+        value = _hll_value(db, key)
+        if value is None:
+            continue
+        dense = dense or value[4] == hll.DENSE
+        try:
+            registers = hll.registers_of(value)
+        except hll.InvalidHLL:
+            raise CommandError(INVALID) from None
+        merged = list(map(max, merged, registers))
+    return merged, dense
+
+
+@command("pfadd", -2, "write denyoom fast", (1, 1, 1), since="2.8.9", **_HLL)
+def pfadd(c: Any, args: List[bytes]) -> Any:
+    """Add elements; 1 if an estimate changed (or the key was created), else 0."""
+    db, key = c.db, args[1]
+    value = _hll_value(db, key, counted=False)
+    updated = value is None
+    editor = _editor(c, value if value is not None else hll.empty())
+    for element in args[2:]:
+        if editor.set(*hll.pattern_of(element)):
+            updated = True
+    if not updated:
+        return 0
+    db.set(key, editor.value(), keep_ttl=True)
+    return 1
+
+
+@command("pfcount", -2, "readonly may_replicate", (1, -1, 1), since="2.8.9",
+         complexity="O(1) with a single key", **_HLL)
+def pfcount(c: Any, args: List[bytes]) -> Any:
+    """Estimated number of distinct elements in the union of the HLLs."""
+    db = c.db
+    if len(args) > 2:
+        return hll.estimate(_max_registers(db, args[1:])[0])
+    key = args[1]
+    value = _hll_value(db, key)
+    if value is None:
+        return 0
+    count = hll.cached_count(value)
+    if count is None:
+        try:
+            count = hll.estimate(hll.registers_of(value))
+        except hll.InvalidHLL:
+            raise CommandError(INVALID) from None
+        # As Redis, the count is cached in the value. It is derived data, so the
+        # log needs nothing: a replayed value recomputes the same count.
+        db.set(key, hll.with_cached_count(value, count), keep_ttl=True)
+    return count
+
+
+@command("pfmerge", -2, "write denyoom", (1, -1, 1), since="2.8.9", complexity="O(N)",
+         **_HLL)
+def pfmerge(c: Any, args: List[bytes]) -> Any:
+    """Merge HLLs into the first key (which counts as a source too)."""
+    db, dest = c.db, args[1]
+    merged, dense = _max_registers(db, args[1:])
+    value = _hll_value(db, dest, counted=False)
+    editor = _editor(c, value if value is not None else hll.empty())
+    if dense:
+        editor.to_dense()
+    for index, count in enumerate(merged):
+        if count:
+            editor.set(index, count)
+    db.set(dest, editor.value(), keep_ttl=True)
+    return OK
+
+
+_PFDEBUG = ("GETREG", "DECODE", "ENCODING", "TODENSE")
+
+
+@command("pfdebug", -3, "write denyoom admin", (2, 2, 1), since="2.8.9", **_HLL)
+def pfdebug(c: Any, args: List[bytes]) -> Any:
+    """Internal commands for debugging HyperLogLog values."""
+    sub = args[1].upper().decode("latin-1")
+    db, key = c.db, args[2]
+    value = db.get(key)
+    if value is None:
+        raise CommandError("ERR The specified key does not exist")
+    if value.__class__ is not bytes or not hll.is_hll(value):
+        raise CommandError(NOT_HLL)
+    name = args[1].decode("latin-1")
+    if sub not in _PFDEBUG:
+        raise CommandError(f"ERR Unknown PFDEBUG subcommand '{name}'")
+    if len(args) != 3:
+        raise CommandError(f"ERR Wrong number of arguments for the '{name}' subcommand")
+    if sub == "ENCODING":
+        return Status(b"dense" if value[4] == hll.DENSE else b"sparse")
+    try:
+        if sub == "DECODE":
+            if value[4] != hll.SPARSE:
+                raise CommandError("ERR HLL encoding is not sparse")
+            return _decode_sparse(hll.Sparse(value[hll.HEADER:]))
+        editor = hll.Editor(value, c.server.config["hll-sparse-max-bytes"])
+    except hll.InvalidHLL:
+        raise CommandError(INVALID) from None
+    was_sparse = value[4] == hll.SPARSE
+    editor.to_dense()
+    if was_sparse:
+        db.set(key, editor.value(stale=False), keep_ttl=True)
+    if sub == "TODENSE":
+        return int(was_sparse)
+    return hll.dense_registers(bytes(editor.dense or b""))  # GETREG
+
+
+def _decode_sparse(sparse: hll.Sparse) -> bytes:
+    words = []
+    for kind, value, run in zip(sparse.kinds, sparse.values, sparse.runs):
+        if kind == hll.VAL:
+            words.append(f"v:{value},{run}")
+        else:
+            words.append(f"{'z' if kind == hll.ZERO else 'Z'}:{run}")
+    return " ".join(words).encode()
+
+
+@command("pfselftest", 1, "admin", since="2.8.9", **_HLL)
+def pfselftest(c: Any, args: List[bytes]) -> Any:
+    """Check the HLL code: the register layout, and sparse and dense counting the same."""
+    import random
+    rng = random.Random(1)
+    registers = [rng.randrange(64) for _ in range(hll.REGISTERS)]
+    if hll.dense_registers(hll.pack_dense(registers)) != registers:
+        raise CommandError("ERR TESTFAILED Register error")
+    sparse = hll.Editor(hll.empty(), 1 << 30)
+    dense = hll.Editor(hll.empty(), 0)
+    dense.to_dense()
+    for n in range(2000):
+        element = b"%d" % rng.getrandbits(64)
+        index, count = hll.pattern_of(element)
+        sparse.set(index, count)
+        dense.set(index, count)
+    if hll.estimate(hll.registers_of(sparse.value())) != \
+            hll.estimate(hll.registers_of(dense.value())):
+        raise CommandError("ERR TESTFAILED sparse and dense counts differ")
+    return OK

@@ -1,0 +1,316 @@
+"""HyperLogLog in Redis's own representation (hyperloglog.c), byte for byte.
+
+A value is a string: a 16-byte header (``HYLL``, the encoding, 3 unused bytes,
+the cached cardinality little-endian with bit 63 meaning "stale"), then either
+16384 six-bit registers packed little-endian (dense, 12288 bytes) or sparse
+opcodes: ``00xxxxxx`` a run of up to 64 zero registers, ``01xxxxxx yyyyyyyy``
+up to 16384, ``1vvvvvxx`` up to 4 registers holding 1..32. Sparse updates split
+and merge opcodes in the order Redis does, so the same adds give the same bytes,
+and a sparse value is promoted to dense past ``hll-sparse-max-bytes`` or when a
+register outgrows 32. During one command a sparse value is a list of opcodes
+and a dense one a bytearray; they become bytes again once, at the end.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from bisect import bisect_right
+from typing import List, Optional
+
+P = 14
+REGISTERS = 1 << P                    # 16384
+Q = 64 - P
+HEADER = 16
+DENSE_SIZE = HEADER + REGISTERS * 6 // 8
+MAGIC = b"HYLL"
+DENSE, SPARSE = 0, 1
+_STALE = 1 << 63
+_M64 = (1 << 64) - 1
+_MURMUR_M = 0xC6A4A7935BD1E995
+_SEED = 0xADC83B19
+_ALPHA_INF = 0.721347520444481703680  # 0.5 / ln(2)
+ZERO, XZERO, VAL = 0, 1, 2            # sparse opcode kinds
+
+
+class InvalidHLL(Exception):
+    """The value has the HLL header but its registers cannot be read."""
+
+
+def murmurhash64a(data: bytes, seed: int = _SEED) -> int:
+    """Redis's MurmurHash64A, as hyperloglog.c seeds it."""
+    length = len(data)
+    h = (seed ^ (length * _MURMUR_M)) & _M64
+    blocks = length - (length & 7)
+    for (k,) in struct.iter_unpack("<Q", data[:blocks]):
+        k = (k * _MURMUR_M) & _M64
+        k ^= k >> 47
+        k = (k * _MURMUR_M) & _M64
+        h = ((h ^ k) * _MURMUR_M) & _M64
+    tail = data[blocks:]
+    if tail:
+        h = ((h ^ int.from_bytes(tail, "little")) * _MURMUR_M) & _M64
+    h ^= h >> 47
+    h = (h * _MURMUR_M) & _M64
+    return h ^ (h >> 47)
+
+
+def pattern_of(element: bytes) -> "tuple[int, int]":
+    """(register, count): the register an element hashes to and its run of zeros + 1."""
+    h = murmurhash64a(element)
+    tail = (h >> P) | (1 << Q)
+    return h & (REGISTERS - 1), (tail & -tail).bit_length()
+
+
+def is_hll(value: bytes) -> bool:
+    """Redis's isHLLObjectOrReply: the header checks, no register parsing."""
+    return (len(value) >= HEADER and value[:4] == MAGIC and value[4] <= SPARSE
+            and (value[4] != DENSE or len(value) == DENSE_SIZE))
+
+
+def cached_count(value: bytes) -> Optional[int]:
+    card = int.from_bytes(value[8:16], "little")
+    return None if card & _STALE else card
+
+
+def with_cached_count(value: bytes, count: int) -> bytes:
+    return value[:8] + count.to_bytes(8, "little") + value[16:]
+
+
+def empty() -> bytes:
+    """A new HLL: sparse, one XZERO opcode over every register, cached count 0."""
+    return MAGIC + bytes([SPARSE]) + bytes(11) + bytes([0x7F, 0xFF])
+
+
+# -- dense registers ---------------------------------------------------------------------
+
+def dense_registers(packed: bytes) -> List[int]:
+    """16384 register values from 12288 packed bytes (4 registers in every 3 bytes)."""
+    out: List[int] = []
+    for (low, high) in struct.iter_unpack("<HB", packed):
+        word = low | high << 16
+        out += (word & 63, word >> 6 & 63, word >> 12 & 63, word >> 18)
+    return out
+
+
+def pack_dense(registers: List[int]) -> bytes:
+    out = bytearray()
+    for i in range(0, REGISTERS, 4):
+        a, b, c, d = registers[i:i + 4]
+        out += (a | b << 6 | c << 12 | d << 18).to_bytes(3, "little")
+    return bytes(out)
+
+
+def dense_set(buf: bytearray, index: int, count: int) -> bool:
+    """Raise register ``index`` of packed dense registers ``buf`` to ``count``."""
+    bit = index * 6
+    at, shift = bit >> 3, bit & 7
+    word = buf[at] | (buf[at + 1] << 8 if at + 1 < len(buf) else 0)
+    if (word >> shift) & 63 >= count:
+        return False
+    word = (word & ~(63 << shift)) | (count << shift)
+    buf[at] = word & 0xFF
+    if at + 1 < len(buf):
+        buf[at + 1] = word >> 8
+    return True
+
+
+# -- sparse opcodes ----------------------------------------------------------------------
+
+class Sparse:
+    """Sparse opcodes as a list, with the first register each covers (for bisect)."""
+
+    __slots__ = ("kinds", "values", "runs", "firsts", "size")
+
+    def __init__(self, body: bytes) -> None:
+        self.kinds: List[int] = []
+        self.values: List[int] = []
+        self.runs: List[int] = []
+        self.firsts: List[int] = []
+        first, i, n = 0, 0, len(body)
+        while i < n:
+            op = body[i]
+            if op & 0x80:
+                kind, value, run = VAL, (op >> 2 & 0x1F) + 1, (op & 3) + 1
+                i += 1
+            elif op & 0x40:
+                if i + 1 >= n:
+                    raise InvalidHLL()
+                kind, value, run = XZERO, 0, ((op & 0x3F) << 8 | body[i + 1]) + 1
+                i += 2
+            else:
+                kind, value, run = ZERO, 0, (op & 0x3F) + 1
+                i += 1
+            self.kinds.append(kind)
+            self.values.append(value)
+            self.runs.append(run)
+            self.firsts.append(first)
+            first += run
+        self.size = n
+        if first != REGISTERS:
+            raise InvalidHLL()
+
+    def registers(self) -> List[int]:
+        out: List[int] = []
+        for value, run in zip(self.values, self.runs):
+            out += [value] * run
+        return out
+
+    def to_bytes(self) -> bytes:
+        out = bytearray()
+        for kind, value, run in zip(self.kinds, self.values, self.runs):
+            if kind == VAL:
+                out.append(0x80 | (value - 1) << 2 | (run - 1))
+            elif kind == XZERO:
+                out += bytes(((run - 1) >> 8 | 0x40, (run - 1) & 0xFF))
+            else:
+                out.append(run - 1)
+        return bytes(out)
+
+    def set(self, index: int, count: int, max_bytes: int) -> Optional[bool]:
+        """hllSparseSet: True if changed, False if not, None if it must become dense."""
+        if count > 32:
+            return None
+        at = bisect_right(self.firsts, index) - 1
+        kind, run, first = self.kinds[at], self.runs[at], self.firsts[at]
+        if kind == VAL:
+            current = self.values[at]
+            if current >= count:
+                return False
+            if run == 1:
+                self.values[at] = count
+                self._merge_from(at - 1)
+                return True
+        elif kind == ZERO and run == 1:
+            self.kinds[at], self.values[at] = VAL, count
+            self._merge_from(at - 1)
+            return True
+        # Split the opcode: [before] VAL(count) [after], each side as Redis writes it.
+        last = first + run - 1
+        fill = self.values[at]
+
+        def run_of(start: int, length: int) -> tuple:
+            if kind == VAL:
+                return (VAL, fill, length, start)
+            return (XZERO if length > 64 else ZERO, 0, length, start)
+
+        pieces = [run_of(first, index - first)] if index != first else []
+        pieces.append((VAL, count, 1, index))
+        if index != last:
+            pieces.append(run_of(index + 1, last - index))
+        grown = sum(2 if p[0] == XZERO else 1 for p in pieces) - (2 if kind == XZERO else 1)
+        if grown > 0 and HEADER + self.size + grown > max_bytes:
+            return None
+        self.size += grown
+        for column, values in ((self.kinds, [p[0] for p in pieces]),
+                               (self.values, [p[1] for p in pieces]),
+                               (self.runs, [p[2] for p in pieces]),
+                               (self.firsts, [p[3] for p in pieces])):
+            column[at:at + 1] = values
+        self._merge_from(at - 1)
+        return True
+
+    def _merge_from(self, at: int) -> None:
+        """Step 4 of hllSparseSet: merge equal adjacent VALs, over at most 5 opcodes."""
+        at = max(at, 0)
+        kinds, values, runs = self.kinds, self.values, self.runs
+        scans = 5
+        while at < len(kinds) and scans > 0:
+            scans -= 1
+            if kinds[at] != VAL:
+                at += 1
+                continue
+            if at + 1 < len(kinds) and kinds[at + 1] == VAL and values[at] == values[at + 1] \
+                    and runs[at] + runs[at + 1] <= 4:
+                runs[at + 1] += runs[at]
+                self.firsts[at + 1] = self.firsts[at]
+                for column in (kinds, values, runs, self.firsts):
+                    del column[at]
+                self.size -= 1
+                continue
+            at += 1
+
+
+# -- counting ----------------------------------------------------------------------------
+
+def _sigma(x: float) -> float:
+    if x == 1.0:
+        return math.inf
+    y, z = 1.0, x
+    while True:
+        x *= x
+        previous = z
+        z += x * y
+        y += y
+        if previous == z:
+            return z
+
+
+def _tau(x: float) -> float:
+    if x == 0.0 or x == 1.0:
+        return 0.0
+    y, z = 1.0, 1 - x
+    while True:
+        x = math.sqrt(x)
+        previous = z
+        y *= 0.5
+        z -= (1 - x) ** 2 * y
+        if previous == z:
+            return z / 3
+
+
+def estimate(registers: List[int]) -> int:
+    """Ertl's estimator over the register histogram, as Redis 5+ computes it."""
+    histogram = [0] * 64
+    for value in registers:
+        histogram[value] += 1
+    m = float(REGISTERS)
+    z = m * _tau((m - histogram[Q + 1]) / m)
+    for j in range(Q, 0, -1):
+        z += histogram[j]
+        z *= 0.5
+    z += m * _sigma(histogram[0] / m)
+    return int(math.floor(_ALPHA_INF * m * m / z + 0.5))  # llroundl: half away from 0
+
+
+def registers_of(value: bytes) -> List[int]:
+    """Every register of an HLL value (InvalidHLL if its body is corrupt)."""
+    if value[4] == DENSE:
+        return dense_registers(value[HEADER:])
+    return Sparse(value[HEADER:]).registers()
+
+
+class Editor:
+    """One command's changes to an HLL value, as a sparse list or a dense bytearray."""
+
+    __slots__ = ("header", "sparse", "dense", "max_bytes")
+
+    def __init__(self, value: bytes, max_bytes: int) -> None:
+        self.header = bytearray(value[:HEADER])
+        self.max_bytes = max_bytes
+        self.sparse: Optional[Sparse] = None
+        self.dense: Optional[bytearray] = None
+        if value[4] == DENSE:
+            self.dense = bytearray(value[HEADER:])
+        else:
+            self.sparse = Sparse(value[HEADER:])
+
+    def to_dense(self) -> None:
+        if self.sparse is not None:
+            self.dense = bytearray(pack_dense(self.sparse.registers()))
+            self.sparse = None
+            self.header[4] = DENSE
+
+    def set(self, index: int, count: int) -> bool:
+        if self.sparse is not None:
+            changed = self.sparse.set(index, count, self.max_bytes)
+            if changed is not None:
+                return changed
+            self.to_dense()
+        assert self.dense is not None
+        return dense_set(self.dense, index, count)
+
+    def value(self, stale: bool = True) -> bytes:
+        if stale:
+            self.header[15] |= 0x80
+        body = self.sparse.to_bytes() if self.sparse is not None else bytes(self.dense or b"")
+        return bytes(self.header) + body

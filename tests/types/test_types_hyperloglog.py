@@ -1,0 +1,139 @@
+"""HyperLogLog: the same bytes as Redis. Random PFADD/PFCOUNT/PFMERGE sequences on
+distcache and a real redis-server must give the same replies and the same GET of
+every HLL key (sparse, dense, the promotion between, the cached count), values
+move between the servers, and corrupt values get INVALIDOBJ."""
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+import redis
+
+
+@pytest.fixture
+def pair(r, reference_redis):
+    theirs = redis.Redis(port=reference_redis.port, socket_timeout=30)
+    theirs.flushall()
+    yield r, theirs
+    theirs.close()
+
+
+def _same(pair, *command):
+    results = []
+    for client in pair:
+        try:
+            results.append(client.execute_command(*command))
+        except redis.ResponseError as exc:
+            results.append(("error", str(exc)))
+    assert results[0] == results[1], f"{command[:4]}: distcache {results[0]!r:.300} " \
+                                     f"!= redis {results[1]!r:.300}"
+    return results[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_sequences_give_redis_bytes(pair, seed):
+    rng = random.Random(seed)
+    for key in ("a", "b"):
+        size = rng.choice([1, 50, 400, 1500, 3000, 8000])
+        for start in range(0, size, 700):
+            elements = [b"%d-%d" % (rng.getrandbits(40), i)
+                        for i in range(min(700, size - start))]
+            _same(pair, "PFADD", key, *elements)
+            _same(pair, "GET", key)
+            if rng.random() < 0.5:
+                _same(pair, "PFCOUNT", key)
+                _same(pair, "GET", key)  # the cached count, written back
+    _same(pair, "PFCOUNT", "a", "b", "missing")
+    _same(pair, "PFMERGE", "m", "a", "b")
+    _same(pair, "GET", "m")
+    _same(pair, "PFCOUNT", "m")
+    _same(pair, "PFDEBUG", "ENCODING", "m")
+    _same(pair, "PFDEBUG", "GETREG", "a")
+    _same(pair, "GET", "a")
+    _same(pair, "PFMERGE", "a", "b")  # the destination is a source too
+    _same(pair, "GET", "a")
+
+
+def test_sparse_limit_follows_hll_sparse_max_bytes(pair):
+    for client in pair:
+        client.config_set("hll-sparse-max-bytes", "200")
+    try:
+        for n in (10, 40, 80):
+            _same(pair, "PFADD", "h", *[b"e%d" % i for i in range(n)])
+            _same(pair, "PFDEBUG", "ENCODING", "h")
+            _same(pair, "GET", "h")
+    finally:
+        for client in pair:
+            client.config_set("hll-sparse-max-bytes", "3000")
+
+
+def test_debug_commands_and_errors_match(pair):
+    _same(pair, "PFADD", "h", "a", "b", "c")
+    _same(pair, "PFADD", "h")
+    _same(pair, "PFADD", "empty")
+    _same(pair, "GET", "empty")
+    _same(pair, "PFDEBUG", "DECODE", "h")
+    _same(pair, "PFDEBUG", "TODENSE", "h")
+    _same(pair, "PFDEBUG", "DECODE", "h")
+    _same(pair, "PFDEBUG", "TODENSE", "h")
+    _same(pair, "PFDEBUG", "bogus", "h")
+    _same(pair, "PFDEBUG", "ENCODING", "missing")
+    _same(pair, "SET", "s", "not an hll")
+    _same(pair, "PFADD", "s", "x")
+    _same(pair, "PFCOUNT", "s")
+    _same(pair, "PFCOUNT", "h", "s")
+    _same(pair, "PFMERGE", "s", "h")
+    _same(pair, "LPUSH", "l", "x")
+    _same(pair, "PFADD", "l", "x")
+    _same(pair, "PFSELFTEST")
+
+
+def test_values_move_between_redis_and_distcache(pair):
+    ours, theirs = pair
+    for size in (30, 5000):
+        theirs.pfadd("from-redis", *range(size))
+        ours.set("from-redis", theirs.get("from-redis"))
+        ours.pfadd("from-redis", "extra")
+        theirs.pfadd("from-redis", "extra")
+        assert ours.get("from-redis") == theirs.get("from-redis")
+        assert ours.pfcount("from-redis") == theirs.pfcount("from-redis")
+        ours.pfadd("from-us", *range(size))
+        theirs.set("from-us", ours.get("from-us"))
+        assert theirs.pfcount("from-us") == ours.pfcount("from-us")
+        for client in pair:
+            client.delete("from-redis", "from-us")
+
+
+def test_corrupt_values_get_invalidobj_and_the_server_lives(pair):
+    ours, theirs = pair
+    theirs.pfadd("h", *range(100))
+    good = theirs.get("h")
+    corrupt = [good[:16] + b"\x7f\xff" * 3,          # sparse runs past 16384 registers
+               good[:16] + b"\x00",                   # sparse runs short of them
+               good[:16] + b"\x40",                   # a truncated XZERO
+               good[:-5]]
+    for value in corrupt:
+        for client in pair:
+            client.set("bad", value)
+        assert _same(pair, "PFCOUNT", "bad")[0] == "error"
+        with pytest.raises(redis.ResponseError, match="INVALIDOBJ"):
+            ours.pfadd("bad", *range(50))
+        with pytest.raises(redis.ResponseError, match="INVALIDOBJ"):
+            ours.pfmerge("dest", "bad")
+    dense = b"HYLL\x00" + bytes(11) + bytes(12288)
+    ours.set("short-dense", dense[:-1])
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        ours.pfcount("short-dense")
+    assert ours.ping()
+
+
+def test_large_elements_and_merges_stay_fast(r):
+    r.pfadd("big", b"x" * (4 << 20))
+    sources = [f"s{i}" for i in range(20)]
+    for i, key in enumerate(sources):
+        r.pfadd(key, *[f"{i}:{j}" for j in range(600)])  # sparse, near the limit
+    started = time.perf_counter()
+    assert r.pfmerge("sum", *sources)
+    assert abs(r.pfcount("sum") - 12_000) < 12_000 * 0.03
+    assert time.perf_counter() - started < 2.0
