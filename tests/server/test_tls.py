@@ -261,14 +261,22 @@ def test_config_set_reloads_the_certificate_for_new_connections(fresh_tls_server
 # -- hostile clients on the TLS port ----------------------------------------------------------
 
 
-def test_plain_text_client_on_the_tls_port_is_dropped_without_harm(fresh_tls_server, certs):
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_plain_text_client_on_the_tls_port_is_dropped_without_harm(fresh_tls_server, certs,
+                                                                  loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
     # maxclients 3: a handshake that failed must not keep counting against it.
-    proc = fresh_tls_server("--maxclients", "3")
+    proc = fresh_tls_server("--maxclients", "3", "--event-loop", loop)
     for attempt in range(30):
         with RawClient(proc.tls_port) as plain:
             plain.send(PING if attempt % 2 else b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             assert plain.read_until_closed(timeout=5) == b""
     assert tls_ping(proc.tls_port, certs.context()) == b"+PONG\r\n"
+    r = tls_redis(proc.tls_port, certs)
+    value = b"x" * (1 << 20)
+    assert r.set("k", value) is True and r.get("k") == value
+    r.close()
     info = redis.Redis(port=proc.port, socket_timeout=10)
     assert info.info("clients")["connected_clients"] == 1
     info.close()
