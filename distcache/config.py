@@ -147,7 +147,7 @@ _BOOL = dict(parse=parse_bool, render=_yes_no)
 
 DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     # Network and clients
-    _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one)"),
+    _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one; 0 with tls-port set: no plain-text port)"),
     _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
@@ -200,7 +200,7 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="TLS versions, e.g. \"TLSv1.2 TLSv1.3\" (the default); they set the lowest "
             "and highest version"),
     _d("tls-ciphers", "", str, help="OpenSSL cipher list for TLSv1.2 and below"),
-    _d("tls-ciphersuites", "", str, help="TLSv1.3 cipher suites (colon separated)"),
+    _d("tls-ciphersuites", "", str, help="accepted; Python's ssl module cannot set TLSv1.3 suites (a warning is logged)"),
     _d("tls-prefer-server-ciphers", "no", **_BOOL,
        help="choose the cipher by the server's order, not the client's"),
     _d("tls-session-caching", "yes", **_BOOL,
