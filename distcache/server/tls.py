@@ -180,6 +180,8 @@ class ServerTLS:
         client = Client(server)
         tls_transport.set_protocol(client)
         client.connection_made(tls_transport)
+        if client.closed:  # refused (maxclients, protected mode)
+            return
         if pending.data:
             client.data_received(b"".join(pending.data))
         if pending.eof and not client.eof_received():
