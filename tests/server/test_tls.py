@@ -224,6 +224,53 @@ def test_client_certificates_yes_optional_no(tls_server, certs):
     assert refused(port, certs.context(client_cert=False))
 
 
+def _connect(port: int, ctx: ssl.SSLContext, session: Optional[ssl.SSLSession] = None):
+    """A TLS connection that has answered one PING (so TLSv1.3 tickets arrived)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+    sock.sendall(PING)
+    assert sock.recv(64) == b"+PONG\r\n"
+    return sock
+
+
+def test_protocols_ciphers_and_session_caching_apply(tls_server, certs):
+    port = tls_server.tls_port
+    admin = redis.Redis(port=tls_server.port, socket_timeout=10)
+    tls12 = certs.context()
+    tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        with _connect(port, certs.context()) as sock:
+            assert sock.version() == "TLSv1.3"  # the default: TLSv1.2 and TLSv1.3
+        with _connect(port, tls12) as sock:
+            assert sock.version() == "TLSv1.2"
+        assert admin.config_set("tls-protocols", "TLSv1.3") is True
+        assert refused(port, tls12)
+        assert admin.config_set("tls-protocols", "TLSv1.2") is True
+        with _connect(port, certs.context()) as sock:
+            assert sock.version() == "TLSv1.2"
+        # trustme keys are ECDSA
+        assert admin.config_set("tls-ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256") is True
+        with _connect(port, certs.context()) as sock:
+            assert sock.cipher()[0] == "ECDHE-ECDSA-AES128-GCM-SHA256"
+        admin.config_set("tls-protocols", "")
+        admin.config_set("tls-ciphers", "")
+        # Session caching: a TLSv1.3 session resumes; with caching off no
+        # ticket is issued, so there is nothing to resume.
+        ctx = certs.context()  # a session resumes only with the context that made it
+        with _connect(port, ctx) as first:
+            session = first.session
+        with _connect(port, ctx, session) as again:
+            assert again.session_reused
+        assert admin.config_set("tls-session-caching", "no") is True
+        with _connect(port, ctx) as first:
+            session = first.session
+        with _connect(port, ctx, session) as again:
+            assert not again.session_reused
+    finally:
+        admin.config_set("tls-protocols", "", "tls-ciphers", "", "tls-session-caching", "yes")
+        admin.close()
+
+
 # -- reload ---------------------------------------------------------------------------------
 
 
