@@ -325,7 +325,8 @@ def test_plain_text_client_on_the_tls_port_is_dropped_without_harm(fresh_tls_ser
     assert r.set("k", value) is True and r.get("k") == value
     r.close()
     info = redis.Redis(port=proc.port, socket_timeout=10)
-    assert info.info("clients")["connected_clients"] == 1
+    wait_until(lambda: info.info("clients")["connected_clients"] == 1,
+               message="only this client left")
     info.close()
     log = wait_until(lambda: proc.log().count("TLS handshake with") >= 30 and proc.log(),
                      message="the failed handshakes logged")
