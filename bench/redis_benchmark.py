@@ -112,6 +112,8 @@ class Server:
     workdir: str
     proc: Optional[subprocess.Popen] = None
     log: Optional[io.TextIOBase] = None
+    #: The port redis-benchmark talks to, when not ``port`` (the TLS port).
+    bench_port: int = 0
 
     def start(self, timeout: float = 20.0) -> None:
         self.log = open(os.path.join(self.workdir, "server.log"), "w")
@@ -169,6 +171,33 @@ def distcache_server(config: str, port: int, workdir: str, extra: Sequence[str],
     return Server(f"distcache-{config}", pinned(core, argv), port, workdir)
 
 
+class TLSFiles:
+    """A CA, a server and a client certificate (trustme) for --tls runs."""
+
+    def __init__(self, directory: str) -> None:
+        import trustme  # the test extra: pip install -e '.[test]'
+        ca = trustme.CA()
+        self.ca = os.path.join(directory, "ca.crt")
+        ca.cert_pem.write_to_path(self.ca)
+        self.files: Dict[str, str] = {}
+        for name, leaf in (("server", ca.issue_cert("127.0.0.1", "localhost")),
+                           ("client", ca.issue_cert("bench@example.test"))):
+            self.files[name + ".crt"] = os.path.join(directory, name + ".crt")
+            self.files[name + ".key"] = os.path.join(directory, name + ".key")
+            leaf.cert_chain_pems[0].write_to_path(self.files[name + ".crt"])
+            leaf.private_key_pem.write_to_path(self.files[name + ".key"])
+
+    def server_flags(self, tls_port: int) -> List[str]:
+        """The same for redis-server and distcache: a plain port stays on for
+        readiness checks and FLUSHALL."""
+        return ["--tls-port", str(tls_port), "--tls-cert-file", self.files["server.crt"],
+                "--tls-key-file", self.files["server.key"], "--tls-ca-cert-file", self.ca]
+
+    def bench_args(self) -> List[str]:
+        return ["--tls", "--cacert", self.ca, "--cert", self.files["client.crt"],
+                "--key", self.files["client.key"]]
+
+
 # -- benchmark -----------------------------------------------------------------------
 
 
@@ -214,7 +243,8 @@ def parse_csv(text: str) -> List[Tuple[str, float]]:
 def run_benchmark(server: Server, test: str, pipeline: int, clients: int, requests: int,
                   bench_args: Sequence[str], core: Optional[int]) -> Sample:
     """One ``redis-benchmark -t test`` run; returns its ops/s and the server's CPU/op."""
-    argv = pinned(core, ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port),
+    argv = pinned(core, ["redis-benchmark", "-h", "127.0.0.1",
+                         "-p", str(server.bench_port or server.port),
                          "-t", test, "-P", str(pipeline), "-c", str(clients),
                          "-n", str(requests), "--csv", "-q"] + list(bench_args))
     cpu0 = server.cpu()
@@ -374,6 +404,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="extra flag for redis-server only (repeatable)")
     p.add_argument("--bench-arg", action="append", default=[], metavar="ARG",
                    help="extra flag for redis-benchmark (repeatable)")
+    p.add_argument("--tls", action="store_true",
+                   help="benchmark over TLS: both servers get a TLS port (certificates "
+                        "made with trustme, client certificates required) and "
+                        "redis-benchmark runs with --tls")
     p.add_argument("--no-redis", action="store_true",
                    help="do not run redis-server (no ratios)")
     p.add_argument("--flush", choices=["repeat", "run", "never"], default="repeat",
@@ -420,6 +454,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # A SIGTERM (e.g. from a CI timeout) takes the same cleanup path as Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
     tmp = tempfile.mkdtemp(prefix="distcache-bench-")
+    tls = TLSFiles(tmp) if args.tls else None
+    if tls is not None:
+        bench_args += tls.bench_args()
     servers: Dict[str, Server] = {}
     results: Dict[Tuple[str, str, int], Cell] = {}
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -431,14 +468,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             os.makedirs(workdir)
             port = free_port()
             extra = list(args.server_arg)
+            tls_port = free_port() if tls is not None else 0
+            if tls is not None:
+                extra += tls.server_flags(tls_port)
             if name == "redis":
                 servers[name] = redis_server(port, workdir, extra + args.redis_arg, score)
             else:
                 servers[name] = distcache_server(name, port, workdir,
                                                  extra + args.distcache_arg, score,
                                                  args.python)
+            servers[name].bench_port = tls_port
             servers[name].start()
-            log(f"started {name} on 127.0.0.1:{port} (pid {servers[name].proc.pid})")
+            log(f"started {name} on 127.0.0.1:{port}"
+                + (f", TLS port {tls_port}" if tls_port else "")
+                + f" (pid {servers[name].proc.pid})")
         for rep in range(args.repeat):
             for pipeline in pipelines:
                 for test in tests:

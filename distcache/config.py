@@ -139,6 +139,17 @@ def _memory_at_least(text: str, low: int) -> int:
     return value
 
 
+def _tls_port(text: str) -> int:
+    """0..65535, or ``auto`` (-1): a free port, as ``port 0`` picks one."""
+    if str(text).strip().lower() == "auto":
+        return -1
+    return _int_range(0, 65535)(text)
+
+
+def _tls_port_render(value: int) -> str:
+    return "auto" if value == -1 else str(value)
+
+
 def _d(name: str, default: str, parse: Callable[[str], Any] = str,
        render: Callable[[Any], str] = str, mutable: bool = True, help: str = "") -> Directive:
     return Directive(name, default, parse, render, mutable, help)
@@ -149,7 +160,7 @@ _BOOL = dict(parse=parse_bool, render=_yes_no)
 
 DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     # Network and clients
-    _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one)"),
+    _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one; 0 with tls-port set: no plain-text port)"),
     _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
@@ -193,6 +204,35 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("shutdown-deadline", "5", _int_range(0, INT_MAX),
        help="seconds a SIGTERM or SIGINT waits for a running command before the process "
             "exits at once, as after kill -9 (0: wait for it)"),
+    # TLS (Redis 7.0's directives; distcache/server/tls.py applies them)
+    _d("tls-port", "0", _tls_port, _tls_port_render, mutable=False,
+       help="TLS port (0: no TLS; auto: pick a free one). When set, port 0 means no "
+            "plain-text port"),
+    _d("tls-cert-file", "", str, help="server certificate (PEM, with its chain)"),
+    _d("tls-key-file", "", str, help="private key of the certificate (PEM)"),
+    _d("tls-key-file-pass", "", str, help="passphrase of an encrypted tls-key-file"),
+    _d("tls-ca-cert-file", "", str,
+       help="CA certificates that sign client certificates (PEM bundle)"),
+    _d("tls-ca-cert-dir", "", str,
+       help="directory of CA certificates (c_rehash layout), instead of or with the file"),
+    _d("tls-dh-params-file", "", str, help="DH parameters for DHE ciphers (PEM)"),
+    _d("tls-auth-clients", "yes", _enum("no", "yes", "optional"),
+       help="client certificates: yes (required), optional (verified when sent) or no"),
+    _d("tls-protocols", "", str,
+       help="TLS versions, e.g. \"TLSv1.2 TLSv1.3\" (the default); they set the lowest "
+            "and highest version"),
+    _d("tls-ciphers", "", str, help="OpenSSL cipher list for TLSv1.2 and below"),
+    _d("tls-ciphersuites", "", str, help="accepted; Python's ssl module cannot set TLSv1.3 suites (a warning is logged)"),
+    _d("tls-prefer-server-ciphers", "no", **_BOOL,
+       help="choose the cipher by the server's order, not the client's"),
+    _d("tls-session-caching", "yes", **_BOOL,
+       help="resume TLS sessions (no: session tickets off; see docs/security.md)"),
+    _d("tls-session-cache-size", "20480", _int_range(0, INT_MAX),
+       help="accepted; Python's ssl module keeps OpenSSL's own cache size"),
+    _d("tls-session-cache-timeout", "300", _int_range(0, INT_MAX),
+       help="accepted; Python's ssl module keeps OpenSSL's own session timeout"),
+    _d("tls-handshake-timeout", "10", _int_range(1, INT_MAX),
+       help="seconds a client may take to finish the TLS handshake (distcache only)"),
     # Persistence
     _d("dir", "./data", str, help="data directory"),
     _d("dbfilename", "dump.dcs", str, help="snapshot file name inside dir"),
@@ -262,11 +302,8 @@ rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
 aof-timestamp-enabled no-appendfsync-on-rewrite lfu-decay-time-ms maxmemory-eviction-tenacity
 maxmemory-clients shutdown-timeout dynamic-hz
-tls-port tls-cert-file tls-key-file tls-key-file-pass tls-client-cert-file
-tls-client-key-file tls-client-key-file-pass tls-dh-params-file tls-ca-cert-file
-tls-ca-cert-dir tls-auth-clients tls-replication tls-cluster tls-protocols tls-ciphers
-tls-ciphersuites tls-prefer-server-ciphers tls-session-caching tls-session-cache-size
-tls-session-cache-timeout ignore-warnings locale-collate hide-user-data-from-log
+tls-client-cert-file tls-client-key-file tls-client-key-file-pass tls-replication
+tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
 
 ENV_PREFIX = "DISTCACHE_"

@@ -52,14 +52,17 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: fl
 
 
 def wait_for_ping(port: int, deadline: float, proc: Optional[subprocess.Popen] = None,
-                  password: Optional[str] = None) -> None:
-    """Poll until the server on ``port`` answers (+PONG or an auth error)."""
+                  password: Optional[str] = None, ssl_context: Any = None) -> None:
+    """Poll until the server on ``port`` answers (+PONG or an auth error);
+    over TLS with ``ssl_context``."""
     last: Optional[BaseException] = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with code {proc.returncode}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw:
+                sock = (ssl_context.wrap_socket(raw, server_hostname="127.0.0.1")
+                        if ssl_context is not None else raw)
                 sock.sendall(b"*1\r\n$4\r\nPING\r\n")
                 reply = sock.recv(64)
                 if reply.startswith((b"+PONG", b"-NOAUTH", b"-LOADING")):
@@ -75,12 +78,14 @@ class ServerProcess:
     """A server in a child process; use as a context manager or call stop()."""
 
     def __init__(self, argv: List[str], port: int, workdir: Path,
-                 env: Optional[dict] = None, password: Optional[str] = None) -> None:
+                 env: Optional[dict] = None, password: Optional[str] = None,
+                 ssl_context: Any = None) -> None:
         self.argv = argv
         self.port = port
         self.workdir = workdir
         self.env = env
         self.password = password
+        self.ssl_context = ssl_context  # readiness is checked over TLS on ``port``
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = workdir / f"server-{port}.log"
 
@@ -91,7 +96,8 @@ class ServerProcess:
                                      stderr=subprocess.STDOUT, env=self.env)
         log.close()
         try:
-            wait_for_ping(self.port, time.monotonic() + timeout, self.proc, self.password)
+            wait_for_ping(self.port, time.monotonic() + timeout, self.proc, self.password,
+                          self.ssl_context)
         except Exception:
             self.stop()
             raise RuntimeError(f"server failed to start; log:\n{self.log()}")
@@ -134,11 +140,13 @@ class ServerProcess:
 
 
 def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
-                     persistence: bool = False, env: Optional[dict] = None) -> ServerProcess:
+                     persistence: bool = False, env: Optional[dict] = None,
+                     ssl_context: Any = None) -> ServerProcess:
     """A ``python -m distcache server`` process (not started yet).
 
     Persistence is off unless asked for, so tests stay fast; ``flags`` are
-    extra ``--directive value`` arguments.
+    extra ``--directive value`` arguments (a later one wins). With
+    ``ssl_context``, ``port`` is a TLS port and readiness is checked over TLS.
     """
     port = port or free_port()
     argv = [sys.executable, "-m", "distcache", "server", "--port", str(port),
@@ -155,7 +163,7 @@ def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
     password = None
     if "--requirepass" in flags:
         password = flags[list(flags).index("--requirepass") + 1]
-    return ServerProcess(argv, port, workdir, full_env, password)
+    return ServerProcess(argv, port, workdir, full_env, password, ssl_context)
 
 
 REDIS_SERVER = shutil.which("redis-server")

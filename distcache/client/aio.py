@@ -20,7 +20,8 @@ from typing import Any, Callable, Deque, Dict, List, Optional
 from ..protocol import NOT_ENOUGH, ProtocolError, ReplyError, encode_command, \
     make_reply_parser
 from .base import BaseClient
-from .connection import auth_error, check_handshake, check_ping, handshake_commands
+from .connection import auth_error, check_handshake, check_ping, handshake_commands, \
+    tls_context
 from .errors import CacheError, ConnectionError, ResponseError, TimeoutError
 from .health import AsyncHealthMonitor
 from .ring import ServerSpec
@@ -38,7 +39,7 @@ class AsyncConnection(asyncio.Protocol):
         self.server = server
         self.address = server.address
         self._handshake = handshake_commands(password, username, db)
-        self._ssl = ssl_context
+        self._ssl = tls_context(server, ssl_context)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         parser_obj = make_reply_parser(parser)

@@ -68,7 +68,7 @@ class Connection:
         self.password = password
         self.username = username
         self.db = db
-        self.ssl_context = ssl_context
+        self.ssl_context = tls_context(server, ssl_context)
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.parser_kind = parser
@@ -240,6 +240,20 @@ class ConnectionPool:
         idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+
+
+_default_tls: Optional[_ssl.SSLContext] = None
+
+
+def tls_context(server: ServerSpec, ssl_context: Optional[_ssl.SSLContext]) -> Any:
+    """The context for ``server``: the client's ``ssl=``, else for a
+    ``rediss://`` server one that verifies against the system's CAs."""
+    global _default_tls
+    if ssl_context is not None or not server.tls:
+        return ssl_context
+    if _default_tls is None:
+        _default_tls = _ssl.create_default_context()
+    return _default_tls
 
 
 def check_ping(server: ServerSpec, reply: Any) -> None:

@@ -43,11 +43,14 @@ POINTS_PER_SERVER = 160
 
 
 class ServerSpec(NamedTuple):
-    """One server: ``host``, ``port`` and a relative ``weight`` (default 1)."""
+    """One server: ``host``, ``port``, a relative ``weight`` (default 1) and
+    whether it is reached over TLS (a ``rediss://`` spec). Placement uses
+    only the address."""
 
     host: str
     port: int
     weight: int = 1
+    tls: bool = False
 
     @property
     def address(self) -> str:
@@ -57,9 +60,10 @@ class ServerSpec(NamedTuple):
         return f"{self.host}:{self.port}"
 
     def __str__(self) -> str:
+        text = "rediss://" + self.address if self.tls else self.address
         if self.weight != 1:
-            return f"{self.address} weight={self.weight}"
-        return self.address
+            return f"{text} weight={self.weight}"
+        return text
 
 
 ServerLike = Union[ServerSpec, str, Tuple[Any, ...]]
@@ -80,9 +84,11 @@ def _parse_one(item: Any) -> ServerSpec:
     if not isinstance(item, str):
         raise TypeError(f"cannot parse a server from {item!r}")
     text = item.strip()
-    for prefix in ("redis://", "tcp://"):
+    tls = False
+    for prefix in ("redis://", "tcp://", "rediss://"):
         if text.lower().startswith(prefix):
             text = text[len(prefix):]
+            tls = prefix == "rediss://"
     weight = 1
     parts = text.split()
     if not parts:
@@ -107,7 +113,7 @@ def _parse_one(item: Any) -> ServerSpec:
             port = _int(port_text, item)
             if sep:
                 weight = _int(weight_text, item)
-    return _checked(host, port, weight, item)
+    return _checked(host, port, weight, item)._replace(tls=tls)
 
 
 def _int(text: str, item: Any) -> int:

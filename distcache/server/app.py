@@ -30,6 +30,7 @@ from .info import rss_bytes
 from .keyspace import Keyspace
 from .pubsub import subscribed
 from .scan import ScanCursors
+from .tls import ServerTLS
 
 log = logging.getLogger("distcache.server")
 
@@ -70,6 +71,9 @@ class CacheServer:
         self.loop_kind = "asyncio"
         self.parser_kind = config["parser"]
         self.port = config["port"]
+        #: The TLS port listened on (0: none), and the TLS state when it is on.
+        self.tls_port = 0
+        self.tls: Optional[ServerTLS] = None
         self.host = config["bind"].split()[0]
         self.loading = False
         #: Any server-wide per-command check is active (loading, memory limit,
@@ -118,6 +122,9 @@ class CacheServer:
         #: Error replies by their first word (INFO errorstats).
         self.error_stats: Dict[str, int] = collections.defaultdict(int)
         self.on_started: List[Callable[["CacheServer"], None]] = []
+        #: Called with the names CONFIG SET changed, before it replies; one that
+        #: raises ConfigError makes CONFIG SET undo them all (Redis's apply functions).
+        self.config_appliers: List[Callable[[List[str]], None]] = []
         #: Called with a directive's name after CONFIG SET changed it.
         self.config_hooks: List[Callable[[str], None]] = []
         #: Called with a client when it disconnects (unwatch, unsubscribe, unblock).
@@ -210,22 +217,31 @@ class CacheServer:
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
-        backlog = self.config["tcp-backlog"]
         hosts = self.config["bind"].split()
-        port = self.config["port"]
-        for host in hosts:
-            host = host.lstrip("-")  # redis.conf's "-::1" means "optional"
-            server = await loop.create_server(lambda: Client(self), host, port,
-                                              backlog=backlog, reuse_address=True)
-            self._servers.append(server)
-            if not port:  # port 0: every address shares the first one picked
-                port = server.sockets[0].getsockname()[1]
-        self.port = port
+        port, tls_port = self.config["port"], self.config["tls-port"]
+        tls = None
+        if tls_port:
+            tls = self.tls = ServerTLS(self)
+            tls.configure()  # a bad certificate stops the start, as in Redis
+            self.config_appliers.append(tls.apply)
+        try:
+            # port 0 picks a free port, unless TLS is on: then, as in Redis, it
+            # means no plain-text port (and tls-port auto picks a free one).
+            if port or not tls_port:
+                self.port = await self._listen(hosts, port, lambda: Client(self))
+            else:
+                self.port = 0
+            if tls is not None:
+                self.tls_port = await self._listen(hosts, max(tls_port, 0), tls.protocol)
+        except BaseException:
+            for server in self._servers:
+                server.close()
+            raise
         for hook in self.on_started:
             hook(self)
-        log.info("distcache %s ready: port %d, bind %s, event loop %s, parser %s, pid %d",
-                 __version__, self.port, " ".join(hosts), self.loop_kind,
-                 self._parser_name(), os.getpid())
+        log.info("distcache %s ready: port %d, tls-port %d, bind %s, event loop %s, "
+                 "parser %s, pid %d", __version__, self.port, self.tls_port,
+                 " ".join(hosts), self.loop_kind, self._parser_name(), os.getpid())
         self._ready.set()
         cron = loop.create_task(self._cron())
         try:
@@ -234,11 +250,27 @@ class CacheServer:
             cron.cancel()
             for server in self._servers:
                 server.close()
+            handshakes = tls.close() if tls is not None else []
             for client in list(self.clients.values()):
                 client.close_now()
             for server in self._servers:
                 await server.wait_closed()
             self._servers.clear()
+            await asyncio.gather(*handshakes, return_exceptions=True)
+
+    async def _listen(self, hosts: List[str], port: int,
+                      factory: Callable[[], asyncio.Protocol]) -> int:
+        """Listen on ``port`` at every address; returns the port (0: the one picked)."""
+        loop = asyncio.get_running_loop()
+        for host in hosts:
+            host = host.lstrip("-")  # redis.conf's "-::1" means "optional"
+            server = await loop.create_server(factory, host, port,
+                                              backlog=self.config["tcp-backlog"],
+                                              reuse_address=True)
+            self._servers.append(server)
+            if not port:  # port 0: every address shares the first one picked
+                port = server.sockets[0].getsockname()[1]
+        return port
 
     def _parser_name(self) -> str:
         from ..protocol import HAVE_HIREDIS
@@ -403,7 +435,7 @@ def run_server(argv: List[str]) -> int:
     server = CacheServer(config=config)
     try:
         server.serve_forever()
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:  # a port in use, a TLS certificate that fails
         log.error("could not start: %s", exc)
         return 1
     except KeyboardInterrupt:

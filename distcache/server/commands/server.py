@@ -95,6 +95,8 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     try:
         for name, value in pairs:
             config.set(name, value, startup=False)
+        for apply in c.server.config_appliers:  # e.g. TLS: load the new certificate
+            apply(names)
     except ConfigError as exc:
         for name, old in previous.items():  # all or nothing, as in Redis 7
             if old is not None:
