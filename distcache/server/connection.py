@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from itertools import islice
@@ -113,6 +114,9 @@ class Client(asyncio.Protocol):
         server.clients[self.id] = self
         server.stats["total_connections_received"] += 1
         self.parser.authenticated = self.authenticated
+        keepalive = server.config["tcp-keepalive"]
+        if keepalive:
+            set_keepalive(transport.get_extra_info("socket"), keepalive)
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.closed = True
@@ -498,6 +502,22 @@ def _exec_rejected(c: Client, exc: CommandError) -> CommandError:
     answers EXECABORT and discards the transaction and the watches, in MULTI or not."""
     from .commands.transactions import exec_abort
     return exec_abort(c, exc)
+
+
+def set_keepalive(sock: Any, interval: int) -> None:
+    """TCP keepalive as Redis's anetKeepAlive sets it: the first probe after
+    ``interval`` idle seconds, then every third of it, three before giving up."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", interval), ("TCP_KEEPINTVL", max(interval // 3, 1)),
+                            ("TCP_KEEPCNT", 3)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError as exc:  # not a TCP socket (a test transport), or refused
+        log.debug("tcp-keepalive not applied: %s", exc)
 
 
 def _format_addr(addr: Any) -> str:

@@ -244,3 +244,25 @@ def test_shutdown_on_sigterm_takes_redis_flags(r):
     with pytest.raises(redis.ResponseError, match="must be one of the following"):
         r.config_set("shutdown-on-sigterm", "save nosave")
     assert r.config_set("shutdown-on-sigterm", "default")
+
+
+# -- tcp-keepalive: a peer that vanished is found without any traffic -----------------
+
+import shutil  # noqa: E402
+
+
+@pytest.mark.skipif(not shutil.which("ss"), reason="needs ss (iproute2)")
+@pytest.mark.parametrize("interval,expected", [("300", "keepalive"), ("0", None)])
+def test_tcp_keepalive_is_set_on_client_sockets(tmp_path, interval, expected):
+    with distcache_server(tmp_path, "--tcp-keepalive", interval) as proc:
+        client = redis.Redis(port=proc.port)
+        assert client.ping()
+        out = subprocess.run(["ss", "-tnoH", "state", "established",
+                              f"( sport = :{proc.port} )"],
+                             capture_output=True, text=True, check=True).stdout
+        assert out.strip(), "the server's side of the connection is not listed"
+        if expected:
+            assert "timer:(keepalive," in out
+        else:
+            assert "keepalive" not in out
+        client.close()
