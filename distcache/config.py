@@ -83,12 +83,17 @@ def _yes_no(value: bool) -> str:
 INT_MAX = 2 ** 31 - 1  # a C int, as Redis's integer directives
 
 
+#: A canonical decimal, as Redis's string2ll reads integer directives (no sign
+#: "+", no spaces, no leading zeros, no "_").
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,19})")
+
+
 def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError("argument couldn't be parsed into an integer") from None
+        text = str(text)
+        value = int(text) if _CANONICAL_INT.fullmatch(text) and text != "-0" else None
+        if value is None or not -2 ** 63 <= value < 2 ** 63:
+            raise ValueError("argument couldn't be parsed into an integer")
         if not lo <= value <= hi:
             raise ValueError(f"argument must be between {lo} and {hi} inclusive")
         return value
@@ -132,9 +137,9 @@ def _memory_limit(text: str) -> int:
 
 
 def _memory_at_least(text: str, low: int) -> int:
-    """A memory value with Redis's lower bound (and its error text)."""
+    """A memory value with Redis's bounds (a long long) and its error text."""
     value = _memory_limit(text)
-    if value < low:
+    if not low <= value <= 2 ** 63 - 1:
         raise ValueError(f"argument must be between {low} and {2 ** 63 - 1} inclusive")
     return value
 
@@ -148,6 +153,59 @@ def _tls_port(text: str) -> int:
 
 def _tls_port_render(value: int) -> str:
     return "auto" if value == -1 else str(value)
+
+
+# -- client-output-buffer-limit ----------------------------------------------------
+
+_OUTPUT_CLASSES = {"normal": "normal", "slave": "replica", "replica": "replica",
+                   "pubsub": "pubsub"}
+_MEMTOULL = re.compile(r"([0-9]*)([a-zA-Z]*)")
+_STRTOLL = re.compile(r"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+_LIMIT_ERROR = "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+
+
+def _memtoull(word: str) -> int:
+    """Redis's memtoull: digits and a unit; a too large number saturates, and its
+    product with the unit wraps around as a C unsigned long long does."""
+    m = _MEMTOULL.fullmatch(word)
+    mul = _MEMORY_UNITS.get(m.group(2).lower()) if m else None
+    if mul is None or len(m.group(1)) >= 128:
+        raise ValueError(_LIMIT_ERROR)
+    return min(int(m.group(1) or 0), 2 ** 64 - 1) * mul % 2 ** 64
+
+
+def _soft_seconds(word: str) -> int:
+    """strtoll's reading, kept in a C int as Redis keeps it; negative is an error."""
+    m = _STRTOLL.fullmatch(word)
+    if word and not m:
+        raise ValueError(_LIMIT_ERROR)
+    value = max(min(int(m.group(1)) if m else 0, 2 ** 63 - 1), -2 ** 63)
+    value = (value + 2 ** 31) % 2 ** 32 - 2 ** 31
+    if value < 0:
+        raise ValueError(_LIMIT_ERROR)
+    return value
+
+
+def parse_output_limits(text: str) -> Dict[str, Tuple[int, int, int]]:
+    """``"pubsub 32mb 8mb 60"`` -> {"pubsub": (hard, soft, soft seconds)}, checked as
+    Redis checks it; classes not named keep their values (see Config._store)."""
+    words = str(text).split(" ") if text else []
+    if len(words) % 4:
+        raise ValueError("Wrong number of arguments in buffer limit configuration.")
+    limits: Dict[str, Tuple[int, int, int]] = {}
+    for i in range(0, len(words), 4):
+        cls = _OUTPUT_CLASSES.get(words[i].lower())
+        if cls is None:
+            raise ValueError("Invalid client class specified in buffer limit configuration.")
+        limits[cls] = (_memtoull(words[i + 1]), _memtoull(words[i + 2]),
+                       _soft_seconds(words[i + 3]))
+    return limits
+
+
+def _render_output_limits(limits: Dict[str, Tuple[int, int, int]]) -> str:
+    return " ".join(f"{'slave' if cls == 'replica' else cls} {h} {s} {t}"
+                    for cls in ("normal", "replica", "pubsub")
+                    for h, s, t in [limits.get(cls, (0, 0, 0))])
 
 
 def _d(name: str, default: str, parse: Callable[[str], Any] = str,
@@ -180,8 +238,9 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        parse=lambda t: _memory_at_least(t, 1024 * 1024),
        help="most unparsed input held for one client"),
     _d("client-output-buffer-limit", "normal 0 0 0 replica 256mb 64mb 60 pubsub 32mb 8mb 60",
+       parse_output_limits, _render_output_limits,
        help="per-class output limits: class hard soft soft-seconds"),
-    _d("hz", "10", lambda t: min(max(_int_range(-INT_MAX - 1, INT_MAX)(t), 1), 500),
+    _d("hz", "10", lambda t: min(max(_int_range(0, INT_MAX)(t), 1), 500),
        help="background task frequency; clamped to 1..500 as in Redis"),
     _d("active-expire-effort", "1", _int_range(1, 10),
        help="1-10: how much time the active expiry cycle may take"),
@@ -336,6 +395,9 @@ class Config:
                 f"Invalid argument '{text}' for '{directive.name}' - {exc}",
                 f"ERR CONFIG SET failed (possibly related to argument '{directive.name}') - "
                 f"{exc}") from None
+        previous = self._values.get(directive.name)
+        if isinstance(value, dict) and isinstance(previous, dict):
+            value = {**previous, **value}  # per-class limits: the classes named change
         self._values[directive.name] = value
         self._raw[directive.name] = text
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Callable, List
+from typing import Callable, List, Optional, Tuple
 
 #: Token standing for ``*`` in a tokenized pattern (every other token is one byte's regex).
 _STAR = b"*"
@@ -24,8 +24,16 @@ _STAR = b"*"
 def _tokens(pattern: bytes) -> List[bytes]:
     """The pattern as regex pieces of one byte each, and ``_STAR`` for runs of ``*``."""
     out: List[bytes] = []
-    i, n = 0, len(pattern)
-    while i < n:
+    _parse(pattern, 0, out, len(pattern))
+    return out
+
+
+def _parse(pattern: bytes, i: int, out: List[bytes], wanted: int) -> Tuple[int, int]:
+    """Append the tokens from ``pattern[i:]`` to ``out`` until ``wanted`` one-byte
+    tokens were added (or the pattern ends); returns (next index, tokens added)."""
+    n = len(pattern)
+    added = 0
+    while i < n and added < wanted:
         ch = pattern[i:i + 1]
         if ch == b"*":
             while i + 1 < n and pattern[i + 1:i + 2] == b"*":
@@ -56,11 +64,16 @@ def _tokens(pattern: bytes) -> List[bytes]:
             if not items:
                 out.append(b"[^\\s\\S]" if not negate else b"[\\s\\S]")
             else:
+                # A class names at most 256 bytes, however long it is written:
+                # repeats are dropped so that the regex stays small.
+                items = list(dict.fromkeys(items))
                 out.append(b"[" + (b"^" if negate else b"") + b"".join(items) + b"]")
         else:
             out.append(re.escape(ch))
+        if out[-1] is not _STAR:
+            added += 1
         i += 1
-    return out
+    return i, added
 
 
 def _range(start: int, end: int) -> list:
@@ -110,15 +123,37 @@ def _segments_matcher(tokens: List[bytes]) -> Callable[[bytes], bool]:
     return match
 
 
-@lru_cache(maxsize=256)
+#: Patterns longer than this are parsed lazily and never cached (see _LongPattern).
+LONG_PATTERN = 1024
+
+
 def compile_glob(pattern: bytes) -> Callable[[bytes], bool]:
     """A predicate telling whether a key matches ``pattern``."""
+    if len(pattern) > LONG_PATTERN:
+        return _LongPattern(pattern)
+    return _compile_short(pattern)
+
+
+@lru_cache(maxsize=256)
+def _compile_short(pattern: bytes) -> Callable[[bytes], bool]:
     if pattern == b"*":
         return bool  # any key but the empty one (KEYS and SCAN special-case "*")
     if not pattern:
         return lambda key: not key
-    tokens = _tokens(pattern)
-    if tokens.count(_STAR) > 1:
+    return _from_tokens(_tokens(pattern))
+
+
+#: Redis (7.0.15 as packaged, with the fix for CVE-2024-31228) gives up past this
+#: many nested stars: each star followed by more pattern is one level of its
+#: recursive matcher, and a pattern with more such stars never matches.
+MAX_NESTING = 1000
+
+
+def _from_tokens(tokens: List[bytes]) -> Callable[[bytes], bool]:
+    stars = tokens.count(_STAR)
+    if stars - (tokens[-1] is _STAR) > MAX_NESTING:
+        return lambda key: False
+    if stars > 1:
         return _segments_matcher(tokens)
     regex = re.compile(b"".join(b".*" if t == _STAR else t for t in tokens) + b"\\Z",
                        re.DOTALL)
@@ -126,6 +161,43 @@ def compile_glob(pattern: bytes) -> Callable[[bytes], bool]:
     # Redis's matcher never matches an empty string against a non-empty
     # pattern (not even "*"); KEYS and SCAN take the pattern "*" as "all keys".
     return lambda key: match(key) is not None and key != b""
+
+
+class _LongPattern:
+    """A long pattern, parsed only as far as the keys it meets need.
+
+    Every token but ``*`` matches one byte, so a key shorter than the tokens
+    parsed so far cannot match: a megabyte-long pattern tried on short keys
+    costs what the keys cost (Redis's matcher stops at the first mismatch),
+    not a parse and a regex compile of the whole pattern per command. Once a
+    key is long enough for the whole pattern, it is compiled like a short one.
+    Not cached: the cache would hold up to 256 such patterns.
+    """
+
+    __slots__ = ("pattern", "tokens", "pos", "width", "match")
+
+    def __init__(self, pattern: bytes) -> None:
+        self.pattern = pattern
+        self.tokens: List[bytes] = []
+        self.pos = 0    # where parsing resumes
+        self.width = 0  # one-byte tokens parsed so far: the least a key needs
+        self.match: Optional[Callable[[bytes], bool]] = None
+
+    def __call__(self, key: bytes) -> bool:
+        if self.match is not None:
+            return self.match(key)
+        n = len(key)
+        if not n:
+            return False
+        while self.width <= n:
+            if self.pos >= len(self.pattern):
+                self.match = _from_tokens(self.tokens)
+                self.tokens = []
+                return self.match(key)
+            self.pos, added = _parse(self.pattern, self.pos, self.tokens,
+                                     max(n + 1 - self.width, 256))
+            self.width += added
+        return False
 
 
 def glob_match(pattern: bytes, key: bytes, nocase: bool = False) -> bool:

@@ -13,7 +13,9 @@ cannot grow the server's memory without bound: after each write the
 transport's buffered bytes are checked against the ``pubsub`` class of
 ``client-output-buffer-limit`` (hard limit: disconnect at once; soft limit:
 disconnect when exceeded continuously for the configured seconds), as Redis
-does, and the client is dropped with its buffer discarded.
+does, and the client is dropped with its buffer discarded. Messages a client
+publishes to itself (RESP3) wait in its reply list with the command's other
+replies; they count against the same limit.
 """
 from __future__ import annotations
 
@@ -21,7 +23,6 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Set, Tuple
 
-from ..config import parse_memory
 from .glob import compile_glob
 
 if TYPE_CHECKING:
@@ -29,19 +30,6 @@ if TYPE_CHECKING:
     from .connection import Client
 
 log = logging.getLogger("distcache.server")
-
-
-def parse_output_limits(text: str) -> Dict[str, Tuple[int, int, int]]:
-    """``"normal 0 0 0 pubsub 32mb 8mb 60"`` -> {class: (hard, soft, soft seconds)}."""
-    words = text.split()
-    limits: Dict[str, Tuple[int, int, int]] = {}
-    for i in range(0, len(words) - 3, 4):
-        cls = words[i].lower()
-        if cls == "slave":
-            cls = "replica"
-        limits[cls] = (parse_memory(words[i + 1]), parse_memory(words[i + 2]),
-                       int(words[i + 3]))
-    return limits
 
 
 class PubSub:
@@ -57,15 +45,15 @@ class PubSub:
         self.shard_channels: Dict[bytes, Dict["Client", None]] = {}
         #: clients over the soft limit -> when they went over.
         self.soft_since: Dict["Client", float] = {}
+        #: clients that published to themselves -> (index in c.out of the last
+        #: message queued there, that message, bytes in c.out up to it).
+        self.queued: Dict["Client", Tuple[int, bytes, int]] = {}
         self.hard = self.soft = self.soft_seconds = 0
         self.configure()
 
     def configure(self) -> None:
-        try:
-            limits = parse_output_limits(self.server.config["client-output-buffer-limit"])
-        except (ValueError, TypeError):
-            log.warning("cannot parse client-output-buffer-limit; keeping the old limits")
-            return
+        """Take the ``pubsub`` class of client-output-buffer-limit (checked by config)."""
+        limits = self.server.config["client-output-buffer-limit"]
         self.hard, self.soft, self.soft_seconds = limits.get("pubsub", (32 << 20, 8 << 20, 60))
 
     def counts(self) -> Tuple[int, int, int]:
@@ -115,6 +103,7 @@ class PubSub:
         for channel in list(c.shard_channels):
             self.sunsubscribe(c, channel)
         self.soft_since.pop(c, None)
+        self.queued.pop(c, None)
         c.update_restricted()
 
     # -- delivery -------------------------------------------------------------------
@@ -125,14 +114,18 @@ class PubSub:
         receivers = self._fan_out(clients, b"$7\r\nmessage\r\n", channel, message) \
             if clients else 0
         if self.patterns:
+            tail = b"$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(channel), channel, len(message), message)
             for pattern, (match, subs) in list(self.patterns.items()):
                 if not subs or not match(channel):
                     continue
-                head = b"$8\r\npmessage\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
-                    len(pattern), pattern, len(channel), channel, len(message), message)
+                head = b""
                 for c in list(subs):
-                    self.deliver(c, (b">4\r\n" if c.resp3 else b"*4\r\n") + head)
                     receivers += 1
+                    if c.closed:  # cut off by an earlier message: no copy to make
+                        continue
+                    head = head or b"$8\r\npmessage\r\n$%d\r\n%s\r\n%s" % (
+                        len(pattern), pattern, tail)
+                    self.deliver(c, (b">4\r\n" if c.resp3 else b"*4\r\n") + head)
         return receivers
 
     def spublish(self, channel: bytes, message: bytes) -> int:
@@ -160,13 +153,30 @@ class PubSub:
     def deliver(self, c: "Client", data: bytes) -> None:
         if c.closed or c.transport is None:
             return
-        if c.out:  # the client is mid-reply (it published to itself): keep the order
-            c.out.append(data)
-            return
         transport = c.transport
+        if c.out:  # the client is mid-reply (it published to itself): keep the order
+            queued = self._queued_bytes(c, data)
+            c.out.append(data)
+            if self.hard or self.soft:
+                self.check_limits(c, transport.get_write_buffer_size() + queued)
+            return
         transport.write(data)
         if self.hard or self.soft:
             self.check_limits(c, transport.get_write_buffer_size())
+
+    def _queued_bytes(self, c: "Client", data: bytes) -> int:
+        """Bytes in ``c.out`` once ``data`` is added, counted once each: the last
+        message queued marks how far the previous count went (a message is a new
+        object, so finding it there means ``c.out`` was not flushed since)."""
+        out = c.out
+        mark = self.queued.get(c)
+        if mark is not None and mark[0] < len(out) and out[mark[0]] is mark[1]:
+            total = mark[2] + sum(map(len, out[mark[0] + 1:]))
+        else:
+            total = sum(map(len, out))
+        total += len(data)
+        self.queued[c] = (len(out), data, total)
+        return total
 
     def check_limits(self, c: "Client", used: int) -> None:
         hard, soft = self.hard, self.soft

@@ -7,7 +7,9 @@ exists for the whole scan is returned exactly once; elements added during
 the scan may or may not be. Snapshots are bounded in number and age; a
 cursor whose snapshot was dropped restarts from a fresh snapshot at the same
 position, which can repeat or skip elements, as a Redis rehash can repeat
-them.
+them. Their total size is bounded too: a client opening many scans of a
+large keyspace (SCAN 0 COUNT 1, over and over) would otherwise hold up to
+MAX_SNAPSHOTS copies of it.
 """
 from __future__ import annotations
 
@@ -22,12 +24,17 @@ from .commands.args import to_int
 POS_BITS = 32
 MAX_SNAPSHOTS = 256
 SNAPSHOT_TTL = 300.0  # seconds a snapshot lives without being used
+#: Entries all snapshots may hold together: this many, or SNAPSHOT_FACTOR times
+#: the snapshot in use, whichever is more (a few concurrent full scans).
+SNAPSHOT_ENTRIES = 1 << 20
+SNAPSHOT_FACTOR = 4
 
 
 class ScanCursors:
     def __init__(self) -> None:
         self._snapshots: "OrderedDict[int, Tuple[List[Any], float]]" = OrderedDict()
         self._next_id = 1
+        self._entries = 0  # items held by all snapshots
 
     def page(self, cursor: int, source: Callable[[], Iterable[Any]], count: int
              ) -> Tuple[int, List[Any]]:
@@ -44,23 +51,42 @@ class ScanCursors:
         chunk = items[pos:pos + count]
         pos += count
         if pos >= len(items):
-            self._snapshots.pop(sid, None)
+            self._drop(sid)
             return 0, chunk
+        if entry is None:
+            self._drop(sid)  # an id reused after wrapping around
+            self._entries += len(items)
         self._snapshots[sid] = (items, time.monotonic())
         self._snapshots.move_to_end(sid)
-        self._trim()
+        self._trim(max(SNAPSHOT_ENTRIES, SNAPSHOT_FACTOR * len(items)))
         return (sid << POS_BITS) | pos, chunk
+
+    @property
+    def held(self) -> int:
+        """Entries held by all snapshots together."""
+        return self._entries
+
+    def _drop(self, sid: int) -> None:
+        entry = self._snapshots.pop(sid, None)
+        if entry is not None:
+            self._entries -= len(entry[0])
 
     def _new_id(self) -> int:
         sid = self._next_id
         self._next_id = self._next_id % ((1 << 31) - 1) + 1
         return sid
 
-    def _trim(self) -> None:
+    def _trim(self, budget: int) -> None:
+        """Drop the least recently used snapshots while there are too many, too
+        old, or holding more than ``budget`` entries (the newest always stays)."""
         now = time.monotonic()
-        while self._snapshots and (len(self._snapshots) > MAX_SNAPSHOTS or
-                                   now - next(iter(self._snapshots.values()))[1] > SNAPSHOT_TTL):
-            self._snapshots.popitem(last=False)
+        snapshots = self._snapshots
+        while len(snapshots) > 1:
+            oldest, (items, used) = next(iter(snapshots.items()))
+            if len(snapshots) <= MAX_SNAPSHOTS and now - used <= SNAPSHOT_TTL \
+                    and self._entries <= budget:
+                break
+            self._drop(oldest)
 
 
 class ScanArgs:

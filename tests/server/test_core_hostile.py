@@ -145,7 +145,7 @@ import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 
-from servers import distcache_server  # noqa: E402
+from servers import distcache_server, wait_until  # noqa: E402
 
 
 def _sigterm(proc, within: float) -> int:
@@ -257,12 +257,15 @@ def test_tcp_keepalive_is_set_on_client_sockets(tmp_path, interval, expected):
     with distcache_server(tmp_path, "--tcp-keepalive", interval) as proc:
         client = redis.Redis(port=proc.port)
         assert client.ping()
-        out = subprocess.run(["ss", "-tnoH", "state", "established",
-                              f"( sport = :{proc.port} )"],
-                             capture_output=True, text=True, check=True).stdout
-        assert out.strip(), "the server's side of the connection is not listed"
+
+        def timers() -> str:
+            # ss shows one timer a socket: a retransmit timer may hide keepalive briefly.
+            return subprocess.run(["ss", "-tnoH", "state", "established",
+                                   f"( sport = :{proc.port} )"],
+                                  capture_output=True, text=True, check=True).stdout
+        assert timers().strip(), "the server's side of the connection is not listed"
         if expected:
-            assert "timer:(keepalive," in out
+            wait_until(lambda: "timer:(keepalive," in timers(), timeout=10)
         else:
-            assert "keepalive" not in out
+            assert "keepalive" not in timers()
         client.close()

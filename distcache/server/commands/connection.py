@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any, List
+from typing import Any, Callable, Dict, List
 
 from ... import __version__
 from ...protocol import OK, PONG, Raw, Verbatim
@@ -124,8 +124,14 @@ def reset(c: Any, args: List[bytes]) -> Any:
     return Raw(b"+RESET\r\n")
 
 
+#: The bytes a client name may hold: Redis allows '!' to '~' only.
+_NAME_BYTES = bytes(range(ord("!"), ord("~") + 1))
+
+
 def _valid_name(name: bytes) -> bytes:
-    if any(ch <= 32 or ch >= 127 for ch in name):
+    # What is left once the allowed bytes are deleted: C speed, for names can
+    # be as long as a bulk string.
+    if name.translate(None, _NAME_BYTES):
         raise CommandError("ERR Client names cannot contain spaces, newlines or special "
                            "characters.")
     return name
@@ -219,7 +225,9 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
                 _kill(c, other)
                 return OK
         raise CommandError("ERR No such client")
-    filters = []
+    # One filter per kind, the last given wins (as Redis): thousands of filters
+    # cost no more than one per client.
+    filters: Dict[bytes, Callable[[Any], bool]] = {}
     skipme = True
     i = 2
     while i < len(args):
@@ -227,15 +235,14 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             raise CommandError(SYNTAX)
         opt, value = args[i].upper(), args[i + 1]
         if opt == b"ID":
-            try:
-                wanted_id = to_int(value)
-            except CommandError:
-                raise CommandError("ERR client-id should be greater than 0") from None
-            filters.append(lambda x, v=wanted_id: x.id == v)
+            wanted_id = to_int(value, "ERR client-id should be greater than 0")
+            if wanted_id < 1:
+                raise CommandError("ERR client-id should be greater than 0")
+            filters[opt] = lambda x, v=wanted_id: x.id == v
         elif opt == b"ADDR":
-            filters.append(lambda x, v=value.decode(): x.addr == v)
+            filters[opt] = lambda x, v=value.decode("utf-8", "replace"): x.addr == v
         elif opt == b"LADDR":
-            filters.append(lambda x, v=value.decode(): x.laddr == v)
+            filters[opt] = lambda x, v=value.decode("utf-8", "replace"): x.laddr == v
         elif opt == b"USER":
             if value != b"default":  # the only user there is
                 raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
@@ -243,8 +250,8 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             kind = value.lower()
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
-            filters.append(lambda x, k=kind: (k == b"pubsub") == subscribed(x)
-                           if k in (b"pubsub", b"normal") else False)
+            filters[opt] = lambda x, k=kind: (k == b"pubsub") == subscribed(x) \
+                if k in (b"pubsub", b"normal") else False
         elif opt == b"SKIPME":
             if value.lower() not in (b"yes", b"no"):
                 raise CommandError(SYNTAX)
@@ -252,11 +259,12 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
         else:
             raise CommandError(SYNTAX)
         i += 2
+    checks = list(filters.values())
     killed = 0
     for other in list(clients.values()):
         if skipme and other is c:
             continue
-        if all(f(other) for f in filters):
+        if all(f(other) for f in checks):
             _kill(c, other)
             killed += 1
     return killed

@@ -8,7 +8,7 @@ from ..errors import CommandError, DB_RANGE, NO_SUCH_KEY, SYNTAX
 from ..glob import compile_glob
 from ..keyspace import TYPE_NAMES, now_ms
 from ..scan import ScanArgs
-from .args import INT64_MAX, INT64_MIN, to_int, to_int32
+from .args import INT64_MAX, to_int, to_int32
 from .table import command
 
 _KEYS = dict(group="generic")
@@ -249,7 +249,8 @@ def _expire_generic(c: Any, args: List[bytes], unit_ms: int, absolute: bool) -> 
     if gt and lt:
         raise CommandError("ERR GT and LT options at the same time are not compatible")
     amount = to_int(args[2])  # after the options, as in Redis
-    if unit_ms == 1000 and not (INT64_MIN // 1000 <= amount <= INT64_MAX // 1000):
+    if unit_ms == 1000 and not (-(INT64_MAX // 1000) <= amount <= INT64_MAX // 1000):
+        # LLONG_MIN / 1000 in C rounds toward zero: -9223372036854775 is the floor.
         raise CommandError(f"ERR invalid expire time in '{cmd}' command")
     when = amount * unit_ms
     if not absolute:

@@ -1,6 +1,7 @@
 """Server commands: INFO, CONFIG, COMMAND, TIME, SHUTDOWN, and reset helpers."""
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Dict, List
 
@@ -65,12 +66,27 @@ def config_get(c: Any, args: List[bytes]) -> Any:
     """Directives matching one or more glob patterns."""
     config = c.server.config
     out: Dict[bytes, bytes] = {}
-    for pattern in args[2:]:
+    seen = set()  # names shown, in any case (Redis's reply dict ignores case)
+    names = None
+    for pattern in dict.fromkeys(args[2:]):  # a repeated pattern adds nothing
+        if not _GLOB_CHARS.search(pattern):
+            # As Redis: a name without * ? [ is looked up, and shown as given.
+            if names is None:
+                names = set(config.names())
+            name = pattern.decode("utf-8", "replace").lower()
+            if name in names and name not in seen:
+                seen.add(name)
+                out[pattern] = config.render(name).encode()
+            continue
         pat = pattern.lower()
         for name in config.names():
-            if glob_match(pat, name.encode()):
+            if name not in seen and glob_match(pat, name.encode()):
+                seen.add(name)
                 out[name.encode()] = config.render(name).encode()
     return out
+
+
+_GLOB_CHARS = re.compile(rb"[*?\[]")
 
 
 @command("set", -4, "admin noscript loading stale", **_CFG)

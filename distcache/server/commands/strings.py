@@ -335,8 +335,9 @@ def append(c: Any, args: List[bytes]) -> Any:
     """Append to a string value."""
     db = c.db
     old = _string_or_none(db, args[1], counted=False)
+    if old is not None:
+        check_size(c, len(old) + len(args[2]))  # before building it, as Redis
     new = args[2] if old is None else old + args[2]
-    check_size(c, len(new))
     db.set(args[1], new, keep_ttl=True)
     return len(new)
 
