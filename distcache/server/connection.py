@@ -507,7 +507,7 @@ def _exec_rejected(c: Client, exc: CommandError) -> CommandError:
 def set_keepalive(sock: Any, interval: int) -> None:
     """TCP keepalive as Redis's anetKeepAlive sets it: the first probe after
     ``interval`` idle seconds, then every third of it, three before giving up."""
-    if sock is None:
+    if not hasattr(sock, "setsockopt"):  # no socket (test and benchmark transports)
         return
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -516,7 +516,7 @@ def set_keepalive(sock: Any, interval: int) -> None:
             option = getattr(socket, name, None)
             if option is not None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    except OSError as exc:  # not a TCP socket (a test transport), or refused
+    except OSError as exc:  # not a TCP socket, or refused
         log.debug("tcp-keepalive not applied: %s", exc)
 
 
