@@ -120,6 +120,8 @@ class CacheServer:
         #: Called with a client when it disconnects (unwatch, unsubscribe, unblock).
         self.disconnect_hooks: List[Callable[[Client], None]] = []
         self._apply_config()
+        from . import acl  # users: the default one, ``user`` lines, ``aclfile``
+        self.acl = acl.install(self)
         from . import eviction, pubsub  # memory limit; pub/sub registry
         from .commands import transactions
         transactions.install(self)
@@ -138,6 +140,7 @@ class CacheServer:
         """Called by CONFIG SET after a directive changed."""
         self._apply_config()
         if name == "requirepass":
+            self.acl.set_requirepass(self.config["requirepass"])
             return
         for hook in self.config_hooks:
             hook(name)
@@ -180,7 +183,7 @@ class CacheServer:
         """Why a new connection is refused (maxclients, protected mode), or None."""
         if len(self.clients) >= self.config["maxclients"]:
             return MAX_CLIENTS
-        if self.config["protected-mode"] and not self.config["requirepass"] and peer:
+        if self.config["protected-mode"] and "nopass" in self.acl.default.flags and peer:
             try:
                 if not ipaddress.ip_address(peer[0]).is_loopback:
                     return PROTECTED_MODE
