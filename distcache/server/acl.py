@@ -674,11 +674,13 @@ class ACL:
                     client.close_now()
         return killed
 
-    def authenticate(self, client: Any, name: bytes, password: bytes) -> bool:
-        """AUTH/HELLO: on success the client is that user; a failure is logged."""
+    def authenticate(self, client: Any, name: bytes, password: bytes,
+                     command: bytes = b"AUTH") -> bool:
+        """AUTH/HELLO: on success the client is that user; a failure is logged (with
+        the command name as the client typed it, as Redis)."""
         user = self.users.get(name)
         if user is None or not user.enabled or not user.check_password(password):
-            self.add_log(client, DENIED_AUTH, b"auth", name)
+            self.add_log(client, DENIED_AUTH, command, name)
             return False
         client.user = user
         client.authenticated = True

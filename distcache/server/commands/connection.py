@@ -38,9 +38,9 @@ def quit_(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-def _check_password(c: Any, user: bytes, password: bytes) -> None:
+def _check_password(c: Any, user: bytes, password: bytes, command: bytes) -> None:
     # A "nopass" user (the default one without requirepass) takes any password.
-    if not c.server.acl.authenticate(c, user, password):
+    if not c.server.acl.authenticate(c, user, password, command):
         raise CommandError(WRONGPASS)
 
 
@@ -53,7 +53,7 @@ def auth(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR AUTH <password> called without any password configured for "
                            "the default user. Are you sure your configuration is correct?")
     user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
-    _check_password(c, user, password)
+    _check_password(c, user, password, args[0])
     return OK
 
 
@@ -75,7 +75,7 @@ def hello(c: Any, args: List[bytes]) -> Any:
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            _check_password(c, args[i + 1], args[i + 2])
+            _check_password(c, args[i + 1], args[i + 2], args[0])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
             name = _valid_name(args[i + 1])
