@@ -192,6 +192,8 @@ class Selector:
         elif op[:1] == b"&":
             if self.allchannels:
                 raise RuleError("EISDIR")
+            if _has_spaces(op[1:]):
+                raise RuleError("EINVAL")
             if op[1:] not in self.channels:
                 self.channels.append(op[1:])
         elif op[:2] in (b"+@", b"-@"):
@@ -231,6 +233,8 @@ class Selector:
         else:
             flags = READ | WRITE
         pattern = op[offset:]
+        if _has_spaces(pattern):
+            raise RuleError("EINVAL")
         for entry in self.keys:
             if entry[0] == pattern:
                 entry[1] |= flags
@@ -375,6 +379,11 @@ class Selector:
 
 
 _KEY_PREFIX = {READ | WRITE: "~", READ: "%R~", WRITE: "%W~"}
+
+
+def _has_spaces(value: bytes) -> bool:
+    """Spaces or NULs: a user name or pattern that the ACL file could not hold."""
+    return any(ch in b" \t\r\n\v\f\0" for ch in value)
 
 
 def _text(value: bytes) -> str:
@@ -610,7 +619,7 @@ class ACL:
 
     def set_user(self, name: bytes, ops: List[bytes]) -> User:
         """ACL SETUSER: all modifiers or none (raises ValueError with Redis's text)."""
-        if any(ch in b" \t\r\n\v\f\0" for ch in name):
+        if _has_spaces(name):
             raise ValueError("Usernames can't contain spaces or null characters")
         ops = merge_selector_args(ops)
         existing = self.users.get(name)

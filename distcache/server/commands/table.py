@@ -41,19 +41,24 @@ KEY_READ, KEY_WRITE = 1, 2
 #: Key specs where the default (readonly: R, write: W, else neither) is not Redis's.
 #: One token per spec, ``-`` for neither flag: one token covers the declared
 #: positions; with several, each but the last covers one position in turn and the
-#: last the rest. ``#n``: a movable spec, the key count at argument n, keys after.
+#: last the rest. ``#n``: a movable spec, the key count at argument n, keys after;
+#: ``@n``: the one key at argument n.
 KEY_ACCESS = {
     **dict.fromkeys("exists type touch strlen hexists hlen hstrlen llen sismember scard "
-                    "zcard".split(), "-"),
-    **dict.fromkeys("move set getset getdel getex incr decr incrby decrby incrbyfloat hincrby "
+                    "zcard watch memory|usage object|encoding object|refcount object|idletime "
+                    "object|freq".split(), "-"),
+    **dict.fromkeys("move getset getdel getex incr decr incrby decrby incrbyfloat hincrby "
                     "hincrbyfloat lpop rpop blpop brpop spop zincrby zpopmin zpopmax bzpopmin "
                     "bzpopmax".split(), "RW"),
     **dict.fromkeys("rename renamenx lmove rpoplpush blmove brpoplpush smove".split(), "RW W"),
     **dict.fromkeys("sinterstore sunionstore sdiffstore zrangestore".split(), "W R"),
-    **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W R#2"),
+    **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
-    "copy": "R W", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2", "bzmpop": "RW#2",
+    "set": "RW", "copy": "R W", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2", "bzmpop": "RW#2",
 }
+#: Commands whose key access depends on the call (Redis's VARIABLE_FLAGS): the
+#: access without the option given here (from the argument index given on).
+VARIABLE_KEY_ACCESS = {"set": (b"GET", 3, KEY_WRITE)}
 #: (access, first index, last index (negative: from the end), step, keynum spec?)
 KeySpec = Tuple[int, int, int, int, bool]
 _ids = itertools.count()
@@ -88,8 +93,11 @@ def _key_specs(spec: "CommandSpec") -> List[KeySpec]:
     words = tokens.split()
     for i, token in enumerate(words):
         access_text, _, keynum = token.partition("#")
+        access_text, _, at = access_text.partition("@")
         access = (KEY_READ if "R" in access_text else 0) | (KEY_WRITE if "W" in access_text else 0)
-        if keynum:
+        if at:
+            specs.append((access, int(at), int(at), 1, False))
+        elif keynum:
             specs.append((access, int(keynum), 0, 1, True))
         elif i < len(words) - 1:
             specs.append((access, spec.first_key + i, spec.first_key + i, 1, False))
@@ -103,6 +111,11 @@ def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, 
     them; a malformed key count finds no keys (the command will refuse it anyway)."""
     found: List[Tuple[int, int]] = []
     argc = len(args)
+    variable = VARIABLE_KEY_ACCESS.get(spec.fullname)
+    if variable is not None:
+        option, start, plain = variable
+        if all(arg.upper() != option for arg in args[start:]):
+            return [(spec.first_key, plain)]
     for access, begin, last, step, keynum in spec.key_specs:
         if keynum:
             try:
