@@ -373,9 +373,9 @@ class Selector:
 
     def reply(self) -> Dict[bytes, Any]:
         """The selector's ACL GETUSER fields."""
-        return {b"commands": self.describe_commands().encode(),
-                b"keys": " ".join(self.describe_keys()).encode(),
-                b"channels": " ".join(self.describe_channels()).encode()}
+        return {b"commands": _bytes(self.describe_commands()),
+                b"keys": _bytes(" ".join(self.describe_keys())),
+                b"channels": _bytes(" ".join(self.describe_channels()))}
 
 
 _KEY_PREFIX = {READ | WRITE: "~", READ: "%R~", WRITE: "%W~"}
@@ -387,7 +387,12 @@ def _has_spaces(value: bytes) -> bool:
 
 
 def _text(value: bytes) -> str:
+    """Bytes as text and back (:func:`_bytes`) unchanged, whatever they hold."""
     return value.decode("utf-8", "surrogateescape")
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 #: User flags in Redis's order (GETUSER and LIST show them so).
@@ -781,6 +786,15 @@ class ACL:
                              f"{exc.strerror}") from None
         self.install_users(self.load_lines(lines, path), current)
 
+    def config_lines(self) -> List[str]:
+        """Every user but an untouched default, as ``user`` directive values."""
+        lines = []
+        for name in sorted(self.users):
+            text = self.users[name].describe()
+            if name != b"default" or text != _initial_default().describe():
+                lines.append(f"{_text(name)} {text}")
+        return lines
+
     def save_file(self, path: str) -> None:
         """ACL SAVE: every user, written to a temp file then renamed over ``path``."""
         text = "".join(f"user {_text(name)} {self.users[name].describe()}\n"
@@ -795,17 +809,21 @@ class ACL:
 
 def install(server: "CacheServer") -> ACL:
     """Create the server's users from ``user`` lines and ``aclfile``, as Redis at startup."""
+    from ..config import ConfigError
     acl = ACL(server)
     config = server.config
     lines = config.users
     if lines and config["aclfile"]:
-        raise ValueError("Configuring Redis with users defined in redis.conf and at the same "
+        raise ConfigError("Configuring Redis with users defined in redis.conf and at the same "
                          "setting an ACL file path is invalid. This setup is very likely to "
                          "lead to configuration errors and security holes, please define "
                          "either an ACL file or declare users directly in your redis.conf, "
                          "but not both.")
-    if lines:
-        acl.install_users(acl.load_lines(["user " + line for line in lines], "config"))
-    elif config["aclfile"]:
-        acl.load_file(config["aclfile"])
+    try:
+        if lines:
+            acl.install_users(acl.load_lines(["user " + line for line in lines], "config"))
+        elif config["aclfile"]:
+            acl.load_file(config["aclfile"])
+    except ValueError as exc:
+        raise ConfigError(f"Aborting startup because of ACL errors: {exc}") from None
     return acl

@@ -369,7 +369,11 @@ def run_server(argv: List[str]) -> int:
         print(f"distcache: {exc}", file=sys.stderr)
         return 1
     _setup_logging(config)
-    server = CacheServer(config=config)
+    try:
+        server = CacheServer(config=config)
+    except ConfigError as exc:  # e.g. a bad ACL file or user line
+        print(f"distcache: {exc}", file=sys.stderr)
+        return 1
     try:
         server.serve_forever()
     except OSError as exc:

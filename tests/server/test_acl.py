@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import subprocess
+import sys
 
 import pytest
 import redis
 
 from core_helpers import RawClient, start_target, wait_until
-from servers import distcache_server
+from servers import ROOT, distcache_server
 
 _names = itertools.count()
 
@@ -361,3 +364,59 @@ def test_full_users_stay_unrestricted():
     assert not client.restricted
     client.execute([b"ACL", b"SETUSER", b"default", b"-get"], out)
     assert client.restricted  # the default user itself was limited
+
+
+def test_pubsub_default_and_log_length(target, admin):
+    admin.config_set("acl-pubsub-default", "allchannels")
+    try:
+        name = new_user(admin, "on")
+        assert admin.execute_command("ACL", "GETUSER", name)[b"channels"] == b"&*"
+    finally:
+        admin.config_set("acl-pubsub-default", "resetchannels")
+    assert admin.execute_command("ACL", "GETUSER", new_user(admin, "on"))[b"channels"] == b""
+    admin.config_set("acllog-max-len", "2")
+    try:
+        name = new_user(admin, "on", ">pw")
+        with login(target, name) as raw:
+            for command in ("GET", "SET", "DEL", "TYPE"):
+                raw.call(command, "k")
+        assert [e[b"object"] for e in admin.execute_command("ACL", "LOG")] == [b"type", b"del"]
+    finally:
+        admin.config_set("acllog-max-len", "128")
+
+
+def test_binary_patterns_round_trip(admin):
+    name = new_user(admin, "on", b"~\xff*", b"&\xfe")
+    user = admin.execute_command("ACL", "GETUSER", name)
+    assert (user[b"keys"], user[b"channels"]) == (b"~\xff*", b"&\xfe")
+    assert admin.execute_command("ACL", "DRYRUN", name, "SET", b"\xffx", "v") == \
+        b"This user has no permissions to run the 'set' command"
+
+
+def test_config_rewrite_keeps_users(tmp_path):
+    conf = tmp_path / "distcache.conf"
+    conf.write_text("port 0\n")
+    with distcache_server(tmp_path, "--config", str(conf)) as proc:
+        admin = redis.Redis(port=proc.port)
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~app:*", "+get")
+        assert admin.config_rewrite()
+        admin.close()
+    lines = conf.read_text().splitlines()
+    assert any(line.startswith("user app on #")
+               and line.endswith("~app:* resetchannels -@all +get") for line in lines)
+    with distcache_server(tmp_path, "--config", str(conf)) as proc:
+        with login(proc, "app") as raw:
+            assert raw.call("GET", "app:1") == b"$-1\r\n"
+            assert raw.call("GET", "x") == NO_KEY
+
+
+def test_bad_acl_file_stops_startup(tmp_path):
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("user alice on bogus\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "distcache", "server", "--port", "0", "--aclfile", str(aclfile),
+         "--appendonly", "no", "--save", ""],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1
+    assert "Syntax error" in result.stderr and "users.acl:1" in result.stderr

@@ -60,7 +60,7 @@ def acl_deluser(c: Any, args: List[bytes]) -> Any:
 def acl_list(c: Any, args: List[bytes]) -> Any:
     """Every user, in config file form."""
     users = c.server.acl.users
-    return [b"user " + name + b" " + users[name].describe().encode("utf-8", "surrogateescape")
+    return [b"user " + name + b" " + acl_mod._bytes(users[name].describe())
             for name in sorted(users)]
 
 

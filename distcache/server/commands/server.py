@@ -120,7 +120,10 @@ def config_rewrite(c: Any, args: List[bytes]) -> Any:
     path = c.server.config.source_file
     if not path:
         raise CommandError("ERR The server is running without a config file")
-    c.server.config.rewrite(path)
+    config = c.server.config
+    if not config["aclfile"]:  # as Redis: the users as they are now, as user lines
+        config.users = c.server.acl.config_lines()
+    config.rewrite(path)
     return OK
 
 

@@ -54,7 +54,8 @@ KEY_ACCESS = {
     **dict.fromkeys("sinterstore sunionstore sdiffstore zrangestore".split(), "W R"),
     **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
-    "set": "RW", "copy": "R W", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2", "bzmpop": "RW#2",
+    "set": "RW", "copy": "R W", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
+    "bzmpop": "RW#2",
 }
 #: Commands whose key access depends on the call (Redis's VARIABLE_FLAGS): the
 #: access without the option given here (from the argument index given on).
