@@ -420,3 +420,20 @@ def test_bad_acl_file_stops_startup(tmp_path):
         env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 1
     assert "Syntax error" in result.stderr and "users.acl:1" in result.stderr
+
+
+def test_movable_keys_and_variable_flags(admin):
+    name = new_user(admin, "on", "~a*", "%R~r*", "+@all")
+    for call, verdict in [
+            (("ZUNIONSTORE", "d", "x", "a"), b"OK"),  # a bad key count finds no keys
+            (("ZUNIONSTORE", "a", "5", "a"), b"OK"),  # too few: that spec finds none
+            (("ZUNIONSTORE", "a", "2", "a", "b"),
+             b"This user has no permissions to access the 'b' key"),
+            (("LMPOP", "2", "a1", "a2", "LEFT"), b"OK"),
+            (("SET", "r1", "v"), b"This user has no permissions to access the 'r1' key"),
+            (("GET", "r1"), b"OK")]:
+        assert admin.execute_command("ACL", "DRYRUN", name, *call) == verdict, call
+    writer = new_user(admin, "on", "%W~w*", "+@all")
+    assert admin.execute_command("ACL", "DRYRUN", writer, "SET", "w1", "v") == b"OK"
+    assert admin.execute_command("ACL", "DRYRUN", writer, "SET", "w1", "v", "GET") == \
+        b"This user has no permissions to access the 'w1' key"  # GET reads it

@@ -109,7 +109,7 @@ def _key_specs(spec: "CommandSpec") -> List[KeySpec]:
 
 def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, int]]:
     """(argument index, access flags) of every key in a call, as Redis's key specs find
-    them; a malformed key count finds no keys (the command will refuse it anyway)."""
+    them; a malformed key count finds no keys (the command refuses the call anyway)."""
     found: List[Tuple[int, int]] = []
     argc = len(args)
     variable = VARIABLE_KEY_ACCESS.get(spec.fullname)
@@ -123,7 +123,9 @@ def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, 
                 count = int(args[begin]) if begin < argc else -1
             except ValueError:
                 count = -1
-            if count < 0 or begin + count >= argc:
+            if count < 0:  # as Redis: an invalid spec finds no keys at all
+                return []
+            if begin + count >= argc:  # too few arguments: the command will say so
                 continue
             found.extend((i, access) for i in range(begin + 1, begin + 1 + count))
             continue
