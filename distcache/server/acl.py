@@ -135,18 +135,19 @@ class Selector:
         self.allcommands = False
         self.allowed = 0  # one bit per command id
         self.future = False  # commands added later are allowed (+@all)
-        self.firstargs: Dict[int, List[bytes]] = {}
-        self.keys: List[List[Any]] = []  # [pattern, READ|WRITE]
-        self.channels: List[bytes] = []
+        # Dicts, in the order given: adding a rule stays O(1) however many there are.
+        self.firstargs: Dict[int, Dict[bytes, bytes]] = {}  # command id: {lower: as given}
+        self.keys: Dict[bytes, int] = {}  # pattern: READ|WRITE
+        self.channels: Dict[bytes, None] = {}
 
     def copy(self) -> "Selector":
         new = Selector()
         new.allkeys, new.allchannels, new.allcommands = \
             self.allkeys, self.allchannels, self.allcommands
         new.allowed, new.future = self.allowed, self.future
-        new.firstargs = {k: list(v) for k, v in self.firstargs.items()}
-        new.keys = [list(k) for k in self.keys]
-        new.channels = list(self.channels)
+        new.firstargs = {k: dict(v) for k, v in self.firstargs.items()}
+        new.keys = dict(self.keys)
+        new.channels = dict(self.channels)
         return new
 
     # -- rules ---------------------------------------------------------------------
@@ -167,16 +168,16 @@ class Selector:
         u = universe()
         if lower == b"allkeys" or op == b"~*":
             self.allkeys = True
-            self.keys = []
+            self.keys = {}
         elif lower == b"resetkeys":
             self.allkeys = False
-            self.keys = []
+            self.keys = {}
         elif lower == b"allchannels" or op == b"&*":
             self.allchannels = True
-            self.channels = []
+            self.channels = {}
         elif lower == b"resetchannels":
             self.allchannels = False
-            self.channels = []
+            self.channels = {}
         elif lower in (b"allcommands", b"+@all"):
             self.allcommands = True
             self.future = True
@@ -194,17 +195,16 @@ class Selector:
                 raise RuleError("EISDIR")
             if _has_spaces(op[1:]):
                 raise RuleError("EINVAL")
-            if op[1:] not in self.channels:
-                self.channels.append(op[1:])
+            self.channels[op[1:]] = None
         elif op[:2] in (b"+@", b"-@"):
             bits = u.category_bits.get(op[2:].decode("utf-8", "replace").lower())
             if bits is None:
                 raise RuleError("ENOENT")
             self._change(bits, op[:1] == b"+")
         elif op[:1] == b"+":
-            self._allow_command(op[1:].decode("utf-8", "replace"))
+            self._allow_command(_text(op[1:]))
         elif op[:1] == b"-":
-            spec = u.lookup(op[1:].decode("utf-8", "replace"))
+            spec = u.lookup(_text(op[1:]))
             if spec is None:
                 raise RuleError("ENOENT")
             self._change(u.family_bits(spec), False)
@@ -235,11 +235,7 @@ class Selector:
         pattern = op[offset:]
         if _has_spaces(pattern):
             raise RuleError("EINVAL")
-        for entry in self.keys:
-            if entry[0] == pattern:
-                entry[1] |= flags
-                return
-        self.keys.append([pattern, flags])
+        self.keys[pattern] = self.keys.get(pattern, 0) | flags
 
     def _allow_command(self, name: str) -> None:
         u = universe()
@@ -263,9 +259,8 @@ class Selector:
                 raise RuleError("ENOENT")
             self._change(u.family_bits(spec), True)
         else:  # SELECT|0: the first-argument mechanism Redis keeps for compatibility
-            allowed = self.firstargs.setdefault(parent.id, [])
-            if all(sub.lower() != a.decode("utf-8", "replace").lower() for a in allowed):
-                allowed.append(sub.encode())
+            arg = _bytes(sub)
+            self.firstargs.setdefault(parent.id, {}).setdefault(arg.lower(), arg)
 
     # -- checks --------------------------------------------------------------------
 
@@ -276,8 +271,7 @@ class Selector:
             index = 2 if spec.parent else 1
             if not allowed or len(args) <= index:
                 return DENIED_CMD, -1
-            wanted = args[index].lower()
-            if all(a.lower() != wanted for a in allowed):
+            if args[index].lower() not in allowed:
                 return DENIED_CMD, -1
         if not self.allkeys and spec.key_specs:
             for index, access in keys_with_access(spec, args):
@@ -294,7 +288,7 @@ class Selector:
         return OK, 0
 
     def key_allowed(self, key: bytes, access: int) -> bool:
-        for pattern, flags in self.keys:
+        for pattern, flags in self.keys.items():
             if flags & access == access and glob_match(pattern, key):
                 return True
         return False
@@ -311,7 +305,7 @@ class Selector:
     def describe_keys(self) -> List[str]:
         if self.allkeys:
             return ["~*"]
-        return [_KEY_PREFIX[flags] + _text(pattern) for pattern, flags in self.keys]
+        return [_KEY_PREFIX[flags] + _text(pattern) for pattern, flags in self.keys.items()]
 
     def describe_channels(self) -> List[str]:
         if self.allchannels:
@@ -359,7 +353,7 @@ class Selector:
                     fake = fake | family if bit else fake & ~family
             if not self.allowed >> spec.id & 1:
                 rules.extend(f"+{spec.fullname}|{_text(arg)}"
-                             for arg in self.firstargs.get(spec.id, ()))
+                             for arg in self.firstargs.get(spec.id, {}).values())
         return " ".join(rules)
 
     def describe(self) -> str:
@@ -407,7 +401,7 @@ class User:
     def __init__(self, name: bytes, pubsub_default: bool = False) -> None:
         self.name = name
         self.flags = {"off"}
-        self.passwords: List[str] = []
+        self.passwords: Dict[str, None] = {}  # SHA-256 hex digests, in the order added
         self.selectors = [Selector(allchannels=pubsub_default)]
         self.full = False
 
@@ -422,7 +416,7 @@ class User:
     def copy(self) -> "User":
         new = User(self.name)
         new.flags = set(self.flags)
-        new.passwords = list(self.passwords)
+        new.passwords = dict(self.passwords)
         new.selectors = [s.copy() for s in self.selectors]
         new.full = self.full
         return new
@@ -451,20 +445,19 @@ class User:
             self.flags = (self.flags - {"skip-sanitize-payload"}) | {"sanitize-payload"}
         elif lower == b"nopass":
             self.flags.add("nopass")
-            self.passwords = []
+            self.passwords = {}
         elif lower == b"resetpass":
             self.flags.discard("nopass")
-            self.passwords = []
+            self.passwords = {}
         elif op[:1] in (b">", b"#"):
             digest = hash_password(op[1:]) if op[:1] == b">" else _valid_hash(op[1:])
-            if digest not in self.passwords:
-                self.passwords.append(digest)
+            self.passwords[digest] = None
             self.flags.discard("nopass")
         elif op[:1] in (b"<", b"!"):
             digest = hash_password(op[1:]) if op[:1] == b"<" else _valid_hash(op[1:])
             if digest not in self.passwords:
                 raise RuleError("ENODEV")
-            self.passwords.remove(digest)
+            del self.passwords[digest]
         elif lower == b"reset":
             for rule in (b"resetpass", b"resetkeys", b"resetchannels"):
                 self.apply(rule, pubsub_default)

@@ -437,3 +437,19 @@ def test_movable_keys_and_variable_flags(admin):
     assert admin.execute_command("ACL", "DRYRUN", writer, "SET", "w1", "v") == b"OK"
     assert admin.execute_command("ACL", "DRYRUN", writer, "SET", "w1", "v", "GET") == \
         b"This user has no permissions to access the 'w1' key"  # GET reads it
+
+
+def test_many_rules_in_one_setuser_stay_linear(server):
+    """Adding a pattern, channel or password checks for duplicates in O(1): 50k of
+    them in one call must not stall the server (quadratic, as Redis's lists are,
+    takes minutes). distcache only, for that reason."""
+    admin = redis.Redis(port=server.port, socket_timeout=60)
+    count = 50_000
+    rules = [f"~k{i}" for i in range(count)] + [f"&c{i}" for i in range(count)] + \
+        [f">p{i}" for i in range(count // 10)] + ["~k1", "&c1", ">p1"]
+    name = new_user(admin, "on", *rules)
+    user = admin.execute_command("ACL", "GETUSER", name)
+    assert user[b"keys"].count(b" ") == count - 1 and len(user[b"passwords"]) == count // 10
+    assert admin.execute_command("ACL", "DRYRUN", name, "GET", f"k{count - 1}") == \
+        b"This user has no permissions to run the 'get' command"
+    admin.close()
