@@ -18,6 +18,7 @@ from typing import Any, List
 import pytest
 import redis
 
+from core_helpers import RawClient
 from distcache.server.commands.table import COMMANDS, KEY_READ, KEY_WRITE
 from servers import distcache_server
 
@@ -273,3 +274,25 @@ def _compare_real_calls(our_port: int, their_port: int, name: str, rules: list,
     finally:
         for client in clients:
             client.close()
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_raw_replies_match_redis(pair, protocol):
+    """GETUSER, WHOAMI, CAT, errors and LOG byte for byte (up to the log's times); one
+    single-command rule only, as Redis orders several at random."""
+    _, _, our_port, their_port = pair
+    replies = []
+    for port in (our_port, their_port):
+        with RawClient(port) as raw:
+            raw.call("HELLO", protocol)
+            raw.call("ACL", "SETUSER", f"raw{protocol}", "reset", "on", ">pw", "~a", "%W~w*",
+                     "&c", "+@hash", "-hget", "(+get ~b)", "(%R~r* +@read)")
+            raw.call("ACL", "LOG", "RESET")
+            out = [raw.call("ACL", "GETUSER", f"raw{protocol}"), raw.call("ACL", "WHOAMI"),
+                   raw.call("ACL", "CAT"), raw.call("ACL", "GETUSER", "nosuch"),
+                   raw.call("ACL", "SETUSER", "x", "bogus")]
+            raw.call("AUTH", f"raw{protocol}", "bad")
+            log = raw.call("ACL", "LOG")
+            out.append(log[:log.index(b"age-seconds")])
+            replies.append(out)
+    assert replies[0] == replies[1]
