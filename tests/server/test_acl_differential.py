@@ -4,7 +4,8 @@
   INFO for every command distcache has, and ACL CAT lists the same members.
 - Random users (a seeded generator of rules, valid and not) get the same ACL
   SETUSER replies, the same GETUSER and ACL LIST descriptions, and the same
-  DRYRUN verdicts and NOPERM replies for random calls on both servers.
+  DRYRUN verdicts and NOPERM replies for random calls on both servers (about
+  one call in ten allowed, the rest denied for the command, a key or a channel).
 
 Redis lists single commands in a description in its hash table's order, which
 changes from run to run; both sides' single-command tokens are compared as
@@ -123,8 +124,12 @@ RULE_COMMANDS = ["get", "set", "mget", "mset", "del", "exists", "lpush", "lmove"
                  "config", "config|get", "client|id", "client|kill", "info", "flushall",
                  "object|encoding", "memory|usage", "blpop", "bzmpop", "rename", "multi",
                  "exec", "incr", "getdel", "zrangestore", "sintercard", "keys", "type"]
-#: Categories with the same members on both servers.
+#: Categories with the same members on both servers: rules naming other ones give
+#: the same permissions, but Redis's best-fit description may count its other
+#: members, so descriptions are compared only without them.
 SAME_CATEGORIES = ["hash", "pubsub", "transaction"]
+OTHER_CATEGORIES = ["keyspace", "read", "write", "set", "sortedset", "list", "string",
+                    "admin", "fast", "slow", "blocking", "dangerous", "connection", "geo"]
 #: Rules both servers refuse.
 BAD_RULES = ["bogus", "+nosuch", "+@nosuch", "#abc", "<nope", "+client|id|x", "+client|",
              "%", "%X~a", "~a b"]
@@ -139,7 +144,8 @@ def random_rule(rng: random.Random, depth: int = 0) -> str:
     if kind in (2, 3, 4):
         return rng.choice("+-") + rng.choice(RULE_COMMANDS)
     if kind == 5:
-        return rng.choice("+-") + "@" + rng.choice(SAME_CATEGORIES)
+        categories = SAME_CATEGORIES if rng.random() < 0.6 else OTHER_CATEGORIES
+        return rng.choice("+-") + "@" + rng.choice(categories)
     if kind == 6:
         return rng.choice(["allkeys", "resetkeys", "allchannels", "resetchannels"])
     if kind == 7:
@@ -172,17 +178,19 @@ def _normalize(description: bytes, known: set) -> tuple:
     return tuple(out), frozenset(singles)
 
 
-def _normalize_user(reply: Any, known: set) -> Any:
+def _normalize_user(reply: Any, known: set, exact: bool) -> Any:
     if not isinstance(reply, dict):
         return reply
     reply = dict(reply)
-    reply[b"commands"] = _normalize(reply[b"commands"], known)
-    reply[b"selectors"] = [{**s, b"commands": _normalize(s[b"commands"], known)}
-                           for s in reply[b"selectors"]]
+    reply[b"commands"] = _normalize(reply[b"commands"], known) if exact else None
+    reply[b"selectors"] = [{**s, b"commands": _normalize(s[b"commands"], known)
+                            if exact else None} for s in reply[b"selectors"]]
     return reply
 
 
-def _normalize_line(line: bytes, known: set) -> tuple:
+def _normalize_line(line: bytes, known: set, exact: bool) -> tuple:
+    if not exact:  # flags, passwords, keys and channels come before the commands
+        return tuple(line.split(b" -@all")[0].split(b" +@all")[0].split(b" ("))[:1]
     head, _, rest = line.partition(b" (")
     return _normalize(head, known), tuple(_normalize(part.rstrip(b")"), known)
                                           for part in rest.split(b" (") if part)
@@ -231,20 +239,26 @@ def test_random_users_match_redis(pair, seed):
     for n in range(25):
         name = f"rnd{seed}_{n}"
         rules = [random_rule(rng) for _ in range(rng.randrange(1, 9))]
+        if rng.random() < 0.5:  # a broad grant first, so that keys and channels matter
+            rules.insert(0, rng.choice(["allcommands", "+@read", "+@write", "+@string",
+                                        "+@keyspace", "+@pubsub", "+@hash"]))
         if rng.random() < 0.7:
             rules += ["on", ">pw"]
         mine = _raw(ours, "ACL", "SETUSER", name, *rules)
         real = _raw(theirs, "ACL", "SETUSER", name, *rules)
         assert str(mine) == str(real), rules
-        got = _normalize_user(_raw(ours, "ACL", "GETUSER", name), known)
-        want = _normalize_user(_raw(theirs, "ACL", "GETUSER", name), known)
+        exact = not any(rule.lstrip("(+-").startswith("@" + category)
+                        for rule in " ".join(rules).split() for category in OTHER_CATEGORIES)
+        got = _normalize_user(_raw(ours, "ACL", "GETUSER", name), known, exact)
+        want = _normalize_user(_raw(theirs, "ACL", "GETUSER", name), known, exact)
         assert got == want, rules
         if got is None:
             continue
         lines = [(line for line in _raw(c, "ACL", "LIST") if line.startswith(
             f"user {name} ".encode())) for c in (ours, theirs)]
         line_ours, line_theirs = (next(it, b"") for it in lines)
-        assert _normalize_line(line_ours, known) == _normalize_line(line_theirs, known), rules
+        assert _normalize_line(line_ours, known, exact) == \
+            _normalize_line(line_theirs, known, exact), rules
         calls = [random_call(rng) for _ in range(20)]
         for call in calls:
             assert _raw(ours, "ACL", "DRYRUN", name, *call) == \
