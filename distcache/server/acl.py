@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import os
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
@@ -27,8 +26,6 @@ from .glob import glob_match
 
 if TYPE_CHECKING:
     from .app import CacheServer
-
-log = logging.getLogger("distcache.server")
 
 OK, DENIED_CMD, DENIED_KEY, DENIED_AUTH, DENIED_CHANNEL = range(5)
 READ, WRITE = 1, 2
@@ -657,16 +654,6 @@ class ACL:
                        for s in user.selectors)
         return (all(allowed(ch, False) for ch in client.channels | client.shard_channels)
                 and all(allowed(p, True) for p in client.patterns))
-
-    def delete_users(self, names: List[bytes]) -> int:
-        deleted = 0
-        for name in names:
-            user = self.users.pop(name, None)
-            if user is None:
-                continue
-            deleted += 1
-            self.kill_clients(user)
-        return deleted
 
     def kill_clients(self, user: User, current: Any = None) -> int:
         """Disconnect every client authenticated as ``user`` (the current one after its

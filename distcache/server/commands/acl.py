@@ -6,6 +6,7 @@ The model and the checks are in ``server/acl.py``; these are thin handlers.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any, List
 
 from ...protocol import OK
@@ -126,7 +127,6 @@ def acl_log(c: Any, args: List[bytes]) -> Any:
             count = to_int(args[2])
         except CommandError:
             raise CommandError(NOT_INTEGER) from None
-    import time
     now = time.time()
     return [entry.reply(now) for entry in acl.log[:max(count, 0)]]
 
