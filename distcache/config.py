@@ -222,6 +222,12 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
+    _d("aclfile", "", str, mutable=False,
+       help="file of ACL users (ACL LOAD/SAVE); not together with user lines"),
+    _d("acllog-max-len", "128", _int_range(0, 2 ** 63 - 1),
+       help="most entries the ACL LOG keeps"),
+    _d("acl-pubsub-default", "resetchannels", _enum("allchannels", "resetchannels"),
+       help="channels a new ACL user may use: none (resetchannels) or all"),
     _d("maxclients", "10000", _int_range(1, 2 ** 32 - 1), help="most simultaneous clients"),
     _d("timeout", "0", _int_range(0, INT_MAX), help="close clients idle this many seconds"),
     _d("tcp-backlog", "511", _int_range(0, 65535), mutable=False, help="listen() backlog"),
@@ -355,7 +361,7 @@ latency-monitor-threshold latency-tracking latency-tracking-info-percentiles
 notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
 unixsocket unixsocketperm io-threads io-threads-do-reads oom-score-adj oom-score-adj-values
-disable-thp tracking-table-max-keys acllog-max-len aclfile enable-protected-configs
+disable-thp tracking-table-max-keys enable-protected-configs
 enable-debug-command enable-module-command loadmodule rename-command include
 rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
@@ -378,6 +384,8 @@ class Config:
         self._raw: Dict[str, str] = {}
         self.foreign: Dict[str, str] = {}  # REDIS_ONLY directives, kept for CONFIG GET
         self.source_file: Optional[str] = None
+        #: ``user <name> <rules...>`` lines (without ``user``), as redis.conf repeats them.
+        self.users: List[str] = []
         for directive in DIRECTIVES.values():
             self._store(directive, directive.default)
 
@@ -405,6 +413,9 @@ class Config:
         """Set one directive from text; unknown names are an error."""
         name = name.lower()
         directive = DIRECTIVES.get(name)
+        if name == "user" and startup:  # repeatable: one ACL user per line
+            self.users.append(text)
+            return
         if directive is None:
             if name in REDIS_ONLY:
                 log.warning("directive %r has no effect in distcache; stored only", name)
@@ -434,6 +445,7 @@ class Config:
                 lines.append(f"{name} {_quote(self.render(name))}")
         for name, value in self.foreign.items():
             lines.append(f"{name} {_quote(value)}")
+        lines += [f"user {line}" for line in self.users]
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")

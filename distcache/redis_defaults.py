@@ -7,8 +7,6 @@ Read off ``CONFIG GET *`` of a redis-server 7.0.15 started with no config file.
 from typing import Dict
 
 REDIS_DEFAULTS: Dict[str, str] = {
-    "aclfile": "",
-    "acllog-max-len": "128",
     "active-defrag-cycle-max": "25",
     "active-defrag-cycle-min": "1",
     "active-defrag-ignore-bytes": "104857600",

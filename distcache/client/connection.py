@@ -257,8 +257,9 @@ def tls_context(server: ServerSpec, ssl_context: Optional[_ssl.SSLContext]) -> A
 
 
 def check_ping(server: ServerSpec, reply: Any) -> None:
-    """A health check passes on PONG, or NOAUTH (alive, just wants a password)."""
-    if isinstance(reply, ReplyError) and not str(reply).startswith("NOAUTH"):
+    """A health check passes on PONG, or NOAUTH (alive, just wants a password), or
+    NOPERM (alive; an ACL user without +ping)."""
+    if isinstance(reply, ReplyError) and not str(reply).startswith(("NOAUTH", "NOPERM")):
         raise ConnectionError(f"{server.address}: {reply}")
 
 

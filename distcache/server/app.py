@@ -130,6 +130,8 @@ class CacheServer:
         #: Called with a client when it disconnects (unwatch, unsubscribe, unblock).
         self.disconnect_hooks: List[Callable[[Client], None]] = []
         self._apply_config()
+        from . import acl  # users: the default one, ``user`` lines, ``aclfile``
+        self.acl = acl.install(self)
         from . import eviction, pubsub  # memory limit; pub/sub registry
         from .commands import transactions
         transactions.install(self)
@@ -148,6 +150,7 @@ class CacheServer:
         """Called by CONFIG SET after a directive changed."""
         self._apply_config()
         if name == "requirepass":
+            self.acl.set_requirepass(self.config["requirepass"])
             return
         for hook in self.config_hooks:
             hook(name)
@@ -192,7 +195,7 @@ class CacheServer:
             return "ERR the server is shutting down"
         if len(self.clients) >= self.config["maxclients"]:
             return MAX_CLIENTS
-        if self.config["protected-mode"] and not self.config["requirepass"] and peer:
+        if self.config["protected-mode"] and "nopass" in self.acl.default.flags and peer:
             try:
                 if not ipaddress.ip_address(peer[0]).is_loopback:
                     return PROTECTED_MODE
@@ -432,7 +435,11 @@ def run_server(argv: List[str]) -> int:
         print(f"distcache: {exc}", file=sys.stderr)
         return 1
     _setup_logging(config)
-    server = CacheServer(config=config)
+    try:
+        server = CacheServer(config=config)
+    except ConfigError as exc:  # e.g. a bad ACL file or user line
+        print(f"distcache: {exc}", file=sys.stderr)
+        return 1
     try:
         server.serve_forever()
     except (OSError, ConfigError) as exc:  # a port in use, a TLS certificate that fails

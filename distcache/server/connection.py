@@ -64,7 +64,9 @@ class Client(asyncio.Protocol):
         self.lib_ver = b""
         self.db = self.keyspace.dbs[0]
         self.resp3 = False
-        self.authenticated = not server.config["requirepass"]
+        #: The ACL user (server/acl.py); authenticated at once when it needs no password.
+        self.user = server.acl.default
+        self.authenticated = self.user.enabled and "nopass" in self.user.flags
         self.created = time.time()
         self.last_active = time.monotonic()
         self.last_command: Any = None  # spec of the last command run
@@ -89,8 +91,8 @@ class Client(asyncio.Protocol):
         self.pending: Deque[List[bytes]] = deque()
         self.reading_paused = False
         self.write_paused = False
-        #: True when any per-command gate applies (auth, MULTI, pub/sub, blocked).
-        self.restricted = not self.authenticated
+        #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked).
+        self.restricted = not self.authenticated or not self.user.full
         self.out: List[bytes] = []
         #: Bytes of an incomplete request the parser held after the last read.
         self.partial = 0
@@ -382,6 +384,8 @@ class Client(asyncio.Protocol):
             raise CommandError(errors.NOAUTH)
         if server.loading and not spec.loading_ok:
             raise CommandError(errors.LOADING)
+        if not self.user.full:
+            self._acl_check(spec, args)
         name = (spec.parent or spec).name
         denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
@@ -409,8 +413,20 @@ class Client(asyncio.Protocol):
             server.oom_check(self)
         return None
 
+    def _acl_check(self, spec: Any, args: List[bytes]) -> None:
+        """A limited user's permission check: NOPERM and an ACL LOG entry if denied."""
+        from . import acl
+        result, index = acl.ACL.check(self.user, spec, args)
+        if result == acl.OK:
+            return
+        obj = spec.fullname.encode() if result == acl.DENIED_CMD else args[index]
+        self.server.acl.add_log(self, result, obj, self.user.name)
+        if self.in_exec:  # queued while allowed: Redis re-checks at EXEC
+            raise CommandError(acl.exec_denied_text(result))
+        raise CommandError(acl.noperm_text(result, spec))
+
     def update_restricted(self) -> None:
-        self.restricted = (not self.authenticated or self.in_multi
+        self.restricted = (not self.authenticated or not self.user.full or self.in_multi
                            or bool(self.channels or self.patterns or self.shard_channels))
         self.parser.authenticated = self.authenticated
 
@@ -492,7 +508,8 @@ class Client(asyncio.Protocol):
                 f"ssub={len(self.shard_channels)} "
                 f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
                 f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                f"events=r cmd={cmd} user=default redir=-1 resp={3 if self.resp3 else 2} "
+                f"events=r cmd={cmd} user={self.user.name.decode('utf-8', 'replace')} "
+                f"redir=-1 resp={3 if self.resp3 else 2} "
                 f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
                 f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
 

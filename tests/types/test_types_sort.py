@@ -83,3 +83,32 @@ def test_sort_store_replays_from_the_log(tmp_path):
     assert stored == sorted(stored)
     with distcache_server(tmp_path, persistence=True, port=proc.port) as again:
         assert redis.Redis(port=again.port).lrange("dst", 0, -1) == stored
+
+
+def test_sort_under_acl_and_getkeys_match_redis(shared_server, reference_redis):
+    """BY and GET patterns need access to every key; STORE's key is checked for writing."""
+    import redis
+    results = []
+    for port in (shared_server.port, reference_redis.port):
+        admin = redis.Redis(port=port)
+        admin.flushall()
+        admin.rpush("k1", 3, 1, 2)
+        admin.acl_setuser("sorter", enabled=True, nopass=True, keys=["k*"],
+                          commands=["+@all"])
+        user = redis.Redis(port=port, username="sorter", password="x")
+        seen = []
+        for args in (["SORT", "k1"], ["SORT", "k1", "BY", "w_*"], ["SORT", "k1", "BY", "nosort"],
+                     ["SORT", "k1", "GET", "#"], ["SORT", "k1", "STORE", "other"],
+                     ["SORT", "k1", "STORE", "k2"], ["SORT_RO", "k1", "BY", "w_*"]):
+            try:
+                seen.append(user.execute_command(*args))
+            except redis.ResponseError as exc:
+                seen.append(str(exc))
+        seen.append(admin.command_getkeys("SORT", "k1", "LIMIT", "0", "1", "STORE", "d", "GET",
+                                          "STORE", "STORE", "e"))
+        seen.append(admin.command_getkeys("ZUNIONSTORE", "d", "2", "a", "b", "WEIGHTS", "1", "2"))
+        admin.acl_deluser("sorter")
+        user.close()
+        results.append(seen)
+    assert results[0] == results[1]
+    assert "no permissions" in results[0][4] and results[0][5] == 3

@@ -1,7 +1,6 @@
 """Connection commands: PING, AUTH, HELLO, SELECT, RESET, CLIENT..."""
 from __future__ import annotations
 
-import hmac
 from typing import Any, Callable, Dict, List
 
 from ... import __version__
@@ -39,14 +38,10 @@ def quit_(c: Any, args: List[bytes]) -> Any:
     return OK
 
 
-def _check_password(c: Any, user: bytes, password: bytes) -> None:
-    required = c.server.config["requirepass"]
-    # Without requirepass the default user is "nopass": any password works.
-    if user != b"default" or (required and
-                              not hmac.compare_digest(password, required.encode())):
+def _check_password(c: Any, user: bytes, password: bytes, command: bytes) -> None:
+    # A "nopass" user (the default one without requirepass) takes any password.
+    if not c.server.acl.authenticate(c, user, password, command):
         raise CommandError(WRONGPASS)
-    c.authenticated = True
-    c.update_restricted()
 
 
 @command("auth", -2, "fast no_auth loading allow_busy noscript stale", **_CONN)
@@ -54,11 +49,11 @@ def auth(c: Any, args: List[bytes]) -> Any:
     """Authenticate with the server password (user ``default``)."""
     if len(args) > 3:
         raise CommandError(SYNTAX)
-    if len(args) == 2 and not c.server.config["requirepass"]:
+    if len(args) == 2 and "nopass" in c.server.acl.default.flags:
         raise CommandError("ERR AUTH <password> called without any password configured for "
                            "the default user. Are you sure your configuration is correct?")
     user, password = (b"default", args[1]) if len(args) == 2 else (args[1], args[2])
-    _check_password(c, user, password)
+    _check_password(c, user, password, args[0])
     return OK
 
 
@@ -80,7 +75,7 @@ def hello(c: Any, args: List[bytes]) -> Any:
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            _check_password(c, args[i + 1], args[i + 2])
+            _check_password(c, args[i + 1], args[i + 2], args[0])
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(args):
             name = _valid_name(args[i + 1])
@@ -119,7 +114,8 @@ def reset(c: Any, args: List[bytes]) -> Any:
     c.db = c.keyspace.dbs[0]
     c.resp3 = False
     c.name = b""
-    c.authenticated = not c.server.config["requirepass"]
+    c.user = default = c.server.acl.default
+    c.authenticated = default.enabled and "nopass" in default.flags
     c.update_restricted()
     return Raw(b"+RESET\r\n")
 
@@ -244,8 +240,10 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
         elif opt == b"LADDR":
             filters[opt] = lambda x, v=value.decode("utf-8", "replace"): x.laddr == v
         elif opt == b"USER":
-            if value != b"default":  # the only user there is
+            user = c.server.acl.users.get(value)
+            if user is None:
                 raise CommandError(f"ERR No such user '{value.decode('utf-8', 'replace')}'")
+            filters[opt] = lambda x, u=user: x.user is u
         elif opt == b"TYPE":
             kind = value.lower()
             if kind not in _CLIENT_TYPES:

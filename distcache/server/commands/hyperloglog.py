@@ -69,7 +69,7 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
     return 1
 
 
-@command("pfcount", -2, "readonly may_replicate", (1, -1, 1), since="2.8.9",
+@command("pfcount", -2, "readonly", (1, -1, 1), since="2.8.9",
          complexity="O(1) with a single key", **_HLL)
 def pfcount(c: Any, args: List[bytes]) -> Any:
     """Estimated number of distinct elements in the union of the HLLs."""
@@ -112,7 +112,7 @@ def pfmerge(c: Any, args: List[bytes]) -> Any:
 _PFDEBUG = ("GETREG", "DECODE", "ENCODING", "TODENSE")
 
 
-@command("pfdebug", -3, "write denyoom admin", (2, 2, 1), since="2.8.9", **_HLL)
+@command("pfdebug", 3, "write denyoom admin", (2, 2, 1), since="2.8.9", **_HLL)
 def pfdebug(c: Any, args: List[bytes]) -> Any:
     """Internal commands for debugging HyperLogLog values."""
     sub = args[1].upper().decode("latin-1")
@@ -125,8 +125,6 @@ def pfdebug(c: Any, args: List[bytes]) -> Any:
     name = args[1].decode("latin-1")
     if sub not in _PFDEBUG:
         raise CommandError(f"ERR Unknown PFDEBUG subcommand '{name}'")
-    if len(args) != 3:
-        raise CommandError(f"ERR Wrong number of arguments for the '{name}' subcommand")
     if sub == "ENCODING":
         return Status(b"dense" if value[4] == hll.DENSE else b"sparse")
     try:

@@ -10,7 +10,8 @@ from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
 from ..glob import glob_match
-from .table import COMMANDS, CommandSpec, command, container, help_reply
+from .table import (ACL_CATEGORIES, COMMANDS, CommandSpec, command, container, help_reply,
+                    keys_with_access)
 
 _SRV = dict(group="server")
 
@@ -138,7 +139,10 @@ def config_rewrite(c: Any, args: List[bytes]) -> Any:
     path = c.server.config.source_file
     if not path:
         raise CommandError("ERR The server is running without a config file")
-    c.server.config.rewrite(path)
+    config = c.server.config
+    if not config["aclfile"]:  # as Redis: the users as they are now, as user lines
+        config.users = c.server.acl.config_lines()
+    config.rewrite(path)
     return OK
 
 
@@ -151,16 +155,6 @@ def config_help(c: Any, args: List[bytes]) -> Any:
 
 # -- COMMAND ---------------------------------------------------------------------------
 
-_ACL_GROUP = {"string": "@string", "generic": "@keyspace", "connection": "@connection",
-              "server": "", "list": "@list", "hash": "@hash", "set": "@set",
-              "sorted-set": "@sortedset", "pubsub": "@pubsub", "transactions": "@transaction",
-              "scripting": "@scripting"}
-#: Categories Redis gives these commands beyond their group's and their flags'.
-_ACL_EXTRA = {"dbsize": "@keyspace", "flushall": "@keyspace @dangerous",
-              "flushdb": "@keyspace @dangerous", "swapdb": "@keyspace @dangerous",
-              "keys": "@dangerous", "info": "@dangerous", "command": "@connection"}
-
-
 def _unique_subs(spec: CommandSpec) -> List[CommandSpec]:
     return sorted({s.name: s for s in spec.subcommands.values()}.values(), key=lambda s: s.name)
 
@@ -170,13 +164,6 @@ _FLAG_ORDER = ["write", "readonly", "denyoom", "module", "admin", "pubsub", "nos
                "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
                "no_auth", "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys",
                "allow_busy"]
-#: ACL categories in Redis's table order.
-_ACL_ORDER = ["@keyspace", "@read", "@write", "@set", "@sortedset", "@list", "@hash",
-              "@string", "@bitmap", "@hyperloglog", "@geo", "@stream", "@pubsub", "@admin",
-              "@fast", "@slow", "@blocking", "@dangerous", "@connection", "@transaction",
-              "@scripting"]
-
-
 def _set_or_array(items: list) -> list:
     """Redis sends an empty list here as a RESP3 set, a non-empty one as an array."""
     return items if items else RespSet()
@@ -186,16 +173,7 @@ def command_info(spec: CommandSpec) -> list:
     flags = RespSet(Status(f.encode()) for f in _FLAG_ORDER if f in spec.flags)
     if spec.handler is None:  # a container (CONFIG, CLIENT): only its subcommands run
         return _container_info(spec)
-    top = (spec.parent or spec).name
-    acl = {_ACL_GROUP.get(spec.group, "@keyspace"), *_ACL_EXTRA.get(top, "").split()}
-    if spec.write:
-        acl.add("@write")
-    if spec.readonly:
-        acl.add("@read")
-    acl.add("@fast" if "fast" in spec.flags else "@slow")  # as Redis adds them
-    if "admin" in spec.flags:
-        acl.update(("@admin", "@dangerous"))
-    acl_set = RespSet(Status(a.encode()) for a in _ACL_ORDER if a in acl)
+    acl_set = acl_category_set(spec)
     key_specs = []
     if spec.first_key:
         last = spec.last_key
@@ -212,8 +190,14 @@ def command_info(spec: CommandSpec) -> list:
             _set_or_array([command_info(s) for s in _unique_subs(spec)])]
 
 
+def acl_category_set(spec: CommandSpec) -> RespSet:
+    """A command's ACL categories as COMMAND INFO lists them (``@read``...)."""
+    return RespSet(Status(b"@" + name.encode()) for name in ACL_CATEGORIES
+                   if name in spec.acl_categories)
+
+
 def _container_info(spec: CommandSpec) -> list:
-    return [spec.fullname.encode(), spec.arity, RespSet(), 0, 0, 0, RespSet([Status(b"@slow")]),
+    return [spec.fullname.encode(), spec.arity, RespSet(), 0, 0, 0, acl_category_set(spec),
             RespSet(), RespSet(), _set_or_array([command_info(s) for s in _unique_subs(spec)])]
 
 
@@ -282,9 +266,8 @@ def command_list(c: Any, args: List[bytes]) -> Any:
         if kind == b"PATTERN":
             names = [n for n in names if glob_match(value.lower(), n)]
         elif kind == b"ACLCAT":
-            cat = b"@" + value.lower().lstrip(b"@")
-            names = [n for n in names if cat in
-                     [x.lower() for x in command_info(COMMANDS[n.decode()])[6]]]
+            cat = value.decode("utf-8", "replace").lower().lstrip("@")
+            names = [n for n in names if cat in COMMANDS[n.decode()].acl_categories]
         elif kind == b"MODULE":
             names = []
         else:
@@ -301,12 +284,12 @@ def command_getkeys(c: Any, args: List[bytes]) -> Any:
         spec = spec.subcommands.get(call[1].lower())
     if spec is None:
         raise CommandError("ERR Invalid command specified")
-    if not spec.first_key or "not_key" in spec.flags:  # SSUBSCRIBE's channels are not keys
+    if not spec.key_specs:  # none declared (SSUBSCRIBE's channels are not keys)
         raise CommandError("ERR The command has no key arguments")
     arity = spec.arity
     if (len(call) != arity) if arity > 0 else (len(call) < -arity):
         raise CommandError("ERR Invalid number of arguments specified for command")
-    keys = spec.keys_of(call)
+    keys = [call[index] for index, _ in keys_with_access(spec, call)]
     if not keys:
         raise CommandError("ERR The command has no key arguments")
     return keys

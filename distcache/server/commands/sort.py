@@ -15,7 +15,7 @@ from ..errors import CommandError, SYNTAX, WRONGTYPE
 from ..types.zset import ZSet
 from .args import to_int
 from .zsets import to_score
-from .table import command
+from .table import KEY_FINDERS, KEY_WRITE, command
 
 _KEYS = dict(group="generic", complexity="O(N+M*log(M))")
 _NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -32,7 +32,7 @@ class _Options:
         self.store: Optional[bytes] = None
 
 
-def _parse(args: List[bytes], readonly: bool) -> _Options:
+def _parse(c: Any, args: List[bytes], readonly: bool) -> _Options:
     opts = _Options()
     i, n = 2, len(args)
     while i < n:
@@ -53,14 +53,44 @@ def _parse(args: List[bytes], readonly: bool) -> _Options:
         elif word == b"BY" and left >= 1:
             opts.by = args[i + 1]
             opts.dontsort = b"*" not in opts.by
+            if not opts.dontsort:
+                _need_all_keys(c, "BY")
             i += 1
         elif word == b"GET" and left >= 1:
+            _need_all_keys(c, "GET")
             opts.gets.append(args[i + 1])
             i += 1
         else:
             raise CommandError(SYNTAX)
         i += 1
     return opts
+
+
+def _need_all_keys(c: Any, option: str) -> None:
+    """BY and GET patterns read keys no ACL key pattern can foresee: as Redis, only
+    a user allowed every key may use them."""
+    if not any(selector.allkeys for selector in c.user.selectors):
+        raise CommandError(f"ERR {option} option of SORT denied due to insufficient ACL "
+                           "permissions.")
+
+
+def store_key(args: List[bytes]) -> List[Tuple[int, int]]:
+    """Redis's sortGetKeys beyond the sorted key: the last STORE's destination."""
+    found: List[Tuple[int, int]] = []
+    i, n = 2, len(args)
+    while i < n:
+        word = args[i].upper()
+        if word == b"LIMIT":
+            i += 2
+        elif word in (b"GET", b"BY"):
+            i += 1
+        elif word == b"STORE" and i + 1 < n:
+            found = [(i + 1, KEY_WRITE)]
+        i += 1
+    return found
+
+
+KEY_FINDERS["sort"] = store_key
 
 
 def lookup_by_pattern(db: Any, pattern: bytes, element: bytes) -> Optional[bytes]:
@@ -121,7 +151,7 @@ def _sorted(db: Any, members: List[bytes], opts: _Options) -> List[bytes]:
 
 
 def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
-    opts = _parse(args, readonly)
+    opts = _parse(c, args, readonly)
     db = c.db
     value = db.get(args[1])
     if value is not None and value.__class__ not in (deque, set, ZSet):
@@ -147,13 +177,13 @@ def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
     return len(out)
 
 
-@command("sort", -2, "write denyoom", (1, 1, 1), since="1.0.0", **_KEYS)
+@command("sort", -2, "write denyoom movablekeys", (1, 1, 1), since="1.0.0", **_KEYS)
 def sort(c: Any, args: List[bytes]) -> Any:
     """Sort the elements of a list, set or sorted set (and STORE the result)."""
     return _sort(c, args, readonly=False)
 
 
-@command("sort_ro", -2, "readonly", (1, 1, 1), since="7.0.0", **_KEYS)
+@command("sort_ro", -2, "readonly movablekeys", (1, 1, 1), since="7.0.0", **_KEYS)
 def sort_ro(c: Any, args: List[bytes]) -> Any:
     """SORT without STORE."""
     return _sort(c, args, readonly=True)

@@ -5,14 +5,147 @@ Handlers live in per-type modules and register themselves here with
 from this table, for every command; COMMAND INFO/DOCS answer from it too.
 Flags are Redis's names, plus ``not_key``: the declared key positions hold
 names that are not keys (shard channels), as Redis's NOT_KEY key specs.
+
+Two more columns serve ACL (``server/acl.py``) and COMMAND INFO: a command's
+ACL categories, derived from its group and flags as Redis's are (plus the
+few Redis lists by hand, :data:`EXTRA_CATEGORIES`), and its key specs: where
+its keys are and whether it reads or writes them (:data:`KEY_ACCESS`).
+tests/server/test_acl_differential.py checks both against redis-server.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 Handler = Callable[[Any, List[bytes]], Any]
 #: (client, commands, start, out) -> how many of commands[start:] it ran.
 RunHandler = Callable[[Any, List[List[bytes]], int, List[bytes]], int]
+
+
+#: ACL categories in Redis's order (ACL CAT lists them so).
+ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+                  "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+                  "blocking", "dangerous", "connection", "transaction", "scripting")
+#: The category a command's group gives it.
+_GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "connection",
+                   "bitmap": "bitmap", "hyperloglog": "hyperloglog",
+                   "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset",
+                   "transactions": "transaction", "scripting": "scripting"}
+#: Categories Redis gives these commands beyond their group's and their flags'
+#: (``-name``: one their group would give that Redis does not).
+EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous",
+                    "sort_ro": "-keyspace set sortedset list dangerous","dbsize": "keyspace", "flushall": "keyspace dangerous",
+                    "flushdb": "keyspace dangerous", "swapdb": "keyspace dangerous",
+                    "keys": "dangerous", "info": "dangerous", "command": "connection",
+                    "lastsave": "admin dangerous"}
+
+#: Key access flags of a key spec: Redis's ACCESS (read), INSERT/DELETE/UPDATE (write).
+KEY_READ, KEY_WRITE = 1, 2
+#: Key specs where the default (readonly: R, write: W, else neither) is not Redis's.
+#: One token per spec, ``-`` for neither flag: one token covers the declared
+#: positions; with several, each but the last covers one position in turn and the
+#: last the rest. ``#n``: a movable spec, the key count at argument n, keys after;
+#: ``@n``: the one key at argument n.
+KEY_ACCESS = {
+    **dict.fromkeys("exists type touch strlen hexists hlen hstrlen llen sismember scard "
+                    "zcard watch memory|usage object|encoding object|refcount object|idletime "
+                    "object|freq".split(), "-"),
+    **dict.fromkeys("move getset getdel getex incr decr incrby decrby incrbyfloat hincrby "
+                    "hincrbyfloat lpop rpop blpop brpop spop zincrby zpopmin zpopmax bzpopmin "
+                    "bzpopmax".split(), "RW"),
+    **dict.fromkeys("rename renamenx lmove rpoplpush blmove brpoplpush smove".split(), "RW W"),
+    **dict.fromkeys("sinterstore sunionstore sdiffstore zrangestore".split(), "W R"),
+    **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
+    **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
+    "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
+    "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
+    "bzmpop": "RW#2",
+}
+#: Keys a call names outside its key specs (Redis's getkeys procs for specs of type
+#: unknown, such as SORT's STORE): command -> args -> [(argument index, access)].
+KEY_FINDERS: Dict[str, Callable[[List[bytes]], List[Tuple[int, int]]]] = {}
+#: Commands whose key access depends on the call (Redis's VARIABLE_FLAGS): the
+#: access without the option given here (from the argument index given on).
+VARIABLE_KEY_ACCESS = {"set": (b"GET", 3, KEY_WRITE)}
+#: (access, first index, last index (negative: from the end), step, keynum spec?)
+KeySpec = Tuple[int, int, int, int, bool]
+_ids = itertools.count()
+
+
+def _acl_categories(name: str, flags: FrozenSet[str], group: str,
+                    parent: Optional["CommandSpec"]) -> FrozenSet[str]:
+    """Redis's categories for a command: its group's, its flags', and any extras."""
+    found = {_GROUP_CATEGORY.get(group, "")}
+    for extra in EXTRA_CATEGORIES.get(parent.name if parent else name, "").split():
+        if extra.startswith("-"):
+            found.discard(extra[1:])
+        else:
+            found.add(extra)
+    for flag, category in (("write", "write"), ("readonly", "read"), ("pubsub", "pubsub"),
+                           ("blocking", "blocking")):
+        if flag in flags:
+            found.add(category)
+    found.add("fast" if "fast" in flags else "slow")
+    if "admin" in flags:
+        found.update(("admin", "dangerous"))
+    found.discard("")
+    return frozenset(found)
+
+
+def _key_specs(spec: "CommandSpec") -> List[KeySpec]:
+    """A command's key specs, from its positions and :data:`KEY_ACCESS`."""
+    if "not_key" in spec.flags:  # shard channels: keys for cluster routing only
+        return []
+    tokens = KEY_ACCESS.get(spec.fullname)
+    if tokens is None:
+        if not spec.first_key:
+            return []
+        tokens = "R" if spec.readonly else "W" if spec.write else "-"
+    specs: List[KeySpec] = []
+    words = tokens.split()
+    for i, token in enumerate(words):
+        access_text, _, keynum = token.partition("#")
+        access_text, _, at = access_text.partition("@")
+        access = (KEY_READ if "R" in access_text else 0) | (KEY_WRITE if "W" in access_text else 0)
+        if at:
+            specs.append((access, int(at), int(at), 1, False))
+        elif keynum:
+            specs.append((access, int(keynum), 0, 1, True))
+        elif i < len(words) - 1:
+            specs.append((access, spec.first_key + i, spec.first_key + i, 1, False))
+        else:
+            specs.append((access, spec.first_key + i, spec.last_key, spec.step, False))
+    return specs
+
+
+def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, int]]:
+    """(argument index, access flags) of every key in a call, as Redis's key specs find
+    them; a malformed key count finds no keys (the command refuses the call anyway)."""
+    found: List[Tuple[int, int]] = []
+    argc = len(args)
+    variable = VARIABLE_KEY_ACCESS.get(spec.fullname)
+    if variable is not None:
+        option, start, plain = variable
+        if all(arg.upper() != option for arg in args[start:]):
+            return [(spec.first_key, plain)]
+    for access, begin, last, step, keynum in spec.key_specs:
+        if keynum:
+            try:
+                count = int(args[begin]) if begin < argc else -1
+            except ValueError:
+                count = -1
+            if count < 0:  # as Redis: an invalid spec finds no keys at all
+                return []
+            if begin + count >= argc:  # too few arguments: the command will say so
+                continue
+            found.extend((i, access) for i in range(begin + 1, begin + 1 + count))
+            continue
+        stop = last if last >= 0 else argc + last
+        found.extend((i, access) for i in range(begin, min(stop, argc - 1) + 1, step))
+    finder = KEY_FINDERS.get(spec.fullname)
+    if finder is not None:
+        found.extend(finder(args))
+    return found
 
 
 class CommandSpec:
@@ -21,7 +154,8 @@ class CommandSpec:
     __slots__ = ("name", "fullname", "arity", "flags", "first_key", "last_key", "step",
                  "handler", "subcommands", "group", "summary", "since", "complexity",
                  "write", "readonly", "denyoom", "no_auth", "loading_ok", "no_multi",
-                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "run_handler")
+                 "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "run_handler",
+                 "id", "acl_categories", "key_specs")
 
     def __init__(self, name: str, arity: int, flags: FrozenSet[str], keys: Tuple[int, int, int],
                  handler: Optional[Handler], group: str, summary: str, since: str,
@@ -50,6 +184,11 @@ class CommandSpec:
         self.failed = 0
         #: Optional run handler (see :func:`runs_of`).
         self.run_handler: Optional[RunHandler] = None
+        #: This command's bit in an ACL selector's allowed commands.
+        self.id = next(_ids)
+        self.acl_categories = _acl_categories(name, flags, group, parent) if handler \
+            else frozenset(["slow"])  # a container: only its subcommands run
+        self.key_specs = _key_specs(self)
 
     def keys_of(self, args: List[bytes]) -> List[bytes]:
         """The key arguments of a call, from the declared positions."""
