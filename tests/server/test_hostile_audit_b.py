@@ -7,7 +7,11 @@ real redis-server where Redis's reply is the spec.
 """
 from __future__ import annotations
 
+import socket
+from typing import Any
+
 import redis
+from servers import wait_until
 
 from test_core_hostile import _best_of  # the fastest of n runs
 
@@ -84,3 +88,72 @@ def test_bylex_on_a_large_set_with_mixed_scores_is_not_a_scan(r):
     assert r.zlexcount("z", low, high) == 10
     assert r.zrangebylex("z", low, high, start=2, num=2) == [
         b"m%07d" % (ZSET_LEN // 2 + 2), b"m%07d" % (ZSET_LEN // 2 + 3)]
+
+
+def _request(*args: Any) -> bytes:
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        arg = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+    return b"".join(parts)
+
+
+def _read_exactly(sock: socket.socket, expected: bytes) -> None:
+    data = b""
+    while len(data) < len(expected):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    assert data == expected
+
+
+def _blocked(r: redis.Redis, count: int) -> None:
+    wait_until(lambda: r.info("clients")["blocked_clients"] == count,
+               message=f"{count} blocked clients")
+
+
+def test_a_client_blocked_on_many_keys_does_not_slow_other_writes(r, shared_server):
+    """Waited keys are looked at through each write's own arguments: one client
+    blocked on 200,000 keys, 5,000 of which then hold strings, used to make
+    every other write scan them all and mark the strings ready in O(n^2)
+    (over a second per SET); now a SET costs what it costs alone."""
+    keys = [b"w%d" % i for i in range(200_000)]
+    with socket.create_connection(("127.0.0.1", shared_server.port), timeout=10) as sock:
+        sock.sendall(_request("BLPOP", *keys, 0))
+        _blocked(r, 1)
+        pipe = r.pipeline(transaction=False)
+        for i in range(0, 5000, 1000):
+            pipe.mset({key: b"s" for key in keys[i:i + 1000]})
+        pipe.execute()
+        assert _best_of(5, lambda: r.set("other", "x")) < 0.005
+        r.rpush(keys[-1], "v")  # a waited key that becomes a list still serves it
+        _read_exactly(sock, b"*2\r\n$7\r\nw199999\r\n$1\r\nv\r\n")
+    assert r.exists(keys[-1]) == 0
+
+
+def _fill_waited_keys(port: int) -> None:
+    """Keys filled by commands that do not signal them themselves (RENAME and COPY
+    are in test_types_blocking), in the waiter's database or from another, wake
+    the waiter, as on Redis."""
+    r = redis.Redis(port=port, socket_timeout=10)
+    r.flushall()
+    cases = [  # (waiter's db, waited key, commands that fill it from db 0)
+        (1, "moved", [("RPUSH", "moved", "v"), ("MOVE", "moved", 1)]),
+        (1, "copied", [("RPUSH", "src", "v"), ("COPY", "src", "copied", "DB", 1)]),
+        (1, "swapped", [("RPUSH", "swapped", "v"), ("SWAPDB", 0, 1)]),
+    ]
+    for db, key, commands in cases:
+        r.flushall()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(_request("SELECT", db) + _request("BLPOP", key, 0))
+            _read_exactly(sock, b"+OK\r\n")
+            _blocked(r, 1)
+            for command in commands:
+                r.execute_command(*command)
+            _read_exactly(sock, b"*2\r\n$%d\r\n%s\r\n$1\r\nv\r\n" % (len(key), key.encode()))
+        _blocked(r, 0)
+
+
+def test_keys_filled_without_a_signal_wake_waiters(shared_server, reference_redis):
+    for port in (reference_redis.port, shared_server.port):
+        _fill_waited_keys(port)
