@@ -13,8 +13,8 @@ from typing import Any, List, Optional, Tuple
 
 import hiredis
 
-from .resp import (NOT_ENOUGH, ProtocolError, ReplyError, RequestParser, encode_command,
-                   split_whole)
+from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, ProtocolError, ReplyError, RequestParser,
+                   encode_command, split_whole)
 
 #: Reads up to this size try the split parser first (see parse).
 _SPLIT_MAX = 128
@@ -316,11 +316,12 @@ def _type_char(value: Any) -> str:
 
 
 class HiredisReplyParser:
-    """Replies via hiredis; same ``feed``/``get`` contract as ReplyParser."""
+    """Replies via hiredis; same ``feed``/``get`` contract as ReplyParser.
+    ``max_depth`` is accepted for the same signature: hiredis applies its own cap."""
 
     __slots__ = ("_reader",)
 
-    def __init__(self, max_depth: int = 64, max_bulk_len: int = 1 << 62,
+    def __init__(self, max_depth: int = MAX_REPLY_DEPTH, max_bulk_len: int = 1 << 62,
                  encoding: Optional[str] = None) -> None:
         kwargs: dict = {"protocolError": ProtocolError, "replyError": ReplyError,
                         "notEnoughData": NOT_ENOUGH}

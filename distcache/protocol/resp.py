@@ -15,6 +15,13 @@ CRLF = b"\r\n"
 #: Longest header line (``*123\r\n``) or inline request Redis accepts.
 INLINE_MAX_SIZE = 64 * 1024
 
+#: Deepest nesting of aggregates a reply may have before the reply parser gives
+#: up with ProtocolError (redis-py caps it too): a hostile server, or anything
+#: in between, cannot make the client build an unbounded stack. Redis's own
+#: replies nest a few levels at most. hiredis's C reader has a fixed cap of its
+#: own (1024 levels) and ignores this one.
+MAX_REPLY_DEPTH = 64
+
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not valid RESP; the connection must close."""
@@ -523,7 +530,7 @@ class ReplyParser(_Buffer):
 
     __slots__ = ("max_depth", "max_bulk_len", "encoding", "_stack")
 
-    def __init__(self, max_depth: int = 64, max_bulk_len: int = 1 << 62,
+    def __init__(self, max_depth: int = MAX_REPLY_DEPTH, max_bulk_len: int = 1 << 62,
                  encoding: Optional[str] = None) -> None:
         super().__init__()
         self.max_depth = max_depth
