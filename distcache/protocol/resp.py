@@ -289,7 +289,10 @@ def _strict_int(text: bytes) -> Optional[int]:
     if text.isdigit():
         return int(text) if text[0] != 48 or len(text) == 1 else None
     if text[:1] == b"-" and text[1:].isdigit() and text[1] != 48:
-        return -int(text[1:])
+        value = -int(text[1:])
+        # string2ll fails below LLONG_MIN (too large positive values fail later,
+        # against the length limits, with the same error text)
+        return value if value >= -(1 << 63) else None
     return None
 
 
