@@ -10,7 +10,8 @@ from typing import Any, Optional
 
 from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, NULL_ARRAY, OK, PONG, ProtocolError, Push,
                    PushMessage, Raw, ReplyError, ReplyParser, RequestParser, RespSet, Status,
-                   Verbatim, encode_command, encode_reply, format_double)
+                   UnauthenticatedLimit, Verbatim, encode_command, encode_reply,
+                   format_double)
 
 try:
     import hiredis as _hiredis  # noqa: F401
@@ -18,10 +19,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_HIREDIS = False
 
-__all__ = ["MAX_REPLY_DEPTH", "NOT_ENOUGH", "NULL_ARRAY", "OK", "PONG", "ProtocolError", "Push", "PushMessage",
-           "Raw", "ReplyError", "ReplyParser", "RequestParser", "RespSet", "Status",
-           "Verbatim", "encode_command", "encode_reply", "format_double", "HAVE_HIREDIS",
-           "make_request_parser", "make_reply_parser"]
+__all__ = ["MAX_REPLY_DEPTH", "NOT_ENOUGH", "NULL_ARRAY", "OK", "PONG", "ProtocolError", "Push",
+           "PushMessage", "Raw", "ReplyError", "ReplyParser", "RequestParser", "RespSet",
+           "Status", "UnauthenticatedLimit", "Verbatim", "encode_command", "encode_reply",
+           "format_double", "HAVE_HIREDIS", "make_request_parser", "make_reply_parser"]
 
 
 def _use_hiredis(kind: str) -> bool:

@@ -27,6 +27,14 @@ class ProtocolError(Exception):
     """The peer sent bytes that are not valid RESP; the connection must close."""
 
 
+class UnauthenticatedLimit(ProtocolError):
+    """A request over the limits of a client not yet authenticated (10
+    arguments, 16 KB bulks). The parser stops at the request's first byte over
+    the limit, so when the requests before it (``commands``) authenticate the
+    client, ``get_commands()`` resumes there: Redis checks each request as it
+    reaches it, after the ones before it ran."""
+
+
 class ReplyError(Exception):
     """An error reply (``-ERR ...``). Parsers return it rather than raise it."""
 
@@ -378,13 +386,15 @@ class RequestParser(_Buffer):
                         if n - pos > INLINE_MAX_SIZE:
                             raise ProtocolError("Protocol error: too big mbulk count string")
                         break
-                    argc = _strict_int(buf[pos + 1:nl])
-                    if argc is None:
+                    count = _strict_int(buf[pos + 1:nl])
+                    if count is None:
                         raise ProtocolError("Protocol error: invalid multibulk length")
-                    if argc > self.max_multibulk_len:
+                    if count > self.max_multibulk_len:
                         raise ProtocolError("Protocol error: invalid multibulk length")
-                    if argc > 10 and not self.authenticated:
-                        raise ProtocolError("Protocol error: unauthenticated multibulk length")
+                    if count > 10 and not self.authenticated:
+                        raise UnauthenticatedLimit(
+                            "Protocol error: unauthenticated multibulk length")
+                    argc = count
                     held = nl + 2 - pos
                     pos = nl + 2
                     if argc <= 0:
@@ -408,7 +418,7 @@ class RequestParser(_Buffer):
                     if size is None or size < 0 or size > self.max_bulk_len:
                         raise ProtocolError("Protocol error: invalid bulk length")
                     if size > 16384 and not self.authenticated:
-                        raise ProtocolError("Protocol error: unauthenticated bulk length")
+                        raise UnauthenticatedLimit("Protocol error: unauthenticated bulk length")
                     end = nl + 2 + size
                     if end + 2 > n:
                         self._need = end + 2 - pos
