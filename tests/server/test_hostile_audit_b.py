@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import pytest
 import redis
-from servers import wait_until
+from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
 
 from test_core_hostile import _best_of  # the fastest of n runs
 
@@ -157,3 +158,39 @@ def _fill_waited_keys(port: int) -> None:
 def test_keys_filled_without_a_signal_wake_waiters(shared_server, reference_redis):
     for port in (reference_redis.port, shared_server.port):
         _fill_waited_keys(port)
+
+
+def _exchange(port: int, payload: bytes) -> bytes:
+    """Send ``payload`` and read until the server goes quiet or closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(payload + _request("PING", "END"))
+        data = b""
+        while not data.endswith((b"$3\r\nEND\r\n", b"bulk length\r\n", b"multibulk length\r\n")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data + b"<closed>"
+            data += chunk
+        return data
+
+
+@pytest.mark.parametrize("parser", ["python", "hiredis"])
+def test_a_pipelined_auth_lifts_the_unauthenticated_limits_for_what_follows(tmp_path, parser):
+    """CVE-2021-32675's limits (10 arguments, 16 KB bulks before AUTH) apply to
+    each request when Redis reaches it, after the ones before it ran: AUTH
+    pipelined with a larger request in one write works on Redis, and used to
+    close the connection here. A failed AUTH still closes it."""
+    if not REDIS_SERVER:
+        pytest.skip("redis-server is not installed")
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "redis").mkdir()
+    ours = distcache_server(tmp_path / "ours", "--requirepass", "pw", "--parser", parser)
+    theirs = redis_server(tmp_path / "redis", "--requirepass", "pw")
+    with ours, theirs:
+        for payload in (
+                _request("AUTH", "pw") + _request("ECHO", *["a"] * 10),
+                _request("AUTH", "pw") + _request("ECHO", "y" * 20000),
+                _request("AUTH", "pw") + _request("RPUSH", "l", *["a"] * 20)
+                + _request("LLEN", "l"),
+                _request("AUTH", "bad") + _request("ECHO", *["a"] * 10),
+                _request("AUTH", "bad") + _request("ECHO", "y" * 20000)):
+            assert _exchange(ours.port, payload) == _exchange(theirs.port, payload), payload[:40]
