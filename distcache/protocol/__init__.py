@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .resp import (NOT_ENOUGH, NULL_ARRAY, OK, PONG, ProtocolError, Push, PushMessage, Raw,
-                   ReplyError, ReplyParser, RequestParser, RespSet, Status, Verbatim,
-                   encode_command, encode_reply, format_double)
+from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, NULL_ARRAY, OK, PONG, ProtocolError, Push,
+                   PushMessage, Raw, ReplyError, ReplyParser, RequestParser, RespSet, Status,
+                   UnauthenticatedLimit, Verbatim, encode_command, encode_reply,
+                   format_double)
 
 try:
     import hiredis as _hiredis  # noqa: F401
@@ -18,10 +19,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_HIREDIS = False
 
-__all__ = ["NOT_ENOUGH", "NULL_ARRAY", "OK", "PONG", "ProtocolError", "Push", "PushMessage",
-           "Raw", "ReplyError", "ReplyParser", "RequestParser", "RespSet", "Status",
-           "Verbatim", "encode_command", "encode_reply", "format_double", "HAVE_HIREDIS",
-           "make_request_parser", "make_reply_parser"]
+__all__ = ["MAX_REPLY_DEPTH", "NOT_ENOUGH", "NULL_ARRAY", "OK", "PONG", "ProtocolError", "Push",
+           "PushMessage", "Raw", "ReplyError", "ReplyParser", "RequestParser", "RespSet",
+           "Status", "UnauthenticatedLimit", "Verbatim", "encode_command", "encode_reply",
+           "format_double", "HAVE_HIREDIS", "make_request_parser", "make_reply_parser"]
 
 
 def _use_hiredis(kind: str) -> bool:
@@ -41,7 +42,7 @@ def make_request_parser(config: Any = None, kind: str = "auto") -> Any:
 
 
 def make_reply_parser(kind: str = "auto", encoding: Optional[str] = None,
-                      max_depth: int = 64) -> Any:
+                      max_depth: int = MAX_REPLY_DEPTH) -> Any:
     """A parser for replies (client side)."""
     if _use_hiredis(kind):
         from .hiredis_codec import HiredisReplyParser

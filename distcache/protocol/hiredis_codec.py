@@ -13,8 +13,8 @@ from typing import Any, List, Optional, Tuple
 
 import hiredis
 
-from .resp import (NOT_ENOUGH, ProtocolError, ReplyError, RequestParser, encode_command,
-                   split_whole)
+from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, ProtocolError, ReplyError, RequestParser,
+                   encode_command, split_whole)
 
 #: Reads up to this size try the split parser first (see parse).
 _SPLIT_MAX = 128
@@ -56,16 +56,19 @@ class HiredisRequestParser:
             # reads, so the last bytes of earlier reads matter only then.
             if self._partial:
                 tail = self._tail + data[:12]
-                suspect = _holds_types(tail, _RESP3_TYPES) or _HUGE_HEADER(tail)
+                suspect = _holds_types(tail, _RESP3_TYPES) or _HUGE_HEADER(tail) \
+                    or _negative_count(tail)
             else:
                 suspect = False
             self._tail = data[-12:] if len(data) >= 12 else (self._tail + data)[-12:]
-            if suspect or _holds_types(data, _RESP3_TYPES) or _HUGE_HEADER(data):
+            if suspect or _holds_types(data, _RESP3_TYPES) or _HUGE_HEADER(data) \
+                    or _negative_count(data):
                 # hiredis allocates a list for a multibulk header before any limit
                 # applies, and freeing a list of 2**31 slots stalls the server for
-                # seconds; and it parses RESP3 types, which Redis refuses in
-                # requests, some as if they were bulks or arrays. The Python
-                # parser judges such requests.
+                # seconds; it parses RESP3 types, which Redis refuses in
+                # requests, some as if they were bulks or arrays; and it refuses
+                # negative counts that Redis skips. The Python parser judges
+                # such requests.
                 self._take_over()
             elif not self._partial and (data[:1] != b"*" or not self.authenticated):
                 self._python = self._new_python()
@@ -291,6 +294,13 @@ def _holds_types(data: bytes, types: Tuple[Tuple[int, bytes], ...]) -> bool:
     return False
 
 
+def _negative_count(data: bytes) -> bool:
+    """Whether ``data`` may hold a negative multibulk count: Redis skips ``*-5``
+    as an empty request, hiredis refuses any below -1. (A payload holding
+    CRLF ``*-`` is a false alarm, and only costs the Python parser's detour.)"""
+    return b"*-" in data and (data[:2] == b"*-" or b"\r\n*-" in data)
+
+
 def _redis_text(message: str) -> str:
     """Redis's wording for hiredis's length errors."""
     if message.startswith("Protocol error"):
@@ -316,11 +326,12 @@ def _type_char(value: Any) -> str:
 
 
 class HiredisReplyParser:
-    """Replies via hiredis; same ``feed``/``get`` contract as ReplyParser."""
+    """Replies via hiredis; same ``feed``/``get`` contract as ReplyParser.
+    ``max_depth`` is accepted for the same signature: hiredis applies its own cap."""
 
     __slots__ = ("_reader",)
 
-    def __init__(self, max_depth: int = 64, max_bulk_len: int = 1 << 62,
+    def __init__(self, max_depth: int = MAX_REPLY_DEPTH, max_bulk_len: int = 1 << 62,
                  encoding: Optional[str] = None) -> None:
         kwargs: dict = {"protocolError": ProtocolError, "replyError": ReplyError,
                         "notEnoughData": NOT_ENOUGH}

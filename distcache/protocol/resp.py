@@ -15,9 +15,24 @@ CRLF = b"\r\n"
 #: Longest header line (``*123\r\n``) or inline request Redis accepts.
 INLINE_MAX_SIZE = 64 * 1024
 
+#: Deepest nesting of aggregates a reply may have before the reply parser gives
+#: up with ProtocolError (redis-py caps it too): a hostile server, or anything
+#: in between, cannot make the client build an unbounded stack. Redis's own
+#: replies nest a few levels at most. hiredis's C reader has a fixed cap of its
+#: own (1024 levels) and ignores this one.
+MAX_REPLY_DEPTH = 64
+
 
 class ProtocolError(Exception):
     """The peer sent bytes that are not valid RESP; the connection must close."""
+
+
+class UnauthenticatedLimit(ProtocolError):
+    """A request over the limits of a client not yet authenticated (10
+    arguments, 16 KB bulks). The parser stops at the request's first byte over
+    the limit, so when the requests before it (``commands``) authenticate the
+    client, ``get_commands()`` resumes there: Redis checks each request as it
+    reaches it, after the ones before it ran."""
 
 
 class ReplyError(Exception):
@@ -282,7 +297,10 @@ def _strict_int(text: bytes) -> Optional[int]:
     if text.isdigit():
         return int(text) if text[0] != 48 or len(text) == 1 else None
     if text[:1] == b"-" and text[1:].isdigit() and text[1] != 48:
-        return -int(text[1:])
+        value = -int(text[1:])
+        # string2ll fails below LLONG_MIN (too large positive values fail later,
+        # against the length limits, with the same error text)
+        return value if value >= -(1 << 63) else None
     return None
 
 
@@ -368,13 +386,15 @@ class RequestParser(_Buffer):
                         if n - pos > INLINE_MAX_SIZE:
                             raise ProtocolError("Protocol error: too big mbulk count string")
                         break
-                    argc = _strict_int(buf[pos + 1:nl])
-                    if argc is None:
+                    count = _strict_int(buf[pos + 1:nl])
+                    if count is None:
                         raise ProtocolError("Protocol error: invalid multibulk length")
-                    if argc > self.max_multibulk_len:
+                    if count > self.max_multibulk_len:
                         raise ProtocolError("Protocol error: invalid multibulk length")
-                    if argc > 10 and not self.authenticated:
-                        raise ProtocolError("Protocol error: unauthenticated multibulk length")
+                    if count > 10 and not self.authenticated:
+                        raise UnauthenticatedLimit(
+                            "Protocol error: unauthenticated multibulk length")
+                    argc = count
                     held = nl + 2 - pos
                     pos = nl + 2
                     if argc <= 0:
@@ -398,7 +418,7 @@ class RequestParser(_Buffer):
                     if size is None or size < 0 or size > self.max_bulk_len:
                         raise ProtocolError("Protocol error: invalid bulk length")
                     if size > 16384 and not self.authenticated:
-                        raise ProtocolError("Protocol error: unauthenticated bulk length")
+                        raise UnauthenticatedLimit("Protocol error: unauthenticated bulk length")
                     end = nl + 2 + size
                     if end + 2 > n:
                         self._need = end + 2 - pos
@@ -523,7 +543,7 @@ class ReplyParser(_Buffer):
 
     __slots__ = ("max_depth", "max_bulk_len", "encoding", "_stack")
 
-    def __init__(self, max_depth: int = 64, max_bulk_len: int = 1 << 62,
+    def __init__(self, max_depth: int = MAX_REPLY_DEPTH, max_bulk_len: int = 1 << 62,
                  encoding: Optional[str] = None) -> None:
         super().__init__()
         self.max_depth = max_depth

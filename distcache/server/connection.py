@@ -17,7 +17,7 @@ from collections import deque
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Set
 
-from ..protocol import ProtocolError, ReplyError, make_request_parser
+from ..protocol import ProtocolError, ReplyError, UnauthenticatedLimit, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
 from .errors import CommandError
@@ -146,7 +146,16 @@ class Client(asyncio.Protocol):
         try:
             commands = parser.parse(data)
         except ProtocolError as exc:
-            self.run(getattr(exc, "commands", ()), self.out)  # as Redis: run what came before
+            before = getattr(exc, "commands", ())
+            ran = self.run(before, self.out)  # as Redis: run what came before
+            if exc.__class__ is UnauthenticatedLimit and self.authenticated \
+                    and not (self.closing or self.closed):
+                # A pipelined AUTH authenticated the client: Redis checks each
+                # request when it reaches it, so parsing resumes at this one.
+                self.pending.extend(before[ran:])  # behind a blocked command
+                self.partial = 1  # what follows is not this read's bytes alone
+                self.data_received(b"")
+                return
             self.protocol_error(str(exc))
             return
         buffered = parser.buffered()

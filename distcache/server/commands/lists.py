@@ -213,25 +213,47 @@ def lrem(c: Any, args: List[bytes]) -> Any:
     if lst is None:
         return 0
     element = args[3]
-    limit = abs(count) or len(lst)
-    items = list(lst) if count >= 0 else list(reversed(lst))
-    keep: List[bytes] = []
-    removed = 0
-    for i, item in enumerate(items):
-        if item == element:
-            removed += 1
-            if removed == limit:
-                keep.extend(items[i + 1:])
-                break
-        else:
-            keep.append(item)
+    if count:
+        removed = _remove_from_end(lst, element, abs(count), count > 0)
+    else:
+        removed = 0
+        keep: List[bytes] = []
+        for item in lst:
+            if item == element:
+                removed += 1
+            else:
+                keep.append(item)
+        if removed:
+            _rebuild(lst, keep)
     if removed:
-        if count < 0:
-            keep.reverse()
-        _rebuild(lst, keep)
         db.modified(args[1])
         db.remove_if_empty(args[1], lst)
     return removed
+
+
+def _remove_from_end(lst: deque, element: bytes, limit: int, left: bool) -> int:
+    """Remove the first ``limit`` occurrences counted from one end.
+
+    As Redis, it walks only as far as the last occurrence it removes and
+    rewrites only that stretch: LREM key 1 x with x near the head of a long
+    list costs O(position), not O(length)."""
+    found = 0
+    last = -1
+    for i, item in enumerate(lst if left else reversed(lst)):
+        if item == element:
+            found += 1
+            last = i
+            if found == limit:
+                break
+    if found:
+        pop = lst.popleft if left else lst.pop
+        keep = [item for item in [pop() for _ in range(last + 1)] if item != element]
+        keep.reverse()
+        if left:
+            lst.extendleft(keep)
+        else:
+            lst.extend(keep)
+    return found
 
 
 @command("ltrim", 4, "write", (1, 1, 1), complexity="O(N)", **_LIST)

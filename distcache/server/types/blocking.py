@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Set, Tuple
 
 from ...protocol import NULL_ARRAY, ReplyError
 from ..errors import CommandError
@@ -108,6 +108,11 @@ def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
     return c.block(timeout, on_timeout, waiter)
 
 
+#: Commands that move keys without naming them: after one, every waited key is
+#: looked at. Any other write is checked only through the arguments it names.
+_WHOLESALE = frozenset((b"SWAPDB", b"DEBUG"))
+
+
 def _watch_writes(server: Any) -> None:
     """While clients are blocked, look at waited keys after every write command.
 
@@ -115,23 +120,32 @@ def _watch_writes(server: Any) -> None:
     this catches the rest (RENAME, COPY, MOVE, RESTORE, SORT ... STORE, SWAPDB),
     through the keyspace's propagation hook that every write goes through. It
     unhooks itself once nobody is blocked, so it costs nothing otherwise.
+
+    A write is checked through its own arguments (a superset of its keys: a
+    spurious mark is harmless, serve_ready checks the value), in every database
+    with waiters, as MOVE and COPY ... DB fill keys elsewhere: O(arguments), not
+    O(waited keys), so one client blocked on a million keys does not slow every
+    other client's writes.
     """
     if server.__dict__.get("_write_watcher") is not None:
         return
     keyspace = server.keyspace
 
     def on_write(db_id: int, commands: List[List[bytes]]) -> None:
-        waiting = False
-        for db in keyspace.dbs:
-            if db.blocking:
-                waiting = True
-                for key in list(db.blocking):
-                    if key in db.data:
+        waiting = [db for db in keyspace.dbs if db.blocking]
+        if not waiting:
+            if not unhooking:
+                # Not now: propagate() is iterating over the propagators.
+                unhooking.append(True)
+                asyncio.get_event_loop().call_soon(unhook)
+            return
+        for command in commands:
+            wholesale = bool(command) and command[0].upper() in _WHOLESALE
+            for db in waiting:
+                blocking, data = db.blocking, db.data
+                for key in list(blocking) if wholesale else command[1:]:
+                    if key in blocking and key in data:
                         _mark_ready(server, db, key)
-        if not waiting and not unhooking:
-            # Not now: propagate() is iterating over the propagators.
-            unhooking.append(True)
-            asyncio.get_event_loop().call_soon(unhook)
 
     def unhook() -> None:
         unhooking.clear()
@@ -161,12 +175,24 @@ def signal_ready(c: Any, db: Any, key: bytes) -> None:
 
 def _mark_ready(server: Any, db: Any, key: bytes) -> None:
     ready = server.ready_keys
+    marked = _marked(server)
     if not ready:
+        marked.clear()
         # The dispatcher serves them after the command; this callback is for
         # writes made outside one (it finds the list empty otherwise).
         asyncio.get_event_loop().call_soon(serve_ready, server)
-    if (db, key) not in ready:
-        ready.append((db, key))
+    entry = (db, key)
+    if entry not in marked:  # a set: many ready keys must not cost O(n) each
+        marked.add(entry)
+        ready.append(entry)
+
+
+def _marked(server: Any) -> Set[Tuple[Any, bytes]]:
+    """The entries of ``server.ready_keys`` not yet taken, as a set."""
+    marked = server.__dict__.get("_ready_marked")
+    if marked is None:
+        marked = server.__dict__["_ready_marked"] = set()
+    return marked
 
 
 def serve_ready(server: Any) -> None:
@@ -174,8 +200,12 @@ def serve_ready(server: Any) -> None:
     handleClientsBlockedOnKeys): the dispatcher calls it after each write
     command and after EXEC, before the client's next command."""
     ready: List[Tuple[Any, bytes]] = server.ready_keys
-    while ready:
-        db, key = ready.pop(0)
+    marked = _marked(server)
+    i = 0
+    while i < len(ready):  # keys made ready while serving are appended: served too
+        db, key = entry = ready[i]
+        i += 1
+        marked.discard(entry)  # taken: a later write may mark it again
         while True:
             waiters = db.blocking.get(key)
             if not waiters:
@@ -198,6 +228,8 @@ def serve_ready(server: Any) -> None:
                 db.keyspace.propagate(db.id, commands)
             waiter.client.unblock(reply)
     # keep the list object: signal_ready appends to it while we run
+    ready.clear()
+    marked.clear()
 
 
 def _first_servable(waiters: List[Waiter], value: Any) -> Optional[Waiter]:
