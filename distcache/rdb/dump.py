@@ -12,7 +12,7 @@ from .codec import RDB_VERSION, RdbReader, encode_object
 from .crc64 import crc64
 from .errors import RdbError
 
-#: The shortest valid payload: a type byte, at least one byte of object, the trailer.
+#: The shortest payload Redis looks into: its trailer.
 _TRAILER = 10
 
 
@@ -46,13 +46,13 @@ def verify_payload(payload: bytes, checksum: bool = True) -> None:
 
 def load_payload(payload: bytes, checksum: bool = True) -> Tuple[str, Any]:
     """(kind, value) of a DUMP payload; PayloadVersionError for the trailer,
-    RdbError (RdbEmptyKey, RdbUnsupported) for the value. The value must
-    take every byte before the trailer."""
+    RdbError (RdbEmptyKey, RdbUnsupported) for the value.
+
+    As in Redis (restoreCommand reads from a buffer over the whole payload),
+    the value may run into the trailer's bytes and need not end where the
+    trailer starts: the CRC already vouches for them, and a payload Redis
+    accepts must restore here too."""
     verify_payload(payload, checksum)
-    size = len(payload) - _TRAILER
-    reader = RdbReader(io.BytesIO(payload), size)
+    reader = RdbReader(io.BytesIO(payload), len(payload))
     rdb_type = reader.byte()
-    kind, value = reader.value(rdb_type)
-    if reader.remaining:
-        raise RdbError(f"{reader.remaining} bytes after the value", reader.offset)
-    return kind, value
+    return reader.value(rdb_type)

@@ -244,7 +244,7 @@ def test_checksum_and_version_are_checked():
     (codec.TYPE_STREAM_LISTPACKS_2, b"\x00", "stream values are not supported"),
     (codec.TYPE_MODULE_2, b"\x00", "module values are not supported"),
     (99, b"\x00", "unknown value type"),
-    (codec.TYPE_STRING, b"\x05ab", "needs 5 bytes"),
+    (codec.TYPE_STRING, b"\x20ab", "needs 32 bytes"),
 ])
 def test_malformed_payloads_raise_rdb_error(rdb_type, body, reason):
     tracemalloc.start()
@@ -261,8 +261,9 @@ def test_malformed_payloads_raise_rdb_error(rdb_type, body, reason):
 def test_empty_collections_and_trailing_bytes():
     with pytest.raises(RdbEmptyKey):
         load_payload(_payload(codec.TYPE_SET, b"\x00"))
-    with pytest.raises(RdbError, match="after the value"):
-        load_payload(_payload(codec.TYPE_STRING, b"\x01ab"))
+    # as Redis: the value may use the trailer's bytes, and need not use them all
+    assert load_payload(_payload(codec.TYPE_STRING, b"\x01ab")) == ("string", b"a")
+    assert load_payload(_payload(codec.TYPE_STRING, b"\x03ab"))[1][:2] == b"ab"
     assert issubclass(RdbUnsupported, RdbError)
 
 
