@@ -73,7 +73,7 @@ def compress(data: bytes, limit: int) -> Optional[bytes]:
         return None
     out = bytearray(limit + 8)
     out_end = limit
-    htab = {}
+    htab = [0] * 65536  # a fresh table: every slot at offset 0, which never matches
     ip = 0
     op = 1  # out[0] is the first run's control byte
     lit = 0
@@ -90,10 +90,10 @@ def compress(data: bytes, limit: int) -> Optional[bytes]:
         else:
             hval = ((hval << 8) | data[ip + 2]) & 0xFFFFFF
             slot = ((hval >> 8) - hval * 5) & 0xFFFF
-            ref = htab.get(slot, 0)
+            ref = htab[slot]
             htab[slot] = ip
             off = ip - ref - 1
-            if 0 <= off < MAX_OFF and ref > 0 and data[ref + 2] == data[ip + 2] \
+            if off < MAX_OFF and ref and data[ref + 2] == data[ip + 2] \
                     and data[ref] == data[ip] and data[ref + 1] == data[ip + 1]:
                 length = 2
                 maxlen = in_len - ip - length
