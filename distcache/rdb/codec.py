@@ -49,6 +49,8 @@ TYPE_LIST_QUICKLIST_2 = 18
 TYPE_STREAM_LISTPACKS_2 = 19
 
 _ENC_INT8, _ENC_INT16, _ENC_INT32, _ENC_LZF = 0, 1, 2, 3
+#: Read-ahead and write-behind size: the CRC and the stream see whole chunks.
+_CHUNK = 1 << 16
 _QUICKLIST_PLAIN, _QUICKLIST_PACKED = 1, 2
 #: Redis never tries LZF on shorter strings ("unable to compress even aaaa...").
 LZF_MIN = 21
@@ -78,7 +80,11 @@ DEFAULT_LIMITS = Limits()
 class RdbReader:
     """Reads RDB encodings from ``stream``; ``size`` (bytes available, when
     known) bounds every length before it is used; ``checksum`` keeps a CRC64
-    of everything read in ``crc``."""
+    of everything read (:meth:`crc`).
+
+    With a known size the stream is read ahead in chunks (within ``size``), so
+    small reads cost no call and the CRC runs over whole chunks; with an unknown
+    size (a socket whose later bytes are not ours) only what is asked is read."""
 
     def __init__(self, stream: Any, size: Optional[int] = None, checksum: bool = False,
                  offset: int = 0) -> None:
@@ -86,10 +92,20 @@ class RdbReader:
         self.offset = offset
         self.remaining = size
         self.checksum = checksum
-        self.crc = 0
+        self._crc = 0
+        self._buf = b""
+        self._pos = 0
+        self._summed = 0  # _buf[:_summed] is in _crc
 
     def fail(self, reason: str, offset: Optional[int] = None) -> RdbError:
         return RdbError(reason, self.offset if offset is None else offset)
+
+    def crc(self) -> int:
+        """The CRC64 of every byte consumed so far."""
+        if self._summed < self._pos:
+            self._crc = crc64(memoryview(self._buf)[self._summed:self._pos], self._crc)
+            self._summed = self._pos
+        return self._crc
 
     def read(self, n: int) -> bytes:
         """Exactly ``n`` bytes; RdbError if the input holds fewer."""
@@ -97,13 +113,36 @@ class RdbReader:
             if n > self.remaining:
                 raise self.fail(f"needs {n} bytes, {self.remaining} left (truncated?)")
             self.remaining -= n
-        data = self._read(n)
-        if len(data) != n:
-            raise self.fail(f"needs {n} bytes, input ended after {len(data)}")
-        if self.checksum:
-            self.crc = crc64(data, self.crc)
+        pos = self._pos
+        end = pos + n
+        if end > len(self._buf):
+            self._fill(n)
+            pos, end = 0, n
+        self._pos = end
         self.offset += n
-        return data
+        return self._buf[pos:end]
+
+    def _fill(self, n: int) -> None:
+        """Make ``n`` bytes available from the start of the buffer."""
+        if self.checksum:
+            self.crc()
+        rest = self._buf[self._pos:]
+        want = n - len(rest)
+        if self.remaining is not None:  # read ahead, never past the known size
+            want = min(max(n - len(rest), _CHUNK), self.remaining + n - len(rest))
+        parts = [rest]
+        got = 0
+        while got < want:
+            data = self._read(want - got)
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        if got < n - len(rest):
+            self.offset += len(rest) + got
+            raise self.fail(f"needs {n} bytes, input ended after {len(rest) + got}")
+        self._buf = b"".join(parts)
+        self._pos = self._summed = 0
 
     def byte(self) -> int:
         return self.read(1)[0]
@@ -443,7 +482,8 @@ def encode_object(kind: str, value: Any, compress: bool = True,
 
 
 class RdbWriter:
-    """Writes RDB encodings to ``stream``, with a running CRC64 in ``crc``."""
+    """Writes RDB encodings to ``stream`` in chunks (call :meth:`flush` at the
+    end), with a running CRC64 in ``crc``."""
 
     def __init__(self, stream: Any, compress: bool = True, checksum: bool = True,
                  limits: Limits = DEFAULT_LIMITS) -> None:
@@ -453,12 +493,24 @@ class RdbWriter:
         self.limits = limits
         self.crc = 0
         self.written = 0
+        self._pending: List[bytes] = []
+        self._pending_size = 0
 
     def write(self, data: bytes) -> None:
-        if self.checksum:
-            self.crc = crc64(data, self.crc)
+        self._pending.append(data)
+        self._pending_size += len(data)
         self.written += len(data)
-        self._write(data)
+        if self._pending_size >= _CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand what is pending to the stream (and to the CRC)."""
+        if self._pending:
+            chunk = b"".join(self._pending)
+            self._pending, self._pending_size = [], 0
+            if self.checksum:
+                self.crc = crc64(chunk, self.crc)
+            self._write(chunk)
 
     def length(self, n: int) -> None:
         self.write(encode_length(n))

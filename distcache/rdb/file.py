@@ -140,7 +140,7 @@ class RdbFileReader:
     def _finish(self) -> None:
         r = self.r
         if self.version >= 5:
-            computed = r.crc
+            computed = r.crc()
             stored = int.from_bytes(r.read(8), "little")
             if r.checksum and stored and stored != computed:
                 raise RdbError("wrong RDB checksum", r.offset - 8)
@@ -194,6 +194,8 @@ class RdbFileWriter:
 
     def finish(self) -> None:
         """EOF and the checksum (0 when checksums are off, as rdbchecksum no)."""
-        self.w.write(bytes((OP_EOF,)))
-        crc = self.w.crc if self.w.checksum else 0
-        self.w.write(crc.to_bytes(8, "little"))
+        w = self.w
+        w.write(bytes((OP_EOF,)))
+        w.flush()
+        w.write((w.crc if w.checksum else 0).to_bytes(8, "little"))
+        w.flush()

@@ -363,3 +363,33 @@ def test_files_cross_with_redis_server(tmp_path):
         dict(entries[(3, b"z")].value) == {b"a": 1.0, b"b": 2.5}
     assert entries[(0, b"n")].expire_ms == 4102444800000
     assert entries[(0, b"s")].idle is not None  # an LRU policy saves IDLE opcodes
+
+
+class _Trickle:
+    """A socket-like stream: no size, no seek, short reads; counts what is read."""
+
+    def __init__(self, data, tail=b""):
+        self.data = data + tail
+        self.pos = 0
+
+    def read(self, n):
+        chunk = self.data[self.pos:self.pos + min(n, 1000)]
+        self.pos += len(chunk)
+        return chunk
+
+
+def test_file_from_a_stream_of_unknown_size(tmp_path):
+    """As a replica reads a full sync: short reads, and nothing read past the
+    RDB's end (the bytes after it belong to the command stream)."""
+    path = tmp_path / "out.rdb"
+    _write_file(path, _sample_entries())
+    data = path.read_bytes()
+    stream = _Trickle(data, tail=b"*1\r\n$4\r\nPING\r\n")
+    reader = RdbFileReader(stream)
+    assert [e.key for e in reader] == [e[1] for e in _sample_entries()]
+    assert reader.done and stream.pos == len(data)
+    bad = data[:-9] + bytes((data[-9] ^ 1,)) + data[-8:]  # the byte before the CRC
+    with pytest.raises(RdbError):
+        list(RdbFileReader(_Trickle(bad)))
+    with pytest.raises(RdbError, match="input ended"):
+        list(RdbFileReader(_Trickle(data[:-20])))
