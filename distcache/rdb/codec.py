@@ -51,6 +51,7 @@ TYPE_STREAM_LISTPACKS_2 = 19
 _ENC_INT8, _ENC_INT16, _ENC_INT32, _ENC_LZF = 0, 1, 2, 3
 #: Read-ahead and write-behind size: the CRC and the stream see whole chunks.
 _CHUNK = 1 << 16
+_MAX_READ = 1 << 20
 _QUICKLIST_PLAIN, _QUICKLIST_PACKED = 1, 2
 #: Redis never tries LZF on shorter strings ("unable to compress even aaaa...").
 LZF_MIN = 21
@@ -133,7 +134,9 @@ class RdbReader:
         parts = [rest]
         got = 0
         while got < want:
-            data = self._read(want - got)
+            # in pieces: a stream may allocate what it is asked for, and with an
+            # unknown size only the bytes that really arrive may cost memory
+            data = self._read(min(want - got, _MAX_READ))
             if not data:
                 break
             parts.append(data)

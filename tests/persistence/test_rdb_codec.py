@@ -393,3 +393,18 @@ def test_file_from_a_stream_of_unknown_size(tmp_path):
         list(RdbFileReader(_Trickle(bad)))
     with pytest.raises(RdbError, match="input ended"):
         list(RdbFileReader(_Trickle(data[:-20])))
+
+
+def test_huge_claim_on_a_stream_of_unknown_size_reads_in_pieces():
+    asked = []
+
+    class Stream(_Trickle):
+        def read(self, n):
+            asked.append(n)
+            return super().read(n)
+
+    body = (b"REDIS0010" + bytes((codec.TYPE_STRING,)) + b"\x01k"
+            + b"\x81" + (1 << 62).to_bytes(8, "big"))
+    with pytest.raises(RdbError, match="input ended"):
+        list(RdbFileReader(Stream(body + b"x" * 100)))
+    assert max(asked) <= 1 << 20
