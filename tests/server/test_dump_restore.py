@@ -290,3 +290,19 @@ def test_restore_survives_log_replay(tmp_path):
         wait_until(lambda: r.exists("k"), message="log replayed")
         assert r.lrange("k", 0, -1) == [b"%d" % i for i in range(100)]
         assert ttl - 60000 < r.pttl("k") <= ttl
+
+
+def test_resp3_replies_are_the_same(shared_server, reference_redis):
+    clients = [redis.Redis(port=p.port, protocol=3) for p in (shared_server, reference_redis)]
+    try:
+        for r in clients:
+            r.delete("z", "copy")
+            r.zadd("z", {"a": 1, "b": 2})
+        payload = _both(clients, "DUMP", "z")
+        assert _both(clients, "RESTORE", "copy", "0", payload) in (b"OK", "OK", True)
+        assert _both(clients, "RESTORE", "copy", "0", payload)[0] == "error"
+        assert _both(clients, "DUMP", "nothing") is None
+    finally:
+        for r in clients:
+            r.delete("z", "copy")
+            r.close()
