@@ -325,6 +325,21 @@ def lfu_frequency(db: Database, key: bytes) -> Optional[int]:
     return lfu_decayed(entry, (int(time.time()) // 60) & 0xFFFF, cls.decay_time)
 
 
+def set_idle(db: Database, key: bytes, seconds: int) -> None:
+    """Back-date ``key``'s LRU stamp by ``seconds`` (RESTORE ... IDLETIME); a no-op
+    while no LRU stamps are kept."""
+    side = getattr(db.__class__, "lru", None)
+    if side is not None:
+        side[key] = int(time.monotonic() * 100) - seconds * 100
+
+
+def set_frequency(db: Database, key: bytes, counter: int) -> None:
+    """Set ``key``'s LFU counter (RESTORE ... FREQ); a no-op while none are kept."""
+    side = getattr(db.__class__, "lfu", None)
+    if side is not None:
+        side[key] = (((int(time.time()) // 60) & 0xFFFF) << 8) | counter
+
+
 def _db_class(base: type, db_id: int, **attrs: Any) -> type:
     return type(f"{base.__name__}{db_id}", (base,), dict(attrs, __slots__=()))
 

@@ -33,7 +33,7 @@ _GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "con
                    "transactions": "transaction", "scripting": "scripting"}
 #: Categories Redis gives these commands beyond their group's and their flags'
 #: (``-name``: one their group would give that Redis does not).
-EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous",
+EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous", "restore": "dangerous",
                     "sort_ro": "-keyspace set sortedset list dangerous","dbsize": "keyspace", "flushall": "keyspace dangerous",
                     "flushdb": "keyspace dangerous", "swapdb": "keyspace dangerous",
                     "keys": "dangerous", "info": "dangerous", "command": "connection",

@@ -1,0 +1,136 @@
+"""CRC-64/Jones, the checksum of RDB files and DUMP payloads (Redis's crc64.c).
+
+Reflected, polynomial 0xad93d23594c935a9, initial value 0, no final xor:
+``crc64(b"123456789") == 0xe9c6d914c4b8d9ca``.
+
+Pure Python pays per loop iteration. Inputs of 64 KB and more are cut into
+lanes computed together with ``bytes.translate`` (see ``_lanes_crc``), about
+3x faster than the next best; shorter ones go through "slice-by-8": one
+iteration per 8-byte word, eight lookups in eight 256-entry tables. 16-bit
+tables (4 lookups a word) were no faster: their 8 MB of int objects miss the
+cache.
+"""
+from __future__ import annotations
+
+import struct
+import sys
+from typing import List
+
+POLY = 0x95AC9329AC4BC9B5  # 0xad93d23594c935a9, bit-reflected
+_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+def _byte_table() -> List[int]:
+    table = []
+    for n in range(256):
+        crc = n
+        for _ in range(8):
+            crc = (crc >> 1) ^ POLY if crc & 1 else crc >> 1
+        table.append(crc)
+    return table
+
+
+_T0 = _byte_table()
+
+
+def _slice_tables() -> List[List[int]]:
+    """T[k][b]: the CRC of byte b followed by k zero bytes (slice-by-8)."""
+    tables = [_T0]
+    for _ in range(7):
+        tables.append([(c >> 8) ^ _T0[c & 0xFF] for c in tables[-1]])
+    return tables
+
+
+_T = _slice_tables()
+_LITTLE = sys.byteorder == "little"
+
+
+def _bytes_crc(crc: int, data: bytes) -> int:
+    t = _T0
+    for b in data:
+        crc = t[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def crc64(data: bytes, crc: int = 0) -> int:
+    """The CRC-64/Jones of ``data``, continuing from ``crc`` (0 to start)."""
+    if len(data) >= _LANES_MIN:
+        return _lanes_crc(crc, bytes(data))
+    return _slice8_crc(crc, data)
+
+
+def _slice8_crc(crc: int, data: bytes) -> int:
+    whole = len(data) & ~7
+    if whole < 64:
+        return _bytes_crc(crc, data)
+    t0, t1, t2, t3, t4, t5, t6, t7 = _T
+    view = memoryview(data)
+    words = view[:whole].cast("B").cast("Q") if _LITTLE \
+        else struct.unpack("<%dQ" % (whole // 8), view[:whole])
+    for w in words:
+        b = (w ^ crc).to_bytes(8, "little")
+        crc = (t7[b[0]] ^ t6[b[1]] ^ t5[b[2]] ^ t4[b[3]]
+               ^ t3[b[4]] ^ t2[b[5]] ^ t1[b[6]] ^ t0[b[7]])
+    return _bytes_crc(crc, bytes(view[whole:]))
+
+
+# -- long inputs: many lanes at once, vectorized with bytes.translate -----------------
+#
+# The input is cut into L lanes of S bytes, whose CRCs (from 0) are computed
+# together: the running CRCs of all lanes are kept as 8 byte planes (plane k
+# holds byte k of every lane's CRC, as one int), and one step of the byte-wise
+# recurrence ``crc = T[(crc ^ b) & 255] ^ (crc >> 8)`` for all lanes is a
+# strided slice (the lanes' next bytes), an xor, and 8 ``bytes.translate``
+# table lookups over L bytes: C loops, S steps in all. The lane CRCs are then
+# chained (CRC is linear: CRC(c, A + B) = zeros(CRC(c, A), len(B)) ^ CRC(0, B)),
+# "appending S zero bytes" being a linear map applied with 8 table lookups.
+
+_LANES_MIN = 1 << 16
+_PLANES = [bytes((t >> (8 * k)) & 0xFF for t in _T0) for k in range(8)]
+_ZEROS: dict = {}  # S -> tables of the map "append S zero bytes"
+
+
+def _apply(tables: List[List[int]], x: int) -> int:
+    return (tables[0][x & 0xFF] ^ tables[1][(x >> 8) & 0xFF] ^ tables[2][(x >> 16) & 0xFF]
+            ^ tables[3][(x >> 24) & 0xFF] ^ tables[4][(x >> 32) & 0xFF]
+            ^ tables[5][(x >> 40) & 0xFF] ^ tables[6][(x >> 48) & 0xFF] ^ tables[7][x >> 56])
+
+
+def _zeros_tables(span: int) -> List[List[int]]:
+    """Tables of x -> CRC(x, span zero bytes), span a power of two, by squaring."""
+    tables = _ZEROS.get(span)
+    if tables is None:
+        if span == 1:
+            tables = [[_bytes_crc(b << (8 * k), b"\0") for b in range(256)] for k in range(8)]
+        else:
+            half = _zeros_tables(span // 2)
+            tables = [[_apply(half, v) for v in row] for row in half]
+        _ZEROS[span] = tables
+    return tables
+
+
+def _lanes_crc(crc: int, data: bytes) -> int:
+    n = len(data)
+    # lanes 4x more numerous than long: fewer Python steps, each over more bytes
+    # (measured best of 1x..16x on 10 MB)
+    span = 1 << max(8, (n.bit_length() + 1) // 2 - 2)
+    lanes = n // span
+    head = data[:lanes * span]
+    planes = [0] * 8
+    p0, p1, p2, p3, p4, p5, p6, p7 = _PLANES
+    frombytes = int.from_bytes
+    for i in range(span):
+        idx = (planes[0] ^ frombytes(head[i::span], "little")).to_bytes(lanes, "little")
+        planes = [frombytes(idx.translate(p0), "little") ^ planes[1],
+                  frombytes(idx.translate(p1), "little") ^ planes[2],
+                  frombytes(idx.translate(p2), "little") ^ planes[3],
+                  frombytes(idx.translate(p3), "little") ^ planes[4],
+                  frombytes(idx.translate(p4), "little") ^ planes[5],
+                  frombytes(idx.translate(p5), "little") ^ planes[6],
+                  frombytes(idx.translate(p6), "little") ^ planes[7],
+                  frombytes(idx.translate(p7), "little")]
+    zeros = _zeros_tables(span)
+    columns = [p.to_bytes(lanes, "little") for p in planes]
+    for lane in zip(*columns):
+        crc = _apply(zeros, crc) ^ frombytes(bytes(lane), "little")
+    return _bytes_crc(crc, data[lanes * span:])
