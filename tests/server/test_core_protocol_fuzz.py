@@ -3,6 +3,8 @@ or a closed connection, the server keeps answering fresh connections, and
 its memory stays bounded. Each test runs with both request parsers."""
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import socket
 import time
@@ -10,6 +12,7 @@ import time
 import pytest
 
 from core_helpers import RawClient, encode, rss_kb, server_alive
+from protocol_fuzzer import Fuzzer
 from servers import distcache_server
 
 try:
@@ -58,6 +61,10 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     (b"*1\r\n$600000000\r\n", PROTO + b"invalid bulk length\r\n"),
     (b"*1\r\n+PING\r\n", PROTO + b"expected '$', got '+'\r\n"),
     (b"*1\r\n:1\r\n", PROTO + b"expected '$', got ':'\r\n"),
+    # Found by the fuzzer: the quoted byte is sent raw, and CR/LF as spaces.
+    (b"*1\r\n\r\n", PROTO + b"expected '$', got ' '\r\n"),
+    (b"*1\r\n\n$4\r\nPING\r\n", PROTO + b"expected '$', got ' '\r\n"),
+    (b"*1\r\n\xe1\r\n", PROTO + b"expected '$', got '\xe1'\r\n"),
     (b"*1\r\n" * 50000, PROTO + b"expected '$', got '*'\r\n"),
     (b'SET a "b\r\n', PROTO + b"unbalanced quotes in request\r\n"),
     (b"SET a 'b\r\n", PROTO + b"unbalanced quotes in request\r\n"),
@@ -256,3 +263,34 @@ def test_small_client_query_buffer_limit(tmp_path, parser):
                 pass
             assert raw.read_until_closed() == b""  # closed without a reply, as Redis does
         assert server_alive(proc.port)
+
+
+FUZZ_INPUTS = int(os.environ.get("DISTCACHE_FUZZ_INPUTS", "3000"))
+FUZZ_SEED = int(os.environ.get("DISTCACHE_FUZZ_SEED", "0")) or random.randrange(1, 1 << 32)
+FUZZ_RSS_MB = int(os.environ.get("DISTCACHE_FUZZ_RSS_MB", "512"))
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+def test_scaled_fuzz(tmp_path, parser):
+    """DISTCACHE_FUZZ_INPUTS inputs (default 3000; 1,000,000 for the recorded run
+    in docs/benchmarks.md) of the three kinds in protocol_fuzzer.py, seeded by
+    DISTCACHE_FUZZ_SEED (random and printed when unset), against one server:
+    no internal error, no traceback in its log, no stall, always answering
+    PING, RSS under DISTCACHE_FUZZ_RSS_MB (default 512). Strings are capped at
+    1 MB (proto-max-bulk-len) so that SETRANGE/SETBIT at huge offsets stay
+    cheap; the data set is flushed every 10 rounds."""
+    print(f"\nfuzz: parser {parser}, seed {FUZZ_SEED}, {FUZZ_INPUTS} inputs "
+          f"(DISTCACHE_FUZZ_SEED={FUZZ_SEED} reproduces the inputs)", flush=True)
+    with distcache_server(tmp_path, "--parser", parser, "--proto-max-bulk-len", "1mb") as proc:
+        fuzzer = Fuzzer(proc.port, FUZZ_SEED, FUZZ_INPUTS, rss_limit_kb=FUZZ_RSS_MB * 1024,
+                        log_path=proc.log_path,
+                        progress_every=30 if FUZZ_INPUTS >= 100_000 else 0)
+        stats = asyncio.run(fuzzer.run())
+        assert proc.proc.poll() is None
+    print(f"fuzz: parser {parser}, seed {FUZZ_SEED}: {stats.inputs} inputs "
+          f"({stats.commands} commands, {stats.mutations} mutations, {stats.random} random) "
+          f"in {stats.seconds:.1f}s = {stats.rate:.0f} inputs/s; {stats.replies} replies, "
+          f"{stats.closed} batches cut by a close; RSS {stats.rss_start_kb} kB at start, "
+          f"{stats.rss_max_kb} kB max, {stats.rss_end_kb} kB at the end; "
+          f"{len(stats.findings)} findings", flush=True)
+    assert not stats.findings, "\n".join(stats.findings[:20])
