@@ -63,6 +63,9 @@ NUMBERS = [
     b"-1e308", b"1e309", b"5e-324", b"1e-400", b"inf", b"-inf", b"+inf", b"nan", b"-nan",
     b"infinity", b" 1", b"1 ", b"+1", b"01", b"0x10", b"1e3", b"", b"9223372036854775806",
     b"-9223372036854775807", b"17976931348623157e292", b"0.1", b"3.0000000000000001",
+    # Past int()'s 4300-digit limit (a ValueError that is not a parse error).
+    b"1" * 5000, b"-" + b"9" * 4400, b"0" * 5000, b"1e" + b"9" * 5000, b"0." + b"0" * 5000 + b"1",
+    b"(" + b"1" * 5000,
 ]
 WORDS = [
     b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR",
@@ -435,6 +438,17 @@ NOT_YET = object()
 MARKER = b"-ERR internal error"
 
 
+def named(errors: List[bytes], requests: Sequence[bytes]) -> Sequence[bytes]:
+    """The requests of the command the first internal error names."""
+    match = re.search(rb"running '([^'|]*)", errors[0]) if errors else None
+    if match:
+        picked = [r for r in requests if r.split(b"\r\n")[2:3] == [match.group(1)]
+                  or r.split(b"\r\n")[2:3] == [match.group(1).upper()]]
+        if picked:
+            return picked[:5]
+    return requests[:3]
+
+
 class Fuzzer:
     """Drives one server; ``run`` returns the statistics and findings."""
 
@@ -483,10 +497,12 @@ class Fuzzer:
 
     def check_replies(self, data: bytes, tail: bytes, where: str,
                       sent: Sequence[bytes]) -> None:
+        """Record any internal error among the replies, with the requests that
+        may have caused it (those of the command it names)."""
         if MARKER in tail + data:
             found = re.findall(rb"-ERR internal error[^\r]*", tail + data)
             self.stats.findings.append(f"{where}: {found[:3]!r} after sending "
-                                       f"{[bytes(s[:300]) for s in sent[:3]]!r}")
+                                       f"{[bytes(s[:300]) for s in named(found, sent)]!r}")
 
     # -- the three kinds of input ------------------------------------------
     async def command_batch(self, lane: int, gen: Generator, size: int) -> None:
@@ -510,7 +526,7 @@ class Fuzzer:
                     self.conns[lane] = None
                     writer.close()
                     return
-                self.check_replies(chunk, tail, f"lane {lane}", self._named(chunk, requests))
+                self.check_replies(chunk, tail, f"lane {lane}", requests)
                 tail = chunk[-len(MARKER):]
                 parser.feed(chunk)
                 while True:
@@ -528,15 +544,6 @@ class Fuzzer:
             self.stats.findings.append(f"lane {lane}: malformed reply ({exc})")
         self.conns[lane] = None
         writer.close()
-
-    @staticmethod
-    def _named(chunk: bytes, requests: List[bytes]) -> List[bytes]:
-        """The requests of the command an internal error names (for the report)."""
-        match = re.search(rb"internal error running '([^']*)'", chunk)
-        if not match:
-            return requests[:3]
-        name = match.group(1).split(b"|")[0]
-        return [r for r in requests if r.split(b"\r\n")[2].lower() == name][:5] or requests[:3]
 
     async def lone_input(self, data: bytes, where: str) -> None:
         """One malformed input on its own half-closed connection, read to the end."""

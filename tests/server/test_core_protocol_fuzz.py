@@ -65,6 +65,11 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     (b"*1\r\n\r\n", PROTO + b"expected '$', got ' '\r\n"),
     (b"*1\r\n\n$4\r\nPING\r\n", PROTO + b"expected '$', got ' '\r\n"),
     (b"*1\r\n\xe1\r\n", PROTO + b"expected '$', got '\xe1'\r\n"),
+    # Found by the fuzzer: past 4300 digits int() raised, and the read was dropped.
+    (b"*1\r\n$" + b"1" * 5000 + b"\r\n", PROTO + b"invalid bulk length\r\n"),
+    (b"*1\r\n$-" + b"1" * 5000 + b"\r\n", PROTO + b"invalid bulk length\r\n"),
+    (b"*" + b"1" * 5000 + b"\r\n", PROTO + b"invalid multibulk length\r\n"),
+    (b"*-" + b"1" * 21 + b"\r\n", PROTO + b"invalid multibulk length\r\n"),
     (b"*1\r\n" * 50000, PROTO + b"expected '$', got '*'\r\n"),
     (b'SET a "b\r\n', PROTO + b"unbalanced quotes in request\r\n"),
     (b"SET a 'b\r\n", PROTO + b"unbalanced quotes in request\r\n"),
@@ -90,6 +95,27 @@ def test_malformed_frames_get_redis_errors(fuzz_server, data, reply):
     assert exchange(fuzz_server.port, data) == reply
     assert time.monotonic() - started < 5  # refused at once, not after a stall
     assert server_alive(fuzz_server.port)
+
+
+#: Requests the fuzzer found answered with an internal error, minimized.
+FUZZ_FINDINGS = [
+    [b"SCAN", b"1" * 5000],
+    [b"SCAN", b"-" + b"9" * 4400],
+    [b"SCAN", b"0" * 5000],
+    [b"SCAN", b"0" * 5000 + b"18446744073709551616"],
+    [b"SCAN", b"0" * 30 + b"18446744073709551615", b"COUNT", b"1"],
+]
+
+
+@pytest.mark.parametrize("args", FUZZ_FINDINGS, ids=lambda args: repr(b" ".join(args)[:30])[2:-1])
+def test_fuzz_findings_as_redis(fuzz_server, reference_redis, args):
+    """Each answered as Redis 7.0 answers it, on an empty database."""
+    replies = []
+    for port in (fuzz_server.port, reference_redis.port):
+        with RawClient(port) as raw:
+            assert raw.call("FLUSHALL") == b"+OK\r\n"
+            replies.append(raw.call(*args))
+    assert replies[0] == replies[1]
 
 
 @pytest.mark.parametrize("data, reply", [
