@@ -104,6 +104,18 @@ FUZZ_FINDINGS = [
     [b"SCAN", b"0" * 5000],
     [b"SCAN", b"0" * 5000 + b"18446744073709551616"],
     [b"SCAN", b"0" * 30 + b"18446744073709551615", b"COUNT", b"1"],
+    # A zero scaled by 10 ** 9999999 held the event loop (and grew memory) for good.
+    [b"INCRBYFLOAT", b"f", b"0e9999999"],
+    [b"INCRBYFLOAT", b"f", b"-0.0e-99999999999"],
+    [b"HINCRBYFLOAT", b"h", b"f", b"0x0p99999999"],
+    # Exponents past 4300 digits: a ValueError from int().
+    [b"INCRBYFLOAT", b"f", b"1e" + b"9" * 5000],
+    [b"INCRBYFLOAT", b"f", b"1e-" + b"9" * 5000],
+    [b"INCRBYFLOAT", b"f", b"0e" + b"9" * 5000],
+    [b"INCRBYFLOAT", b"f", b"1e" + b"0" * 5000 + b"1"],
+    [b"HINCRBYFLOAT", b"h", b"f", b"0x1p-" + b"9" * 5000],
+    [b"BLPOP", b"l", b"1e" + b"9" * 5000],
+    [b"BLPOP", b"l", b"1e-" + b"9" * 5000],
 ]
 
 
