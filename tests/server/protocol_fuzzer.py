@@ -66,6 +66,9 @@ NUMBERS = [
     # Past int()'s 4300-digit limit (a ValueError that is not a parse error).
     b"1" * 5000, b"-" + b"9" * 4400, b"0" * 5000, b"1e" + b"9" * 5000, b"0." + b"0" * 5000 + b"1",
     b"(" + b"1" * 5000,
+    # Exponents that scale to nothing or to huge powers.
+    b"0e9999999", b"0e-9999999", b"-0.0e99999", b"1e5000", b"1e-5000", b"0x1p99999",
+    b"0x0p-99999999", b"0x1.8p3", b"1e" + b"0" * 4500 + b"3",
 ]
 WORDS = [
     b"EX", b"PX", b"EXAT", b"PXAT", b"KEEPTTL", b"NX", b"XX", b"GT", b"LT", b"CH", b"INCR",
@@ -425,6 +428,7 @@ class Stats:
     rss_start_kb: int = 0
     rss_max_kb: int = 0
     rss_end_kb: int = 0
+    ping_max_ms: float = 0.0
     seconds: float = 0.0
     findings: List[str] = field(default_factory=list)
 
@@ -604,8 +608,10 @@ class Fuzzer:
         except (OSError, AssertionError):
             raise AssertionError(f"server process {self.pid} is gone "
                                  f"after {self.stats.inputs} inputs")
+        started = time.monotonic()
         await asyncio.get_running_loop().run_in_executor(
-            None, wait_for_ping, self.port, time.monotonic() + 10)
+            None, wait_for_ping, self.port, started + 10)
+        self.stats.ping_max_ms = max(self.stats.ping_max_ms, 1000 * (time.monotonic() - started))
         self.stats.rss_max_kb = max(self.stats.rss_max_kb, rss)
         if rss > self.rss_limit_kb:
             raise AssertionError(f"server RSS {rss} kB over the bound {self.rss_limit_kb} kB "

@@ -329,6 +329,7 @@ def test_scaled_fuzz(tmp_path, parser):
           f"({stats.commands} commands, {stats.mutations} mutations, {stats.random} random) "
           f"in {stats.seconds:.1f}s = {stats.rate:.0f} inputs/s; {stats.replies} replies, "
           f"{stats.closed} batches cut by a close; RSS {stats.rss_start_kb} kB at start, "
-          f"{stats.rss_max_kb} kB max, {stats.rss_end_kb} kB at the end; "
+          f"{stats.rss_max_kb} kB max, {stats.rss_end_kb} kB at the end; slowest PING after "
+          f"a round {stats.ping_max_ms:.0f} ms; "
           f"{len(stats.findings)} findings", flush=True)
     assert not stats.findings, "\n".join(stats.findings[:20])
