@@ -1,6 +1,11 @@
 """Malformed and hostile input: every case ends in a Redis-style error reply
 or a closed connection, the server keeps answering fresh connections, and
-its memory stays bounded. Each test runs with both request parsers."""
+its memory stays bounded. Each test runs with both request parsers.
+
+test_scaled_fuzz runs the seeded fuzzer of protocol_fuzzer.py for
+DISTCACHE_FUZZ_INPUTS inputs (default 3000, a few seconds; the 1,000,000-input
+run and its command line are in docs/benchmarks.md), with DISTCACHE_FUZZ_SEED
+to repeat a run and DISTCACHE_FUZZ_RSS_MB for the memory bound."""
 from __future__ import annotations
 
 import asyncio
@@ -270,7 +275,8 @@ def test_unauthenticated_limits(locked_server):
 
 @pytest.mark.parametrize("parser", PARSERS)
 def test_small_proto_max_bulk_len(tmp_path, parser):
-    with distcache_server(tmp_path, "--parser", parser, "--proto-max-bulk-len", "1mb") as proc:
+    with distcache_server(tmp_path, "--parser", parser, "--proto-max-bulk-len", "1mb",
+                          *FUZZ_FLAGS) as proc:
         with RawClient(proc.port) as raw:
             assert raw.call("CONFIG", "GET", "proto-max-bulk-len") == \
                 b"*2\r\n$18\r\nproto-max-bulk-len\r\n$7\r\n1048576\r\n"
@@ -306,6 +312,8 @@ def test_small_client_query_buffer_limit(tmp_path, parser):
 FUZZ_INPUTS = int(os.environ.get("DISTCACHE_FUZZ_INPUTS", "3000"))
 FUZZ_SEED = int(os.environ.get("DISTCACHE_FUZZ_SEED", "0")) or random.randrange(1, 1 << 32)
 FUZZ_RSS_MB = int(os.environ.get("DISTCACHE_FUZZ_RSS_MB", "512"))
+#: Extra server flags, e.g. "--appendonly yes" to fuzz the propagated writes too.
+FUZZ_FLAGS = os.environ.get("DISTCACHE_FUZZ_FLAGS", "").split()
 
 
 @pytest.mark.parametrize("parser", PARSERS)
@@ -314,12 +322,14 @@ def test_scaled_fuzz(tmp_path, parser):
     in docs/benchmarks.md) of the three kinds in protocol_fuzzer.py, seeded by
     DISTCACHE_FUZZ_SEED (random and printed when unset), against one server:
     no internal error, no traceback in its log, no stall, always answering
-    PING, RSS under DISTCACHE_FUZZ_RSS_MB (default 512). Strings are capped at
-    1 MB (proto-max-bulk-len) so that SETRANGE/SETBIT at huge offsets stay
-    cheap; the data set is flushed every 10 rounds."""
+    PING, RSS under DISTCACHE_FUZZ_RSS_MB (default 512). DISTCACHE_FUZZ_FLAGS
+    adds server flags ("--appendonly yes" logs the writes too). Strings are
+    capped at 1 MB (proto-max-bulk-len) so that SETRANGE/SETBIT at huge
+    offsets stay cheap; the data set is flushed every 10 rounds."""
     print(f"\nfuzz: parser {parser}, seed {FUZZ_SEED}, {FUZZ_INPUTS} inputs "
           f"(DISTCACHE_FUZZ_SEED={FUZZ_SEED} reproduces the inputs)", flush=True)
-    with distcache_server(tmp_path, "--parser", parser, "--proto-max-bulk-len", "1mb") as proc:
+    with distcache_server(tmp_path, "--parser", parser, "--proto-max-bulk-len", "1mb",
+                          *FUZZ_FLAGS) as proc:
         fuzzer = Fuzzer(proc.port, FUZZ_SEED, FUZZ_INPUTS, rss_limit_kb=FUZZ_RSS_MB * 1024,
                         log_path=proc.log_path,
                         progress_every=30 if FUZZ_INPUTS >= 100_000 else 0)
