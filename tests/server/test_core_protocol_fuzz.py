@@ -316,6 +316,7 @@ FUZZ_RSS_MB = int(os.environ.get("DISTCACHE_FUZZ_RSS_MB", "512"))
 FUZZ_FLAGS = os.environ.get("DISTCACHE_FUZZ_FLAGS", "").split()
 
 
+@pytest.mark.timeout(max(300, FUZZ_INPUTS // 50))  # the 300 s default is ~150k inputs
 @pytest.mark.parametrize("parser", PARSERS)
 def test_scaled_fuzz(tmp_path, parser):
     """DISTCACHE_FUZZ_INPUTS inputs (default 3000; 1,000,000 for the recorded run
