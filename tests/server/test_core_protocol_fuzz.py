@@ -341,6 +341,7 @@ def test_scaled_fuzz(tmp_path, parser):
           f"in {stats.seconds:.1f}s = {stats.rate:.0f} inputs/s; {stats.replies} replies, "
           f"{stats.closed} batches cut by a close; RSS {stats.rss_start_kb} kB at start, "
           f"{stats.rss_max_kb} kB max, {stats.rss_end_kb} kB at the end; slowest PING after "
-          f"a round {stats.ping_max_ms:.0f} ms; "
+          f"a round {stats.ping_max_ms:.0f} ms; slowest input {stats.slowest[0]:.1f}s "
+          f"({stats.slowest[1][:120]}); "
           f"{len(stats.findings)} findings", flush=True)
     assert not stats.findings, "\n".join(stats.findings[:20])
