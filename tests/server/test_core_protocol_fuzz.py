@@ -75,6 +75,11 @@ def exchange(port: int, data: bytes, timeout: float = 10.0) -> bytes:
     (b"*1\r\n$-" + b"1" * 5000 + b"\r\n", PROTO + b"invalid bulk length\r\n"),
     (b"*" + b"1" * 5000 + b"\r\n", PROTO + b"invalid multibulk length\r\n"),
     (b"*-" + b"1" * 21 + b"\r\n", PROTO + b"invalid multibulk length\r\n"),
+    # Found by the fuzzer: hiredis raised TypeError for a map keyed by an array.
+    (b"*2\r\n$4\r\nECHO\r\n%1\r\n", PROTO + b"expected '$', got '%'\r\n"),
+    (b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n%1\r\n",
+     b"+PONG\r\n" + PROTO + b"expected '$', got '%'\r\n"),
+    (b"*2\r\n$4\r\nECHO\r\n%1\r\n*1\r\n$1\r\na\r\n$1\r\nb\r\n", PROTO + b"expected '$', got '%'\r\n"),
     (b"*1\r\n" * 50000, PROTO + b"expected '$', got '*'\r\n"),
     (b'SET a "b\r\n', PROTO + b"unbalanced quotes in request\r\n"),
     (b"SET a 'b\r\n", PROTO + b"unbalanced quotes in request\r\n"),
