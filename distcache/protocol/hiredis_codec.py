@@ -136,7 +136,9 @@ class HiredisRequestParser:
             reader.feed(b"*0\r\n")
             if gets() == []:
                 return commands
-        except (hiredis.ProtocolError, ProtocolError):
+        except (hiredis.ProtocolError, ProtocolError, TypeError):
+            # TypeError: a RESP3 map whose key is an array (the probe above, or
+            # sent so) cannot become a dict.
             return self._parse_again(data)
         if _holds_types(data, _RESP3_TYPES):  # an unfinished one may hide in the rest
             return self._parse_again(data)

@@ -294,6 +294,8 @@ def _is_hex(pair: bytes) -> bool:
 
 def _strict_int(text: bytes) -> Optional[int]:
     """A length as Redis's string2ll reads it: no sign ``+``, spaces or leading zeros."""
+    if len(text) > 20:  # past the 64-bit range, and int() refuses past 4300 digits
+        return None
     if text.isdigit():
         return int(text) if text[0] != 48 or len(text) == 1 else None
     if text[:1] == b"-" and text[1:].isdigit() and text[1] != 48:

@@ -231,7 +231,10 @@ class Client(asyncio.Protocol):
 
     def protocol_error(self, text: str) -> None:
         count_error(self.server, "ERR")
-        self.out.append(b"-ERR %s\r\n" % text.encode())
+        # The text may quote a byte of the request: as Redis, sent raw (latin-1),
+        # with CR and LF as spaces so the reply stays one line.
+        line = text.replace("\r", " ").replace("\n", " ").encode("latin-1", "replace")
+        self.out.append(b"-ERR %s\r\n" % line)
         log.debug("protocol error from %s: %s", self.addr, text)
         self.closing = True
         self.flush()

@@ -124,7 +124,9 @@ def parse_cursor(arg: bytes) -> int:
     digits = arg[1:] if arg[:1] in (b"+", b"-") else arg
     if arg and not digits.isdigit():
         raise CommandError("ERR invalid cursor")
-    value = int(digits or b"0")
+    digits = digits.lstrip(b"0")  # strtoul takes any number of leading zeros
+    # Past 20 digits it is out of range, and int() refuses past 4300 digits.
+    value = int(digits or b"0") if len(digits) <= 20 else 1 << 64
     if value >= 1 << 64:
         raise CommandError("ERR invalid cursor")
     return (-value) % (1 << 64) if arg[:1] == b"-" else value

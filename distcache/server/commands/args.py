@@ -153,6 +153,16 @@ def _int_to_dec(value: int) -> str:
     return _int_to_dec(high) + str(low).rjust(_CHUNK, "0")
 
 
+def _exponent(text: Optional[bytes]) -> int:
+    """An exponent's value. int() refuses past 4300 digits; past 20 (leading
+    zeros aside) any exponent is out of every range the callers accept."""
+    if not text:
+        return 0
+    digits = text.lstrip(b"+-").lstrip(b"0")
+    value = int(digits or b"0") if len(digits) <= 20 else 1 << 70
+    return -value if text[:1] == b"-" else value
+
+
 def to_decimal(arg: bytes, error: str = NOT_FLOAT) -> LongDouble:
     """A long double as Redis's string2ld reads it (strtold: decimal, hex, inf;
     no leading space, no trailing junk, no NaN, no overflow or underflow to 0)."""
@@ -163,21 +173,23 @@ def to_decimal(arg: bytes, error: str = NOT_FLOAT) -> LongDouble:
         digits = m.group(2)
         whole, _, frac = digits.partition(b".")
         exact = Fraction(_dec_to_int(whole + frac), 10 ** len(frac))
-        exponent = int(m.group(3) or 0)
+        exponent = _exponent(m.group(3))
         if exact and exponent > 5000:
             raise CommandError(error)  # overflows
         if exact and exponent < -5000 - len(whole):
             raise CommandError(error)  # underflows to zero
-        exact *= Fraction(10) ** exponent
+        if exact:  # zero stays zero: 10 ** 9999999 would take the server down
+            exact *= Fraction(10) ** exponent
     else:
         m = _HEX_FLOAT.fullmatch(arg)
         if m:
             whole, _, frac = m.group(2).partition(b".")
             exact = Fraction(int(whole + frac or b"0", 16), 16 ** len(frac))
-            exponent = int(m.group(3) or 0)
+            exponent = _exponent(m.group(3))
             if exact and not -20000 <= exponent <= 20000:
                 raise CommandError(error)
-            exact *= Fraction(2) ** exponent
+            if exact:
+                exact *= Fraction(2) ** exponent
         else:
             m = _INF.fullmatch(arg)
             if not m:
