@@ -269,3 +269,16 @@ def test_tcp_keepalive_is_set_on_client_sockets(tmp_path, interval, expected):
         else:
             assert "keepalive" not in timers()
         client.close()
+
+
+def test_pipelined_memory_purge_does_not_hold_the_loop(r):
+    fill = r.pipeline(transaction=False)
+    for i in range(200_000):  # a heap of containers: a full collection takes ~30 ms
+        fill.hset(f"h{i}", "f", i)
+    fill.execute()
+    started = time.perf_counter()
+    pipe = r.pipeline(transaction=False)
+    for _ in range(100):
+        pipe.execute_command("MEMORY", "PURGE")
+    assert pipe.execute() == [b"OK"] * 100
+    assert time.perf_counter() - started < 1.0  # one collection a second, not 100

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from typing import Any, List
 
 from ...protocol import OK, Verbatim
@@ -112,10 +113,20 @@ def memory_malloc_stats(c: Any, args: List[bytes]) -> Any:
     return Verbatim(text.encode())
 
 
+#: A full collection takes tens of milliseconds on a large heap; more than one a
+#: second frees nothing more, and a pipeline of PURGEs would hold the event loop.
+PURGE_INTERVAL = 1.0
+_last_purge = [float("-inf")]
+
+
 @command("purge", 2, "", since="4.0.0", parent="memory", **_MEM)
 def memory_purge(c: Any, args: List[bytes]) -> Any:
-    """Ask the allocator to release memory (runs the garbage collector)."""
-    gc.collect()
+    """Ask the allocator to release memory (runs the garbage collector, at most once a
+    second)."""
+    now = time.monotonic()
+    if now - _last_purge[0] >= PURGE_INTERVAL:
+        _last_purge[0] = now
+        gc.collect()
     return OK
 
 
