@@ -21,6 +21,10 @@ usage:
   distcache check-log FILE [--fix]
       Check an append-only log, manifest or snapshot; --fix truncates a damaged
       log to its last good record (like redis-check-aof).
+  distcache import-rdb FILE [--dir DIR]
+      Fill a new data directory from a Redis RDB file (dump.rdb).
+  distcache export-rdb [OUT] [--dir DIR]
+      Write the dataset of a data directory as an RDB file redis-server loads.
   distcache --version
   distcache --help
 

@@ -94,3 +94,8 @@ def main(argv: List[str]) -> int:
 
 
 SUBCOMMANDS["check-log"] = main
+
+from . import rdb_files  # noqa: E402
+
+SUBCOMMANDS["import-rdb"] = rdb_files.import_main
+SUBCOMMANDS["export-rdb"] = rdb_files.export_main

@@ -34,6 +34,16 @@ BAD_PAYLOAD = "ERR DUMP payload version or checksum are wrong"
 BAD_FORMAT = "ERR Bad data format"
 
 
+def codec_value(value: Any) -> "tuple[str, Any]":
+    """(kind, the codec's form) of a keyspace value: what DUMP and RDB files write."""
+    return type_name(value), _plain(value)
+
+
+def keyspace_value(kind: str, value: Any) -> Any:
+    """The keyspace's structure for a value the codec read."""
+    return _HOLD[kind](value)
+
+
 def _plain(value: Any) -> Any:
     """The codec's form of a keyspace value."""
     if value.__class__ is ZSet:
@@ -59,7 +69,7 @@ def dump(c: Any, args: List[bytes]) -> Any:
     if value is None:
         return None
     compress = c.server.config["rdbcompression"]
-    return dump_payload(type_name(value), _plain(value), compress=bool(compress))
+    return dump_payload(*codec_value(value), compress=bool(compress))
 
 
 def _restore_options(args: List[bytes]) -> tuple:
@@ -115,7 +125,7 @@ def restore(c: Any, args: List[bytes]) -> Any:
         if deleted:
             c.rewrite = [[b"DEL", key]]
         return OK
-    db.set(key, _HOLD[kind](value))
+    db.set(key, keyspace_value(kind, value))
     if ttl:
         db.expires[key] = ttl
         if not absttl:  # logged with the absolute time, so a replay restores the same TTL
