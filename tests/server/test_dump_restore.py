@@ -306,3 +306,86 @@ def test_resp3_replies_are_the_same(shared_server, reference_redis):
         for r in clients:
             r.delete("z", "copy")
             r.close()
+
+
+# -- MIGRATE ------------------------------------------------------------------------------
+
+def _migrate_case(source, target_port, *extra):
+    try:
+        return source.execute_command("MIGRATE", "127.0.0.1", target_port, *extra)
+    except redis.ResponseError as exc:
+        return f"error: {exc}"
+
+
+def test_migrate_moves_keys_to_redis_and_back(tmp_path, reference_redis):
+    from servers import distcache_server
+    theirs = redis.Redis(port=reference_redis.port)
+    theirs.flushall()
+    with distcache_server(tmp_path, persistence=True) as proc:
+        ours = redis.Redis(port=proc.port)
+        ours.rpush("list", *range(200))
+        ours.hset("hash", mapping={"a": 1})
+        ours.set("ttl", "v", px=600_000)
+        ours.set("copy-me", "x")
+        assert ours.migrate("127.0.0.1", reference_redis.port, ["list", "hash", "ttl"], 3,
+                            1000) == b"OK"
+        assert ours.exists("list", "hash", "ttl") == 0
+        moved = redis.Redis(port=reference_redis.port, db=3)
+        assert moved.lrange("list", 0, -1) == [b"%d" % i for i in range(200)]
+        assert 590_000 < moved.pttl("ttl") <= 600_000
+        assert ours.migrate("127.0.0.1", reference_redis.port, "copy-me", 3, 1000,
+                            copy=True) == b"OK"
+        assert ours.get("copy-me") == b"x" and moved.get("copy-me") == b"x"
+        # The target refuses an existing key without REPLACE, and the key stays here.
+        assert "BUSYKEY" in _migrate_case(ours, reference_redis.port, "copy-me", 3, 1000)
+        assert ours.get("copy-me") == b"x"
+        assert ours.migrate("127.0.0.1", reference_redis.port, "copy-me", 3, 1000,
+                            replace=True) == b"OK"
+        assert ours.exists("copy-me") == 0
+        assert _migrate_case(ours, reference_redis.port, "missing", 3, 1000) == b"NOKEY"
+        ours.set("stays", "1")  # nothing listens on port 1: the key stays
+        assert "IOERR error or timeout writing" in _migrate_case(ours, 1, "stays", 0, 200)
+        assert ours.get("stays") == b"1"
+        # And back: a real redis-server MIGRATEs into distcache.
+        assert moved.migrate("127.0.0.1", proc.port, ["list", "hash"], 0, 1000) == b"OK"
+        assert ours.lrange("list", 0, -1) == [b"%d" % i for i in range(200)]
+    log = "".join(p.read_text(errors="replace") for p in (tmp_path / "data").rglob("*.aof"))
+    assert "MIGRATE" not in log.upper().replace("MIGRATE KEYS", "")  # DELs, not MIGRATE
+
+
+def test_migrate_errors_match_redis(shared_server, reference_redis):
+    results = []
+    for source_port in (shared_server.port, reference_redis.port):
+        source = redis.Redis(port=source_port)
+        source.flushall()
+        source.set("k", "v")
+        seen = [_migrate_case(source, 1, "k", 0, 100)]  # nothing listens on port 1
+        for extra in (["k", "0", "x"], ["k", "x", "100"], ["k", "0", "100", "BOGUS"],
+                      ["k", "0", "100", "KEYS", "k"], ["", "0", "100", "KEYS", "nope"],
+                      ["k", "0", "100", "AUTH"]):
+            seen.append(_migrate_case(source, 1, *extra))
+        results.append(seen)
+    assert results[0] == results[1]
+
+
+def test_migrate_auth2_to_an_acl_protected_redis(reference_redis, shared_server):
+    theirs = redis.Redis(port=reference_redis.port)
+    theirs.flushall()
+    theirs.acl_setuser("mover", enabled=True, passwords=["+pw"], keys=["*"],
+                       commands=["+@all"])
+    try:
+        ours = redis.Redis(port=shared_server.port)
+        ours.flushall()
+        ours.set("a", "1")
+        ours.set("b", "2")
+        assert "WRONGPASS" in str(_migrate_case(ours, reference_redis.port, "", 0, 1000,
+                                                "AUTH2", "mover", "bad", "KEYS", "a"))
+        assert ours.get("a") == b"1"
+        # As with Redis: the pipelined RESTOREs ran as the target's default user anyway.
+        assert ours.execute_command("MIGRATE", "127.0.0.1", reference_redis.port, "", 0, 1000,
+                                    "REPLACE", "AUTH2", "mover", "pw", "KEYS", "a", "b") == b"OK"
+        assert theirs.mget("a", "b") == [b"1", b"2"] and ours.exists("a", "b") == 0
+        assert ours.command_getkeys("MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b") == \
+            theirs.command_getkeys("MIGRATE", "h", "1", "", "0", "5", "KEYS", "a", "b")
+    finally:
+        theirs.acl_deluser("mover")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, List
 
-from ...protocol import OK
+from ...protocol import OK, Status
 from ...rdb import PayloadVersionError, RdbError, dump_payload, load_payload
 from ..errors import CommandError, SYNTAX
 from ..eviction import set_frequency, set_idle
@@ -26,7 +26,7 @@ from ..keyspace import now_ms
 from ..types.zset import ZSet
 from .args import to_int
 from .keys import type_name
-from .table import command
+from .table import KEY_FINDERS, command
 
 _KEYS = dict(group="generic")
 BUSYKEY = "BUSYKEY Target key name already exists."
@@ -135,3 +135,120 @@ def restore(c: Any, args: List[bytes]) -> Any:
     elif idle is not None:
         set_idle(db, key, idle)
     return OK
+
+
+# -- MIGRATE ---------------------------------------------------------------------------
+
+class _Migration:
+    """MIGRATE's options: what to send, how long to wait, what to keep."""
+
+    __slots__ = ("copy", "replace", "auth", "keys")
+
+    def __init__(self, args: List[bytes]) -> None:
+        self.copy = self.replace = False
+        self.auth: List[bytes] = []
+        self.keys = [args[3]]
+        i = 6
+        while i < len(args):
+            opt = args[i].upper()
+            left = len(args) - i - 1
+            if opt == b"COPY":
+                self.copy = True
+            elif opt == b"REPLACE":
+                self.replace = True
+            elif opt == b"AUTH" and left >= 1:
+                self.auth = [args[i + 1]]
+                i += 1
+            elif opt == b"AUTH2" and left >= 2:
+                self.auth = [args[i + 1], args[i + 2]]
+                i += 2
+            elif opt == b"KEYS":
+                if args[3]:
+                    raise CommandError("ERR When using MIGRATE KEYS option, the key argument "
+                                       "must be set to the empty string")
+                self.keys = args[i + 1:]
+                break
+            else:
+                raise CommandError(SYNTAX)
+            i += 1
+
+
+def _migrate_keys(args: List[bytes]) -> "list[tuple[int, int]]":
+    """Redis's migrateGetKeys: the key argument, or the keys after KEYS when it is ""."""
+    from .table import KEY_READ, KEY_WRITE
+    access = KEY_READ | KEY_WRITE
+    if len(args) > 3 and not args[3]:
+        for i in range(6, len(args)):
+            if args[i].upper() == b"KEYS":
+                return [(j, access) for j in range(i + 1, len(args))]
+    return [(3, access)]
+
+
+@command("migrate", -6, "write movablekeys", (3, 3, 1), since="2.6.0", complexity="O(N)",
+         **_KEYS)
+def migrate(c: Any, args: List[bytes]) -> Any:
+    """Move keys to another Redis-protocol server (RESTORE there, DEL here)."""
+    import socket as _socket
+    from ...protocol import NOT_ENOUGH, ReplyError, encode_command
+    from ...protocol.resp import ReplyParser
+    timeout, target_db = to_int(args[5]), to_int(args[4])
+    plan = _Migration(args)
+    if timeout <= 0:
+        timeout = 1000
+    db = c.db
+    now = now_ms()
+    batch = []  # (key, ttl) of the keys there are
+    for key in plan.keys:
+        value = db.get(key)
+        if value is None:
+            continue
+        deadline = db.expires.get(key)
+        ttl = 0 if deadline is None else max(deadline - now, 1)
+        batch.append((key, ttl, value))
+    if not batch:
+        return Status(b"NOKEY")
+    requests = [[b"AUTH", *plan.auth]] if plan.auth else []
+    requests.append([b"SELECT", b"%d" % target_db])
+    compress = bool(c.server.config["rdbcompression"])
+    for key, ttl, value in batch:
+        restore = [b"RESTORE", key, b"%d" % ttl, dump_payload(*codec_value(value),
+                                                              compress=compress)]
+        requests.append(restore + ([b"REPLACE"] if plan.replace else []))
+    # As Redis, the event loop waits for the target, up to the timeout per step.
+    stage = "writing"  # as Redis, whose connect fails on its first write
+    try:
+        host = args[1].decode("utf-8", "replace")
+        with _socket.create_connection((host, to_int(args[2])), timeout=timeout / 1000) as sock:
+            stage = "writing"
+            sock.sendall(b"".join(encode_command(r) for r in requests))
+            stage = "reading"
+            parser, replies = ReplyParser(), []
+            while len(replies) < len(requests):
+                reply = parser.get()
+                if reply is NOT_ENOUGH:
+                    data = sock.recv(1 << 16)
+                    if not data:
+                        raise OSError("connection closed")
+                    parser.feed(data)
+                else:
+                    replies.append(reply)
+    except (OSError, ValueError):
+        raise CommandError(f"IOERR error or timeout {stage} to target instance") from None
+    for reply in replies[:len(requests) - len(batch)]:  # AUTH, SELECT
+        if isinstance(reply, ReplyError):
+            raise CommandError(f"ERR Target instance replied with error: {reply}")
+    errors, moved = [], []
+    for (key, _, _), reply in zip(batch, replies[len(requests) - len(batch):]):
+        if isinstance(reply, ReplyError):
+            errors.append(str(reply))
+        elif not plan.copy:
+            moved.append(key)
+    for key in moved:
+        db.delete(key)
+    c.rewrite = [[b"DEL", *moved]] if moved else None  # the log needs no target
+    if errors:
+        raise CommandError(f"ERR Target instance replied with error: {errors[-1]}")
+    return OK
+
+
+KEY_FINDERS["migrate"] = _migrate_keys

@@ -15,7 +15,7 @@ from ..errors import CommandError, SYNTAX, WRONGTYPE
 from ..types.zset import ZSet
 from .args import to_int
 from .zsets import to_score
-from .table import KEY_FINDERS, KEY_WRITE, command
+from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
 
 _KEYS = dict(group="generic", complexity="O(N+M*log(M))")
 _NOT_DOUBLE = "ERR One or more scores can't be converted into double"
@@ -74,8 +74,8 @@ def _need_all_keys(c: Any, option: str) -> None:
                            "permissions.")
 
 
-def store_key(args: List[bytes]) -> List[Tuple[int, int]]:
-    """Redis's sortGetKeys beyond the sorted key: the last STORE's destination."""
+def sort_keys(args: List[bytes]) -> List[Tuple[int, int]]:
+    """Redis's sortGetKeys: the sorted key, and the last STORE's destination."""
     found: List[Tuple[int, int]] = []
     i, n = 2, len(args)
     while i < n:
@@ -87,10 +87,10 @@ def store_key(args: List[bytes]) -> List[Tuple[int, int]]:
         elif word == b"STORE" and i + 1 < n:
             found = [(i + 1, KEY_WRITE)]
         i += 1
-    return found
+    return [(1, KEY_READ)] + found
 
 
-KEY_FINDERS["sort"] = store_key
+KEY_FINDERS["sort"] = sort_keys
 
 
 def lookup_by_pattern(db: Any, pattern: bytes, element: bytes) -> Optional[bytes]:

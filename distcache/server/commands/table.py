@@ -33,7 +33,7 @@ _GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "con
                    "transactions": "transaction", "scripting": "scripting"}
 #: Categories Redis gives these commands beyond their group's and their flags'
 #: (``-name``: one their group would give that Redis does not).
-EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous", "restore": "dangerous",
+EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous", "restore": "dangerous", "migrate": "dangerous",
                     "sort_ro": "-keyspace set sortedset list dangerous","dbsize": "keyspace", "flushall": "keyspace dangerous",
                     "flushdb": "keyspace dangerous", "swapdb": "keyspace dangerous",
                     "keys": "dangerous", "info": "dangerous", "command": "connection",
@@ -58,11 +58,12 @@ KEY_ACCESS = {
     **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
     "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
-    "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
+    "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "migrate": "RW", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
     "bzmpop": "RW#2",
 }
-#: Keys a call names outside its key specs (Redis's getkeys procs for specs of type
-#: unknown, such as SORT's STORE): command -> args -> [(argument index, access)].
+#: Commands whose keys only a look at the call can find (Redis's getkeys procs, for
+#: key specs of type unknown or keyword: SORT's STORE, MIGRATE's KEYS): command ->
+#: args -> every (argument index, access) of the call, in place of the key specs.
 KEY_FINDERS: Dict[str, Callable[[List[bytes]], List[Tuple[int, int]]]] = {}
 #: Commands whose key access depends on the call (Redis's VARIABLE_FLAGS): the
 #: access without the option given here (from the argument index given on).
@@ -121,6 +122,9 @@ def _key_specs(spec: "CommandSpec") -> List[KeySpec]:
 def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, int]]:
     """(argument index, access flags) of every key in a call, as Redis's key specs find
     them; a malformed key count finds no keys (the command refuses the call anyway)."""
+    finder = KEY_FINDERS.get(spec.fullname)
+    if finder is not None:
+        return finder(args)
     found: List[Tuple[int, int]] = []
     argc = len(args)
     variable = VARIABLE_KEY_ACCESS.get(spec.fullname)
@@ -142,9 +146,6 @@ def keys_with_access(spec: "CommandSpec", args: List[bytes]) -> List[Tuple[int, 
             continue
         stop = last if last >= 0 else argc + last
         found.extend((i, access) for i in range(begin, min(stop, argc - 1) + 1, step))
-    finder = KEY_FINDERS.get(spec.fullname)
-    if finder is not None:
-        found.extend(finder(args))
     return found
 
 
