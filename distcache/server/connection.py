@@ -43,6 +43,9 @@ _PUBSUB_ALLOWED = frozenset(["subscribe", "unsubscribe", "psubscribe", "punsubsc
                              "ping", "quit", "reset", "ssubscribe", "sunsubscribe"])
 #: Commands a blocked client may have waiting before the server stops reading from it.
 _MAX_PENDING = 1024
+#: Most commands of one client run in one loop turn: a read holding more runs them
+#: in shares, one a turn, so a burst of tiny requests takes turns with the others.
+FAIR_SHARE = 1000
 #: Commands that run immediately inside MULTI instead of being queued.
 _MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 
@@ -91,6 +94,7 @@ class Client(asyncio.Protocol):
         self.pending: Deque[List[bytes]] = deque()
         self.reading_paused = False
         self.write_paused = False
+        self.share_scheduled = False  # a share of a big read is due this loop turn
         #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked).
         self.restricted = not self.authenticated or not self.user.full
         self.out: List[bytes] = []
@@ -133,6 +137,9 @@ class Client(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        if self.pending and not self.blocked:
+            self._schedule_share()  # it reads again once nothing waits
+            return
         if self.transport is not None and self.reading_paused and not self.blocked:
             self.reading_paused = False
             self.transport.resume_reading()
@@ -182,10 +189,18 @@ class Client(asyncio.Protocol):
             if len(self.pending) > _MAX_PENDING:
                 self._pause_reading()
             return
+        if len(commands) > FAIR_SHARE:
+            # A big batch runs a share a loop turn, and this client is not read
+            # meanwhile, so other clients' requests are served in between.
+            self.pending.extend(commands[FAIR_SHARE:])
+            commands = commands[:FAIR_SHARE]
+            whole = False
+            self._pause_reading()
+            self._schedule_share()
         out = self.out
         ran = self.run(commands, out)
-        if ran < len(commands):  # blocked or closing: the rest waits
-            self.pending.extend(commands[ran:])
+        if ran < len(commands):  # blocked or closing: the rest waits, before any share
+            self.pending.extendleft(reversed(commands[ran:]))
             if len(self.pending) > _MAX_PENDING:
                 self._pause_reading()
         if server.before_reply:
@@ -238,6 +253,34 @@ class Client(asyncio.Protocol):
         log.debug("protocol error from %s: %s", self.addr, text)
         self.closing = True
         self.flush()
+
+    def _schedule_share(self) -> None:
+        if not self.share_scheduled:
+            self.share_scheduled = True
+            self.server.loop.call_soon(self._run_share)
+
+    def _run_share(self) -> None:
+        """Run the next FAIR_SHARE waiting commands; read again once none wait."""
+        self.share_scheduled = False
+        if self.closed or self.closing or self.blocked or self.write_paused:
+            return  # unblock() or resume_writing() carries on
+        pending = self.pending
+        batch = [pending.popleft() for _ in range(min(FAIR_SHARE, len(pending)))]
+        if batch:
+            ran = self.run(batch, self.out)
+            if ran < len(batch):
+                pending.extendleft(reversed(batch[ran:]))
+            if self.server.before_reply:
+                self.server.log_read(self, None, batch)
+            else:
+                self.flush()
+        if pending:
+            if not (self.blocked or self.closing):
+                self._schedule_share()
+        elif self.reading_paused and not (self.write_paused or self.closed
+                                          or self.transport is None):
+            self.reading_paused = False
+            self.transport.resume_reading()
 
     def _pause_reading(self) -> None:
         if self.transport is not None and not self.reading_paused:

@@ -282,3 +282,41 @@ def test_pipelined_memory_purge_does_not_hold_the_loop(r):
         pipe.execute_command("MEMORY", "PURGE")
     assert pipe.execute() == [b"OK"] * 100
     assert time.perf_counter() - started < 1.0  # one collection a second, not 100
+
+
+# -- one client's burst does not starve the others -------------------------------------
+
+import threading  # noqa: E402
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_burst_of_tiny_requests_does_not_starve_other_clients(tmp_path, loop):
+    pytest.importorskip(loop)
+    with distcache_server(tmp_path, "--event-loop", loop) as proc:
+        burst = socket.create_connection(("127.0.0.1", proc.port))
+        burst.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)  # it reads slowly
+        other = redis.Redis(port=proc.port)
+        assert other.ping()
+        payload = b"PING\r\n" * 700_000  # 4 MB: a few seconds of work in all
+        sender = threading.Thread(target=burst.sendall, args=(payload,), daemon=True)
+        drained = [0]
+
+        def drain() -> None:
+            while drained[0] < 7 * 700_000:
+                data = burst.recv(1 << 20)
+                if not data:
+                    return
+                drained[0] += len(data)
+        reader = threading.Thread(target=drain, daemon=True)
+        sender.start()
+        reader.start()
+        worst = 0.0
+        deadline = time.monotonic() + 30
+        while reader.is_alive() and time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert other.ping()
+            worst = max(worst, time.perf_counter() - started)
+        reader.join(30)
+        burst.close()
+        assert drained[0] == 7 * 700_000  # every +PONG arrived
+        assert worst < 0.5, f"another client waited {worst:.2f} s behind the burst"
