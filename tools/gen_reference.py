@@ -22,7 +22,7 @@ from distcache.server.commands.table import COMMANDS  # noqa: E402
 GROUP_TITLES = {"string": "Strings and counters", "generic": "Keys and TTLs",
                 "list": "Lists", "hash": "Hashes", "set": "Sets", "sorted-set": "Sorted sets",
                 "transactions": "Transactions", "pubsub": "Pub/sub",
-                "connection": "Connection", "server": "Server", "scripting": "Scripting stubs"}
+                "connection": "Connection", "server": "Server", "scripting": "Scripting"}
 
 
 def commands_table() -> str:

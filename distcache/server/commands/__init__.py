@@ -4,4 +4,5 @@ from . import hashes, lists, sets, zset_algebra, zsets  # noqa: F401  (data stru
 from . import persistence  # noqa: F401  (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF)
 from . import memory, pubsub, transactions  # noqa: F401  (MULTI, pub/sub, MEMORY)
 from . import objects  # noqa: F401  (OBJECT)
+from . import scripting  # noqa: F401  (EVAL, SCRIPT; the engine is server/scripting/)
 from .table import COMMANDS, CommandSpec, command, lookup_table  # noqa: F401

@@ -299,24 +299,3 @@ def command_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of COMMAND."""
     return help_reply("COMMAND", ["(no subcommand), COUNT, INFO, DOCS, LIST, GETKEYS, HELP"])
 
-
-# -- scripting stubs: tools send FLUSH to reset a server ---------------------------------
-
-container("function", -2, "", group="scripting", summary="Manage functions.", since="7.0.0")
-container("script", -2, "", group="scripting", summary="Manage scripts.", since="2.6.0")
-
-
-def _flush_ok(error: str) -> Any:
-    def flush(c: Any, args: List[bytes]) -> Any:
-        if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
-            raise CommandError(error)
-        return OK
-    return flush
-
-
-command("flush", -2, "write noscript", group="scripting", parent="function",
-        summary="Delete all functions (there are none).")(
-    _flush_ok("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
-command("flush", -2, "noscript", group="scripting", parent="script",
-        summary="Remove all scripts from the cache (there are none).")(
-    _flush_ok("ERR SCRIPT FLUSH only support SYNC|ASYNC option"))
