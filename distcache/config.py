@@ -193,6 +193,9 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("shutdown-deadline", "5", _int_range(0, INT_MAX),
        help="seconds a SIGTERM or SIGINT waits for a running command before the process "
             "exits at once, as after kill -9 (0: wait for it)"),
+    _d("busy-reply-threshold", "5000", _int_range(0, INT_MAX),
+       help="milliseconds a script runs before other clients get -BUSY and SCRIPT KILL "
+            "works (alias lua-time-limit)"),
     # Persistence
     _d("dir", "./data", str, help="data directory"),
     _d("dbfilename", "dump.dcs", str, help="snapshot file name inside dir"),
@@ -249,7 +252,7 @@ cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no
 cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
 cluster-announce-hostname cluster-preferred-endpoint-type cluster-announce-ip
 cluster-announce-port cluster-announce-bus-port cluster-announce-tls-port
-lua-time-limit busy-reply-threshold slowlog-log-slower-than slowlog-max-len
+slowlog-log-slower-than slowlog-max-len
 latency-monitor-threshold latency-tracking latency-tracking-info-percentiles
 notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
@@ -266,6 +269,9 @@ tls-ca-cert-dir tls-auth-clients tls-replication tls-cluster tls-protocols tls-c
 tls-ciphersuites tls-prefer-server-ciphers tls-session-caching tls-session-cache-size
 tls-session-cache-timeout ignore-warnings locale-collate hide-user-data-from-log
 """.split())
+
+#: Other names of directives (Redis's old names).
+ALIASES = {"lua-time-limit": "busy-reply-threshold"}
 
 ENV_PREFIX = "DISTCACHE_"
 #: Directives of the client's config (``server_pool``), skipped by the server.
@@ -302,7 +308,7 @@ class Config:
 
     def set(self, name: str, text: str, *, startup: bool = True) -> None:
         """Set one directive from text; unknown names are an error."""
-        name = name.lower()
+        name = ALIASES.get(name.lower(), name.lower())
         directive = DIRECTIVES.get(name)
         if directive is None:
             if name in REDIS_ONLY:
@@ -319,6 +325,7 @@ class Config:
 
     def render(self, name: str) -> str:
         """The value as CONFIG GET shows it."""
+        name = ALIASES.get(name, name)
         if name in self.foreign:
             return self.foreign[name]
         if name in REDIS_DEFAULTS:
@@ -341,6 +348,7 @@ class Config:
     def names(self) -> Iterable[str]:
         """What CONFIG GET can show: ours, then Redis's (set, or with a default)."""
         yield from DIRECTIVES
+        yield from ALIASES
         yield from self.foreign
         yield from (name for name in REDIS_DEFAULTS if name not in self.foreign)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List
 
-from ...config import ConfigError, DIRECTIVES, REDIS_ONLY
+from ...config import ALIASES, ConfigError, DIRECTIVES, REDIS_ONLY
 from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
@@ -79,8 +79,8 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     if len(args) % 2:
         raise CommandError("ERR wrong number of arguments for 'config|set' command")
     config = c.server.config
-    pairs = [(args[i].decode("utf-8", "replace").lower(), args[i + 1].decode("utf-8", "replace"))
-             for i in range(2, len(args), 2)]
+    pairs = [(_canonical(args[i].decode("utf-8", "replace").lower()),
+              args[i + 1].decode("utf-8", "replace")) for i in range(2, len(args), 2)]
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -105,6 +105,10 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     for name, _ in pairs:
         c.server.config_changed(name)
     return OK
+
+
+def _canonical(name: str) -> str:
+    return ALIASES.get(name, name)  # lua-time-limit is busy-reply-threshold
 
 
 @command("resetstat", 2, "admin noscript loading stale", **_CFG)

@@ -19,10 +19,16 @@ from typing import Any, Dict, List, Optional, Tuple
 from ...protocol.resp import Raw
 from ..errors import OOM, CommandError
 from ..types.blocking import serve_ready
+from .busy import BusyServer
 from .lua import (LuaRuntime, ScriptError, encode_script_reply, lua_log, lua_to_reply,
                   sha1hex)
 
 log = logging.getLogger("distcache.scripting")
+
+#: Lua instructions between two calls of the count hook (about a millisecond).
+HOOK_EVERY = 100_000
+#: Seconds between two polls of the other clients while a script is busy.
+POLL_EVERY = 0.005
 
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
                  "allow-cross-slot-keys")
@@ -44,7 +50,7 @@ class _Run:
     """The state of the script being run (Redis's scriptRunCtx)."""
 
     __slots__ = ("caller", "script", "readonly", "allow_oom", "pre_oom", "wrote", "resp3",
-                 "repl", "start", "kill")
+                 "repl", "start", "kill", "shutdown", "busy", "next_poll")
 
     def __init__(self, caller: Any, script: Script, readonly: bool, pre_oom: bool) -> None:
         self.caller = caller
@@ -57,7 +63,10 @@ class _Run:
         self.resp3 = False
         self.repl = 3  # REPL_ALL
         self.start = time.monotonic()
-        self.kill = False
+        self.kill = False  # SCRIPT KILL, SHUTDOWN NOSAVE or SIGTERM: the hook raises
+        self.shutdown = False  # SHUTDOWN NOSAVE: the effects are dropped, the server stops
+        self.busy: Optional[BusyServer] = None  # past busy-reply-threshold
+        self.next_poll = 0.0
 
 
 def parse_shebang(body: bytes) -> Tuple[Optional[frozenset], int]:
@@ -164,12 +173,17 @@ class ScriptEngine:
         server.oom_check = None  # checked per call below, as Redis's scriptVerifyOOM
         self.running = run
         try:
-            ok, value = self.runtime.run(script.func, keys, argv, 0)
+            ok, value = self.runtime.run(script.func, keys, argv, HOOK_EVERY)
         finally:
             self.running = None
             server.oom_check = oom_check
             if propagators:
                 keyspace.propagators = propagators
+            if run.busy is not None:
+                run.busy.finish()
+        if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
+            server.shutdown(save=False)
+            raise CommandError(self._error_text(script, value))
         if collected:
             self._propagate(c, collected)
         if server.ready_keys and not c.in_exec:
@@ -292,9 +306,34 @@ class ScriptEngine:
             self.running.repl = int(flags)
 
     def lua_hook(self) -> bool:
-        """The count hook: True kills the script (SCRIPT KILL)."""
+        """The count hook, every HOOK_EVERY instructions: True ends the script.
+
+        Past busy-reply-threshold it serves the other clients (busy.py). A
+        SIGTERM ends a script that has not written, so the server stops at
+        once; one that has written cannot be stopped without breaking its
+        atomicity, so shutdown-deadline ends the process as kill -9 would (its
+        effects are not in the log yet, so the log stays atomic).
+        """
         run = self.running
-        return run is not None and run.kill
+        if run is None or run.kill:
+            return True
+        server = self.server
+        if server._stopping and not run.wrote:
+            run.kill = True
+            return True
+        now = time.monotonic()
+        if now >= run.next_poll:
+            threshold = server.config["busy-reply-threshold"] / 1000.0
+            if now - run.start >= threshold:
+                if run.busy is None:
+                    log.warning("a script has been running for %.1f s: answering BUSY",
+                                now - run.start)
+                    run.busy = BusyServer(server, run)
+                run.busy.poll()
+                run.next_poll = now + POLL_EVERY
+            else:
+                run.next_poll = run.start + threshold
+        return run.kill
 
     def lua_acl(self, *args: Any) -> bool:
         """redis.acl_check_cmd: every command is allowed (the default user)."""

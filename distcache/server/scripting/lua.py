@@ -163,9 +163,19 @@ local killed = false
 local function hook()
   if killed or py_hook() then
     killed = true
-    dbg.sethook(hook, '', 1)   -- every instruction: a pcall in the script cannot outlive it
-    error({err = 'ERR Script killed by user with SCRIPT KILL...'})
+    -- Every instruction from now on, so a pcall in the script cannot outlive the
+    -- kill; but never inside this chunk (the error handler, the runner).
+    dbg.sethook(hook, '', 1)
+    local info = dbg.getinfo(2, 'S')
+    if info and info.source ~= '=distcache' then
+      error({err = 'ERR Script killed by user with SCRIPT KILL...'})
+    end
   end
+end
+
+local function unhook()
+  killed = false
+  dbg.sethook()
 end
 
 local function compile(body, name)
@@ -181,11 +191,11 @@ local function run(f, keys, argv, hook_every)
   killed = false
   if hook_every > 0 then dbg.sethook(hook, '', hook_every) end
   local ok, r = xpcall(f, handler)
-  dbg.sethook()
+  unhook()
   return ok, r
 end
 
-return compile, run, libraries
+return compile, run, libraries, unhook
 """
 
 
@@ -203,7 +213,7 @@ class LuaRuntime:
         if boot is None:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
-        self._compile, self._run, add_libraries = boot(
+        self._compile, self._run, add_libraries, self._unhook = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
             version.encode(), (major << 16) | (minor << 8) | patch)
         if libraries is not None:
@@ -234,7 +244,11 @@ class LuaRuntime:
     def run(self, func: Any, keys: List[bytes], argv: List[bytes],
             hook_every: int) -> Tuple[bool, Any]:
         """Run a compiled script; (True, value) or (False, error table)."""
-        return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
+        try:
+            return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
+        except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
+            self._unhook()
+            return False, self.error(b"ERR " + str(exc).encode())
 
     # -- replies into Lua values (redis.call's return) -----------------------------
 
