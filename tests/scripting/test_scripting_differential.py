@@ -113,6 +113,20 @@ API = [
     "#!lua flags=\nreturn 1", "#!lua\nerror('line two')",
 ]
 
+#: The bit library (LuaBitOp), provided from Python.
+BIT = ["return bit.band('x', 1)", "return bit.band()", "return bit.band(nil)",
+       "return bit.tohex(255)", "return bit.tohex(-1, -4)", "return bit.tohex(255, 12)",
+       "return bit.tobit(2^32 + 5.5)", "return bit.tobit(6.5)", "return bit.tobit(7.5)",
+       "return bit.band('0x10', 0xff)", "return bit.bnot(0)", "return bit.lshift(1, 33)",
+       "return bit.rshift(-1, 28)", "return bit.arshift(-256, 4)",
+       "return bit.rol(0x12345678, 8)", "return bit.ror(0x12345678, 8)",
+       "return bit.bswap(0x12345678)", "return bit.bxor(1, 3, 7)", "return bit.bor(1, {})",
+       "return bit.band(1, '2x')", "return bit.tohex('a')", "return bit.tobit(-1/0)",
+       "return bit.tohex(1, 0)", "return bit.tohex(1, -9)", "return bit.band(-1, 0xffffffff)",
+       "local x = bit.band(1)\nreturn bit.bor(2, true)", "bit.x = 1",
+       "return bit.rol(1, 0)", "return bit.ror(1, 32)",
+       "return bit.tobit(' 12 ')", "return bit.tobit('1e2')", "return bit.tobit(-2^31)"]
+
 #: Scripts that well-known libraries send (redis-py's Lock; a sliding window; a token bucket).
 LOCK_ACQUIRE = ("SET", "lock", "token-1", "NX", "PX", "10000")
 LIBRARY = [
@@ -211,7 +225,7 @@ def test_conversions_match_redis(pair, resp3, script):
     assert ours == theirs
 
 
-@pytest.mark.parametrize("script", API)
+@pytest.mark.parametrize("script", API + BIT)
 def test_api_and_sandbox_match_redis(pair, script):
     ours, theirs = _run_both(pair, False, "EVAL", script, 2, "k1", "k2", "a1", "a2")
     assert ours == theirs

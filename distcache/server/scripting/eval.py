@@ -112,7 +112,8 @@ class ScriptEngine:
         self.running: Optional[_Run] = None
 
     def _new_runtime(self) -> LuaRuntime:
-        return LuaRuntime(self, self.version)
+        from .libs import libraries
+        return LuaRuntime(self, self.version, libraries)
 
     # -- the cache ----------------------------------------------------------------
 

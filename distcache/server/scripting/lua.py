@@ -150,7 +150,13 @@ local function handler(err)
     if info.what ~= 'C' and info.source ~= '=distcache' then where = info break end
     level = level + 1
   end
-  if type(err) == 'userdata' then err = py_error(err) end
+  if type(err) == 'userdata' then
+    err = py_error(err)
+    if err.where then   -- a library's argument error: the script's line, then the text
+      local at = where and (where.short_src .. ':' .. where.currentline .. ': ') or ''
+      err = {err = 'ERR ' .. at .. err.err}
+    end
+  end
   if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
   if where then
     err.source = where.source
@@ -225,6 +231,8 @@ class LuaRuntime:
         """The Lua error table for an exception a Python callback raised."""
         if isinstance(exc, ScriptError):
             return self.table_from({b"err": exc.text})
+        if isinstance(exc, ArgumentError):
+            return self.table_from({b"err": str(exc).encode(), b"where": True})
         log.error("error in a scripting callback: %r", exc)
         return self.table_from({b"err": b"ERR %s" % str(exc).encode()})
 
@@ -316,6 +324,11 @@ class ScriptError(Exception):
     def __init__(self, text: bytes) -> None:
         super().__init__(text)
         self.text = text
+
+
+class ArgumentError(Exception):
+    """Raised by a library function: a Lua error naming the script's line
+    (``user_script:1: bad argument #1 to 'band' ...``), as luaL_argerror's."""
 
 
 def lua_tostring(value: Any) -> Optional[bytes]:
