@@ -127,6 +127,25 @@ BIT = ["return bit.band('x', 1)", "return bit.band()", "return bit.band(nil)",
        "return bit.rol(1, 0)", "return bit.ror(1, 32)",
        "return bit.tobit(' 12 ')", "return bit.tobit('1e2')", "return bit.tobit(-2^31)"]
 
+#: cjson, provided from Python.
+CJSON = ["return cjson.encode({1,2,3})", "return cjson.encode({a=1})", "return cjson.encode({})",
+         "return cjson.encode('a/b\"\\\\\n\1\127\195\169')", "return cjson.encode(0.1)",
+         "return cjson.encode(1e20)", "return cjson.encode({[1]=1,[3]=3})",
+         "return cjson.encode({[1]=1,[30]=3})", "return cjson.encode({[1.5]=1})",
+         "return cjson.encode({[true]=1})", "return cjson.encode(0/0)",
+         "return cjson.encode(cjson.null)", "return cjson.encode({true,false})",
+         "return cjson.encode({a={b={}}})", "return cjson.encode()",
+         "local t = cjson.decode('[1,2,{\"a\":null}]') return {t[1], t[3].a == cjson.null, "
+         "type(t[3].a)}",
+         "return cjson.decode('\"\\\\u00e9\"')", "return cjson.decode('[1.5, 2e3]')[2]",
+         "return cjson.decode()", "return type(cjson.null)", "return cjson.encode({[-1]=1})",
+         "return cjson.encode({[0]=1})", "return cjson.encode({1, a=2})",
+         "local t={} t[1]=t return cjson.encode(t)", "return cjson.decode('true')",
+         "return cjson.decode('null') == cjson.null",
+         "return cjson.encode(cjson.decode('{\"k\":[1,{\"x\":\"y\"}],\"n\":-2.5}'))",
+         "return cjson.encode({name=ARGV[1], list={1, 2, 'three'}})", "cjson.x = 1",
+         "return cjson.encode({[1]=1,[2]=2,[4]=4})", "return cjson.encode(redis)"]
+
 #: Scripts that well-known libraries send (redis-py's Lock; a sliding window; a token bucket).
 LOCK_ACQUIRE = ("SET", "lock", "token-1", "NX", "PX", "10000")
 LIBRARY = [
@@ -225,7 +244,7 @@ def test_conversions_match_redis(pair, resp3, script):
     assert ours == theirs
 
 
-@pytest.mark.parametrize("script", API + BIT)
+@pytest.mark.parametrize("script", API + BIT + CJSON)
 def test_api_and_sandbox_match_redis(pair, script):
     ours, theirs = _run_both(pair, False, "EVAL", script, 2, "k1", "k2", "a1", "a2")
     assert ours == theirs

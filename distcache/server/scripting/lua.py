@@ -201,7 +201,9 @@ local function run(f, keys, argv, hook_every)
   return ok, r
 end
 
-return compile, run, libraries, unhook
+local function unproxy(t) return proxies[t] or t end
+
+return compile, run, libraries, unhook, unproxy
 """
 
 
@@ -219,11 +221,11 @@ class LuaRuntime:
         if boot is None:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
-        self._compile, self._run, add_libraries, self._unhook = boot(
+        self._compile, self._run, add_libraries, self._unhook, self.unproxy = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
             version.encode(), (major << 16) | (minor << 8) | patch)
         if libraries is not None:
-            add_libraries(rt.table_from(libraries(rt)))
+            add_libraries(rt.table_from(libraries(self)))
         self.table = rt.table
         self.table_from = rt.table_from
 
