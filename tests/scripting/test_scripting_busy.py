@@ -124,7 +124,7 @@ def _unkillable_story(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
-def test_unkillable_script_then_shutdown_nosave(tmp_path, reference_redis, kind):
+def test_unkillable_script_then_shutdown_nosave(tmp_path, kind):
     reference = _unkillable_story("redis", tmp_path / "redis")
     assert reference[0].startswith("UNKILLABLE Sorry the script already executed write")
     if kind == "uvloop":

@@ -276,3 +276,25 @@ def test_commands_match_redis(pair, command):
     seed = SEED + [("SCRIPT", "LOAD", "return 1")]
     ours, theirs = _run_both(pair, False, *command, seed=seed)
     assert ours == theirs
+
+
+#: Scripts run while over maxmemory (1 byte, noeviction).
+OOM = ["return redis.call('set', 'a', 'b')", "return redis.call('get', 'str')",
+       "return redis.pcall('set', 'a', 'b')",
+       "redis.call('del', 'num') return redis.call('set', 'a', 'b')",
+       "#!lua\nreturn redis.call('set', 'a', 'b')", "#!lua\nreturn 1",
+       "#!lua flags=allow-oom\nreturn redis.call('set', 'a', 'b')",
+       "#!lua flags=no-writes\nreturn redis.call('get', 'str')",
+       "return redis.call('incr', 'num')", "return redis.call('rpush', 'l', 'w')"]
+
+
+@pytest.mark.parametrize("script", OOM)
+def test_scripts_over_maxmemory_match_redis(pair, script):
+    seed = SEED + [("CONFIG", "SET", "maxmemory-policy", "noeviction"),
+                   ("CONFIG", "SET", "maxmemory", "1")]
+    try:
+        ours, theirs = _run_both(pair, False, "EVAL", script, 0, seed=seed)
+    finally:
+        for _, client in pair:
+            client.config_set("maxmemory", 0)
+    assert ours == theirs

@@ -35,3 +35,25 @@ def engine(server: Any, create: bool = True) -> Optional[Any]:
         from .eval import ScriptEngine
         eng = server.__dict__["_script_engine"] = ScriptEngine(server)
     return eng
+
+
+def install(server: Any) -> None:
+    """INFO memory's script fields (Redis's names), zero until the first script."""
+    def info() -> dict:
+        eng = engine(server, create=False)
+        lua = eng.runtime.memory() if eng is not None else 0
+        scripts = eng.cache_bytes if eng is not None else 0
+        count = len(eng.scripts) if eng is not None else 0
+        return {"used_memory_lua": lua, "used_memory_vm_eval": lua,
+                "used_memory_lua_human": _human(lua), "used_memory_scripts_eval": scripts,
+                "number_of_cached_scripts": count, "number_of_functions": 0,
+                "number_of_libraries": 0, "used_memory_vm_functions": 0,
+                "used_memory_vm_total": lua, "used_memory_vm_total_human": _human(lua),
+                "used_memory_functions": 0, "used_memory_scripts": scripts,
+                "used_memory_scripts_human": _human(scripts)}
+    server.info_providers["memory"].append(info)
+
+
+def _human(n: int) -> str:
+    from ..info import human
+    return human(n)

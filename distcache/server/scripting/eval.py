@@ -25,6 +25,8 @@ from .lua import (LuaRuntime, ScriptError, encode_script_reply, lua_log, lua_to_
 
 log = logging.getLogger("distcache.scripting")
 
+#: What a cached script costs beyond its body (the entry, the compiled function).
+SCRIPT_OVERHEAD = 512
 #: Lua instructions between two calls of the count hook (about a millisecond).
 HOOK_EVERY = 100_000
 #: Seconds between two polls of the other clients while a script is busy.
@@ -102,6 +104,8 @@ class ScriptEngine:
         self.server = server
         self.version = REDIS_VERSION
         self.scripts: Dict[bytes, Script] = {}
+        #: Bytes of the cached scripts' bodies (and their cache entries).
+        self.cache_bytes = 0
         self.runtime = self._new_runtime()
         client = self.client = Client(server)  # never connected, never listed
         client.authenticated = True
@@ -129,6 +133,8 @@ class ScriptEngine:
             text = err.decode("utf-8", "replace")
             raise CommandError(f"ERR Error compiling script (new function): {text}")
         script = self.scripts[sha] = Script(sha, body, func, flags)
+        self.cache_bytes += len(body) + SCRIPT_OVERHEAD
+        self.account()
         return script
 
     def get(self, sha: bytes) -> Optional[Script]:
@@ -137,10 +143,14 @@ class ScriptEngine:
     def flush(self) -> None:
         """SCRIPT FLUSH: forget every script, in a fresh Lua state (as Redis)."""
         self.scripts = {}
+        self.cache_bytes = 0
         self.runtime = self._new_runtime()
+        self.runtime.rt.gccollect()
+        self.account()
 
-    def memory(self) -> int:
-        return self.runtime.memory()
+    def account(self) -> None:
+        """Update what scripts add to used_memory (the Lua state and the cache)."""
+        self.server.script_memory = self.runtime.memory() + self.cache_bytes
 
     # -- running ------------------------------------------------------------------
 
@@ -182,6 +192,7 @@ class ScriptEngine:
                 keyspace.propagators = propagators
             if run.busy is not None:
                 run.busy.finish()
+        self.account()
         if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
             server.shutdown(save=False)
             raise CommandError(self._error_text(script, value))

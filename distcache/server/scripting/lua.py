@@ -214,6 +214,7 @@ class LuaRuntime:
         self.host = host
         rt = self.rt = lupa.LuaRuntime(encoding=None, unpack_returned_tuples=True,
                                        register_eval=False, register_builtins=False,
+                                       max_memory=0,  # 0: no limit, but memory is counted
                                        attribute_filter=_no_attributes)
         # Chunk name "=distcache": the error handler skips this chunk's frames.
         boot, err = rt.eval("function(s) local f, e = loadstring(s, '=distcache') return f, e end")(
