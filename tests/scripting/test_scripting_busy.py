@@ -35,7 +35,7 @@ class _Script(threading.Thread):
 
     def __init__(self, port, script):
         super().__init__(daemon=True)
-        self.client = redis.Redis(port=port, socket_timeout=60)
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
         self.script = script
         self.outcome = None
 
@@ -56,13 +56,13 @@ def _error(call):
 def _busy_story(kind, tmp_path):
     proc = _start(kind, tmp_path)
     try:
-        before = redis.Redis(port=proc.port, socket_timeout=30)  # connected before the script
+        before = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connected before the script
         before.ping()
         script = _Script(proc.port, "local i = 0 while true do i = i + 1 end")
         script.start()
         wait_until(lambda: "BUSY" in str(_error(before.ping)), message="BUSY")
         story = [_error(before.ping)]
-        after = redis.Redis(port=proc.port, socket_timeout=30)  # connects during the script
+        after = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connects during the script
         story.append(_error(after.ping))
         story.append(_error(lambda: after.execute_command("FUNCTION", "KILL")))
         story.append(_error(lambda: after.execute_command("SHUTDOWN")))
@@ -106,7 +106,7 @@ def _has_uvloop():
 def _unkillable_story(kind, tmp_path):
     proc = _start(kind, tmp_path)
     try:
-        other = redis.Redis(port=proc.port, socket_timeout=30)
+        other = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
         script = _Script(proc.port, "redis.call('set', 'written', 1) while true do end")
         script.start()
         wait_until(lambda: "BUSY" in str(_error(other.ping)), message="BUSY")
@@ -137,7 +137,7 @@ def test_sigterm_ends_a_script_that_has_not_written(tmp_path):
     # A long deadline: the process must stop because the script was ended, not
     # because shutdown-deadline ran out.
     with distcache_server(tmp_path, "--shutdown-deadline", "60", *THRESHOLD) as proc:
-        client = redis.Redis(port=proc.port, socket_timeout=30)
+        client = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
         script = _Script(proc.port, "while true do end")
         script.start()
         wait_until(lambda: "BUSY" in str(_error(client.ping)), message="BUSY")

@@ -215,7 +215,7 @@ return {allowed and 1 or 0, tostring(tokens)}""", ["bucket"], ["0.5", "10", "100
 def pair(shared_server, reference_redis):
     servers = []
     for proc in (shared_server, reference_redis):
-        servers.append((proc.port, redis.Redis(port=proc.port, socket_timeout=10)))
+        servers.append((proc.port, redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=10)))
     yield servers
     for _, client in servers:
         client.close()

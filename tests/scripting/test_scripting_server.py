@@ -35,7 +35,7 @@ def _without_lupa(tmp_path: Path) -> dict:
 def test_log_holds_effects_in_multi_exec_and_replays_without_lupa(tmp_path):
     proc = start(tmp_path, "--appendfsync", "always", "--save", "")
     try:
-        r = redis.Redis(port=proc.port, socket_timeout=20)
+        r = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=20)
         assert r.eval(WRITES, 3, "k", "n", "l", "v1") == 1
         assert r.eval("return redis.call('set', KEYS[1], 'one write')", 1, "single") == b"OK"
         assert r.eval("return redis.call('get', KEYS[1])", 1, "k") == b"v1"  # no write
@@ -52,7 +52,7 @@ def test_log_holds_effects_in_multi_exec_and_replays_without_lupa(tmp_path):
     assert b"one write" in log and b"partial" in log and b"unlogged" not in log
     proc = start(tmp_path, "--save", "", env=_without_lupa(tmp_path))
     try:
-        r = redis.Redis(port=proc.port, socket_timeout=20)
+        r = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=20)
         after = dump(r)
         with pytest.raises(ResponseError, match=r"distcache\[lua\]"):
             r.eval("return 1", 0)
@@ -64,8 +64,8 @@ def test_log_holds_effects_in_multi_exec_and_replays_without_lupa(tmp_path):
 
 
 def test_script_write_aborts_a_watchers_exec(server):
-    watcher = redis.Redis(port=server.port, socket_timeout=10)
-    other = redis.Redis(port=server.port, socket_timeout=10)
+    watcher = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
+    other = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
     pipe = watcher.pipeline()
     pipe.watch("w")
     pipe.multi()
@@ -86,7 +86,7 @@ def test_script_write_aborts_a_watchers_exec(server):
 def test_eval_inside_multi_is_logged_in_exec_only(tmp_path):
     proc = start(tmp_path, "--appendfsync", "always")
     try:
-        r = redis.Redis(port=proc.port, socket_timeout=20)
+        r = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=20)
         pipe = r.pipeline()
         pipe.eval("redis.call('set', 'a', 1) redis.call('set', 'b', 2)", 0)
         pipe.set("c", 3)
@@ -98,7 +98,7 @@ def test_eval_inside_multi_is_logged_in_exec_only(tmp_path):
 
 
 def test_redis_py_lock(server):
-    r = redis.Redis(port=server.port, socket_timeout=10)
+    r = redis.Redis(host="127.0.0.1", port=server.port, socket_timeout=10)
     lock = r.lock("resource", timeout=10)
     assert lock.acquire(blocking=False)
     assert not r.lock("resource", timeout=10).acquire(blocking=False)
@@ -130,7 +130,7 @@ def test_redis_py_lock(server):
 
 def test_server_starts_and_serves_without_lupa(tmp_path):
     with distcache_server(tmp_path, env=_without_lupa(tmp_path)) as proc:
-        r = redis.Redis(port=proc.port, socket_timeout=10)
+        r = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=10)
         r.set("a", 1)
         for call in (lambda: r.eval("return 1", 0), lambda: r.evalsha("f" * 40, 0),
                      lambda: r.script_load("return 1")):

@@ -40,28 +40,60 @@ BUSY = b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or S
 UNKILLABLE = (b"UNKILLABLE Sorry the script already executed write commands against the "
               b"dataset. You can either wait the script termination or kill the server in a "
               b"hard way using the SHUTDOWN NOSAVE command.")
-NOTBUSY = b"NOTBUSY No scripts in execution right now."
+#: allow_busy commands answered here rather than run.
+_SPECIAL = frozenset([b"script", b"function", b"shutdown"])
+
+
+class _SocketTransport:
+    """Just enough of a transport for a Client accepted during the script."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.settimeout(1.0)  # small replies; a client that reads nothing is cut
+            self.sock.sendall(data)
+        except OSError:
+            self.closed = True
+        finally:
+            self.sock.setblocking(False)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        try:
+            return {"peername": self.sock.getpeername, "sockname": self.sock.getsockname,
+                    "socket": lambda: self.sock}[name]()
+        except (KeyError, OSError):
+            return default
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
 
 
 class _Conn:
-    """A connection being answered during the script: a client, or one accepted now."""
+    """A client being answered during the script (``sock``: accepted meanwhile)."""
 
-    __slots__ = ("client", "sock", "buf", "authenticated")
+    __slots__ = ("client", "sock", "buf")
 
-    def __init__(self, client: Any, sock: Optional[socket.socket], authenticated: bool) -> None:
+    def __init__(self, client: Any, sock: Optional[socket.socket] = None) -> None:
         self.client = client
         self.sock = sock
         self.buf = bytearray()
-        self.authenticated = authenticated
 
     def write(self, data: bytes) -> None:
-        if self.client is not None:
-            self.client.transport.write(data)
-        else:
-            try:
-                self.sock.send(data)  # a short error reply on an idle socket
-            except OSError:
-                pass
+        self.client.transport.write(data)
 
 
 class BusyServer:
@@ -80,7 +112,7 @@ class BusyServer:
                 continue
             sock = client.transport.get_extra_info("socket") if client.transport else None
             if sock is not None:
-                self._register(sock.fileno(), _Conn(client, None, client.authenticated))
+                self._register(sock.fileno(), _Conn(client))
         for listening in _listening_sockets(server):
             try:
                 # A duplicate: uvloop's listening sockets cannot accept from Python.
@@ -130,33 +162,38 @@ class BusyServer:
             except OSError:
                 return
             new.setblocking(False)
-            self._register(new.fileno(), _Conn(None, new, not self.server.config["requirepass"]))
+            from ..connection import Client
+            client = Client(self.server)
+            client.connection_made(_SocketTransport(new))  # admission checks, CLIENT LIST
+            if client.closed:
+                new.close()
+                continue
+            self._register(new.fileno(), _Conn(client, new))
 
     def _drop(self, fd: int, conn: _Conn) -> None:
         self.selector.unregister(fd)
         conn.buf = bytearray()
-        if conn.client is None:
+        if conn.sock is not None:
             self.conns.remove(conn)
+            conn.client.connection_lost(None)
             conn.sock.close()
 
     def _serve(self, fd: int, conn: _Conn, data: bytes) -> None:
         buf = conn.buf
         buf += data
         parser = RequestParser()
-        parser.authenticated = conn.authenticated
+        parser.authenticated = conn.client.authenticated
         try:
             commands = parser.parse(bytes(buf))
         except ProtocolError as exc:
             conn.write(b"-ERR %s\r\n" % str(exc).encode())
             self._drop(fd, conn)
-            if conn.client is not None:
-                conn.client.close_now()
+            conn.client.close_now()
             return
         del buf[:len(buf) - parser.buffered()]
         if len(buf) > self.server.query_buffer_limit:
             self._drop(fd, conn)
-            if conn.client is not None:
-                conn.client.close_now()
+            conn.client.close_now()
             return
         for args in commands:
             # After a SCRIPT KILL the rest of the read still gets BUSY, as in Redis:
@@ -164,21 +201,29 @@ class BusyServer:
             self._answer(conn, args)
 
     def _answer(self, conn: _Conn, args: List[bytes]) -> None:
+        """Answer one command from a client."""
         name = args[0].lower()
         sub = args[1].lower() if len(args) > 1 else b""
-        if not conn.authenticated and name not in (b"auth", b"hello"):
+        spec = self.server.command_table.get(name)
+        if spec is not None and "allow_busy" in spec.flags and name not in _SPECIAL:
+            # As Redis: AUTH, HELLO, MULTI, WATCH, QUIT, RESET... run during a script.
+            client = conn.client
+            client.execute(args, client.out)
+            client.flush()
+            return
+        if not conn.client.authenticated:
             self._reply(conn, NOAUTH.encode())
             return
         # As Redis: an unknown command or a wrong arity is answered before BUSY (clients
         # such as redis-py probe subcommands on connect and expect those errors).
         error = _lookup_error(self.server.command_table, args)
-        if error is not None:
+        if name == b"function" and sub == b"kill":  # an EVAL script is not a function
+            self._reply(conn, BUSY)
+        elif error is not None:
             self._reply(conn, error.text.encode())
-        elif (name == b"script" or name == b"function") and sub == b"kill" and len(args) == 2:
+        elif name == b"script" and sub == b"kill" and len(args) == 2:
             run = self.run
-            if name == b"function":  # an EVAL script is not a function
-                self._reply(conn, NOTBUSY)
-            elif run.wrote:
+            if run.wrote:
                 self._reply(conn, UNKILLABLE)
             else:
                 run.kill = True
@@ -203,13 +248,15 @@ class BusyServer:
         loop = server.loop
         for conn in self.conns:
             leftover = bytes(conn.buf)
-            if conn.client is not None:
-                if leftover and not conn.client.closed:
-                    loop.call_soon(conn.client.data_received, leftover)
-            elif self.run.shutdown:
+            client = conn.client
+            if conn.sock is None:
+                if leftover and not client.closed:
+                    loop.call_soon(client.data_received, leftover)
+            elif self.run.shutdown or client.closed or client.closing:
+                client.connection_lost(None)
                 conn.sock.close()
             else:
-                loop.create_task(_adopt(server, conn.sock, leftover))
+                loop.create_task(_adopt(server, client, conn.sock, leftover))
 
 
 def _lookup_error(table: Any, args: List[bytes]) -> Optional[CommandError]:
@@ -231,12 +278,13 @@ def _listening_sockets(server: Any) -> List[Any]:
     return [sock for srv in getattr(server, "_servers", ()) for sock in (srv.sockets or ())]
 
 
-async def _adopt(server: Any, sock: socket.socket, leftover: bytes) -> None:
-    """A connection accepted during the script becomes an ordinary client."""
-    from ..connection import Client
+async def _adopt(server: Any, client: Any, sock: socket.socket, leftover: bytes) -> None:
+    """A client accepted during the script gets a real transport from the loop."""
+    server.stats["total_connections_received"] -= 1  # connection_made counts it again
     try:
-        _, client = await server.loop.connect_accepted_socket(lambda: Client(server), sock)
+        await server.loop.connect_accepted_socket(lambda: client, sock)
     except OSError:
+        client.connection_lost(None)
         sock.close()
         return
     if leftover and not client.closed:
