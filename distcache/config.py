@@ -298,6 +298,9 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="accepted; Python's ssl module keeps OpenSSL's own session timeout"),
     _d("tls-handshake-timeout", "10", _int_range(1, INT_MAX),
        help="seconds a client may take to finish the TLS handshake (distcache only)"),
+    _d("busy-reply-threshold", "5000", _int_range(0, INT_MAX),
+       help="milliseconds a script runs before other clients get -BUSY and SCRIPT KILL "
+            "works (alias lua-time-limit)"),
     # Persistence
     _d("dir", "./data", str, help="data directory"),
     _d("dbfilename", "dump.dcs", str, help="snapshot file name inside dir"),
@@ -356,7 +359,7 @@ cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no
 cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
 cluster-announce-hostname cluster-preferred-endpoint-type cluster-announce-ip
 cluster-announce-port cluster-announce-bus-port cluster-announce-tls-port
-lua-time-limit busy-reply-threshold slowlog-log-slower-than slowlog-max-len
+slowlog-log-slower-than slowlog-max-len
 latency-monitor-threshold latency-tracking latency-tracking-info-percentiles
 notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
@@ -370,6 +373,9 @@ maxmemory-clients shutdown-timeout dynamic-hz
 tls-client-cert-file tls-client-key-file tls-client-key-file-pass tls-replication
 tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
+
+#: Other names of directives (Redis's old names).
+ALIASES = {"lua-time-limit": "busy-reply-threshold"}
 
 ENV_PREFIX = "DISTCACHE_"
 #: Directives of the client's config (``server_pool``), skipped by the server.
@@ -411,7 +417,7 @@ class Config:
 
     def set(self, name: str, text: str, *, startup: bool = True) -> None:
         """Set one directive from text; unknown names are an error."""
-        name = name.lower()
+        name = ALIASES.get(name.lower(), name.lower())
         directive = DIRECTIVES.get(name)
         if name == "user" and startup:  # repeatable: one ACL user per line
             self.users.append(text)
@@ -431,6 +437,7 @@ class Config:
 
     def render(self, name: str) -> str:
         """The value as CONFIG GET shows it."""
+        name = ALIASES.get(name, name)
         if name in self.foreign:
             return self.foreign[name]
         if name in REDIS_DEFAULTS:
@@ -454,6 +461,7 @@ class Config:
     def names(self) -> Iterable[str]:
         """What CONFIG GET can show: ours, then Redis's (set, or with a default)."""
         yield from DIRECTIVES
+        yield from ALIASES
         yield from self.foreign
         yield from (name for name in REDIS_DEFAULTS if name not in self.foreign)
 

@@ -23,7 +23,7 @@ GROUP_TITLES = {"string": "Strings and counters", "bitmap": "Bitmaps", "hyperlog
                 "generic": "Keys and TTLs",
                 "list": "Lists", "hash": "Hashes", "set": "Sets", "sorted-set": "Sorted sets",
                 "transactions": "Transactions", "pubsub": "Pub/sub",
-                "connection": "Connection", "server": "Server", "scripting": "Scripting stubs"}
+                "connection": "Connection", "server": "Server", "scripting": "Scripting"}
 
 
 def commands_table() -> str:

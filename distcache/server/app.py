@@ -100,6 +100,8 @@ class CacheServer:
         #: Called on shutdown with save=True/False/None (None: follow the config).
         self.shutdown_hooks: List[Callable[[Optional[bool]], None]] = []
         self.blocked_clients = 0
+        #: Bytes the Lua state and the cached scripts hold (counted in used_memory).
+        self.script_memory = 0
         #: (db, key) pairs that may serve blocked clients (types/blocking.py)
         self.ready_keys: List[Any] = []
         self._next_client_id = 0
@@ -134,7 +136,9 @@ class CacheServer:
         self.acl = acl.install(self)
         from . import eviction, pubsub  # memory limit; pub/sub registry
         from .commands import transactions
+        from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
+        _install_scripting(self)
         pubsub.install(self)
         eviction.install(self)
         from ..persistence import install as _install_persistence  # log, snapshots, loading

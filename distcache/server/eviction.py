@@ -429,7 +429,8 @@ class Eviction:
             keys += len(current.data)
             expires += len(current.expires)
         return (BASE_MEMORY + CLIENT_MEMORY * len(self.server.clients)
-                + int(keys * self.avg_key) + expires * EXPIRE_ENTRY)
+                + int(keys * self.avg_key) + expires * EXPIRE_ENTRY
+                + self.server.script_memory)
 
     def refresh_estimate(self, uniform: bool = False) -> None:
         """Re-sample the average cost of a key (recent keys; uniform ones if asked)."""

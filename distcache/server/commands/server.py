@@ -5,7 +5,7 @@ import re
 import time
 from typing import Any, Dict, List
 
-from ...config import ConfigError, DIRECTIVES, REDIS_ONLY
+from ...config import ALIASES, ConfigError, DIRECTIVES, REDIS_ONLY
 from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
@@ -96,8 +96,8 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     if len(args) % 2:
         raise CommandError("ERR wrong number of arguments for 'config|set' command")
     config = c.server.config
-    pairs = [(args[i].decode("utf-8", "replace").lower(), args[i + 1].decode("utf-8", "replace"))
-             for i in range(2, len(args), 2)]
+    pairs = [(_canonical(args[i].decode("utf-8", "replace").lower()),
+              args[i + 1].decode("utf-8", "replace")) for i in range(2, len(args), 2)]
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
@@ -124,6 +124,10 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     for name, _ in pairs:
         c.server.config_changed(name)
     return OK
+
+
+def _canonical(name: str) -> str:
+    return ALIASES.get(name, name)  # lua-time-limit is busy-reply-threshold
 
 
 @command("resetstat", 2, "admin noscript loading stale", **_CFG)
@@ -300,24 +304,3 @@ def command_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of COMMAND."""
     return help_reply("COMMAND", ["(no subcommand), COUNT, INFO, DOCS, LIST, GETKEYS, HELP"])
 
-
-# -- scripting stubs: tools send FLUSH to reset a server ---------------------------------
-
-container("function", -2, "", group="scripting", summary="Manage functions.", since="7.0.0")
-container("script", -2, "", group="scripting", summary="Manage scripts.", since="2.6.0")
-
-
-def _flush_ok(error: str) -> Any:
-    def flush(c: Any, args: List[bytes]) -> Any:
-        if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
-            raise CommandError(error)
-        return OK
-    return flush
-
-
-command("flush", -2, "write noscript", group="scripting", parent="function",
-        summary="Delete all functions (there are none).")(
-    _flush_ok("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"))
-command("flush", -2, "noscript", group="scripting", parent="script",
-        summary="Remove all scripts from the cache (there are none).")(
-    _flush_ok("ERR SCRIPT FLUSH only support SYNC|ASYNC option"))

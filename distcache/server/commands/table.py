@@ -58,6 +58,7 @@ KEY_ACCESS = {
     **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
     "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
+    "eval": "RW#2", "evalsha": "RW#2", "eval_ro": "R#2", "evalsha_ro": "R#2",
     "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "migrate": "RW", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
     "bzmpop": "RW#2",
 }
@@ -86,6 +87,8 @@ def _acl_categories(name: str, flags: FrozenSet[str], group: str,
                            ("blocking", "blocking")):
         if flag in flags:
             found.add(category)
+    if "scripting" in found:  # as Redis's setImplicitACLCategories: never @read
+        found.discard("read")
     found.add("fast" if "fast" in flags else "slow")
     if "admin" in flags:
         found.update(("admin", "dangerous"))

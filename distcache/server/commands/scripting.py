@@ -1,0 +1,141 @@
+"""Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION FLUSH.
+
+Thin handlers over the engine (server/scripting/): they parse arguments
+and hand over; no Lua object passes through here. Without lupa the engine
+is missing and these commands answer an error naming the ``lua`` extra,
+except SCRIPT FLUSH and SCRIPT EXISTS, which tools send to any server.
+"""
+from __future__ import annotations
+
+from typing import Any, List
+
+from ...protocol import OK
+from ..errors import CommandError
+from ..scripting import NOSCRIPT, engine
+from .table import command, container, help_reply
+
+_EVAL = "noscript stale skip_monitor no_mandatory_keys movablekeys"
+_SCR = dict(group="scripting", since="2.6.0", complexity="Depends on the script that is executed.")
+
+
+def _eval(c: Any, args: List[bytes], by_sha: bool, readonly: bool) -> Any:
+    try:
+        numkeys = int(args[2])
+    except ValueError:
+        raise CommandError("ERR value is not an integer or out of range") from None
+    if numkeys > len(args) - 3:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    if numkeys < 0:
+        raise CommandError("ERR Number of keys can't be negative")
+    eng = engine(c.server)
+    if by_sha:
+        script = eng.get(args[1])
+        if script is None:
+            raise CommandError(NOSCRIPT)
+    else:
+        script = eng.load(args[1])
+    return eng.run(c, script, args[3:3 + numkeys], args[3 + numkeys:], readonly)
+
+
+@command("eval", -3, _EVAL, **_SCR)
+def eval_(c: Any, args: List[bytes]) -> Any:
+    """Run a Lua script."""
+    return _eval(c, args, by_sha=False, readonly=False)
+
+
+@command("evalsha", -3, _EVAL, **_SCR)
+def evalsha(c: Any, args: List[bytes]) -> Any:
+    """Run a cached Lua script by its SHA1."""
+    return _eval(c, args, by_sha=True, readonly=False)
+
+
+@command("eval_ro", -3, "readonly " + _EVAL, group="scripting", since="7.0.0",
+         complexity=_SCR["complexity"])
+def eval_ro(c: Any, args: List[bytes]) -> Any:
+    """Run a read-only Lua script."""
+    return _eval(c, args, by_sha=False, readonly=True)
+
+
+@command("evalsha_ro", -3, "readonly " + _EVAL, group="scripting", since="7.0.0",
+         complexity=_SCR["complexity"])
+def evalsha_ro(c: Any, args: List[bytes]) -> Any:
+    """Run a cached read-only Lua script by its SHA1."""
+    return _eval(c, args, by_sha=True, readonly=True)
+
+
+# -- SCRIPT -------------------------------------------------------------------------
+
+container("script", -2, "", group="scripting", summary="Manage the script cache.",
+          since="2.6.0")
+_SUB = dict(parent="script", group="scripting", since="2.6.0")
+
+
+@command("load", 3, "noscript stale", **_SUB)
+def script_load(c: Any, args: List[bytes]) -> Any:
+    """Load a script into the cache without running it."""
+    return engine(c.server).load(args[2]).sha
+
+
+@command("exists", -3, "noscript", complexity="O(N) with N the number of scripts to check",
+         **_SUB)
+def script_exists(c: Any, args: List[bytes]) -> Any:
+    """Whether scripts are in the cache."""
+    eng = engine(c.server, create=False)
+    return [int(eng is not None and eng.get(sha) is not None) for sha in args[2:]]
+
+
+def _flush_mode(args: List[bytes], error: str) -> None:
+    if len(args) > 3 or (len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC")):
+        raise CommandError(error)
+
+
+@command("flush", -2, "noscript", complexity="O(N) with N the number of scripts in cache",
+         **_SUB)
+def script_flush(c: Any, args: List[bytes]) -> Any:
+    """Remove every script from the cache."""
+    _flush_mode(args, "ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+    eng = engine(c.server, create=False)
+    if eng is not None:
+        eng.flush()
+    return OK
+
+
+@command("kill", 2, "noscript allow_busy", **_SUB)
+def script_kill(c: Any, args: List[bytes]) -> Any:
+    """Stop the running script if it has not written."""
+    raise CommandError("NOTBUSY No scripts in execution right now.")
+
+
+@command("help", 2, "loading stale", **_SUB)
+def script_help(c: Any, args: List[bytes]) -> Any:
+    """Subcommands of SCRIPT."""
+    return help_reply("SCRIPT", [
+        "DEBUG (YES|SYNC|NO)",
+        "    Set the debug mode for subsequent scripts executed.",
+        "EXISTS <sha1> [<sha1> ...]",
+        "    Return information about the existence of the scripts in the script cache.",
+        "FLUSH [ASYNC|SYNC]",
+        "    Flush the Lua scripts cache. Very dangerous on replicas.",
+        "    When called without the optional mode argument, the behavior is determined by the",
+        "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+        "    * ASYNC: Asynchronously flush the scripts cache.",
+        "    * SYNC: Synchronously flush the scripts cache.",
+        "KILL",
+        "    Kill the currently executing Lua script.",
+        "LOAD <script>",
+        "    Load a script into the scripts cache without executing it.",
+        "HELP",
+        "    Prints this help."])
+
+
+# -- FUNCTION (only FLUSH so far: tools send it to reset a server) --------------------
+
+container("function", -2, "", group="scripting", summary="Manage functions.", since="7.0.0")
+
+
+@command("flush", -2, "write noscript", group="scripting", parent="function", since="7.0.0",
+         summary="Delete all functions (there are none).")
+def function_flush(c: Any, args: List[bytes]) -> Any:
+    """Delete all functions (there are none yet)."""
+    _flush_mode(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
+    return OK

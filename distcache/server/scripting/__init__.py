@@ -1,0 +1,59 @@
+"""Lua scripting: a room of its own (Redis's script_lua.c and eval.c).
+
+``lua.py`` holds the Lua runtime (lupa's Lua 5.1), the sandbox and the
+conversions between Lua values and replies; ``eval.py`` holds the script
+cache and runs one script for a client. The command handlers
+(server/commands/scripting.py) only reach the engine through
+:func:`engine`, so no Lua object ever reaches the rest of the server.
+
+lupa is optional (``pip install 'distcache[lua]'``): without it the server
+runs as before and the scripting commands answer :data:`MISSING`.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from ..errors import CommandError
+
+NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
+MISSING = ("ERR Lua scripting is not available: install the 'lupa' package "
+           "(pip install 'distcache[lua]')")
+
+try:  # lupa is an optional extra
+    import lupa.lua51 as _lupa  # noqa: F401
+    AVAILABLE = True
+except ImportError:  # pragma: no cover - depends on the environment
+    AVAILABLE = False
+
+
+def engine(server: Any, create: bool = True) -> Optional[Any]:
+    """The server's script engine, made on first use; CommandError without lupa."""
+    eng = server.__dict__.get("_script_engine")
+    if eng is None and create:
+        if not AVAILABLE:
+            raise CommandError(MISSING)
+        from .eval import ScriptEngine
+        eng = server.__dict__["_script_engine"] = ScriptEngine(server)
+    return eng
+
+
+def install(server: Any) -> None:
+    """INFO memory's script fields (Redis's names), zero until the first script."""
+    def info() -> dict:
+        eng = engine(server, create=False)
+        lua = eng.runtime.memory() if eng is not None else 0
+        scripts = eng.cache_bytes if eng is not None else 0
+        count = len(eng.scripts) if eng is not None else 0
+        return {"used_memory_lua": lua, "used_memory_vm_eval": lua,
+                "used_memory_lua_human": _human(lua), "used_memory_scripts_eval": scripts,
+                "number_of_cached_scripts": count, "number_of_functions": 0,
+                "number_of_libraries": 0, "used_memory_vm_functions": 0,
+                "used_memory_vm_total": lua, "used_memory_vm_total_human": _human(lua),
+                "used_memory_functions": 0, "used_memory_scripts": scripts,
+                "used_memory_scripts_human": _human(scripts)}
+    server.info_providers["memory"].append(info)
+
+
+def _human(n: int) -> str:
+    from ..info import human
+    return human(n)

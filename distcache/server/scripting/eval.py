@@ -1,0 +1,375 @@
+"""EVAL and the script cache: one script run for one client (Redis's eval.c).
+
+A script runs in the event-loop thread, start to end, so no other client's
+command runs inside it. Its ``redis.call`` goes through the ordinary
+dispatcher on a private client (``deny_blocking``: blocking commands answer
+as on timeout), after Redis's checks for calls from scripts. While it runs,
+the keyspace's propagators are swapped for a collector: its writes reach the
+log (and later replicas) as its effects, wrapped in MULTI/EXEC when there
+are two or more (as Redis 7.0), never as the EVAL itself, so replaying the
+log needs no Lua. Writes go through ``Database.modified``, so WATCH sees them.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ...protocol.resp import Raw
+from ..errors import OOM, CommandError
+from ..types.blocking import serve_ready
+from .busy import BusyServer
+from .lua import (LuaRuntime, ScriptError, encode_script_reply, lua_log, lua_to_reply,
+                  sha1hex)
+
+log = logging.getLogger("distcache.scripting")
+
+#: What a cached script costs beyond its body (the entry, the compiled function).
+SCRIPT_OVERHEAD = 512
+#: Lua instructions between two calls of the count hook (about a millisecond).
+HOOK_EVERY = 100_000
+#: Seconds between two polls of the other clients while a script is busy.
+POLL_EVERY = 0.005
+
+SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
+                 "allow-cross-slot-keys")
+
+
+class Script:
+    """A cached script: its body, compiled function and shebang flags (None: no shebang)."""
+
+    __slots__ = ("sha", "body", "func", "flags")
+
+    def __init__(self, sha: bytes, body: bytes, func: Any, flags: Optional[frozenset]) -> None:
+        self.sha = sha
+        self.body = body
+        self.func = func
+        self.flags = flags
+
+
+class _Run:
+    """The state of the script being run (Redis's scriptRunCtx)."""
+
+    __slots__ = ("caller", "script", "readonly", "allow_oom", "pre_oom", "wrote", "resp3",
+                 "repl", "start", "kill", "shutdown", "busy", "next_poll")
+
+    def __init__(self, caller: Any, script: Script, readonly: bool, pre_oom: bool) -> None:
+        self.caller = caller
+        self.script = script
+        flags = script.flags
+        self.readonly = readonly or (flags is not None and "no-writes" in flags)
+        self.allow_oom = flags is not None and "allow-oom" in flags
+        self.pre_oom = pre_oom
+        self.wrote = False
+        self.resp3 = False
+        self.repl = 3  # REPL_ALL
+        self.start = time.monotonic()
+        self.kill = False  # SCRIPT KILL, SHUTDOWN NOSAVE or SIGTERM: the hook raises
+        self.shutdown = False  # SHUTDOWN NOSAVE: the effects are dropped, the server stops
+        self.busy: Optional[BusyServer] = None  # past busy-reply-threshold
+        self.next_poll = 0.0
+
+
+def parse_shebang(body: bytes) -> Tuple[Optional[frozenset], int]:
+    """Shebang flags and the shebang's length (the newline stays, so lines count alike)."""
+    if not body.startswith(b"#!"):
+        return None, 0
+    end = body.find(b"\n")
+    line = body if end < 0 else body[:end]
+    parts = line.decode("utf-8", "replace").split(" ")
+    if parts[0] != "#!lua":
+        raise CommandError(f"ERR Unexpected engine in script shebang: {parts[0]}")
+    flags = set()
+    for part in parts[1:]:
+        if not part:
+            continue
+        if not part.startswith("flags="):
+            raise CommandError(f"ERR Unknown lua shebang option: {part}")
+        for flag in part[6:].split(","):
+            if not flag:
+                continue
+            if flag not in SHEBANG_FLAGS:
+                raise CommandError(f"ERR Unexpected flag in script shebang: {flag}")
+            flags.add(flag)
+    return frozenset(flags), len(line)
+
+
+class ScriptEngine:
+    """The server's Lua runtime, its script cache and the script running now."""
+
+    def __init__(self, server: Any) -> None:
+        from ..connection import Client
+        from ..info import REDIS_VERSION
+        self.server = server
+        self.version = REDIS_VERSION
+        self.scripts: Dict[bytes, Script] = {}
+        #: Bytes of the cached scripts' bodies (and their cache entries).
+        self.cache_bytes = 0
+        self.runtime = self._new_runtime()
+        client = self.client = Client(server)  # never connected, never listed
+        client.authenticated = True
+        client.restricted = False
+        client.in_exec = True  # blocked clients are served after the script, not inside
+        client.deny_blocking = True  # type: ignore[attr-defined]
+        client.name = b"lua"
+        self.running: Optional[_Run] = None
+
+    def _new_runtime(self) -> LuaRuntime:
+        from .libs import libraries
+        return LuaRuntime(self, self.version, libraries)
+
+    # -- the cache ----------------------------------------------------------------
+
+    def load(self, body: bytes) -> Script:
+        """Compile ``body`` into the cache (SCRIPT LOAD, EVAL) and return it."""
+        sha = hashlib.sha1(body).hexdigest().encode()
+        script = self.scripts.get(sha)
+        if script is not None:
+            return script
+        flags, skip = parse_shebang(body)
+        func, err = self.runtime.compile(body[skip:])
+        if func is None:
+            text = err.decode("utf-8", "replace")
+            raise CommandError(f"ERR Error compiling script (new function): {text}")
+        script = self.scripts[sha] = Script(sha, body, func, flags)
+        self.cache_bytes += len(body) + SCRIPT_OVERHEAD
+        self.account()
+        return script
+
+    def get(self, sha: bytes) -> Optional[Script]:
+        return self.scripts.get(sha.lower()) if len(sha) == 40 else None
+
+    def flush(self) -> None:
+        """SCRIPT FLUSH: forget every script, in a fresh Lua state (as Redis)."""
+        self.scripts = {}
+        self.cache_bytes = 0
+        self.runtime = self._new_runtime()
+        self.runtime.rt.gccollect()
+        self.account()
+
+    def account(self) -> None:
+        """Update what scripts add to used_memory (the Lua state and the cache)."""
+        self.server.script_memory = self.runtime.memory() + self.cache_bytes
+
+    # -- running ------------------------------------------------------------------
+
+    def run(self, c: Any, script: Script, keys: List[bytes], argv: List[bytes],
+            readonly: bool) -> Any:
+        """Run ``script`` for client ``c``; returns the reply (Raw) or raises CommandError."""
+        if self.running is not None:  # a script calling EVAL is refused by the noscript flag
+            raise CommandError("ERR a script is already running")
+        server = self.server
+        oom_check = server.oom_check
+        pre_oom = False
+        if oom_check is not None and not c.in_exec:
+            try:
+                oom_check(c)  # evicts first, as processCommand does before EVAL
+            except CommandError:
+                pre_oom = True
+        run = _Run(c, script, readonly, pre_oom)
+        flags = script.flags
+        if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
+            raise CommandError(OOM)  # a script that declared it may write, out of memory
+        sclient = self.client
+        sclient.db = c.db
+        sclient.resp3 = False
+        keyspace = self.server.keyspace
+        propagators = keyspace.propagators
+        collected: List[Tuple[int, List[List[bytes]]]] = []
+        keyspace.stage_db = None  # every write goes to the collector below
+        if propagators:
+            keyspace.propagators = [lambda db_id, cmds: collected.append((db_id, cmds))
+                                    if run.repl & 1 else None]
+        server.oom_check = None  # checked per call below, as Redis's scriptVerifyOOM
+        self.running = run
+        try:
+            ok, value = self.runtime.run(script.func, keys, argv, HOOK_EVERY)
+        finally:
+            self.running = None
+            server.oom_check = oom_check
+            if propagators:
+                keyspace.propagators = propagators
+            if run.busy is not None:
+                run.busy.finish()
+        self.account()
+        if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
+            server.shutdown(save=False)
+            raise CommandError(self._error_text(script, value))
+        if collected:
+            self._propagate(c, collected)
+        if server.ready_keys and not c.in_exec:
+            serve_ready(server)  # the script's pushes serve waiters now
+        if not ok:
+            raise CommandError(self._error_text(script, value))
+        reply = lua_to_reply(value, c.resp3, run.resp3)
+        if reply.__class__.__name__ == "ReplyError":
+            raise CommandError(str(reply.args[0]))
+        out: List[bytes] = []
+        encode_script_reply(reply, out, c.resp3)
+        return Raw(b"".join(out))
+
+    def _propagate(self, c: Any, collected: List[Tuple[int, List[List[bytes]]]]) -> None:
+        keyspace = self.server.keyspace
+        commands = [cmd for _, cmds in collected for cmd in cmds]
+        wrap = len(commands) > 1 and not c.in_exec  # inside EXEC, EXEC wraps it all
+        if wrap:
+            keyspace.propagate(collected[0][0], [[b"MULTI"]])
+        for db_id, cmds in collected:
+            keyspace.propagate(db_id, cmds)
+        if wrap:
+            keyspace.propagate(collected[-1][0], [[b"EXEC"]])
+
+    @staticmethod
+    def _error_text(script: Script, err: Any) -> str:
+        """Redis's text for an error that ended a script: where it happened and which."""
+        text, source, line = err[b"err"], err[b"source"], err[b"line"]
+        msg = text.decode("utf-8", "replace") if isinstance(text, bytes) else "ERR unknown error"
+        sha = script.sha.decode()
+        if source is None:
+            return f"{msg} script: {sha}"
+        return f"{msg} script: {sha}, on {source.decode('utf-8', 'replace')}:{line}."
+
+    # -- callbacks from Lua: the redis table ---------------------------------------
+
+    def lua_api(self) -> Dict[bytes, Any]:
+        return {b"call": self.lua_call, b"pcall": self.lua_pcall, b"sha1hex": sha1hex,
+                b"error_reply": self.lua_error_reply, b"status_reply": self.lua_status_reply,
+                b"log": lua_log, b"setresp": self.lua_setresp, b"set_repl": self.lua_set_repl,
+                b"acl_check_cmd": self.lua_acl}
+
+    def lua_call(self, *args: Any) -> Any:
+        """redis.call: the reply, or a Lua error with its error table."""
+        value, failed = self._call(args)
+        if failed:
+            raise ScriptError(value[b"err"])
+        return value
+
+    def lua_pcall(self, *args: Any) -> Any:
+        """redis.pcall: the reply, or its error table."""
+        return self._call(args)[0]
+
+    def _call(self, args: Tuple[Any, ...]) -> Tuple[Any, bool]:
+        runtime = self.runtime
+        run = self.running
+        if run is None:  # a coroutine kept past its script's end
+            return runtime.error(b"ERR no script is running"), True
+        try:
+            argv = _arguments(args)
+            self._check(run, argv)
+        except CommandError as exc:
+            return runtime.error(exc.text.encode()), True
+        out: List[bytes] = []
+        self.client.execute(argv, out)
+        return runtime.reply_to_lua(b"".join(out))
+
+    def _check(self, run: _Run, argv: List[bytes]) -> None:
+        """Redis's checks for a command called from a script (scriptCall)."""
+        table = self.server.command_table
+        spec = table.get(argv[0]) or table.get(argv[0].lower())
+        if spec is not None and spec.subcommands and len(argv) > 1:
+            spec = spec.subcommands.get(argv[1]) or spec.subcommands.get(argv[1].lower())
+        if spec is None:
+            raise CommandError("ERR Unknown Redis command called from script")
+        arity = spec.arity
+        if (len(argv) != arity) if arity > 0 else (len(argv) < -arity):
+            raise CommandError("ERR Wrong number of args calling Redis command from script")
+        if "noscript" in spec.flags or (spec.parent is not None
+                                        and "noscript" in spec.parent.flags):
+            raise CommandError("ERR This Redis command is not allowed from script")
+        if spec.write:
+            if run.readonly:
+                raise CommandError("ERR Write commands are not allowed from read-only scripts.")
+            if spec.denyoom and run.pre_oom and not run.allow_oom and not run.wrote:
+                raise CommandError(OOM)
+            run.wrote = True
+
+    def lua_error_reply(self, *args: Any) -> Any:
+        """redis.error_reply: {err=...} with an error code (ERR when it has none)."""
+        if len(args) != 1 or args[0].__class__ is not bytes:
+            return self.runtime.error(b"ERR wrong number or type of arguments")
+        text = args[0][1:] if args[0][:1] == b"-" else args[0]
+        if b" " not in text:
+            text = b"ERR " + text
+        return self.runtime.error(text)
+
+    def lua_status_reply(self, *args: Any) -> Any:
+        if len(args) != 1 or args[0].__class__ is not bytes:
+            return self.runtime.error(b"ERR wrong number or type of arguments")
+        return self.runtime.table_from({b"ok": args[0]})
+
+    def lua_setresp(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ScriptError(b"ERR redis.setresp() requires one argument.")
+        if args[0] != 2 and args[0] != 3:
+            raise ScriptError(b"ERR RESP version must be 2 or 3.")
+        run = self.running
+        if run is not None:
+            run.resp3 = self.client.resp3 = args[0] == 3
+
+    def lua_set_repl(self, *args: Any) -> None:
+        if len(args) != 1:
+            raise ScriptError(b"ERR redis.set_repl() requires two arguments.")
+        flags = args[0]
+        if flags.__class__ not in (int, float) or flags not in (0, 1, 2, 3):
+            raise ScriptError(b"ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, "
+                              b"REPL_ALL or REPL_NONE.")
+        if self.running is not None:
+            self.running.repl = int(flags)
+
+    def lua_hook(self) -> bool:
+        """The count hook, every HOOK_EVERY instructions: True ends the script.
+
+        Past busy-reply-threshold it serves the other clients (busy.py). A
+        SIGTERM ends a script that has not written, so the server stops at
+        once; one that has written cannot be stopped without breaking its
+        atomicity, so shutdown-deadline ends the process as kill -9 would (its
+        effects are not in the log yet, so the log stays atomic).
+        """
+        run = self.running
+        if run is None or run.kill:
+            return True
+        server = self.server
+        if server._stopping and not run.wrote:
+            run.kill = True
+            return True
+        now = time.monotonic()
+        if now >= run.next_poll:
+            threshold = server.config["busy-reply-threshold"] / 1000.0
+            if now - run.start >= threshold:
+                if run.busy is None:
+                    log.warning("a script has been running for %.1f s: answering BUSY",
+                                now - run.start)
+                    run.busy = BusyServer(server, run)
+                run.busy.poll()
+                run.next_poll = now + POLL_EVERY
+            else:
+                run.next_poll = run.start + threshold
+        return run.kill
+
+    def lua_acl(self, *args: Any) -> bool:
+        """redis.acl_check_cmd: every command is allowed (the default user)."""
+        argv = _arguments(args) if args else []
+        table = self.server.command_table
+        if not argv or table.get(argv[0].lower()) is None:
+            raise ScriptError(b"ERR Invalid command passed to redis.acl_check_cmd()")
+        return True
+
+
+def _arguments(args: Tuple[Any, ...]) -> List[bytes]:
+    # CommandError, not ScriptError: redis.pcall returns these instead of raising
+    """redis.call's arguments as a command: strings, and numbers as %.17g (Redis 7.0)."""
+    if not args:
+        raise CommandError("ERR Please specify at least one argument for this redis lib call")
+    argv = []
+    for arg in args:
+        cls = arg.__class__
+        if cls is bytes:
+            argv.append(arg)
+        elif cls is int and -(1 << 53) < arg < (1 << 53):
+            argv.append(b"%d" % arg)
+        elif cls is int or cls is float:
+            argv.append(b"%.17g" % float(arg))
+        else:
+            raise CommandError("ERR Lua redis lib command arguments must be strings or integers")
+    return argv

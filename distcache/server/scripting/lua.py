@@ -1,0 +1,472 @@
+"""The Lua 5.1 runtime scripts run in: sandbox, the ``redis`` table, conversions.
+
+One :class:`LuaRuntime` per server (a new one after SCRIPT FLUSH, as Redis
+makes a new interpreter). Scripts see Redis 7.0's globals and nothing else:
+no ``os``, ``io``, ``debug``, ``print``, ``require``, ``loadfile``,
+``dofile``, ``setfenv``/``getfenv`` or lupa's ``python``. Each script
+function (and each chunk it makes with ``loadstring``/``load``) runs with an
+environment that is a read-only proxy of those globals: reading a missing
+global and writing any global are errors with Redis's texts, and the library
+tables (``redis``, ``string``, ``table``...) are read-only proxies too.
+``rawset``, ``setmetatable``, ``getmetatable``, ``rawget``, ``next``,
+``pairs`` and ``ipairs`` see through the proxies, so iterating ``_G`` or
+``string`` works and modifying them fails, as with Redis's read-only tables
+(stock Lua 5.1 has no read-only tables, hence the proxies).
+
+Python functions are reached only through upvalues of the bootstrap chunk,
+never through a global, and lupa's attribute access on Python objects is
+refused, so a script cannot reach Python.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from typing import Any, Callable, List, Optional, Tuple
+
+import lupa.lua51 as lupa
+
+from ...protocol import ReplyError, Status
+from ...protocol.resp import Raw, format_double
+
+log = logging.getLogger("distcache.scripting")
+
+LLONG_MIN = -(1 << 63)
+#: Nesting beyond this in a script's reply is refused, as Redis's Lua stack limit
+#: refuses it (a table that holds itself would otherwise recurse forever).
+MAX_REPLY_DEPTH = 200
+
+#: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
+_BOOTSTRAP = r"""
+local api, py_error, py_hook, version, version_num = ...
+local error, type, tostring, select, rawget, rawset, pairs, ipairs, next =
+      error, type, tostring, select, rawget, rawset, pairs, ipairs, next
+local setmetatable, getmetatable, setfenv, loadstring, load, xpcall =
+      setmetatable, getmetatable, setfenv, loadstring, load, xpcall
+local dbg = debug
+local real = {}          -- what scripts see as globals
+local proxies = setmetatable({}, {__mode = 'k'})   -- proxy -> real table
+local READONLY = 'Attempt to modify a readonly table'
+
+local function readonly(t, missing)
+  local proxy = {}
+  local index = t
+  if missing then
+    index = function(_, k)
+      local v = t[k]
+      if v == nil then missing(k) end
+      return v
+    end
+  end
+  setmetatable(proxy, {__index = index, __newindex = function() error(READONLY, 2) end})
+  proxies[proxy] = t
+  return proxy
+end
+
+for _, name in ipairs{'assert', 'collectgarbage', 'error', 'gcinfo', 'rawequal', 'select',
+                      'tonumber', 'tostring', 'type', 'unpack', '_VERSION'} do
+  real[name] = _G[name]
+end
+-- An error redis.call raised reaches Lua as a Python exception: scripts see its table.
+local function lua_error(e)
+  if type(e) == 'userdata' then return py_error(e) end
+  return e
+end
+-- Redis's pcall gives a script the text of an error table, not the table.
+local function caught(ok, ...)
+  if ok then return ok, ... end
+  local e = lua_error((...))
+  if type(e) == 'table' then
+    local text = e.err
+    if type(text) == 'string' or type(text) == 'number' then e = text end
+  end
+  return ok, e
+end
+real.pcall = function(f, ...) return caught(pcall(f, ...)) end
+real.xpcall = function(f, h) return xpcall(f, function(e) return h(lua_error(e)) end) end
+local G
+real.getmetatable = function(t)
+  if t == G then return readonly({}) end
+  if proxies[t] then return nil end
+  return getmetatable(t)
+end
+real.setmetatable = function(t, mt)
+  if proxies[t] then error(READONLY, 0) end
+  return setmetatable(t, mt)
+end
+real.rawset = function(t, k, v)
+  if proxies[t] then error(READONLY, 0) end
+  return rawset(t, k, v)
+end
+real.rawget = function(t, k) return rawget(proxies[t] or t, k) end
+real.next = function(t, k) return next(proxies[t] or t, k) end
+real.pairs = function(t)
+  local r = proxies[t]
+  if r then return next, r, nil end
+  return pairs(t)
+end
+real.ipairs = function(t) return ipairs(proxies[t] or t) end
+
+G = readonly(real, function(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end)
+real._G = G
+real.loadstring = function(s, name)
+  local f, err = loadstring(s, name)
+  if f then setfenv(f, G) end
+  return f, err
+end
+real.load = function(f, name)
+  local chunk, err = load(f, name)
+  if chunk then setfenv(chunk, G) end
+  return chunk, err
+end
+for _, name in ipairs{'string', 'table', 'math', 'coroutine'} do
+  local lib = {}
+  for k, v in pairs(_G[name]) do lib[k] = v end
+  real[name] = readonly(lib)
+end
+
+local redis = {}
+for name, f in pairs(api) do redis[name] = f end   -- Python callables: C functions to Lua
+redis.replicate_commands = function() return true end
+redis.breakpoint = function() return false end
+redis.debug = function() end
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = version, version_num
+real.redis = readonly(redis)
+
+local function libraries(libs)
+  for name, lib in pairs(libs) do real[name] = readonly(lib) end
+end
+
+-- Where an error happened: the first Lua frame that is not this bootstrap.
+local function handler(err)
+  local level, where = 2, nil
+  while true do
+    local info = dbg.getinfo(level, 'Sl')
+    if not info then break end
+    if info.what ~= 'C' and info.source ~= '=distcache' then where = info break end
+    level = level + 1
+  end
+  if type(err) == 'userdata' then
+    err = py_error(err)
+    if err.where then   -- a library's argument error: the script's line, then the text
+      local at = where and (where.short_src .. ':' .. where.currentline .. ': ') or ''
+      err = {err = 'ERR ' .. at .. err.err}
+    end
+  end
+  if type(err) ~= 'table' then err = {err = 'ERR ' .. tostring(err)} end
+  if where then
+    err.source = where.source
+    err.line = where.currentline
+  end
+  return err
+end
+
+local killed = false
+local function hook()
+  if killed or py_hook() then
+    killed = true
+    -- Every instruction from now on, so a pcall in the script cannot outlive the
+    -- kill; but never inside this chunk (the error handler, the runner).
+    dbg.sethook(hook, '', 1)
+    local info = dbg.getinfo(2, 'S')
+    if info and info.source ~= '=distcache' then
+      error({err = 'ERR Script killed by user with SCRIPT KILL...'})
+    end
+  end
+end
+
+local function unhook()
+  killed = false
+  dbg.sethook()
+end
+
+local function compile(body, name)
+  local f, err = loadstring(body, name)
+  if not f then return nil, err end
+  setfenv(f, G)
+  return f, false
+end
+
+local function run(f, keys, argv, hook_every)
+  rawset(real, 'KEYS', keys)
+  rawset(real, 'ARGV', argv)
+  killed = false
+  if hook_every > 0 then dbg.sethook(hook, '', hook_every) end
+  local ok, r = xpcall(f, handler)
+  unhook()
+  return ok, r
+end
+
+local function unproxy(t) return proxies[t] or t end
+
+return compile, run, libraries, unhook, unproxy
+"""
+
+
+class LuaRuntime:
+    """One Lua state with Redis's sandbox; calls back into ``host`` for redis.*."""
+
+    def __init__(self, host: Any, version: str, libraries: Optional[Callable] = None) -> None:
+        self.host = host
+        rt = self.rt = lupa.LuaRuntime(encoding=None, unpack_returned_tuples=True,
+                                       register_eval=False, register_builtins=False,
+                                       max_memory=0,  # 0: no limit, but memory is counted
+                                       attribute_filter=_no_attributes)
+        # Chunk name "=distcache": the error handler skips this chunk's frames.
+        boot, err = rt.eval("function(s) local f, e = loadstring(s, '=distcache') return f, e end")(
+            _BOOTSTRAP.encode())
+        if boot is None:
+            raise RuntimeError(err)
+        major, minor, patch = (int(p) for p in version.split("."))
+        self._compile, self._run, add_libraries, self._unhook, self.unproxy = boot(
+            rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
+            version.encode(), (major << 16) | (minor << 8) | patch)
+        if libraries is not None:
+            add_libraries(rt.table_from(libraries(self)))
+        self.table = rt.table
+        self.table_from = rt.table_from
+
+    def _error_table(self, exc: Any) -> Any:
+        """The Lua error table for an exception a Python callback raised."""
+        if isinstance(exc, ScriptError):
+            return self.table_from({b"err": exc.text})
+        if isinstance(exc, ArgumentError):
+            return self.table_from({b"err": str(exc).encode(), b"where": True})
+        log.error("error in a scripting callback: %r", exc)
+        return self.table_from({b"err": b"ERR %s" % str(exc).encode()})
+
+    def error(self, text: bytes) -> Any:
+        """An error table ({err=text}), as redis.pcall returns it."""
+        return self.table_from({b"err": text})
+
+    def memory(self) -> int:
+        """Bytes the Lua state holds (INFO used_memory_lua)."""
+        return self.rt.get_memory_used() or 0
+
+    def compile(self, body: bytes, name: bytes = b"@user_script") -> Tuple[Any, Optional[bytes]]:
+        """(function, None) or (None, Lua's error text)."""
+        f, err = self._compile(body, name)
+        return f, (None if f is not None else err)
+
+    def run(self, func: Any, keys: List[bytes], argv: List[bytes],
+            hook_every: int) -> Tuple[bool, Any]:
+        """Run a compiled script; (True, value) or (False, error table)."""
+        try:
+            return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
+        except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
+            self._unhook()
+            return False, self.error(b"ERR " + str(exc).encode())
+
+    # -- replies into Lua values (redis.call's return) -----------------------------
+
+    def reply_to_lua(self, buf: bytes) -> Tuple[Any, bool]:
+        """Parse one RESP reply; (Lua value, is_error)."""
+        value, _ = self._parse(buf, 0)
+        return value, buf[:1] == b"-"
+
+    def _parse(self, buf: bytes, pos: int) -> Tuple[Any, int]:
+        kind = buf[pos]
+        nl = buf.index(b"\r\n", pos)
+        line = buf[pos + 1:nl]
+        pos = nl + 2
+        if kind == 36:  # $ bulk
+            n = int(line)
+            if n < 0:
+                return False, pos
+            return buf[pos:pos + n], pos + n + 2
+        if kind == 58:  # : integer
+            return int(line), pos
+        if kind == 43:  # + status
+            return self.table_from({b"ok": line}), pos
+        if kind == 45:  # - error
+            return self.table_from({b"err": line}), pos
+        if kind == 42 or kind == 126 or kind == 37 or kind == 62:  # * ~ % >
+            n = int(line)
+            if n < 0:
+                return False, pos
+            t = self.table()
+            if kind == 37:
+                for _ in range(n):
+                    k, pos = self._parse(buf, pos)
+                    v, pos = self._parse(buf, pos)
+                    t[k] = v
+                return self.table_from({b"map": t}), pos
+            if kind == 126:
+                for _ in range(n):
+                    k, pos = self._parse(buf, pos)
+                    t[k] = True
+                return self.table_from({b"set": t}), pos
+            for i in range(1, n + 1):
+                v, pos = self._parse(buf, pos)
+                if v is not None:
+                    t[i] = v
+            return t, pos
+        if kind == 95:  # _ null
+            return None, pos
+        if kind == 35:  # # boolean
+            return line == b"t", pos
+        if kind == 44:  # , double
+            return self.table_from({b"double": float(line)}), pos
+        if kind == 40:  # ( big number
+            return self.table_from({b"big_number": line}), pos
+        if kind == 61:  # = verbatim
+            n = int(line)
+            text = buf[pos:pos + n]
+            verbatim = self.table_from({b"format": text[:3], b"string": text[4:]})
+            return self.table_from({b"verbatim_string": verbatim}), pos + n + 2
+        raise ValueError("unexpected reply type %r" % chr(kind))
+
+
+class ScriptError(Exception):
+    """Raised by a redis.* callback: a Lua error whose value is {err=text}."""
+
+    def __init__(self, text: bytes) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class ArgumentError(Exception):
+    """Raised by a library function: a Lua error naming the script's line
+    (``user_script:1: bad argument #1 to 'band' ...``), as luaL_argerror's."""
+
+
+def lua_tostring(value: Any) -> Optional[bytes]:
+    """Lua's lua_tolstring: strings and numbers (``%.14g``), else None."""
+    cls = value.__class__
+    if cls is bytes:
+        return value
+    if cls is int or cls is float:
+        return b"%.14g" % value
+    return None
+
+
+# -- Lua values into replies (a script's return value) -----------------------------
+
+def to_integer(value: Any) -> int:
+    """A Lua number as Redis returns it: C's (long long) cast."""
+    if value.__class__ is int:
+        return value if LLONG_MIN <= value < -LLONG_MIN else LLONG_MIN
+    if math.isnan(value) or math.isinf(value) or not LLONG_MIN <= value < -LLONG_MIN:
+        return LLONG_MIN
+    return int(value)
+
+
+def lua_to_reply(value: Any, resp3: bool, script_resp3: bool, depth: int = 0) -> Any:
+    """A script's return value as the reply Redis 7.0 sends (luaReplyToRedisReply)."""
+    cls = value.__class__
+    if cls is bytes:
+        return value
+    if cls is int or cls is float:
+        return to_integer(value)
+    if cls is bool:
+        if script_resp3:
+            return value
+        return 1 if value else None
+    if value is None:
+        return None
+    if lupa.lua_type(value) != "table":
+        return None
+    if depth > MAX_REPLY_DEPTH:
+        return ReplyError("ERR reached lua stack limit")
+    err = value[b"err"]
+    if err.__class__ is bytes:
+        text = err.decode("utf-8", "replace")
+        return ReplyError(text[1:] if text.startswith("-") else text)
+    ok = value[b"ok"]
+    if ok.__class__ is bytes:
+        return Status(ok.replace(b"\r", b" ").replace(b"\n", b" "))
+    double = value[b"double"]
+    if double.__class__ is int or double.__class__ is float:
+        return float(double)
+    big = value[b"big_number"]
+    if big.__class__ is bytes:
+        big = big.replace(b"\r", b" ").replace(b"\n", b" ")
+        return Raw(b"(%s\r\n" % big) if resp3 else big
+    verbatim = value[b"verbatim_string"]
+    if lupa.lua_type(verbatim) == "table":
+        fmt, text = verbatim[b"format"], verbatim[b"string"]
+        if fmt.__class__ is bytes and text.__class__ is bytes:
+            if resp3:
+                return Raw(b"=%d\r\n%s:%s\r\n" % (len(text) + 4, fmt[:3].ljust(3), text))
+            return text
+    depth += 1
+    mapping = value[b"map"]
+    if lupa.lua_type(mapping) == "table":
+        pairs = []
+        for k, v in mapping.items():
+            pairs.append(lua_to_reply(k, resp3, script_resp3, depth))
+            pairs.append(lua_to_reply(v, resp3, script_resp3, depth))
+        return _Map(pairs)
+    members = value[b"set"]
+    if lupa.lua_type(members) == "table":
+        items = [lua_to_reply(k, resp3, script_resp3, depth) for k in members.keys()]
+        return _Set(items)
+    out = []
+    i = 1
+    while True:
+        item = value[i]
+        if item is None:
+            break
+        out.append(lua_to_reply(item, resp3, script_resp3, depth))
+        i += 1
+    return out
+
+
+class _Map(list):
+    """A map reply as flat key, value pairs (keys may repeat or be unhashable)."""
+
+
+class _Set(list):
+    """A set reply in the script's order."""
+
+
+def encode_script_reply(value: Any, out: List[bytes], resp3: bool) -> None:
+    """encode_reply, plus maps and sets in the order the script's table gave them."""
+    from ...protocol.resp import encode_reply
+    cls = value.__class__
+    if cls is _Map:
+        out.append(b"%%%d\r\n" % (len(value) // 2) if resp3 else b"*%d\r\n" % len(value))
+    elif cls is _Set:
+        out.append(b"~%d\r\n" % len(value) if resp3 else b"*%d\r\n" % len(value))
+    elif cls is list:
+        out.append(b"*%d\r\n" % len(value))
+    elif cls is float and not resp3:
+        text = format_double(value)
+        out.append(b"$%d\r\n%s\r\n" % (len(text), text))
+        return
+    else:
+        encode_reply(value, out, resp3)
+        return
+    for item in value:
+        encode_script_reply(item, out, resp3)
+
+
+def _no_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
+    raise AttributeError("access to Python attributes is not allowed from scripts")
+
+
+def sha1hex(*args: Any) -> bytes:
+    """redis.sha1hex."""
+    if len(args) != 1:
+        raise ScriptError(b"ERR wrong number of arguments")
+    return hashlib.sha1(lua_tostring(args[0]) or b"").hexdigest().encode()
+
+
+_LEVELS = {0: logging.DEBUG, 1: logging.DEBUG, 2: logging.INFO, 3: logging.WARNING}
+
+
+def lua_log(*args: Any) -> None:
+    """redis.log: the level, then strings and numbers joined by spaces."""
+    if len(args) < 2:
+        raise ScriptError(b"ERR redis.log() requires two arguments or more.")
+    level = args[0]
+    if level.__class__ is not int and level.__class__ is not float:
+        raise ScriptError(b"ERR First argument must be a number (log level).")
+    if not 0 <= level <= 3:
+        raise ScriptError(b"ERR Invalid debug level.")
+    parts = [text for text in map(lua_tostring, args[1:]) if text is not None]
+    log.log(_LEVELS[int(level)], "%s", b" ".join(parts).decode("utf-8", "replace"))

@@ -1,0 +1,149 @@
+"""Scripts that run too long: -BUSY, SCRIPT KILL, SHUTDOWN NOSAVE and SIGTERM.
+
+The same steps run against redis-server 7.0 and against distcache on asyncio
+and on uvloop, and every reply text is compared.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+import redis
+
+from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
+
+pytest.importorskip("lupa")
+
+THRESHOLD = ["--busy-reply-threshold", "200"]
+KINDS = ["redis", "asyncio", "uvloop"]
+
+
+def _start(kind, tmp_path, *flags):
+    if kind == "redis":
+        if not REDIS_SERVER:
+            pytest.skip("redis-server is not installed")
+        return redis_server(tmp_path, *THRESHOLD, *flags).start()
+    if kind == "uvloop":
+        pytest.importorskip("uvloop")
+    return distcache_server(tmp_path, "--event-loop", kind, *THRESHOLD, *flags).start()
+
+
+class _Script(threading.Thread):
+    """Runs one EVAL in the background and keeps its reply or error text."""
+
+    def __init__(self, port, script):
+        super().__init__(daemon=True)
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
+        self.script = script
+        self.outcome = None
+
+    def run(self):
+        try:
+            self.outcome = self.client.eval(self.script, 0)
+        except (redis.ResponseError, redis.ConnectionError) as exc:
+            self.outcome = f"{type(exc).__name__}: {exc}"
+
+
+def _error(call):
+    try:
+        return call()
+    except redis.ResponseError as exc:
+        return str(exc)
+
+
+def _busy_story(kind, tmp_path):
+    proc = _start(kind, tmp_path)
+    try:
+        before = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connected before the script
+        before.ping()
+        script = _Script(proc.port, "local i = 0 while true do i = i + 1 end")
+        script.start()
+        wait_until(lambda: "BUSY" in str(_error(before.ping)), message="BUSY")
+        story = [_error(before.ping)]
+        after = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connects during the script
+        story.append(_error(after.ping))
+        story.append(_error(lambda: after.execute_command("FUNCTION", "KILL")))
+        story.append(_error(lambda: after.execute_command("SHUTDOWN")))
+        story.append(_error(before.script_kill))
+        script.join(10)
+        story.append(script.outcome)
+        killed = time.monotonic()
+        story.append(after.ping())
+        assert time.monotonic() - killed < 1.0
+        # Commands pipelined behind SCRIPT KILL still get BUSY: the script has not ended.
+        script = _Script(proc.port, "while true do end")
+        script.start()
+        wait_until(lambda: "BUSY" in str(_error(after.ping)), message="BUSY")
+        pipe = before.pipeline(transaction=False)
+        pipe.script_kill().set("after", "kill").get("after")
+        story.append([str(reply) for reply in pipe.execute(raise_on_error=False)])
+        script.join(10)
+        story.append(script.outcome)
+        return story
+    finally:
+        proc.stop()
+
+
+def test_busy_script_kill_matches_redis(tmp_path):
+    stories = {kind: _busy_story(kind, tmp_path / kind) for kind in KINDS
+               if kind != "uvloop" or _has_uvloop()}
+    reference = stories.pop("redis")
+    assert reference[0].startswith("BUSY Redis is busy running a script.")
+    for kind, story in stories.items():
+        assert story == reference, kind
+
+
+def _has_uvloop():
+    try:
+        import uvloop  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def _unkillable_story(kind, tmp_path):
+    proc = _start(kind, tmp_path)
+    try:
+        other = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
+        script = _Script(proc.port, "redis.call('set', 'written', 1) while true do end")
+        script.start()
+        wait_until(lambda: "BUSY" in str(_error(other.ping)), message="BUSY")
+        story = [_error(other.script_kill)]
+        try:
+            other.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass
+        assert proc.proc.wait(10) is not None
+        script.join(10)
+        story.append(script.outcome.split(":")[0])
+        return story
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+def test_unkillable_script_then_shutdown_nosave(tmp_path, kind):
+    reference = _unkillable_story("redis", tmp_path / "redis")
+    assert reference[0].startswith("UNKILLABLE Sorry the script already executed write")
+    if kind == "uvloop":
+        pytest.importorskip("uvloop")
+    ours = _unkillable_story(kind, tmp_path / kind)
+    assert ours[0] == reference[0]
+
+
+def test_sigterm_ends_a_script_that_has_not_written(tmp_path):
+    # A long deadline: the process must stop because the script was ended, not
+    # because shutdown-deadline ran out.
+    with distcache_server(tmp_path, "--shutdown-deadline", "60", *THRESHOLD) as proc:
+        client = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
+        script = _Script(proc.port, "while true do end")
+        script.start()
+        wait_until(lambda: "BUSY" in str(_error(client.ping)), message="BUSY")
+        started = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(20) == 0
+        assert time.monotonic() - started < 10
+        script.join(10)
+        assert "Script killed" in script.outcome or "ConnectionError" in script.outcome
