@@ -29,7 +29,7 @@ ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash
 #: The category a command's group gives it.
 _GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "connection",
                    "bitmap": "bitmap", "hyperloglog": "hyperloglog",
-                   "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset",
+                   "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset", "geo": "geo",
                    "transactions": "transaction", "scripting": "scripting"}
 #: Categories Redis gives these commands beyond their group's and their flags'
 #: (``-name``: one their group would give that Redis does not).
@@ -59,7 +59,7 @@ KEY_ACCESS = {
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
     "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
     "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
-    "bzmpop": "RW#2",
+    "bzmpop": "RW#2", "georadius": "R", "georadiusbymember": "R", "geosearchstore": "W R",
 }
 #: Keys a call names outside its key specs (Redis's getkeys procs for specs of type
 #: unknown, such as SORT's STORE): command -> args -> [(argument index, access)].
