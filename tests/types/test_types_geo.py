@@ -275,3 +275,20 @@ def test_geo_dense_search_order_matches_redis(clients):
                     assert ours.call(*query) == expected, query
                     checked += len(expected[1])
     assert checked > 5000
+
+
+def test_geo_writes_replay_from_the_log(tmp_path):
+    """GEOADD and the search stores are logged and replayed to the same sorted sets."""
+    from servers import distcache_server
+    with distcache_server(tmp_path, persistence=True) as proc:
+        r = redis.Redis(port=proc.port)
+        r.geoadd("g", [13.361389, 38.115556, "Palermo", 15.087269, 37.502669, "Catania",
+                       179.99, -85.05, "edge"])
+        r.geosearchstore("s", "g", longitude=15, latitude=37, radius=300, unit="km",
+                         storedist=True)
+        r.execute_command("GEORADIUS", "g", "15", "37", "300", "km", "STORE", "h")
+        before = [r.zrange(k, 0, -1, withscores=True) for k in ("g", "s", "h")]
+    with distcache_server(tmp_path, persistence=True, port=proc.port) as again:
+        r = redis.Redis(port=again.port)
+        assert [r.zrange(k, 0, -1, withscores=True) for k in ("g", "s", "h")] == before
+    assert len(before[0]) == 3 and len(before[1]) == 2
