@@ -197,6 +197,20 @@ BAD = [
     ["GEOSEARCHSTORE", "d", "nokey", "FROMLONLAT", "0", "0", "BYRADIUS", "1", "km"],
     ["GEOSEARCHSTORE", "d", "g", "BYRADIUS", "1", "km", "ASC"],
     ["GEOSEARCHSTORE", "d", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "1"],
+    # strtod's ERANGE is an error, infinity is not: C's NaN maths then finds every point
+    ["GEOADD", "g", "1e-400", "0", "z"], ["GEOADD", "g", "1e400", "0", "z"],
+    ["GEOADD", "g", "-0", "-0", "z"], ["GEOPOS", "g", "z"],
+    ["GEORADIUS", "g", "0", "0", "1e-400", "km"], ["GEORADIUS", "g", "0", "0", "inf", "km", "WITHDIST"],
+    ["GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYRADIUS", "1e308", "km", "WITHDIST"],
+    ["GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYBOX", "inf", "1", "m"],
+    ["GEOSEARCH", "g", "FROMLONLAT", "0", "0", "BYBOX", "1e308", "1e308", "km", "WITHDIST"],
+    ["GEOADD", "g", "180", "-85.05112878", "antipode"],
+    ["GEORADIUSBYMEMBER", "g", "antipode", "20037", "km", "WITHDIST"],
+    ["GEORADIUS", "g", "0", "0", "50000", "km", "WITHDIST", "WITHHASH", "WITHCOORD"],
+    ["GEODIST", "g", "antipode", "a", "mi"],
+    ["ZADD", "g", "-5", "neg", "1e300", "huge", "inf", "posinf", "4503599627370496", "top"],
+    ["GEOPOS", "g", "neg", "huge", "posinf", "top"], ["GEOHASH", "g", "neg", "huge", "posinf", "top"],
+    ["GEODIST", "g", "neg", "top"], ["GEOSEARCH", "g", "FROMMEMBER", "top", "BYRADIUS", "10", "km"],
 ]
 
 

@@ -13,9 +13,9 @@ from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
 from ..types import geohash
 from ..types.zset import ZSet
-from .args import to_float, to_int
+from .args import to_int
 from .table import KEY_FINDERS, KEY_WRITE, command
-from .zsets import _zadd_generic, _zset, store_zset
+from .zsets import _zadd_generic, _zset, store_zset, to_score
 
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
@@ -48,7 +48,7 @@ def _unit(arg: bytes) -> float:
 
 def _lonlat(lon_arg: bytes, lat_arg: bytes) -> Tuple[float, float]:
     """A point as extractLongLatOrReply reads and checks it."""
-    lon, lat = to_float(lon_arg), to_float(lat_arg)
+    lon, lat = to_score(lon_arg), to_score(lat_arg)
     if not (geohash.LONG_MIN <= lon <= geohash.LONG_MAX
             and geohash.LAT_MIN <= lat <= geohash.LAT_MAX):
         raise CommandError("ERR invalid longitude,latitude pair %f,%f" % (lon, lat))
@@ -57,7 +57,7 @@ def _lonlat(lon_arg: bytes, lat_arg: bytes) -> Tuple[float, float]:
 
 def _radius(args: List[bytes], i: int) -> Tuple[float, float]:
     """(radius, meters per unit) from ``radius unit`` at ``args[i]``."""
-    radius = to_float(args[i], "ERR need numeric radius")
+    radius = to_score(args[i], "ERR need numeric radius")
     if radius < 0:
         raise CommandError("ERR radius cannot be negative")
     return radius, _unit(args[i + 1])
@@ -65,8 +65,8 @@ def _radius(args: List[bytes], i: int) -> Tuple[float, float]:
 
 def _box(args: List[bytes], i: int) -> Tuple[float, float, float]:
     """(width, height, meters per unit) from ``width height unit`` at ``args[i]``."""
-    width = to_float(args[i], "ERR need numeric width")
-    height = to_float(args[i + 1], "ERR need numeric height")
+    width = to_score(args[i], "ERR need numeric width")
+    height = to_score(args[i + 1], "ERR need numeric height")
     if height < 0 or width < 0:
         raise CommandError("ERR height or width cannot be negative")
     return width, height, _unit(args[i + 2])

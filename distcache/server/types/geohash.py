@@ -111,6 +111,16 @@ def geohash_string(score: float) -> bytes:
     return bytes(chars)
 
 
+def _cos(x: float) -> float:
+    """C's cos: NaN (not an exception) for an infinite argument (an infinite radius)."""
+    return math.cos(x) if math.isfinite(x) else math.nan
+
+
+def _asin(x: float) -> float:
+    """C's asin: NaN outside [-1, 1] (rounding can push the haversine term past 1)."""
+    return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
+
+
 def lat_distance(lat1: float, lat2: float) -> float:
     return EARTH_RADIUS * abs(lat2 * D_R - lat1 * D_R)
 
@@ -123,8 +133,8 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     lat1r = lat1 * D_R
     lat2r = lat2 * D_R
     u = math.sin((lat2r - lat1r) / 2)
-    a = u * u + math.cos(lat1r) * math.cos(lat2r) * v * v
-    return 2.0 * EARTH_RADIUS * math.asin(math.sqrt(a))
+    a = u * u + _cos(lat1r) * _cos(lat2r) * v * v
+    return 2.0 * EARTH_RADIUS * _asin(math.sqrt(a))
 
 
 def in_box(width: float, height: float, lon: float, lat: float, plon: float, plat: float
@@ -183,8 +193,8 @@ def bounding_box(lon: float, lat: float, width: float, height: float
                  ) -> Tuple[float, float, float, float]:
     """(min lon, min lat, max lon, max lat) around a point, for half-sizes in meters."""
     lat_delta = (height / EARTH_RADIUS) / D_R
-    top = (width / EARTH_RADIUS / math.cos((lat + lat_delta) * D_R)) / D_R
-    bottom = (width / EARTH_RADIUS / math.cos((lat - lat_delta) * D_R)) / D_R
+    top = (width / EARTH_RADIUS / _cos((lat + lat_delta) * D_R)) / D_R
+    bottom = (width / EARTH_RADIUS / _cos((lat - lat_delta) * D_R)) / D_R
     delta = bottom if lat < 0 else top
     return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
 
