@@ -7,7 +7,7 @@ The maths is in :mod:`distcache.server.types.geohash`.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
@@ -158,13 +158,13 @@ class _Shape:
         self.unit = 1.0
         self.box = False
 
-    def contains(self, plon: float, plat: float) -> Optional[float]:
-        """The distance in meters to a point inside the shape, else None."""
+    def checker(self) -> Callable[[float, float], Optional[float]]:
+        """``check(lon, lat)``: the distance in meters to a point inside, else None."""
         if self.box:
-            return geohash.in_box(self.width * self.unit, self.height * self.unit,
-                                  self.lon, self.lat, plon, plat)
-        d = geohash.distance(self.lon, self.lat, plon, plat)
-        return None if d > self.radius * self.unit else d
+            width, height = self.width * self.unit, self.height * self.unit
+            lon, lat = self.lon, self.lat
+            return lambda plon, plat: geohash.in_box(width, height, lon, lat, plon, plat)
+        return geohash.radius_checker(self.lon, self.lat, self.radius * self.unit)
 
     def cells(self) -> List[geohash.Cell]:
         if self.box:
@@ -181,6 +181,7 @@ def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes,
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero."""
     found: List[Tuple[float, float, bytes, float, float]] = []
     last: Optional[geohash.Cell] = None
+    check, decode = shape.checker(), geohash.score_to_lonlat
     for cell in shape.cells():
         if cell == (0, 0):
             continue
@@ -191,8 +192,8 @@ def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes,
         low, high = geohash.score_range(cell)
         lo, hi = z.count_below(float(low), False), z.count_below(float(high), False)
         for score, member in z.iter_range(lo, hi):
-            lon, lat = geohash.score_to_lonlat(score)
-            d = shape.contains(lon, lat)
+            lon, lat = decode(score)
+            d = check(lon, lat)
             if d is not None:
                 found.append((d, score, member, lon, lat))
             if found and limit and len(found) >= limit:

@@ -8,7 +8,7 @@ members a search finds, and in which order) are the same as redis-server's.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 STEP_MAX = 26                      # 26 bits of latitude + 26 of longitude = 52
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
@@ -20,6 +20,7 @@ UNITS = {b"m": 1.0, b"km": 1000.0, b"ft": 0.3048, b"mi": 1609.34}
 _B32 = b"0123456789bcdefghjkmnpqrstuvwxyz"
 _MASK64 = (1 << 64) - 1
 _EVEN = 0x5555555555555555
+_LAT_SCALE = LAT_MAX - LAT_MIN
 _ODD = 0xAAAAAAAAAAAAAAAA
 
 #: (bits, step) of a cell; (0, 0) is Redis's "zeroed" (excluded) neighbour.
@@ -83,12 +84,27 @@ def decode(cell: Cell) -> Area:
             LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / size) * lat_scale)
 
 
+#: 16 interleaved bits -> their 8 latitude bits | 8 longitude bits << 32: four lookups
+#: deinterleave a score (searches decode every candidate, so this is their hot spot).
+_UNZIP8 = [_squash(v) | (_squash(v >> 1) << 32) for v in range(1 << 8)]
+_UNZIP16 = [_UNZIP8[v & 0xFF] | _UNZIP8[v >> 8] << 4 for v in range(1 << 16)]
+_CELLS = float(1 << STEP_MAX)
+
+
 def score_to_lonlat(score: float) -> Tuple[float, float]:
-    """The centre of the 52-bit cell a sorted-set score names, clamped to the limits."""
-    bits = int(score) & _MASK64 if math.isfinite(score) else 0
-    lon_min, lon_max, lat_min, lat_max = decode((bits, STEP_MAX))
-    lon = min(max((lon_min + lon_max) / 2, LONG_MIN), LONG_MAX)
-    lat = min(max((lat_min + lat_max) / 2, LAT_MIN), LAT_MAX)
+    """The centre of the 52-bit cell a sorted-set score names, clamped to the limits
+    (:func:`decode` of the cell, then its centre, with the same float operations)."""
+    bits = int(score) & _MASK64 if score - score == 0.0 else 0
+    t = _UNZIP16
+    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
+            | t[bits >> 48] << 24)
+    ilat, ilon = both & 0xFFFFFFFF, both >> 32
+    lon = ((LONG_MIN + (ilon * 1.0 / _CELLS) * 360.0)
+           + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * 360.0)) / 2
+    lat = ((LAT_MIN + (ilat * 1.0 / _CELLS) * _LAT_SCALE)
+           + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * _LAT_SCALE)) / 2
+    lon = LONG_MIN if lon < LONG_MIN else LONG_MAX if lon > LONG_MAX else lon
+    lat = LAT_MIN if lat < LAT_MIN else LAT_MAX if lat > LAT_MAX else lat
     return lon, lat
 
 
@@ -135,6 +151,25 @@ def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
     u = math.sin((lat2r - lat1r) / 2)
     a = u * u + _cos(lat1r) * _cos(lat2r) * v * v
     return 2.0 * EARTH_RADIUS * _asin(math.sqrt(a))
+
+
+def radius_checker(lon: float, lat: float, meters: float) -> Callable[[float, float], Optional[float]]:
+    """``check(plon, plat)``: :func:`distance` from (lon, lat) if within ``meters``, else
+    None; the centre's terms computed once (the same float operations, so the same bits)."""
+    lon1r, lat1r = lon * D_R, lat * D_R
+    cos1 = _cos(lat1r)
+    sin, cos, sqrt = math.sin, math.cos, math.sqrt
+
+    def check(plon: float, plat: float) -> Optional[float]:
+        v = sin((plon * D_R - lon1r) / 2)
+        lat2r = plat * D_R
+        if v == 0.0:
+            d = EARTH_RADIUS * abs(lat2r - lat1r)
+        else:
+            u = sin((lat2r - lat1r) / 2)
+            d = 2.0 * EARTH_RADIUS * _asin(sqrt(u * u + cos1 * cos(lat2r) * v * v))
+        return None if d > meters else d
+    return check
 
 
 def in_box(width: float, height: float, lon: float, lat: float, plon: float, plat: float
