@@ -15,11 +15,12 @@ from ..types import geohash
 from ..types.zset import ZSet
 from .args import to_int
 from .table import KEY_FINDERS, KEY_WRITE, command
-from .zsets import _zadd_generic, _zset, store_zset, to_score
+from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 _NO_MEMBER = "ERR could not decode requested zset member"
+_GEOADD_FLAGS = (b"NX", b"XX", b"CH")
 
 
 def _coord(c: Any, value: float) -> Any:
@@ -84,11 +85,14 @@ def _member_pos(z: ZSet, member: bytes) -> Tuple[float, float]:
 @command("geoadd", -5, "write denyoom", (1, 1, 1), **_GEO)
 def geoadd(c: Any, args: List[bytes]) -> Any:
     """Add points (longitude, latitude, member) to a geo sorted set (NX, XX, CH)."""
+    if len(args) == 5 and args[2].upper() not in _GEOADD_FLAGS:  # fast path: one point
+        lon, lat = _lonlat(args[2], args[3])
+        return _zadd_one(c, args[1], float(geohash.lonlat_to_score(lon, lat)), args[4])
     flags = set()
     i = 2
     while i < len(args):
         opt = args[i].upper()
-        if opt not in (b"NX", b"XX", b"CH"):
+        if opt not in _GEOADD_FLAGS:
             break
         flags.add(opt)
         i += 1
