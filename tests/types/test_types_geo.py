@@ -9,6 +9,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from types_resp import RawClient
 
 LAT_LIMIT = 85.05112878
 MEMBERS = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]
@@ -306,3 +307,38 @@ def test_geo_writes_replay_from_the_log(tmp_path):
         r = redis.Redis(port=again.port)
         assert [r.zrange(k, 0, -1, withscores=True) for k in ("g", "s", "h")] == before
     assert len(before[0]) == 3 and len(before[1]) == 2
+
+
+GETKEYS = [["GEORADIUS", "g", "0", "0", "1", "km", "STORE", "a", "STOREDIST", "b"],
+           ["GEORADIUS", "g", "0", "0", "1", "km", "STOREDIST", "a", "STORE", "b", "STORE", "c"],
+           ["GEORADIUS", "g", "0", "0", "1", "km", "store", "store", "store", "x"],
+           ["GEORADIUSBYMEMBER", "g", "m", "1", "km", "COUNT", "1", "STORE"],
+           ["GEORADIUSBYMEMBER", "g", "m", "1", "km", "STOREDIST", "d"],
+           ["GEOSEARCHSTORE", "d", "s", "FROMMEMBER", "m", "BYRADIUS", "1", "km"]]
+
+
+def test_geo_store_keys_and_acl_match_redis(shared_server, reference_redis):
+    """GEORADIUS's STORE/STOREDIST keys are found as Redis's keyword key specs find them,
+    for COMMAND GETKEYS and for ACL key permissions."""
+    results = []
+    for port in (shared_server.port, reference_redis.port):
+        admin = redis.Redis(port=port)
+        admin.flushall()
+        admin.geoadd("g1", [1, 1, "m"])
+        admin.acl_setuser("geo", enabled=True, nopass=True, keys=["g*"], commands=["+@all"])
+        user = redis.Redis(port=port, username="geo", password="x")
+        with RawClient(port) as raw:
+            seen = [raw.call("COMMAND", "GETKEYS", *args) for args in GETKEYS]
+        for args in (["GEORADIUS", "g1", "1", "1", "10", "km", "STORE", "g2"],
+                     ["GEORADIUS", "g1", "1", "1", "10", "km", "STORE", "other"],
+                     ["GEORADIUSBYMEMBER", "g1", "m", "10", "km", "STOREDIST", "other"],
+                     ["GEOSEARCHSTORE", "other", "g1", "FROMMEMBER", "m", "BYRADIUS", "1", "km"]):
+            try:
+                seen.append(user.execute_command(*args))
+            except redis.ResponseError as exc:
+                seen.append(str(exc))
+        admin.acl_deluser("geo")
+        user.close()
+        results.append(seen)
+    assert results[0] == results[1]
+    assert results[0][6] == 1 and "no permissions" in results[0][7]

@@ -326,13 +326,16 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     return reply
 
 
-def _radius_store_key(base: int):
-    """Redis's georadiusGetKeys beyond the source key: the last STORE/STOREDIST key."""
+def _radius_store_key(base: int) -> Callable[[List[bytes]], List[Tuple[int, int]]]:
+    """GEORADIUS's keyword key specs: the key after the first STORE and after the first
+    STOREDIST from the options on (as Redis's key-spec search finds them)."""
     def find(args: List[bytes]) -> List[Tuple[int, int]]:
         found: List[Tuple[int, int]] = []
-        for i in range(base, len(args) - 1):
-            if args[i].lower() in (b"store", b"storedist"):
-                found = [(i + 1, KEY_WRITE)]
+        for keyword in (b"STORE", b"STOREDIST"):
+            for i in range(base, len(args) - 1):
+                if args[i].upper() == keyword:
+                    found.append((i + 1, KEY_WRITE))
+                    break
         return found
     return find
 
