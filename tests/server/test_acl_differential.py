@@ -74,7 +74,7 @@ def _their_key_specs(entry: list) -> list:
     for ks in entry[8]:
         flags = {f.decode().upper() for f in ks[b"flags"]}
         if "NOT_KEY" in flags or ks[b"begin_search"][b"type"] in (b"unknown", b"keyword"):
-            continue  # unknown: found by a key finder (table.KEY_FINDERS), as Redis's procs
+            continue  # unknown, keyword: found by a key finder (table.KEY_FINDERS)
         access = (KEY_READ if "ACCESS" in flags else 0) | \
             (KEY_WRITE if flags & {"INSERT", "DELETE", "UPDATE"} else 0)
         begin = ks[b"begin_search"][b"spec"][b"index"]

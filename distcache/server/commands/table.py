@@ -29,7 +29,7 @@ ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash
 #: The category a command's group gives it.
 _GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "connection",
                    "bitmap": "bitmap", "hyperloglog": "hyperloglog",
-                   "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset",
+                   "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset", "geo": "geo",
                    "transactions": "transaction", "scripting": "scripting"}
 #: Categories Redis gives these commands beyond their group's and their flags'
 #: (``-name``: one their group would give that Redis does not).
@@ -60,7 +60,7 @@ KEY_ACCESS = {
     "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
     "eval": "RW#2", "evalsha": "RW#2", "eval_ro": "R#2", "evalsha_ro": "R#2",
     "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "migrate": "RW", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
-    "bzmpop": "RW#2",
+    "bzmpop": "RW#2", "georadius": "R", "georadiusbymember": "R", "geosearchstore": "W R",
 }
 #: Commands whose keys only a look at the call can find (Redis's getkeys procs, for
 #: key specs of type unknown or keyword: SORT's STORE, MIGRATE's KEYS): command ->

@@ -1,0 +1,370 @@
+"""Geo commands: points stored in a sorted set under Redis's 52-bit geohash scores.
+
+GEOADD turns each longitude/latitude into a score and runs ZADD's code; searches
+(GEORADIUS*, GEOSEARCH*) walk the nine cells Redis's geohash_helper picks, in its
+order, so replies (ordering of unsorted ones and ANY cut-offs too) are Redis's.
+The maths is in :mod:`distcache.server.types.geohash`.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Optional, Tuple
+
+from ...protocol import NULL_ARRAY, Raw
+from ..errors import CommandError, SYNTAX
+from ..types import geohash
+from ..types.zset import ZSet
+from .args import to_int
+from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
+from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
+
+_GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
+_UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
+_NO_MEMBER = "ERR could not decode requested zset member"
+_GEOADD_FLAGS = (b"NX", b"XX", b"CH")
+
+
+def _coord(c: Any, value: float) -> Any:
+    """A coordinate as Redis's addReplyHumanLongDouble: ``%.17f`` without trailing zeros
+    (a bulk string in RESP2, a double in RESP3)."""
+    text = (b"%.17f" % value).rstrip(b"0").rstrip(b".")
+    if text == b"-0":  # as ld2string
+        text = b"0"
+    return Raw(b",%s\r\n" % text) if c.resp3 else text
+
+
+def _pos_reply(c: Any, lon: float, lat: float) -> List[Any]:
+    return [_coord(c, lon), _coord(c, lat)]
+
+
+def _dist(value: float) -> bytes:
+    return b"%.4f" % value
+
+
+def _unit(arg: bytes) -> float:
+    factor = geohash.UNITS.get(arg.lower())
+    if factor is None:
+        raise CommandError(_UNIT_ERROR)
+    return factor
+
+
+def _lonlat(lon_arg: bytes, lat_arg: bytes) -> Tuple[float, float]:
+    """A point as extractLongLatOrReply reads and checks it."""
+    lon, lat = to_score(lon_arg), to_score(lat_arg)
+    if not (geohash.LONG_MIN <= lon <= geohash.LONG_MAX
+            and geohash.LAT_MIN <= lat <= geohash.LAT_MAX):
+        raise CommandError("ERR invalid longitude,latitude pair %f,%f" % (lon, lat))
+    return lon, lat
+
+
+def _radius(args: List[bytes], i: int) -> Tuple[float, float]:
+    """(radius, meters per unit) from ``radius unit`` at ``args[i]``."""
+    radius = to_score(args[i], "ERR need numeric radius")
+    if radius < 0:
+        raise CommandError("ERR radius cannot be negative")
+    return radius, _unit(args[i + 1])
+
+
+def _box(args: List[bytes], i: int) -> Tuple[float, float, float]:
+    """(width, height, meters per unit) from ``width height unit`` at ``args[i]``."""
+    width = to_score(args[i], "ERR need numeric width")
+    height = to_score(args[i + 1], "ERR need numeric height")
+    if height < 0 or width < 0:
+        raise CommandError("ERR height or width cannot be negative")
+    return width, height, _unit(args[i + 2])
+
+
+def _member_pos(z: ZSet, member: bytes) -> Tuple[float, float]:
+    score = z.scores.get(member)
+    if score is None:
+        raise CommandError(_NO_MEMBER)
+    return geohash.score_to_lonlat(score)
+
+
+# -- GEOADD, GEOPOS, GEOHASH, GEODIST --------------------------------------------------
+
+@command("geoadd", -5, "write denyoom", (1, 1, 1), **_GEO)
+def geoadd(c: Any, args: List[bytes]) -> Any:
+    """Add points (longitude, latitude, member) to a geo sorted set (NX, XX, CH)."""
+    if len(args) == 5 and args[2].upper() not in _GEOADD_FLAGS:  # fast path: one point
+        lon, lat = _lonlat(args[2], args[3])
+        return _zadd_one(c, args[1], float(geohash.lonlat_to_score(lon, lat)), args[4])
+    flags = set()
+    i = 2
+    while i < len(args):
+        opt = args[i].upper()
+        if opt not in _GEOADD_FLAGS:
+            break
+        flags.add(opt)
+        i += 1
+    if (len(args) - i) % 3 or {b"NX", b"XX"} <= flags:
+        raise CommandError(SYNTAX)
+    zadd_args = args[:i]
+    for j in range(i, len(args), 3):
+        lon, lat = _lonlat(args[j], args[j + 1])
+        zadd_args += [b"%d" % geohash.lonlat_to_score(lon, lat), args[j + 2]]
+    return _zadd_generic(c, zadd_args, flags, i)
+
+
+@command("geopos", -2, "readonly", (1, 1, 1), **_GEO)
+def geopos(c: Any, args: List[bytes]) -> Any:
+    """The longitude and latitude of members (a null array for missing ones)."""
+    z = _zset(c.db, args[1], True)
+    reply: List[Any] = []
+    for member in args[2:]:
+        score = None if z is None else z.scores.get(member)
+        reply.append(NULL_ARRAY if score is None
+                     else _pos_reply(c, *geohash.score_to_lonlat(score)))
+    return reply
+
+
+@command("geohash", -2, "readonly", (1, 1, 1), **_GEO)
+def geohash_command(c: Any, args: List[bytes]) -> Any:
+    """Members' positions as standard 11-character geohash strings."""
+    z = _zset(c.db, args[1], True)
+    reply: List[Optional[bytes]] = []
+    for member in args[2:]:
+        score = None if z is None else z.scores.get(member)
+        reply.append(None if score is None else geohash.geohash_string(score))
+    return reply
+
+
+@command("geodist", -4, "readonly", (1, 1, 1), **_GEO)
+def geodist(c: Any, args: List[bytes]) -> Any:
+    """The distance between two members, in m, km, mi or ft."""
+    to_meter = 1.0
+    if len(args) == 5:
+        to_meter = _unit(args[4])
+    elif len(args) > 5:
+        raise CommandError(SYNTAX)
+    z = _zset(c.db, args[1], True)
+    if z is None:
+        return None
+    s1, s2 = z.scores.get(args[2]), z.scores.get(args[3])
+    if s1 is None or s2 is None:
+        return None
+    lon1, lat1 = geohash.score_to_lonlat(s1)
+    lon2, lat2 = geohash.score_to_lonlat(s2)
+    return _dist(geohash.distance(lon1, lat1, lon2, lat2) / to_meter)
+
+
+# -- searches ------------------------------------------------------------------------
+
+_COORDS, _MEMBER, _NOSTORE, _SEARCH, _SEARCHSTORE = 1, 2, 4, 8, 16
+
+
+class _Shape:
+    """A search's centre and extent (a radius, or a box's width and height) in units."""
+
+    __slots__ = ("lon", "lat", "radius", "width", "height", "unit", "box")
+
+    def __init__(self) -> None:
+        self.lon = self.lat = self.radius = self.width = self.height = 0.0
+        self.unit = 1.0
+        self.box = False
+
+    def checker(self) -> Callable[[float, float], Optional[float]]:
+        """``check(lon, lat)``: the distance in meters to a point inside, else None."""
+        if self.box:
+            width, height = self.width * self.unit, self.height * self.unit
+            lon, lat = self.lon, self.lat
+            return lambda plon, plat: geohash.in_box(width, height, lon, lat, plon, plat)
+        return geohash.radius_checker(self.lon, self.lat, self.radius * self.unit)
+
+    def cells(self) -> List[geohash.Cell]:
+        if self.box:
+            half_w, half_h = self.width / 2, self.height / 2
+            radius = (half_w * half_w + half_h * half_h) ** 0.5
+            return geohash.search_cells(self.lon, self.lat, half_w * self.unit,
+                                        half_h * self.unit, radius * self.unit)
+        r = self.radius * self.unit
+        return geohash.search_cells(self.lon, self.lat, r, r, r)
+
+
+def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes, float, float]]:
+    """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
+    order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero."""
+    found: List[Tuple[float, float, bytes, float, float]] = []
+    last: Optional[geohash.Cell] = None
+    check, decode = shape.checker(), geohash.score_to_lonlat
+    for cell in shape.cells():
+        if cell == (0, 0):
+            continue
+        if cell == last:  # huge radii: neighbours may repeat the cell just searched
+            continue
+        if found and limit and len(found) >= limit:
+            break
+        low, high = geohash.score_range(cell)
+        lo, hi = z.count_below(float(low), False), z.count_below(float(high), False)
+        for score, member in z.iter_range(lo, hi):
+            lon, lat = decode(score)
+            d = check(lon, lat)
+            if d is not None:
+                found.append((d, score, member, lon, lat))
+            if found and limit and len(found) >= limit:
+                break
+        last = cell
+    return found
+
+
+def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
+    """georadiusGeneric: parse in Redis's order (so errors come in its order), search,
+    then reply or store."""
+    db = c.db
+    z = _zset(db, args[src], True)
+    shape = _Shape()
+    store: Optional[bytes] = None
+    storedist = False
+    if flags & _COORDS:
+        base = 6
+        shape.lon, shape.lat = _lonlat(args[2], args[3])
+        shape.radius, shape.unit = _radius(args, 4)
+    elif flags & _MEMBER:
+        base = 5
+        if z is not None:
+            shape.lon, shape.lat = _member_pos(z, args[2])
+            shape.radius, shape.unit = _radius(args, 3)
+    else:
+        base = 3 if flags & _SEARCHSTORE else 2
+        if flags & _SEARCHSTORE:
+            store = args[1]
+    withdist = withhash = withcoord = anyflag = False
+    frommember = fromloc = byradius = bybox = False
+    sort = 0
+    count = 0
+    search = bool(flags & _SEARCH)
+    i, n = base, len(args)
+    while i < n:
+        arg = args[i].lower()
+        left = n - i - 1
+        if arg == b"withdist":
+            withdist = True
+        elif arg == b"withhash":
+            withhash = True
+        elif arg == b"withcoord":
+            withcoord = True
+        elif arg == b"any":
+            anyflag = True
+        elif arg == b"asc":
+            sort = 1
+        elif arg == b"desc":
+            sort = -1
+        elif arg == b"count" and left >= 1:
+            count = to_int(args[i + 1])
+            if count <= 0:
+                raise CommandError("ERR COUNT must be > 0")
+            i += 1
+        elif arg in (b"store", b"storedist") and left >= 1 and not flags & (_NOSTORE | _SEARCH):
+            store = args[i + 1]
+            storedist = arg == b"storedist"
+            i += 1
+        elif arg == b"storedist" and flags & _SEARCHSTORE:
+            storedist = True
+        elif arg == b"frommember" and left >= 1 and search and not fromloc:
+            if z is not None:
+                shape.lon, shape.lat = _member_pos(z, args[i + 1])
+            frommember = True
+            i += 1
+        elif arg == b"fromlonlat" and left >= 2 and search and not frommember:
+            shape.lon, shape.lat = _lonlat(args[i + 1], args[i + 2])
+            fromloc = True
+            i += 2
+        elif arg == b"byradius" and left >= 2 and search and not bybox:
+            shape.radius, shape.unit = _radius(args, i + 1)
+            shape.box = False
+            byradius = True
+            i += 2
+        elif arg == b"bybox" and left >= 3 and search and not byradius:
+            shape.width, shape.height, shape.unit = _box(args, i + 1)
+            shape.box = True
+            bybox = True
+            i += 3
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    if store is not None and (withdist or withhash or withcoord):
+        what = "GEOSEARCHSTORE" if flags & _SEARCHSTORE else "STORE option in GEORADIUS"
+        raise CommandError(f"ERR {what} is not compatible with WITHDIST, WITHHASH and "
+                           "WITHCOORD options")
+    name = args[0].decode("utf-8", "replace")
+    if search and not (frommember or fromloc):
+        raise CommandError(f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified "
+                           f"for {name}")
+    if search and not (byradius or bybox):
+        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX can be specified for {name}")
+    if anyflag and not count:
+        raise CommandError("ERR the ANY argument requires COUNT argument")
+    if z is None:
+        if store is not None:
+            db.delete(store)
+            return 0
+        return []
+    if count and not sort and not anyflag:
+        sort = 1  # the closest COUNT need sorting
+    found = _find(z, shape, count if anyflag else 0)
+    if sort:
+        found.sort(key=lambda p: p[0], reverse=sort < 0)
+    if count:
+        del found[count:]
+    if store is not None:
+        result = ZSet()
+        for d, score, member, _, _ in found:
+            result.add(member, d / shape.unit if storedist else score)
+        return store_zset(c, store, result)
+    reply: List[Any] = []
+    for d, score, member, lon, lat in found:
+        if not (withdist or withhash or withcoord):
+            reply.append(member)
+            continue
+        item: List[Any] = [member]
+        if withdist:
+            item.append(_dist(d / shape.unit))
+        if withhash:
+            item.append(int(score))
+        if withcoord:
+            item.append(_pos_reply(c, lon, lat))
+        reply.append(item)
+    return reply
+
+
+def _radius_store_key(base: int) -> Callable[[List[bytes]], List[Tuple[int, int]]]:
+    """GEORADIUS's keys: the source, then its keyword key specs: the key after the
+    first STORE and after the first STOREDIST from the options on (as Redis finds them)."""
+    def find(args: List[bytes]) -> List[Tuple[int, int]]:
+        found: List[Tuple[int, int]] = [(1, KEY_READ)]
+        for keyword in (b"STORE", b"STOREDIST"):
+            for i in range(base, len(args) - 1):
+                if args[i].upper() == keyword:
+                    found.append((i + 1, KEY_WRITE))
+                    break
+        return found
+    return find
+
+
+KEY_FINDERS["georadius"] = _radius_store_key(6)
+KEY_FINDERS["georadiusbymember"] = _radius_store_key(5)
+
+_SEARCH_INFO = dict(group="geo", complexity="O(N+log(M))")
+
+
+def _register(name: str, arity: int, flags: str, since: str, keys: Tuple[int, int, int],
+              src: int, mode: int, summary: str) -> None:
+    def handler(c: Any, args: List[bytes]) -> Any:
+        return _search(c, args, src, mode)
+    handler.__name__ = name
+    command(name, arity, flags, keys, since=since, summary=summary, **_SEARCH_INFO)(handler)
+
+
+for _spec in (
+        ("georadius", -6, "write denyoom movablekeys", "3.2.0", (1, 1, 1), 1, _COORDS,
+         "Members within a radius of a point (STORE, STOREDIST)."),
+        ("georadius_ro", -6, "readonly", "3.2.10", (1, 1, 1), 1, _COORDS | _NOSTORE,
+         "Members within a radius of a point (read-only)."),
+        ("georadiusbymember", -5, "write denyoom movablekeys", "3.2.0", (1, 1, 1), 1, _MEMBER,
+         "Members within a radius of a member (STORE, STOREDIST)."),
+        ("georadiusbymember_ro", -5, "readonly", "3.2.10", (1, 1, 1), 1, _MEMBER | _NOSTORE,
+         "Members within a radius of a member (read-only)."),
+        ("geosearch", -7, "readonly", "6.2.0", (1, 1, 1), 1, _SEARCH,
+         "Members within a radius or box around a member or a point."),
+        ("geosearchstore", -8, "write denyoom", "6.2.0", (1, 2, 1), 2, _SEARCH | _SEARCHSTORE,
+         "GEOSEARCH into a sorted set (STOREDIST: scores are distances).")):
+    _register(*_spec)

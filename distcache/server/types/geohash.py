@@ -1,0 +1,273 @@
+"""Redis's geohash maths: 52-bit interleaved scores, cell decoding, distances, and the
+nine-cell search area of GEORADIUS/GEOSEARCH.
+
+Every step follows Redis 7.0's geohash.c and geohash_helper.c in the same float
+operations and order, so scores, distances and the cells searched (hence which
+members a search finds, and in which order) are the same as redis-server's.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, List, Optional, Tuple
+
+STEP_MAX = 26                      # 26 bits of latitude + 26 of longitude = 52
+LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
+LONG_MIN, LONG_MAX = -180.0, 180.0
+EARTH_RADIUS = 6372797.560856      # meters, Redis's EARTH_RADIUS_IN_METERS
+MERCATOR_MAX = 20037726.37
+D_R = math.pi / 180.0
+UNITS = {b"m": 1.0, b"km": 1000.0, b"ft": 0.3048, b"mi": 1609.34}
+_B32 = b"0123456789bcdefghjkmnpqrstuvwxyz"
+_MASK64 = (1 << 64) - 1
+_EVEN = 0x5555555555555555
+_LAT_SCALE = LAT_MAX - LAT_MIN
+_ODD = 0xAAAAAAAAAAAAAAAA
+
+#: (bits, step) of a cell; (0, 0) is Redis's "zeroed" (excluded) neighbour.
+Cell = Tuple[int, int]
+#: A cell's bounds: (lon_min, lon_max, lat_min, lat_max).
+Area = Tuple[float, float, float, float]
+
+
+def _spread(v: int) -> int:
+    """The bits of a 32-bit value moved to the even positions of a 64-bit one."""
+    v &= 0xFFFFFFFF
+    v = (v | (v << 16)) & 0x0000FFFF0000FFFF
+    v = (v | (v << 8)) & 0x00FF00FF00FF00FF
+    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v << 2)) & 0x3333333333333333
+    return (v | (v << 1)) & _EVEN
+
+
+def _squash(v: int) -> int:
+    """The inverse of :func:`_spread`: the even bits of ``v`` packed into 32."""
+    v &= _EVEN
+    v = (v | (v >> 1)) & 0x3333333333333333
+    v = (v | (v >> 2)) & 0x0F0F0F0F0F0F0F0F
+    v = (v | (v >> 4)) & 0x00FF00FF00FF00FF
+    v = (v | (v >> 8)) & 0x0000FFFF0000FFFF
+    return (v | (v >> 16)) & 0xFFFFFFFF
+
+
+def interleave(lat_bits: int, lon_bits: int) -> int:
+    """Latitude bits on even positions, longitude on odd (Redis's interleave64)."""
+    return _spread(lat_bits) | (_spread(lon_bits) << 1)
+
+
+def deinterleave(bits: int) -> Tuple[int, int]:
+    """(latitude bits, longitude bits) of an interleaved hash."""
+    return _squash(bits), _squash(bits >> 1)
+
+
+def encode(lon: float, lat: float, step: int = STEP_MAX,
+           lat_min: float = LAT_MIN, lat_max: float = LAT_MAX) -> Optional[Cell]:
+    """The cell at ``step`` holding a point, or None outside Redis's limits."""
+    if lon > LONG_MAX or lon < LONG_MIN or lat > LAT_MAX or lat < LAT_MIN:
+        return None
+    if lat < lat_min or lat > lat_max:
+        return None
+    lat_offset = (lat - lat_min) / (lat_max - lat_min) * (1 << step)
+    lon_offset = (lon - LONG_MIN) / (LONG_MAX - LONG_MIN) * (1 << step)
+    return interleave(int(lat_offset), int(lon_offset)), step
+
+
+def decode(cell: Cell) -> Area:
+    """A cell's bounds, computed as geohashDecode does."""
+    bits, step = cell
+    ilat, ilon = deinterleave(bits)
+    lat_scale = LAT_MAX - LAT_MIN
+    lon_scale = LONG_MAX - LONG_MIN
+    size = float(1 << step)
+    return (LONG_MIN + (ilon * 1.0 / size) * lon_scale,
+            LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / size) * lon_scale,
+            LAT_MIN + (ilat * 1.0 / size) * lat_scale,
+            LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / size) * lat_scale)
+
+
+#: 16 interleaved bits -> their 8 latitude bits | 8 longitude bits << 32: four lookups
+#: deinterleave a score (searches decode every candidate, so this is their hot spot).
+_UNZIP8 = [_squash(v) | (_squash(v >> 1) << 32) for v in range(1 << 8)]
+_UNZIP16 = [_UNZIP8[v & 0xFF] | _UNZIP8[v >> 8] << 4 for v in range(1 << 16)]
+_CELLS = float(1 << STEP_MAX)
+
+
+def score_to_lonlat(score: float) -> Tuple[float, float]:
+    """The centre of the 52-bit cell a sorted-set score names, clamped to the limits
+    (:func:`decode` of the cell, then its centre, with the same float operations)."""
+    bits = int(score) & _MASK64 if score - score == 0.0 else 0
+    t = _UNZIP16
+    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
+            | t[bits >> 48] << 24)
+    ilat, ilon = both & 0xFFFFFFFF, both >> 32
+    lon = ((LONG_MIN + (ilon * 1.0 / _CELLS) * 360.0)
+           + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * 360.0)) / 2
+    lat = ((LAT_MIN + (ilat * 1.0 / _CELLS) * _LAT_SCALE)
+           + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * _LAT_SCALE)) / 2
+    lon = LONG_MIN if lon < LONG_MIN else LONG_MAX if lon > LONG_MAX else lon
+    lat = LAT_MIN if lat < LAT_MIN else LAT_MAX if lat > LAT_MAX else lat
+    return lon, lat
+
+
+def lonlat_to_score(lon: float, lat: float) -> int:
+    """The 52-bit score GEOADD stores for a point (already checked to be valid)."""
+    cell = encode(lon, lat)
+    assert cell is not None
+    return cell[0]
+
+
+def geohash_string(score: float) -> bytes:
+    """GEOHASH's 11 characters: the decoded point re-encoded on -90..90 latitudes."""
+    lon, lat = score_to_lonlat(score)
+    cell = encode(lon, lat, STEP_MAX, -90.0, 90.0)
+    bits = cell[0] if cell else 0
+    chars = bytearray()
+    for i in range(10):
+        chars.append(_B32[(bits >> (52 - (i + 1) * 5)) & 0x1F])
+    chars.append(_B32[0])  # 52 bits give ten characters; Redis pads the 11th with 0
+    return bytes(chars)
+
+
+def _cos(x: float) -> float:
+    """C's cos: NaN (not an exception) for an infinite argument (an infinite radius)."""
+    return math.cos(x) if math.isfinite(x) else math.nan
+
+
+def _asin(x: float) -> float:
+    """C's asin: NaN outside [-1, 1] (rounding can push the haversine term past 1)."""
+    return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
+
+
+def lat_distance(lat1: float, lat2: float) -> float:
+    return EARTH_RADIUS * abs(lat2 * D_R - lat1 * D_R)
+
+
+def distance(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Haversine distance in meters, with Redis's shortcut for equal longitudes."""
+    v = math.sin((lon2 * D_R - lon1 * D_R) / 2)
+    if v == 0.0:
+        return lat_distance(lat1, lat2)
+    lat1r = lat1 * D_R
+    lat2r = lat2 * D_R
+    u = math.sin((lat2r - lat1r) / 2)
+    a = u * u + _cos(lat1r) * _cos(lat2r) * v * v
+    return 2.0 * EARTH_RADIUS * _asin(math.sqrt(a))
+
+
+def radius_checker(lon: float, lat: float, meters: float) -> Callable[[float, float], Optional[float]]:
+    """``check(plon, plat)``: :func:`distance` from (lon, lat) if within ``meters``, else
+    None; the centre's terms computed once (the same float operations, so the same bits)."""
+    lon1r, lat1r = lon * D_R, lat * D_R
+    cos1 = _cos(lat1r)
+    sin, cos, sqrt = math.sin, math.cos, math.sqrt
+
+    def check(plon: float, plat: float) -> Optional[float]:
+        v = sin((plon * D_R - lon1r) / 2)
+        lat2r = plat * D_R
+        if v == 0.0:
+            d = EARTH_RADIUS * abs(lat2r - lat1r)
+        else:
+            u = sin((lat2r - lat1r) / 2)
+            d = 2.0 * EARTH_RADIUS * _asin(sqrt(u * u + cos1 * cos(lat2r) * v * v))
+        return None if d > meters else d
+    return check
+
+
+def in_box(width: float, height: float, lon: float, lat: float, plon: float, plat: float
+           ) -> Optional[float]:
+    """The distance to a point inside a width x height meter box centred on (lon, lat),
+    else None: latitude first (cheaper), then longitude at the point's latitude."""
+    if lat_distance(plat, lat) > height / 2:
+        return None
+    if distance(plon, plat, lon, plat) > width / 2:
+        return None
+    return distance(lon, lat, plon, plat)
+
+
+def estimate_steps(range_meters: float, lat: float) -> int:
+    """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range."""
+    if range_meters == 0:
+        return STEP_MAX
+    step = 1
+    while range_meters < MERCATOR_MAX:
+        range_meters *= 2
+        step += 1
+    step -= 2
+    if lat > 66 or lat < -66:
+        step -= 1
+        if lat > 80 or lat < -80:
+            step -= 1
+    return min(max(step, 1), STEP_MAX)
+
+
+def _move(cell: Cell, dx: int, dy: int) -> Cell:
+    """The cell ``dx`` columns and ``dy`` rows away, wrapping as Redis's masks do."""
+    bits, step = cell
+    shift = 64 - step * 2
+    if dx:
+        x, y = bits & _ODD, bits & _EVEN
+        zz = _EVEN >> shift
+        x = x + (zz + 1) if dx > 0 else (x | zz) - (zz + 1)
+        bits = ((x & _MASK64) & (_ODD >> shift)) | y
+    if dy:
+        x, y = bits & _ODD, bits & _EVEN
+        zz = _ODD >> shift
+        y = y + (zz + 1) if dy > 0 else (y | zz) - (zz + 1)
+        bits = x | ((y & _MASK64) & (_EVEN >> shift))
+    return bits, step
+
+
+#: Neighbour offsets in the order Redis searches them (after the centre cell).
+_NEIGHBOURS = {"north": (0, 1), "south": (0, -1), "east": (1, 0), "west": (-1, 0),
+               "north_east": (1, 1), "north_west": (-1, 1), "south_east": (1, -1),
+               "south_west": (-1, -1)}
+_ORDER = ("north", "south", "east", "west", "north_east", "north_west", "south_east",
+          "south_west")
+
+
+def bounding_box(lon: float, lat: float, width: float, height: float
+                 ) -> Tuple[float, float, float, float]:
+    """(min lon, min lat, max lon, max lat) around a point, for half-sizes in meters."""
+    lat_delta = (height / EARTH_RADIUS) / D_R
+    top = (width / EARTH_RADIUS / _cos((lat + lat_delta) * D_R)) / D_R
+    bottom = (width / EARTH_RADIUS / _cos((lat - lat_delta) * D_R)) / D_R
+    delta = bottom if lat < 0 else top
+    return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
+
+
+def search_cells(lon: float, lat: float, half_width: float, half_height: float,
+                 radius: float) -> List[Cell]:
+    """The cells a search covers, in Redis's order: the centre cell and its eight
+    neighbours, the ones outside the bounding box left out (as zeroed cells)."""
+    min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, half_width, half_height)
+    steps = estimate_steps(radius, lat)
+    centre = encode(lon, lat, steps)
+    assert centre is not None
+    near = {name: _move(centre, dx, dy) for name, (dx, dy) in _NEIGHBOURS.items()}
+    if steps > 1 and (decode(near["north"])[3] < max_lat or decode(near["south"])[2] > min_lat
+                      or decode(near["east"])[1] < max_lon
+                      or decode(near["west"])[0] > min_lon):
+        steps -= 1
+        centre = encode(lon, lat, steps)
+        assert centre is not None
+        near = {name: _move(centre, dx, dy) for name, (dx, dy) in _NEIGHBOURS.items()}
+    area = decode(centre)
+    if steps >= 2:
+        zero: List[str] = []
+        if area[2] < min_lat:
+            zero += ["south", "south_west", "south_east"]
+        if area[3] > max_lat:
+            zero += ["north", "north_east", "north_west"]
+        if area[0] < min_lon:
+            zero += ["west", "south_west", "north_west"]
+        if area[1] > max_lon:
+            zero += ["east", "south_east", "north_east"]
+        for name in zero:
+            near[name] = (0, 0)
+    return [centre] + [near[name] for name in _ORDER]
+
+
+def score_range(cell: Cell) -> Tuple[int, int]:
+    """The half-open range [min, max) of 52-bit scores inside a cell."""
+    bits, step = cell
+    shift = 52 - step * 2
+    return bits << shift, (bits + 1) << shift
