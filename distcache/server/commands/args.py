@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from typing import List, Optional
+from typing import Container, List, Optional, Set, Tuple
 
 from ..errors import CommandError, NOT_FLOAT, NOT_INTEGER, SYNTAX
 
@@ -236,3 +236,18 @@ def expect_options(args: List[bytes], start: int, allowed: List[bytes]) -> List[
 
 def optional_arg(args: List[bytes], i: int) -> Optional[bytes]:
     return args[i] if i < len(args) else None
+
+
+def leading_flags(args: List[bytes], start: int, allowed: "Container[bytes]"
+                  ) -> "Tuple[Set[bytes], int]":
+    """The flags from ``allowed`` that open ``args[start:]`` (ZADD's, GEOADD's), upper-cased,
+    and the index where the rest begins."""
+    flags: Set[bytes] = set()
+    i = start
+    while i < len(args):
+        opt = args[i].upper()
+        if opt not in allowed:
+            break
+        flags.add(opt)
+        i += 1
+    return flags, i

@@ -13,7 +13,7 @@ from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
 from ..types import geohash
 from ..types.zset import ZSet
-from .args import to_int
+from .args import leading_flags, to_int
 from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
@@ -88,14 +88,7 @@ def geoadd(c: Any, args: List[bytes]) -> Any:
     if len(args) == 5 and args[2].upper() not in _GEOADD_FLAGS:  # fast path: one point
         lon, lat = _lonlat(args[2], args[3])
         return _zadd_one(c, args[1], float(geohash.lonlat_to_score(lon, lat)), args[4])
-    flags = set()
-    i = 2
-    while i < len(args):
-        opt = args[i].upper()
-        if opt not in _GEOADD_FLAGS:
-            break
-        flags.add(opt)
-        i += 1
+    flags, i = leading_flags(args, 2, _GEOADD_FLAGS)
     if (len(args) - i) % 3 or {b"NX", b"XX"} <= flags:
         raise CommandError(SYNTAX)
     zadd_args = args[:i]

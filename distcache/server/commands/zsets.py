@@ -16,7 +16,7 @@ from ..keyspace import TYPE_NAMES
 from ..types.blocking import parse_timeout, signal_ready
 from ..scan import parse_cursor
 from ..types.zset import ZSet
-from .args import to_float, to_int, underflowed
+from .args import leading_flags, to_float, to_int, underflowed
 from .hashes import (LISTPACK_VALUE, ZSET_LISTPACK_ENTRIES, pairs_reply, pop_count,
                      rand_with_count, scan_container)
 from .lists import bulk_array, index_range, parse_mpop, serve_or_block
@@ -158,14 +158,7 @@ def zadd(c: Any, args: List[bytes]) -> Any:
     """Add members or update scores (NX, XX, GT, LT, CH, INCR)."""
     if len(args) == 4 and args[2].upper() not in _ZADD_FLAGS:  # fast path: one pair
         return _zadd_one(c, args[1], to_score(args[2]), args[3])
-    flags: Set[bytes] = set()
-    i = 2
-    while i < len(args):
-        opt = args[i].upper()
-        if opt not in _ZADD_FLAGS:
-            break
-        flags.add(opt)
-        i += 1
+    flags, i = leading_flags(args, 2, _ZADD_FLAGS)
     return _zadd_generic(c, args, flags, i)
 
 
