@@ -178,3 +178,18 @@ def redis_server(workdir: Path, *flags: str, port: Optional[int] = None) -> Serv
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--dir", str(workdir), *flags]
     return ServerProcess(argv, port, workdir)
+
+
+def same_reply(clients: Any, *command: Any) -> Any:
+    """Run ``command`` on each client (distcache first, redis-server second) and require
+    the same reply, errors included; returns it."""
+    import redis
+    results = []
+    for client in clients:
+        try:
+            results.append(client.execute_command(*command))
+        except redis.ResponseError as exc:
+            results.append(("error", str(exc)))
+    assert results[0] == results[1], f"{command[:4]}: distcache {results[0]!r:.300} " \
+                                     f"!= redis {results[1]!r:.300}"
+    return results[0]

@@ -11,7 +11,7 @@ import redis
 
 from distcache.rdb import crc64
 from distcache.server.app import CacheServer
-from servers import distcache_server, wait_until
+from servers import distcache_server, same_reply, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -143,17 +143,6 @@ def test_hypothesis_values_cross_both_ways(clients):
     check()
 
 
-def _both(clients, *args):
-    out = []
-    for r in clients:
-        try:
-            out.append(r.execute_command(*args))
-        except redis.ResponseError as e:
-            out.append(("error", str(e)))
-    assert out[0] == out[1], out
-    return out[0]
-
-
 def _payload(body, version=10):
     data = body + version.to_bytes(2, "little")
     return data + crc64(data).to_bytes(8, "little")
@@ -187,8 +176,8 @@ def test_errors_are_redis_texts(clients):
         ("DUMP",),
     ]
     for args in cases:
-        _both(clients, *args)
-    assert _both(clients, "GET", "lenient")[:2] == b"ab"
+        same_reply(clients, *args)
+    assert same_reply(clients, "GET", "lenient")[:2] == b"ab"
     assert ours.exists("x") == 0 and ours.lrange("l", 0, -1) == [b"a", b"b"]
     assert ours.ping()  # still up
 
@@ -198,15 +187,15 @@ def test_replace_absttl_and_expired_ttls(clients):
     for r in clients:
         r.set("k", "old")
     payload = theirs.dump("k")
-    _both(clients, "RESTORE", "k", "0", payload, "REPLACE")
+    same_reply(clients, "RESTORE", "k", "0", payload, "REPLACE")
     future = int(time.time() * 1000) + 60000
-    _both(clients, "RESTORE", "k2", str(future), payload, "ABSTTL")
+    same_reply(clients, "RESTORE", "k2", str(future), payload, "ABSTTL")
     assert ours.execute_command("PEXPIRETIME", "k2") == future
     # a deadline in the past: OK, and the key is gone (REPLACE deleted it)
-    _both(clients, "RESTORE", "k", "1", payload, "ABSTTL", "REPLACE")
-    assert _both(clients, "EXISTS", "k") == 0
-    _both(clients, "RESTORE", "gone", "1", payload, "ABSTTL")
-    assert _both(clients, "EXISTS", "gone") == 0
+    same_reply(clients, "RESTORE", "k", "1", payload, "ABSTTL", "REPLACE")
+    assert same_reply(clients, "EXISTS", "k") == 0
+    same_reply(clients, "RESTORE", "gone", "1", payload, "ABSTTL")
+    assert same_reply(clients, "EXISTS", "gone") == 0
 
 
 @pytest.mark.parametrize("policy", ["allkeys-lru", "allkeys-lfu"])
@@ -219,11 +208,11 @@ def test_idletime_and_freq_set_the_stamps(clients, policy):
     try:
         payload = theirs.dump("src")
         if policy.endswith("lru"):
-            _both(clients, "RESTORE", "k", "0", payload, "IDLETIME", "1000")
+            same_reply(clients, "RESTORE", "k", "0", payload, "IDLETIME", "1000")
             assert 1000 <= ours.object("idletime", "k") <= 1002
             assert 1000 <= theirs.object("idletime", "k") <= 1002
         else:
-            _both(clients, "RESTORE", "k", "0", payload, "FREQ", "100")
+            same_reply(clients, "RESTORE", "k", "0", payload, "FREQ", "100")
             assert ours.object("freq", "k") == theirs.object("freq", "k") == 100
     finally:
         for r in clients:
@@ -298,10 +287,10 @@ def test_resp3_replies_are_the_same(shared_server, reference_redis):
         for r in clients:
             r.delete("z", "copy")
             r.zadd("z", {"a": 1, "b": 2})
-        payload = _both(clients, "DUMP", "z")
-        assert _both(clients, "RESTORE", "copy", "0", payload) in (b"OK", "OK", True)
-        assert _both(clients, "RESTORE", "copy", "0", payload)[0] == "error"
-        assert _both(clients, "DUMP", "nothing") is None
+        payload = same_reply(clients, "DUMP", "z")
+        assert same_reply(clients, "RESTORE", "copy", "0", payload) in (b"OK", "OK", True)
+        assert same_reply(clients, "RESTORE", "copy", "0", payload)[0] == "error"
+        assert same_reply(clients, "DUMP", "nothing") is None
     finally:
         for r in clients:
             r.delete("z", "copy")

@@ -10,6 +10,8 @@ import time
 import pytest
 import redis
 
+from servers import same_reply
+
 
 @pytest.fixture
 def pair(r, reference_redis):
@@ -17,18 +19,6 @@ def pair(r, reference_redis):
     theirs.flushall()
     yield r, theirs
     theirs.close()
-
-
-def _same(pair, *command):
-    results = []
-    for client in pair:
-        try:
-            results.append(client.execute_command(*command))
-        except redis.ResponseError as exc:
-            results.append(("error", str(exc)))
-    assert results[0] == results[1], f"{command[:4]}: distcache {results[0]!r:.300} " \
-                                     f"!= redis {results[1]!r:.300}"
-    return results[0]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -39,20 +29,20 @@ def test_random_sequences_give_redis_bytes(pair, seed):
         for start in range(0, size, 700):
             elements = [b"%d-%d" % (rng.getrandbits(40), i)
                         for i in range(min(700, size - start))]
-            _same(pair, "PFADD", key, *elements)
-            _same(pair, "GET", key)
+            same_reply(pair, "PFADD", key, *elements)
+            same_reply(pair, "GET", key)
             if rng.random() < 0.5:
-                _same(pair, "PFCOUNT", key)
-                _same(pair, "GET", key)  # the cached count, written back
-    _same(pair, "PFCOUNT", "a", "b", "missing")
-    _same(pair, "PFMERGE", "m", "a", "b")
-    _same(pair, "GET", "m")
-    _same(pair, "PFCOUNT", "m")
-    _same(pair, "PFDEBUG", "ENCODING", "m")
-    _same(pair, "PFDEBUG", "GETREG", "a")
-    _same(pair, "GET", "a")
-    _same(pair, "PFMERGE", "a", "b")  # the destination is a source too
-    _same(pair, "GET", "a")
+                same_reply(pair, "PFCOUNT", key)
+                same_reply(pair, "GET", key)  # the cached count, written back
+    same_reply(pair, "PFCOUNT", "a", "b", "missing")
+    same_reply(pair, "PFMERGE", "m", "a", "b")
+    same_reply(pair, "GET", "m")
+    same_reply(pair, "PFCOUNT", "m")
+    same_reply(pair, "PFDEBUG", "ENCODING", "m")
+    same_reply(pair, "PFDEBUG", "GETREG", "a")
+    same_reply(pair, "GET", "a")
+    same_reply(pair, "PFMERGE", "a", "b")  # the destination is a source too
+    same_reply(pair, "GET", "a")
 
 
 def test_sparse_limit_follows_hll_sparse_max_bytes(pair):
@@ -60,33 +50,33 @@ def test_sparse_limit_follows_hll_sparse_max_bytes(pair):
         client.config_set("hll-sparse-max-bytes", "200")
     try:
         for n in (10, 40, 80):
-            _same(pair, "PFADD", "h", *[b"e%d" % i for i in range(n)])
-            _same(pair, "PFDEBUG", "ENCODING", "h")
-            _same(pair, "GET", "h")
+            same_reply(pair, "PFADD", "h", *[b"e%d" % i for i in range(n)])
+            same_reply(pair, "PFDEBUG", "ENCODING", "h")
+            same_reply(pair, "GET", "h")
     finally:
         for client in pair:
             client.config_set("hll-sparse-max-bytes", "3000")
 
 
 def test_debug_commands_and_errors_match(pair):
-    _same(pair, "PFADD", "h", "a", "b", "c")
-    _same(pair, "PFADD", "h")
-    _same(pair, "PFADD", "empty")
-    _same(pair, "GET", "empty")
-    _same(pair, "PFDEBUG", "DECODE", "h")
-    _same(pair, "PFDEBUG", "TODENSE", "h")
-    _same(pair, "PFDEBUG", "DECODE", "h")
-    _same(pair, "PFDEBUG", "TODENSE", "h")
-    _same(pair, "PFDEBUG", "bogus", "h")
-    _same(pair, "PFDEBUG", "ENCODING", "missing")
-    _same(pair, "SET", "s", "not an hll")
-    _same(pair, "PFADD", "s", "x")
-    _same(pair, "PFCOUNT", "s")
-    _same(pair, "PFCOUNT", "h", "s")
-    _same(pair, "PFMERGE", "s", "h")
-    _same(pair, "LPUSH", "l", "x")
-    _same(pair, "PFADD", "l", "x")
-    _same(pair, "PFSELFTEST")
+    same_reply(pair, "PFADD", "h", "a", "b", "c")
+    same_reply(pair, "PFADD", "h")
+    same_reply(pair, "PFADD", "empty")
+    same_reply(pair, "GET", "empty")
+    same_reply(pair, "PFDEBUG", "DECODE", "h")
+    same_reply(pair, "PFDEBUG", "TODENSE", "h")
+    same_reply(pair, "PFDEBUG", "DECODE", "h")
+    same_reply(pair, "PFDEBUG", "TODENSE", "h")
+    same_reply(pair, "PFDEBUG", "bogus", "h")
+    same_reply(pair, "PFDEBUG", "ENCODING", "missing")
+    same_reply(pair, "SET", "s", "not an hll")
+    same_reply(pair, "PFADD", "s", "x")
+    same_reply(pair, "PFCOUNT", "s")
+    same_reply(pair, "PFCOUNT", "h", "s")
+    same_reply(pair, "PFMERGE", "s", "h")
+    same_reply(pair, "LPUSH", "l", "x")
+    same_reply(pair, "PFADD", "l", "x")
+    same_reply(pair, "PFSELFTEST")
 
 
 def test_values_move_between_redis_and_distcache(pair):
@@ -116,7 +106,7 @@ def test_corrupt_values_get_invalidobj_and_the_server_lives(pair):
     for value in corrupt:
         for client in pair:
             client.set("bad", value)
-        assert _same(pair, "PFCOUNT", "bad")[0] == "error"
+        assert same_reply(pair, "PFCOUNT", "bad")[0] == "error"
         with pytest.raises(redis.ResponseError, match="INVALIDOBJ"):
             ours.pfadd("bad", *range(50))
         with pytest.raises(redis.ResponseError, match="INVALIDOBJ"):
