@@ -141,6 +141,8 @@ class CacheServer:
         _install_scripting(self)
         pubsub.install(self)
         eviction.install(self)
+        from .replication import install as _install_replication  # ids, offsets, role
+        _install_replication(self)
         from ..persistence import install as _install_persistence  # log, snapshots, loading
         self.persistence = _install_persistence(self)
 

@@ -125,8 +125,7 @@ def _errorstats(s: "CacheServer") -> Fields:
 
 
 def _replication(s: "CacheServer") -> Fields:
-    return [("role", "master"), ("connected_slaves", 0), ("master_failover_state", "no-failover"),
-            ("master_replid", RUN_ID), ("master_repl_offset", 0)]
+    return s.replication.info_fields()
 
 
 def _cpu(s: "CacheServer") -> Fields:

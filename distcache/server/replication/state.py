@@ -1,0 +1,58 @@
+"""What the primary and replica sides share: the replication ids and offsets.
+
+As in Redis (PSYNC2), a server has a replication id and an offset into that history;
+after a promotion it keeps its former primary's id as ``replid2``, valid up to
+``second_replid_offset``, so its former siblings can continue from it partially.
+"""
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, List, Tuple
+
+if TYPE_CHECKING:
+    from ..app import CacheServer
+
+Fields = List[Tuple[str, Any]]
+NO_REPLID = "0" * 40
+
+
+def new_replid() -> str:
+    """A fresh 40-hex-digit replication id, as Redis makes them."""
+    return os.urandom(20).hex()
+
+
+class ReplicationState:
+    """One server's place in a replication history, and its role."""
+
+    def __init__(self, server: "CacheServer") -> None:
+        self.server = server
+        self.role = "master"
+        self.replid = new_replid()
+        self.replid2 = NO_REPLID
+        self.master_repl_offset = 0
+        self.second_replid_offset = -1
+
+    def shift_replid(self) -> None:
+        """Start a new history, remembering the old one as ``replid2`` (a promotion)."""
+        self.replid2 = self.replid
+        self.second_replid_offset = self.master_repl_offset + 1
+        self.replid = new_replid()
+
+    def clear_replid2(self) -> None:
+        self.replid2 = NO_REPLID
+        self.second_replid_offset = -1
+
+    def info_fields(self) -> Fields:
+        """INFO's replication section, as Redis 7.0 lays it out."""
+        return [("role", self.role), ("connected_slaves", 0),
+                ("master_failover_state", "no-failover"),
+                ("master_replid", self.replid), ("master_replid2", self.replid2),
+                ("master_repl_offset", self.master_repl_offset),
+                ("second_repl_offset", self.second_replid_offset),
+                ("repl_backlog_active", 0), ("repl_backlog_size", 1048576),
+                ("repl_backlog_first_byte_offset", 0), ("repl_backlog_histlen", 0)]
+
+
+def install(server: "CacheServer") -> ReplicationState:
+    server.replication = ReplicationState(server)
+    return server.replication
