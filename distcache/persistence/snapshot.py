@@ -10,6 +10,8 @@ Layout (all integers little-endian; see docs/persistence.md)::
             3  containers:          n x (u8 type, i64 deadline or -1, u32 key length,
                                     u32 element count, key, u32[] lengths, payload,
                                     f64[count] scores for sorted sets)
+            4  function libraries:  db 0, u32[n] lengths, the libraries' code
+                                    (``keyspace.function_codes``, scripting/functions.py)
     footer  u8 0xFF, u32 crc32 of every byte before it
 
 Files are written to a temporary name, fsynced, renamed into place and the
@@ -35,7 +37,7 @@ BLOCK = struct.Struct("<BII")
 ITEM = struct.Struct("<BqII")
 FOOTER = struct.Struct("<BI")
 END = 0xFF
-K_STRINGS, K_STRINGS_TTL, K_CONTAINERS = 1, 2, 3
+K_STRINGS, K_STRINGS_TTL, K_CONTAINERS, K_FUNCTIONS = 1, 2, 3, 4
 T_LIST, T_HASH, T_SET, T_ZSET = 1, 2, 3, 4
 BLOCK_KEYS = 2048
 NO_LOG = b"\0" * 16
@@ -158,6 +160,10 @@ def iter_chunks(dbs: List[Any], log_id: bytes = NO_LOG, log_offset: int = 0
                 ) -> Iterator[bytes]:
     """The snapshot of ``dbs`` as byte chunks (without the footer)."""
     yield header(len(dbs), log_id, log_offset)
+    codes = getattr(dbs[0].keyspace, "function_codes", None) if dbs else None
+    if codes:
+        yield b"".join([BLOCK.pack(K_FUNCTIONS, 0, len(codes)), _arr("I", map(len, codes))]
+                       + codes)
     zset_cls = _zset_class()
     for db in dbs:
         data = db.data
@@ -304,6 +310,14 @@ def load_blocks(info: SnapshotInfo, data: bytes, keyspace: Any) -> Iterator[Tupl
                 db.data.update(zip(keys, flat[1::2]))
                 if deadlines is not None:
                     db.expires.update(zip(keys, deadlines))
+            elif kind == K_FUNCTIONS:
+                lens = _unarr("I", data[pos:pos + 4 * n])
+                pos += 4 * n
+                offs = list(accumulate(lens, initial=pos))
+                pos = offs[-1]
+                # The function store compiles them on first use (it sees a new list).
+                keyspace.function_codes = [data[a:b] for a, b in zip(offs, offs[1:])]
+                n = 0  # not keys
             elif kind == K_CONTAINERS:
                 for _ in range(n):
                     vtype, when, klen, count = ITEM.unpack_from(data, pos)

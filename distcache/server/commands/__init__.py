@@ -3,5 +3,5 @@ from . import bitmaps, connection, hyperloglog, keys, lcs, server, strings  # no
 from . import geo, hashes, lists, sets, zset_algebra, zsets  # noqa: F401  (data structures)
 from . import persistence  # noqa: F401  (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF)
 from . import memory, pubsub, transactions  # noqa: F401  (MULTI, pub/sub, MEMORY)
-from . import acl, dump, objects, scripting, sort  # noqa: F401  (EVAL and SCRIPT: server/scripting/)
+from . import acl, dump, functions, objects, scripting, sort  # noqa: F401  (server/scripting/)
 from .table import COMMANDS, CommandSpec, command, lookup_table  # noqa: F401

@@ -1,4 +1,4 @@
-"""Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION FLUSH.
+"""Scripting commands: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT (FUNCTION: functions.py).
 
 Thin handlers over the engine (server/scripting/): they parse arguments
 and hand over; no Lua object passes through here. Without lupa the engine
@@ -11,7 +11,7 @@ from typing import Any, List
 
 from ...protocol import OK
 from ..errors import CommandError
-from ..scripting import NOSCRIPT, engine
+from ..scripting import NOSCRIPT, engine, split_keys
 from .table import command, container, help_reply
 
 _EVAL = "noscript stale skip_monitor no_mandatory_keys movablekeys"
@@ -19,14 +19,7 @@ _SCR = dict(group="scripting", since="2.6.0", complexity="Depends on the script 
 
 
 def _eval(c: Any, args: List[bytes], by_sha: bool, readonly: bool) -> Any:
-    try:
-        numkeys = int(args[2])
-    except ValueError:
-        raise CommandError("ERR value is not an integer or out of range") from None
-    if numkeys > len(args) - 3:
-        raise CommandError("ERR Number of keys can't be greater than number of args")
-    if numkeys < 0:
-        raise CommandError("ERR Number of keys can't be negative")
+    keys, argv = split_keys(args, "ERR value is not an integer or out of range")
     eng = engine(c.server)
     if by_sha:
         script = eng.get(args[1])
@@ -34,7 +27,7 @@ def _eval(c: Any, args: List[bytes], by_sha: bool, readonly: bool) -> Any:
             raise CommandError(NOSCRIPT)
     else:
         script = eng.load(args[1])
-    return eng.run(c, script, args[3:3 + numkeys], args[3 + numkeys:], readonly)
+    return eng.run(c, script, keys, argv, readonly)
 
 
 @command("eval", -3, _EVAL, **_SCR)
@@ -126,16 +119,3 @@ def script_help(c: Any, args: List[bytes]) -> Any:
         "    Load a script into the scripts cache without executing it.",
         "HELP",
         "    Prints this help."])
-
-
-# -- FUNCTION (only FLUSH so far: tools send it to reset a server) --------------------
-
-container("function", -2, "", group="scripting", summary="Manage functions.", since="7.0.0")
-
-
-@command("flush", -2, "write noscript", group="scripting", parent="function", since="7.0.0",
-         summary="Delete all functions (there are none).")
-def function_flush(c: Any, args: List[bytes]) -> Any:
-    """Delete all functions (there are none yet)."""
-    _flush_mode(args, "ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
-    return OK

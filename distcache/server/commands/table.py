@@ -58,7 +58,8 @@ KEY_ACCESS = {
     **dict.fromkeys("zunionstore zinterstore zdiffstore".split(), "W@1 R#2"),
     **dict.fromkeys("sintercard zunion zinter zdiff zintercard".split(), "R#1"),
     "set": "RW", "copy": "R W", "setbit": "RW", "bitfield": "RW", "bitop": "W R",
-    "eval": "RW#2", "evalsha": "RW#2", "eval_ro": "R#2", "evalsha_ro": "R#2",
+    "eval": "RW#2", "evalsha": "RW#2", "eval_ro": "R#2", "evalsha_ro": "R#2", "fcall": "RW#2",
+    "fcall_ro": "R#2",
     "pfmerge": "RW R", "pfdebug": "R", "sort": "R", "migrate": "RW", "lmpop": "RW#1", "zmpop": "RW#1", "blmpop": "RW#2",
     "bzmpop": "RW#2", "georadius": "R", "georadiusbymember": "R", "geosearchstore": "W R",
 }

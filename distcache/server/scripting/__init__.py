@@ -11,7 +11,7 @@ runs as before and the scripting commands answer :data:`MISSING`.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional, Tuple
 
 from ..errors import CommandError
 
@@ -37,6 +37,19 @@ def engine(server: Any, create: bool = True) -> Optional[Any]:
     return eng
 
 
+def split_keys(args: List[bytes], bad_count: str) -> Tuple[List[bytes], List[bytes]]:
+    """EVAL's and FCALL's keys and arguments (``args``: the whole command)."""
+    try:
+        numkeys = int(args[2])
+    except ValueError:
+        raise CommandError(bad_count) from None
+    if numkeys > len(args) - 3:
+        raise CommandError("ERR Number of keys can't be greater than number of args")
+    if numkeys < 0:
+        raise CommandError("ERR Number of keys can't be negative")
+    return args[3:3 + numkeys], args[3 + numkeys:]
+
+
 def install(server: Any) -> None:
     """INFO memory's script fields (Redis's names), zero until the first script."""
     def info() -> dict:
@@ -44,13 +57,19 @@ def install(server: Any) -> None:
         lua = eng.runtime.memory() if eng is not None else 0
         scripts = eng.cache_bytes if eng is not None else 0
         count = len(eng.scripts) if eng is not None else 0
+        store = eng.functions if eng is not None else None
+        vm_functions = store.memory() if store is not None else 0
+        codes = sum(map(len, store.codes or ())) if store is not None else 0
         return {"used_memory_lua": lua, "used_memory_vm_eval": lua,
                 "used_memory_lua_human": _human(lua), "used_memory_scripts_eval": scripts,
-                "number_of_cached_scripts": count, "number_of_functions": 0,
-                "number_of_libraries": 0, "used_memory_vm_functions": 0,
-                "used_memory_vm_total": lua, "used_memory_vm_total_human": _human(lua),
-                "used_memory_functions": 0, "used_memory_scripts": scripts,
-                "used_memory_scripts_human": _human(scripts)}
+                "number_of_cached_scripts": count,
+                "number_of_functions": len(store.functions) if store is not None else 0,
+                "number_of_libraries": len(store.libraries) if store is not None else 0,
+                "used_memory_vm_functions": vm_functions,
+                "used_memory_vm_total": lua + vm_functions,
+                "used_memory_vm_total_human": _human(lua + vm_functions),
+                "used_memory_functions": codes, "used_memory_scripts": scripts + codes,
+                "used_memory_scripts_human": _human(scripts + codes)}
     server.info_providers["memory"].append(info)
 
 

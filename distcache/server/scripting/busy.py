@@ -37,6 +37,9 @@ from ..stats import count_error
 log = logging.getLogger("distcache.scripting")
 
 BUSY = b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+#: The same while a function (FCALL) runs.
+BUSY_FUNCTION = (b"BUSY Redis is busy running a script. You can only call FUNCTION KILL or "
+                 b"SHUTDOWN NOSAVE.")
 UNKILLABLE = (b"UNKILLABLE Sorry the script already executed write commands against the "
               b"dataset. You can either wait the script termination or kill the server in a "
               b"hard way using the SHUTDOWN NOSAVE command.")
@@ -217,22 +220,28 @@ class BusyServer:
         # As Redis: an unknown command or a wrong arity is answered before BUSY (clients
         # such as redis-py probe subcommands on connect and expect those errors).
         error = _lookup_error(self.server.command_table, args)
-        if name == b"function" and sub == b"kill":  # an EVAL script is not a function
-            self._reply(conn, BUSY)
-        elif error is not None:
+        run = self.run
+        busy = BUSY_FUNCTION if run.function else BUSY
+        if error is not None:
             self._reply(conn, error.text.encode())
-        elif name == b"script" and sub == b"kill" and len(args) == 2:
-            run = self.run
+        elif name in (b"script", b"function") and sub == b"kill":
+            # As Redis's scriptKill: SCRIPT KILL ends an EVAL, FUNCTION KILL a function.
             if run.wrote:
                 self._reply(conn, UNKILLABLE)
+            elif (name == b"script") != (not run.function):
+                self._reply(conn, busy)
             else:
                 run.kill = True
                 conn.write(b"+OK\r\n")
+        elif name == b"function" and sub == b"stats":  # allow_busy: it reports the script
+            client = conn.client
+            client.execute(args, client.out)
+            client.flush()
         elif name == b"shutdown" and any(arg.lower() == b"nosave" for arg in args[1:]):
             log.warning("SHUTDOWN NOSAVE while a script runs: stopping it and the server")
             self.run.kill = self.run.shutdown = True
         else:
-            self._reply(conn, BUSY)
+            self._reply(conn, busy)
 
     def _reply(self, conn: _Conn, error: bytes) -> None:
         count_error(self.server, error.split(b" ", 1)[0].decode())

@@ -52,11 +52,14 @@ class _Run:
     """The state of the script being run (Redis's scriptRunCtx)."""
 
     __slots__ = ("caller", "script", "readonly", "allow_oom", "pre_oom", "wrote", "resp3",
-                 "repl", "start", "kill", "shutdown", "busy", "next_poll")
+                 "repl", "start", "kill", "shutdown", "busy", "next_poll", "function", "argv")
 
-    def __init__(self, caller: Any, script: Script, readonly: bool, pre_oom: bool) -> None:
+    def __init__(self, caller: Any, script: Any, readonly: bool, pre_oom: bool,
+                 function: bool = False) -> None:
         self.caller = caller
         self.script = script
+        self.function = function  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
+        self.argv: List[bytes] = []  # the FCALL, for FUNCTION STATS
         flags = script.flags
         self.readonly = readonly or (flags is not None and "no-writes" in flags)
         self.allow_oom = flags is not None and "allow-oom" in flags
@@ -107,6 +110,10 @@ class ScriptEngine:
         #: Bytes of the cached scripts' bodies (and their cache entries).
         self.cache_bytes = 0
         self.runtime = self._new_runtime()
+        #: The runtime of the script running now (the EVAL one, or the functions').
+        self.active = self.runtime
+        from .functions import FunctionStore
+        self.functions = FunctionStore(self)
         client = self.client = Client(server)  # never connected, never listed
         client.authenticated = True
         client.restricted = False
@@ -144,19 +151,24 @@ class ScriptEngine:
         """SCRIPT FLUSH: forget every script, in a fresh Lua state (as Redis)."""
         self.scripts = {}
         self.cache_bytes = 0
-        self.runtime = self._new_runtime()
+        self.runtime = self.active = self._new_runtime()
         self.runtime.rt.gccollect()
         self.account()
 
     def account(self) -> None:
         """Update what scripts add to used_memory (the Lua state and the cache)."""
-        self.server.script_memory = self.runtime.memory() + self.cache_bytes
+        self.server.script_memory = (self.runtime.memory() + self.cache_bytes
+                                     + self.functions.memory())
 
     # -- running ------------------------------------------------------------------
 
-    def run(self, c: Any, script: Script, keys: List[bytes], argv: List[bytes],
-            readonly: bool) -> Any:
-        """Run ``script`` for client ``c``; returns the reply (Raw) or raises CommandError."""
+    def run(self, c: Any, script: Any, keys: List[bytes], argv: List[bytes],
+            readonly: bool, runtime: Optional[LuaRuntime] = None,
+            command: Optional[List[bytes]] = None) -> Any:
+        """Run ``script`` for client ``c``; returns the reply (Raw) or raises CommandError.
+
+        ``runtime``: the functions' runtime for FCALL (``script`` is then a
+        registered function, called with its keys and arguments)."""
         if self.running is not None:  # a script calling EVAL is refused by the noscript flag
             raise CommandError("ERR a script is already running")
         server = self.server
@@ -167,10 +179,17 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
-        run = _Run(c, script, readonly, pre_oom)
+        function = runtime is not None
+        run = _Run(c, script, readonly, pre_oom, function)
         flags = script.flags
         if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
             raise CommandError(OOM)  # a script that declared it may write, out of memory
+        if flags is not None and readonly and "no-writes" not in flags:
+            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
+        if function:
+            run.argv = command or []
+        else:
+            runtime = self.runtime
         sclient = self.client
         sclient.db = c.db
         sclient.resp3 = False
@@ -183,10 +202,15 @@ class ScriptEngine:
                                     if run.repl & 1 else None]
         server.oom_check = None  # checked per call below, as Redis's scriptVerifyOOM
         self.running = run
+        self.active = runtime
         try:
-            ok, value = self.runtime.run(script.func, keys, argv, HOOK_EVERY)
+            if function:
+                ok, value = runtime.call_function(script.func, keys, argv, HOOK_EVERY)
+            else:
+                ok, value = runtime.run(script.func, keys, argv, HOOK_EVERY)
         finally:
             self.running = None
+            self.active = self.runtime
             server.oom_check = oom_check
             if propagators:
                 keyspace.propagators = propagators
@@ -221,7 +245,7 @@ class ScriptEngine:
             keyspace.propagate(collected[-1][0], [[b"EXEC"]])
 
     @staticmethod
-    def _error_text(script: Script, err: Any) -> str:
+    def _error_text(script: Any, err: Any) -> str:
         """Redis's text for an error that ended a script: where it happened and which."""
         text, source, line = err[b"err"], err[b"source"], err[b"line"]
         msg = text.decode("utf-8", "replace") if isinstance(text, bytes) else "ERR unknown error"
@@ -250,7 +274,7 @@ class ScriptEngine:
         return self._call(args)[0]
 
     def _call(self, args: Tuple[Any, ...]) -> Tuple[Any, bool]:
-        runtime = self.runtime
+        runtime = self.active
         run = self.running
         if run is None:  # a coroutine kept past its script's end
             return runtime.error(b"ERR no script is running"), True
@@ -287,16 +311,16 @@ class ScriptEngine:
     def lua_error_reply(self, *args: Any) -> Any:
         """redis.error_reply: {err=...} with an error code (ERR when it has none)."""
         if len(args) != 1 or args[0].__class__ is not bytes:
-            return self.runtime.error(b"ERR wrong number or type of arguments")
+            return self.active.error(b"ERR wrong number or type of arguments")
         text = args[0][1:] if args[0][:1] == b"-" else args[0]
         if b" " not in text:
             text = b"ERR " + text
-        return self.runtime.error(text)
+        return self.active.error(text)
 
     def lua_status_reply(self, *args: Any) -> Any:
         if len(args) != 1 or args[0].__class__ is not bytes:
-            return self.runtime.error(b"ERR wrong number or type of arguments")
-        return self.runtime.table_from({b"ok": args[0]})
+            return self.active.error(b"ERR wrong number or type of arguments")
+        return self.active.table_from({b"ok": args[0]})
 
     def lua_setresp(self, *args: Any) -> None:
         if len(args) != 1:

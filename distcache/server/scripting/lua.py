@@ -38,7 +38,7 @@ MAX_REPLY_DEPTH = 200
 
 #: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
 _BOOTSTRAP = r"""
-local api, py_error, py_hook, version, version_num = ...
+local api, py_error, py_hook, version, version_num, py_register, py_load_hook = ...
 local error, type, tostring, select, rawget, rawset, pairs, ipairs, next =
       error, type, tostring, select, rawget, rawset, pairs, ipairs, next
 local setmetatable, getmetatable, setfenv, loadstring, load, xpcall =
@@ -191,9 +191,11 @@ local function compile(body, name)
   return f, false
 end
 
-local function run(f, keys, argv, hook_every)
-  rawset(real, 'KEYS', keys)
-  rawset(real, 'ARGV', argv)
+local function run(f, keys, argv, hook_every, as_args)
+  if not as_args then
+    rawset(real, 'KEYS', keys)
+    rawset(real, 'ARGV', argv)
+  end
   killed = false
   if hook_every > 0 then dbg.sethook(hook, '', hook_every) end
   local ok, r = xpcall(f, handler)
@@ -203,14 +205,65 @@ end
 
 local function unproxy(t) return proxies[t] or t end
 
-return compile, run, libraries, unhook, unproxy
+-- Functions (Redis's function_lua.c): a library's code runs with only the load API
+-- as globals (redis.register_function, redis.log, the versions); the callbacks it
+-- registers run later with the same environment, which then reads the globals.
+local loading = false
+local load_redis = {register_function = py_register, log = api.log,
+                    LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+                    REDIS_VERSION = version, REDIS_VERSION_NUM = version_num}
+local function nonexistent(k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
+end
+local load_api = {redis = readonly(load_redis, nonexistent)}
+local FG = readonly({}, nil)
+getmetatable(FG).__index = function(_, k)
+  local v = (loading and load_api or real)[k]
+  if v == nil then nonexistent(k) end
+  return v
+end
+
+local timed_out = false
+local function load_hook()
+  if timed_out or py_load_hook() then
+    timed_out = true
+    dbg.sethook(load_hook, '', 1)   -- a pcall in the library cannot outlive it
+    local info = dbg.getinfo(2, 'S')
+    if info and info.source ~= '=distcache' then
+      error({err = 'ERR FUNCTION LOAD timeout'})
+    end
+  end
+end
+
+local function load_library(body, hook_every)
+  local f, err = loadstring(body, '@user_function')
+  if not f then return nil, err end
+  setfenv(f, FG)
+  loading, timed_out = true, false
+  dbg.sethook(load_hook, '', hook_every)
+  local ok, r = xpcall(f, handler)
+  dbg.sethook()
+  loading = false
+  if ok then return true, nil end
+  return false, r
+end
+
+local function call_function(f, keys, argv, hook_every)
+  return run(function() return f(keys, argv) end, keys, argv, hook_every, true)
+end
+
+return compile, run, libraries, unhook, unproxy, load_library, call_function
 """
 
 
 class LuaRuntime:
     """One Lua state with Redis's sandbox; calls back into ``host`` for redis.*."""
 
-    def __init__(self, host: Any, version: str, libraries: Optional[Callable] = None) -> None:
+    def __init__(self, host: Any, version: str, libraries: Optional[Callable] = None,
+                 register: Optional[Callable] = None, load_hook: Optional[Callable] = None
+                 ) -> None:
+        """``register`` and ``load_hook``: redis.register_function and the FUNCTION LOAD
+        timeout check, for the functions' runtime (None: an EVAL runtime)."""
         self.host = host
         rt = self.rt = lupa.LuaRuntime(encoding=None, unpack_returned_tuples=True,
                                        register_eval=False, register_builtins=False,
@@ -222,9 +275,10 @@ class LuaRuntime:
         if boot is None:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
-        self._compile, self._run, add_libraries, self._unhook, self.unproxy = boot(
+        (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
+         self._call_function) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
-            version.encode(), (major << 16) | (minor << 8) | patch)
+            version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook)
         if libraries is not None:
             add_libraries(rt.table_from(libraries(self)))
         self.table = rt.table
@@ -258,6 +312,28 @@ class LuaRuntime:
         try:
             return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
         except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
+            self._unhook()
+            return False, self.error(b"ERR " + str(exc).encode())
+
+    def load_library(self, body: bytes, hook_every: int) -> Optional[Any]:
+        """Run a library's code (FUNCTION LOAD); None, or the error table."""
+        try:
+            ok, err = self._load_library(body, hook_every)
+        except lupa.LuaError as exc:
+            return self.error(b"ERR " + str(exc).encode())
+        if ok:
+            return None
+        if ok is None:  # a compile error: Lua's text
+            return self.table_from({b"compile": err})
+        return err
+
+    def call_function(self, func: Any, keys: List[bytes], argv: List[bytes],
+                      hook_every: int) -> Tuple[bool, Any]:
+        """Call a registered function with (keys, args); as :meth:`run`."""
+        try:
+            return self._call_function(func, self.rt.table(*keys), self.rt.table(*argv),
+                                       hook_every)
+        except lupa.LuaError as exc:
             self._unhook()
             return False, self.error(b"ERR " + str(exc).encode())
 
