@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, List
 
 from ...protocol import OK
-from ..errors import CommandError, unknown_subcommand
+from ..errors import CommandError
 from ..glob import glob_match
 from ..scripting import engine
 from .table import command, container, help_reply
@@ -73,8 +73,9 @@ def function_delete(c: Any, args: List[bytes]) -> Any:
          "deleted", **_SUB)
 def function_flush(c: Any, args: List[bytes]) -> Any:
     """Delete all libraries and functions."""
-    if len(args) > 3:
-        raise unknown_subcommand(args)
+    if len(args) > 3:  # addReplySubcommandSyntaxError
+        raise CommandError("ERR unknown subcommand or wrong number of arguments for "
+                           f"'{args[1].decode('utf-8', 'replace')}'. Try FUNCTION HELP.")
     if len(args) == 3 and args[2].upper() not in (b"ASYNC", b"SYNC"):
         raise CommandError("ERR FUNCTION FLUSH only supports SYNC|ASYNC option")
     eng = engine(c.server, create=False)

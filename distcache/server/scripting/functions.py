@@ -29,7 +29,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import lupa.lua51 as lupa
 
-from ...protocol.resp import split_inline
+from ...protocol import Status
+from ...protocol.resp import RespSet, split_inline
 from ...rdb import RDB_VERSION, RdbError, RdbReader, crc64, verify_payload
 from ...rdb.codec import encode_string
 from ..errors import CommandError
@@ -275,7 +276,8 @@ class FunctionStore:
             entry: Dict[bytes, Any] = {
                 b"library_name": lib.name, b"engine": b"LUA",
                 b"functions": [{b"name": f.sha, b"description": f.description,
-                                b"flags": [flag.encode() for flag in FLAGS if flag in f.flags]}
+                                b"flags": RespSet([Status(flag.encode()) for flag in FLAGS
+                                                   if flag in f.flags])}
                                for f in lib.functions.values()]}
             if withcode:
                 entry[b"library_code"] = lib.code
