@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any, Dict
+
+import redis
 
 from persistence.persistence_helpers import dump
 
@@ -40,3 +43,29 @@ def fingerprint(client: Any) -> Dict[Any, Any]:
     two servers running the same script a few milliseconds apart differ there)."""
     return {key: (kind, value, when > 0)
             for key, (kind, value, when) in dump(client, databases=2).items()}
+
+
+class Background(threading.Thread):
+    """Runs one command (EVAL, FCALL...) on its own connection in the background and
+    keeps its reply or error text in ``outcome``."""
+
+    def __init__(self, port: int, *command: Any) -> None:
+        super().__init__(daemon=True)
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
+        self.command = command
+        self.outcome: Any = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.outcome = self.client.execute_command(*self.command)
+        except (redis.ResponseError, redis.ConnectionError) as exc:
+            self.outcome = f"{type(exc).__name__}: {exc}"
+
+
+def error_text(call: Any) -> Any:
+    """The call's reply, or its error's text."""
+    try:
+        return call()
+    except redis.ResponseError as exc:
+        return str(exc)

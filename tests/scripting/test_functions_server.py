@@ -1,12 +1,11 @@
 """Functions against running servers: restarts, the log, a busy function, FUNCTION KILL."""
 from __future__ import annotations
 
-import threading
-
 import pytest
 import redis
 
 from persistence.persistence_helpers import incr_files, start
+from scripting_helpers import Background, error_text
 from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
 
 pytest.importorskip("lupa")
@@ -77,29 +76,6 @@ def test_function_flush_is_logged(tmp_path):
         proc.stop()
 
 
-class _Call(threading.Thread):
-    """One FCALL in the background; keeps its reply or error text."""
-
-    def __init__(self, port, name):
-        super().__init__(daemon=True)
-        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
-        self.name = name
-        self.outcome = None
-
-    def run(self):
-        try:
-            self.outcome = self.client.fcall(self.name, 0)
-        except (redis.ResponseError, redis.ConnectionError) as exc:
-            self.outcome = f"{type(exc).__name__}: {exc}"
-
-
-def _error(call):
-    try:
-        return call()
-    except redis.ResponseError as exc:
-        return str(exc)
-
-
 LOOPS = """#!lua name=loops
 redis.register_function('spin', function() while true do end end)
 redis.register_function('write_spin', function() redis.call('set', 'w', 1) while true do end end)
@@ -111,18 +87,17 @@ def _busy_story(proc):
     r.function_load(LOOPS)
     story = []
     for name in ("spin", "write_spin"):
-        call = _Call(proc.port, name)
-        call.start()
-        wait_until(lambda: "BUSY" in str(_error(r.ping)), message="BUSY")
-        story.append(_error(r.ping))
-        story.append(_error(r.script_kill))
+        call = Background(proc.port, "FCALL", name, 0)
+        wait_until(lambda: "BUSY" in str(error_text(r.ping)), message="BUSY")
+        story.append(error_text(r.ping))
+        story.append(error_text(r.script_kill))
         stats = r.function_stats()
         running = stats[b"running_script"] if isinstance(stats, dict) else stats[1]
         running = dict(running) if isinstance(running, dict) else \
             dict(zip(running[::2], running[1::2]))
         assert running.pop(b"duration_ms") >= 200
         story.append(running)
-        story.append(_error(lambda: r.execute_command("FUNCTION", "KILL")))
+        story.append(error_text(lambda: r.execute_command("FUNCTION", "KILL")))
         if name == "spin":
             call.join(10)
             story.append(call.outcome)

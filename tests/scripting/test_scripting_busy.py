@@ -6,12 +6,12 @@ and on uvloop, and every reply text is compared.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 
 import pytest
 import redis
 
+from scripting_helpers import Background, error_text
 from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
 
 pytest.importorskip("lupa")
@@ -30,52 +30,27 @@ def _start(kind, tmp_path, *flags):
     return distcache_server(tmp_path, "--event-loop", kind, *THRESHOLD, *flags).start()
 
 
-class _Script(threading.Thread):
-    """Runs one EVAL in the background and keeps its reply or error text."""
-
-    def __init__(self, port, script):
-        super().__init__(daemon=True)
-        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=60)
-        self.script = script
-        self.outcome = None
-
-    def run(self):
-        try:
-            self.outcome = self.client.eval(self.script, 0)
-        except (redis.ResponseError, redis.ConnectionError) as exc:
-            self.outcome = f"{type(exc).__name__}: {exc}"
-
-
-def _error(call):
-    try:
-        return call()
-    except redis.ResponseError as exc:
-        return str(exc)
-
-
 def _busy_story(kind, tmp_path):
     proc = _start(kind, tmp_path)
     try:
         before = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connected before the script
         before.ping()
-        script = _Script(proc.port, "local i = 0 while true do i = i + 1 end")
-        script.start()
-        wait_until(lambda: "BUSY" in str(_error(before.ping)), message="BUSY")
-        story = [_error(before.ping)]
+        script = Background(proc.port, "EVAL", "local i = 0 while true do i = i + 1 end", 0)
+        wait_until(lambda: "BUSY" in str(error_text(before.ping)), message="BUSY")
+        story = [error_text(before.ping)]
         after = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)  # connects during the script
-        story.append(_error(after.ping))
-        story.append(_error(lambda: after.execute_command("FUNCTION", "KILL")))
-        story.append(_error(lambda: after.execute_command("SHUTDOWN")))
-        story.append(_error(before.script_kill))
+        story.append(error_text(after.ping))
+        story.append(error_text(lambda: after.execute_command("FUNCTION", "KILL")))
+        story.append(error_text(lambda: after.execute_command("SHUTDOWN")))
+        story.append(error_text(before.script_kill))
         script.join(10)
         story.append(script.outcome)
         killed = time.monotonic()
         story.append(after.ping())
         assert time.monotonic() - killed < 1.0
         # Commands pipelined behind SCRIPT KILL still get BUSY: the script has not ended.
-        script = _Script(proc.port, "while true do end")
-        script.start()
-        wait_until(lambda: "BUSY" in str(_error(after.ping)), message="BUSY")
+        script = Background(proc.port, "EVAL", "while true do end", 0)
+        wait_until(lambda: "BUSY" in str(error_text(after.ping)), message="BUSY")
         pipe = before.pipeline(transaction=False)
         pipe.script_kill().set("after", "kill").get("after")
         story.append([str(reply) for reply in pipe.execute(raise_on_error=False)])
@@ -107,10 +82,9 @@ def _unkillable_story(kind, tmp_path):
     proc = _start(kind, tmp_path)
     try:
         other = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
-        script = _Script(proc.port, "redis.call('set', 'written', 1) while true do end")
-        script.start()
-        wait_until(lambda: "BUSY" in str(_error(other.ping)), message="BUSY")
-        story = [_error(other.script_kill)]
+        script = Background(proc.port, "EVAL", "redis.call('set', 'written', 1) while true do end", 0)
+        wait_until(lambda: "BUSY" in str(error_text(other.ping)), message="BUSY")
+        story = [error_text(other.script_kill)]
         try:
             other.shutdown(nosave=True)
         except redis.ConnectionError:
@@ -138,9 +112,8 @@ def test_sigterm_ends_a_script_that_has_not_written(tmp_path):
     # because shutdown-deadline ran out.
     with distcache_server(tmp_path, "--shutdown-deadline", "60", *THRESHOLD) as proc:
         client = redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=30)
-        script = _Script(proc.port, "while true do end")
-        script.start()
-        wait_until(lambda: "BUSY" in str(_error(client.ping)), message="BUSY")
+        script = Background(proc.port, "EVAL", "while true do end", 0)
+        wait_until(lambda: "BUSY" in str(error_text(client.ping)), message="BUSY")
         started = time.monotonic()
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.proc.wait(20) == 0
