@@ -252,6 +252,9 @@ def _array_length(table: Any) -> int:
 
 def libraries(runtime: Any) -> Dict[bytes, Any]:
     """Every Python-provided library, as Lua tables (``runtime``: a lua.LuaRuntime)."""
+    from .binary import MsgPack, struct_library
     rt = runtime.rt
     return {b"bit": rt.table_from(bit_library()),
-            b"cjson": rt.table_from(CJson(runtime).table())}
+            b"cjson": rt.table_from(CJson(runtime).table()),
+            b"cmsgpack": rt.table_from(MsgPack(runtime).table()),
+            b"struct": rt.table_from(struct_library())}
