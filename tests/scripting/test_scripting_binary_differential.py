@@ -77,7 +77,44 @@ STRUCT = [
 ]
 
 
-@pytest.mark.parametrize("script", CMSGPACK + STRUCT)
+#: cjson's configuration functions and their effects (settings last until SCRIPT FLUSH,
+#: which every case starts with).
+CJSON_OPTIONS = [
+    "return {cjson.encode_sparse_array()}",
+    "return {cjson.encode_max_depth(), cjson.decode_max_depth(), cjson.encode_number_precision(), "
+    "cjson.encode_keep_buffer(), cjson.encode_invalid_numbers(), cjson.decode_invalid_numbers()}",
+    "return cjson.encode_invalid_numbers() == false", "return cjson.decode_invalid_numbers() == true",
+    "cjson.encode_invalid_numbers(true) return cjson.encode({0/0, 1/0, -1/0})",
+    "cjson.encode_invalid_numbers('null') return cjson.encode({0/0, 1/0})",
+    "cjson.encode_invalid_numbers('on') return cjson.encode({[1/0]=1})",
+    "return cjson.encode_invalid_numbers('bogus')", "return cjson.encode_invalid_numbers('null')",
+    "return cjson.encode_invalid_numbers({})",
+    "return cjson.encode_max_depth(0)", "return cjson.encode_max_depth('x')",
+    "return cjson.encode_max_depth('5')", "return cjson.encode_max_depth(1, 2)",
+    "cjson.encode_max_depth(2) return cjson.encode({{{1}}})",
+    "cjson.encode_max_depth(2) return cjson.encode({{1}})",
+    "cjson.decode_max_depth(2) return cjson.decode('[[[1]]]')",
+    "cjson.decode_max_depth(1) return cjson.decode('{\"a\":[1]}')",
+    "cjson.decode_max_depth(2) return cjson.decode('[\"[[[\", [1]]')[1]",
+    "return cjson.decode(string.rep('[', 1001) .. string.rep(']', 1001))",
+    "cjson.encode_number_precision(3) return cjson.encode({0.123456, 1234567})",
+    "return cjson.encode_number_precision(15)", "return cjson.encode_number_precision(nil)",
+    "cjson.encode_sparse_array(true) return cjson.encode({[1]=1,[30]=3})",
+    "cjson.encode_sparse_array(false, 0) return cjson.encode({[1]=1,[30]=3})",
+    "cjson.encode_sparse_array(false, 1, 1) return cjson.encode({[1]=1,[3]=3})",
+    "return {cjson.encode_sparse_array('on', 3, 4)}", "return cjson.encode_sparse_array(1)",
+    "return cjson.encode_sparse_array(nil, -1)", "return cjson.encode_sparse_array(nil, 1, 2, 3)",
+    "cjson.decode_invalid_numbers(false) return cjson.decode('[NaN]')",
+    "return cjson.decode('[1, NaN]')", "return cjson.decode('[Infinity]')",
+    "return cjson.encode_keep_buffer(false)", "return cjson.encode_keep_buffer('on')",
+    "return cjson.encode_keep_buffer('yes')",
+    "return {cjson._NAME, cjson._VERSION, type(cjson.new())}",
+    "local c = cjson.new() c.encode_max_depth(1) return {cjson.encode({{1}}), "
+    "c.encode_max_depth()}",
+]
+
+
+@pytest.mark.parametrize("script", CMSGPACK + STRUCT + CJSON_OPTIONS)
 def test_binary_libraries_match_redis(pair, script):  # noqa: F811
     ours, theirs = _run_both(pair, False, "EVAL", script, 0)
     assert ours == theirs
