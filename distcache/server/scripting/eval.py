@@ -29,6 +29,9 @@ log = logging.getLogger("distcache.scripting")
 SCRIPT_OVERHEAD = 512
 #: Lua instructions between two calls of the count hook (about a millisecond).
 HOOK_EVERY = 100_000
+#: The Lua state's memory is read after one run in ACCOUNT_MASK + 1 (a call to Lua's
+#: allocator count each time costs more than a short script does).
+ACCOUNT_MASK = 15
 #: Seconds between two polls of the other clients while a script is busy.
 POLL_EVERY = 0.005
 
@@ -121,6 +124,7 @@ class ScriptEngine:
         client.deny_blocking = True  # type: ignore[attr-defined]
         client.name = b"lua"
         self.running: Optional[_Run] = None
+        self.runs = 0  # scripts run: the Lua state's memory is read every few
 
     def _new_runtime(self) -> LuaRuntime:
         from .libs import libraries
@@ -216,7 +220,9 @@ class ScriptEngine:
                 keyspace.propagators = propagators
             if run.busy is not None:
                 run.busy.finish()
-        self.account()
+        self.runs += 1
+        if not self.runs & ACCOUNT_MASK:
+            self.account()
         if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
             server.shutdown(save=False)
             raise CommandError(self._error_text(script, value))
@@ -226,6 +232,9 @@ class ScriptEngine:
             serve_ready(server)  # the script's pushes serve waiters now
         if not ok:
             raise CommandError(self._error_text(script, value))
+        cls = value.__class__
+        if cls is bytes or (cls is int and -(1 << 63) <= value < 1 << 63):
+            return value  # the common replies: the dispatcher encodes them
         reply = lua_to_reply(value, c.resp3, run.resp3)
         if reply.__class__.__name__ == "ReplyError":
             raise CommandError(str(reply.args[0]))

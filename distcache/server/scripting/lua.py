@@ -27,7 +27,7 @@ from typing import Any, Callable, List, Optional, Tuple
 import lupa.lua51 as lupa
 
 from ...protocol import ReplyError, Status
-from ...protocol.resp import Raw, format_double
+from ...protocol.resp import Raw, encode_reply, format_double
 
 log = logging.getLogger("distcache.scripting")
 
@@ -35,6 +35,9 @@ LLONG_MIN = -(1 << 63)
 #: Nesting beyond this in a script's reply is refused, as Redis's Lua stack limit
 #: refuses it (a table that holds itself would otherwise recurse forever).
 MAX_REPLY_DEPTH = 200
+#: Up to this many keys and arguments go to Lua as arguments (Lua's C stack holds
+#: about 8000); more go as tables.
+VARARGS = 64
 
 #: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
 _BOOTSTRAP = r"""
@@ -205,6 +208,16 @@ end
 
 local function unproxy(t) return proxies[t] or t end
 
+-- run, with KEYS and ARGV given as arguments: cheaper than two tables made from Python.
+local function run_args(f, hook_every, nkeys, ...)
+  local keys, argv = {...}, {}
+  for i = nkeys + 1, select('#', ...) do
+    argv[i - nkeys] = keys[i]
+    keys[i] = nil
+  end
+  return run(f, keys, argv, hook_every)
+end
+
 -- Functions (Redis's function_lua.c): a library's code runs with only the load API
 -- as globals (redis.register_function, redis.log, the versions); the callbacks it
 -- registers run later with the same environment, which then reads the globals.
@@ -252,7 +265,7 @@ local function call_function(f, keys, argv, hook_every)
   return run(function() return f(keys, argv) end, keys, argv, hook_every, true)
 end
 
-return compile, run, libraries, unhook, unproxy, load_library, call_function
+return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args
 """
 
 
@@ -276,7 +289,7 @@ class LuaRuntime:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
         (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
-         self._call_function) = boot(
+         self._call_function, self._run_args) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
             version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook)
         if libraries is not None:
@@ -310,6 +323,8 @@ class LuaRuntime:
             hook_every: int) -> Tuple[bool, Any]:
         """Run a compiled script; (True, value) or (False, error table)."""
         try:
+            if len(keys) + len(argv) <= VARARGS:
+                return self._run_args(func, hook_every, len(keys), *keys, *argv)
             return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
         except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
             self._unhook()
@@ -341,6 +356,13 @@ class LuaRuntime:
 
     def reply_to_lua(self, buf: bytes) -> Tuple[Any, bool]:
         """Parse one RESP reply; (Lua value, is_error)."""
+        kind = buf[0]
+        if kind == 36:  # a bulk string, the most common reply: no general parse
+            nl = buf.index(b"\r\n")
+            n = int(buf[1:nl])
+            return (buf[nl + 2:nl + 2 + n] if n >= 0 else False), False
+        if kind == 58:  # an integer
+            return int(buf[1:buf.index(b"\r\n")]), False
         value, _ = self._parse(buf, 0)
         return value, buf[:1] == b"-"
 
@@ -502,7 +524,6 @@ class _Set(list):
 
 def encode_script_reply(value: Any, out: List[bytes], resp3: bool) -> None:
     """encode_reply, plus maps and sets in the order the script's table gave them."""
-    from ...protocol.resp import encode_reply
     cls = value.__class__
     if cls is _Map:
         out.append(b"%%%d\r\n" % (len(value) // 2) if resp3 else b"*%d\r\n" % len(value))
