@@ -65,7 +65,8 @@ def import_rdb(rdb_path: str, config: Any, out: Optional[TextIO] = sys.stderr) -
     expired = 0
     with open(rdb_path, "rb") as fh:
         try:
-            for entry in RdbFileReader(fh):
+            reader = RdbFileReader(fh)
+            for entry in reader:
                 if entry.db >= len(keyspace.dbs):
                     raise TransferError(f"{rdb_path}: database {entry.db} is out of range "
                                         f"(databases {len(keyspace.dbs)})")
@@ -82,6 +83,8 @@ def import_rdb(rdb_path: str, config: Any, out: Optional[TextIO] = sys.stderr) -
             where = f"byte offset {exc.offset}" if exc.offset >= 0 else "the end"
             raise TransferError(f"{rdb_path}: {exc.reason} at {where}; nothing was "
                                 "written") from None
+    if reader.functions:  # FUNCTION libraries: the snapshot keeps their code
+        keyspace.function_codes = list(reader.functions)  # type: ignore[attr-defined]
     os.makedirs(os.path.dirname(dump_path) or ".", exist_ok=True)
     snapshot.write_snapshot(dump_path, keyspace.dbs)
     progress.tick(lambda: os.path.getsize(rdb_path), final=True)
@@ -101,6 +104,8 @@ def export_rdb(config: Any, rdb_path: str, out: Optional[TextIO] = sys.stderr) -
     try:
         with open(tmp, "wb") as fh:
             writer = RdbFileWriter(fh, compress=bool(config["rdbcompression"]))
+            for code in getattr(server.keyspace, "function_codes", None) or ():
+                writer.function(code)
             for db in server.keyspace.dbs:
                 if not db.data:
                     continue

@@ -169,6 +169,11 @@ class RdbFileWriter:
         self.w.string(name)
         self.w.string(value)
 
+    def function(self, code: bytes) -> None:
+        """A FUNCTION library (its code), as Redis writes them after the AUX fields."""
+        self.w.write(bytes((OP_FUNCTION2,)))
+        self.w.string(code)
+
     def select_db(self, index: int, size: int, expires: int) -> None:
         w = self.w
         w.write(bytes((OP_SELECTDB,)))

@@ -125,3 +125,33 @@ def test_busy_function_and_function_kill_match_redis(tmp_path):
     ours, theirs = stories[1], stories[0]
     assert theirs[0].startswith("BUSY") and "FUNCTION KILL" in theirs[0]
     assert ours == theirs
+
+
+def test_libraries_move_between_redis_and_distcache_in_rdb_files(tmp_path):
+    """import-rdb keeps a Redis dump's libraries; export-rdb writes them for redis-server."""
+    import subprocess
+    import sys
+    if not REDIS_SERVER:
+        pytest.skip("redis-server is not installed")
+    with redis_server(tmp_path / "redis") as theirs:
+        r = _client(theirs)
+        r.function_load(LIB)
+        r.save()
+    data = tmp_path / "dc" / "data"
+    done = subprocess.run([sys.executable, "-m", "distcache", "import-rdb",
+                           str(tmp_path / "redis" / "dump.rdb"), "--dir", str(data)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with distcache_server(tmp_path / "dc", persistence=True) as ours:
+        r = _client(ours)
+        assert r.fcall("bump", 1, "n", 3) == 3
+        r.function_load(OTHER)
+    out = tmp_path / "back" / "dump.rdb"
+    out.parent.mkdir()
+    done = subprocess.run([sys.executable, "-m", "distcache", "export-rdb", str(out),
+                           "--dir", str(data)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with redis_server(tmp_path / "back") as theirs:
+        r = _client(theirs)
+        assert r.fcall("one", 0) == 1
+        assert r.fcall("bump", 1, "n", 1) == 4
