@@ -581,6 +581,8 @@ class Client(asyncio.Protocol):
             flags = "b"
         elif self.channels or self.patterns or self.shard_channels:
             flags = "P"
+        elif self in self.server.monitoring.monitors:
+            flags = "O"
         cmd = self.last_command.fullname if self.last_command is not None else "NULL"
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
                 f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "

@@ -39,7 +39,8 @@ _SCRIPT_RUNNERS = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall"
 
 NONE, SLOW, ALL = 0, 1, 2
 
-#: Every server's Monitoring, to take the widest wrapping any needs.
+#: Every live server's Monitoring, to take the widest wrapping any needs (a stopped
+#: server's goes with it; its monitors went with their connections).
 _instances: "weakref.WeakSet[Monitoring]" = weakref.WeakSet()
 _mode = NONE
 #: spec -> its plain handler and run handler, while wrapped.
@@ -255,10 +256,4 @@ def install(server: Any) -> Monitoring:
     server.config_hooks.append(monitoring.configure)
     server.disconnect_hooks.append(monitoring.drop_monitor)
     server.reset_hooks.append(monitoring.drop_monitor)
-    server.shutdown_hooks.append(lambda save: _forget(monitoring))
     return monitoring
-
-
-def _forget(monitoring: Monitoring) -> None:
-    _instances.discard(monitoring)
-    refresh()

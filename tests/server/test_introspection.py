@@ -139,7 +139,8 @@ def _monitor_lines(port: int, run) -> List[bytes]:
 
 
 def test_monitor_shows_other_clients_commands_as_redis(fresh):
-    commands = [["SET", "k", "v"], ["get", "k"], ["SET", 'a "b"', "c\x01\n\\"],
+    commands = [["SET", "k", "v"], ["get", "k"], ["GET", "k"], ["GET", "k"],  # a run of GETs
+                ["SET", "r", "1"], ["SET", "r", "2"], ["SET", 'a "b"', "c\x01\n\\"],
                 ["LPUSH", "k", "x"],  # failed: still shown
                 ["AUTH", "secret"], ["HELLO", "2", "AUTH", "default", "anything"],
                 ["CONFIG", "GET", "maxmemory"],  # admin: never shown
@@ -171,6 +172,7 @@ def test_monitor_line_format_and_stop_on_disconnect(server):
     mon = Raw(server.port)
     mon.send(["MONITOR"])
     mon.read_until(lambda b: b"+OK\r\n" in b)
+    assert [x["flags"] for x in client.client_list()].count("O") == 1  # as Redis's CLIENT LIST
     before = time.time()
     client.set("key", "value")
     mon.read_until(lambda b: b'"SET"' in b)
