@@ -355,3 +355,17 @@ def test_client_reply_off_and_skip_match_redis(fresh):
         got.append(raw.read_until(lambda b: b.endswith(b"$3\r\nend\r\n")))
         raw.close()
     assert got[0] == got[1] == b"+OK\r\n$1\r\n1\r\n:3\r\n+OK\r\n$3\r\nend\r\n"
+
+
+def test_reset_turns_replies_on_and_ends_monitor_mode_as_redis(fresh):
+    got = []
+    for client in fresh:
+        port = client.connection_pool.connection_kwargs["port"]
+        raw = Raw(port)
+        raw.send(["CLIENT", "REPLY", "OFF"], ["RESET"], ["PING"], ["MONITOR"], ["RESET"],
+                 ["ECHO", "end"])
+        got.append(raw.read_until(lambda b: b.endswith(b"$3\r\nend\r\n")))
+        wait_until(lambda: "O" not in [x["flags"] for x in client.client_list()],
+                   message="monitor mode ended")
+        raw.close()
+    assert got[0] == got[1] == b"+RESET\r\n+PONG\r\n+OK\r\n+RESET\r\n$3\r\nend\r\n"

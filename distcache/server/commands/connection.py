@@ -116,6 +116,7 @@ def reset(c: Any, args: List[bytes]) -> Any:
     c.name = b""
     c.user = default = c.server.acl.default
     c.authenticated = default.enabled and "nopass" in default.flags
+    c.reply_off = c.skip_next = False  # CLIENT REPLY ON again, as Redis
     c.update_restricted()
     return Raw(b"+RESET\r\n")
 
