@@ -301,6 +301,12 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("busy-reply-threshold", "5000", _int_range(0, INT_MAX),
        help="milliseconds a script runs before other clients get -BUSY and SCRIPT KILL "
             "works (alias lua-time-limit)"),
+    # Introspection (docs/introspection.md)
+    _d("slowlog-log-slower-than", "10000", _int_range(-1, 2 ** 63 - 1),
+       help="microseconds a command takes to enter the slow log (-1: off, 0: every command)"),
+    _d("slowlog-max-len", "128", _int_range(0, 2 ** 63 - 1), help="slow log entries kept"),
+    _d("latency-monitor-threshold", "0", _int_range(0, 2 ** 63 - 1),
+       help="milliseconds a command takes to be a latency event (0: monitor off)"),
     # Persistence
     _d("dir", "./data", str, help="data directory"),
     _d("dbfilename", "dump.dcs", str, help="snapshot file name inside dir"),
@@ -359,8 +365,7 @@ cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no
 cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
 cluster-announce-hostname cluster-preferred-endpoint-type cluster-announce-ip
 cluster-announce-port cluster-announce-bus-port cluster-announce-tls-port
-slowlog-log-slower-than slowlog-max-len
-latency-monitor-threshold latency-tracking latency-tracking-info-percentiles
+latency-tracking latency-tracking-info-percentiles
 notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
 unixsocket unixsocketperm io-threads io-threads-do-reads oom-score-adj oom-score-adj-values

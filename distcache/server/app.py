@@ -141,6 +141,9 @@ class CacheServer:
         _install_scripting(self)
         pubsub.install(self)
         eviction.install(self)
+        from . import monitoring, pause  # CLIENT PAUSE; MONITOR, SLOWLOG, LATENCY
+        pause.install(self)
+        monitoring.install(self)
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)
         from ..persistence import install as _install_persistence  # log, snapshots, loading

@@ -88,6 +88,11 @@ class Client(asyncio.Protocol):
         self.channels: Set[bytes] = set()
         self.patterns: Set[bytes] = set()
         self.shard_channels: Set[bytes] = set()
+        # CLIENT REPLY OFF / SKIP (commands/client_control.py), CLIENT NO-EVICT
+        self.reply_off = False
+        self.skip_next = False
+        self.no_evict = False
+        self.muting = False  # running a muted command (_muted)
         # Blocking state
         self.blocked = False
         self.block_state: Any = None
@@ -435,6 +440,8 @@ class Client(asyncio.Protocol):
     def _gate(self, spec: Any, args: List[bytes]) -> Any:
         """Checks that only apply in some states; returns a reply to stop the command."""
         server = self.server
+        if (self.reply_off or self.skip_next) and not self.muting:
+            return self._muted(args)
         if not self.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
         if server.loading and not spec.loading_ok:
@@ -446,6 +453,8 @@ class Client(asyncio.Protocol):
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
             if spec.no_multi:
                 raise CommandError("ERR Command not allowed inside a transaction")
+            if server.pause.mode is not None and server.pause.holds(spec, self):
+                return server.pause.park(self, args)  # as Redis: before it is queued
             if server.oom_check is not None:  # as Redis: no queueing while out of memory
                 server.oom_check(self)
             if denied is not None and (spec.write or name == "ping"):
@@ -468,6 +477,22 @@ class Client(asyncio.Protocol):
             server.oom_check(self)
         return None
 
+    def _muted(self, args: List[bytes]) -> Any:
+        """Run a command whose reply CLIENT REPLY OFF or SKIP drops."""
+        skipping = self.skip_next and not self.reply_off
+        if skipping:
+            self.skip_next = False
+        self.muting = True
+        out: List[bytes] = []
+        try:
+            self.execute(args, out)
+        finally:
+            self.muting = False
+            self.update_restricted()
+        if not self.reply_off and not skipping:  # CLIENT REPLY ON ended OFF: its OK goes out
+            return Raw(b"".join(out))
+        return BLOCKED
+
     def _acl_check(self, spec: Any, args: List[bytes]) -> None:
         """A limited user's permission check: NOPERM and an ACL LOG entry if denied."""
         from . import acl
@@ -482,7 +507,8 @@ class Client(asyncio.Protocol):
 
     def update_restricted(self) -> None:
         self.restricted = (not self.authenticated or not self.user.full or self.in_multi
-                           or bool(self.channels or self.patterns or self.shard_channels))
+                           or bool(self.channels or self.patterns or self.shard_channels)
+                           or self.reply_off or self.skip_next)
         self.parser.authenticated = self.authenticated
 
     # -- blocking (used by blocking list/zset commands) -------------------------
@@ -506,7 +532,7 @@ class Client(asyncio.Protocol):
 
     def unblock_now(self, error: Optional[str] = None) -> bool:
         """CLIENT UNBLOCK: end the wait as a timeout would, or with ``error``."""
-        if not self.blocked or self.block_state is None:
+        if not self.blocked or self.block_state is None or self.block_state[0] == "pause":
             return False
         reply = self.block_state[2]()  # detaches the waiter; the timeout reply
         self.unblock(reply if error is None else ReplyError(error))
@@ -555,6 +581,8 @@ class Client(asyncio.Protocol):
             flags = "b"
         elif self.channels or self.patterns or self.shard_channels:
             flags = "P"
+        elif self in self.server.monitoring.monitors:
+            flags = "O"
         cmd = self.last_command.fullname if self.last_command is not None else "NULL"
         return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
                 f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "

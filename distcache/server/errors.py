@@ -64,6 +64,13 @@ def misconf_aof(reason: str) -> str:
     return f"MISCONF Errors writing to the AOF file: {reason}"
 
 
+def subcommand_syntax(args: list) -> str:
+    """Redis's addReplySubcommandSyntaxError: a subcommand with arguments it does not take."""
+    sub = args[1].decode("utf-8", "replace")[:128]
+    return (f"ERR unknown subcommand or wrong number of arguments for '{sub}'. "
+            f"Try {args[0].decode('utf-8', 'replace').upper()} HELP.")
+
+
 def unknown_subcommand(args: list) -> CommandError:
     sub = args[1].decode("utf-8", "replace")[:128]
     return CommandError(f"ERR unknown subcommand '{sub}'. Try {args[0].decode().upper()} HELP.")

@@ -33,6 +33,8 @@ class ActiveExpiry:
     def cycle(self) -> bool:
         """Run one time-boxed slice; True when expired keys are likely left."""
         dbs = self.server.keyspace.dbs
+        if self.server.keyspace.expiry_paused:  # CLIENT PAUSE: no key expires meanwhile
+            return False
         deadline = time.perf_counter() + self.budget()
         checked = expired = 0
         for _ in range(len(dbs)):

@@ -137,6 +137,8 @@ class Database:
 
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL passed, and log it as a DEL."""
+        if self.keyspace.expiry_paused:  # CLIENT PAUSE: reads miss it, nothing deletes
+            return
         self.data.pop(key, None)
         self.expires.pop(key, None)
         ks = self.keyspace
@@ -190,6 +192,8 @@ class Keyspace:
         self.misses = 0
         self.expired_keys = 0
         self.evicted_keys = 0
+        #: CLIENT PAUSE holds writes: expired keys stay until it ends (server/pause.py).
+        self.expiry_paused = False
         #: Called with (db id, commands) for every write; the AOF hangs here.
         #: Change it through add_/remove_propagator (they end the shortcut below).
         self.propagators: List[Propagator] = []

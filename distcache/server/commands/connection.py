@@ -5,7 +5,7 @@ from typing import Any, Callable, Dict, List
 
 from ... import __version__
 from ...protocol import OK, PONG, Raw, Verbatim
-from ..errors import CommandError, SYNTAX, WRONGPASS, wrong_arity
+from ..errors import CommandError, SYNTAX, WRONGPASS, wrong_arity, subcommand_syntax
 from ..pubsub import subscribed
 from .args import to_int
 from .keys import db_index
@@ -116,6 +116,7 @@ def reset(c: Any, args: List[bytes]) -> Any:
     c.name = b""
     c.user = default = c.server.acl.default
     c.authenticated = default.enabled and "nopass" in default.flags
+    c.reply_off = c.skip_next = False  # CLIENT REPLY ON again, as Redis
     c.update_restricted()
     return Raw(b"+RESET\r\n")
 
@@ -277,9 +278,11 @@ def _kill(c: Any, other: Any) -> None:
 
 @command("no-evict", 3, "admin noscript loading stale", since="7.0.0", **_SUB)
 def client_no_evict(c: Any, args: List[bytes]) -> Any:
-    """Accepted for compatibility (client eviction is not implemented)."""
+    """Protect this connection from client eviction (kept as a flag: distcache does not
+    evict clients for memory, so every connection is safe)."""
     if args[2].upper() not in (b"ON", b"OFF"):
         raise CommandError(SYNTAX)
+    c.no_evict = args[2].upper() == b"ON"
     return OK
 
 
@@ -287,8 +290,7 @@ def client_no_evict(c: Any, args: List[bytes]) -> Any:
 def client_unblock(c: Any, args: List[bytes]) -> Any:
     """End a client's blocking command now, as a timeout (or with an error)."""
     if len(args) > 4:
-        raise CommandError("ERR unknown subcommand or wrong number of arguments for "
-                           f"'{args[1].decode('utf-8', 'replace')}'. Try CLIENT HELP.")
+        raise CommandError(subcommand_syntax(args))
     error = None
     if len(args) == 4:  # the reason is checked before the id, as Redis does
         reason = args[3].upper()
@@ -304,4 +306,5 @@ def client_unblock(c: Any, args: List[bytes]) -> Any:
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
     return help_reply("CLIENT", ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, UNBLOCK, "
+                                 "PAUSE, UNPAUSE, REPLY, "
                                  "NO-EVICT, HELP"])

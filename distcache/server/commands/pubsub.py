@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from ...protocol import Raw
-from ..errors import CommandError
+from ..errors import CommandError, subcommand_syntax
 from ..glob import compile_glob
 from .table import command, container, help_reply
 
@@ -127,8 +127,7 @@ container("pubsub", -2, group="pubsub", summary="A container for Pub/Sub command
 def _active(args: List[bytes], registry: Dict[bytes, Any]) -> List[bytes]:
     """CHANNELS / SHARDCHANNELS: names in ``registry``, optionally matching a pattern."""
     if len(args) > 3:
-        raise CommandError("ERR unknown subcommand or wrong number of arguments for "
-                           f"'{args[1].decode('utf-8', 'replace')}'. Try PUBSUB HELP.")
+        raise CommandError(subcommand_syntax(args))
     channels = list(registry)
     if len(args) == 3:
         match = compile_glob(args[2])
