@@ -97,6 +97,9 @@ class RdbReader:
         self._buf = b""
         self._pos = 0
         self._summed = 0  # _buf[:_summed] is in _crc
+        #: read-ahead size with a known size (bulk loads raise it: fewer, larger
+        #: CRC passes, which run faster per byte)
+        self.chunk = _CHUNK
 
     def fail(self, reason: str, offset: Optional[int] = None) -> RdbError:
         return RdbError(reason, self.offset if offset is None else offset)
@@ -130,7 +133,7 @@ class RdbReader:
         rest = self._buf[self._pos:]
         want = n - len(rest)
         if self.remaining is not None:  # read ahead, never past the known size
-            want = min(max(n - len(rest), _CHUNK), self.remaining + n - len(rest))
+            want = min(max(n - len(rest), self.chunk), self.remaining + n - len(rest))
         parts = [rest]
         got = 0
         while got < want:

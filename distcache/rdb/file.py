@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+from . import bulk
 from .codec import RDB_VERSION, RdbEmptyKey, RdbReader, RdbWriter, encode_object
 from .errors import RdbError, RdbUnsupported
 
@@ -93,7 +94,15 @@ class RdbFileReader:
         self.resize: Dict[int, tuple] = {}
         self.empty_keys = 0
         self.keys = 0
+        self.expired = 0  # keys skipped by load_into's skip_before
         self.done = False
+
+    def load_into(self, target: Callable[[int], Tuple[dict, dict]],
+                  convert: Callable[[str, Any], Any], skip_before: Optional[int] = None,
+                  step: int = 4096) -> Iterator[int]:
+        """Store every key into dictionaries, fast (see :func:`.bulk.load_into`);
+        yields the keys stored so far every ``step`` keys and at the end."""
+        return bulk.load_into(self, target, convert, skip_before, step)
 
     def __iter__(self) -> Iterator[RdbEntry]:
         r = self.r
