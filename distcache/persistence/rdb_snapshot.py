@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from itertools import islice
 from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ..rdb import RdbError
@@ -237,33 +238,26 @@ class RdbSnapshotFile:
         yields the keys written every STEP keys."""
         from ..server.commands.dump import codec_value
         writer = self.writer
+        writer.w.chunk = _CRC_PIECE  # the CRC runs faster over long pieces
         tick = Progress("saving", self.path).tick if progress else None
-        counted = writer.w
         for db in dbs:
             data = db.data
             if not data:
                 continue
-            expires = db.expires
-            writer.select_db(db.id, len(data), len(expires))
-            key_out = writer.key
-            get = expires.get
-            n = 0
-            for key, value in data.items():
-                if value.__class__ is bytes:
-                    key_out(key, "string", value, get(key))
-                else:
-                    key_out(key, *codec_value(value), expire_ms=get(key))
-                n += 1
-                if n == STEP:
-                    self.keys += n
-                    n = 0
-                    if tick is not None:
-                        tick(self.keys, counted.written)
-                    yield self.keys
-            self.keys += n
+            writer.select_db(db.id, len(data), len(db.expires))
+            items = iter(data.items())
+            get = db.expires.get
+            while True:
+                n = writer.keys(islice(items, STEP), get, codec_value)
+                if not n:
+                    break
+                self.keys += n
+                if tick is not None:
+                    tick(self.keys, writer.w.written)
+                yield self.keys
         writer.finish()
         if tick is not None:
-            tick(self.keys, counted.written, final=True)
+            tick(self.keys, writer.w.written, final=True)
         yield self.keys
 
     def commit(self, rename: bool = True) -> int:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional, Tuple
 from .codec import RdbEmptyKey
 from .errors import RdbUnsupported
 
-#: Read-ahead of a bulk load: the CRC runs over 1 MB chunks (the lanes CRC is faster per byte on long inputs).
+#: Read-ahead of a bulk load: the CRC runs over 8 MB chunks (faster per byte than 64 KB).
 BULK_CHUNK = 1 << 23
 #: The longest string entry with 6-bit lengths: type, 2 lengths, 2 x 63 bytes.
 _LONGEST = 129

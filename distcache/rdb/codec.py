@@ -501,12 +501,14 @@ class RdbWriter:
         self.written = 0
         self._pending: List[bytes] = []
         self._pending_size = 0
+        #: bytes held before they go to the stream (and the CRC) in one piece
+        self.chunk = _CHUNK
 
     def write(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_size += len(data)
         self.written += len(data)
-        if self._pending_size >= _CHUNK:
+        if self._pending_size >= self.chunk:
             self.flush()
 
     def flush(self) -> None:

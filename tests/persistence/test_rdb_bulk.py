@@ -19,12 +19,16 @@ def _rdb(seed: int, keys: int = 600) -> bytes:
     for db in (0, 3):
         w.select_db(db, keys, keys // 3)
         for i in range(keys):
-            key = b"k%d-" % i + bytes(rng.randrange(256) for _ in range(rng.choice((0, 5, 70))))
+            tail = bytes(rng.randrange(256) for _ in range(rng.choice((0, 5, 70))))
+            key = b"k%d-" % i + tail
             pick = rng.random()
             if pick < 0.5:  # short strings, raw or as 8/16/32-bit integers, or long/LZF
-                value = rng.choice([b"%d" % rng.randrange(-2**31, 2**31), b"%d" % rng.randrange(-128, 128),
-                                    b"%d" % rng.randrange(-30000, 30000), b"v" * rng.randrange(64),
-                                    b"x" * rng.randrange(64, 200), bytes(rng.randrange(256) for _ in range(40))])
+                value = rng.choice([b"%d" % rng.randrange(-2**31, 2**31),
+                                    b"%d" % rng.randrange(-128, 128),
+                                    b"%d" % rng.randrange(-30000, 30000),
+                                    b"v" * rng.randrange(64),
+                                    b"x" * rng.randrange(64, 200),
+                                    bytes(rng.randrange(256) for _ in range(40))])
                 kind, val = "string", value
             elif pick < 0.6:
                 kind, val = "list", [b"a", b"%d" % i]
@@ -99,3 +103,27 @@ def test_a_database_the_target_refuses_stops_the_load():
 
     with pytest.raises(RdbError, match="database 3"):
         list(RdbFileReader(io.BytesIO(data)).load_into(target, lambda k, v: v))
+
+
+def test_writing_many_keys_gives_the_bytes_of_writing_them_one_by_one():
+    values = [b"", b"v", b"value:12", b"x" * 20, b"y" * 21, b"-", b"-5", b"12345678901",
+              b"123456789012", b"007", b"z" * 63, b"w" * 64]
+    items = [(b"k%d" % i, v) for i, v in enumerate(values)]
+    items += [(b"K" * 64, b"long key"), (b"list", ["not", "bytes"])]
+    expires = {b"k2": 1_700_000_000_000, b"k5": -1, b"list": 42}
+
+    def convert(value):
+        return "list", [x.encode() for x in value]
+
+    one, many = io.BytesIO(), io.BytesIO()
+    w = RdbFileWriter(one, aux={})
+    w.select_db(0, len(items), len(expires))
+    for key, value in items:
+        w.key(key, *(("string", value) if isinstance(value, bytes) else convert(value)),
+              expire_ms=expires.get(key))
+    w.finish()
+    w = RdbFileWriter(many, aux={})
+    w.select_db(0, len(items), len(expires))
+    assert w.keys(iter(items), expires.get, convert) == len(items)
+    w.finish()
+    assert many.getvalue() == one.getvalue()
