@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_right
+from collections import OrderedDict
 from typing import List, Optional
 
 P = 14
@@ -149,6 +150,12 @@ class Sparse:
         if first != REGISTERS:
             raise InvalidHLL()
 
+    def copy(self) -> "Sparse":
+        twin = Sparse.__new__(Sparse)
+        twin.kinds, twin.values = self.kinds[:], self.values[:]
+        twin.runs, twin.firsts, twin.size = self.runs[:], self.firsts[:], self.size
+        return twin
+
     def registers(self) -> List[int]:
         out: List[int] = []
         for value, run in zip(self.values, self.runs):
@@ -279,20 +286,43 @@ def registers_of(value: bytes) -> List[int]:
     return Sparse(value[HEADER:]).registers()
 
 
+#: Parsed sparse bodies of recently written HLLs (body -> Sparse): a run of PFADDs
+#: on one key parses its opcodes once, not at every command. Keyed by the body's
+#: bytes, so a value changed any other way (SETRANGE...) simply misses; an editor
+#: takes its entry out (it owns and mutates it) and stores a copy under what it writes.
+_PARSED: "OrderedDict[bytes, Sparse]" = OrderedDict()
+_PARSED_MAX = 8
+
+
+def _remember(body: bytes, sparse: Sparse) -> None:
+    _PARSED[body] = sparse
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+
+
 class Editor:
     """One command's changes to an HLL value, as a sparse list or a dense bytearray."""
 
-    __slots__ = ("header", "sparse", "dense", "max_bytes")
+    __slots__ = ("header", "sparse", "dense", "max_bytes", "body", "changed")
 
     def __init__(self, value: bytes, max_bytes: int) -> None:
         self.header = bytearray(value[:HEADER])
         self.max_bytes = max_bytes
         self.sparse: Optional[Sparse] = None
         self.dense: Optional[bytearray] = None
+        self.body = value[HEADER:]
+        self.changed = False
         if value[4] == DENSE:
-            self.dense = bytearray(value[HEADER:])
+            self.dense = bytearray(self.body)
         else:
-            self.sparse = Sparse(value[HEADER:])
+            cached = _PARSED.pop(self.body, None)
+            self.sparse = cached if cached is not None else Sparse(self.body)
+
+    def release(self) -> None:
+        """An editor that changed nothing gives its parsed body back to the cache."""
+        if self.sparse is not None and not self.changed:
+            _remember(self.body, self.sparse)
+            self.sparse = None
 
     def to_dense(self) -> None:
         if self.sparse is not None:
@@ -304,6 +334,7 @@ class Editor:
         if self.sparse is not None:
             changed = self.sparse.set(index, count, self.max_bytes)
             if changed is not None:
+                self.changed = self.changed or changed
                 return changed
             self.to_dense()
         assert self.dense is not None
@@ -312,5 +343,9 @@ class Editor:
     def value(self, stale: bool = True) -> bytes:
         if stale:
             self.header[15] |= 0x80
-        body = self.sparse.to_bytes() if self.sparse is not None else bytes(self.dense or b"")
+        if self.sparse is not None:
+            body = self.sparse.to_bytes()
+            _remember(body, self.sparse.copy())
+        else:
+            body = bytes(self.dense or b"")
         return bytes(self.header) + body
