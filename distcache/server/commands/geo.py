@@ -184,8 +184,15 @@ def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes,
         if found and limit and len(found) >= limit:
             break
         last = cell
-        for low, high in geoscan.ranges(cell, lon, lat, box, half_w, half_h):
-            lo, hi = count_below(float(low), False), count_below(float(high), False)
+        low, high = geohash.score_range(cell)
+        lo, hi = count_below(float(low), False), count_below(float(high), False)
+        # a crowded cell: scan only its sub-cells that can hold a match
+        crowded = hi - lo > geoscan.CROWDED
+        parts = geoscan.ranges(cell, lon, lat, box, half_w, half_h) if crowded \
+            else [(low, high)]
+        for low, high in parts:
+            if crowded:
+                lo, hi = count_below(float(low), False), count_below(float(high), False)
             if lo < hi and geoscan.scan(z, lo, hi, lon, lat, box, width, height, radius,
                                         found, limit):
                 break

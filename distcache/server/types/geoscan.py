@@ -26,10 +26,20 @@ from .geohash import (_CELLS, _LAT_SCALE, _MASK64, _UNZIP16, D_R, EARTH_RADIUS, 
                       LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range)
 
 SUB_STEPS = 2
+#: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
+CROWDED = 48
 _SAFE = 1.0 + 1e-9
 _SLACK = 1e-6  # meters
 
 Found = List[Tuple[float, float, bytes, float, float]]
+
+
+#: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
+_SUBS = [(sum(((k >> (2 * b)) & 1) << b for b in range(SUB_STEPS)),
+          sum(((k >> (2 * b + 1)) & 1) << b for b in range(SUB_STEPS)))
+         for k in range(1 << (2 * SUB_STEPS))]
+#: Sub-cell bounds are widened by this much (degrees) against float rounding.
+_WIDEN = 1e-9
 
 
 def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h: float
@@ -37,34 +47,41 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
     """The score ranges [lo, hi) of ``cell`` that may hold a match, ascending.
     A radius search passes its radius as both halves (meters)."""
     bits, step = cell
-    extra = min(SUB_STEPS, STEP_MAX - step)
-    if extra <= 0:
+    if step + SUB_STEPS > STEP_MAX:
         return [score_range(cell)]
-    sub_step = step + extra
-    shift = 52 - 2 * sub_step
+    shift = 52 - 2 * (step + SUB_STEPS)
+    c_lon0, c_lon1, c_lat0, c_lat1 = decode(cell)
+    lon_step = (c_lon1 - c_lon0) / (1 << SUB_STEPS)
+    lat_step = (c_lat1 - c_lat0) / (1 << SUB_STEPS)
     cos_c = math.cos(lat * D_R)
     lat_limit = half_h * _SAFE + _SLACK
     lon_limit = half_w * _SAFE + _SLACK
     out: List[Tuple[int, int]] = []
-    base = bits << (2 * extra)
+    sub = bits << (2 * SUB_STEPS)
     cos, sin, asin, sqrt = math.cos, math.sin, math.asin, math.sqrt
-    for sub in range(base, base + (1 << (2 * extra))):
-        lon0, lon1, lat0, lat1 = decode((sub, sub_step))
+    for ilat, ilon in _SUBS:
+        lat0 = c_lat0 + ilat * lat_step - _WIDEN
+        lat1 = lat0 + lat_step + 2 * _WIDEN
+        lon0 = c_lon0 + ilon * lon_step - _WIDEN
+        lon1 = lon0 + lon_step + 2 * _WIDEN
+        keep = True
         dlat = lat0 - lat if lat < lat0 else lat - lat1 if lat > lat1 else 0.0
         if EARTH_RADIUS * dlat * D_R > lat_limit:
-            continue
-        dlon = lon0 - lon if lon < lon0 else lon - lon1 if lon > lon1 else 0.0
-        if dlon > 0.0 and abs(lon0 - lon) < 180.0 and abs(lon1 - lon) < 180.0:
-            cos_min = min(cos(lat0 * D_R), cos(lat1 * D_R))
-            s = sin(dlon * D_R / 2)
-            term = cos_min * s if box else sqrt(max(cos_c * cos_min, 0.0)) * s
-            if 2.0 * EARTH_RADIUS * asin(min(term, 1.0)) > lon_limit:
-                continue
-        lo, hi = sub << shift, (sub + 1) << shift
-        if out and out[-1][1] == lo:
-            out[-1] = (out[-1][0], hi)
+            keep = False
         else:
-            out.append((lo, hi))
+            dlon = lon0 - lon if lon < lon0 else lon - lon1 if lon > lon1 else 0.0
+            if dlon > 0.0 and abs(lon0 - lon) < 180.0 and abs(lon1 - lon) < 180.0:
+                cos_min = min(cos(lat0 * D_R), cos(lat1 * D_R))
+                s = sin(dlon * D_R / 2)
+                term = cos_min * s if box else sqrt(max(cos_c * cos_min, 0.0)) * s
+                keep = 2.0 * EARTH_RADIUS * asin(min(term, 1.0)) <= lon_limit
+        if keep:
+            lo, hi = sub << shift, (sub + 1) << shift
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+        sub += 1
     return out
 
 
