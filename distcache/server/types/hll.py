@@ -117,19 +117,31 @@ def dense_set(buf: bytearray, index: int, count: int) -> bool:
 
 # -- sparse opcodes ----------------------------------------------------------------------
 
+def _op_bytes(kind: int, value: int, run: int) -> bytes:
+    """One sparse opcode (VAL, ZERO or XZERO) as Redis writes it."""
+    if kind == VAL:
+        return bytes((0x80 | (value - 1) << 2 | (run - 1),))
+    if kind == XZERO:
+        return bytes(((run - 1) >> 8 | 0x40, (run - 1) & 0xFF))
+    return bytes((run - 1,))
+
+
 class Sparse:
     """Sparse opcodes as a list, with the first register each covers (for bisect)."""
 
-    __slots__ = ("kinds", "values", "runs", "firsts", "size")
+    __slots__ = ("kinds", "values", "runs", "firsts", "ops", "size")
 
     def __init__(self, body: bytes) -> None:
         self.kinds: List[int] = []
         self.values: List[int] = []
         self.runs: List[int] = []
         self.firsts: List[int] = []
+        #: each opcode's bytes, kept in step with the columns: to_bytes is one join
+        self.ops: List[bytes] = []
         first, i, n = 0, 0, len(body)
         while i < n:
             op = body[i]
+            start = i
             if op & 0x80:
                 kind, value, run = VAL, (op >> 2 & 0x1F) + 1, (op & 3) + 1
                 i += 1
@@ -145,6 +157,7 @@ class Sparse:
             self.values.append(value)
             self.runs.append(run)
             self.firsts.append(first)
+            self.ops.append(body[start:i])
             first += run
         self.size = n
         if first != REGISTERS:
@@ -154,6 +167,7 @@ class Sparse:
         twin = Sparse.__new__(Sparse)
         twin.kinds, twin.values = self.kinds[:], self.values[:]
         twin.runs, twin.firsts, twin.size = self.runs[:], self.firsts[:], self.size
+        twin.ops = self.ops[:]
         return twin
 
     def registers(self) -> List[int]:
@@ -163,15 +177,7 @@ class Sparse:
         return out
 
     def to_bytes(self) -> bytes:
-        out = bytearray()
-        for kind, value, run in zip(self.kinds, self.values, self.runs):
-            if kind == VAL:
-                out.append(0x80 | (value - 1) << 2 | (run - 1))
-            elif kind == XZERO:
-                out += bytes(((run - 1) >> 8 | 0x40, (run - 1) & 0xFF))
-            else:
-                out.append(run - 1)
-        return bytes(out)
+        return b"".join(self.ops)
 
     def set(self, index: int, count: int, max_bytes: int) -> Optional[bool]:
         """hllSparseSet: True if changed, False if not, None if it must become dense."""
@@ -185,10 +191,12 @@ class Sparse:
                 return False
             if run == 1:
                 self.values[at] = count
+                self.ops[at] = _op_bytes(VAL, count, 1)
                 self._merge_from(at - 1)
                 return True
         elif kind == ZERO and run == 1:
             self.kinds[at], self.values[at] = VAL, count
+            self.ops[at] = _op_bytes(VAL, count, 1)
             self._merge_from(at - 1)
             return True
         # Split the opcode: [before] VAL(count) [after], each side as Redis writes it.
@@ -213,6 +221,7 @@ class Sparse:
                                (self.runs, [p[2] for p in pieces]),
                                (self.firsts, [p[3] for p in pieces])):
             column[at:at + 1] = values
+        self.ops[at:at + 1] = [_op_bytes(p[0], p[1], p[2]) for p in pieces]
         self._merge_from(at - 1)
         return True
 
@@ -230,7 +239,8 @@ class Sparse:
                     and runs[at] + runs[at + 1] <= 4:
                 runs[at + 1] += runs[at]
                 self.firsts[at + 1] = self.firsts[at]
-                for column in (kinds, values, runs, self.firsts):
+                self.ops[at + 1] = _op_bytes(VAL, values[at + 1], runs[at + 1])
+                for column in (kinds, values, runs, self.firsts, self.ops):
                     del column[at]
                 self.size -= 1
                 continue
