@@ -10,7 +10,7 @@ import logging
 import os
 import signal
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, NamedTuple, Optional
 
 from . import snapshot
 
@@ -61,12 +61,21 @@ class ForkJob:
         _unlink(self.tmp_path)
 
 
+class _Captured(NamedTuple):
+    """A database as a fork-less save captured it."""
+
+    id: int
+    data: dict
+    expires: dict
+
+
 class SlicedJob:
     """Fork-less snapshot: capture now (C-speed copies), encode in loop slices."""
 
     def __init__(self, kind: str, loop: Any, dbs: List[Any], path: str, tmp_path: str,
                  log_id: bytes, log_offset: int, rename: bool,
-                 on_done: Callable[[bool], None]) -> None:
+                 on_done: Callable[[bool], None], rdb_compress: Optional[bool] = None) -> None:
+        """``rdb_compress`` not None: write an RDB file (with that rdbcompression)."""
         self.kind = kind
         self.pid = -1
         self.tmp_path = tmp_path
@@ -84,8 +93,15 @@ class SlicedJob:
                 if set(map(type, values)) != {bytes}:
                     values = [v if v.__class__ is bytes else v.copy() for v in values]
                 captured.append((db.id, keys, values, dict(db.expires)))
-        self.gen = self._chunks(captured, len(dbs), log_id, log_offset)
-        self.writer = snapshot.SnapshotWriter(path, tmp_path)
+        self.writer: Any
+        if rdb_compress is None:
+            self.writer = snapshot.SnapshotWriter(path, tmp_path)
+            self.gen = self._write(self._chunks(captured, len(dbs), log_id, log_offset))
+        else:
+            from .rdb_snapshot import RdbSnapshotFile
+            self.writer = RdbSnapshotFile(path, tmp_path, rdb_compress, log_id, log_offset)
+            self.gen = self.writer.steps([_Captured(db_id, dict(zip(keys, values)), expires)
+                                          for db_id, keys, values, expires in captured])
         self.loop = loop
         self.handle = loop.call_soon(self._step)
 
@@ -98,11 +114,15 @@ class SlicedJob:
                 batch = list(zip(keys[i:i + step], values[i:i + step]))
                 yield b"".join(snapshot.encode_items(db_id, batch, expires))
 
+    def _write(self, chunks: Any) -> Any:
+        for chunk in chunks:
+            self.writer.write(chunk)
+            yield
+
     def _step(self) -> None:
         deadline = time.perf_counter() + SLICE_SECONDS
         try:
-            for chunk in self.gen:
-                self.writer.write(chunk)
+            for _ in self.gen:
                 if time.perf_counter() >= deadline:
                     self.handle = self.loop.call_soon(self._step)
                     return

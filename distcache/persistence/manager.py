@@ -36,11 +36,11 @@ import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from ..server import errors
-from . import aof, snapshot
+from . import aof, rdb_snapshot, snapshot
 from .aof import LogFile, Manifest
 from .background import ForkJob, SlicedJob, _unlink, can_fork
 from .writer import LogWriter
-from .loader import RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
+from .loader import RecoveryError, RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
 log = logging.getLogger("distcache.persistence")
 
@@ -127,8 +127,9 @@ class Persistence(LogWriter):
             if now - last_log >= 1.0:
                 last_log = now
                 elapsed = max(1e-6, time.time() - self.load_started)
-                log.info("loading: %d%% (%d keys/commands, %.0f per second)",
-                         100 * done // self.load_total, keys, keys / elapsed)
+                log.info("loading: %d%% (%d keys/commands, %d of %d bytes, %.0f per second)",
+                         100 * done // self.load_total, keys, done, self.load_total,
+                         keys / elapsed)
             yield
         ks.hits, ks.misses, ks.expired_keys = hits, misses, expired
         self._after_load(plan)
@@ -148,6 +149,12 @@ class Persistence(LogWriter):
                     next(gen)
         except StopIteration:
             self.loading_gen = None
+            return
+        except RecoveryError as exc:  # a damaged file: the server refuses to go on
+            log.error("%s", exc)
+            self.loading_gen = None
+            self.server.exit_code = 1
+            self.server.shutdown(save=False)
             return
         except Exception:
             log.exception("loading failed; the server stops")
@@ -188,7 +195,8 @@ class Persistence(LogWriter):
             base = manifest.base if manifest else None
             if plan.snapshot is not None and (manifest is None or base is None):
                 # The dataset came from a snapshot: it becomes the log's base.
-                base = f"{self.config['appendfilename']}.{seq}.base.dcs"
+                ext = "rdb" if plan.snapshot.format == "rdb" else "dcs"
+                base = f"{self.config['appendfilename']}.{seq}.base.{ext}"
                 _copy_durably(plan.snapshot.path, os.path.join(aofdir, base))
             self.log = LogFile(os.path.join(aofdir, name), create=True)
             manifest = Manifest(base, [name], seq)
@@ -240,7 +248,11 @@ class Persistence(LogWriter):
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
         try:
-            snapshot.write_snapshot(dump_path, self.keyspace.dbs, log_id, offset)
+            if rdb_snapshot.is_rdb_name(dump_path):
+                rdb_snapshot.write_rdb(dump_path, self.keyspace.dbs, log_id, offset,
+                                       bool(self.config["rdbcompression"]))
+            else:
+                snapshot.write_snapshot(dump_path, self.keyspace.dbs, log_id, offset)
         except Exception as exc:
             # As Redis: a failed SAVE leaves rdb_last_bgsave_status (and so the
             # write denial) alone; a successful one clears it.
@@ -286,10 +298,13 @@ class Persistence(LogWriter):
     def _spawn(self, kind: str, path: str, log_id: bytes, offset: int, rename: bool,
                on_done: Callable[[bool], None]) -> Any:
         directory = os.path.dirname(os.path.abspath(path))
+        rdb = rdb_snapshot.is_rdb_name(path)
+        ext = "rdb" if rdb else "dcs"
+        compress = bool(self.config["rdbcompression"])
         if not can_fork():
-            tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}-{time.time_ns()}.dcs")
+            tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}-{time.time_ns()}.{ext}")
             return SlicedJob(kind, self.server.loop, self.keyspace.dbs, path, tmp, log_id,
-                             offset, rename, on_done)
+                             offset, rename, on_done, compress if rdb else None)
         parent = os.getpid()
         gc.freeze()  # until the child is done, the collector leaves shared pages alone
         try:
@@ -305,7 +320,8 @@ class Persistence(LogWriter):
                 gc.disable()
                 # Drop inherited sockets and files (listeners, clients, the log):
                 # a crashed parent's port and connections must not stay open here.
-                os.closerange(3, _max_fd())
+                # The logging handlers' files stay (progress lines).
+                _close_fds_but(_logging_fds())
                 for sig in ("SIGTERM", "SIGINT"):
                     if hasattr(signal, sig):
                         signal.signal(getattr(signal, sig), signal.SIG_DFL
@@ -314,13 +330,17 @@ class Persistence(LogWriter):
                     signal.set_wakeup_fd(-1)
                 except (ValueError, OSError):
                     pass
-                tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}.dcs")
-                writer = snapshot.SnapshotWriter(path, tmp)
-                for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):
-                    if os.getppid() != parent:  # the server died: do not publish
-                        raise SystemExit(2)
-                    writer.write(chunk)
-                writer.commit(rename)
+                tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}.{ext}")
+                if rdb:
+                    rdb_snapshot.write_rdb(path, self.keyspace.dbs, log_id, offset, compress,
+                                           tmp, rename, lambda: os.getppid() == parent)
+                else:
+                    writer = snapshot.SnapshotWriter(path, tmp)
+                    for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):
+                        if os.getppid() != parent:  # the server died: do not publish
+                            raise SystemExit(2)
+                        writer.write(chunk)
+                    writer.commit(rename)
                 code = 0
             except BaseException:
                 try:
@@ -329,7 +349,7 @@ class Persistence(LogWriter):
                     pass
             finally:
                 os._exit(code)
-        return ForkJob(kind, pid, os.path.join(directory, f"temp-{kind}-{pid}.dcs"), on_done)
+        return ForkJob(kind, pid, os.path.join(directory, f"temp-{kind}-{pid}.{ext}"), on_done)
 
     # -- log rewrite ----------------------------------------------------------------
 
@@ -585,6 +605,27 @@ def _max_fd() -> int:
         return min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
     except (AttributeError, ValueError, OSError):
         return 65536
+
+
+def _logging_fds() -> List[int]:
+    """The file descriptors of the distcache logger's handlers."""
+    fds = []
+    for handler in logging.getLogger("distcache").handlers:
+        stream = getattr(handler, "stream", None)
+        try:
+            fds.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    return fds
+
+
+def _close_fds_but(keep: List[int]) -> None:
+    """Close every descriptor from 3 up, except those in ``keep``."""
+    low = 3
+    for fd in sorted(set(fd for fd in keep if fd >= 3)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _max_fd())
 
 
 def _size(path: str) -> int:

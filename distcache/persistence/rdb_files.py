@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, Callable, List, Optional, TextIO
+from typing import Any, Callable, List, Optional, TextIO, Tuple
 
 from ..rdb import RdbError
 from ..rdb.file import RdbFileReader, RdbFileWriter
@@ -62,27 +62,25 @@ def import_rdb(rdb_path: str, config: Any, out: Optional[TextIO] = sys.stderr) -
     keyspace = Keyspace(config["databases"])
     now = int(time.time() * 1000)
     progress = Progress("import-rdb", out, os.path.getsize(rdb_path))
-    expired = 0
+    dbs = keyspace.dbs
+
+    def target(index: int) -> Tuple[dict, dict]:
+        if index >= len(dbs):
+            raise TransferError(f"{rdb_path}: database {index} is out of range "
+                                f"(databases {len(dbs)})")
+        return dbs[index].data, dbs[index].expires
+
     with open(rdb_path, "rb") as fh:
         try:
             reader = RdbFileReader(fh)
-            for entry in reader:
-                if entry.db >= len(keyspace.dbs):
-                    raise TransferError(f"{rdb_path}: database {entry.db} is out of range "
-                                        f"(databases {len(keyspace.dbs)})")
-                if entry.expire_ms is not None and entry.expire_ms <= now:
-                    expired += 1
-                    continue
-                db = keyspace.dbs[entry.db]
-                db.data[entry.key] = keyspace_value(entry.kind, entry.value)
-                if entry.expire_ms is not None:
-                    db.expires[entry.key] = entry.expire_ms
-                progress.keys += 1
+            for keys in reader.load_into(target, keyspace_value, skip_before=now):
+                progress.keys = keys
                 progress.tick(fh.tell)
         except RdbError as exc:
             where = f"byte offset {exc.offset}" if exc.offset >= 0 else "the end"
             raise TransferError(f"{rdb_path}: {exc.reason} at {where}; nothing was "
                                 "written") from None
+    expired = reader.expired
     if reader.functions:  # FUNCTION libraries: the snapshot keeps their code
         keyspace.function_codes = list(reader.functions)  # type: ignore[attr-defined]
     os.makedirs(os.path.dirname(dump_path) or ".", exist_ok=True)

@@ -242,12 +242,14 @@ def write_snapshot(path: str, dbs: List[Any], log_id: bytes = NO_LOG, log_offset
 
 
 class SnapshotInfo:
-    __slots__ = ("path", "version", "created_ms", "databases", "log_id", "log_offset", "size")
+    __slots__ = ("path", "version", "created_ms", "databases", "log_id", "log_offset", "size",
+                 "format")
 
     def __init__(self, path: str, fields: Tuple[Any, ...], size: int) -> None:
         self.path = path
         _, self.version, self.created_ms, self.databases, self.log_id, self.log_offset = fields
         self.size = size
+        self.format = "dcs"  # or "rdb" (rdb_snapshot.read_info)
 
 
 def read_header(path: str) -> SnapshotInfo:

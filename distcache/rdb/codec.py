@@ -97,6 +97,9 @@ class RdbReader:
         self._buf = b""
         self._pos = 0
         self._summed = 0  # _buf[:_summed] is in _crc
+        #: read-ahead size with a known size (bulk loads raise it: fewer, larger
+        #: CRC passes, which run faster per byte)
+        self.chunk = _CHUNK
 
     def fail(self, reason: str, offset: Optional[int] = None) -> RdbError:
         return RdbError(reason, self.offset if offset is None else offset)
@@ -130,7 +133,7 @@ class RdbReader:
         rest = self._buf[self._pos:]
         want = n - len(rest)
         if self.remaining is not None:  # read ahead, never past the known size
-            want = min(max(n - len(rest), _CHUNK), self.remaining + n - len(rest))
+            want = min(max(n - len(rest), self.chunk), self.remaining + n - len(rest))
         parts = [rest]
         got = 0
         while got < want:
@@ -498,12 +501,14 @@ class RdbWriter:
         self.written = 0
         self._pending: List[bytes] = []
         self._pending_size = 0
+        #: bytes held before they go to the stream (and the CRC) in one piece
+        self.chunk = _CHUNK
 
     def write(self, data: bytes) -> None:
         self._pending.append(data)
         self._pending_size += len(data)
         self.written += len(data)
-        if self._pending_size >= _CHUNK:
+        if self._pending_size >= self.chunk:
             self.flush()
 
     def flush(self) -> None:

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from .codec import RDB_VERSION, RdbEmptyKey, RdbReader, RdbWriter, encode_object
+from . import bulk
+from .codec import LZF_MIN, RDB_VERSION, RdbEmptyKey, RdbReader, RdbWriter, encode_object
 from .errors import RdbError, RdbUnsupported
 
 MAGIC = b"REDIS"
@@ -93,7 +94,15 @@ class RdbFileReader:
         self.resize: Dict[int, tuple] = {}
         self.empty_keys = 0
         self.keys = 0
+        self.expired = 0  # keys skipped by load_into's skip_before
         self.done = False
+
+    def load_into(self, target: Callable[[int], Tuple[dict, dict]],
+                  convert: Callable[[str, Any], Any], skip_before: Optional[int] = None,
+                  step: int = 4096) -> Iterator[int]:
+        """Store every key into dictionaries, fast (see :func:`.bulk.load_into`);
+        yields the keys stored so far every ``step`` keys and at the end."""
+        return bulk.load_into(self, target, convert, skip_before, step)
 
     def __iter__(self) -> Iterator[RdbEntry]:
         r = self.r
@@ -147,6 +156,11 @@ class RdbFileReader:
         self.done = True
 
 
+_EXPIRE_MS = bytes((OP_EXPIRETIME_MS,))
+#: First bytes of a string that may be a canonical integer (Redis then writes an int).
+_INT_START = frozenset(b"-0123456789")
+
+
 def default_aux(used_mem: int = 0) -> Dict[bytes, bytes]:
     """The AUX fields Redis 7.0 writes (without replication info)."""
     return {b"redis-ver": b"7.0.15", b"redis-bits": b"64",
@@ -196,6 +210,40 @@ class RdbFileWriter:
         w.write(bytes((rdb_type,)))
         w.string(key)
         w.write(body)
+
+    def keys(self, items: Iterable[Tuple[bytes, Any]], expires: Callable[[bytes], Optional[int]],
+             convert: Callable[[Any], Tuple[str, Any]]) -> int:
+        """Write many keys of the current database: ``items`` are (key, value)
+        pairs, ``expires(key)`` the deadline or None, ``convert(value)`` the
+        (kind, value) of a non-bytes value. A short string that no integer or
+        LZF encoding applies to is framed inline (the bulk of a cache's keys);
+        the rest goes through :meth:`key`. Returns the keys written."""
+        parts: List[bytes] = []
+        n = 0
+        key_out = self.key
+        for key, value in items:
+            n += 1
+            when = expires(key)
+            if value.__class__ is bytes:
+                vlen = len(value)
+                klen = len(key)
+                if klen < 64 and vlen < LZF_MIN and (vlen > 11 or not vlen or
+                                                     value[0] not in _INT_START):
+                    if when is not None:
+                        parts.append(_EXPIRE_MS + when.to_bytes(8, "little", signed=True))
+                    parts.append(b"\0%c%s%c%s" % (klen, key, vlen, value))
+                    continue
+                kind: str = "string"
+                plain: Any = value
+            else:
+                kind, plain = convert(value)
+            if parts:
+                self.w.write(b"".join(parts))
+                parts = []
+            key_out(key, kind, plain, when)
+        if parts:
+            self.w.write(b"".join(parts))
+        return n
 
     def finish(self) -> None:
         """EOF and the checksum (0 when checksums are off, as rdbchecksum no)."""

@@ -110,6 +110,8 @@ class CacheServer:
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
         self._startup_error: Optional[BaseException] = None
+        #: run_server's exit status (1 when loading the dataset failed).
+        self.exit_code = 0
         self.expiry = ActiveExpiry(self)
         self.scan_cursors = ScanCursors()
         #: section -> callables returning extra INFO fields (persistence, eviction...).
@@ -456,7 +458,7 @@ def run_server(argv: List[str]) -> int:
         return 1
     except KeyboardInterrupt:
         pass
-    return 0
+    return server.exit_code
 
 
 def _setup_logging(config: Config) -> None:

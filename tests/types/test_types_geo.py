@@ -292,6 +292,42 @@ def test_geo_dense_search_order_matches_redis(clients):
     assert checked > 5000
 
 
+def test_geo_points_on_the_search_edge_match_redis(clients):
+    """Points within a millionth of the radius (or the box's half sides) of the edge:
+    the sub-cells a search skips must never hold one that Redis finds."""
+    import math
+    import random
+    rng = random.Random(29)
+    ours, theirs = clients(2)
+    for client in (ours, theirs):
+        client.call("FLUSHALL")
+    queries = []
+    for n, (clon, clat) in enumerate(DENSE_CENTRES[:5]):
+        for size in (800.0, 30000.0, 900000.0):
+            args = []
+            for i in range(120):
+                angle = rng.uniform(0, 2 * math.pi)
+                d = size * (1 + rng.uniform(-1e-6, 1e-6))
+                dlat = d * math.sin(angle) / 6372797.560856 / (math.pi / 180)
+                dlon = d * math.cos(angle) / 6372797.560856 / (math.pi / 180) \
+                    / max(math.cos(clat * math.pi / 180), 1e-3)
+                lon = clon + (dlon if i % 3 else 0.0)
+                lat = max(-LAT_LIMIT, min(LAT_LIMIT, clat + (dlat if i % 5 else 0.0)))
+                lon = lon - 360 if lon > 180 else lon + 360 if lon < -180 else lon
+                args += [repr(lon), repr(lat), f"e{n}_{int(size)}_{i}"]
+            assert ours.call("GEOADD", "g", *args) == theirs.call("GEOADD", "g", *args)
+            origin = ["FROMLONLAT", repr(clon), repr(clat)]
+            queries += [["GEOSEARCH", "g", *origin, "BYRADIUS", repr(size), "m", "WITHDIST"],
+                        ["GEOSEARCH", "g", *origin, "BYBOX", repr(2 * size), repr(2 * size),
+                         "m", "WITHCOORD"]]
+    found = 0
+    for query in queries:
+        expected = theirs.call(*query)
+        assert ours.call(*query) == expected, query
+        found += len(expected[1])
+    assert found > 300
+
+
 def test_geo_writes_replay_from_the_log(tmp_path):
     """GEOADD and the search stores are logged and replayed to the same sorted sets."""
     from servers import distcache_server

@@ -11,7 +11,7 @@ from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
-from ..types import geohash
+from ..types import geohash, geoscan
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
 from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
@@ -155,14 +155,6 @@ class _Shape:
         self.unit = 1.0
         self.box = False
 
-    def checker(self) -> Callable[[float, float], Optional[float]]:
-        """``check(lon, lat)``: the distance in meters to a point inside, else None."""
-        if self.box:
-            width, height = self.width * self.unit, self.height * self.unit
-            lon, lat = self.lon, self.lat
-            return lambda plon, plat: geohash.in_box(width, height, lon, lat, plon, plat)
-        return geohash.radius_checker(self.lon, self.lat, self.radius * self.unit)
-
     def cells(self) -> List[geohash.Cell]:
         if self.box:
             half_w, half_h = self.width / 2, self.height / 2
@@ -175,10 +167,15 @@ class _Shape:
 
 def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes, float, float]]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
-    order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero."""
+    order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
+    Only the parts of a cell that can hold a match are scanned (geoscan.ranges)."""
     found: List[Tuple[float, float, bytes, float, float]] = []
     last: Optional[geohash.Cell] = None
-    check, decode = shape.checker(), geohash.score_to_lonlat
+    unit, box = shape.unit, shape.box
+    width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
+    half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
+    lon, lat = shape.lon, shape.lat
+    count_below = z.count_below
     for cell in shape.cells():
         if cell == (0, 0):
             continue
@@ -186,16 +183,19 @@ def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes,
             continue
         if found and limit and len(found) >= limit:
             break
-        low, high = geohash.score_range(cell)
-        lo, hi = z.count_below(float(low), False), z.count_below(float(high), False)
-        for score, member in z.iter_range(lo, hi):
-            lon, lat = decode(score)
-            d = check(lon, lat)
-            if d is not None:
-                found.append((d, score, member, lon, lat))
-            if found and limit and len(found) >= limit:
-                break
         last = cell
+        low, high = geohash.score_range(cell)
+        lo, hi = count_below(float(low), False), count_below(float(high), False)
+        # a crowded cell: scan only its sub-cells that can hold a match
+        crowded = hi - lo > geoscan.CROWDED
+        parts = geoscan.ranges(cell, lon, lat, box, half_w, half_h) if crowded \
+            else [(low, high)]
+        for low, high in parts:
+            if crowded:
+                lo, hi = count_below(float(low), False), count_below(float(high), False)
+            if lo < hi and geoscan.scan(z, lo, hi, lon, lat, box, width, height, radius,
+                                        found, limit):
+                break
     return found
 
 

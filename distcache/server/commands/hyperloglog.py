@@ -64,6 +64,7 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
         if editor.set(*hll.pattern_of(element)):
             updated = True
     if not updated:
+        editor.release()
         return 0
     db.set(key, editor.value(), keep_ttl=True)
     return 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import struct
 from bisect import bisect_right
+from collections import OrderedDict
 from typing import List, Optional
 
 P = 14
@@ -116,19 +117,31 @@ def dense_set(buf: bytearray, index: int, count: int) -> bool:
 
 # -- sparse opcodes ----------------------------------------------------------------------
 
+def _op_bytes(kind: int, value: int, run: int) -> bytes:
+    """One sparse opcode (VAL, ZERO or XZERO) as Redis writes it."""
+    if kind == VAL:
+        return bytes((0x80 | (value - 1) << 2 | (run - 1),))
+    if kind == XZERO:
+        return bytes(((run - 1) >> 8 | 0x40, (run - 1) & 0xFF))
+    return bytes((run - 1,))
+
+
 class Sparse:
     """Sparse opcodes as a list, with the first register each covers (for bisect)."""
 
-    __slots__ = ("kinds", "values", "runs", "firsts", "size")
+    __slots__ = ("kinds", "values", "runs", "firsts", "ops", "size")
 
     def __init__(self, body: bytes) -> None:
         self.kinds: List[int] = []
         self.values: List[int] = []
         self.runs: List[int] = []
         self.firsts: List[int] = []
+        #: each opcode's bytes, kept in step with the columns: to_bytes is one join
+        self.ops: List[bytes] = []
         first, i, n = 0, 0, len(body)
         while i < n:
             op = body[i]
+            start = i
             if op & 0x80:
                 kind, value, run = VAL, (op >> 2 & 0x1F) + 1, (op & 3) + 1
                 i += 1
@@ -144,10 +157,18 @@ class Sparse:
             self.values.append(value)
             self.runs.append(run)
             self.firsts.append(first)
+            self.ops.append(body[start:i])
             first += run
         self.size = n
         if first != REGISTERS:
             raise InvalidHLL()
+
+    def copy(self) -> "Sparse":
+        twin = Sparse.__new__(Sparse)
+        twin.kinds, twin.values = self.kinds[:], self.values[:]
+        twin.runs, twin.firsts, twin.size = self.runs[:], self.firsts[:], self.size
+        twin.ops = self.ops[:]
+        return twin
 
     def registers(self) -> List[int]:
         out: List[int] = []
@@ -156,15 +177,7 @@ class Sparse:
         return out
 
     def to_bytes(self) -> bytes:
-        out = bytearray()
-        for kind, value, run in zip(self.kinds, self.values, self.runs):
-            if kind == VAL:
-                out.append(0x80 | (value - 1) << 2 | (run - 1))
-            elif kind == XZERO:
-                out += bytes(((run - 1) >> 8 | 0x40, (run - 1) & 0xFF))
-            else:
-                out.append(run - 1)
-        return bytes(out)
+        return b"".join(self.ops)
 
     def set(self, index: int, count: int, max_bytes: int) -> Optional[bool]:
         """hllSparseSet: True if changed, False if not, None if it must become dense."""
@@ -178,10 +191,12 @@ class Sparse:
                 return False
             if run == 1:
                 self.values[at] = count
+                self.ops[at] = _op_bytes(VAL, count, 1)
                 self._merge_from(at - 1)
                 return True
         elif kind == ZERO and run == 1:
             self.kinds[at], self.values[at] = VAL, count
+            self.ops[at] = _op_bytes(VAL, count, 1)
             self._merge_from(at - 1)
             return True
         # Split the opcode: [before] VAL(count) [after], each side as Redis writes it.
@@ -206,6 +221,7 @@ class Sparse:
                                (self.runs, [p[2] for p in pieces]),
                                (self.firsts, [p[3] for p in pieces])):
             column[at:at + 1] = values
+        self.ops[at:at + 1] = [_op_bytes(p[0], p[1], p[2]) for p in pieces]
         self._merge_from(at - 1)
         return True
 
@@ -223,7 +239,8 @@ class Sparse:
                     and runs[at] + runs[at + 1] <= 4:
                 runs[at + 1] += runs[at]
                 self.firsts[at + 1] = self.firsts[at]
-                for column in (kinds, values, runs, self.firsts):
+                self.ops[at + 1] = _op_bytes(VAL, values[at + 1], runs[at + 1])
+                for column in (kinds, values, runs, self.firsts, self.ops):
                     del column[at]
                 self.size -= 1
                 continue
@@ -279,20 +296,43 @@ def registers_of(value: bytes) -> List[int]:
     return Sparse(value[HEADER:]).registers()
 
 
+#: Parsed sparse bodies of recently written HLLs (body -> Sparse): a run of PFADDs
+#: on one key parses its opcodes once, not at every command. Keyed by the body's
+#: bytes, so a value changed any other way (SETRANGE...) simply misses; an editor
+#: takes its entry out (it owns and mutates it) and stores a copy under what it writes.
+_PARSED: "OrderedDict[bytes, Sparse]" = OrderedDict()
+_PARSED_MAX = 8
+
+
+def _remember(body: bytes, sparse: Sparse) -> None:
+    _PARSED[body] = sparse
+    if len(_PARSED) > _PARSED_MAX:
+        _PARSED.popitem(last=False)
+
+
 class Editor:
     """One command's changes to an HLL value, as a sparse list or a dense bytearray."""
 
-    __slots__ = ("header", "sparse", "dense", "max_bytes")
+    __slots__ = ("header", "sparse", "dense", "max_bytes", "body", "changed")
 
     def __init__(self, value: bytes, max_bytes: int) -> None:
         self.header = bytearray(value[:HEADER])
         self.max_bytes = max_bytes
         self.sparse: Optional[Sparse] = None
         self.dense: Optional[bytearray] = None
+        self.body = value[HEADER:]
+        self.changed = False
         if value[4] == DENSE:
-            self.dense = bytearray(value[HEADER:])
+            self.dense = bytearray(self.body)
         else:
-            self.sparse = Sparse(value[HEADER:])
+            cached = _PARSED.pop(self.body, None)
+            self.sparse = cached if cached is not None else Sparse(self.body)
+
+    def release(self) -> None:
+        """An editor that changed nothing gives its parsed body back to the cache."""
+        if self.sparse is not None and not self.changed:
+            _remember(self.body, self.sparse)
+            self.sparse = None
 
     def to_dense(self) -> None:
         if self.sparse is not None:
@@ -304,6 +344,7 @@ class Editor:
         if self.sparse is not None:
             changed = self.sparse.set(index, count, self.max_bytes)
             if changed is not None:
+                self.changed = self.changed or changed
                 return changed
             self.to_dense()
         assert self.dense is not None
@@ -312,5 +353,9 @@ class Editor:
     def value(self, stale: bool = True) -> bytes:
         if stale:
             self.header[15] |= 0x80
-        body = self.sparse.to_bytes() if self.sparse is not None else bytes(self.dense or b"")
+        if self.sparse is not None:
+            body = self.sparse.to_bytes()
+            _remember(body, self.sparse.copy())
+        else:
+            body = bytes(self.dense or b"")
         return bytes(self.header) + body

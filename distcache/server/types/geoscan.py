@@ -1,0 +1,144 @@
+"""The scan of a geo search: which parts of a cell can hold a match, and the loop
+that decodes and measures the members found there.
+
+Redis measures every member of the nine cells around the centre, cells at
+least as wide as the radius: most of them lie outside the circle or box. Here
+each cell is cut into 16 sub-cells (two more geohash steps), and a sub-cell
+is skipped when a lower bound of the distance from the centre to any point
+in it is beyond the search's limit: every point in it would fail Redis's
+check. The members left are measured with Redis's exact float operations
+(:func:`geohash.score_to_lonlat` and the distance checks, inlined), in
+score order, so replies, orders and ANY cut-offs are Redis's.
+
+The bounds: a haversine distance is at least ``R * |dlat|``, and for a
+sub-cell beside the centre's meridian band at least ``2R asin(sqrt(cos(lat)
+* cos_min) * sin(dlon / 2))`` (``cos_min`` the smaller cosine of the
+sub-cell's latitudes); a box's longitude check (at the point's latitude) at
+least ``2R asin(cos_min * sin(dlon / 2))``. A relative and an absolute
+margin keep a point on the border in.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, List, Optional, Tuple
+
+from .geohash import (_CELLS, _LAT_SCALE, _MASK64, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
+                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range)
+
+SUB_STEPS = 2
+#: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
+CROWDED = 48
+_SAFE = 1.0 + 1e-9
+_SLACK = 1e-6  # meters
+
+Found = List[Tuple[float, float, bytes, float, float]]
+
+
+#: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
+_SUBS = [(sum(((k >> (2 * b)) & 1) << b for b in range(SUB_STEPS)),
+          sum(((k >> (2 * b + 1)) & 1) << b for b in range(SUB_STEPS)))
+         for k in range(1 << (2 * SUB_STEPS))]
+#: Sub-cell bounds are widened by this much (degrees) against float rounding.
+_WIDEN = 1e-9
+
+
+def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h: float
+           ) -> List[Tuple[int, int]]:
+    """The score ranges [lo, hi) of ``cell`` that may hold a match, ascending.
+    A radius search passes its radius as both halves (meters)."""
+    bits, step = cell
+    if step + SUB_STEPS > STEP_MAX:
+        return [score_range(cell)]
+    shift = 52 - 2 * (step + SUB_STEPS)
+    c_lon0, c_lon1, c_lat0, c_lat1 = decode(cell)
+    lon_step = (c_lon1 - c_lon0) / (1 << SUB_STEPS)
+    lat_step = (c_lat1 - c_lat0) / (1 << SUB_STEPS)
+    cos_c = math.cos(lat * D_R)
+    lat_limit = half_h * _SAFE + _SLACK
+    lon_limit = half_w * _SAFE + _SLACK
+    out: List[Tuple[int, int]] = []
+    sub = bits << (2 * SUB_STEPS)
+    cos, sin, asin, sqrt = math.cos, math.sin, math.asin, math.sqrt
+    for ilat, ilon in _SUBS:
+        lat0 = c_lat0 + ilat * lat_step - _WIDEN
+        lat1 = lat0 + lat_step + 2 * _WIDEN
+        lon0 = c_lon0 + ilon * lon_step - _WIDEN
+        lon1 = lon0 + lon_step + 2 * _WIDEN
+        keep = True
+        dlat = lat0 - lat if lat < lat0 else lat - lat1 if lat > lat1 else 0.0
+        if EARTH_RADIUS * dlat * D_R > lat_limit:
+            keep = False
+        else:
+            dlon = lon0 - lon if lon < lon0 else lon - lon1 if lon > lon1 else 0.0
+            if dlon > 0.0 and abs(lon0 - lon) < 180.0 and abs(lon1 - lon) < 180.0:
+                cos_min = min(cos(lat0 * D_R), cos(lat1 * D_R))
+                s = sin(dlon * D_R / 2)
+                term = cos_min * s if box else sqrt(max(cos_c * cos_min, 0.0)) * s
+                keep = 2.0 * EARTH_RADIUS * asin(min(term, 1.0)) <= lon_limit
+        if keep:
+            lo, hi = sub << shift, (sub + 1) << shift
+            if out and out[-1][1] == lo:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+        sub += 1
+    return out
+
+
+def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: float,
+         height: float, radius: float, found: Found, limit: int) -> bool:
+    """Append (distance, score, member, lon, lat) of the members at positions [lo, hi)
+    of ``z`` inside the search; True once ``limit`` (if nonzero) matches are found.
+
+    The decoding is :func:`geohash.score_to_lonlat` and the checks are
+    ``radius_checker`` / ``in_box``, inlined with the same float operations."""
+    t = _UNZIP16
+    cells, lat_scale = _CELLS, _LAT_SCALE
+    sin, cos, sqrt = math.sin, math.cos, math.sqrt
+    asin = _asin
+    lon1r, lat1r = lon * D_R, lat * D_R
+    cos1 = _cos(lat1r)
+    half_w, half_h = width / 2, height / 2
+    append = found.append
+    for score, member in z.iter_range(lo, hi):
+        bits = int(score) & _MASK64 if score - score == 0.0 else 0
+        both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
+                | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
+        ilat, ilon = both & 0xFFFFFFFF, both >> 32
+        plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
+                + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
+        plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
+                + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / cells) * lat_scale)) / 2
+        plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
+        plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+        lat2r = plat * D_R
+        if box:
+            # in_box: the latitude distance, then the longitude one at the point's latitude
+            if EARTH_RADIUS * abs(lat1r - lat2r) > half_h:
+                continue
+            v = sin((lon1r - plon * D_R) / 2)
+            if v != 0.0:
+                c2 = cos(lat2r)
+                if 2.0 * EARTH_RADIUS * asin(sqrt(c2 * c2 * v * v)) > half_w:
+                    continue
+        # the distance (plat is finite, so cos is C's cos here)
+        v = sin((plon * D_R - lon1r) / 2)
+        if v == 0.0:
+            d = EARTH_RADIUS * abs(lat2r - lat1r)
+        else:
+            u = sin((lat2r - lat1r) / 2)
+            d = 2.0 * EARTH_RADIUS * asin(sqrt(u * u + cos1 * cos(lat2r) * v * v))
+        if d > radius and not box:
+            continue
+        append((d, score, member, plon, plat))
+        if limit and len(found) >= limit:
+            return True
+    return False
+
+
+def _cos(x: float) -> float:
+    return math.cos(x) if math.isfinite(x) else math.nan
+
+
+def _asin(x: float) -> Optional[float]:
+    return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
