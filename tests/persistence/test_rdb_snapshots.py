@@ -7,6 +7,7 @@ RDB file plus the log's tail; a damaged file is refused with its name, offset
 and reason, and nothing is overwritten."""
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 
@@ -165,3 +166,29 @@ def test_our_own_snapshot_format_still_loads_after_switching_to_rdb(tmp_path):
         assert (tmp_path / "data" / "dump.rdb").read_bytes()[:5] == b"REDIS"
     finally:
         proc.stop()
+
+
+LIBRARY = "#!lua name=rdblib\nredis.register_function('twice', function(keys, args) return args[1] * 2 end)"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lupa") is None, reason="needs lupa")
+def test_function_libraries_live_in_the_rdb_snapshot(tmp_path):
+    proc = start(tmp_path, *RDB, "--appendonly", "no")
+    try:
+        r = client(proc)
+        assert r.function_load(LIBRARY) == b"rdblib"
+        assert r.save()
+    finally:
+        proc.stop()
+    proc = start(tmp_path, *RDB, "--appendonly", "no")
+    try:
+        assert client(proc).fcall("twice", 0, 21) == 42
+    finally:
+        proc.stop()
+    dump = tmp_path / "data" / "dump.rdb"
+    _check_rdb(dump)
+    target = tmp_path / "redis-load"
+    target.mkdir()
+    shutil.copy(dump, target / "dump.rdb")
+    with redis_server(target) as theirs:  # redis-server loads the library too
+        assert redis.Redis(port=theirs.port).fcall("twice", 0, 21) == 42
