@@ -134,12 +134,13 @@ class CacheServer:
         self._apply_config()
         from . import acl  # users: the default one, ``user`` lines, ``aclfile``
         self.acl = acl.install(self)
-        from . import eviction, pubsub  # memory limit; pub/sub registry
+        from . import eviction, notify, pubsub  # memory limit; keyspace events; pub/sub
         from .commands import transactions
         from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
         _install_scripting(self)
         pubsub.install(self)
+        notify.install(self)  # keyspace notifications publish through pub/sub
         eviction.install(self)
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)

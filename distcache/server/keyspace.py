@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import CommandError, WRONGTYPE
+from .notify import EXPIRED, notify
 
 #: Python type of a stored value -> Redis type name (TYPE, SCAN TYPE).
 TYPE_NAMES: Dict[type, str] = {bytes: "string"}
@@ -94,9 +95,19 @@ class Database:
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
         """Store ``value``; clears any TTL unless ``keep_ttl``."""
+        if self.watched and key not in self.data:  # see Keyspace.hook: new keys matter
+            self.add(key, value)
+            return
         self.data[key] = value
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
+        self.modified(key)
+
+    def add(self, key: bytes, value: Any) -> None:
+        """Create ``key`` (Redis's dbAdd): the ``new`` listeners hear of it."""
+        self.data[key] = value
+        for listener in self.keyspace.new_listeners:
+            listener(self, key)
         self.modified(key)
 
     def delete(self, key: bytes) -> bool:
@@ -141,6 +152,8 @@ class Database:
         self.expires.pop(key, None)
         ks = self.keyspace
         ks.expired_keys += 1
+        if ks.events:
+            notify(self, EXPIRED, b"expired", key)
         self.modified(key)
         ks.propagate(self.id, [[b"DEL", key]])
 
@@ -174,6 +187,13 @@ class Database:
 
 
 
+class HookedDict(dict):  # type: ignore[type-arg]
+    """A ``Database.watched`` that is true even when empty (see Keyspace.hook)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
 def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
     # Dicts have no random access; skipping through the keys in C is O(n)
     # but fast (a few ms per million keys), and RANDOMKEY is rare.
@@ -200,10 +220,45 @@ class Keyspace:
         self.stage_db: Optional[Database] = None
         #: Called with (db, key) when a watched key changes.
         self.watch_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Called with (db, key) when any key changes, or a key is created; set
+        #: through add_listener, which hooks the databases (see :meth:`hook`).
+        self.key_listeners: List[Callable[[Database, bytes], None]] = []
+        self.new_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Keyspace notification classes enabled (server/notify.py), 0 when off,
+        #: and how they are published (the pub/sub registry's publish).
+        self.events = 0
+        self.publish: Optional[Callable[[bytes, bytes], int]] = None
 
     def key_modified(self, db: Database, key: bytes) -> None:
         for listener in self.watch_listeners:
             listener(db, key)
+        for listener in self.key_listeners:
+            listener(db, key)
+
+    def add_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
+        """Hear of every change (``kind`` "modified") or new key ("new")."""
+        name = "new_listeners" if kind == "new" else "key_listeners"
+        current = getattr(self, name)
+        if listener not in current:  # a new list: a running loop keeps its copy
+            setattr(self, name, current + [listener])
+        self.hook()
+
+    def remove_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
+        name = "new_listeners" if kind == "new" else "key_listeners"
+        setattr(self, name, [fn for fn in getattr(self, name) if fn != listener])
+        self.hook()
+
+    def hook(self) -> None:
+        """Route every write to the listeners while there are any.
+
+        ``Database.modified`` and ``set`` test one thing, ``watched``, which is
+        empty unless a client WATCHes: that test costs a write nothing. While
+        tracking or ``new`` events need every write, each database's ``watched``
+        is a dict that is always true, so the same test takes the slow path."""
+        hooked = bool(self.key_listeners or self.new_listeners)
+        for db in self.dbs:
+            if hooked != (db.watched.__class__ is HookedDict):
+                db.watched = HookedDict(db.watched) if hooked else dict(db.watched)
 
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
         for propagator in self.propagators:
@@ -260,6 +315,9 @@ def _reference_get(self: Any, key: bytes) -> Any:
 
 
 def _reference_set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+    if self.watched and key not in self.data:
+        self.add(key, value)
+        return
     self.data[key] = value
     if self.expires and not keep_ttl:
         self.expires.pop(key, None)
