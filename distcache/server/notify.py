@@ -82,6 +82,14 @@ def notify(db: Any, cls: int, event: bytes, key: bytes) -> None:
             publish(b"__keyevent@%d__:%s" % (db.id, event), key)
 
 
+def delete_if_empty(db: Any, key: bytes, value: Any) -> None:
+    """Delete a container the command left empty, announcing ``del`` (after the
+    command's own event, as Redis)."""
+    if not value and db.data.get(key) is value:
+        db.remove_if_empty(key, value)
+        notify(db, GENERIC, b"del", key)
+
+
 def key_added(db: Any, key: bytes) -> None:
     """Keyspace listener: ``new`` for a key ``Database.set`` created."""
     notify(db, NEW, b"new", key)
