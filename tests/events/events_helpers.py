@@ -19,6 +19,7 @@ class EventSide:
         self.client = redis.Redis(port=port, socket_timeout=10)
         self.pubsub = self.client.pubsub()
         self.pubsub.psubscribe("__key*__:*")
+        self.cases = 0
         self._read_until(lambda m: m["type"] == "psubscribe")
 
     def _read_until(self, stop: Any, timeout: float = 10.0) -> List[dict]:
@@ -41,8 +42,11 @@ class EventSide:
                 replies.append(self.client.execute_command(*cmd))
             except redis.ResponseError as exc:
                 replies.append(("error", str(exc)))
-        self.client.publish(MARKER, "end")
-        msgs = self._read_until(lambda m: m["channel"] == MARKER.encode())
+        self.cases += 1  # a marker of its own: one another test left unread never stops it
+        end = b"end %d" % self.cases
+        self.client.publish(MARKER, end)
+        msgs = self._read_until(lambda m: m["channel"] == MARKER.encode() and m["data"] == end)
+        msgs = [m for m in msgs if m["channel"] != MARKER.encode()]
         return replies, [(m["channel"], m["data"]) for m in msgs]
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from events_helpers import events_of
 CASES = [
     [("SET", "a", "1"), ("SET", "b", "2"), ("DEL", "a", "b", "c"), ("UNLINK", "a")],
     [("SET", "a", "1"), ("UNLINK", "a", "z")],
-    [("SET", "a", "1"), ("EXPIRE", "a", "100"), ("PEXPIRE", "a", "100000", "GT"),
+    [("SET", "a", "1"), ("EXPIRE", "a", "100"), ("PEXPIRE", "a", "200000", "GT"),
      ("EXPIREAT", "a", "99999999999"), ("PEXPIREAT", "a", "99999999999999", "NX"),
      ("PERSIST", "a"), ("PERSIST", "a"), ("EXPIRE", "nokey", "10")],
     [("SET", "a", "1"), ("EXPIRE", "a", "-1"), ("SET", "b", "1"), ("PEXPIREAT", "b", "1")],

@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 
 from ...protocol import OK, Status
 from ..errors import CommandError, WRONGTYPE
+from ..notify import STRING, notify
 from ..types import hll
 from .table import command
 
@@ -66,6 +67,7 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
     if not updated:
         return 0
     db.set(key, editor.value(), keep_ttl=True)
+    notify(db, STRING, b"pfadd", key)
     return 1
 
 
@@ -106,6 +108,7 @@ def pfmerge(c: Any, args: List[bytes]) -> Any:
         if count:
             editor.set(index, count)
     db.set(dest, editor.value(), keep_ttl=True)
+    notify(db, STRING, b"pfadd", dest)
     return OK
 
 
