@@ -134,13 +134,14 @@ class CacheServer:
         self._apply_config()
         from . import acl  # users: the default one, ``user`` lines, ``aclfile``
         self.acl = acl.install(self)
-        from . import eviction, notify, pubsub  # memory limit; keyspace events; pub/sub
+        from . import eviction, notify, pubsub, tracking  # memory limit; events; pub/sub
         from .commands import transactions
         from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
         _install_scripting(self)
         pubsub.install(self)
         notify.install(self)  # keyspace notifications publish through pub/sub
+        tracking.install(self)  # client-side caching: CLIENT TRACKING's invalidations
         eviction.install(self)
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)
@@ -295,6 +296,7 @@ class CacheServer:
             try:
                 self._ops_samples.append((self.clock,
                                           self.stats["total_commands_processed"]))
+                self.tracking.current = None  # no client's command runs in the cron
                 self.expiry.cycle()
                 self._close_idle_clients()
                 for job in self.cron_jobs:

@@ -95,8 +95,11 @@ class Client(asyncio.Protocol):
         self.reading_paused = False
         self.write_paused = False
         self.share_scheduled = False  # a share of a big read is due this loop turn
-        #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked).
-        self.restricted = not self.authenticated or not self.user.full
+        #: CLIENT TRACKING state (server/tracking.py), None when off.
+        self.tracking: Any = None
+        #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked,
+        #: some client tracking keys).
+        self.restricted = not self.authenticated or not self.user.full or server.tracking_on
         self.out: List[bytes] = []
         #: Bytes of an incomplete request the parser held after the last read.
         self.partial = 0
@@ -435,6 +438,8 @@ class Client(asyncio.Protocol):
     def _gate(self, spec: Any, args: List[bytes]) -> Any:
         """Checks that only apply in some states; returns a reply to stop the command."""
         server = self.server
+        if server.tracking_on:  # which client runs, for NOLOOP and deferred invalidations
+            server.tracking.enter(self)
         if not self.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
         if server.loading and not spec.loading_ok:
@@ -466,6 +471,8 @@ class Client(asyncio.Protocol):
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
         if spec.denyoom and server.oom_check is not None and not self.in_exec:
             server.oom_check(self)
+        if self.tracking is not None:
+            server.tracking.remember(self, spec, args)
         return None
 
     def _acl_check(self, spec: Any, args: List[bytes]) -> None:
@@ -482,7 +489,8 @@ class Client(asyncio.Protocol):
 
     def update_restricted(self) -> None:
         self.restricted = (not self.authenticated or not self.user.full or self.in_multi
-                           or bool(self.channels or self.patterns or self.shard_channels))
+                           or bool(self.channels or self.patterns or self.shard_channels)
+                           or self.server.tracking_on)
         self.parser.authenticated = self.authenticated
 
     # -- blocking (used by blocking list/zset commands) -------------------------

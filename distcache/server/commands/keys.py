@@ -217,6 +217,7 @@ def flushdb(c: Any, args: List[bytes]) -> Any:
     """Delete every key of the selected database."""
     _flush_mode(args)
     c.db.flush()
+    c.server.tracking.flushed(all_dbs=False)  # a null invalidation to tracking clients
     c.rewrite = [[b"FLUSHDB"]]
     return OK
 
@@ -226,6 +227,7 @@ def flushall(c: Any, args: List[bytes]) -> Any:
     """Delete every key of every database."""
     _flush_mode(args)
     c.keyspace.flush_all()
+    c.server.tracking.flushed(all_dbs=True)
     c.rewrite = [[b"FLUSHALL"]]
     for hook in c.server.flushall_hooks:
         hook()
