@@ -140,9 +140,9 @@ class CacheServer:
         transactions.install(self)
         _install_scripting(self)
         pubsub.install(self)
-        notify.install(self)  # keyspace notifications publish through pub/sub
-        tracking.install(self)  # client-side caching: CLIENT TRACKING's invalidations
         eviction.install(self)
+        notify.install(self)  # keyspace events (after eviction: see Keyspace.hook)
+        tracking.install(self)  # client-side caching: CLIENT TRACKING's invalidations
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)
         from ..persistence import install as _install_persistence  # log, snapshots, loading

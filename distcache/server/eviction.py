@@ -228,9 +228,6 @@ def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
         return value
 
     def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        if self.watched and key not in self.data:
-            self.add(key, value)
-            return
         self.data[key] = value
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)

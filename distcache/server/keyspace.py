@@ -94,17 +94,15 @@ class Database:
     # -- changes --------------------------------------------------------------
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        """Store ``value``; clears any TTL unless ``keep_ttl``."""
-        if self.watched and key not in self.data:  # see Keyspace.hook: new keys matter
-            self.add(key, value)
-            return
+        """Store ``value``; clears any TTL unless ``keep_ttl``. (While keys' creation
+        is listened to, the class announcing it replaces this: see Keyspace.hook.)"""
         self.data[key] = value
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
         self.modified(key)
 
     def add(self, key: bytes, value: Any) -> None:
-        """Create ``key`` (Redis's dbAdd): the ``new`` listeners hear of it."""
+        """Create ``key`` (Redis's dbAdd), announced to the ``new`` listeners."""
         self.data[key] = value
         for listener in self.keyspace.new_listeners:
             listener(self, key)
@@ -194,6 +192,29 @@ class HookedDict(dict):  # type: ignore[type-arg]
         return True
 
 
+#: announcing class -> the class it wraps
+_ANNOUNCING_BASES: Dict[type, type] = {}
+_ANNOUNCING: Dict[type, type] = {}
+
+
+def _announcing(cls: type) -> type:
+    """``cls`` with a ``set`` that creates new keys through ``Database.add``."""
+    wrapped = _ANNOUNCING.get(cls)
+    if wrapped is None:
+        base_set = cls.set  # type: ignore[attr-defined]
+
+        def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+            if key in self.data:
+                base_set(self, key, value, keep_ttl)
+            else:
+                self.add(key, value)
+
+        wrapped = type(cls.__name__, (cls,), {"__slots__": (), "set": set})
+        _ANNOUNCING[cls] = wrapped
+        _ANNOUNCING_BASES[wrapped] = cls
+    return wrapped
+
+
 def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
     # Dicts have no random access; skipping through the keys in C is O(n)
     # but fast (a few ms per million keys), and RANDOMKEY is rare.
@@ -249,16 +270,21 @@ class Keyspace:
         self.hook()
 
     def hook(self) -> None:
-        """Route every write to the listeners while there are any.
+        """Route writes to the listeners while there are any, at no cost otherwise.
 
-        ``Database.modified`` and ``set`` test one thing, ``watched``, which is
-        empty unless a client WATCHes: that test costs a write nothing. While
-        tracking or ``new`` events need every write, each database's ``watched``
-        is a dict that is always true, so the same test takes the slow path."""
+        ``Database.modified`` tests one thing, ``watched``, which is empty unless
+        a client WATCHes. While tracking needs every write, each database's
+        ``watched`` is a dict that is always true, so the same test takes the
+        slow path. While key creation is listened to (``new`` events), each
+        database's class is one whose ``set`` announces new keys; the eviction
+        module may replace the class, so this runs again after a config change."""
         hooked = bool(self.key_listeners or self.new_listeners)
         for db in self.dbs:
             if hooked != (db.watched.__class__ is HookedDict):
                 db.watched = HookedDict(db.watched) if hooked else dict(db.watched)
+            cls = db.__class__
+            if bool(self.new_listeners) != (cls in _ANNOUNCING_BASES):
+                db.__class__ = _announcing(cls) if self.new_listeners else _ANNOUNCING_BASES[cls]
 
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
         for propagator in self.propagators:
@@ -315,9 +341,6 @@ def _reference_get(self: Any, key: bytes) -> Any:
 
 
 def _reference_set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-    if self.watched and key not in self.data:
-        self.add(key, value)
-        return
     self.data[key] = value
     if self.expires and not keep_ttl:
         self.expires.pop(key, None)

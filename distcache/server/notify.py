@@ -9,9 +9,10 @@ order Redis 7.0 does::
 ``notify`` publishes ``__keyspace@<db>__:<key>`` with the event name (class
 flag ``K``) and ``__keyevent@<db>__:<event>`` with the key (``E``) when
 ``notify-keyspace-events`` enables the event's class. With notifications off
-(the default) it returns after one test. The hot paths (the SET, INCR and DECR
-run handlers) do not call it at all: they stand aside while ``Keyspace.events``
-is set, and the general path notifies.
+(the default) it returns after one test. The hot paths do not even test: while
+events are on, :func:`with_events` swaps SET's handler and takes the run
+handlers of SET, INCR and DECR out of the command table, and the general path
+notifies.
 
 Three events come from the keyspace itself rather than from commands:
 ``new`` (a key was created, from ``Database.set``), ``expired`` (lazy and
@@ -19,7 +20,7 @@ active expiry, ``Database.expire_now``) and ``evicted`` (eviction.py).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Dict, Tuple
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -90,6 +91,36 @@ def delete_if_empty(db: Any, key: bytes, value: Any) -> None:
         notify(db, GENERIC, b"del", key)
 
 
+#: command -> its handler while events are on (None: its usual one, without run handler)
+_ANNOUNCED: Dict[str, Any] = {"incr": None, "decr": None}
+#: command -> (handler, run handler) while events are off, kept while they are on.
+_USUAL: Dict[str, Tuple[Any, Any]] = {}
+
+
+def with_events(name: str) -> Callable[[Any], Any]:
+    """Register the handler ``name`` uses while keyspace events are on. The hot
+    commands' usual handlers (SET's plain form, the run handlers of SET, INCR and
+    DECR) then step aside, so while events are off they test nothing."""
+    def register(handler: Any) -> Any:
+        _ANNOUNCED[name] = handler
+        return handler
+    return register
+
+
+def _swap_handlers(on: bool) -> None:
+    """The command table is the process's: one server per process, as ``distcache
+    server`` runs it (in-process test servers share the setting)."""
+    from .commands.table import COMMANDS
+    for name, announced in _ANNOUNCED.items():
+        spec = COMMANDS[name]
+        if on and name not in _USUAL:
+            _USUAL[name] = (spec.handler, spec.run_handler)
+            spec.handler = announced or spec.handler
+            spec.run_handler = None
+        elif not on and name in _USUAL:
+            spec.handler, spec.run_handler = _USUAL.pop(name)
+
+
 def key_added(db: Any, key: bytes) -> None:
     """Keyspace listener: ``new`` for a key ``Database.set`` created."""
     notify(db, NEW, b"new", key)
@@ -104,6 +135,7 @@ def install(server: "CacheServer") -> None:
         flags = server.config["notify-keyspace-events"]
         # Without K or E nothing is ever published: as Redis, off.
         ks.events = flags if flags & (KEYSPACE | KEYEVENT) else 0
+        _swap_handlers(bool(ks.events))
         if ks.events & NEW:
             ks.add_listener("new", key_added)
         else:
@@ -112,6 +144,8 @@ def install(server: "CacheServer") -> None:
     def on_config(name: str) -> None:
         if name == "notify-keyspace-events":
             configure()
+        else:  # eviction may have given the databases new classes
+            ks.hook()
 
     configure()
     server.config_hooks.append(on_config)

@@ -8,7 +8,7 @@ from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wrong_arity
 from ..eviction import lru_clock
 from ..keyspace import INLINE_SAFE, Database, now_ms
-from ..notify import GENERIC, STRING as STRING_EVENTS, notify
+from ..notify import GENERIC, STRING as STRING_EVENTS, notify, with_events
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
 from .table import RunHandler, command, runs_of
 
@@ -140,10 +140,16 @@ def get_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
 @command("set", -3, "write denyoom", (1, 1, 1), **_STR)
 def set_(c: Any, args: List[bytes]) -> Any:
     """Set the string value of a key, with expiry and conditions."""
-    if len(args) == 3 and not c.keyspace.events:
+    if len(args) == 3:
         c.db.set(args[1], args[2])
         return OK
-    return _set_generic(c, args, "set")  # with events: expires the key first, as Redis
+    return _set_generic(c, args, "set")
+
+
+@with_events("set")
+def set_announced(c: Any, args: List[bytes]) -> Any:
+    """SET while keyspace events are on: expires an old key first, as Redis."""
+    return _set_generic(c, args, "set")
 
 
 @runs_of("set")
@@ -188,9 +194,9 @@ def _write_run_context(c: Any) -> Optional[_WriteRunContext]:
     only propagator, or logs another database), the propagators, whether the
     memory limit meters writes (the dispatcher leaves out loading) and its credit."""
     server = c.server
+    if server.write_denied is not None:
+        return None
     keyspace = c.keyspace
-    if server.write_denied is not None or keyspace.events:
-        return None  # refused; or each write has its keyspace events to send
     staged = keyspace.stage if c.db is keyspace.stage_db else None
     return staged, keyspace.propagators, server.gated, server.oom_credit
 
