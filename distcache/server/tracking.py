@@ -141,7 +141,7 @@ class Tracking:
     def remember(self, c: "Client", spec: Any, args: List[bytes]) -> None:
         """Remember the keys a tracking client reads; handle CLIENT CACHING's flag."""
         state = c.tracking
-        if state.clear_caching:
+        if state.clear_caching and not c.in_exec:  # EXEC's commands keep it
             state.caching = state.clear_caching = False
         name = (spec.parent or spec).name
         if spec.readonly and not state.bcast and name not in _NOT_REMEMBERED \
