@@ -572,7 +572,8 @@ class Client(asyncio.Protocol):
                 f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
                 f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
                 f"events=r cmd={cmd} user={self.user.name.decode('utf-8', 'replace')} "
-                f"redir=-1 resp={3 if self.resp3 else 2} "
+                f"redir={self.tracking.redirect if self.tracking else -1} "
+                f"resp={3 if self.resp3 else 2} "
                 f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
                 f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
 
