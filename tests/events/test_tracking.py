@@ -186,3 +186,26 @@ def test_redis_py_client_side_cache_is_invalidated(ours, monkeypatch):
     finally:
         cached.close()
         other.close()
+
+
+def test_expiry_invalidates_a_tracked_key(ours):
+    a, b = Conn(ours.port), Conn(ours.port)
+    try:
+        a.talk("HELLO 3", "CLIENT TRACKING ON")
+        b.talk("SET exp:k v PX 50")
+        a.talk("GET exp:k")
+        data = a.wait_for(1)  # the active expiry cycle deletes it; no one reads it again
+        assert b"exp:k" in data
+    finally:
+        a.sock.close()
+        b.sock.close()
+
+
+def test_tracking_costs_nothing_after_the_last_client_leaves(ours):
+    a = Conn(ours.port)
+    a.talk("HELLO 3", "CLIENT TRACKING ON", "GET x")
+    assert b"tracking_clients:1" in a.talk("INFO clients")
+    a.talk("CLIENT TRACKING OFF")
+    info = a.talk("INFO clients") + a.talk("INFO stats")
+    assert b"tracking_clients:0" in info and b"tracking_total_keys:0" in info
+    a.sock.close()

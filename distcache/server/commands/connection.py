@@ -304,4 +304,4 @@ def client_unblock(c: Any, args: List[bytes]) -> Any:
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
     return help_reply("CLIENT", ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, UNBLOCK, "
-                                 "NO-EVICT, HELP"])
+                                 "NO-EVICT, TRACKING, CACHING, GETREDIR, TRACKINGINFO, HELP"])
