@@ -185,6 +185,9 @@ class Database:
 
 
 
+_LISTENERS = {"new": "new_listeners", "modified": "key_listeners", "miss": "miss_listeners"}
+
+
 class HookedDict(dict):  # type: ignore[type-arg]
     """A ``Database.watched`` that is true even when empty (see Keyspace.hook)."""
 
@@ -192,27 +195,43 @@ class HookedDict(dict):  # type: ignore[type-arg]
         return True
 
 
-#: announcing class -> the class it wraps
-_ANNOUNCING_BASES: Dict[type, type] = {}
-_ANNOUNCING: Dict[type, type] = {}
+#: announcing class -> (the class it wraps, announces new keys, announces misses)
+_ANNOUNCING_BASES: Dict[type, Tuple[type, bool, bool]] = {}
+_ANNOUNCING: Dict[Tuple[type, bool, bool], type] = {}
 
 
-def _announcing(cls: type) -> type:
-    """``cls`` with a ``set`` that creates new keys through ``Database.add``."""
-    wrapped = _ANNOUNCING.get(cls)
+def _announcing(cls: type, new: bool, miss: bool) -> type:
+    """``cls`` with a ``set`` that creates new keys through ``Database.add`` (``new``)
+    and lookups that tell the ``miss`` listeners of keys not found (``miss``)."""
+    wrapped = _ANNOUNCING.get((cls, new, miss))
     if wrapped is None:
-        base_set = cls.set  # type: ignore[attr-defined]
+        methods: Dict[str, Any] = {"__slots__": ()}
+        if new:
+            base_set = cls.set  # type: ignore[attr-defined]
 
-        def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-            if key in self.data:
-                base_set(self, key, value, keep_ttl)
-            else:
-                self.add(key, value)
-
-        wrapped = type(cls.__name__, (cls,), {"__slots__": (), "set": set})
-        _ANNOUNCING[cls] = wrapped
-        _ANNOUNCING_BASES[wrapped] = cls
+            def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+                if key in self.data:
+                    base_set(self, key, value, keep_ttl)
+                else:
+                    self.add(key, value)
+            methods["set"] = set
+        if miss:
+            for name in ("get", "get_untouched"):
+                methods[name] = _missing_told(getattr(cls, name))
+        wrapped = type(cls.__name__, (cls,), methods)
+        _ANNOUNCING[(cls, new, miss)] = wrapped
+        _ANNOUNCING_BASES[wrapped] = (cls, new, miss)
     return wrapped
+
+
+def _missing_told(lookup: Callable[[Any, bytes], Any]) -> Callable[[Any, bytes], Any]:
+    def told(self: Any, key: bytes) -> Any:
+        value = lookup(self, key)
+        if value is None:
+            for listener in self.keyspace.miss_listeners:
+                listener(self, key)
+        return value
+    return told
 
 
 def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
@@ -245,6 +264,8 @@ class Keyspace:
         #: through add_listener, which hooks the databases (see :meth:`hook`).
         self.key_listeners: List[Callable[[Database, bytes], None]] = []
         self.new_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Called with (db, key) when a read finds no key (``keymiss`` events).
+        self.miss_listeners: List[Callable[[Database, bytes], None]] = []
         #: Keyspace notification classes enabled (server/notify.py), 0 when off,
         #: and how they are published (the pub/sub registry's publish).
         self.events = 0
@@ -257,15 +278,16 @@ class Keyspace:
             listener(db, key)
 
     def add_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
-        """Hear of every change (``kind`` "modified") or new key ("new")."""
-        name = "new_listeners" if kind == "new" else "key_listeners"
+        """Hear of every change (``kind`` "modified"), new key ("new") or read of
+        a missing key ("miss")."""
+        name = _LISTENERS[kind]
         current = getattr(self, name)
         if listener not in current:  # a new list: a running loop keeps its copy
             setattr(self, name, current + [listener])
         self.hook()
 
     def remove_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
-        name = "new_listeners" if kind == "new" else "key_listeners"
+        name = _LISTENERS[kind]
         setattr(self, name, [fn for fn in getattr(self, name) if fn != listener])
         self.hook()
 
@@ -283,8 +305,10 @@ class Keyspace:
             if hooked != (db.watched.__class__ is HookedDict):
                 db.watched = HookedDict(db.watched) if hooked else dict(db.watched)
             cls = db.__class__
-            if bool(self.new_listeners) != (cls in _ANNOUNCING_BASES):
-                db.__class__ = _announcing(cls) if self.new_listeners else _ANNOUNCING_BASES[cls]
+            base, new, miss = _ANNOUNCING_BASES.get(cls, (cls, False, False))
+            wanted = (bool(self.new_listeners), bool(self.miss_listeners))
+            if (new, miss) != wanted:
+                db.__class__ = _announcing(base, *wanted) if any(wanted) else base
 
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
         for propagator in self.propagators:

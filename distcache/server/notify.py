@@ -14,9 +14,11 @@ events are on, :func:`with_events` swaps SET's handler and takes the run
 handlers of SET, INCR and DECR out of the command table, and the general path
 notifies.
 
-Three events come from the keyspace itself rather than from commands:
-``new`` (a key was created, from ``Database.set``), ``expired`` (lazy and
-active expiry, ``Database.expire_now``) and ``evicted`` (eviction.py).
+Four events come from the keyspace itself rather than from commands: ``new``
+(a key was created, ``Database.add``), ``keymiss`` (a counted lookup found
+nothing), ``expired`` (lazy and active expiry, ``Database.expire_now``) and
+``evicted`` (eviction.py). The first two are listeners the keyspace calls only
+while they are enabled (see ``Keyspace.hook``).
 """
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ def delete_if_empty(db: Any, key: bytes, value: Any) -> None:
 
 
 #: command -> its handler while events are on (None: its usual one, without run handler)
-_ANNOUNCED: Dict[str, Any] = {"incr": None, "decr": None}
+_ANNOUNCED: Dict[str, Any] = {"incr": None, "decr": None, "get": None}
 #: command -> (handler, run handler) while events are off, kept while they are on.
 _USUAL: Dict[str, Tuple[Any, Any]] = {}
 
@@ -126,6 +128,11 @@ def key_added(db: Any, key: bytes) -> None:
     notify(db, NEW, b"new", key)
 
 
+def key_missed(db: Any, key: bytes) -> None:
+    """Keyspace listener: ``keymiss`` for a read that found no key."""
+    notify(db, KEY_MISS, b"keymiss", key)
+
+
 def install(server: "CacheServer") -> None:
     """Publish through the server's pub/sub registry; follow the directive."""
     ks = server.keyspace
@@ -136,10 +143,11 @@ def install(server: "CacheServer") -> None:
         # Without K or E nothing is ever published: as Redis, off.
         ks.events = flags if flags & (KEYSPACE | KEYEVENT) else 0
         _swap_handlers(bool(ks.events))
-        if ks.events & NEW:
-            ks.add_listener("new", key_added)
-        else:
-            ks.remove_listener("new", key_added)
+        for flag, kind, listener in ((NEW, "new", key_added), (KEY_MISS, "miss", key_missed)):
+            if ks.events & flag:
+                ks.add_listener(kind, listener)
+            else:
+                ks.remove_listener(kind, listener)
 
     def on_config(name: str) -> None:
         if name == "notify-keyspace-events":
