@@ -208,6 +208,16 @@ def _render_output_limits(limits: Dict[str, Tuple[int, int, int]]) -> str:
                     for h, s, t in [limits.get(cls, (0, 0, 0))])
 
 
+def _event_classes(text: str) -> int:
+    from .server.notify import parse_classes  # the classes live with the events
+    return parse_classes(text)
+
+
+def _event_classes_render(flags: int) -> str:
+    from .server.notify import render_classes
+    return render_classes(flags)
+
+
 def _d(name: str, default: str, parse: Callable[[str], Any] = str,
        render: Callable[[Any], str] = str, mutable: bool = True, help: str = "") -> Directive:
     return Directive(name, default, parse, render, mutable, help)
@@ -341,6 +351,12 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("lfu-log-factor", "10", _int_range(0, INT_MAX), help="LFU counter logarithm factor"),
     _d("lfu-decay-time", "1", _int_range(0, INT_MAX),
        help="minutes for the LFU counter to decay by one"),
+    # Keyspace notifications and client-side caching (docs/events.md)
+    _d("notify-keyspace-events", "", _event_classes, _event_classes_render,
+       help="keyspace event classes to publish: K E g $ l s h z x e t m d n A"),
+    _d("tracking-table-max-keys", "1000000", _int_range(0, 2 ** 63 - 1),
+       help="most keys CLIENT TRACKING remembers (0: no limit); beyond, the "
+            "oldest are invalidated"),
 ]}
 
 #: Redis directives that mean nothing here (encodings, replication, modules...).
@@ -366,10 +382,10 @@ cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-s
 cluster-announce-hostname cluster-preferred-endpoint-type cluster-announce-ip
 cluster-announce-port cluster-announce-bus-port cluster-announce-tls-port
 latency-tracking latency-tracking-info-percentiles
-notify-keyspace-events supervised syslog-enabled syslog-ident syslog-facility
+supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
 unixsocket unixsocketperm io-threads io-threads-do-reads oom-score-adj oom-score-adj-values
-disable-thp tracking-table-max-keys enable-protected-configs
+disable-thp enable-protected-configs
 enable-debug-command enable-module-command loadmodule rename-command include
 rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync

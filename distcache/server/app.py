@@ -136,7 +136,7 @@ class CacheServer:
         self._apply_config()
         from . import acl  # users: the default one, ``user`` lines, ``aclfile``
         self.acl = acl.install(self)
-        from . import eviction, pubsub  # memory limit; pub/sub registry
+        from . import eviction, notify, pubsub, tracking  # memory limit; events; pub/sub
         from .commands import transactions
         from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
@@ -146,6 +146,8 @@ class CacheServer:
         from . import monitoring, pause  # CLIENT PAUSE; MONITOR, SLOWLOG, LATENCY
         pause.install(self)
         monitoring.install(self)
+        notify.install(self)  # keyspace events (after eviction: see Keyspace.hook)
+        tracking.install(self)  # client-side caching: CLIENT TRACKING's invalidations
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)
         from ..persistence import install as _install_persistence  # log, snapshots, loading
@@ -299,6 +301,7 @@ class CacheServer:
             try:
                 self._ops_samples.append((self.clock,
                                           self.stats["total_commands_processed"]))
+                self.tracking.current = None  # no client's command runs in the cron
                 self.expiry.cycle()
                 self._close_idle_clients()
                 for job in self.cron_jobs:

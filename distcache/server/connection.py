@@ -100,8 +100,11 @@ class Client(asyncio.Protocol):
         self.reading_paused = False
         self.write_paused = False
         self.share_scheduled = False  # a share of a big read is due this loop turn
-        #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked).
-        self.restricted = not self.authenticated or not self.user.full
+        #: CLIENT TRACKING state (server/tracking.py), None when off.
+        self.tracking: Any = None
+        #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked,
+        #: some client tracking keys).
+        self.restricted = not self.authenticated or not self.user.full or server.tracking_on
         self.out: List[bytes] = []
         #: Bytes of an incomplete request the parser held after the last read.
         self.partial = 0
@@ -442,6 +445,8 @@ class Client(asyncio.Protocol):
         server = self.server
         if (self.reply_off or self.skip_next) and not self.muting:
             return self._muted(args)
+        if server.tracking_on:  # which client runs, for NOLOOP and deferred invalidations
+            server.tracking.enter(self)
         if not self.authenticated and not spec.no_auth:
             raise CommandError(errors.NOAUTH)
         if server.loading and not spec.loading_ok:
@@ -475,6 +480,8 @@ class Client(asyncio.Protocol):
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
         if spec.denyoom and server.oom_check is not None and not self.in_exec:
             server.oom_check(self)
+        if self.tracking is not None:
+            server.tracking.remember(self, spec, args)
         return None
 
     def _muted(self, args: List[bytes]) -> Any:
@@ -508,7 +515,7 @@ class Client(asyncio.Protocol):
     def update_restricted(self) -> None:
         self.restricted = (not self.authenticated or not self.user.full or self.in_multi
                            or bool(self.channels or self.patterns or self.shard_channels)
-                           or self.reply_off or self.skip_next)
+                           or self.reply_off or self.skip_next or self.server.tracking_on)
         self.parser.authenticated = self.authenticated
 
     # -- blocking (used by blocking list/zset commands) -------------------------
@@ -592,7 +599,8 @@ class Client(asyncio.Protocol):
                 f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
                 f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
                 f"events=r cmd={cmd} user={self.user.name.decode('utf-8', 'replace')} "
-                f"redir=-1 resp={3 if self.resp3 else 2} "
+                f"redir={self.tracking.redirect if self.tracking else -1} "
+                f"resp={3 if self.resp3 else 2} "
                 f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
                 f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
 

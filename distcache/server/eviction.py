@@ -69,6 +69,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .errors import OOM, CommandError
 from .keyspace import INLINE_SAFE, Database, now_ms
+from .notify import EVICTED, notify
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -533,6 +534,8 @@ class Eviction:
         ks = self.keyspace
         if db.delete(key):
             ks.evicted_keys += 1
+            if ks.events:
+                notify(db, EVICTED, b"evicted", key)
             ks.propagate(db.id, [[b"DEL", key]])
         side = getattr(db.__class__, "lru", None)
         if side is None:

@@ -66,7 +66,7 @@ def _clients(s: "CacheServer") -> Fields:
     return [("connected_clients", len(s.clients)), ("cluster_connections", 0),
             ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0), ("blocked_clients", s.blocked_clients),
-            ("tracking_clients", 0), ("pubsub_clients", pubsub),
+            ("tracking_clients", s.tracking.clients), ("pubsub_clients", pubsub),
             ("clients_in_timeout_table", s.blocked_clients)]
 
 

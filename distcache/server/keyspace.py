@@ -15,6 +15,7 @@ from itertools import islice
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from .errors import CommandError, WRONGTYPE
+from .notify import EXPIRED, notify
 
 #: Python type of a stored value -> Redis type name (TYPE, SCAN TYPE).
 TYPE_NAMES: Dict[type, str] = {bytes: "string"}
@@ -93,10 +94,18 @@ class Database:
     # -- changes --------------------------------------------------------------
 
     def set(self, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        """Store ``value``; clears any TTL unless ``keep_ttl``."""
+        """Store ``value``; clears any TTL unless ``keep_ttl``. (While keys' creation
+        is listened to, the class announcing it replaces this: see Keyspace.hook.)"""
         self.data[key] = value
         if self.expires and not keep_ttl:
             self.expires.pop(key, None)
+        self.modified(key)
+
+    def add(self, key: bytes, value: Any) -> None:
+        """Create ``key`` (Redis's dbAdd), announced to the ``new`` listeners."""
+        self.data[key] = value
+        for listener in self.keyspace.new_listeners:
+            listener(self, key)
         self.modified(key)
 
     def delete(self, key: bytes) -> bool:
@@ -143,6 +152,8 @@ class Database:
         self.expires.pop(key, None)
         ks = self.keyspace
         ks.expired_keys += 1
+        if ks.events:
+            notify(self, EXPIRED, b"expired", key)
         self.modified(key)
         ks.propagate(self.id, [[b"DEL", key]])
 
@@ -176,6 +187,55 @@ class Database:
 
 
 
+_LISTENERS = {"new": "new_listeners", "modified": "key_listeners", "miss": "miss_listeners"}
+
+
+class HookedDict(dict):  # type: ignore[type-arg]
+    """A ``Database.watched`` that is true even when empty (see Keyspace.hook)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+#: announcing class -> (the class it wraps, announces new keys, announces misses)
+_ANNOUNCING_BASES: Dict[type, Tuple[type, bool, bool]] = {}
+_ANNOUNCING: Dict[Tuple[type, bool, bool], type] = {}
+
+
+def _announcing(cls: type, new: bool, miss: bool) -> type:
+    """``cls`` with a ``set`` that creates new keys through ``Database.add`` (``new``)
+    and lookups that tell the ``miss`` listeners of keys not found (``miss``)."""
+    wrapped = _ANNOUNCING.get((cls, new, miss))
+    if wrapped is None:
+        methods: Dict[str, Any] = {"__slots__": ()}
+        if new:
+            base_set = cls.set  # type: ignore[attr-defined]
+
+            def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
+                if key in self.data:
+                    base_set(self, key, value, keep_ttl)
+                else:
+                    self.add(key, value)
+            methods["set"] = set
+        if miss:
+            for name in ("get", "get_untouched"):
+                methods[name] = _missing_told(getattr(cls, name))
+        wrapped = type(cls.__name__, (cls,), methods)
+        _ANNOUNCING[(cls, new, miss)] = wrapped
+        _ANNOUNCING_BASES[wrapped] = (cls, new, miss)
+    return wrapped
+
+
+def _missing_told(lookup: Callable[[Any, bytes], Any]) -> Callable[[Any, bytes], Any]:
+    def told(self: Any, key: bytes) -> Any:
+        value = lookup(self, key)
+        if value is None:
+            for listener in self.keyspace.miss_listeners:
+                listener(self, key)
+        return value
+    return told
+
+
 def _random_dict_key(d: Dict[bytes, Any]) -> bytes:
     # Dicts have no random access; skipping through the keys in C is O(n)
     # but fast (a few ms per million keys), and RANDOMKEY is rare.
@@ -204,10 +264,55 @@ class Keyspace:
         self.stage_db: Optional[Database] = None
         #: Called with (db, key) when a watched key changes.
         self.watch_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Called with (db, key) when any key changes, or a key is created; set
+        #: through add_listener, which hooks the databases (see :meth:`hook`).
+        self.key_listeners: List[Callable[[Database, bytes], None]] = []
+        self.new_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Called with (db, key) when a read finds no key (``keymiss`` events).
+        self.miss_listeners: List[Callable[[Database, bytes], None]] = []
+        #: Keyspace notification classes enabled (server/notify.py), 0 when off,
+        #: and how they are published (the pub/sub registry's publish).
+        self.events = 0
+        self.publish: Optional[Callable[[bytes, bytes], int]] = None
 
     def key_modified(self, db: Database, key: bytes) -> None:
         for listener in self.watch_listeners:
             listener(db, key)
+        for listener in self.key_listeners:
+            listener(db, key)
+
+    def add_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
+        """Hear of every change (``kind`` "modified"), new key ("new") or read of
+        a missing key ("miss")."""
+        name = _LISTENERS[kind]
+        current = getattr(self, name)
+        if listener not in current:  # a new list: a running loop keeps its copy
+            setattr(self, name, current + [listener])
+        self.hook()
+
+    def remove_listener(self, kind: str, listener: Callable[[Database, bytes], None]) -> None:
+        name = _LISTENERS[kind]
+        setattr(self, name, [fn for fn in getattr(self, name) if fn != listener])
+        self.hook()
+
+    def hook(self) -> None:
+        """Route writes to the listeners while there are any, at no cost otherwise.
+
+        ``Database.modified`` tests one thing, ``watched``, which is empty unless
+        a client WATCHes. While tracking needs every write, each database's
+        ``watched`` is a dict that is always true, so the same test takes the
+        slow path. While key creation is listened to (``new`` events), each
+        database's class is one whose ``set`` announces new keys; the eviction
+        module may replace the class, so this runs again after a config change."""
+        hooked = bool(self.key_listeners or self.new_listeners)
+        for db in self.dbs:
+            if hooked != (db.watched.__class__ is HookedDict):
+                db.watched = HookedDict(db.watched) if hooked else dict(db.watched)
+            cls = db.__class__
+            base, new, miss = _ANNOUNCING_BASES.get(cls, (cls, False, False))
+            wanted = (bool(self.new_listeners), bool(self.miss_listeners))
+            if (new, miss) != wanted:
+                db.__class__ = _announcing(base, *wanted) if any(wanted) else base
 
     def propagate(self, db_id: int, commands: List[List[bytes]]) -> None:
         for propagator in self.propagators:

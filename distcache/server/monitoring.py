@@ -20,10 +20,10 @@ import logging
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Tuple
 
 from ..protocol import Status
-from .commands.table import COMMANDS, CommandSpec
+from .commands.table import CommandSpec, set_layer
 
 log = logging.getLogger("distcache.server")
 
@@ -43,22 +43,11 @@ NONE, SLOW, ALL = 0, 1, 2
 #: server's goes with it; its monitors went with their connections).
 _instances: "weakref.WeakSet[Monitoring]" = weakref.WeakSet()
 _mode = NONE
-#: spec -> its plain handler and run handler, while wrapped.
-_plain: Dict[CommandSpec, Tuple[Any, Any]] = {}
 
 
-def _all_specs() -> List[CommandSpec]:
-    specs = []
-    for spec in COMMANDS.values():
-        if spec.handler is not None or spec in _plain:
-            specs.append(spec)
-        specs.extend({id(s): s for s in spec.subcommands.values()}.values())
-    return specs
-
-
-def _exempt(spec: CommandSpec, run_handler: Any) -> bool:
+def _exempt(spec: CommandSpec) -> bool:
     """O(1) commands the slow log at its default threshold does not time."""
-    return "fast" in spec.flags or run_handler is not None
+    return "fast" in spec.flags or spec.base_run_handler is not None
 
 
 def refresh() -> None:
@@ -68,15 +57,10 @@ def refresh() -> None:
     if mode == _mode:
         return
     _mode = mode
-    for spec in _all_specs():
-        plain, run = _plain.pop(spec, (spec.handler, spec.run_handler))
-        spec.handler, spec.run_handler = plain, run
-        if plain is None or mode == NONE or (mode == SLOW and _exempt(spec, run)):
-            continue
-        _plain[spec] = (plain, run)
-        spec.handler = _wrap(spec, plain)
-        if mode == ALL:
-            spec.run_handler = None  # each command must pass the wrapper
+
+    def wrap(spec: CommandSpec, handler: Any) -> Any:
+        return None if mode == SLOW and _exempt(spec) else _wrap(spec, handler)
+    set_layer("monitoring", 30, None if mode == NONE else wrap)
 
 
 def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callable[..., Any]:

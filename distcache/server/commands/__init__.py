@@ -5,4 +5,5 @@ from . import persistence  # noqa: F401  (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF)
 from . import memory, pubsub, transactions  # noqa: F401  (MULTI, pub/sub, MEMORY)
 from . import acl, dump, functions, objects, scripting, sort  # noqa: F401  (server/scripting/)
 from . import client_control, introspection  # noqa: F401  (CLIENT PAUSE, MONITOR, SLOWLOG)
+from . import tracking  # noqa: F401  (CLIENT TRACKING and friends: server/tracking.py)
 from .table import COMMANDS, CommandSpec, command, lookup_table  # noqa: F401

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, List, Optional, Tuple
 
 from ..errors import CommandError, SYNTAX, WRONGTYPE
+from ..notify import GENERIC, STRING, notify
 from .args import to_int
 from .strings import check_size
 from .table import command
@@ -137,11 +138,12 @@ def setbit(c: Any, args: List[bytes]) -> Any:
     byte, shift = offset >> 3, 7 - (offset & 7)
     old = (value[byte] >> shift) & 1 if value is not None and byte < len(value) else 0
     if value is not None and old == on and byte < len(value):
-        return old  # Redis still counts it as a write; nothing changes here
+        return old  # Redis still counts it as a write, but announces no event
     check_size(c, byte + 1)
     buf = _grown(value, offset)
     buf[byte] = (buf[byte] & ~(1 << shift)) | (on << shift)
     db.set(key, bytes(buf), keep_ttl=True)
+    notify(db, STRING, b"setbit", key)
     return old
 
 
@@ -208,7 +210,8 @@ def bitop(c: Any, args: List[bytes]) -> Any:
     size = max(map(len, sources))
     dest = args[2]
     if not size:
-        db.delete(dest)
+        if db.delete(dest):
+            notify(db, GENERIC, b"del", dest)
         return 0
     # One big integer per source: C speed whatever the length.
     ints = [int.from_bytes(s.ljust(size, b"\x00"), "big") for s in sources]
@@ -225,6 +228,7 @@ def bitop(c: Any, args: List[bytes]) -> Any:
         for n in ints[1:]:
             result ^= n
     db.set(dest, result.to_bytes(size, "big"))
+    notify(db, STRING, b"set", dest)
     return size
 
 
@@ -339,6 +343,7 @@ def _bitfield(c: Any, args: List[bytes], readonly: bool) -> Any:
             changed = True
     if changed:
         db.set(key, bytes(buf), keep_ttl=True)
+        notify(db, STRING, b"setbit", key)
     return replies
 
 

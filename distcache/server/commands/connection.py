@@ -306,5 +306,5 @@ def client_unblock(c: Any, args: List[bytes]) -> Any:
 def client_help(c: Any, args: List[bytes]) -> Any:
     """Subcommands of CLIENT."""
     return help_reply("CLIENT", ["ID, SETNAME, GETNAME, SETINFO, INFO, LIST, KILL, UNBLOCK, "
-                                 "PAUSE, UNPAUSE, REPLY, "
-                                 "NO-EVICT, HELP"])
+                                 "PAUSE, UNPAUSE, REPLY, NO-EVICT, TRACKING, CACHING, GETREDIR, "
+                                 "TRACKINGINFO, HELP"])

@@ -23,6 +23,7 @@ from ...rdb import PayloadVersionError, RdbError, dump_payload, load_payload
 from ..errors import CommandError, SYNTAX
 from ..eviction import set_frequency, set_idle
 from ..keyspace import now_ms
+from ..notify import GENERIC, notify
 from ..types.zset import ZSet
 from .args import to_int
 from .keys import type_name
@@ -123,6 +124,7 @@ def restore(c: Any, args: List[bytes]) -> Any:
         ttl += now_ms()
     if ttl and ttl <= now_ms():  # already expired: only the deletion happened
         if deleted:
+            notify(db, GENERIC, b"del", key)
             c.rewrite = [[b"DEL", key]]
         return OK
     db.set(key, keyspace_value(kind, value))
@@ -134,6 +136,7 @@ def restore(c: Any, args: List[bytes]) -> Any:
         set_frequency(db, key, freq)
     elif idle is not None:
         set_idle(db, key, idle)
+    notify(db, GENERIC, b"restore", key)
     return OK
 
 
@@ -244,7 +247,8 @@ def migrate(c: Any, args: List[bytes]) -> Any:
         elif not plan.copy:
             moved.append(key)
     for key in moved:
-        db.delete(key)
+        if db.delete(key):
+            notify(db, GENERIC, b"del", key)
     c.rewrite = [[b"DEL", *moved]] if moved else None  # the log needs no target
     if errors:
         raise CommandError(f"ERR Target instance replied with error: {errors[-1]}")

@@ -15,6 +15,7 @@ from ..types import geohash, geoscan
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
 from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
+from ..notify import GENERIC, notify
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
@@ -288,7 +289,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         raise CommandError("ERR the ANY argument requires COUNT argument")
     if z is None:
         if store is not None:
-            db.delete(store)
+            if db.delete(store):
+                notify(db, GENERIC, b"del", store)
             return 0
         return []
     if count and not sort and not anyflag:
@@ -302,7 +304,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         result = ZSet()
         for d, score, member, _, _ in found:
             result.add(member, d / shape.unit if storedist else score)
-        return store_zset(c, store, result)
+        return store_zset(c, store, result,
+                          b"geosearchstore" if search else b"georadiusstore")
     reply: List[Any] = []
     for d, score, member, lon, lat in found:
         if not (withdist or withhash or withcoord):

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from ...protocol import OK
 from ..errors import CommandError, OVERFLOW, SYNTAX
 from ..keyspace import TYPE_NAMES
+from ..notify import HASH, delete_if_empty, notify
 from ..scan import ScanArgs, parse_cursor
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
 from .table import command
@@ -201,6 +202,7 @@ def _hset_generic(c: Any, args: List[bytes]) -> int:
     it = iter(args[2:])
     h.update(zip(it, it))
     db.modified(args[1])
+    notify(db, HASH, b"hset", args[1])
     return len(h) - before
 
 
@@ -226,6 +228,7 @@ def hsetnx(c: Any, args: List[bytes]) -> Any:
         return 0
     _hash_or_new(db, args[1])[args[2]] = args[3]
     db.modified(args[1])
+    notify(db, HASH, b"hset", args[1])
     return 1
 
 
@@ -242,7 +245,8 @@ def hdel(c: Any, args: List[bytes]) -> Any:
             removed += 1
     if removed:
         db.modified(args[1])
-        db.remove_if_empty(args[1], h)
+        notify(db, HASH, b"hdel", args[1])
+        delete_if_empty(db, args[1], h)
     return removed
 
 
@@ -251,9 +255,10 @@ def _field_of(db: Any, key: bytes, field: bytes) -> Optional[bytes]:
     return None if h is None else h.get(field)
 
 
-def _store_field(db: Any, key: bytes, field: bytes, value: bytes) -> None:
+def _store_field(db: Any, key: bytes, field: bytes, value: bytes, event: bytes) -> None:
     _hash_or_new(db, key)[field] = value
     db.modified(key)
+    notify(db, HASH, event, key)
 
 
 @command("hincrby", 4, "write denyoom fast", (1, 1, 1), since="2.0.0", **_HASH)
@@ -265,7 +270,7 @@ def hincrby(c: Any, args: List[bytes]) -> Any:
     result = current + delta
     if not INT64_MIN <= result <= INT64_MAX:
         raise CommandError(OVERFLOW)
-    _store_field(c.db, args[1], args[2], b"%d" % result)
+    _store_field(c.db, args[1], args[2], b"%d" % result, b"hincrby")
     return result
 
 
@@ -281,7 +286,7 @@ def hincrbyfloat(c: Any, args: List[bytes]) -> Any:
     if not result.is_finite():
         raise CommandError("ERR increment would produce NaN or Infinity")
     text = format_decimal(result)
-    _store_field(c.db, args[1], args[2], text)
+    _store_field(c.db, args[1], args[2], text, b"hincrbyfloat")
     c.rewrite = [[b"HSET", args[1], args[2], text]]
     return text
 

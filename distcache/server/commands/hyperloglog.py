@@ -9,6 +9,7 @@ from typing import Any, List, Optional
 
 from ...protocol import OK, Status
 from ..errors import CommandError, WRONGTYPE
+from ..notify import STRING, notify
 from ..types import hll
 from .table import command
 
@@ -67,6 +68,7 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
         editor.release()
         return 0
     db.set(key, editor.value(), keep_ttl=True)
+    notify(db, STRING, b"pfadd", key)
     return 1
 
 
@@ -107,6 +109,7 @@ def pfmerge(c: Any, args: List[bytes]) -> Any:
         if count:
             editor.set(index, count)
     db.set(dest, editor.value(), keep_ttl=True)
+    notify(db, STRING, b"pfadd", dest)
     return OK
 
 

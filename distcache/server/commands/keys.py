@@ -7,6 +7,7 @@ from ...protocol import OK
 from ..errors import CommandError, DB_RANGE, NO_SUCH_KEY, SYNTAX
 from ..glob import compile_glob
 from ..keyspace import TYPE_NAMES, now_ms
+from ..notify import GENERIC, notify
 from ..scan import ScanArgs
 from .args import INT64_MAX, to_int, to_int32
 from .table import command
@@ -33,8 +34,13 @@ def db_index(c: Any, arg: bytes) -> int:
 @command("del", -2, "write", (1, -1, 1), complexity="O(N)", **_KEYS)
 def delete(c: Any, args: List[bytes]) -> Any:
     """Delete keys; returns how many existed."""
-    remove = c.db.delete
-    return sum(1 for key in args[1:] if remove(key))
+    db = c.db
+    deleted = 0
+    for key in args[1:]:
+        if db.delete(key):
+            deleted += 1
+            notify(db, GENERIC, b"del", key)
+    return deleted
 
 
 command("unlink", -2, "write fast", (1, -1, 1), **_KEYS)(delete)
@@ -97,12 +103,18 @@ def randomkey(c: Any, args: List[bytes]) -> Any:
     return c.db.random_key()
 
 
-def _move_value(c: Any, src_db: Any, src: bytes, dst_db: Any, dst: bytes, value: Any) -> None:
+def _move_value(c: Any, src_db: Any, src: bytes, dst_db: Any, dst: bytes, value: Any,
+                event: bytes) -> None:
+    """RENAME and MOVE, in Redis's order: the destination replaced (a new key),
+    the source deleted, then ``<event>_from`` and ``<event>_to``."""
     when = src_db.expires.get(src)
-    src_db.delete(src)
+    dst_db.delete(dst)
     dst_db.set(dst, value)
     if when is not None:
         dst_db.expires[dst] = when
+    src_db.delete(src)
+    notify(src_db, GENERIC, event + b"_from", src)
+    notify(dst_db, GENERIC, event + b"_to", dst)
 
 
 @command("rename", 3, "write", (1, 2, 1), **_KEYS)
@@ -113,7 +125,7 @@ def rename(c: Any, args: List[bytes]) -> Any:
     if value is None:
         raise CommandError(NO_SUCH_KEY)
     if args[1] != args[2]:  # to itself: nothing changes (no WATCH touched, as Redis)
-        _move_value(c, db, args[1], db, args[2], value)
+        _move_value(c, db, args[1], db, args[2], value, b"rename")
     return OK
 
 
@@ -126,7 +138,7 @@ def renamenx(c: Any, args: List[bytes]) -> Any:
         raise CommandError(NO_SUCH_KEY)
     if db.peek(args[2]) is not None:
         return 0
-    _move_value(c, db, args[1], db, args[2], value)
+    _move_value(c, db, args[1], db, args[2], value, b"rename")
     return 1
 
 
@@ -155,10 +167,12 @@ def copy(c: Any, args: List[bytes]) -> Any:
     if dst_db.peek(dst) is not None:
         if not replace:
             return 0
+        dst_db.delete(dst)  # replaced: the copy is a new key, as Redis
     dst_db.set(dst, copy_value(value))
     when = c.db.expires.get(src)
     if when is not None:
         dst_db.expires[dst] = when
+    notify(dst_db, GENERIC, b"copy_to", dst)
     return 1
 
 
@@ -171,7 +185,7 @@ def move(c: Any, args: List[bytes]) -> Any:
     value = c.db.peek(args[1])
     if value is None or target.peek(args[1]) is not None:
         return 0
-    _move_value(c, c.db, args[1], target, args[1], value)
+    _move_value(c, c.db, args[1], target, args[1], value, b"move")
     return 1
 
 
@@ -203,6 +217,7 @@ def flushdb(c: Any, args: List[bytes]) -> Any:
     """Delete every key of the selected database."""
     _flush_mode(args)
     c.db.flush()
+    c.server.tracking.flushed(all_dbs=False)  # a null invalidation to tracking clients
     c.rewrite = [[b"FLUSHDB"]]
     return OK
 
@@ -212,6 +227,7 @@ def flushall(c: Any, args: List[bytes]) -> Any:
     """Delete every key of every database."""
     _flush_mode(args)
     c.keyspace.flush_all()
+    c.server.tracking.flushed(all_dbs=True)
     c.rewrite = [[b"FLUSHALL"]]
     for hook in c.server.flushall_hooks:
         hook()
@@ -271,9 +287,11 @@ def _expire_generic(c: Any, args: List[bytes], unit_ms: int, absolute: bool) -> 
         return 0
     if when <= now_ms():
         db.delete(key)
+        notify(db, GENERIC, b"del", key)
         c.rewrite = [[b"DEL", key]]
         return 1
     db.set_expire(key, when)
+    notify(db, GENERIC, b"expire", key)
     c.rewrite = [[b"PEXPIREAT", key, b"%d" % when]]
     return 1
 
@@ -346,6 +364,7 @@ def pexpiretime(c: Any, args: List[bytes]) -> Any:
 def persist(c: Any, args: List[bytes]) -> Any:
     """Remove a key's TTL."""
     db = c.db
-    if db.peek(args[1]) is None:
+    if db.peek(args[1]) is None or not db.persist(args[1]):
         return 0
-    return 1 if db.persist(args[1]) else 0
+    notify(db, GENERIC, b"persist", args[1])
+    return 1

@@ -8,6 +8,7 @@ from typing import Any, Callable, List, Optional, Tuple
 from ...protocol import NULL_ARRAY, OK, Raw
 from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
 from ..keyspace import TYPE_NAMES
+from ..notify import LIST, delete_if_empty, notify
 from ..types.blocking import block, cannot_block, parse_timeout, signal_ready
 from .args import INT64_MIN, to_int
 from .hashes import pop_count
@@ -44,13 +45,23 @@ def parse_side(arg: bytes) -> bool:
     return side
 
 
-def list_pop(db: Any, key: bytes, lst: deque, left: bool, count: int) -> List[bytes]:
-    """Pop up to ``count`` elements from one end; deletes the key once empty."""
+def list_pop(db: Any, key: bytes, lst: deque, left: bool, count: int,
+             announce: bool = True) -> List[bytes]:
+    """Pop up to ``count`` elements from one end; deletes the key once empty.
+    ``announce`` False leaves the events and the deletion to :func:`announce_pop`
+    (LMOVE's order)."""
     pop = lst.popleft if left else lst.pop
     out = [pop() for _ in range(min(count, len(lst)))]
     db.modified(key)
-    db.remove_if_empty(key, lst)
+    if announce:
+        announce_pop(db, key, lst, left)  # deletes an emptied list
     return out
+
+
+def announce_pop(db: Any, key: bytes, lst: deque, left: bool) -> None:
+    """The events of a pop, and the emptied list's deletion between them."""
+    notify(db, LIST, b"lpop" if left else b"rpop", key)
+    delete_if_empty(db, key, lst)
 
 
 def list_push(c: Any, key: bytes, values: List[bytes], left: bool,
@@ -65,6 +76,7 @@ def list_push(c: Any, key: bytes, values: List[bytes], left: bool,
     else:
         lst.extend(values)
     db.modified(key)
+    notify(db, LIST, b"lpush" if left else b"rpush", key)
     if db.blocking:
         signal_ready(c, db, key)
     return len(lst)
@@ -196,6 +208,7 @@ def lset(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR index out of range")
     lst[index] = args[3]
     db.modified(args[1])
+    notify(db, LIST, b"lset", args[1])
     return OK
 
 
@@ -227,7 +240,8 @@ def lrem(c: Any, args: List[bytes]) -> Any:
             _rebuild(lst, keep)
     if removed:
         db.modified(args[1])
-        db.remove_if_empty(args[1], lst)
+        notify(db, LIST, b"lrem", args[1])
+        delete_if_empty(db, args[1], lst)
     return removed
 
 
@@ -278,7 +292,8 @@ def ltrim(c: Any, args: List[bytes]) -> Any:
             for _ in range(drop_tail):
                 lst.pop()
     db.modified(args[1])
-    db.remove_if_empty(args[1], lst)
+    notify(db, LIST, b"ltrim", args[1])
+    delete_if_empty(db, args[1], lst)
     return OK
 
 
@@ -298,6 +313,7 @@ def linsert(c: Any, args: List[bytes]) -> Any:
         return -1
     lst.insert(index if where == b"BEFORE" else index + 1, args[4])
     db.modified(args[1])
+    notify(db, LIST, b"linsert", args[1])
     return len(lst)
 
 
@@ -358,12 +374,14 @@ def _move(c: Any, src: bytes, dst: bytes, from_left: bool, to_left: bool,
     """Pop from ``src`` and push onto ``dst`` (checked to be a list first)."""
     db = c.db
     _list(db, dst)  # WRONGTYPE before anything moves
+    # As Redis: the push's events, then the pop's (and the source's deletion).
     if src == dst:  # a rotation: the list never empties, so the key (and TTL) stays
         value = lst.popleft() if from_left else lst.pop()
         list_push(c, dst, [value], to_left, lst)
     else:
-        value = list_pop(db, src, lst, from_left, 1)[0]
+        value = list_pop(db, src, lst, from_left, 1, announce=False)[0]
         list_push(c, dst, [value], to_left, _list(db, dst))
+    announce_pop(db, src, lst, from_left)
     sides = (b"LEFT" if from_left else b"RIGHT", b"LEFT" if to_left else b"RIGHT")
     return value, [[b"LMOVE", src, dst, *sides]]
 

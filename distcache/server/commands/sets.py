@@ -6,6 +6,7 @@ from typing import Any, Callable, List, Optional, Set
 from ...protocol import RespSet
 from ..errors import CommandError, SYNTAX
 from ..keyspace import TYPE_NAMES
+from ..notify import GENERIC, SET, delete_if_empty, notify
 from ..scan import parse_cursor
 from .args import to_int
 from .hashes import (INTSET_ENTRIES, check_repeats, parse_rand_count, pop_count,
@@ -21,13 +22,15 @@ def _set(db: Any, key: bytes, counted: bool = False) -> Optional[Set[bytes]]:
     return db.get_typed(key, set) if counted else db.peek_typed(key, set)
 
 
-def store_result(c: Any, key: bytes, value: Any) -> int:
-    """Store a computed container (SINTERSTORE, ZUNIONSTORE...); empty deletes the key."""
+def store_result(c: Any, key: bytes, value: Any, event: bytes, cls: int = SET) -> int:
+    """Store a computed container (SINTERSTORE, ZUNIONSTORE...) announcing ``event``;
+    empty deletes the key."""
     db = c.db
     if value:
         db.set(key, value)
-    else:
-        db.delete(key)
+        notify(db, cls, event, key)
+    elif db.delete(key):
+        notify(db, GENERIC, b"del", key)
     return len(value)
 
 
@@ -46,6 +49,7 @@ def sadd(c: Any, args: List[bytes]) -> Any:
     added = len(s) - before
     if added:
         db.modified(args[1])
+        notify(db, SET, b"sadd", args[1])
     return added
 
 
@@ -61,7 +65,8 @@ def srem(c: Any, args: List[bytes]) -> Any:
     removed = before - len(s)
     if removed:
         db.modified(args[1])
-        db.remove_if_empty(args[1], s)
+        notify(db, SET, b"srem", args[1])
+        delete_if_empty(db, args[1], s)
     return removed
 
 
@@ -107,11 +112,14 @@ def smove(c: Any, args: List[bytes]) -> Any:
         return 0
     src.discard(member)  # type: ignore[union-attr]
     db.modified(src_key)
-    db.remove_if_empty(src_key, src)
+    notify(db, SET, b"srem", src_key)
+    delete_if_empty(db, src_key, src)
     if dst is None:
         dst = set()
         db.set(dst_key, dst)
-    dst.add(member)
+    if member not in dst:
+        dst.add(member)
+        notify(db, SET, b"sadd", dst_key)
     db.modified(dst_key)
     return 1
 
@@ -135,7 +143,8 @@ def spop(c: Any, args: List[bytes]) -> Any:
         popped = random_picks(s, count) if count < len(s) else list(set_reply(s))
     s.difference_update(popped)
     db.modified(key)
-    db.remove_if_empty(key, s)
+    notify(db, SET, b"spop", key)
+    delete_if_empty(db, key, s)
     c.rewrite = [[b"DEL", key]] if not s else [[b"SREM", key, *popped]]
     return popped[0] if count is None else RespSet(popped)
 
@@ -183,11 +192,11 @@ def _diff(sets: List[Set[bytes]]) -> Set[bytes]:
 
 
 def _algebra(c: Any, keys: List[bytes], op: Callable[[List[Set[bytes]]], Set[bytes]],
-             dst: Optional[bytes] = None) -> Any:
+             dst: Optional[bytes] = None, event: bytes = b"") -> Any:
     result = op(_sets_of(c, keys))
     if dst is None:
         return set_reply(result)
-    return store_result(c, dst, result)
+    return store_result(c, dst, result, event)
 
 
 @command("sinter", -2, "readonly", (1, -1, 1), complexity="O(N*M)", **_SET)
@@ -211,19 +220,19 @@ def sdiff(c: Any, args: List[bytes]) -> Any:
 @command("sinterstore", -3, "write denyoom", (1, -1, 1), complexity="O(N*M)", **_SET)
 def sinterstore(c: Any, args: List[bytes]) -> Any:
     """Store the intersection of sets."""
-    return _algebra(c, args[2:], _inter, args[1])
+    return _algebra(c, args[2:], _inter, args[1], b"sinterstore")
 
 
 @command("sunionstore", -3, "write denyoom", (1, -1, 1), complexity="O(N)", **_SET)
 def sunionstore(c: Any, args: List[bytes]) -> Any:
     """Store the union of sets."""
-    return _algebra(c, args[2:], _union, args[1])
+    return _algebra(c, args[2:], _union, args[1], b"sunionstore")
 
 
 @command("sdiffstore", -3, "write denyoom", (1, -1, 1), complexity="O(N)", **_SET)
 def sdiffstore(c: Any, args: List[bytes]) -> Any:
     """Store the difference of sets."""
-    return _algebra(c, args[2:], _diff, args[1])
+    return _algebra(c, args[2:], _diff, args[1], b"sdiffstore")
 
 
 def intersection_size(sources: List[Any], limit: int) -> int:

@@ -12,6 +12,7 @@ from collections import deque
 from typing import Any, List, Optional, Tuple
 
 from ..errors import CommandError, SYNTAX, WRONGTYPE
+from ..notify import GENERIC, LIST, notify
 from ..types.zset import ZSet
 from .args import to_int
 from .zsets import to_score
@@ -171,9 +172,11 @@ def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
     if opts.store is None:
         return out
     if not out:
-        db.delete(opts.store)
+        if db.delete(opts.store):
+            notify(db, GENERIC, b"del", opts.store)
         return 0
     db.set(opts.store, deque(b"" if v is None else v for v in out))
+    notify(db, LIST, b"sortstore", opts.store)
     return len(out)
 
 

@@ -8,6 +8,7 @@ from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NOT_INTEGER, OVERFLOW, SYNTAX, WRONGTYPE, wrong_arity
 from ..eviction import lru_clock
 from ..keyspace import INLINE_SAFE, Database, now_ms
+from ..notify import GENERIC, STRING as STRING_EVENTS, notify, with_events
 from .args import INT64_MAX, INT64_MIN, format_decimal, to_decimal, to_int
 from .table import RunHandler, command, runs_of
 
@@ -145,6 +146,12 @@ def set_(c: Any, args: List[bytes]) -> Any:
     return _set_generic(c, args, "set")
 
 
+@with_events("set")
+def set_announced(c: Any, args: List[bytes]) -> Any:
+    """SET while keyspace events are on: expires an old key first, as Redis."""
+    return _set_generic(c, args, "set")
+
+
 @runs_of("set")
 def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``SET key value`` without options: :func:`set_` without its call, and the
@@ -209,8 +216,10 @@ def _set_generic(c: Any, args: List[bytes], cmd: str) -> Any:
     if ("NX" in flags and found) or ("XX" in flags and not found):
         return old
     db.set(key, value, keep_ttl="KEEPTTL" in flags)
+    notify(db, STRING_EVENTS, b"set", key)
     if when is not None:
         db.expires[key] = when
+        notify(db, GENERIC, b"expire", key)
         c.rewrite = [[b"SET", key, value, b"PXAT", b"%d" % when]]
     elif "KEEPTTL" in flags:
         c.rewrite = [[b"SET", key, value, b"KEEPTTL"]]
@@ -226,14 +235,19 @@ def setnx(c: Any, args: List[bytes]) -> Any:
     if db.peek(args[1]) is not None:
         return 0
     db.set(args[1], args[2])
+    notify(db, STRING_EVENTS, b"set", args[1])
     return 1
 
 
 def _set_with_ttl(c: Any, args: List[bytes], unit_ms: int, cmd: str) -> Any:
     when = expire_deadline(c, args[2], unit_ms, False, cmd)
     key, value = args[1], args[3]
-    c.db.set(key, value)
-    c.db.expires[key] = when
+    db = c.db
+    db.peek(key)  # an expired key goes first, as Redis's lookupKeyWrite
+    db.set(key, value)
+    notify(db, STRING_EVENTS, b"set", key)
+    db.expires[key] = when
+    notify(db, GENERIC, b"expire", key)
     c.rewrite = [[b"SET", key, value, b"PXAT", b"%d" % when]]
     return OK
 
@@ -255,6 +269,7 @@ def getset(c: Any, args: List[bytes]) -> Any:
     """Set a key and return its old value."""
     old = _string_or_none(c.db, args[1])
     c.db.set(args[1], args[2])
+    notify(c.db, STRING_EVENTS, b"set", args[1])
     return old
 
 
@@ -264,6 +279,7 @@ def getdel(c: Any, args: List[bytes]) -> Any:
     old = _string_or_none(c.db, args[1])
     if old is not None:
         c.db.delete(args[1])
+        notify(c.db, GENERIC, b"del", args[1])
         c.rewrite = [[b"DEL", args[1]]]
     return old
 
@@ -284,12 +300,15 @@ def getex(c: Any, args: List[bytes]) -> Any:
     if when is not None:
         if when <= now_ms():
             db.delete(key)
+            notify(db, GENERIC, b"del", key)
             c.rewrite = [[b"DEL", key]]
         else:
             db.set_expire(key, when)
+            notify(db, GENERIC, b"expire", key)
             c.rewrite = [[b"PEXPIREAT", key, b"%d" % when]]
     elif "PERSIST" in flags:
         if db.persist(key):
+            notify(db, GENERIC, b"persist", key)
             c.rewrite = [[b"PERSIST", key]]
     return value
 
@@ -311,8 +330,12 @@ def mset(c: Any, args: List[bytes]) -> Any:
     if len(args) % 2 == 0:
         raise wrong_arity("mset")
     db = c.db
+    events = c.keyspace.events
     for i in range(1, len(args), 2):
+        if events:
+            db.peek(args[i])  # an expired key goes first, as Redis's lookupKeyWrite
         db.set(args[i], args[i + 1])
+        notify(db, STRING_EVENTS, b"set", args[i])
     return OK
 
 
@@ -327,6 +350,7 @@ def msetnx(c: Any, args: List[bytes]) -> Any:
             return 0
     for i in range(1, len(args), 2):
         db.set(args[i], args[i + 1])
+        notify(db, STRING_EVENTS, b"set", args[i])
     return 1
 
 
@@ -339,6 +363,7 @@ def append(c: Any, args: List[bytes]) -> Any:
         check_size(c, len(old) + len(args[2]))  # before building it, as Redis
     new = args[2] if old is None else old + args[2]
     db.set(args[1], new, keep_ttl=True)
+    notify(db, STRING_EVENTS, b"append", args[1])
     return len(new)
 
 
@@ -395,6 +420,7 @@ def setrange(c: Any, args: List[bytes]) -> Any:
         old += b"\x00" * (offset - len(old))
     new = old[:offset] + patch + old[offset + len(patch):]
     db.set(key, new, keep_ttl=True)
+    notify(db, STRING_EVENTS, b"setrange", key)
     return len(new)
 
 
@@ -418,6 +444,8 @@ def incr_by(c: Any, key: bytes, delta: int) -> int:
         if not INT64_MIN <= result <= INT64_MAX:
             raise CommandError(OVERFLOW)
     db.set(key, b"%d" % result, keep_ttl=True)
+    if db.keyspace.events:  # INCR's run handler calls this too: no call when off
+        notify(db, STRING_EVENTS, b"incrby", key)
     return result
 
 
@@ -500,5 +528,6 @@ def incrbyfloat(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR increment would produce NaN or Infinity")
     text = format_decimal(result)
     db.set(key, text, keep_ttl=True)
+    notify(db, STRING_EVENTS, b"incrbyfloat", key)
     c.rewrite = [[b"SET", key, text, b"KEEPTTL"]]
     return text

@@ -160,7 +160,7 @@ class CommandSpec:
                  "handler", "subcommands", "group", "summary", "since", "complexity",
                  "write", "readonly", "denyoom", "no_auth", "loading_ok", "no_multi",
                  "pubsub_ok", "key_positions", "calls", "usec", "failed", "parent", "run_handler",
-                 "id", "acl_categories", "key_specs")
+                 "id", "acl_categories", "key_specs", "base_handler", "base_run_handler")
 
     def __init__(self, name: str, arity: int, flags: FrozenSet[str], keys: Tuple[int, int, int],
                  handler: Optional[Handler], group: str, summary: str, since: str,
@@ -172,6 +172,10 @@ class CommandSpec:
         self.flags = flags
         self.first_key, self.last_key, self.step = keys
         self.handler = handler
+        #: The registered handlers; ``handler``/``run_handler`` are these under the
+        #: layers in force (see :func:`set_layer`).
+        self.base_handler = handler
+        self.base_run_handler: Optional[RunHandler] = None
         self.subcommands: Dict[bytes, CommandSpec] = {}
         self.group = group
         self.summary = summary
@@ -239,10 +243,52 @@ def runs_of(name: str) -> Callable[[RunHandler], RunHandler]:
     needs no error handling, and ``handler`` stays the reference.
     """
     def register(run_handler: RunHandler) -> RunHandler:
-        COMMANDS[name].run_handler = run_handler
+        spec = COMMANDS[name]
+        spec.run_handler = spec.base_run_handler = run_handler
         return run_handler
 
     return register
+
+
+#: A layer over the handlers: given a spec and the handler under it, the handler to
+#: run instead, or None to leave that command alone.
+Layer = Callable[[CommandSpec, Handler], Optional[Handler]]
+#: Layers in force, by name: (order, layer); lower orders sit closer to the handler.
+_LAYERS: Dict[str, Tuple[int, Layer]] = {}
+
+
+def set_layer(name: str, order: int, layer: Optional[Layer]) -> None:
+    """Put ``layer`` over the registered handlers (None takes it off), and rebuild
+    every command's handler from its registered one through the layers in order.
+
+    Features that cost something per command only while they are on (keyspace
+    events, the slow log and MONITOR, refusing writes without enough replicas)
+    change the table this way, so they compose, and with none on every command
+    runs its plain handler and run handler. The table is the process's.
+    """
+    if layer is None:
+        _LAYERS.pop(name, None)
+    else:
+        _LAYERS[name] = (order, layer)
+    layers = [layer for _, layer in sorted(_LAYERS.values(), key=lambda o: o[0])]
+    for spec in all_specs():
+        handler, run_handler = spec.base_handler, spec.base_run_handler
+        if handler is not None:
+            for one in layers:
+                layered = one(spec, handler)
+                if layered is not None:
+                    handler, run_handler = layered, None  # each call must pass the layer
+        spec.handler, spec.run_handler = handler, run_handler
+
+
+def all_specs() -> List[CommandSpec]:
+    """Every command and subcommand in the table."""
+    specs: Dict[int, CommandSpec] = {}
+    for spec in COMMANDS.values():
+        specs[id(spec)] = spec
+        for sub in spec.subcommands.values():
+            specs[id(sub)] = sub
+    return list(specs.values())
 
 
 def container(name: str, arity: int = -2, flags: str = "", group: str = "server",

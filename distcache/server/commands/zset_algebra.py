@@ -77,7 +77,7 @@ def _combine(c: Any, args: List[bytes], numkeys_at: int, op: str, store: bool) -
     for member, score in result.items():
         z.add(member, score)
     if store:
-        return store_zset(c, args[1], z)
+        return store_zset(c, args[1], z, b"z%sstore" % op.encode())
     return entries_reply(c, z.entries(), withscores)
 
 

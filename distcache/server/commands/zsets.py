@@ -13,6 +13,7 @@ from typing import Any, Callable, Collection, Iterable, List, Optional, Set, Tup
 
 from ..errors import CommandError, NOT_FLOAT, SYNTAX
 from ..keyspace import TYPE_NAMES
+from ..notify import GENERIC, ZSET, delete_if_empty, notify
 from ..types.blocking import parse_timeout, signal_ready
 from ..scan import parse_cursor
 from ..types.zset import ZSet
@@ -52,15 +53,16 @@ def score_text(score: float) -> bytes:
     return b"%.17g" % score
 
 
-def store_zset(c: Any, key: bytes, z: ZSet) -> int:
-    """Store a computed sorted set (or delete ``key`` if it is empty)."""
+def store_zset(c: Any, key: bytes, z: ZSet, event: bytes) -> int:
+    """Store a computed sorted set announcing ``event`` (or delete ``key`` if it is empty)."""
     db = c.db
     if z:
         db.set(key, z)
+        notify(db, ZSET, event, key)
         if db.blocking:
             signal_ready(c, db, key)
-    else:
-        db.delete(key)
+    elif db.delete(key):
+        notify(db, GENERIC, b"del", key)
     return len(z)
 
 
@@ -73,7 +75,8 @@ def pop_entries(db: Any, key: bytes, z: ZSet, count: int, from_max: bool
     else:
         entries = z.delete_range(0, count)
     db.modified(key)
-    db.remove_if_empty(key, z)
+    notify(db, ZSET, b"zpopmax" if from_max else b"zpopmin", key)
+    delete_if_empty(db, key, z)
     return [(m, s) for s, m in entries]
 
 
@@ -129,6 +132,7 @@ def _zadd_generic(c: Any, args: List[bytes], flags: Set[bytes], start: int) -> A
             changed += 1
     if added or changed:
         db.modified(key)
+        notify(db, ZSET, b"zincr" if incr else b"zadd", key)
         if db.blocking:
             signal_ready(c, db, key)
     db.remove_if_empty(key, z)
@@ -147,6 +151,7 @@ def _zadd_one(c: Any, key: bytes, score: float, member: bytes) -> int:
     if old != score:
         z.add(member, score)
         db.modified(key)
+        notify(db, ZSET, b"zadd", key)
         if db.blocking:
             signal_ready(c, db, key)
     return 1 if old is None else 0
@@ -180,7 +185,8 @@ def zrem(c: Any, args: List[bytes]) -> Any:
     removed = sum(1 for member in args[2:] if z.remove(member))
     if removed:
         db.modified(args[1])
-        db.remove_if_empty(args[1], z)
+        notify(db, ZSET, b"zrem", args[1])
+        delete_if_empty(db, args[1], z)
     return removed
 
 
@@ -478,7 +484,7 @@ def zrangestore(c: Any, args: List[bytes]) -> Any:
     if src is not None:
         for score, member in query.entries(src):
             result.add(member, score)
-    return store_zset(c, args[1], result)
+    return store_zset(c, args[1], result, b"zrangestore")
 
 
 def _count_generic(c: Any, args: List[bytes], kind: str) -> Any:
@@ -504,6 +510,9 @@ def zlexcount(c: Any, args: List[bytes]) -> Any:
     return _count_generic(c, args, LEX)
 
 
+_REMRANGE_EVENTS = {RANK: b"zremrangebyrank", SCORE: b"zremrangebyscore", LEX: b"zremrangebylex"}
+
+
 def _remrange_generic(c: Any, args: List[bytes], kind: str) -> Any:
     spec = RangeSpec(kind, args[2], args[3])
     db = c.db
@@ -514,7 +523,8 @@ def _remrange_generic(c: Any, args: List[bytes], kind: str) -> Any:
     removed = len(z.delete_range(lo, hi))
     if removed:
         db.modified(args[1])
-        db.remove_if_empty(args[1], z)
+        notify(db, ZSET, _REMRANGE_EVENTS[kind], args[1])
+        delete_if_empty(db, args[1], z)
     return removed
 
 

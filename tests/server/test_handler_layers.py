@@ -1,0 +1,71 @@
+"""Features that change the command table while they are on (keyspace events, the
+slow log and MONITOR) compose: turning one on or off in any order leaves the
+others working, and with all off every command is back on its plain handlers."""
+from __future__ import annotations
+
+import pytest
+import redis
+
+from distcache.server.commands.table import COMMANDS, set_layer
+from servers import distcache_server, wait_until
+
+
+@pytest.fixture
+def server(tmp_path):
+    proc = distcache_server(tmp_path).start()
+    yield proc
+    proc.stop()
+
+
+def _event_arrives(r: redis.Redis, key: str) -> bool:
+    sub = r.pubsub()
+    sub.psubscribe("__keyevent@0__:set")
+    wait_until(lambda: sub.get_message(timeout=0.1) is not None, 5)
+    r.set(key, "v")
+    message = wait_until(lambda: sub.get_message(timeout=0.1), 5)
+    sub.close()
+    return message["data"] == key.encode()
+
+
+def _slow_logged(r: redis.Redis, key: str) -> bool:
+    r.slowlog_reset()
+    r.set(key, "v")
+    return any(entry["command"] == f"SET {key} v".encode() for entry in r.slowlog_get(10))
+
+
+def test_events_and_the_slow_log_turn_on_and_off_in_any_order(server):
+    r = redis.Redis(port=server.port)
+    r.config_set("notify-keyspace-events", "E$")
+    r.config_set("slowlog-log-slower-than", 0)
+    assert _event_arrives(r, "both-on") and _slow_logged(r, "both-on")
+    r.config_set("notify-keyspace-events", "")  # events off first: the slow log stays
+    assert _slow_logged(r, "slowlog-only")
+    r.config_set("notify-keyspace-events", "E$")
+    r.config_set("slowlog-log-slower-than", 10000)  # the slow log off first: events stay
+    assert _event_arrives(r, "events-only")
+    assert not _slow_logged(r, "events-only")
+    r.config_set("notify-keyspace-events", "")
+    assert r.get("events-only") == b"v"
+
+
+def test_layers_rebuild_from_the_registered_handlers():
+    spec = COMMANDS["set"]
+    plain, run = spec.base_handler, spec.base_run_handler
+    assert run is not None
+
+    def outer(s, handler):
+        return (lambda c, args: ("outer", handler(c, args))) if s is spec else None
+
+    def inner(s, handler):
+        return (lambda c, args: "inner") if s is spec else None
+    try:
+        set_layer("outer", 2, outer)
+        set_layer("inner", 1, inner)
+        assert spec.handler(None, []) == ("outer", "inner") and spec.run_handler is None
+        set_layer("outer", 2, None)
+        assert spec.handler(None, []) == "inner"
+    finally:
+        set_layer("inner", 1, None)
+        set_layer("outer", 2, None)
+    assert spec.handler is plain and spec.run_handler is run
+    assert COMMANDS["get"].handler is COMMANDS["get"].base_handler
