@@ -35,16 +35,22 @@ TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 
 
+#: ready(key, value) -> whether the waiter can be served now (streams: new entries).
+Ready = Callable[[bytes, Any], bool]
+
+
 class Waiter:
-    __slots__ = ("client", "db", "keys", "kind", "serve")
+    __slots__ = ("client", "db", "keys", "kind", "serve", "ready")
 
     def __init__(self, client: Any, db: Any, keys: List[bytes], kind: type,
-                 serve: Serve) -> None:
+                 serve: Serve, ready: Optional[Ready] = None) -> None:
         self.client = client
         self.db = db
         self.keys = keys
         self.kind = kind
         self.serve = serve
+        #: None: any value of ``kind`` serves it (a non-empty list or sorted set).
+        self.ready = ready
 
     def active(self) -> bool:
         c = self.client
@@ -89,7 +95,7 @@ def cannot_block(c: Any) -> bool:
 
 
 def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
-          timeout_reply: Any = NULL_ARRAY) -> Any:
+          timeout_reply: Any = NULL_ARRAY, ready: Optional[Ready] = None) -> Any:
     """Park ``c`` on ``keys`` until one of them can be served or ``timeout`` passes."""
     server = c.server
     if not server.__dict__.get("_blocking_hooked"):
@@ -97,7 +103,7 @@ def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
         server.disconnect_hooks.append(_client_gone)
     _watch_writes(server)
     db = c.db
-    waiter = Waiter(c, db, list(dict.fromkeys(keys)), kind, serve)
+    waiter = Waiter(c, db, list(dict.fromkeys(keys)), kind, serve, ready)
     for key in waiter.keys:
         db.blocking.setdefault(key, []).append(waiter)
 
@@ -213,7 +219,7 @@ def serve_ready(server: Any) -> None:
             value = db.peek(key)
             if value is None:
                 break
-            waiter = _first_servable(waiters, value)
+            waiter = _first_servable(waiters, key, value)
             if waiter is None:
                 break
             waiter.detach()
@@ -232,11 +238,11 @@ def serve_ready(server: Any) -> None:
     marked.clear()
 
 
-def _first_servable(waiters: List[Waiter], value: Any) -> Optional[Waiter]:
+def _first_servable(waiters: List[Waiter], key: bytes, value: Any) -> Optional[Waiter]:
     for waiter in list(waiters):
         if not waiter.active():
             waiter.detach()
             continue
-        if value.__class__ is waiter.kind:
+        if value.__class__ is waiter.kind and (waiter.ready is None or waiter.ready(key, value)):
             return waiter
     return None
