@@ -13,11 +13,11 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any, List, Optional, Tuple
 
-from ...protocol import NULL_ARRAY, OK, Raw
+from ...protocol import NULL_ARRAY, OK, Raw, ReplyError
 from ..errors import CommandError, SYNTAX
-from ..keyspace import now_ms
 from ..types.blocking import signal_ready
-from ..types.stream import INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id
+from ..types.stream import (INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id,
+                            wall_ms)
 from .args import to_int
 from .streams import (ReadArgs, U64, entries_reply, entry_reply, interval, keyed_reply,
                       parse_id, stream_of, stream_waiter, strict_id, xread_keys,
@@ -175,7 +175,7 @@ def xgroup_createconsumer(c: Any, args: List[bytes]) -> Any:
     s, group = _xgroup_target(c, args, True)
     if args[4] in group.consumers:
         return 0
-    group.consumers[args[4]] = Consumer(args[4], now_ms())
+    group.consumers[args[4]] = Consumer(args[4], wall_ms())
     group.consumers = dict(sorted(group.consumers.items()))
     c.db.modified(args[2])
     return 1
@@ -299,7 +299,7 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
                                "proper ID, or use the > ID to get new messages. The $ ID would "
                                "just return an empty result set.")
         after.append(None if arg == b">" else strict_id(arg))
-    now = now_ms()
+    now = wall_ms()
     found = []
     log: List[List[bytes]] = []
     for key, group, start in zip(opts.keys, groups, after):
@@ -336,7 +336,7 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
         if group is None:
             raise CommandError("NOGROUP the consumer group this client was blocked on no "
                                "longer exists")
-        now = now_ms()
+        now = wall_ms()
         served: List[List[bytes]] = []
         created: List[bytes] = []
         consumer = consumer_of(group, opts.consumer, now, created)
@@ -346,7 +346,8 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
         c.db.modified(key)
         return keyed_reply(c, [(key, reply)]), served
 
-    return stream_waiter(c, opts.keys, opts.timeout, ready, serve)
+    return stream_waiter(c, opts.keys, opts.timeout, ready, serve,
+                         ReplyError("UNBLOCKED the stream key no longer exists"))
 
 
 # -- XACK / XPENDING ---------------------------------------------------------------------
@@ -406,7 +407,7 @@ def xpending(c: Any, args: List[bytes]) -> Any:
         if consumer is None:
             return []
         pel = consumer.pel
-    now = now_ms()
+    now = wall_ms()
     out = []
     if count:
         for entry_id in pel.ids_from(start, end):
@@ -457,7 +458,7 @@ def xclaim(c: Any, args: List[bytes]) -> Any:
         except CommandError:
             break
         j += 1
-    now = now_ms()
+    now = wall_ms()
     force = justid = False
     retrycount = -1
     when = -1
@@ -551,7 +552,7 @@ def xautoclaim(c: Any, args: List[bytes]) -> Any:
         j += 1
     s, group = _claim_target(c, args)
     attempts = count * 10
-    now = now_ms()
+    now = wall_ms()
     ids = list(islice(group.pel.ids_from(start), attempts + 1))
     consumer: Optional[Consumer] = None
     created: List[bytes] = []

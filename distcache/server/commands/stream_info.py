@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ..errors import CommandError, NO_SUCH_KEY
-from ..keyspace import now_ms
-from ..types.stream import Group, Stream, fmt_id
+from ..types.stream import Group, Stream, fmt_id, wall_ms
 from .args import to_int
 from .stream_groups import _name, _subcommand_error
 from .streams import entries_reply, entry_reply, stream_of
@@ -124,7 +123,7 @@ def xinfo_consumers(c: Any, args: List[bytes]) -> Any:
     if group is None:
         raise CommandError(f"NOGROUP No such consumer group '{_name(args[3])}' for key name "
                            f"'{_name(args[2])}'")
-    now = now_ms()
+    now = wall_ms()
     out: List[Dict[bytes, Any]] = []
     for consumer in group.consumers.values():
         out.append(_map(c, [b"name", consumer.name, b"pending", len(consumer.pel),

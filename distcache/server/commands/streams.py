@@ -464,11 +464,13 @@ def keyed_reply(c: Any, items: List[Tuple[bytes, Any]]) -> Any:
 
 def stream_waiter(c: Any, keys: List[bytes], timeout_ms: int,
                   ready: Callable[[bytes, Stream], bool],
-                  serve: Callable[[bytes, Stream], Tuple[Any, List[List[bytes]]]]) -> Any:
+                  serve: Callable[[bytes, Stream], Tuple[Any, List[List[bytes]]]],
+                  gone_reply: Any = None) -> Any:
     """Block on streams until ``ready`` says one can be served (0: forever)."""
     if cannot_block(c):
         return NULL_ARRAY
-    return block(c, keys, Stream, timeout_ms / 1000.0, serve, ready=ready)
+    return block(c, keys, Stream, timeout_ms / 1000.0, serve, ready=ready,
+                 gone_reply=gone_reply)
 
 
 @command("xread", -4, "readonly blocking movablekeys", since="5.0.0",

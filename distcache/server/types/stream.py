@@ -19,6 +19,9 @@ shared between a group's list and its consumer's, as in Redis.
 from __future__ import annotations
 
 import re
+import struct
+import sys
+import time
 from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -30,6 +33,13 @@ NODE_MAX_BYTES = 4096
 #: Redis's SCG_INVALID_ENTRIES_READ.
 INVALID_READ = -1
 _INT64 = re.compile(rb"-?[1-9][0-9]{0,18}\Z|0\Z|-?9[0-9]{18}\Z")
+
+
+def wall_ms() -> int:
+    """The clock for delivery and seen times. Not keyspace.now_ms: a log replay
+    stops that one (nothing expires meanwhile), and a replayed XCLAIM ... TIME must
+    keep its time, which is checked against now."""
+    return int(time.time() * 1000)
 
 
 def fmt_id(i: int) -> bytes:
@@ -530,3 +540,89 @@ class Stream:
         for group in self.groups.values():
             size += 200 + 150 * len(group.pel) + 100 * len(group.consumers)
         return size
+
+
+# -- serialization (snapshots) ----------------------------------------------------------
+
+_META = struct.Struct("<16s16s16sQQII")
+_NODE = struct.Struct("<II")
+_GROUP = struct.Struct("<16sqII")
+_NACK = struct.Struct("<16sIqq")
+
+
+def _id16(i: int) -> bytes:
+    return i.to_bytes(16, "big")
+
+
+def _le(a: array) -> bytes:
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        a = array(a.typecode, a)
+        a.byteswap()
+    return a.tobytes()
+
+
+def _unle(code: str, data: bytes) -> array:
+    a = array(code)
+    a.frombytes(data)
+    if sys.byteorder != "little":  # pragma: no cover
+        a.byteswap()
+    return a
+
+
+def to_parts(s: Stream) -> List[bytes]:
+    """A stream as byte strings: everything, groups and pending lists included."""
+    parts = [_META.pack(_id16(s.last_id), _id16(s.first_id), _id16(s.max_deleted),
+                        s.entries_added, s.length, len(s.nodes), len(s.groups))]
+    for node in s.nodes:
+        parts += [_NODE.pack(node.deleted, node.lp_base) + resp_fields(list(node.master)),
+                  _le(node.ms), _le(node.seq), _le(node.offs), bytes(node.blob)]
+    for group in s.groups.values():
+        names = list(group.consumers)
+        index = {name: i for i, name in enumerate(names)}
+        parts += [group.name, _GROUP.pack(_id16(group.last_id), group.entries_read,
+                                          len(names), len(group.pel))]
+        parts += [struct.pack("<q", group.consumers[name].seen_time) + name for name in names]
+        items = group.pel.items
+        parts.append(b"".join(_NACK.pack(_id16(i), index[items[i].consumer.name],
+                                         items[i].delivery_time, items[i].delivery_count)
+                              for i in group.pel.ids_from()))
+    return parts
+
+
+def from_parts(parts: List[bytes]) -> Stream:
+    """The inverse of :func:`to_parts`."""
+    s = Stream()
+    last, first, deleted, s.entries_added, s.length, nnodes, ngroups = _META.unpack(parts[0])
+    s.last_id, s.first_id = int.from_bytes(last, "big"), int.from_bytes(first, "big")
+    s.max_deleted = int.from_bytes(deleted, "big")
+    p = 1
+    for _ in range(nnodes):
+        head, ms, seq, offs, blob = parts[p:p + 5]
+        p += 5
+        node = Node.__new__(Node)
+        node.deleted, node.lp_base = _NODE.unpack_from(head)
+        node.master = tuple(parse_fields(head[_NODE.size:]))
+        node.ms, node.seq, node.offs = _unle("Q", ms), _unle("Q", seq), _unle("I", offs)
+        node.blob = bytearray(blob)
+        s.nodes.append(node)
+        s.firsts.append(node.first())
+    for _ in range(ngroups):
+        name, head = parts[p:p + 2]
+        p += 2
+        last, entries_read, nconsumers, npel = _GROUP.unpack(head)
+        group = s.groups[name] = Group(name, int.from_bytes(last, "big"), entries_read)
+        consumers = []
+        for raw in parts[p:p + nconsumers]:
+            consumer = Consumer(raw[8:], struct.unpack_from("<q", raw)[0])
+            group.consumers[consumer.name] = consumer
+            consumers.append(consumer)
+        p += nconsumers
+        pel = parts[p]
+        p += 1
+        for k in range(npel):
+            raw_id, who, when, count = _NACK.unpack_from(pel, k * _NACK.size)
+            entry_id = int.from_bytes(raw_id, "big")
+            nack = Nack(consumers[who], when, count)
+            group.pel.add(entry_id, nack)
+            consumers[who].pel.add(entry_id, nack)
+    return s
