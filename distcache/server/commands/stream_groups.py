@@ -506,7 +506,7 @@ def xclaim(c: Any, args: List[bytes]) -> Any:
         if nack is None:
             if not force:
                 continue
-            nack = Nack(None, 0, 0)  # type: ignore[arg-type]
+            nack = Nack(None, 0, 1)  # type: ignore[arg-type]  (Redis: count 1, then +1)
             group.pel.add(entry_id, nack)
         elif min_idle and now - nack.delivery_time < min_idle:
             continue

@@ -455,11 +455,12 @@ def _xread_ids(c: Any, opts: ReadArgs) -> List[int]:
     return ids
 
 
-def keyed_reply(c: Any, items: List[Tuple[bytes, Any]]) -> Any:
-    """[[key, entries]...] in RESP2, a map key -> entries in RESP3."""
-    if c.resp3:
-        return {key: value for key, value in items}
-    return [[key, value] for key, value in items]
+def keyed_reply(c: Any, items: List[Tuple[bytes, Raw]]) -> Raw:
+    """[[key, entries]...] in RESP2, a map key -> entries in RESP3 (a key repeats
+    when a call names it twice, as in Redis)."""
+    head, pair = (b"%%%d\r\n", b"") if c.resp3 else (b"*%d\r\n", b"*2\r\n")
+    return Raw(head % len(items) + b"".join(
+        [b"%s$%d\r\n%s\r\n%s" % (pair, len(key), key, value) for key, value in items]))
 
 
 def stream_waiter(c: Any, keys: List[bytes], timeout_ms: int,
