@@ -4,25 +4,7 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
-from test_types_blocking import NIL_ARRAY, park, wait_blocked
-from types_resp import RawClient
-
-
-@pytest.fixture
-def raw(shared_server):
-    made = []
-
-    def make(protocol=2):
-        client = RawClient(shared_server.port, protocol)
-        made.append(client)
-        return client
-
-    make().call("FLUSHALL")
-    yield make
-    for client in made:
-        client.close()
+from test_types_blocking import NIL_ARRAY, blocked_clients, park, raw, wait_blocked  # noqa: F401
 
 
 def entries(reply):
@@ -49,14 +31,9 @@ def test_xread_waits_for_ids_above_its_own(raw):
     park(admin, late, 2, "XREAD", "BLOCK", "0", "STREAMS", "s", "5-0")
     admin.call("XADD", "s", "3-1", "a", "b")
     assert entries(early.read()) == [(b"s", [b"3-1"])]
-    assert blocked_clients_now(admin) == 1  # 3-1 is not above 5-0
+    assert blocked_clients(admin) == 1  # 3-1 is not above 5-0
     admin.call("XADD", "s", "6-1", "a", "b")
     assert entries(late.read()) == [(b"s", [b"6-1"])]
-
-
-def blocked_clients_now(client):
-    info = client.call("INFO", "clients")[1].decode()
-    return int(info.split("blocked_clients:")[1].split("\r\n")[0])
 
 
 def test_group_readers_share_entries_oldest_first(raw):
