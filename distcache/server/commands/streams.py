@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, OK, Raw
-from ..errors import CommandError, NO_SUCH_KEY, SYNTAX
+from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
 from ..keyspace import TYPE_NAMES
 from ..types.blocking import block, cannot_block, signal_ready
 from ..types.stream import MASK, MAX_ID, Stream, fmt_id
@@ -197,6 +197,8 @@ class TrimArgs:
 @command("xadd", -5, "write denyoom fast", (1, 1, 1), since="5.0.0", **_STREAM)
 def xadd(c: Any, args: List[bytes]) -> Any:
     """Append an entry to a stream (NOMKSTREAM, MAXLEN/MINID [=|~] [LIMIT])."""
+    if args[2] == b"*" and len(args) & 1:  # the plain form: XADD key * field value...
+        return _xadd_plain(c, args)
     opts = TrimArgs(args, True)
     field_at = opts.id_at + 1
     nfields = len(args) - field_at
@@ -206,7 +208,7 @@ def xadd(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR The ID specified in XADD must be greater than 0-0")
     db = c.db
     key = args[1]
-    s = stream_of(db, key)
+    s = stream_of(db, key, counted=False)
     if s is None:
         if opts.nomkstream:
             return None
@@ -244,6 +246,31 @@ def xadd(c: Any, args: List[bytes]) -> Any:
     elif not opts.id_given or not opts.seq_given:
         c.rewrite = [[b"XADD", key] + ([b"NOMKSTREAM"] if opts.nomkstream else [])
                      + [id_text] + fields]
+    if db.blocking:
+        signal_ready(c, db, key)
+    return id_text
+
+
+def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
+    """XADD key * field value ...: no options to read, nothing to trim."""
+    db = c.db
+    key = args[1]
+    s = db.peek(key)
+    if s is None:
+        s = Stream()
+        db.set(key, s)
+    elif s.__class__ is not Stream:
+        raise CommandError(WRONGTYPE)
+    last = s.last_id
+    if last == MAX_ID:
+        raise CommandError("ERR The stream has exhausted the last possible ID, unable to add "
+                           "more items")
+    new_id = next_id(last)
+    fields = args[3:]
+    s.append(new_id, fields)
+    db.modified(key)
+    id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
+    c.rewrite = [[args[0], key, id_text, *fields]]
     if db.blocking:
         signal_ready(c, db, key)
     return id_text

@@ -32,6 +32,8 @@ NODE_MAX_ENTRIES = 100
 NODE_MAX_BYTES = 4096
 #: Redis's SCG_INVALID_ENTRIES_READ.
 INVALID_READ = -1
+#: First bytes of a value that may be an integer (Redis stores those as integers).
+_NUMERIC = frozenset(bytes([c]) for c in b"-0123456789")
 _INT64 = re.compile(rb"-?[1-9][0-9]{0,18}\Z|0\Z|-?9[0-9]{18}\Z")
 
 
@@ -78,6 +80,9 @@ def _lp_entry_size(s: bytes) -> int:
 
 def resp_fields(fields: List[bytes]) -> bytes:
     """An entry's field-value list as a RESP array of bulk strings."""
+    if len(fields) == 2:
+        f, v = fields
+        return b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(f), f, len(v), v)
     return b"*%d\r\n%s" % (len(fields), b"".join(
         [b"$%d\r\n%s\r\n" % (len(f), f) for f in fields]))
 
@@ -108,7 +113,7 @@ class Node:
         self.offs = array("I", [0])  # entry i is blob[offs[i]:offs[i + 1]]
         self.blob = bytearray()
         #: The field names of the node's first entry (Redis's master entry).
-        self.master = tuple(fields[::2])
+        self.master = fields[::2]
         #: Entries Redis still holds flagged deleted (they count towards the cut).
         self.deleted = 0
         #: Redis's listpack size without the live/deleted counters.
@@ -117,9 +122,6 @@ class Node:
 
     def __len__(self) -> int:
         return len(self.ms)
-
-    def lp_bytes(self) -> int:
-        return self.lp_base + _int_size(len(self.ms)) + _int_size(self.deleted)
 
     def first(self) -> int:
         return self.ms[0] << 64 | self.seq[0]
@@ -289,40 +291,38 @@ class Stream:
     def append(self, entry_id: int, fields: List[bytes]) -> None:
         """Add an entry whose id is above last_id (checked by the caller)."""
         nodes = self.nodes
-        node = nodes[-1] if nodes else None
-        if node is not None:
-            total = 0
-            for f in fields:
-                total += len(f)
-            if node.lp_bytes() + total >= NODE_MAX_BYTES \
-                    or len(node.ms) + node.deleted >= NODE_MAX_ENTRIES:
-                node = None
         ms, seq = entry_id >> 64, entry_id & MASK
-        if node is None:
+        node = nodes[-1] if nodes else None
+        # Redis's cut: live plus deleted entries, or the listpack's bytes (its two
+        # counters take 2 bytes each below 128 entries: NODE_MAX_ENTRIES is 100).
+        if node is None or len(node.ms) + node.deleted >= NODE_MAX_ENTRIES \
+                or node.lp_base + 4 + sum(map(len, fields)) >= NODE_MAX_BYTES:
             node = Node(fields)
             nodes.append(node)
             self.firsts.append(entry_id)
-            master_ms = ms
-            master_seq = seq
+            ms_diff = seq_diff = 0
         else:
-            master_ms = node.ms[0] if node.ms else ms
-            master_seq = node.seq[0] if node.seq else seq
-            if not node.ms:
-                master_ms, master_seq = ms, seq
+            ms_diff = ms - node.ms[0]
+            seq_diff = seq - node.seq[0]
+            if seq_diff < -(1 << 63):
+                seq_diff += 1 << 64
         # Redis's entry: flags, ms-diff, seq-diff, [count, fields+]values, lp-count.
-        n = len(fields) >> 1
-        if tuple(fields[::2]) == node.master:
-            size = 2 + sum(_lp_entry_size(v) for v in fields[1::2]) + _int_size(n + 3)
+        if fields[::2] == node.master:
+            values = fields[1::2]
+            size = 2 + _int_size(len(values) + 3)
         else:
-            size = 2 + _int_size(n) + sum(_lp_entry_size(v) for v in fields) + _int_size(2 * n + 4)
-        diff_seq = seq - master_seq
-        if diff_seq < -(1 << 63):
-            diff_seq += 1 << 64
-        node.lp_base += size + _int_size(ms - master_ms) + _int_size(diff_seq)
+            values = fields
+            size = 2 + _int_size(len(fields) >> 1) + _int_size(len(fields) + 4)
+        for v in values:
+            n = len(v)
+            size += n + 2 if n < 64 and v[:1] not in _NUMERIC else _lp_entry_size(v)
+        node.lp_base += size + (2 if ms_diff < 128 else _int_size(ms_diff)) \
+            + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
         node.ms.append(ms)
         node.seq.append(seq)
-        node.blob += resp_fields(fields)
-        node.offs.append(len(node.blob))
+        blob = node.blob
+        blob += resp_fields(fields)
+        node.offs.append(len(blob))
         self.length += 1
         self.entries_added += 1
         self.last_id = entry_id
@@ -601,7 +601,7 @@ def from_parts(parts: List[bytes]) -> Stream:
         p += 5
         node = Node.__new__(Node)
         node.deleted, node.lp_base = _NODE.unpack_from(head)
-        node.master = tuple(parse_fields(head[_NODE.size:]))
+        node.master = parse_fields(head[_NODE.size:])
         node.ms, node.seq, node.offs = _unle("Q", ms), _unle("Q", seq), _unle("I", offs)
         node.blob = bytearray(blob)
         s.nodes.append(node)
