@@ -626,3 +626,54 @@ def from_parts(parts: List[bytes]) -> Stream:
             group.pel.add(entry_id, nack)
             consumers[who].pel.add(entry_id, nack)
     return s
+
+
+# -- the RDB codec's plain form ------------------------------------------------------------
+
+def to_plain(s: Stream) -> Any:
+    """The :class:`distcache.rdb.streams.StreamData` of a stream (DUMP, RDB files)."""
+    from ...rdb.streams import StreamData
+    out = StreamData()
+    out.entries = [(entry_id, parse_fields(fields)) for entry_id, fields in s.range(0, MAX_ID)]
+    out.length, out.last_id, out.first_id = s.length, s.last_id, s.first_id
+    out.max_deleted, out.entries_added = s.max_deleted, s.entries_added
+    for group in s.groups.values():
+        items = group.pel.items
+        pel = [(i, items[i].delivery_time, items[i].delivery_count) for i in group.pel.ids_from()]
+        consumers = [(c.name, c.seen_time, list(c.pel.ids_from()))
+                     for c in group.consumers.values()]
+        out.groups.append((group.name, group.last_id, group.entries_read, pel, consumers))
+    return out
+
+
+def from_plain(data: Any) -> Stream:
+    """A stream from the codec's plain form (checked for consistency first)."""
+    from ...rdb.errors import RdbError
+    from ...rdb.streams import check_owned
+    problem = check_owned(data)
+    if problem is not None:
+        raise RdbError(problem, 0)
+    s = Stream()
+    previous = -1
+    for entry_id, fields in data.entries:
+        if entry_id <= previous or not fields or len(fields) % 2:
+            raise RdbError("stream entries out of order or malformed", 0)
+        s.append(entry_id, fields)
+        previous = entry_id
+    s.length, s.last_id, s.first_id = data.length, data.last_id, data.first_id
+    s.max_deleted, s.entries_added = data.max_deleted, data.entries_added
+    if previous > s.last_id:
+        raise RdbError("stream entry above the stream's last id", 0)
+    for name, last_id, entries_read, pel, consumers in sorted(data.groups):
+        group = s.groups[name] = Group(name, last_id, entries_read)
+        nacks = {}
+        for entry_id, when, count in pel:
+            nacks[entry_id] = (when, count)
+        for cname, seen, ids in sorted(consumers):
+            consumer = group.consumers[cname] = Consumer(cname, seen)
+            for entry_id in ids:
+                when, count = nacks[entry_id]
+                nack = Nack(consumer, when, count)
+                consumer.pel.add(entry_id, nack)
+                group.pel.add(entry_id, nack)
+    return s
