@@ -387,8 +387,7 @@ def xsetid(c: Any, args: List[bytes]) -> Any:
     if s is None:
         raise CommandError(NO_SUCH_KEY)
     if s.length:
-        last = s.last_entry()
-        if last is not None and new_last < last[0]:
+        if new_last < s.top():
             raise CommandError("ERR The ID specified in XSETID is smaller than the target "
                                "stream top item")
         if entries_added != -1 and s.length > entries_added:
@@ -513,10 +512,7 @@ def xread(c: Any, args: List[bytes]) -> Any:
         s = stream_of(db, key)
         if s is None or not s.length:
             continue
-        last = s.last_entry()
-        if last is not None and last[0] > after:
-            if after == MAX_ID:
-                continue
+        if s.top() > after:
             found.append((key, entries_reply(list(s.range(after + 1, MAX_ID, opts.count)))))
     if found:
         return keyed_reply(c, found)

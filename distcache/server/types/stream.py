@@ -470,6 +470,10 @@ class Stream:
                 if ni >= 0:
                     i = len(nodes[ni].ms) - 1
 
+    def top(self) -> int:
+        """The id of the last entry (Redis's streamLastValidID), 0 when empty."""
+        return self.nodes[-1].last() if self.nodes else 0
+
     def first_entry(self) -> Optional[Tuple[int, bytes]]:
         return next(self.range(0, MAX_ID, 1), None)
 
