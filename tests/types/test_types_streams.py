@@ -166,6 +166,17 @@ xgroup createconsumer s g c9
 xgroup createconsumer s nog c9
 xgroup delconsumer s g c9
 xgroup delconsumer s g c1
+copy s scopy
+xadd scopy 1000-1 a b
+xack scopy g 5-6
+xlen s
+xinfo stream scopy full
+xpending s g
+rename scopy s3
+type s3
+pexpire s3 100000
+move s3 1
+exists s3
 xgroup destroy s g
 xgroup destroy s g
 xgroup help
@@ -284,6 +295,16 @@ def test_random_sequences_match_redis(clients, protocol, commands):
         same(ours, theirs, *args)
     for key in KEYS:
         same(ours, theirs, "XINFO", "STREAM", key, "FULL", "COUNT", "0")
+
+
+def test_keyspace_commands_see_streams(clients):
+    ours, _ = clients(2)
+    ours.call("FLUSHALL")
+    ours.call("XADD", "s", "1-1", "a", "b")
+    ours.call("SET", "str", "x")
+    assert ours.call("SCAN", "0", "TYPE", "stream") == ("*", [("$", b"0"), ("*", [("$", b"s")])])
+    assert int(ours.call("MEMORY", "USAGE", "s")[1]) > 0
+    assert ours.call("SORT", "s")[0] == "-"
 
 
 def test_dump_restore_round_trips_with_redis(clients):

@@ -237,8 +237,11 @@ class Pel:
                 yield entry_id
 
     def first_last(self) -> Tuple[int, int]:
-        ids = [i for i in self.order if i in self.items]
-        return ids[0], ids[-1]
+        """The lowest and highest pending ids (the list is not empty)."""
+        items = self.items
+        first = next(i for i in self.order if i in items)
+        last = next(i for i in reversed(self.order) if i in items)
+        return first, last
 
 
 class Consumer:
