@@ -10,6 +10,10 @@
    middle and the end of it, and of XADD with ``MAXLEN ~`` at that size (both
    must not grow with the stream's length).
 
+Besides ops/s, the server's CPU time per operation (``*_cpu_us``, utime+stime
+from /proc): on a busy host it is the steadier measure. ``ratio`` is
+distcache / redis (for CPU and memory: how many times Redis's).
+
     python bench/streams_bench.py                   # everything, distcache + redis-server
     python bench/streams_bench.py --entries 200000 --requests 200000
 """
@@ -82,11 +86,13 @@ def load(conn: Conn, key: bytes, n: int, batch: int = 5000) -> None:
                   for i in range(start, min(n, start + batch))])
 
 
-def group_reads(conn: Conn, messages: int) -> float:
+def group_reads(server: Server, conn: Conn, messages: int) -> "tuple[float, float]":
+    """(messages/s, server CPU µs per message) of XREADGROUP + XACK."""
     conn.run([encode(b"DEL", b"q")])
     load(conn, b"q", messages)
     conn.run([encode(b"XGROUP", b"CREATE", b"q", b"g", b"0")])
     read = encode(b"XREADGROUP", b"GROUP", b"g", b"c", b"COUNT", 1, b"STREAMS", b"q", b">")
+    cpu = server.cpu()
     t0 = time.perf_counter()
     done = 0
     while done < messages:
@@ -96,7 +102,7 @@ def group_reads(conn: Conn, messages: int) -> float:
             break
         conn.run([encode(b"XACK", b"q", b"g", i) for i in ids])
         done += len(ids)
-    return done / (time.perf_counter() - t0)
+    return done / (time.perf_counter() - t0), (server.cpu() - cpu) * 1e6 / max(done, 1)
 
 
 def latency_us(conn: Conn, command: bytes, calls: int = 2000) -> float:
@@ -129,12 +135,19 @@ def measure(server: Server, args: argparse.Namespace) -> Dict[str, float]:
     server.start()
     try:
         conn = Conn(server.port)
-        out = {"xadd_rps": bench_tool(server, args.requests, "XADD", "bench", "*", "f", "v")}
+        out: Dict[str, float] = {}
+        # Server CPU time per operation too: on a loaded host it moves less than ops/s.
+        cpu = server.cpu()
+        out["xadd_rps"] = bench_tool(server, args.requests, "XADD", "bench", "*", "f", "v")
+        out["xadd_cpu_us"] = (server.cpu() - cpu) * 1e6 / args.requests
         conn.run([encode(b"DEL", b"r")])
         load(conn, b"r", 1000)
+        cpu = server.cpu()
         out["xrange10_rps"] = bench_tool(server, args.requests, "XRANGE", "r", "-", "+",
                                          "COUNT", "10")
-        out["readgroup_ack_msgs"] = group_reads(conn, args.messages)
+        out["xrange10_cpu_us"] = (server.cpu() - cpu) * 1e6 / args.requests
+        out["readgroup_ack_msgs"], out["readgroup_ack_cpu_us"] = group_reads(server, conn,
+                                                                             args.messages)
         conn.run([encode(b"FLUSHALL")])
         conn.close()
         out.update(big_stream(server, args.entries))
