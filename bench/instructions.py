@@ -30,6 +30,7 @@ REQUESTS = {
     "set": [b"SET", b"key:__rand_int__", b"xxx"],
     "incr": [b"INCR", b"counter:__rand_int__"],
     "lpush": [b"LPUSH", b"mylist", b"xxx"],
+    "xadd": [b"XADD", b"mystream", b"*", b"f", b"xxx"],
 }
 
 

@@ -9,7 +9,8 @@ Layout (all integers little-endian; see docs/persistence.md)::
             2  strings with TTL:    i64[n] deadlines, then as kind 1
             3  containers:          n x (u8 type, i64 deadline or -1, u32 key length,
                                     u32 element count, key, u32[] lengths, payload,
-                                    f64[count] scores for sorted sets)
+                                    f64[count] scores for sorted sets; a stream's
+                                    elements are server/types/stream.py's to_parts)
             4  function libraries:  db 0, u32[n] lengths, the libraries' code
                                     (``keyspace.function_codes``, scripting/functions.py)
     footer  u8 0xFF, u32 crc32 of every byte before it
@@ -38,7 +39,7 @@ ITEM = struct.Struct("<BqII")
 FOOTER = struct.Struct("<BI")
 END = 0xFF
 K_STRINGS, K_STRINGS_TTL, K_CONTAINERS, K_FUNCTIONS = 1, 2, 3, 4
-T_LIST, T_HASH, T_SET, T_ZSET = 1, 2, 3, 4
+T_LIST, T_HASH, T_SET, T_ZSET, T_STREAM = 1, 2, 3, 4, 5
 BLOCK_KEYS = 2048
 NO_LOG = b"\0" * 16
 _SWAP = sys.byteorder != "little"
@@ -93,6 +94,9 @@ def _container(value: Any, zset_cls: Any) -> Tuple[int, List[bytes], Optional[by
             members.append(member)
             scores.append(score)
         return T_ZSET, members, _arr("d", scores)
+    if cls.__name__ == "Stream":
+        from ..server.types.stream import to_parts
+        return T_STREAM, to_parts(value), None
     raise SnapshotError(f"cannot serialize a value of type {cls.__name__}")
 
 
@@ -348,6 +352,9 @@ def load_blocks(info: SnapshotInfo, data: bytes, keyspace: Any) -> Iterator[Tupl
                         add = value.add
                         for member, score in zip(elems, scores):
                             add(member, score)
+                    elif vtype == T_STREAM:
+                        from ..server.types.stream import from_parts
+                        value = from_parts(elems)
                     else:
                         raise SnapshotError(f"{info.path}: unknown value type {vtype} "
                                             f"at offset {pos}")

@@ -7,7 +7,7 @@ replication stream all share them, as Redis's rdb.c shares ``rio``.
 
 Values are plain Python: ``("string", bytes)``, ``("list", [bytes])``,
 ``("set", {bytes})``, ``("hash", {bytes: bytes})``, ``("zset", [(member,
-score)])``. The writer picks the encoding Redis 7.0 would hold with its
+score)])``, ``("stream", StreamData)`` (streams.py). The writer picks the encoding Redis 7.0 would hold with its
 default thresholds (:class:`Limits`), so DUMP output matches redis-server's.
 
 Hostile input: every length is checked against the bytes left (when the size
@@ -24,6 +24,7 @@ from .crc64 import crc64
 from .errors import RdbError, RdbUnsupported
 from .packed import (as_int64, intset, intset_decode, lp_build, lp_decode, lp_entry,
                      zipmap_decode, zl_decode)
+from .streams import encode_stream, read_stream
 
 RDB_VERSION = 10
 
@@ -220,8 +221,6 @@ class RdbReader:
         """The value of one key, of RDB type ``rdb_type``: (kind, value)."""
         decode = _DECODERS.get(rdb_type)
         if decode is None:
-            if rdb_type in (TYPE_STREAM_LISTPACKS, TYPE_STREAM_LISTPACKS_2):
-                raise RdbUnsupported("stream values are not supported yet", self.offset)
             if rdb_type in (TYPE_MODULE_PRE_GA, TYPE_MODULE_2):
                 raise RdbUnsupported("module values are not supported", self.offset)
             raise self.fail(f"unknown value type {rdb_type}")
@@ -373,6 +372,8 @@ _DECODERS: Dict[int, Callable[[RdbReader], Tuple[str, Any]]] = {
     TYPE_HASH_LISTPACK: _packed(lp_decode, _as_hash),
     TYPE_ZSET_LISTPACK: _packed(lp_decode, _flat_zset),
     TYPE_LIST_QUICKLIST_2: lambda r: _read_quicklist(r, 2),
+    TYPE_STREAM_LISTPACKS: lambda r: read_stream(r, TYPE_STREAM_LISTPACKS),
+    TYPE_STREAM_LISTPACKS_2: lambda r: read_stream(r, TYPE_STREAM_LISTPACKS_2),
 }
 
 
@@ -484,6 +485,9 @@ def encode_object(kind: str, value: Any, compress: bool = True,
         for m, score in reversed(pairs):  # Redis saves a skiplist from its tail
             parts += (s(m, compress), pack(score))
         return TYPE_ZSET_2, b"".join(parts)
+    if kind == "stream":
+        return TYPE_STREAM_LISTPACKS_2, encode_stream(value, lambda b: s(b, compress),
+                                                      encode_length)
     raise ValueError(f"cannot encode a {kind!r} value")
 
 

@@ -111,6 +111,9 @@ def size_of(value: Any, samples: int = 5) -> int:
     (0: all of them)."""
     if value.__class__ is bytes:
         return alloc(_getsizeof(value))
+    estimate = getattr(value, "memory_estimate", None)
+    if estimate is not None:  # a stream sizes itself
+        return estimate()
     size = alloc(_getsizeof(value))
     try:
         n = len(value)

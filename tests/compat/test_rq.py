@@ -16,8 +16,6 @@ rq = pytest.importorskip("rq")
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.mark.xfail(strict=True, reason="rq stores results in streams (XADD), not implemented: "
-                   "the worker runs the job but cannot record it, so it stays 'started'")
 def test_a_job_runs_in_a_burst_worker_and_its_result_is_fetched(server):
     connection = redis.Redis(port=server.port)
     queue = rq.Queue("compat", connection=connection)

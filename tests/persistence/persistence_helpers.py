@@ -66,8 +66,41 @@ def populate(r: redis.Redis, seed: int = 0, databases: int = 16) -> None:
         if has("zadd"):
             p.zadd(f"z:{seed}", {f"m{j}": j * 1.25 - 3 for j in range(db + 2)})
             p.zadd(f"zinf:{seed}", {"lo": float("-inf"), "hi": float("inf"), "mid": 0.1})
+        if has("xadd"):
+            populate_stream(p, f"x:{seed}", db)
         p.execute_command("SELECT", 0)
         p.execute()
+
+
+def populate_stream(p: Any, key: str, n: int) -> None:
+    """A stream with deletions, a trim, groups, consumers and pending entries."""
+    for j in range(n + 5):
+        p.execute_command("XADD", key, "*", "f", f"v{j}", "g", j)
+    p.execute_command("XADD", key, "MAXLEN", "~", "1000", "*", "big", "x" * 300)
+    p.execute_command("XGROUP", "CREATE", key, "g1", "0")
+    p.execute_command("XGROUP", "CREATE", key, "g2", "$", "ENTRIESREAD", 3)
+    p.execute_command("XREADGROUP", "GROUP", "g1", "alice", "COUNT", 3, "STREAMS", key, ">")
+    p.execute_command("XREADGROUP", "GROUP", "g1", "bob", "COUNT", 2, "STREAMS", key, ">")
+    p.execute_command("XREADGROUP", "GROUP", "g1", "alice", "STREAMS", key, "0")
+    p.execute_command("XREADGROUP", "GROUP", "g1", "carol", "NOACK", "COUNT", 1, "STREAMS",
+                      key, ">")
+    p.execute_command("XAUTOCLAIM", key, "g1", "dave", 0, "0", "COUNT", 1)
+    p.execute_command("XGROUP", "CREATECONSUMER", key, "g2", "erin")
+    p.execute_command("XTRIM", key, "MAXLEN", n + 4)
+
+
+def stream_state(port: int, db: int, key: bytes) -> Any:
+    """XINFO STREAM FULL without what a restart may change (consumers' seen-time)."""
+    raw = redis.Redis(port=port, db=db, socket_timeout=20, protocol=2)
+    raw.response_callbacks.clear()
+    try:
+        info = raw.execute_command("XINFO", "STREAM", key, "FULL", "COUNT", 0)
+    finally:
+        raw.close()
+    for group in info[info.index(b"groups") + 1]:
+        for consumer in group[group.index(b"consumers") + 1]:
+            consumer[consumer.index(b"seen-time") + 1] = None
+    return info
 
 
 def dump(r: redis.Redis, databases: int = 16) -> Dict[Tuple[int, bytes], Any]:
@@ -89,6 +122,8 @@ def dump(r: redis.Redis, databases: int = 16) -> Dict[Tuple[int, bytes], Any]:
                     value = sorted(conn.smembers(key))
                 elif kind == b"zset":
                     value = conn.zrange(key, 0, -1, withscores=True)
+                elif kind == b"stream":
+                    value = stream_state(conn.connection_pool.connection_kwargs["port"], db, key)
                 else:
                     value = kind
                 when = conn.execute_command("PEXPIRETIME", key)

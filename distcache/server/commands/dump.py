@@ -7,8 +7,7 @@ dict order), which restores to the same data anyway.
 
 RESTORE checks what Redis checks, in its order: options, BUSYKEY, the TTL,
 the payload's version and CRC, then the value ("Bad data format" for any
-malformed, empty or unsupported value: streams and modules are not held here
-yet). The whole payload is decoded before the keyspace is touched, so a bad
+malformed, empty or unsupported value: modules are not held here). The whole payload is decoded before the keyspace is touched, so a bad
 payload changes nothing. IDLETIME and FREQ set the access stamps the eviction
 module keeps (OBJECT IDLETIME/FREQ read them), which exist only while an LRU
 or LFU maxmemory-policy is set, as documented in objects.py.
@@ -24,6 +23,7 @@ from ..errors import CommandError, SYNTAX
 from ..eviction import set_frequency, set_idle
 from ..keyspace import now_ms
 from ..notify import GENERIC, notify
+from ..types.stream import Stream, from_plain, to_plain
 from ..types.zset import ZSet
 from .args import to_int
 from .keys import type_name
@@ -49,6 +49,8 @@ def _plain(value: Any) -> Any:
     """The codec's form of a keyspace value."""
     if value.__class__ is ZSet:
         return list(value.items())
+    if value.__class__ is Stream:
+        return to_plain(value)
     return value
 
 
@@ -60,7 +62,8 @@ def _zset(pairs: Any) -> ZSet:
 
 
 #: kind -> the keyspace's structure for a decoded value.
-_HOLD = {"string": bytes, "list": deque, "hash": dict, "set": set, "zset": _zset}
+_HOLD = {"string": bytes, "list": deque, "hash": dict, "set": set, "zset": _zset,
+         "stream": from_plain}
 
 
 @command("dump", 2, "readonly", (1, 1, 1), since="2.6.0", **_KEYS)
@@ -115,6 +118,7 @@ def restore(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR Invalid TTL value, must be >= 0")
     try:
         kind, value = load_payload(args[3])
+        held = keyspace_value(kind, value)
     except PayloadVersionError:
         raise CommandError(BAD_PAYLOAD) from None
     except RdbError:
@@ -127,7 +131,7 @@ def restore(c: Any, args: List[bytes]) -> Any:
             notify(db, GENERIC, b"del", key)
             c.rewrite = [[b"DEL", key]]
         return OK
-    db.set(key, keyspace_value(kind, value))
+    db.set(key, held)
     if ttl:
         db.expires[key] = ttl
         if not absttl:  # logged with the absolute time, so a replay restores the same TTL

@@ -41,6 +41,7 @@ from typing import Any, List
 from ..errors import CommandError
 from ..eviction import LFU_INIT_VAL, idle_ms, lfu_frequency
 from ..keyspace import Database
+from ..types.stream import Stream
 from ..types.zset import ZSet
 from .args import to_int
 from .hashes import listpack_sized
@@ -89,6 +90,8 @@ def encoding_of(value: Any) -> bytes:
         return b"intset" if intset_order(value) is not None else b"hashtable"
     if cls is ZSet:
         return b"listpack" if zset_listpack_sized(value.scores) else b"skiplist"
+    if cls is Stream:
+        return b"stream"
     return b"quicklist" if cls is deque else b"unknown"
 
 

@@ -30,7 +30,7 @@ ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash
 _GROUP_CATEGORY = {"string": "string", "generic": "keyspace", "connection": "connection",
                    "bitmap": "bitmap", "hyperloglog": "hyperloglog",
                    "list": "list", "hash": "hash", "set": "set", "sorted-set": "sortedset", "geo": "geo",
-                   "transactions": "transaction", "scripting": "scripting"}
+                   "transactions": "transaction", "scripting": "scripting", "stream": "stream"}
 #: Categories Redis gives these commands beyond their group's and their flags'
 #: (``-name``: one their group would give that Redis does not).
 EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous", "restore": "dangerous", "migrate": "dangerous",
@@ -47,7 +47,7 @@ KEY_READ, KEY_WRITE = 1, 2
 #: last the rest. ``#n``: a movable spec, the key count at argument n, keys after;
 #: ``@n``: the one key at argument n.
 KEY_ACCESS = {
-    **dict.fromkeys("exists type touch strlen hexists hlen hstrlen llen sismember scard "
+    **dict.fromkeys("exists type touch strlen hexists hlen hstrlen llen sismember scard xlen "
                     "zcard watch memory|usage object|encoding object|refcount object|idletime "
                     "object|freq".split(), "-"),
     **dict.fromkeys("move getset getdel getex incr decr incrby decrby incrbyfloat hincrby "

@@ -35,16 +35,24 @@ TIMEOUT_NOT_FLOAT = "ERR timeout is not a float or out of range"
 TIMEOUT_NEGATIVE = "ERR timeout is negative"
 
 
+#: ready(key, value) -> whether the waiter can be served now (streams: new entries).
+Ready = Callable[[bytes, Any], bool]
+
+
 class Waiter:
-    __slots__ = ("client", "db", "keys", "kind", "serve")
+    __slots__ = ("client", "db", "keys", "kind", "serve", "ready", "gone_reply")
 
     def __init__(self, client: Any, db: Any, keys: List[bytes], kind: type,
-                 serve: Serve) -> None:
+                 serve: Serve, ready: Optional[Ready] = None, gone_reply: Any = None) -> None:
         self.client = client
         self.db = db
         self.keys = keys
         self.kind = kind
         self.serve = serve
+        #: None: any value of ``kind`` serves it (a non-empty list or sorted set).
+        self.ready = ready
+        #: The reply when a key it waits on is deleted (XREADGROUP's); None: keep waiting.
+        self.gone_reply = gone_reply
 
     def active(self) -> bool:
         c = self.client
@@ -89,15 +97,17 @@ def cannot_block(c: Any) -> bool:
 
 
 def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
-          timeout_reply: Any = NULL_ARRAY) -> Any:
-    """Park ``c`` on ``keys`` until one of them can be served or ``timeout`` passes."""
+          timeout_reply: Any = NULL_ARRAY, ready: Optional[Ready] = None,
+          gone_reply: Any = None) -> Any:
+    """Park ``c`` on ``keys`` until one of them can be served or ``timeout`` passes
+    (or, with ``gone_reply``, one of them is deleted)."""
     server = c.server
     if not server.__dict__.get("_blocking_hooked"):
         server.__dict__["_blocking_hooked"] = True
         server.disconnect_hooks.append(_client_gone)
     _watch_writes(server)
     db = c.db
-    waiter = Waiter(c, db, list(dict.fromkeys(keys)), kind, serve)
+    waiter = Waiter(c, db, list(dict.fromkeys(keys)), kind, serve, ready, gone_reply)
     for key in waiter.keys:
         db.blocking.setdefault(key, []).append(waiter)
 
@@ -144,8 +154,11 @@ def _watch_writes(server: Any) -> None:
             for db in waiting:
                 blocking, data = db.blocking, db.data
                 for key in list(blocking) if wholesale else command[1:]:
-                    if key in blocking and key in data:
-                        _mark_ready(server, db, key)
+                    if key in blocking:
+                        if key in data:
+                            _mark_ready(server, db, key)
+                        else:
+                            _key_gone(db, key)
 
     def unhook() -> None:
         unhooking.clear()
@@ -157,6 +170,14 @@ def _watch_writes(server: Any) -> None:
     unhooking: List[bool] = []
     server.__dict__["_write_watcher"] = on_write
     keyspace.add_propagator(on_write)
+
+
+def _key_gone(db: Any, key: bytes) -> None:
+    """``key`` was deleted: the waiters that end then (XREADGROUP's) get their reply."""
+    for waiter in list(db.blocking.get(key, ())):
+        if waiter.gone_reply is not None and waiter.active():
+            waiter.detach()
+            waiter.client.unblock(waiter.gone_reply)
 
 
 def _client_gone(client: Any) -> None:
@@ -213,7 +234,7 @@ def serve_ready(server: Any) -> None:
             value = db.peek(key)
             if value is None:
                 break
-            waiter = _first_servable(waiters, value)
+            waiter = _first_servable(waiters, key, value)
             if waiter is None:
                 break
             waiter.detach()
@@ -232,11 +253,11 @@ def serve_ready(server: Any) -> None:
     marked.clear()
 
 
-def _first_servable(waiters: List[Waiter], value: Any) -> Optional[Waiter]:
+def _first_servable(waiters: List[Waiter], key: bytes, value: Any) -> Optional[Waiter]:
     for waiter in list(waiters):
         if not waiter.active():
             waiter.detach()
             continue
-        if value.__class__ is waiter.kind:
+        if value.__class__ is waiter.kind and (waiter.ready is None or waiter.ready(key, value)):
             return waiter
     return None

@@ -1,0 +1,546 @@
+"""Stream commands without consumer groups: XADD, XRANGE, XREVRANGE, XLEN, XDEL,
+XTRIM, XSETID and XREAD (blocking too). Groups are in stream_groups.py.
+
+Replies, error texts and the order of checks follow Redis 7.0's t_stream.c.
+Writes are logged deterministically: an XADD with ``*`` or ``ms-*`` with the id it
+got, a trim with ``~`` as the exact trim it did (as Redis rewrites them).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+from ...protocol import NULL_ARRAY, OK, Raw
+from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
+from ..keyspace import TYPE_NAMES
+from ..types.blocking import block, cannot_block, signal_ready
+from ..types.stream import MASK, MAX_ID, Stream, fmt_id
+from .args import to_int
+from .table import KEY_FINDERS, command
+
+TYPE_NAMES[Stream] = "stream"
+
+_STREAM = dict(group="stream")
+INVALID_ID = "ERR Invalid stream ID specified as stream command argument"
+U64 = (1 << 64) - 1
+#: Entries a blocked XREAD without COUNT gets at most (Redis's XREAD_BLOCKED_DEFAULT_COUNT).
+BLOCKED_DEFAULT_COUNT = 1000
+
+
+# -- ids ----------------------------------------------------------------------------------
+
+def _u64(text: bytes) -> Optional[int]:
+    """Redis's string2ull: a canonical integer, else what strtoull accepts whole."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        return None
+    if b"%d" % value == text:
+        return value if 0 <= value <= U64 else None
+    # strtoull: leading spaces, a sign, leading zeros; '-' negates modulo 2**64.
+    body = text.lstrip(b" \t\n\v\f\r")
+    sign = body[:1]
+    digits = body[1:] if sign in (b"+", b"-") else body
+    if not digits.isdigit() or value > U64 or value < -U64:
+        return None
+    return value & U64
+
+
+def parse_id(arg: bytes, missing_seq: int = 0, strict: bool = False,
+             seq_auto: bool = False) -> Tuple[int, bool]:
+    """(id, seq given) as Redis's streamGenericParseIDOrReply; ``-``/``+`` unless
+    ``strict``; ``ms-*`` (seq not given) only with ``seq_auto``."""
+    if len(arg) > 127:
+        raise CommandError(INVALID_ID)
+    if not strict:
+        if arg == b"-":
+            return 0, True
+        if arg == b"+":
+            return MAX_ID, True
+    ms_text, dash, seq_text = arg.partition(b"-")
+    ms = _u64(ms_text)
+    if ms is None:
+        raise CommandError(INVALID_ID)
+    if not dash:
+        return ms << 64 | missing_seq, True
+    if seq_auto and seq_text == b"*":
+        return ms << 64, False
+    seq = _u64(seq_text)
+    if seq is None:
+        raise CommandError(INVALID_ID)
+    return ms << 64 | seq, True
+
+
+def strict_id(arg: bytes, missing_seq: int = 0) -> int:
+    return parse_id(arg, missing_seq, strict=True)[0]
+
+
+def interval_id(arg: bytes, missing_seq: int) -> Tuple[int, bool]:
+    """An XRANGE bound: (id, exclusive) for ``(id``."""
+    if len(arg) > 1 and arg[:1] == b"(":
+        return parse_id(arg[1:], missing_seq, strict=True)[0], True
+    return parse_id(arg, missing_seq)[0], False
+
+
+def stream_of(db: Any, key: bytes, counted: bool = True) -> Optional[Stream]:
+    return db.get_typed(key, Stream) if counted else db.peek_typed(key, Stream)
+
+
+def next_id(last: int) -> int:
+    """Redis's streamNextID: the clock's ms, or last + 1 when the clock is behind."""
+    ms = int(time.time() * 1000)
+    if ms > last >> 64:
+        return ms << 64
+    return last + 1  # seq overflow carries into ms, as streamIncrID
+
+
+# -- replies ------------------------------------------------------------------------------
+
+def entry_reply(entry_id: int, fields: Any) -> bytes:
+    text = fmt_id(entry_id)
+    return b"*2\r\n$%d\r\n%s\r\n%s" % (len(text), text, fields)
+
+
+def entries_reply(entries: List[Tuple[int, Any]]) -> Raw:
+    """An array of [id, [field, value...]] (the same in RESP2 and RESP3)."""
+    return Raw(b"*%d\r\n%s" % (len(entries), b"".join(
+        [entry_reply(i, f) for i, f in entries])))
+
+
+# -- XADD / XTRIM -----------------------------------------------------------------------
+
+class TrimArgs:
+    """Options of XADD and XTRIM (Redis's streamAddTrimArgs)."""
+
+    __slots__ = ("maxlen", "minid", "approx", "limit", "arg_at", "id", "seq_given",
+                 "id_given", "nomkstream", "id_at")
+
+    def __init__(self, args: List[bytes], xadd: bool) -> None:
+        self.maxlen: Optional[int] = None
+        self.minid: Optional[int] = None
+        self.approx = self.nomkstream = self.id_given = False
+        self.seq_given = True
+        self.limit = 0
+        self.arg_at = 0  # index of the MAXLEN/MINID value
+        self.id = 0
+        limit_given = False
+        i = 2
+        argc = len(args)
+        while i < argc:
+            more = argc - 1 - i
+            opt = args[i]
+            low = opt.lower()
+            if xadd and opt == b"*":
+                break
+            if (low == b"maxlen" or low == b"minid") and more:
+                if self.maxlen is not None or self.minid is not None:
+                    raise CommandError("ERR syntax error, MAXLEN and MINID options at the "
+                                       "same time are not compatible")
+                self.approx = False
+                nxt = args[i + 1]
+                if more >= 2 and nxt == b"~":
+                    self.approx = True
+                    i += 1
+                elif more >= 2 and nxt == b"=":
+                    i += 1
+                if low == b"maxlen":
+                    self.maxlen = to_int(args[i + 1])
+                    if self.maxlen < 0:
+                        raise CommandError("ERR The MAXLEN argument must be >= 0.")
+                else:
+                    self.minid = strict_id(args[i + 1])
+                i += 1
+                self.arg_at = i
+            elif low == b"limit" and more:
+                self.limit = to_int(args[i + 1])
+                if self.limit < 0:
+                    raise CommandError("ERR The LIMIT argument must be >= 0.")
+                limit_given = True
+                i += 1
+            elif xadd and low == b"nomkstream":
+                self.nomkstream = True
+            elif xadd:
+                self.id, self.seq_given = parse_id(opt, 0, strict=True, seq_auto=True)
+                self.id_given = True
+                break
+            else:
+                raise CommandError(SYNTAX)
+            i += 1
+        self.id_at = i
+        trims = self.maxlen is not None or self.minid is not None
+        if self.limit and not trims:
+            raise CommandError("ERR syntax error, LIMIT cannot be used without specifying a "
+                               "trimming strategy")
+        if not xadd and not trims:
+            raise CommandError("ERR syntax error, XTRIM must be called with a trimming "
+                               "strategy")
+        if limit_given:
+            if not self.approx:
+                raise CommandError("ERR syntax error, LIMIT cannot be used without the "
+                                   "special ~ option")
+        else:
+            self.limit = 10000 if self.approx else 0
+
+    def trim(self, s: Stream) -> int:
+        if self.maxlen is None and self.minid is None:
+            return 0
+        return s.trim(self.maxlen, self.minid, self.approx, self.limit)
+
+    def exact_args(self, s: Stream) -> List[bytes]:
+        """The trim as an exact one, for the log (Redis's streamRewriteTrimArgument)."""
+        if self.maxlen is not None:
+            return [b"MAXLEN", b"=", b"%d" % s.length]
+        first = s.first_entry()
+        return [b"MINID", b"=", fmt_id(first[0] if first else 0)]
+
+
+@command("xadd", -5, "write denyoom fast", (1, 1, 1), since="5.0.0", **_STREAM)
+def xadd(c: Any, args: List[bytes]) -> Any:
+    """Append an entry to a stream (NOMKSTREAM, MAXLEN/MINID [=|~] [LIMIT])."""
+    if args[2] == b"*" and len(args) & 1:  # the plain form: XADD key * field value...
+        return _xadd_plain(c, args)
+    opts = TrimArgs(args, True)
+    field_at = opts.id_at + 1
+    nfields = len(args) - field_at
+    if nfields < 2 or nfields % 2:
+        raise CommandError("ERR wrong number of arguments for 'xadd' command")
+    if opts.id_given and opts.seq_given and opts.id == 0:
+        raise CommandError("ERR The ID specified in XADD must be greater than 0-0")
+    db = c.db
+    key = args[1]
+    s = stream_of(db, key, counted=False)
+    if s is None:
+        if opts.nomkstream:
+            return None
+        s = Stream()
+        db.set(key, s)
+    if s.last_id == MAX_ID:
+        raise CommandError("ERR The stream has exhausted the last possible ID, unable to add "
+                           "more items")
+    if not opts.id_given:
+        new_id = next_id(s.last_id)
+    elif opts.seq_given:
+        new_id = opts.id
+    elif s.last_id >> 64 == opts.id >> 64:
+        if s.last_id & MASK == MASK:
+            raise CommandError("ERR The ID specified in XADD is equal or smaller than the "
+                               "target stream top item")
+        new_id = s.last_id + 1
+    else:
+        new_id = opts.id
+    if new_id <= s.last_id:
+        raise CommandError("ERR The ID specified in XADD is equal or smaller than the target "
+                           "stream top item")
+    fields = args[field_at:]
+    s.append(new_id, fields)
+    db.modified(key)
+    id_text = fmt_id(new_id)
+    if opts.maxlen is not None or opts.minid is not None:
+        opts.trim(s)
+        if opts.approx or opts.limit or not opts.id_given or not opts.seq_given:
+            logged = [b"XADD", key]
+            if opts.nomkstream:
+                logged.append(b"NOMKSTREAM")
+            logged += opts.exact_args(s)
+            c.rewrite = [logged + [id_text] + fields]
+    elif not opts.id_given or not opts.seq_given:
+        c.rewrite = [[b"XADD", key] + ([b"NOMKSTREAM"] if opts.nomkstream else [])
+                     + [id_text] + fields]
+    if db.blocking:
+        signal_ready(c, db, key)
+    return id_text
+
+
+def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
+    """XADD key * field value ...: no options to read, nothing to trim."""
+    db = c.db
+    key = args[1]
+    s = db.peek(key)
+    if s is None:
+        s = Stream()
+        db.set(key, s)
+    elif s.__class__ is not Stream:
+        raise CommandError(WRONGTYPE)
+    last = s.last_id
+    if last == MAX_ID:
+        raise CommandError("ERR The stream has exhausted the last possible ID, unable to add "
+                           "more items")
+    new_id = next_id(last)
+    fields = args[3:]
+    s.append(new_id, fields)
+    db.modified(key)
+    id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
+    c.rewrite = [[args[0], key, id_text, *fields]]
+    if db.blocking:
+        signal_ready(c, db, key)
+    return id_text
+
+
+@command("xtrim", -4, "write", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
+def xtrim(c: Any, args: List[bytes]) -> Any:
+    """Trim a stream by MAXLEN or MINID."""
+    opts = TrimArgs(args, False)
+    db = c.db
+    s = stream_of(db, args[1], counted=False)
+    if s is None:
+        return 0
+    deleted = opts.trim(s)
+    if deleted:
+        db.modified(args[1])
+        c.rewrite = [[b"XTRIM", args[1]] + opts.exact_args(s)]
+    return deleted
+
+
+# -- reads --------------------------------------------------------------------------------
+
+def interval(start_arg: bytes, end_arg: Optional[bytes]) -> Tuple[int, int]:
+    """An inclusive [start, end] from XRANGE-style bounds (``(`` excludes)."""
+    start, start_ex = interval_id(start_arg, 0)
+    if start_ex:
+        if start == MAX_ID:
+            raise CommandError("ERR invalid start ID for the interval")
+        start += 1
+    if end_arg is None:
+        return start, MAX_ID
+    end, end_ex = interval_id(end_arg, U64)
+    if end_ex:
+        if end == 0:
+            raise CommandError("ERR invalid end ID for the interval")
+        end -= 1
+    return start, end
+
+
+def _range(c: Any, args: List[bytes], rev: bool) -> Any:
+    start, end = interval(args[3], args[2]) if rev else interval(args[2], args[3])
+    count = -1
+    j = 4
+    while j < len(args):
+        if args[j].lower() == b"count" and j + 1 < len(args):
+            count = max(0, to_int(args[j + 1]))
+            j += 2
+        else:
+            raise CommandError(SYNTAX)
+    s = stream_of(c.db, args[1])
+    if s is None:
+        return []
+    if count == 0:
+        return NULL_ARRAY
+    return entries_reply(list(s.range(start, end, max(count, 0), rev)))
+
+
+@command("xrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
+def xrange(c: Any, args: List[bytes]) -> Any:
+    """Entries with ids in a range, ascending."""
+    return _range(c, args, False)
+
+
+@command("xrevrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
+def xrevrange(c: Any, args: List[bytes]) -> Any:
+    """Entries with ids in a range, descending (end first)."""
+    return _range(c, args, True)
+
+
+@command("xlen", 2, "readonly fast", (1, 1, 1), since="5.0.0", **_STREAM)
+def xlen(c: Any, args: List[bytes]) -> Any:
+    """The number of entries of a stream."""
+    s = stream_of(c.db, args[1])
+    return 0 if s is None else s.length
+
+
+@command("xdel", -3, "write fast", (1, 1, 1), since="5.0.0", **_STREAM)
+def xdel(c: Any, args: List[bytes]) -> Any:
+    """Delete entries by id; returns how many existed."""
+    db = c.db
+    s = stream_of(db, args[1], counted=False)
+    if s is None:
+        return 0
+    ids = [strict_id(arg) for arg in args[2:]]
+    deleted = sum(1 for entry_id in ids if s.delete(entry_id))
+    if deleted:
+        db.modified(args[1])
+    return deleted
+
+
+@command("xsetid", -3, "write denyoom fast", (1, 1, 1), since="5.0.0", **_STREAM)
+def xsetid(c: Any, args: List[bytes]) -> Any:
+    """Set a stream's last id (ENTRIESADDED, MAXDELETEDID)."""
+    new_last = strict_id(args[2])
+    entries_added = -1
+    max_deleted = 0
+    i = 3
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == b"entriesadded" and i + 1 < len(args):
+            entries_added = to_int(args[i + 1])
+            if entries_added < 0:
+                raise CommandError("ERR entries_added must be positive")
+        elif opt == b"maxdeletedid" and i + 1 < len(args):
+            max_deleted = strict_id(args[i + 1])
+            if new_last < max_deleted:
+                raise CommandError("ERR The ID specified in XSETID is smaller than the "
+                                   "provided max_deleted_entry_id")
+        else:
+            raise CommandError(SYNTAX)
+        i += 2
+    db = c.db
+    s = stream_of(db, args[1], counted=False)
+    if s is None:
+        raise CommandError(NO_SUCH_KEY)
+    if s.length:
+        if new_last < s.top():
+            raise CommandError("ERR The ID specified in XSETID is smaller than the target "
+                               "stream top item")
+        if entries_added != -1 and s.length > entries_added:
+            raise CommandError("ERR The entries_added specified in XSETID is smaller than "
+                               "the target stream length")
+    s.last_id = new_last
+    if entries_added != -1:
+        s.entries_added = entries_added
+    if max_deleted:
+        s.max_deleted = max_deleted
+    db.modified(args[1])
+    return OK
+
+
+# -- XREAD (and the parsing XREADGROUP shares) --------------------------------------------
+
+class ReadArgs:
+    """XREAD/XREADGROUP's options and streams."""
+
+    __slots__ = ("timeout", "count", "keys", "ids", "group", "consumer", "noack")
+
+    def __init__(self, c: Any, args: List[bytes], group_cmd: bool) -> None:
+        self.timeout: Optional[int] = None
+        self.count = 0
+        self.group: Optional[bytes] = None
+        self.consumer = b""
+        self.noack = False
+        name = "XREADGROUP" if group_cmd else "XREAD"
+        streams_at = 0
+        argc = len(args)
+        i = 1
+        while i < argc:
+            more = argc - i - 1
+            opt = args[i].lower()
+            if opt == b"block" and more:
+                if getattr(c, "in_script", False):
+                    raise CommandError(f"ERR {args[0].decode()} command is not allowed with "
+                                       "BLOCK option from scripts")
+                i += 1
+                timeout = to_int(args[i], "ERR timeout is not an integer or out of range")
+                if timeout < 0:
+                    raise CommandError("ERR timeout is negative")
+                self.timeout = timeout
+            elif opt == b"count" and more:
+                i += 1
+                self.count = max(0, to_int(args[i]))
+            elif opt == b"streams" and more:
+                streams_at = i + 1
+                if (argc - streams_at) % 2:
+                    symbol = ">" if group_cmd else "$"
+                    raise CommandError(f"ERR Unbalanced '{name.lower()}' list of streams: for "
+                                       f"each stream key an ID or '{symbol}' must be "
+                                       "specified.")
+                break
+            elif opt == b"group" and more >= 2:
+                if not group_cmd:
+                    raise CommandError("ERR The GROUP option is only supported by XREADGROUP. "
+                                       "You called XREAD instead.")
+                self.group, self.consumer = args[i + 1], args[i + 2]
+                i += 2
+            elif opt == b"noack":
+                if not group_cmd:
+                    raise CommandError("ERR The NOACK option is only supported by XREADGROUP. "
+                                       "You called XREAD instead.")
+                self.noack = True
+            else:
+                raise CommandError(SYNTAX)
+            i += 1
+        if not streams_at:
+            raise CommandError(SYNTAX)
+        if group_cmd and self.group is None:
+            raise CommandError("ERR Missing GROUP option for XREADGROUP")
+        n = (argc - streams_at) // 2
+        self.keys = args[streams_at:streams_at + n]
+        self.ids: List[Any] = args[streams_at + n:]
+
+
+def _xread_ids(c: Any, opts: ReadArgs) -> List[int]:
+    """The ids after which each stream is read (``$``: its last id now)."""
+    db = c.db
+    ids = []
+    for key, arg in zip(opts.keys, opts.ids):
+        s = stream_of(db, key, counted=False)
+        if arg == b"$":
+            ids.append(s.last_id if s is not None else 0)
+        elif arg == b">":
+            raise CommandError("ERR The > ID can be specified only when calling XREADGROUP "
+                               "using the GROUP <group> <consumer> option.")
+        else:
+            ids.append(strict_id(arg))
+    return ids
+
+
+def keyed_reply(c: Any, items: List[Tuple[bytes, Raw]]) -> Raw:
+    """[[key, entries]...] in RESP2, a map key -> entries in RESP3 (a key repeats
+    when a call names it twice, as in Redis)."""
+    head, pair = (b"%%%d\r\n", b"") if c.resp3 else (b"*%d\r\n", b"*2\r\n")
+    return Raw(head % len(items) + b"".join(
+        [b"%s$%d\r\n%s\r\n%s" % (pair, len(key), key, value) for key, value in items]))
+
+
+def stream_waiter(c: Any, keys: List[bytes], timeout_ms: int,
+                  ready: Callable[[bytes, Stream], bool],
+                  serve: Callable[[bytes, Stream], Tuple[Any, List[List[bytes]]]],
+                  gone_reply: Any = None) -> Any:
+    """Block on streams until ``ready`` says one can be served (0: forever)."""
+    if cannot_block(c):
+        return NULL_ARRAY
+    return block(c, keys, Stream, timeout_ms / 1000.0, serve, ready=ready,
+                 gone_reply=gone_reply)
+
+
+@command("xread", -4, "readonly blocking movablekeys", since="5.0.0",
+         complexity="O(N)", **_STREAM)
+def xread(c: Any, args: List[bytes]) -> Any:
+    """Read entries after given ids from one or more streams (COUNT, BLOCK)."""
+    opts = ReadArgs(c, args, False)
+    db = c.db
+    ids = _xread_ids(c, opts)
+    found = []
+    for key, after in zip(opts.keys, ids):
+        s = stream_of(db, key)
+        if s is None or not s.length:
+            continue
+        if s.top() > after:
+            found.append((key, entries_reply(list(s.range(after + 1, MAX_ID, opts.count)))))
+    if found:
+        return keyed_reply(c, found)
+    if opts.timeout is None:
+        return NULL_ARRAY
+    wanted = dict(zip(opts.keys, ids))
+    count = opts.count or BLOCKED_DEFAULT_COUNT
+
+    def ready(key: bytes, s: Stream) -> bool:
+        return s.last_id > wanted[key]
+
+    def serve(key: bytes, s: Stream) -> Tuple[Any, List[List[bytes]]]:
+        entries = list(s.range(wanted[key] + 1, MAX_ID, count))
+        return keyed_reply(c, [(key, entries_reply(entries))]), []
+
+    return stream_waiter(c, opts.keys, opts.timeout, ready, serve)
+
+
+def xread_keys(args: List[bytes]) -> List[Tuple[int, int]]:
+    """XREAD/XREADGROUP's keys: the first half of the arguments after STREAMS."""
+    from .table import KEY_READ, KEY_WRITE
+    access = KEY_READ | (KEY_WRITE if args[0].lower() == b"xreadgroup" else 0)
+    for i in range(1, len(args)):
+        if args[i].lower() == b"streams":
+            n = (len(args) - i - 1) // 2
+            return [(j, access) for j in range(i + 1, i + 1 + n)]
+    return []
+
+
+
+KEY_FINDERS["xread"] = xread_keys

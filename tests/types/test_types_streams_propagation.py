@@ -1,0 +1,85 @@
+"""What the append-only log is told for streams: ids chosen by the server, exact
+trims, and group changes in the idempotent forms Redis propagates."""
+from __future__ import annotations
+
+import time
+
+from test_types_propagation import embedded, logged, wait_for  # noqa: F401
+from types_resp import RawClient
+
+
+def _claim(key, group, consumer, entry_id, count, last):
+    return [b"XCLAIM", key, group, consumer, b"0", entry_id, b"TIME", b"T", b"RETRYCOUNT",
+            count, b"FORCE", b"JUSTID", b"LASTID", last]
+
+
+def _timeless(log):
+    return [cmd[:7] + [b"T"] + cmd[8:] if cmd[0] == b"XCLAIM" else cmd for cmd in log]
+
+
+def test_xadd_logs_the_id_it_chose_and_the_exact_trim(logged):
+    client, log, _ = logged
+    got = client.call("XADD", "s", "*", "a", "1")[1]
+    assert log == [[b"XADD", b"s", got, b"a", b"1"]]
+    log.clear()
+    client.call("XADD", "t", "5-*", "a", "2")
+    assert log == [[b"XADD", b"t", b"5-0", b"a", b"2"]]
+    log.clear()
+    client.call("XADD", "s", "MAXLEN", "~", "1", "LIMIT", "10", "99999999999999-1", "b", "2")
+    assert log == [[b"XADD", b"s", b"MAXLEN", b"=", b"2", b"99999999999999-1", b"b", b"2"]]
+    log.clear()
+    client.call("XTRIM", "s", "MAXLEN", "1")
+    assert log == [[b"XTRIM", b"s", b"MAXLEN", b"=", b"1"]]
+
+
+def test_group_reads_and_claims_are_logged_as_xclaim(logged):
+    client, log, _ = logged
+    client.call("XADD", "s", "1-1", "a", "b")
+    client.call("XADD", "s", "2-1", "a", "b")
+    client.call("XGROUP", "CREATE", "s", "g", "$")
+    assert log[-1] == [b"XGROUP", b"CREATE", b"s", b"g", b"2-1", b"ENTRIESREAD", b"-1"]
+    client.call("XGROUP", "SETID", "s", "g", "0")
+    log.clear()
+    client.call("XREADGROUP", "GROUP", "g", "c1", "COUNT", "1", "STREAMS", "s", ">")
+    assert _timeless(log) == [[b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c1"],
+                              _claim(b"s", b"g", b"c1", b"1-1", b"1", b"1-1")]
+    log.clear()
+    client.call("XREADGROUP", "GROUP", "g", "c1", "NOACK", "STREAMS", "s", ">")
+    assert log == [[b"XGROUP", b"SETID", b"s", b"g", b"2-1", b"ENTRIESREAD", b"2"]]
+    log.clear()
+    client.call("XCLAIM", "s", "g", "c2", "0", "1-1")
+    assert _timeless(log) == [[b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c2"],
+                              _claim(b"s", b"g", b"c2", b"1-1", b"2", b"2-1")]
+    log.clear()
+    client.call("XAUTOCLAIM", "s", "g", "c1", "0", "0", "JUSTID")
+    assert _timeless(log) == [_claim(b"s", b"g", b"c1", b"1-1", b"2", b"2-1")]
+    log.clear()
+    client.call("XACK", "s", "g", "1-1")
+    assert log == [[b"XACK", b"s", b"g", b"1-1"]]
+
+
+def test_a_served_blocked_group_reader_is_logged(logged):
+    client, log, server = logged
+    client.call("XGROUP", "CREATE", "s", "g", "$", "MKSTREAM")
+    reader = RawClient(server.port)
+    try:
+        reader.send("XREADGROUP", "GROUP", "g", "c", "BLOCK", "0", "STREAMS", "s", ">")
+        assert wait_blocked_embedded(server)
+        log.clear()
+        client.call("XADD", "s", "7-1", "k", "v")
+        assert reader.read()[0] == "*"
+        wait_for(log, 3)
+        assert _timeless(log) == [[b"XADD", b"s", b"7-1", b"k", b"v"],
+                                  [b"XGROUP", b"CREATECONSUMER", b"s", b"g", b"c"],
+                                  _claim(b"s", b"g", b"c", b"7-1", b"1", b"7-1")]
+    finally:
+        reader.close()
+
+
+def wait_blocked_embedded(server, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not server.blocked_clients:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
