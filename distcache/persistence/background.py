@@ -84,6 +84,8 @@ class SlicedJob:
         self.finished: Optional[bool] = None
         self.rename = rename
         captured = []
+        # FUNCTION libraries: the list is replaced, never changed in place, on a change
+        codes = list(getattr(dbs[0].keyspace, "function_codes", None) or ()) if dbs else []
         for db in dbs:
             if db.data:
                 # Two flat lists (no per-key tuples, so no GC pass over them);
@@ -96,18 +98,22 @@ class SlicedJob:
         self.writer: Any
         if rdb_compress is None:
             self.writer = snapshot.SnapshotWriter(path, tmp_path)
-            self.gen = self._write(self._chunks(captured, len(dbs), log_id, log_offset))
+            self.gen = self._write(self._chunks(captured, len(dbs), log_id, log_offset, codes))
         else:
             from .rdb_snapshot import RdbSnapshotFile
             self.writer = RdbSnapshotFile(path, tmp_path, rdb_compress, log_id, log_offset)
             self.gen = self.writer.steps([_Captured(db_id, dict(zip(keys, values)), expires)
-                                          for db_id, keys, values, expires in captured])
+                                          for db_id, keys, values, expires in captured],
+                                         function_codes=codes)
         self.loop = loop
         self.handle = loop.call_soon(self._step)
 
     @staticmethod
-    def _chunks(captured: List[Any], ndbs: int, log_id: bytes, log_offset: int) -> Any:
+    def _chunks(captured: List[Any], ndbs: int, log_id: bytes, log_offset: int,
+                codes: List[bytes]) -> Any:
         yield snapshot.header(ndbs, log_id, log_offset)
+        if codes:
+            yield snapshot.functions_block(codes)
         for db_id, keys, values, expires in captured:
             step = snapshot.BLOCK_KEYS
             for i in range(0, len(keys), step):

@@ -235,14 +235,18 @@ class RdbSnapshotFile:
         self.writer = RdbFileWriter(self.fh, aux=aux, compress=compress)
         self.keys = 0
 
-    def steps(self, dbs: List[Any], progress: bool = True) -> Iterator[int]:
-        """Write every database of ``dbs`` (objects with id, data, expires);
-        yields the keys written every STEP keys."""
+    def steps(self, dbs: List[Any], progress: bool = True,
+              function_codes: Optional[List[bytes]] = None) -> Iterator[int]:
+        """Write every database of ``dbs`` (objects with id, data, expires) and the
+        FUNCTION libraries (by default ``dbs[0].keyspace.function_codes``); yields the
+        keys written every STEP keys."""
         from ..server.commands.dump import codec_value
         writer = self.writer
         writer.w.chunk = _CRC_PIECE  # the CRC runs faster over long pieces
         tick = Progress("saving", self.path).tick if progress else None
-        for code in (getattr(dbs[0].keyspace, "function_codes", None) or ()) if dbs else ():
+        if function_codes is None and dbs:
+            function_codes = getattr(dbs[0].keyspace, "function_codes", None)
+        for code in function_codes or ():
             writer.function(code)  # before the keys, as Redis writes them
         for db in dbs:
             data = db.data

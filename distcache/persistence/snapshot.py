@@ -160,14 +160,18 @@ def header(databases: int, log_id: bytes = NO_LOG, log_offset: int = 0) -> bytes
     return HEADER.pack(MAGIC, VERSION, int(time.time() * 1000), databases, log_id, log_offset)
 
 
+def functions_block(codes: List[bytes]) -> bytes:
+    """The block of FUNCTION libraries' code (kind 4)."""
+    return b"".join([BLOCK.pack(K_FUNCTIONS, 0, len(codes)), _arr("I", map(len, codes))] + codes)
+
+
 def iter_chunks(dbs: List[Any], log_id: bytes = NO_LOG, log_offset: int = 0
                 ) -> Iterator[bytes]:
     """The snapshot of ``dbs`` as byte chunks (without the footer)."""
     yield header(len(dbs), log_id, log_offset)
     codes = getattr(dbs[0].keyspace, "function_codes", None) if dbs else None
     if codes:
-        yield b"".join([BLOCK.pack(K_FUNCTIONS, 0, len(codes)), _arr("I", map(len, codes))]
-                       + codes)
+        yield functions_block(codes)
     zset_cls = _zset_class()
     for db in dbs:
         data = db.data

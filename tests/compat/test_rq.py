@@ -1,8 +1,7 @@
 """rq: a job enqueued, run by a SimpleWorker in burst mode, its result fetched.
 
 rq (1.12 and later) keeps job results in Redis streams (XADD, XREVRANGE, XLEN,
-XREAD), which distcache does not implement yet: the test is an expected failure
-until it does, and turns into a failure (strict) once streams make it pass.
+XREAD), so this also exercises distcache's streams as a library uses them.
 """
 from __future__ import annotations
 

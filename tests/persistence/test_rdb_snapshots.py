@@ -172,23 +172,30 @@ LIBRARY = "#!lua name=rdblib\nredis.register_function('twice', function(keys, ar
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lupa") is None, reason="needs lupa")
-def test_function_libraries_live_in_the_rdb_snapshot(tmp_path):
-    proc = start(tmp_path, *RDB, "--appendonly", "no")
+@pytest.mark.parametrize("dbfilename", ["dump.rdb", "dump.dcs"])
+@pytest.mark.parametrize("fork", [True, False])
+def test_function_libraries_live_in_snapshots(tmp_path, dbfilename, fork):
+    flags = ("--dbfilename", dbfilename, "--appendonly", "no")
+    env = None if fork else {"DISTCACHE_PERSISTENCE_NOFORK": "1"}
+    proc = start(tmp_path, *flags, env=env)
     try:
         r = client(proc)
         assert r.function_load(LIBRARY) == b"rdblib"
-        assert r.save()
+        r.bgsave()
+        wait_child_done(r)
+        assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
     finally:
-        proc.stop()
-    proc = start(tmp_path, *RDB, "--appendonly", "no")
+        proc.kill()  # no shutdown save: the BGSAVE's file is what the restart reads
+    proc = start(tmp_path, *flags)
     try:
         assert client(proc).fcall("twice", 0, 21) == 42
     finally:
         proc.stop()
-    dump = tmp_path / "data" / "dump.rdb"
-    _check_rdb(dump)
-    target = tmp_path / "redis-load"
-    target.mkdir()
-    shutil.copy(dump, target / "dump.rdb")
-    with redis_server(target) as theirs:  # redis-server loads the library too
-        assert redis.Redis(port=theirs.port).fcall("twice", 0, 21) == 42
+    if dbfilename.endswith(".rdb"):
+        dump = tmp_path / "data" / dbfilename
+        _check_rdb(dump)
+        target = tmp_path / "redis-load"
+        target.mkdir()
+        shutil.copy(dump, target / "dump.rdb")
+        with redis_server(target) as theirs:  # redis-server loads the library too
+            assert redis.Redis(port=theirs.port).fcall("twice", 0, 21) == 42
