@@ -7,6 +7,7 @@ import time
 import pytest
 import redis
 
+from distcache.server.eviction import gc_factor
 from servers import distcache_server
 
 KB = 1024
@@ -264,7 +265,8 @@ def test_info_memory_tracks_dataset(tmp_path):
         fill(r, "k", 20_000)  # ~24 MB
         after = r.info("memory")
         grew = after["used_memory"] - before["used_memory"]
-        assert 15 * MB < grew < 40 * MB
+        # PyPy counts the heap growth its GC allows (eviction.gc_factor) on top.
+        assert 15 * MB < grew < 40 * MB * gc_factor()
         rss_grew = after["used_memory_rss"] - before["used_memory_rss"]
         assert 0.5 < grew / rss_grew < 2.0
         r.flushall()
