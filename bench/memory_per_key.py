@@ -6,6 +6,8 @@ Each server starts fresh on a free loopback port; its RSS is read from
 names, ``--value-size``-byte values) through pipelined SETs over one socket.
 
     python bench/memory_per_key.py                      # 1M keys, 16 B keys, 32 B values
+    python bench/memory_per_key.py --python python3 --python pypy3   # both runtimes and Redis
+    python bench/memory_per_key.py --python pypy3 --env PYPY_GC_MAJOR_COLLECT=1.4
     python bench/memory_per_key.py --keys 200000 --distcache-arg=--maxmemory --distcache-arg=1gb
 """
 from __future__ import annotations
@@ -81,8 +83,9 @@ def load(port: int, keys: int, key_size: int, value_size: int, batch: int = 2000
 
 
 def measure(argv: List[str], port: int, args: argparse.Namespace) -> "tuple[int, int, int]":
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, PYTHONPATH=REPO))
+    env = dict(os.environ, PYTHONPATH=REPO)
+    env.update(item.split("=", 1) for item in args.env)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         wait_ready(port, proc)
         before = rss(proc.pid)
@@ -100,6 +103,14 @@ def measure(argv: List[str], port: int, args: argparse.Namespace) -> "tuple[int,
         proc.wait(10)
 
 
+def runtime(python: str) -> str:
+    """``CPython 3.11`` or ``PyPy 3.9``: the implementation behind ``python``."""
+    out = subprocess.run([python, "-c", "import platform; print(platform.python_implementation(),"
+                                        " '.'.join(platform.python_version_tuple()[:2]))"],
+                         capture_output=True, text=True, timeout=60).stdout.strip()
+    return out or python
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=1_000_000)
@@ -107,14 +118,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--value-size", type=int, default=32)
     ap.add_argument("--distcache-arg", action="append", default=[],
                     help="extra distcache flag (repeatable)")
+    ap.add_argument("--python", action="append", default=[],
+                    help="interpreter to run distcache with (repeatable; default: this one)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="environment for the distcache servers (repeatable)")
     ap.add_argument("--no-redis", action="store_true")
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="memkey-")
     rows = []
-    port = free_port()
-    rows.append(("distcache", measure(
-        [sys.executable, "-m", "distcache", "server", "--port", str(port), "--save", "",
-         "--appendonly", "no", "--dir", tmp, *args.distcache_arg], port, args)))
+    for python in args.python or [sys.executable]:
+        port = free_port()
+        rows.append((f"distcache {runtime(python)}", measure(
+            [python, "-m", "distcache", "server", "--port", str(port), "--save", "",
+             "--appendonly", "no", "--dir", tmp, *args.distcache_arg], port, args)))
     redis = shutil.which("redis-server")
     if redis and not args.no_redis:
         port = free_port()
@@ -122,11 +138,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             [redis, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp],
             port, args)))
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{args.keys} keys, {args.key_size} B keys, {args.value_size} B values")
-    print(f"{'server':<14}{'RSS before':>14}{'RSS after':>14}{'bytes/key':>12}"
+    print(f"{args.keys} keys, {args.key_size} B keys, {args.value_size} B values"
+          + (f", distcache env {' '.join(args.env)}" if args.env else ""))
+    print(f"{'server':<24}{'RSS before':>14}{'RSS after':>14}{'bytes/key':>12}"
           f"{'used_memory':>14}")
     for name, (before, after, used) in rows:
-        print(f"{name:<14}{before / 2**20:>12.1f}MB{after / 2**20:>12.1f}MB"
+        print(f"{name:<24}{before / 2**20:>12.1f}MB{after / 2**20:>12.1f}MB"
               f"{(after - before) / args.keys:>12.1f}{used / 2**20:>12.1f}MB")
     return 0
 

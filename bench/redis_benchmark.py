@@ -16,7 +16,11 @@ Examples::
         --server-arg=--appendfsync --server-arg=everysec
 
 Configurations: ``fast`` = ``--event-loop uvloop --parser hiredis``;
-``stdlib`` = ``--event-loop asyncio --parser python``. ``ratio`` is the median
+``stdlib`` = ``--event-loop asyncio --parser python``; ``asyncio-hiredis`` (the
+two that run on PyPy) and ``auto`` (what the server picks for the runtime).
+``--config`` takes one, a comma-separated list, or ``both`` (fast,stdlib).
+``--python pypy3`` runs distcache under another interpreter (PyPy: uvloop does
+not exist there, so use ``--config stdlib,asyncio-hiredis,auto``). ``ratio`` is the median
 of the per-repeat (paired) distcache/Redis ops/s ratios, with their range.
 ``CPU ratio`` is Redis's CPU us/op over distcache's: the share of Redis's
 efficiency, which other load on the machine disturbs less than ops/s.
@@ -48,6 +52,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS: Dict[str, List[str]] = {
     "fast": ["--event-loop", "uvloop", "--parser", "hiredis"],
     "stdlib": ["--event-loop", "asyncio", "--parser", "python"],
+    "asyncio-hiredis": ["--event-loop", "asyncio", "--parser", "hiredis"],
+    "auto": [],
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -155,6 +161,17 @@ class Server:
                 proc.wait()
         if self.log is not None:
             self.log.close()
+
+
+def runtime(python: str) -> str:
+    """The interpreter's implementation and version, e.g. ``PyPy 3.9.16``."""
+    try:
+        return subprocess.run(
+            [python, "-c", "import platform; print(platform.python_implementation(), "
+                           "platform.python_version())"],
+            capture_output=True, text=True, timeout=30).stdout.strip() or python
+    except (OSError, subprocess.SubprocessError):
+        return python
 
 
 def redis_server(port: int, workdir: str, extra: Sequence[str], core: Optional[int]) -> Server:
@@ -392,8 +409,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                    help="redis-benchmark -r (random keys); 0: one key per test, as by default")
     p.add_argument("-d", "--datasize", type=int, default=0,
                    help="redis-benchmark -d (value size); 0: its default (3 bytes)")
-    p.add_argument("--config", choices=["fast", "stdlib", "both"], default="both",
-                   help="distcache configuration(s) (default: %(default)s)")
+    p.add_argument("--config", default="both",
+                   help="distcache configuration(s), comma-separated, from "
+                        f"{', '.join(CONFIGS)}; both = fast,stdlib (default: %(default)s)")
     p.add_argument("--repeat", type=int, default=3, help="runs per cell; medians are reported")
     p.add_argument("--server-arg", action="append", default=[], metavar="ARG",
                    help="extra flag for both servers (repeatable: "
@@ -432,7 +450,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return reprint(args.from_json, args.markdown)
     tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
     pipelines = [int(x) for x in args.pipelines.split(",") if x.strip()]
-    configs = ["fast", "stdlib"] if args.config == "both" else [args.config]
+    configs = ["fast", "stdlib"] if args.config == "both" else \
+        [c.strip() for c in args.config.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        print(f"unknown --config {', '.join(unknown)}", file=sys.stderr)
+        return 2
     with_redis = not args.no_redis
     for tool in ["redis-benchmark"] + (["redis-server"] if with_redis else []):
         if shutil.which(tool) is None:
@@ -514,7 +537,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"# {' '.join(['python'] + sys.argv)}")
-    print(f"# distcache {git}")
+    print(f"# distcache {git} under {runtime(args.python)}")
     print(f"# redis-benchmark -c {args.clients}, started {started}, {os.cpu_count()} CPUs, "
           f"pinning {'server core %d / benchmark core %d' % (score, bcore) if pin else 'off'}"
           f", repeat {args.repeat} (medians)")

@@ -269,7 +269,8 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("event-loop", "auto", _enum("auto", "uvloop", "asyncio"), mutable=False,
        help="uvloop when installed (auto), or plain asyncio"),
     _d("parser", "auto", _enum("auto", "hiredis", "python"), mutable=False,
-       help="hiredis's C reader when installed (auto), or the pure-Python codec"),
+       help="hiredis's C reader when installed, on CPython (auto; on PyPy the "
+            "pure-Python codec is faster), or the pure-Python codec"),
     # Shutdown
     _d("shutdown-on-sigterm", "default", _shutdown_flags, " ".join,
        help="default, save or nosave (final snapshot on SIGTERM), with now and force "

@@ -1,11 +1,14 @@
 """The RESP wire codec, shared by server and client; it knows nothing of commands.
 
 :func:`make_request_parser` and :func:`make_reply_parser` pick hiredis's C
-reader when it is installed (and not disabled), else the pure-Python codec.
-Both have the same interface and pass the same tests.
+reader when it is installed (and not disabled) on CPython, else the pure-Python
+codec: on PyPy the JIT compiles the Python codec, while hiredis runs through
+cpyext's emulation of the C API, and the Python codec measured faster there
+(docs/pypy.md). Both have the same interface and pass the same tests.
 """
 from __future__ import annotations
 
+import platform
 from typing import Any, Optional
 
 from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, NULL_ARRAY, OK, PONG, ProtocolError, Push,
@@ -19,16 +22,27 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     HAVE_HIREDIS = False
 
+#: The runtime is PyPy (a JIT; C extensions go through cpyext, slowly).
+PYPY = platform.python_implementation() == "PyPy"
+#: What ``auto`` picks: hiredis where it is installed and faster.
+AUTO_HIREDIS = HAVE_HIREDIS and not PYPY
+
 __all__ = ["MAX_REPLY_DEPTH", "NOT_ENOUGH", "NULL_ARRAY", "OK", "PONG", "ProtocolError", "Push",
            "PushMessage", "Raw", "ReplyError", "ReplyParser", "RequestParser", "RespSet",
            "Status", "UnauthenticatedLimit", "Verbatim", "encode_command", "encode_reply",
-           "format_double", "HAVE_HIREDIS", "make_request_parser", "make_reply_parser"]
+           "format_double", "HAVE_HIREDIS", "PYPY", "make_request_parser", "make_reply_parser",
+           "parser_name"]
 
 
 def _use_hiredis(kind: str) -> bool:
     if kind == "hiredis" and not HAVE_HIREDIS:
         raise RuntimeError("parser 'hiredis' requested but hiredis is not installed")
-    return kind == "hiredis" or (kind == "auto" and HAVE_HIREDIS)
+    return kind == "hiredis" or (kind == "auto" and AUTO_HIREDIS)
+
+
+def parser_name(kind: str = "auto") -> str:
+    """The codec that ``kind`` (auto, hiredis, python) selects: hiredis or python."""
+    return "hiredis" if _use_hiredis(kind) else "python"
 
 
 def make_request_parser(config: Any = None, kind: str = "auto") -> Any:

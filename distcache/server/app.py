@@ -36,6 +36,7 @@ log = logging.getLogger("distcache.server")
 
 
 def _new_event_loop(kind: str) -> "tuple[asyncio.AbstractEventLoop, str]":
+    # uvloop exists for CPython only (pyproject's markers keep it off PyPy).
     if kind in ("auto", "uvloop"):
         try:
             import uvloop
@@ -289,10 +290,8 @@ class CacheServer:
         return port
 
     def _parser_name(self) -> str:
-        from ..protocol import HAVE_HIREDIS
-        if self.parser_kind == "python" or not HAVE_HIREDIS:
-            return "python"
-        return "hiredis"
+        from ..protocol import parser_name
+        return parser_name(self.parser_kind)
 
     async def _cron(self) -> None:
         while True:

@@ -13,7 +13,8 @@ Memory accounting
     of a dict has no holes) and uniform random keys (one C-speed pass over
     the key dict) about once a second and whenever an eviction sample is
     drawn. Sizes are measured with ``sys.getsizeof`` rounded to the
-    allocator's granularity, containers from a few sampled elements, as
+    allocator's granularity (on PyPy, which has no ``getsizeof``, from its
+    object layouts, times the heap growth its GC allows: see ``pypy_sizeof``), containers from a few sampled elements, as
     ``MEMORY USAGE`` does. So writes cost nothing extra, a key count change is
     seen at once, and a change in value sizes is seen within a second. Between
     two full checks, writes are bounded both in number (a credit of average
@@ -60,6 +61,7 @@ Eviction
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import time
@@ -96,7 +98,48 @@ CHECK_EVERY = 256
 CHECK_EVERY_FAR = 1024
 FAR = 64
 
-_getsizeof = sys.getsizeof
+PYPY = sys.implementation.name == "pypy"
+
+#: PyPy: bytes per object of each type, as (fixed, per item or byte) on 64-bit:
+#: the 8-byte GC header, the W_*Object fields and the RPython storage behind
+#: them (a bytes object is a W_BytesObject pointing at an rstr with its hash
+#: and length; a list or dict a strategy plus its storage arrays).
+_PYPY_LAYOUT = {bytes: (48, 1), str: (80, 1), int: (16, 0), float: (16, 0),
+                tuple: (24, 8), list: (64, 9), dict: (96, 40), set: (96, 32),
+                frozenset: (96, 32), bytearray: (72, 1)}
+
+
+def pypy_sizeof(obj: Any) -> int:
+    """``sys.getsizeof`` for PyPy: an estimate from the object layouts (the
+    containers alone, as getsizeof). The GC's heap growth is in ``gc_factor``."""
+    fixed, per = _PYPY_LAYOUT.get(obj.__class__, (0, 0))
+    if not fixed:
+        for cls in obj.__class__.__mro__[1:]:
+            if cls in _PYPY_LAYOUT:
+                fixed, per = _PYPY_LAYOUT[cls]
+                break
+        else:
+            return 64  # an instance: header, map, a few inline fields
+    return fixed + (per * len(obj) if per else 0)
+
+
+def gc_factor() -> float:
+    """How much more than its live data a process's RSS holds at worst.
+
+    CPython frees at once (1.0). PyPy's GC lets the old generation grow to
+    PYPY_GC_MAJOR_COLLECT (default 1.82) times what survived the last major
+    collection before collecting again, and does not return the freed pages
+    quickly, so maxmemory must count the heap at that bound to bound RSS."""
+    if not PYPY:
+        return 1.0
+    try:
+        return max(1.0, float(os.environ.get("PYPY_GC_MAJOR_COLLECT", "1.82")))
+    except ValueError:
+        return 1.82
+
+
+_getsizeof = pypy_sizeof if PYPY else sys.getsizeof
+_GC_FACTOR = gc_factor()
 
 
 def alloc(size: int) -> int:
@@ -452,7 +495,7 @@ class Eviction:
         if uniform:
             self.last_uniform = time.monotonic()
         if sizes:
-            mean = sum(sizes) / len(sizes)
+            mean = sum(sizes) / len(sizes) * _GC_FACTOR
             self.avg_key = mean if not self.avg_key else 0.7 * self.avg_key + 0.3 * mean
 
     # -- the check before denyoom commands ------------------------------------------

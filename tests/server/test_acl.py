@@ -28,9 +28,32 @@ def target(request, tmp_path_factory):
     proc.stop()
 
 
+def _getuser_dict(response, **options):
+    """ACL GETUSER's pairs as a dict (selectors too), as redis-py 8 returns them
+    from execute_command; the redis-py for Python 3.9 (7.0) returns the raw list."""
+    def pairs(items):
+        return dict(zip(items[::2], items[1::2])) if isinstance(items, list) else items
+    user = pairs(response)
+    if isinstance(user, dict) and isinstance(user.get(b"selectors"), list):
+        user[b"selectors"] = [pairs(sel) for sel in user[b"selectors"]]
+    return user
+
+
+def _acl_reply(response, **options):
+    """redis-py 7: ACL GETUSER and ACL LOG as redis-py 8 returns them."""
+    if isinstance(response, list) and response[:1] == [b"flags"]:
+        return _getuser_dict(response)
+    if isinstance(response, list) and response and isinstance(response[0], list) \
+            and response[0][:1] == [b"count"]:
+        return [_getuser_dict(entry) for entry in response]
+    return response
+
+
 @pytest.fixture
 def admin(target):
     client = redis.Redis(port=target.port, socket_timeout=10)
+    if int(redis.__version__.split(".")[0]) < 8:  # 7 keys callbacks by "ACL" alone
+        client.set_response_callback("ACL", _acl_reply)
     client.execute_command("ACL", "LOG", "RESET")
     yield client
     client.close()

@@ -13,7 +13,7 @@ from typing import Any, List
 
 from ...protocol import OK, Verbatim
 from ..errors import SYNTAX, CommandError
-from ..eviction import DICT_ENTRY, EXPIRE_ENTRY, alloc, size_of
+from ..eviction import DICT_ENTRY, EXPIRE_ENTRY, _getsizeof, alloc, size_of
 from ..info import rss_bytes
 from .args import to_int
 from .table import command, container, help_reply
@@ -41,7 +41,7 @@ def memory_usage(c: Any, args: List[bytes]) -> Any:
     value = c.db.peek(key)
     if value is None:
         return None
-    return alloc(sys.getsizeof(key)) + size_of(value, samples) + DICT_ENTRY
+    return alloc(_getsizeof(key)) + size_of(value, samples) + DICT_ENTRY
 
 
 @command("stats", 2, "", since="4.0.0", parent="memory", **_MEM)
@@ -107,8 +107,9 @@ def memory_doctor(c: Any, args: List[bytes]) -> Any:
 @command("malloc-stats", 2, "", since="4.0.0", parent="memory", **_MEM)
 def memory_malloc_stats(c: Any, args: List[bytes]) -> Any:
     """Allocator statistics (Python's allocator: object counts)."""
+    blocks = getattr(sys, "getallocatedblocks", lambda: 0)()  # not on PyPy
     text = (f"Stats not supported for the current allocator (pymalloc): "
-            f"{sys.getallocatedblocks()} blocks allocated, "
+            f"{blocks} blocks allocated, "
             f"{len(gc.get_objects())} tracked objects")
     return Verbatim(text.encode())
 
