@@ -278,14 +278,15 @@ class AsyncCacheClient(BaseClient):
     async def _lc_listen(self, server: ServerSpec) -> None:
         await self._listeners[server].ensure_started()
 
-    def _lc_hit(self, key: bytes, cb: Callable[[Any, Any], Any], raw: Any, arg: Any) -> Any:
-        return self._lc_hit_async(key, cb, raw, arg)
+    def _lc_hit(self, key: bytes, value: Any, cb: Callable[[Any, Any], Any], arg: Any) -> Any:
+        return self._lc_hit_async(key, value, cb, arg)
 
-    async def _lc_hit_async(self, key: bytes, cb: Callable[[Any, Any], Any], raw: Any,
+    async def _lc_hit_async(self, key: bytes, value: Any, cb: Callable[[Any, Any], Any],
                             arg: Any) -> Any:
         if self._lc_loop is not asyncio.get_running_loop():
+            # the entry outlived its listener's loop: read again
             return await self._lc_fetch(key, cb, arg)  # type: ignore[attr-defined]
-        return cb(raw, arg)
+        return value
 
     async def _lc_check_loop(self) -> None:
         # Entries kept under an earlier event loop lost their listener with it.

@@ -11,7 +11,10 @@ Reads race with invalidations: a read's reply and the invalidation of the
 same key travel on two connections. Each read takes a token before it is
 sent (``begin``); an invalidation of the key, or the loss of the server's
 listener, cancels the token, and ``store`` refuses a cancelled one, so a
-value invalidated while its read was in flight is never stored.
+value invalidated while its read was in flight is never stored. Reads of
+one key in flight together share a token: whichever reply comes first is
+stored (each was current when the server ran it, and a later write's
+invalidation cancels the token or drops the entry).
 
 >>> from distcache import CacheClient
 >>> from distcache.client.localcache import LocalCache
@@ -23,9 +26,9 @@ import itertools
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional
 
-__all__ = ["LocalCache", "make_local_cache", "ABSENT", "ENTRY_OVERHEAD"]
+__all__ = ["LocalCache", "make_local_cache", "ABSENT", "ENTRY_OVERHEAD", "IMMUTABLE"]
 
 #: Bytes charged per entry on top of its key and value: the Python objects
 #: that hold it (measured with tracemalloc: bench/local_cache_bench.py --memory).
@@ -41,6 +44,9 @@ class _Absent:
 
 ABSENT: Any = _Absent()  # lookup(): not in the local cache (None is a cached miss)
 _epochs = itertools.count(1)
+#: Decoded values of these exact types are kept and returned as they are; others
+#: (lists, dicts...) are decoded afresh on each hit, so a caller may mutate them.
+IMMUTABLE = frozenset([str, bytes, int, float, bool, complex])
 
 
 class LocalCache:
@@ -63,8 +69,9 @@ class LocalCache:
         self.max_bytes = int(max_bytes)
         self.max_item_bytes = max(1, self.max_bytes // 8)
         self.ttl = ttl
-        # key -> (raw value or None, server, charged bytes, expiry or 0.0)
-        self._data: "OrderedDict[bytes, Tuple[Any, Any, int, float]]" = OrderedDict()
+        # key -> [raw value or None, server, charged bytes, expiry or 0.0, decoded
+        # value when immutable (str, int...: handed out as is) or ABSENT]
+        self._data: "OrderedDict[bytes, List[Any]]" = OrderedDict()
         self._pending: Dict[bytes, tuple] = {}  # key -> token of its latest read
         self._epochs: Dict[Any, Optional[int]] = {}  # server -> epoch; None: not tracked
         self._lock = threading.Lock()
@@ -73,22 +80,27 @@ class LocalCache:
         self.owner: Any = None
 
     # -- reads (no lock: dict operations are atomic) --------------------------------
-    def lookup(self, key: bytes) -> Any:
-        """The raw value (None for a cached miss), or ABSENT."""
+    def find(self, key: bytes) -> Any:
+        """The entry ``[raw or None, server, size, expiry, decoded or ABSENT]``, or None."""
         entry = self._data.get(key)
         if entry is None:
             self.misses += 1
-            return ABSENT
+            return None
         if entry[3] and entry[3] < time.monotonic():
             self._drop([key])
             self.misses += 1
-            return ABSENT
+            return None
         try:
             self._data.move_to_end(key)
         except KeyError:  # invalidated by another thread meanwhile: still a consistent hit
             pass
         self.hits += 1
-        return entry[0]
+        return entry
+
+    def lookup(self, key: bytes) -> Any:
+        """The raw value (None for a cached miss), or ABSENT."""
+        entry = self.find(key)
+        return ABSENT if entry is None else entry[0]
 
     # -- the read protocol ---------------------------------------------------------
     def begin(self, key: bytes, server: Any) -> Optional[tuple]:
@@ -97,8 +109,11 @@ class LocalCache:
         epoch = self._epochs.get(server)
         if epoch is None:
             return None
-        token = (key, server, epoch)
-        self._pending[key] = token
+        # Concurrent reads of one key share a token (the first reply stores),
+        # so a stream of readers cannot keep cancelling each other's stores.
+        token = self._pending.get(key)
+        if token is None or token[1] != server or token[2] != epoch:
+            token = self._pending[key] = (key, server, epoch)
         return token
 
     def store(self, token: tuple, raw: Any, pttl: Any, started: float) -> bool:
@@ -123,7 +138,7 @@ class LocalCache:
             old = data.pop(key, None)
             if old is not None:
                 self.bytes -= old[2]
-            data[key] = (raw, server, size, expires)
+            data[key] = [raw, server, size, expires, ABSENT]
             self.bytes += size
             while len(data) > self.max_entries or self.bytes > self.max_bytes:
                 _, evicted = data.popitem(last=False)

@@ -18,7 +18,7 @@ from ..protocol import ReplyError
 from .commands import IDEMPOTENT, READ, WRITE
 from .connection import auth_error
 from .errors import ConnectionError, ResponseError
-from .localcache import ABSENT, LocalCache
+from .localcache import ABSENT, IMMUTABLE, LocalCache
 from .serde import encode_key
 
 __all__ = ["enable", "written_keys"]
@@ -47,40 +47,56 @@ class LocalReads:
 
     def get(self, key: Any, default: Any = None) -> Any:
         k = encode_key(key)
-        raw = self._local.lookup(k)
-        if raw is not ABSENT:
-            return self._lc_hit(k, self._cb_value, raw, default)
+        entry = self._local.find(k)
+        if entry is not None:
+            value = entry[4]
+            if value is ABSENT:
+                value = default if entry[0] is None else self._lc_decode(entry)
+            return self._lc_hit(k, value, self._cb_value, default)
         return self._finish(self._lc_fetch(k, self._cb_value, default))
+
+    def _lc_decode(self, entry: List[Any]) -> Any:
+        value = self._loads(entry[0])
+        if value.__class__ in IMMUTABLE:
+            entry[4] = value  # hand out the same object next time: it cannot change
+        return value
 
     def gets(self, key: Any, default: Any = None) -> Any:
         k = encode_key(key)
         arg = (self._loads, default)
         raw = self._local.lookup(k)
         if raw is not ABSENT:
-            return self._lc_hit(k, self._cb_gets, raw, arg)
+            return self._lc_hit(k, self._cb_gets(raw, arg), self._cb_gets, arg)
         return self._finish(self._lc_fetch(k, self._cb_gets, arg))
 
     def exists(self, key: Any) -> Any:
         k = encode_key(key)
         raw = self._local.lookup(k)
         if raw is not ABSENT:
-            return self._lc_hit(k, _exists, raw, None)
-        return self._lc_plain(k, (b"EXISTS", k), self._cb_bool, None, READ)
+            return self._lc_hit(k, raw is not None, _exists, None)
+        return self._finish(self._lc_fetch(k, _exists, None))
 
     def get_many(self, keys: Iterable[Any]) -> Any:
         originals = {encode_key(k): k for k in keys}
-        lookup = self._local.lookup
-        raws = {k: lookup(k) for k in originals}
-        missing = [k for k, raw in raws.items() if raw is ABSENT]
-        return self._finish(self._lc_many(originals, raws, missing))
+        find = self._local.find
+        entries = {k: find(k) for k in originals}
+        return self._finish(self._lc_many(originals, entries))
 
-    async def _lc_many(self, originals: Dict[bytes, Any], raws: Dict[bytes, Any],
-                       missing: List[bytes]) -> Dict[Any, Any]:
+    async def _lc_many(self, originals: Dict[bytes, Any], entries: Dict[bytes, Any]) -> Dict:
         await self._lc_check_loop()  # entries of an earlier event loop are dropped
-        if missing:
-            raws.update(await self._lc_fetch_raw(missing))
-        loads = self._loads
-        return {originals[k]: loads(raw) for k, raw in raws.items() if raw is not None}
+        missing = [k for k, entry in entries.items() if entry is None]
+        fetched = await self._lc_fetch_raw(missing) if missing else {}
+        loads, decode = self._loads, self._lc_decode
+        out = {}
+        for k, entry in entries.items():
+            if entry is None:
+                raw = fetched[k]
+                if raw is not None:
+                    out[originals[k]] = loads(raw)
+            elif entry[0] is not None:
+                value = entry[4]
+                out[originals[k]] = decode(entry) if value is ABSENT else value
+        return out
 
     async def _lc_fetch(self, k: bytes, cb: Any, arg: Any) -> Any:
         await self._lc_check_loop()
@@ -191,7 +207,7 @@ class LocalReads:
 
 _BOUND = ("get", "gets", "exists", "get_many", "set_many", "delete_many", "cas", "cas_delete",
           "flush", "_single", "_state_changed", "_lc_many", "_lc_fetch", "_lc_fetch_raw",
-          "_lc_plain_raw", "_lc_around")
+          "_lc_plain_raw", "_lc_around", "_lc_decode")
 
 
 def enable(client: Any, cache: LocalCache) -> None:

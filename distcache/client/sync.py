@@ -62,8 +62,8 @@ class CacheClient(BaseClient):
         self._listeners[server].ensure_started()
 
     @staticmethod
-    def _lc_hit(key: bytes, cb: Callable[[Any, Any], Any], raw: Any, arg: Any) -> Any:
-        return cb(raw, arg)
+    def _lc_hit(key: bytes, value: Any, cb: Callable[[Any, Any], Any], arg: Any) -> Any:
+        return value
 
     async def _lc_check_loop(self) -> None:
         pass
