@@ -359,7 +359,10 @@ class AsyncListener(_ListenerBase):
         self.closed = True
         proto = self._proto
         if proto is not None and proto.transport is not None:
-            proto.transport.abort()
+            try:
+                proto.transport.abort()
+            except RuntimeError:  # its loop is closed
+                pass
         if self._task is not None and not self._task.done():
             try:
                 self._task.cancel()

@@ -275,3 +275,28 @@ def test_off_costs_nothing(dc_server):
     with CacheClient(dc_server.address, local_cache=shared):
         with pytest.raises(ValueError, match="another client"):
             CacheClient(dc_server.address, local_cache=shared)
+
+
+def test_failover_reads_are_not_cached(tmp_path, client_factory):
+    with distcache_server(tmp_path / "a") as one, distcache_server(tmp_path / "b") as two:
+        reader = client_factory([one.address, two.address], local_cache=True,
+                                health_interval=0.1, failure_threshold=1, retries=0)
+        keys = [f"key{i}" for i in range(30)]
+        reader.set_many({k: k for k in keys})
+        reader.get_many(keys)
+        mine = [k for k in keys if reader.server_for(k) == one.address]
+        others = [k for k in keys if k not in mine]
+        one.stop()
+
+        def failed_over() -> bool:
+            pump(reader)
+            try:
+                return reader.get(mine[0], "gone") == "gone"
+            except CacheError:
+                return False
+        wait_until(failed_over, 15, message="failover to the other server")
+        assert not any(k in reader.local_cache for k in mine)
+        reader.set(mine[0], "stand-in")
+        assert reader.get(mine[0]) == "stand-in" and reader.get(mine[0]) == "stand-in"
+        assert mine[0] not in reader.local_cache  # a stand-in's copy is not kept
+        assert reader.get(others[0]) == others[0] and others[0] in reader.local_cache
