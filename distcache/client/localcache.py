@@ -126,8 +126,8 @@ class LocalCache:
             del self._pending[key]
             if self._epochs.get(server) != epoch or pttl.__class__ is not int:
                 return False
-            if raw is not None and pttl == -2:
-                return False  # expired between GET and PTTL
+            if (raw is None) != (pttl == -2):
+                return False  # expired between GET and PTTL, or MGET's nil for another type
             size = len(key) + (len(raw) if raw is not None else 0) + ENTRY_OVERHEAD
             if size > self.max_item_bytes:
                 return False

@@ -100,12 +100,13 @@ class LocalReads:
 
     async def _lc_fetch(self, k: bytes, cb: Any, arg: Any) -> Any:
         await self._lc_check_loop()
-        raws = await self._lc_fetch_raw([k])
+        raws = await self._lc_fetch_raw([k], many=False)
         return cb(raws[k], arg)
 
-    async def _lc_fetch_raw(self, keys: List[bytes]) -> Dict[bytes, Any]:
+    async def _lc_fetch_raw(self, keys: List[bytes], many: bool = True) -> Dict[bytes, Any]:
         """Stored bytes (None: no key) for ``keys``, from their servers, kept in
-        the cache when the read was tracked and not invalidated meanwhile."""
+        the cache when the read was tracked and not invalidated meanwhile. With
+        ``many`` it reads with MGET (nil for a key of another type), else GET."""
         local, io = self._local, self._io_call
         groups: Dict[Any, List[bytes]] = {}
         fallback: List[bytes] = []
@@ -127,7 +128,7 @@ class LocalReads:
                 await io(self._lc_listen, (server,))
                 for k in ks:
                     tokens[k] = local.begin(k, server)
-                cmds: List[tuple] = [(b"GET", ks[0])] if len(ks) == 1 else [(b"MGET", *ks)]
+                cmds: List[tuple] = [(b"MGET", *ks)] if many else [(b"GET", ks[0])]
                 requests[server] = cmds + [(b"PTTL", k) for k in ks]
             started = time.monotonic()
             results = await io(self._round_trip, (requests,)) if requests else {}
@@ -136,9 +137,10 @@ class LocalReads:
                 if isinstance(replies, BaseException):
                     fallback += ks
                     continue
-                values = [replies[0]] if len(ks) == 1 else replies[0]
-                if values.__class__ is ReplyError:
-                    raise auth_error(server.address, values) or ResponseError(str(values))
+                first = replies[0]
+                if first.__class__ is ReplyError:  # WRONGTYPE for GET, NOAUTH...
+                    raise auth_error(server.address, first) or ResponseError(str(first))
+                values = first if many else [first]
                 for k, raw, pttl in zip(ks, values, replies[1:]):
                     out[k] = raw
                     token = tokens.pop(k)

@@ -14,7 +14,7 @@ from servers import distcache_server, wait_until
 
 from distcache import CacheClient
 from distcache.client.localcache import ENTRY_OVERHEAD, LocalCache
-from distcache.client.errors import CacheError
+from distcache.client.errors import CacheError, ResponseError
 
 
 def pump(client: Any) -> None:
@@ -94,6 +94,10 @@ def test_get_many_mixes_hits_and_misses(pair):
     writer.set("b", 20)
     wait_gone(reader, "b")
     assert reader.get_many(["a", "b", "c"]) == {"a": 1, "b": 20}
+    writer.execute("RPUSH", "list", "x")  # MGET's nil for a list is not a cached miss
+    assert reader.get_many(["a", "list"]) == {"a": 1} and "list" not in reader.local_cache
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        reader.get("list")
 
 
 def test_own_writes_are_read_at_once(client_factory, dc_server):
