@@ -304,3 +304,15 @@ def test_failover_reads_are_not_cached(tmp_path, client_factory):
         assert reader.get(mine[0]) == "stand-in" and reader.get(mine[0]) == "stand-in"
         assert mine[0] not in reader.local_cache  # a stand-in's copy is not kept
         assert reader.get(others[0]) == others[0] and others[0] in reader.local_cache
+
+
+def test_with_a_password(tmp_path, client_factory):
+    with distcache_server(tmp_path, "--requirepass", "s3cret") as proc:
+        reader = client_factory(proc.address, password="s3cret", local_cache=True)
+        writer = client_factory(proc.address, password="s3cret")
+        writer.set("k", 1)
+        assert reader.get("k") == 1 and reader.get("k") == 1
+        assert reader.local_cache.hits == 1
+        writer.set("k", 2)
+        wait_gone(reader, "k")
+        assert reader.get("k") == 2
