@@ -375,7 +375,7 @@ class AsyncCacheClient(BaseClient):
         if self._monitor is not None and self._monitor_loop is asyncio.get_running_loop():
             await self._monitor.stop()
         for listener in self._listeners.values():
-            listener.close()
+            await listener.aclose()
         for pool in self._pools.values():
             pool.close()
 

@@ -370,6 +370,13 @@ class AsyncListener(_ListenerBase):
                 pass
         self._down()
 
+    async def aclose(self) -> None:
+        """close(), then wait for the task to end if it runs on this loop."""
+        self.close()
+        task = self._task
+        if task is not None and self.loop is asyncio.get_running_loop():
+            await asyncio.gather(task, return_exceptions=True)
+
 
 class TrackingAsyncPool(AsyncPool):
     """The asyncio pool whose connections track their reads for the listener."""
