@@ -243,8 +243,12 @@ class AsyncCacheClient(BaseClient):
 
     def __init__(self, servers: Any = None, **options: Any) -> None:
         super().__init__(servers, **options)
-        self._pools: Dict[Any, AsyncPool] = {s: AsyncPool(s, **self._conn_kwargs)
-                                             for s in self._servers}
+        self._lc_loop: Any = None
+        if self._local is None:
+            self._pools: Dict[Any, AsyncPool] = {s: AsyncPool(s, **self._conn_kwargs)
+                                                 for s in self._servers}
+        else:
+            self._enable_local_cache()
         self._direct: Optional[AsyncPool] = (
             self._pools[self._servers[0]] if len(self._servers) == 1 else None)
         self._monitor_loop: Any = None
@@ -259,6 +263,38 @@ class AsyncCacheClient(BaseClient):
             check_ping(server, await conn.request(encode_command((b"PING",))))
         finally:
             conn.close()
+
+    # -- local cache (docs/client-caching.md) ---------------------------------------
+    def _enable_local_cache(self) -> None:
+        from .invalidation import AsyncListener, TrackingAsyncPool
+        from .localreads import enable
+        for s in self._servers:
+            self._listeners[s] = AsyncListener(s, self._local, self._conn_kwargs,
+                                               self._listen_interval())
+        self._pools = {s: TrackingAsyncPool(s, self._listeners[s], **self._conn_kwargs)
+                       for s in self._servers}
+        enable(self, self._local)
+
+    async def _lc_listen(self, server: ServerSpec) -> None:
+        await self._listeners[server].ensure_started()
+
+    def _lc_hit(self, key: bytes, value: Any, cb: Callable[[Any, Any], Any], arg: Any) -> Any:
+        return self._lc_hit_async(key, value, cb, arg)
+
+    async def _lc_hit_async(self, key: bytes, value: Any, cb: Callable[[Any, Any], Any],
+                            arg: Any) -> Any:
+        if self._lc_loop is not asyncio.get_running_loop():
+            # the entry outlived its listener's loop: read again
+            return await self._lc_fetch(key, cb, arg)  # type: ignore[attr-defined]
+        return value
+
+    async def _lc_check_loop(self) -> None:
+        # Entries kept under an earlier event loop lost their listener with it.
+        loop = asyncio.get_running_loop()
+        if self._lc_loop is not loop:
+            if self._lc_loop is not None:
+                self._local.clear()  # type: ignore[union-attr]
+            self._lc_loop = loop
 
     def _start_monitor(self) -> None:
         # The monitor needs a running loop, which __init__ may not have; a
@@ -338,6 +374,8 @@ class AsyncCacheClient(BaseClient):
         self._closed = True
         if self._monitor is not None and self._monitor_loop is asyncio.get_running_loop():
             await self._monitor.stop()
+        for listener in self._listeners.values():
+            await listener.aclose()
         for pool in self._pools.values():
             pool.close()
 

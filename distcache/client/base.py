@@ -19,6 +19,7 @@ from ..protocol import ReplyError
 from .commands import SLEEP, CommandsMixin
 from .connection import auth_error
 from .errors import ConnectionError, ResponseError
+from .localcache import make_local_cache
 from .ring import KetamaRing, ServerSpec, parse_servers
 from .serde import make_serializer
 
@@ -104,7 +105,8 @@ class BaseClient(CommandsMixin):
                  failover_ttl: float = 60, ignore_errors: bool = False,
                  health_interval: Optional[float] = 1.0, failure_threshold: int = 2,
                  on_server_state: Optional[Callable[[str, str, str], Any]] = None,
-                 max_connections: Optional[int] = None, parser: str = "auto") -> None:
+                 max_connections: Optional[int] = None, parser: str = "auto",
+                 local_cache: Any = None) -> None:
         if failover not in FAILOVER_POLICIES:
             raise ValueError(f"failover must be one of {FAILOVER_POLICIES}, not {failover!r}")
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
@@ -130,6 +132,8 @@ class BaseClient(CommandsMixin):
         self._connect_timeout = connect_timeout
         self._monitor: Any = None
         self._closed = False
+        self._local = make_local_cache(local_cache)
+        self._listeners: Dict[ServerSpec, Any] = {}
 
     def _state_changed(self, server: ServerSpec, old: str, new: str) -> None:
         # Connections made before a crash or restart are dead: start afresh.
@@ -261,6 +265,14 @@ class BaseClient(CommandsMixin):
         """Unique increasing ids across processes, reserved ``block`` at a time."""
         from .recipes import IdGenerator
         return IdGenerator(self, name, block=block)
+
+    @property
+    def local_cache(self) -> Any:
+        """The client's LocalCache (``local_cache=``), or None."""
+        return self._local
+
+    def _listen_interval(self) -> float:
+        return self._health_interval or 1.0
 
     @property
     def servers(self) -> List[str]:

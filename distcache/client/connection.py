@@ -189,6 +189,8 @@ class ConnectionPool:
     fork the child drops the parent's sockets instead of sharing them.
     """
 
+    connection_class = Connection  # TrackingPool's connections remember their tracking
+
     def __init__(self, server: ServerSpec, max_idle: Optional[int] = None,
                  **conn_kwargs: Any) -> None:
         self.server = server
@@ -215,7 +217,7 @@ class ConnectionPool:
             conn.close()
         if self.closed:
             raise ConnectionError("the client is closed")
-        return Connection(self.server, **self.conn_kwargs).connect()
+        return self.connection_class(self.server, **self.conn_kwargs).connect()
 
     def put(self, conn: Connection) -> None:
         if conn.sock is None:

@@ -82,6 +82,16 @@ class Pipeline(CommandsMixin):
                     results.append(reply if cb is None else cb(reply, arg))
             return results
         client = self._client
+        local = client._local
+        if local is not None:  # drop written keys before and after (read your writes)
+            written = [e[0] for e in entries if e[0] is not None and
+                       (e[4] & WRITE or not e[4] & IDEMPOTENT)]
+            local.invalidate(written)
+            plain_finish = finish
+
+            def finish(replies: List[Any]) -> List[Any]:
+                local.invalidate(written)
+                return plain_finish(replies)
         return client._run(client._plan(keys, build, _prefix, flags, writes=writes), finish)
 
     def reset(self) -> None:

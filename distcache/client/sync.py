@@ -31,9 +31,12 @@ class CacheClient(BaseClient):
 
     def __init__(self, servers: Any = None, **options: Any) -> None:
         super().__init__(servers, **options)
-        self._pools: Dict[Any, ConnectionPool] = {
-            s: ConnectionPool(s, self._max_connections, **self._conn_kwargs)
-            for s in self._servers}
+        if self._local is None:
+            self._pools: Dict[Any, ConnectionPool] = {
+                s: ConnectionPool(s, self._max_connections, **self._conn_kwargs)
+                for s in self._servers}
+        else:
+            self._enable_local_cache()
         # One server: skip routing entirely on the hot path.
         self._direct: Optional[ConnectionPool] = (
             self._pools[self._servers[0]] if len(self._servers) == 1 else None)
@@ -43,6 +46,27 @@ class CacheClient(BaseClient):
 
     def _ping_one(self, server: Any, timeout: float) -> None:
         ping_server(server, timeout, **self._conn_kwargs)
+
+    # -- local cache (docs/client-caching.md) ---------------------------------------
+    def _enable_local_cache(self) -> None:
+        from .invalidation import ThreadListener, TrackingPool
+        from .localreads import enable
+        for s in self._servers:
+            self._listeners[s] = ThreadListener(s, self._local, self._conn_kwargs,
+                                                self._listen_interval())
+        self._pools = {s: TrackingPool(s, self._max_connections, self._listeners[s],
+                                       **self._conn_kwargs) for s in self._servers}
+        enable(self, self._local)
+
+    def _lc_listen(self, server: Any) -> None:
+        self._listeners[server].ensure_started()
+
+    @staticmethod
+    def _lc_hit(key: bytes, value: Any, cb: Callable[[Any, Any], Any], arg: Any) -> Any:
+        return value
+
+    async def _lc_check_loop(self) -> None:
+        pass
 
     # -- execution primitives used by CommandsMixin ---------------------------------
     def _single(self, key: Optional[bytes], args: Any, cb: Optional[Callable[[Any, Any], Any]],
@@ -65,6 +89,10 @@ class CacheClient(BaseClient):
 
     _sleep = staticmethod(time.sleep)
     _finish = staticmethod(run_sync)
+
+    @staticmethod
+    def _done(value: Any) -> Any:
+        return value  # what run_sync of a coroutine returning it gives, without one
 
     @staticmethod
     async def _io_call(fn: Callable[..., Any], args: Any) -> Any:
@@ -113,6 +141,8 @@ class CacheClient(BaseClient):
         self._closed = True
         if self._monitor is not None:
             self._monitor.stop()
+        for listener in self._listeners.values():
+            listener.close()
         for pool in self._pools.values():
             pool.close()
 
