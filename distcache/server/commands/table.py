@@ -266,8 +266,10 @@ def set_layer(name: str, order: int, layer: Optional[Layer]) -> None:
     change the table this way, so they compose, and with none on every command
     runs its plain handler and run handler. The table is the process's.
     """
+    if _LAYERS.get(name, (order, None)) == (order, layer):
+        return  # no change (a layer that is off stays off)
     if layer is None:
-        _LAYERS.pop(name, None)
+        _LAYERS.pop(name)
     else:
         _LAYERS[name] = (order, layer)
     layers = [layer for _, layer in sorted(_LAYERS.values(), key=lambda o: o[0])]
