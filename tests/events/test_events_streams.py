@@ -50,7 +50,10 @@ CASES = {
         ("XREADGROUP", "GROUP", "g", "c4", "NOACK", "STREAMS", "s", "0"),
         ("XGROUP", "SETID", "s", "g", "0"),
         ("XREADGROUP", "GROUP", "g", "c5", "NOACK", "STREAMS", "s", ">"),
-        ("XACK", "s", "g", "1-1", "2-1"), ("XGROUP", "DELCONSUMER", "s", "g", "c1")],
+        ("XACK", "s", "g", "1-1", "2-1"), ("XGROUP", "DELCONSUMER", "s", "g", "c1"),
+        ("XADD", "t", "1-1", "f", "v"), ("XGROUP", "CREATE", "t", "g", "0"),
+        ("XADD", "s", "3-1", "f", "v"),
+        ("XREADGROUP", "GROUP", "g", "both", "STREAMS", "s", "t", ">", ">")],
     "xclaim": _GROUP + [
         ("XREADGROUP", "GROUP", "g", "c1", "STREAMS", "s", ">"),
         ("XCLAIM", "s", "g", "c2", "0", "9-9"), ("XCLAIM", "s", "g", "c2", "0", "1-1"),
