@@ -193,3 +193,15 @@ def test_watch_and_stream_writes(pair, write):
                 results.append("aborted")
         other.close()
     assert results[0] == results[1]
+
+
+def test_plain_xadd_events(pair):
+    """XADD key * field value (its own fast path): ids differ, events do not."""
+    seqs = []
+    for side in pair.sides:
+        side.client.flushall()
+        side.run([])
+        seqs.append(side.run([("XADD", "s", "*", "f", "v"), ("XADD", "s", "*", "f", "v")])[1])
+    assert seqs[0] == seqs[1]
+    assert [ch for ch, _ in seqs[0] if ch.startswith(b"__keyevent")] == [
+        b"__keyevent@0__:new", b"__keyevent@0__:xadd", b"__keyevent@0__:xadd"]
