@@ -15,12 +15,13 @@ from typing import Any, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, OK, Raw, ReplyError
 from ..errors import CommandError, SYNTAX
+from ..notify import STREAM, notify
 from ..types.blocking import signal_ready
 from ..types.stream import (INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id,
                             wall_ms)
 from .args import to_int
-from .streams import (ReadArgs, U64, entries_reply, entry_reply, interval, keyed_reply,
-                      parse_id, stream_of, stream_waiter, strict_id, xread_keys,
+from .streams import (ReadArgs, U64, dirtied, entries_reply, entry_reply, interval,
+                      keyed_reply, parse_id, stream_of, stream_waiter, strict_id, xread_keys,
                       BLOCKED_DEFAULT_COUNT)
 from .table import KEY_FINDERS, command, container, help_reply
 
@@ -41,12 +42,15 @@ def _nogroup(key: bytes, group: bytes) -> CommandError:
     return CommandError(f"NOGROUP No such key '{_name(key)}' or consumer group '{_name(group)}'")
 
 
-def consumer_of(group: Group, name: bytes, now: int, created: List[bytes]) -> Consumer:
-    """The consumer ``name``, made if needed (its name goes to ``created``); seen now."""
+def consumer_of(db: Any, key: bytes, group: Group, name: bytes, now: int,
+                created: List[bytes]) -> Consumer:
+    """The consumer ``name``, made if needed (its name goes to ``created``, with
+    Redis's ``xgroup-createconsumer`` event); seen now."""
     consumer = group.consumers.get(name)
     if consumer is None:
         consumer = group.consumers[name] = Consumer(name, now)
         created.append(name)
+        notify(db, STREAM, b"xgroup-createconsumer", key)
     consumer.seen_time = now
     return consumer
 
@@ -132,12 +136,14 @@ def xgroup_create(c: Any, args: List[bytes]) -> Any:
     db = c.db
     if s is None:
         s = Stream()
-        db.set(args[2], s)
-    if args[3] in s.groups:
+        db.set(args[2], s)  # the one part Redis signals as a modified key
+    elif args[3] in s.groups:
         raise CommandError("BUSYGROUP Consumer Group name already exists")
+    else:
+        dirtied(db)
     s.groups[args[3]] = Group(args[3], last, entries_read)
     s.groups = dict(sorted(s.groups.items()))
-    db.modified(args[2])
+    notify(db, STREAM, b"xgroup-create", args[2])
     if args[4] == b"$":  # logged with the id it meant
         c.rewrite = [[b"XGROUP", b"CREATE", args[2], args[3], fmt_id(last), b"ENTRIESREAD",
                       b"%d" % entries_read] + ([b"MKSTREAM"] if mkstream else [])]
@@ -158,7 +164,8 @@ def xgroup_setid(c: Any, args: List[bytes]) -> Any:
         entries_read = _entries_read_arg(args[6])
     group.last_id = last
     group.entries_read = entries_read
-    c.db.modified(args[2])
+    dirtied(c.db)
+    notify(c.db, STREAM, b"xgroup-setid", args[2])
     c.rewrite = [setid_log(args[2], group)]
     return OK
 
@@ -171,7 +178,8 @@ def xgroup_destroy(c: Any, args: List[bytes]) -> Any:
         return 0
     del s.groups[args[3]]
     db = c.db
-    db.modified(args[2])
+    dirtied(db)
+    notify(db, STREAM, b"xgroup-destroy", args[2])
     if db.blocking:  # its blocked readers get NOGROUP
         signal_ready(c, db, args[2])
     return 1
@@ -185,7 +193,8 @@ def xgroup_createconsumer(c: Any, args: List[bytes]) -> Any:
         return 0
     group.consumers[args[4]] = Consumer(args[4], wall_ms())
     group.consumers = dict(sorted(group.consumers.items()))
-    c.db.modified(args[2])
+    dirtied(c.db)
+    notify(c.db, STREAM, b"xgroup-createconsumer", args[2])
     return 1
 
 
@@ -199,7 +208,8 @@ def xgroup_delconsumer(c: Any, args: List[bytes]) -> Any:
     pending = list(consumer.pel.ids_from())
     for entry_id in pending:
         group.pel.remove(entry_id)
-    c.db.modified(args[2])
+    dirtied(c.db)
+    notify(c.db, STREAM, b"xgroup-delconsumer", args[2])
     return len(pending)
 
 
@@ -315,7 +325,7 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
         if start is None and s.top() <= group.last_id:
             continue
         created: List[bytes] = []
-        consumer = consumer_of(group, opts.consumer, now, created)
+        consumer = consumer_of(db, key, group, opts.consumer, now, created)
         log += [[b"XGROUP", b"CREATECONSUMER", key, gname, name] for name in created]
         _sorted_insert(group, created)
         if start is None:
@@ -325,8 +335,7 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
         found.append((key, reply))
     if log:
         c.rewrite = claims_logged(db, log)
-        for key in opts.keys:
-            db.modified(key)
+        db.keyspace.dirty += len(opts.keys)  # not signalled, as Redis (see dirtied)
     if found:
         return keyed_reply(c, found)
     if opts.timeout is None:
@@ -345,11 +354,11 @@ def xreadgroup(c: Any, args: List[bytes]) -> Any:
         now = wall_ms()
         served: List[List[bytes]] = []
         created: List[bytes] = []
-        consumer = consumer_of(group, opts.consumer, now, created)
+        consumer = consumer_of(c.db, key, group, opts.consumer, now, created)
         served += [[b"XGROUP", b"CREATECONSUMER", key, gname, name] for name in created]
         _sorted_insert(group, created)
         reply = deliver_new(c, key, s, group, consumer, count, opts.noack, now, served)
-        c.db.modified(key)
+        dirtied(c.db)
         return keyed_reply(c, [(key, reply)]), claims_logged(c.db, served)
 
     return stream_waiter(c, opts.keys, opts.timeout, ready, serve,
@@ -373,7 +382,7 @@ def xack(c: Any, args: List[bytes]) -> Any:
             _release(group, entry_id)
             acked += 1
     if acked:
-        db.modified(args[1])
+        dirtied(db)
     return acked
 
 
@@ -517,7 +526,7 @@ def xclaim(c: Any, args: List[bytes]) -> Any:
         elif min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer = consumer_of(group, args[3], now, created)
+            consumer = consumer_of(c.db, args[1], group, args[3], now, created)
         count = retrycount if retrycount >= 0 else nack.delivery_count + (0 if justid else 1)
         _claim(group, consumer, entry_id, nack, when, count)
         text = fmt_id(entry_id)
@@ -529,7 +538,7 @@ def xclaim(c: Any, args: List[bytes]) -> Any:
     if moved_last and not any(cmd[0] == b"XCLAIM" for cmd in log):
         log.append(setid_log(args[1], group))
     if log:
-        c.db.modified(args[1])
+        dirtied(c.db)
         c.rewrite = log
     return Raw(b"*%d\r\n%s" % (len(out), b"".join(out)))
 
@@ -581,7 +590,7 @@ def xautoclaim(c: Any, args: List[bytes]) -> Any:
         if min_idle and now - nack.delivery_time < min_idle:
             continue
         if consumer is None:
-            consumer = consumer_of(group, args[3], now, created)
+            consumer = consumer_of(c.db, args[1], group, args[3], now, created)
         _claim(group, consumer, entry_id, nack, now,
                nack.delivery_count + (0 if justid else 1))
         text = fmt_id(entry_id)
@@ -592,7 +601,7 @@ def xautoclaim(c: Any, args: List[bytes]) -> Any:
     if created:
         log.insert(0, [b"XGROUP", b"CREATECONSUMER", args[1], args[2], args[3]])
     if log:
-        c.db.modified(args[1])
+        dirtied(c.db)
         c.rewrite = log
     cursor = fmt_id(ids[i]) if i < len(ids) else b"0-0"
     return [cursor, Raw(b"*%d\r\n%s" % (len(out), b"".join(out))),

@@ -118,9 +118,9 @@ def block(c: Any, keys: List[bytes], kind: type, timeout: float, serve: Serve,
     return c.block(timeout, on_timeout, waiter)
 
 
-#: Commands that move keys without naming them: after one, every waited key is
-#: looked at. Any other write is checked only through the arguments it names.
-_WHOLESALE = frozenset((b"SWAPDB", b"DEBUG"))
+#: Commands that move or drop keys without naming them: after one, every waited
+#: key is looked at. Any other write is checked only through the arguments it names.
+_WHOLESALE = frozenset((b"SWAPDB", b"DEBUG", b"FLUSHALL", b"FLUSHDB"))
 
 
 def _watch_writes(server: Any) -> None:
@@ -152,13 +152,10 @@ def _watch_writes(server: Any) -> None:
         for command in commands:
             wholesale = bool(command) and command[0].upper() in _WHOLESALE
             for db in waiting:
-                blocking, data = db.blocking, db.data
+                blocking = db.blocking
                 for key in list(blocking) if wholesale else command[1:]:
-                    if key in blocking:
-                        if key in data:
-                            _mark_ready(server, db, key)
-                        else:
-                            _key_gone(db, key)
+                    if key in blocking:  # served, or gone for XREADGROUP (serve_ready)
+                        _mark_ready(server, db, key)
 
     def unhook() -> None:
         unhooking.clear()
@@ -173,7 +170,9 @@ def _watch_writes(server: Any) -> None:
 
 
 def _key_gone(db: Any, key: bytes) -> None:
-    """``key`` was deleted: the waiters that end then (XREADGROUP's) get their reply."""
+    """``key`` is missing after a command or transaction (deleted, flushed, swapped
+    away): the waiters that end then (XREADGROUP's) get their reply, as Redis 7.0
+    unblocks them with "UNBLOCKED" (a key of another type: _first_servable)."""
     for waiter in list(db.blocking.get(key, ())):
         if waiter.gone_reply is not None and waiter.active():
             waiter.detach()
@@ -233,6 +232,7 @@ def serve_ready(server: Any) -> None:
                 break
             value = db.peek(key)
             if value is None:
+                _key_gone(db, key)
                 break
             waiter = _first_servable(waiters, key, value)
             if waiter is None:
@@ -258,6 +258,10 @@ def _first_servable(waiters: List[Waiter], key: bytes, value: Any) -> Optional[W
         if not waiter.active():
             waiter.detach()
             continue
-        if value.__class__ is waiter.kind and (waiter.ready is None or waiter.ready(key, value)):
-            return waiter
+        if value.__class__ is waiter.kind:
+            if waiter.ready is None or waiter.ready(key, value):
+                return waiter
+        elif waiter.gone_reply is not None:  # a stream key overwritten by another type
+            waiter.detach()
+            waiter.client.unblock(waiter.gone_reply)
     return None
