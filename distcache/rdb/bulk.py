@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Optional, Tuple
 
 from .codec import RdbEmptyKey
-from .errors import RdbUnsupported
 
 #: Read-ahead of a bulk load: the CRC runs over 8 MB chunks (faster per byte than 64 KB).
 BULK_CHUNK = 1 << 23
@@ -25,6 +24,8 @@ _LONGEST = 129
 
 OP_FUNCTION2, OP_FUNCTION, OP_MODULE_AUX, OP_IDLE, OP_FREQ = 245, 246, 247, 248, 249
 OP_AUX, OP_RESIZEDB, OP_EXPIRETIME_MS, OP_EXPIRETIME, OP_SELECTDB, OP_EOF = range(250, 256)
+#: Opcodes whose body RdbFileReader.read_metadata reads.
+METADATA_OPS = frozenset((OP_RESIZEDB, OP_AUX, OP_FUNCTION2, OP_FUNCTION, OP_MODULE_AUX))
 
 Target = Callable[[int], Tuple[dict, dict]]
 
@@ -138,16 +139,8 @@ def load_into(reader: Any, target: Target, convert: Callable[[str, Any], Any],
         elif op == OP_SELECTDB:
             reader.db = r.length()
             data, expires = target(reader.db)
-        elif op == OP_RESIZEDB:
-            reader.resize[reader.db] = (r.length(), r.length())
-        elif op == OP_AUX:
-            name = r.string()
-            reader.aux[name] = r.string()
-        elif op == OP_FUNCTION2:
-            reader.functions.append(r.string())
-        elif op in (OP_MODULE_AUX, OP_FUNCTION):
-            raise RdbUnsupported("module data and pre-release functions are not supported",
-                                 start)
+        elif op in METADATA_OPS:
+            reader.read_metadata(op, start)
         elif op == OP_EOF:
             reader._finish()
             reader.keys += loaded

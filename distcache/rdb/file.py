@@ -27,6 +27,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import bulk
+from .bulk import METADATA_OPS
 from .codec import LZF_MIN, RDB_VERSION, RdbEmptyKey, RdbReader, RdbWriter, encode_object
 from .errors import RdbError, RdbUnsupported
 
@@ -122,16 +123,8 @@ class RdbFileReader:
                 freq = r.byte()
             elif op == OP_SELECTDB:
                 self.db = r.length()
-            elif op == OP_RESIZEDB:
-                self.resize[self.db] = (r.length(), r.length())
-            elif op == OP_AUX:
-                name = r.string()
-                self.aux[name] = r.string()
-            elif op == OP_FUNCTION2:
-                self.functions.append(r.string())
-            elif op in (OP_MODULE_AUX, OP_FUNCTION):
-                raise RdbUnsupported("module data and pre-release functions are not "
-                                     "supported", start)
+            elif op in METADATA_OPS:
+                self.read_metadata(op, start)
             elif op == OP_EOF:
                 self._finish()
                 return
@@ -145,6 +138,20 @@ class RdbFileReader:
                     self.keys += 1
                     yield RdbEntry(self.db, key, kind, value, expire_ms, idle, freq)
                 expire_ms = idle = freq = None
+
+    def read_metadata(self, op: int, start: int) -> None:
+        """A RESIZEDB, AUX or FUNCTION opcode's body (every reading loop's)."""
+        r = self.r
+        if op == OP_RESIZEDB:
+            self.resize[self.db] = (r.length(), r.length())
+        elif op == OP_AUX:
+            name = r.string()
+            self.aux[name] = r.string()
+        elif op == OP_FUNCTION2:
+            self.functions.append(r.string())
+        else:
+            raise RdbUnsupported("module data and pre-release functions are not supported",
+                                 start)
 
     def _finish(self) -> None:
         r = self.r
