@@ -18,7 +18,7 @@ import ssl
 from typing import TYPE_CHECKING, Any, Collection, List, Optional, Set, Tuple
 
 from ..config import Config, ConfigError
-from .tls_stream import TLSStream
+from .tls_stream import Batch, TLSStream
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -125,6 +125,8 @@ class ServerTLS:
         self.context: Optional[ssl.SSLContext] = None
         #: Connections whose handshake is under way.
         self.pending: Set[TLSStream] = set()
+        #: This loop turn's reads and writes of every TLS connection.
+        self.batch = Batch()
 
     def configure(self) -> None:
         """Build the context now (startup); raises TLSConfigError."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from .connection import Client, _format_addr
 
@@ -59,6 +59,13 @@ class TLSStream(asyncio.Protocol):
         self.timer: Optional[asyncio.TimerHandle] = None
         self.closed = False  # close() or abort() called
         self.reading_paused = False
+        #: Plaintext decrypted and not yet handed to the Client (this loop turn's).
+        self.inbox: List[bytes] = []
+        self.eof = False  # close_notify read: the Client is told after the inbox
+        #: Replies not yet encrypted (written at the end of this loop turn).
+        self.out: List[bytes] = []
+        self.out_size = 0
+        self.queued = False  # in the batch's list of streams with plaintext
 
     # -- the raw transport's protocol -----------------------------------------------------
 
@@ -81,11 +88,10 @@ class TLSStream(asyncio.Protocol):
         if self.closed:  # bytes already read when the connection was closed
             return
         self.incoming.write(data)
-        if self.client is not None:
-            if not self.reading_paused:
-                self._decrypt()
-        else:
+        if self.client is None:
             self._handshake()
+        elif not self.reading_paused:
+            self._decrypt()
 
     def eof_received(self) -> Optional[bool]:
         # A TCP end without close_notify: as the SSL protocols do, not an end of
@@ -156,11 +162,10 @@ class TLSStream(asyncio.Protocol):
     # -- records ----------------------------------------------------------------------
 
     def _decrypt(self) -> None:
-        """Hand the Client every whole record's plaintext, in one call."""
+        """Decrypt every whole record into the inbox; the Client gets it in the
+        batch's next pass (Batch.run)."""
         incoming, read, pending = self.incoming, self._read, self._pending
-        first = b""
-        rest = None
-        eof = False
+        inbox = self.inbox
         try:
             while True:
                 size = incoming.pending
@@ -172,28 +177,54 @@ class TLSStream(asyncio.Protocol):
                         break
                 chunk = read(size if size > 1024 else 1024)
                 if not chunk:  # close_notify
-                    eof = True
+                    self.eof = True
                     break
-                if not first:
-                    first = chunk
-                elif rest is None:
-                    rest = [first, chunk]
-                else:
-                    rest.append(chunk)
+                inbox.append(chunk)
         except ssl.SSLWantReadError:  # a record not whole yet, or a handshake message
             pass
         except (OSError, EOFError) as exc:  # a bad record: as the SSL protocols, fatal
             log.debug("TLS connection with %s failed: %r", self.addr, exc)
             self.abort()
             return
-        client = self.client
+        if self.outgoing.pending:  # alerts or key updates OpenSSL answered
+            self._flush()
+        if (inbox or self.eof) and not self.queued:
+            self.tls.batch.arrived(self)
+
+    def deliver(self) -> None:
+        """Hand the Client what was decrypted (the batch's Python pass)."""
+        if self.closed or self.reading_paused:
+            return  # resume_reading queues it again
+        inbox, client = self.inbox, self.client
         assert client is not None
-        if first:
-            client.data_received(first if rest is None else b"".join(rest))
-        self._flush()  # alerts or key updates OpenSSL answered while reading
-        if eof and not self.closed:
+        if inbox:
+            data = inbox[0] if len(inbox) == 1 else b"".join(inbox)
+            inbox.clear()
+            client.data_received(data)
+        if self.eof and not self.closed and not self.reading_paused:
+            self.eof = False
             if not client.eof_received():
                 self.close()
+
+    def send(self) -> None:
+        """Encrypt the replies written this turn into one write (the batch's last pass)."""
+        out = self.out
+        if not out:
+            return
+        if self.closed:  # gone meanwhile: nothing to send to
+            out.clear()
+            self.out_size = 0
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        self.out_size = 0
+        try:
+            self._write(data)
+        except (OSError, ValueError) as exc:  # SSL state broken: nothing can be sent
+            log.debug("TLS write to %s failed: %r", self.addr, exc)
+            self.abort()
+            return
+        self.raw.write(self.outgoing.read())  # type: ignore[union-attr]
 
     def _flush(self) -> None:
         if self.outgoing.pending and self.raw is not None:
@@ -204,13 +235,10 @@ class TLSStream(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.closed or not data:
             return
-        try:
-            self._write(data)
-        except (OSError, ValueError) as exc:  # SSL state broken: nothing can be sent
-            log.debug("TLS write to %s failed: %r", self.addr, exc)
-            self.abort()
-            return
-        self.raw.write(self.outgoing.read())  # type: ignore[union-attr]
+        if not self.out:
+            self.tls.batch.written(self)
+        self.out.append(data)
+        self.out_size += len(data)
 
     def writelines(self, data: Any) -> None:
         self.write(b"".join(data))
@@ -219,6 +247,8 @@ class TLSStream(asyncio.Protocol):
         """Send close_notify, then close once the output is written."""
         if self.closed:
             return
+        if self.client is not None:
+            self.send()  # the replies before the close
         self.closed = True
         if self.client is not None:
             try:
@@ -245,7 +275,7 @@ class TLSStream(asyncio.Protocol):
         if self.reading_paused:
             self.reading_paused = False
             self.raw.resume_reading()  # type: ignore[union-attr]
-            if self.incoming.pending or self._pending():
+            if self.inbox or self.eof or self.incoming.pending or self._pending():
                 # Records read before the pause: delivered next, as the
                 # transport would deliver a read.
                 asyncio.get_running_loop().call_soon(self._resume_decrypt)
@@ -258,7 +288,7 @@ class TLSStream(asyncio.Protocol):
         return not self.reading_paused
 
     def get_write_buffer_size(self) -> int:
-        return self.raw.get_write_buffer_size()  # type: ignore[union-attr]
+        return self.raw.get_write_buffer_size() + self.out_size  # type: ignore[union-attr]
 
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
@@ -283,3 +313,45 @@ class TLSStream(asyncio.Protocol):
 
     def get_protocol(self) -> Any:
         return self.client
+
+
+class Batch:
+    """One loop turn's TLS work, grouped by kind.
+
+    OpenSSL's record code is large: run between two clients' Python work it
+    evicts the interpreter's code from the instruction cache, and both pay for
+    it again on every read (docs/benchmarks.md, "TLS record path"). So the
+    streams decrypt as their reads come in, the Clients then run one after the
+    other (``run``, one ``call_soon`` a turn), and the replies they wrote are
+    encrypted last, each stream's in one record write.
+    """
+
+    def __init__(self) -> None:
+        self.ready: List[TLSStream] = []  # streams with plaintext for their Client
+        self.dirty: List[TLSStream] = []  # streams with replies to encrypt
+        self.scheduled = False
+
+    def arrived(self, stream: TLSStream) -> None:
+        stream.queued = True
+        self.ready.append(stream)
+        if not self.scheduled:
+            self._schedule()
+
+    def written(self, stream: TLSStream) -> None:
+        self.dirty.append(stream)
+        if not self.scheduled:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        self.scheduled = True
+        asyncio.get_running_loop().call_soon(self.run)
+
+    def run(self) -> None:
+        self.scheduled = False
+        ready, self.ready = self.ready, []
+        for stream in ready:
+            stream.queued = False
+            stream.deliver()
+        dirty, self.dirty = self.dirty, []
+        for stream in dirty:
+            stream.send()
