@@ -427,6 +427,23 @@ def test_quit_over_tls_answers_then_closes_cleanly(tls_server, certs):
     wait_until(lambda: connected_clients(tls_server.port) == 0, message="the client gone")
 
 
+def test_replies_written_outside_a_read_reach_tls_clients(tls_server, certs):
+    # A TLS client's replies are encrypted at the end of a loop turn; these come
+    # from another (plain-text) client's commands, not from the TLS client's read.
+    with tls_socket(tls_server.tls_port, certs) as sub, \
+            tls_socket(tls_server.tls_port, certs) as blocked:
+        sub.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n")
+        assert read_exactly(sub, 33) == b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+        blocked.sendall(b"*3\r\n$5\r\nBLPOP\r\n$7\r\nqueue:t\r\n$2\r\n10\r\n")
+        r = redis.Redis(port=tls_server.port, socket_timeout=10)
+        wait_until(lambda: r.info("clients")["blocked_clients"] == 1, message="BLPOP waits")
+        assert r.publish("news", "hi") == 1
+        r.rpush("queue:t", "x")
+        r.close()
+        assert read_exactly(sub, 35) == b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        assert read_exactly(blocked, 24) == b"*2\r\n$7\r\nqueue:t\r\n$1\r\nx\r\n"
+
+
 # -- ports ----------------------------------------------------------------------------------
 
 
