@@ -2,14 +2,15 @@
 
 ``TLSStream`` is the protocol of the raw TCP transport and, once the handshake
 is done, the transport its :class:`~distcache.server.connection.Client` writes
-to. It replaces ``loop.start_tls`` (uvloop's or asyncio's SSL protocol) because
-a cache's reads are small records that come one or two at a time, where those
-protocols' general machinery costs more than the decryption (docs/benchmarks.md,
-"TLS record path"): here a read is one BIO write, one ``read`` per record sized
-to the ciphertext at hand (no 256 KB buffer allocated per record) and one
-``data_received``; a batch of replies is one ``write`` and one BIO read. The
-exception-raising ``SSLWantReadError`` path is only taken for a record split
-across TCP reads.
+to. It replaces ``loop.start_tls`` (uvloop's or asyncio's SSL protocol) so that a
+loop turn's TLS work can be grouped (:class:`Batch`): reads are decrypted as
+they come, then the Clients run, then each connection's replies are encrypted
+in one record write. Interleaving OpenSSL's large record code with every
+client's Python evicted the interpreter's code from the CPU caches; grouped,
+TLS at -P 16 costs about 2 us less CPU a request (docs/benchmarks.md, "TLS
+record path"). A read is one BIO write and one ``read`` per record, sized to the
+ciphertext at hand (no 256 KB buffer per record); the exception-raising
+``SSLWantReadError`` path is only taken for a record split across TCP reads.
 
 Behaviour is the one the SSL protocols gave: a handshake bounded by
 ``tls-handshake-timeout`` and counted against ``maxclients`` while pending, a
