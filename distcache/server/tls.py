@@ -1,9 +1,9 @@
 """TLS: the server's SSL context, built from the ``tls-*`` directives, and the
 handshake every connection to a TLS port goes through.
 
-The TLS port's listener is a plain TCP server whose connections are upgraded
-with ``loop.start_tls`` (the standard library's ``ssl`` module, under uvloop's
-or asyncio's TLS transport). Doing the handshake ourselves, instead of passing
+The TLS port's listener is a plain TCP server whose connections run TLS
+through the ``ssl`` module's memory BIOs (``tls_stream.TLSStream``, under
+uvloop or asyncio alike). Doing the handshake ourselves, instead of passing
 ``ssl=`` to ``create_server``, is what lets a ``CONFIG SET tls-cert-file`` swap
 the context for new connections, lets a failed handshake be logged at debug
 level and dropped (a plain-text client on the TLS port is no error worth a
@@ -18,7 +18,7 @@ import ssl
 from typing import TYPE_CHECKING, Any, Collection, List, Optional, Set, Tuple
 
 from ..config import Config, ConfigError
-from .connection import Client, _format_addr
+from .tls_stream import Batch, TLSStream
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -124,8 +124,9 @@ class ServerTLS:
         self.server = server
         self.context: Optional[ssl.SSLContext] = None
         #: Connections whose handshake is under way.
-        self.pending: Set["_Handshake"] = set()
-        self.tasks: Set["asyncio.Task[None]"] = set()
+        self.pending: Set[TLSStream] = set()
+        #: This loop turn's reads and writes of every TLS connection.
+        self.batch = Batch()
 
     def configure(self) -> None:
         """Build the context now (startup); raises TLSConfigError."""
@@ -151,115 +152,11 @@ class ServerTLS:
 
     def protocol(self) -> asyncio.Protocol:
         """The protocol factory of a TLS listener."""
-        return _Handshake(self)
-
-    async def handshake(self, pending: "_Handshake", transport: asyncio.Transport) -> None:
-        server = self.server
-        loop = asyncio.get_running_loop()
-        # Runs once start_tls has handed the socket to its TLS protocol and
-        # before it resumes reading (callbacks run in order).
-        loop.call_soon(pending.hand_over_early_bytes, transport)
-        try:
-            tls_transport = await loop.start_tls(
-                transport, pending, self.context, server_side=True,  # type: ignore[arg-type]
-                ssl_handshake_timeout=server.config["tls-handshake-timeout"])
-        except (OSError, EOFError, asyncio.TimeoutError) as exc:
-            # A plain-text client, a refused certificate, a timeout, a reset:
-            # the connection goes, the server carries on.
-            log.debug("TLS handshake with %s failed: %r", pending.addr, exc)
-            transport.abort()
-            return
-        except Exception:  # not a network failure: a bug worth a traceback
-            log.warning("TLS handshake with %s failed", pending.addr, exc_info=True)
-            transport.abort()
-            return
-        finally:
-            self.pending.discard(pending)
-        if pending.lost:  # gone between the handshake and now
-            return
-        client = Client(server)
-        tls_transport.set_protocol(client)
-        client.connection_made(tls_transport)
-        if client.closed:  # refused (maxclients, protected mode)
-            return
-        if pending.data:
-            client.data_received(b"".join(pending.data))
-        if pending.eof and not client.eof_received():
-            tls_transport.close()
+        return TLSStream(self)
 
     def close(self) -> List["asyncio.Task[None]"]:
-        """Abort pending handshakes (shutdown); returns their tasks to await."""
+        """Abort pending handshakes (shutdown); nothing is left to await."""
         for pending in list(self.pending):
-            if pending.transport is not None:
-                pending.transport.abort()
-        return list(self.tasks)
-
-
-class _Handshake(asyncio.Protocol):
-    """A TLS connection until its handshake is done.
-
-    Between the end of the handshake and the hand-over to a Client (the next
-    loop iteration), the TLS transport may already deliver data: it is kept
-    here and replayed, so nothing is lost or read out of order.
-    """
-
-    def __init__(self, tls: ServerTLS) -> None:
-        self.tls = tls
-        self.transport: Optional[asyncio.Transport] = None
-        self.addr = "?"
-        self.data: List[bytes] = []
-        self.eof = False
-        self.lost = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tls, server = self.tls, self.tls.server
-        self.transport = transport  # type: ignore[assignment]
-        self.addr = _format_addr(transport.get_extra_info("peername"))
-        # Handshakes count against maxclients: unfinished ones must not pile up.
-        if len(tls.pending) + len(server.clients) >= server.config["maxclients"]:
-            server.stats["rejected_connections"] += 1
-            transport.abort()  # type: ignore[attr-defined]
-            return
-        # The ClientHello should stay in the socket until start_tls takes over;
-        # uvloop starts reading after connection_made all the same, so what
-        # arrives before is handed over (hand_over_early_bytes).
-        transport.pause_reading()  # type: ignore[attr-defined]
-        tls.pending.add(self)
-        task = asyncio.get_running_loop().create_task(
-            tls.handshake(self, transport))  # type: ignore[arg-type]
-        tls.tasks.add(task)
-        task.add_done_callback(tls.tasks.discard)
-
-    def hand_over_early_bytes(self, transport: asyncio.Transport) -> None:
-        """Give the TLS protocol the raw bytes that reached us before it existed."""
-        early, self.data = self.data, []
-        if self.eof:  # half-closed before the handshake: it can never finish
-            transport.abort()
-            return
-        proto = transport.get_protocol()
-        for chunk in early:
-            _feed(proto, chunk)
-
-    def data_received(self, data: bytes) -> None:
-        self.data.append(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        return True  # the Client decides, once it has the connection
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.lost = True
-
-
-def _feed(proto: Any, data: bytes) -> None:
-    """Deliver ``data`` as the transport would (the TLS protocols are buffered)."""
-    if not hasattr(proto, "buffer_updated"):
-        proto.data_received(data)
-        return
-    view = memoryview(data)
-    while view:
-        buf = proto.get_buffer(len(view))
-        n = min(len(buf), len(view))
-        buf[:n] = view[:n]
-        proto.buffer_updated(n)
-        view = view[n:]
+            pending.abort()
+        self.pending.clear()
+        return []

@@ -360,6 +360,90 @@ def test_a_stalled_handshake_times_out(fresh_tls_server, certs):
     assert tls_ping(proc.tls_port, certs.context()) == b"+PONG\r\n"
 
 
+# -- the record path (server/tls_stream.py) ---------------------------------------------------
+
+
+def tls_socket(port: int, certs: Certs) -> ssl.SSLSocket:
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return certs.context().wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def read_exactly(sock: ssl.SSLSocket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, f"closed after {len(data)} of {size} bytes"
+        data += chunk
+    return data
+
+
+def connected_clients(port: int) -> int:
+    with RawClient(port) as admin:
+        info = admin.call("INFO", "clients").decode()
+    return int(info.split("connected_clients:")[1].split()[0]) - 1  # not this one
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_a_burst_of_records_is_answered_in_order(fresh_tls_server, certs, loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    proc = fresh_tls_server("--event-loop", loop)
+    # 5000 commands (more than one read's fair share, so the server pauses
+    # reading between shares) in records of up to 16 KB, some split across TCP
+    # reads; then values that each span several records.
+    words = [str(i).encode() * (1 + i % 7) for i in range(5000)]
+    with tls_socket(proc.tls_port, certs) as sock:
+        sock.sendall(b"".join(b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (len(w), w)
+                              for w in words))
+        expected = b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
+        assert read_exactly(sock, len(expected)) == expected
+        big = bytes(range(256)) * 4096  # 1 MB
+        sock.sendall(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n" % (len(big), big)
+                     + b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 3)
+        reply = b"$%d\r\n%s\r\n" % (len(big), big)
+        assert read_exactly(sock, 5 + 3 * len(reply)) == b"+OK\r\n" + reply * 3
+
+
+def test_close_notify_ends_the_connection_after_the_requests_before_it(tls_server, certs):
+    sock = tls_socket(tls_server.tls_port, certs)
+    sock.sendall(b"*3\r\n$3\r\nSET\r\n$6\r\nnotify\r\n$1\r\nv\r\n")
+    assert read_exactly(sock, 5) == b"+OK\r\n"
+    raw = sock.unwrap()  # sends close_notify and waits for the server's
+    try:
+        assert raw.recv(1) == b""  # and then the TCP connection ends
+    finally:
+        raw.close()
+    wait_until(lambda: connected_clients(tls_server.port) == 0, message="the client gone")
+    with tls_socket(tls_server.tls_port, certs) as sock:
+        sock.sendall(b"*2\r\n$3\r\nGET\r\n$6\r\nnotify\r\n")
+        assert read_exactly(sock, 7) == b"$1\r\nv\r\n"
+
+
+def test_quit_over_tls_answers_then_closes_cleanly(tls_server, certs):
+    with tls_socket(tls_server.tls_port, certs) as sock:
+        sock.sendall(b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n*1\r\n$4\r\nPING\r\n")
+        assert read_exactly(sock, 12) == b"+PONG\r\n+OK\r\n"
+        assert sock.recv(64) == b""  # the server's close_notify: no PONG after QUIT
+    wait_until(lambda: connected_clients(tls_server.port) == 0, message="the client gone")
+
+
+def test_replies_written_outside_a_read_reach_tls_clients(tls_server, certs):
+    # A TLS client's replies are encrypted at the end of a loop turn; these come
+    # from another (plain-text) client's commands, not from the TLS client's read.
+    with tls_socket(tls_server.tls_port, certs) as sub, \
+            tls_socket(tls_server.tls_port, certs) as blocked:
+        sub.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nnews\r\n")
+        assert read_exactly(sub, 33) == b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n"
+        blocked.sendall(b"*3\r\n$5\r\nBLPOP\r\n$7\r\nqueue:t\r\n$2\r\n10\r\n")
+        r = redis.Redis(port=tls_server.port, socket_timeout=10)
+        wait_until(lambda: r.info("clients")["blocked_clients"] == 1, message="BLPOP waits")
+        assert r.publish("news", "hi") == 1
+        r.rpush("queue:t", "x")
+        r.close()
+        assert read_exactly(sub, 35) == b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        assert read_exactly(blocked, 24) == b"*2\r\n$7\r\nqueue:t\r\n$1\r\nx\r\n"
+
+
 # -- ports ----------------------------------------------------------------------------------
 
 
