@@ -5,6 +5,7 @@ handshakes); Redis's error texts. Certificates are made at run time (trustme).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import socket
 import ssl
 import subprocess
@@ -509,3 +510,34 @@ def test_failed_reloads_reply_as_redis_does(tls_server, certs, tmp_path):
                 assert ours.call("CONFIG", "GET", "maxclients") == \
                     theirs.call("CONFIG", "GET", "maxclients")
     assert tls_ping(tls_server.tls_port, certs.context()) == b"+PONG\r\n"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("lupa") is None, reason="needs lupa")
+def test_a_tls_client_waits_out_a_busy_script_and_stays_connected(fresh_tls_server, certs):
+    """While a long script runs the server answers plain-text clients itself
+    (-BUSY); a TLS client's bytes need the TLS layer, so it waits for the end."""
+    proc = fresh_tls_server("--busy-reply-threshold", "50")
+    ctx = certs.context()
+    with socket.create_connection(("127.0.0.1", proc.tls_port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(PING)
+            assert tls.recv(64) == b"+PONG\r\n"
+            runner = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+            runner.sendall(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile 1 do end   \r\n$1\r\n0\r\n")
+            plain = redis.Redis(port=proc.port, socket_timeout=10)
+            wait_until(lambda: _busy(plain), 10)
+            tls.sendall(PING)  # arrives while the script runs
+            plain.script_kill()
+            assert tls.recv(64) == b"+PONG\r\n"
+            assert runner.recv(256).startswith(b"-ERR Script killed by user")
+            runner.close()
+
+
+def _busy(client: redis.Redis) -> bool:
+    try:
+        client.ping()
+    except redis.exceptions.BusyLoadingError:
+        return True
+    except redis.ResponseError as exc:
+        return str(exc).startswith("BUSY")
+    return False

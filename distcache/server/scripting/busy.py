@@ -113,7 +113,10 @@ class BusyServer:
             # only make sense to that parser.
             if client is run.caller or client.closed or client.closing or client.partial:
                 continue
-            sock = client.transport.get_extra_info("socket") if client.transport else None
+            transport = client.transport
+            if transport is None or transport.get_extra_info("ssl_object") is not None:
+                continue  # a TLS client's bytes need its TLS layer: it waits for the script
+            sock = transport.get_extra_info("socket")
             if sock is not None:
                 self._register(sock.fileno(), _Conn(client))
         for listening in _listening_sockets(server):
@@ -283,8 +286,11 @@ def _lookup_error(table: Any, args: List[bytes]) -> Optional[CommandError]:
 
 
 def _listening_sockets(server: Any) -> List[Any]:
-    """The sockets the server listens on (asyncio.Server.sockets, on both loops)."""
-    return [sock for srv in getattr(server, "_servers", ()) for sock in (srv.sockets or ())]
+    """The plain-text sockets the server listens on (asyncio.Server.sockets, on both
+    loops); a TLS port's clients wait for the script's end, as its TLS layer is the loop's."""
+    tls_port = getattr(server, "tls_port", 0)
+    return [sock for srv in getattr(server, "_servers", ()) for sock in (srv.sockets or ())
+            if not tls_port or sock.getsockname()[1] != tls_port]
 
 
 async def _adopt(server: Any, client: Any, sock: socket.socket, leftover: bytes) -> None:
