@@ -335,6 +335,25 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("lfu-log-factor", "10", _int_range(0, INT_MAX), help="LFU counter logarithm factor"),
     _d("lfu-decay-time", "1", _int_range(0, INT_MAX),
        help="minutes for the LFU counter to decay by one"),
+    # Replication, the primary side (docs/replication.md)
+    _d("repl-diskless-sync", "yes", **_BOOL,
+       help="full syncs stream the RDB to replicas' sockets (no: through a file)"),
+    _d("repl-diskless-sync-delay", "5", _int_range(0, INT_MAX),
+       help="seconds a diskless sync waits for more replicas to share it"),
+    _d("repl-diskless-sync-max-replicas", "0", _int_range(0, INT_MAX),
+       help="start a diskless sync early once this many replicas wait (0: no limit)"),
+    _d("repl-backlog-size", "1mb", parse=lambda t: max(_memory_limit(t), 16 * 1024),
+       help="bytes of the write stream kept for partial resyncs (at least 16kb, as Redis)"),
+    _d("repl-backlog-ttl", "3600", _int_range(0, INT_MAX),
+       help="seconds without replicas before the backlog is freed (0: never)"),
+    _d("repl-ping-replica-period", "10", _int_range(1, INT_MAX),
+       help="seconds between PINGs sent into the replication stream"),
+    _d("repl-timeout", "60", _int_range(1, INT_MAX),
+       help="seconds without an ACK before a replica is dropped"),
+    _d("min-replicas-to-write", "0", _int_range(0, INT_MAX),
+       help="refuse writes (NOREPLICAS) with fewer good replicas than this"),
+    _d("min-replicas-max-lag", "10", _int_range(0, INT_MAX),
+       help="seconds since its last ACK for a replica to count as good"),
 ]}
 
 #: Redis directives that mean nothing here (encodings, replication, modules...).
@@ -349,10 +368,8 @@ active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-
 active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction
 lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush
 replica-lazy-flush replicaof slaveof masterauth masteruser replica-serve-stale-data
-replica-read-only repl-diskless-sync repl-diskless-sync-delay repl-diskless-sync-max-replicas
-repl-diskless-load repl-ping-replica-period repl-timeout repl-disable-tcp-nodelay
-repl-backlog-size repl-backlog-ttl replica-priority propagation-error-behavior
-replica-ignore-disk-write-errors replica-announced min-replicas-to-write min-replicas-max-lag
+replica-read-only repl-diskless-load repl-disable-tcp-nodelay replica-priority
+propagation-error-behavior replica-ignore-disk-write-errors replica-announced
 replica-announce-ip replica-announce-port cluster-enabled cluster-config-file
 cluster-node-timeout cluster-port cluster-replica-validity-factor cluster-migration-barrier
 cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no-failover
@@ -375,7 +392,10 @@ tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
 
 #: Other names of directives (Redis's old names).
-ALIASES = {"lua-time-limit": "busy-reply-threshold"}
+ALIASES = {"lua-time-limit": "busy-reply-threshold",
+           "repl-ping-slave-period": "repl-ping-replica-period",
+           "min-slaves-to-write": "min-replicas-to-write",
+           "min-slaves-max-lag": "min-replicas-max-lag"}
 
 ENV_PREFIX = "DISTCACHE_"
 #: Directives of the client's config (``server_pool``), skipped by the server.

@@ -24,21 +24,17 @@
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
-import traceback
-import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from ..server import errors
 from . import aof, snapshot
 from .aof import LogFile, Manifest
-from .background import ForkJob, SlicedJob, _unlink, can_fork
+from .background import ForkJob, SlicedJob, _unlink, can_fork, child_setup, fork, run_child
 from .writer import LogWriter
 from .loader import RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
@@ -291,29 +287,10 @@ class Persistence(LogWriter):
             return SlicedJob(kind, self.server.loop, self.keyspace.dbs, path, tmp, log_id,
                              offset, rename, on_done)
         parent = os.getpid()
-        gc.freeze()  # until the child is done, the collector leaves shared pages alone
-        try:
-            with warnings.catch_warnings():  # 3.12+: "multi-threaded process" (fsync thread)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-        except OSError:
-            gc.unfreeze()
-            raise
+        pid = fork()
         if pid == 0:  # the child: serialize the copy-on-write keyspace and exit
-            code = 1
-            try:
-                gc.disable()
-                # Drop inherited sockets and files (listeners, clients, the log):
-                # a crashed parent's port and connections must not stay open here.
-                os.closerange(3, _max_fd())
-                for sig in ("SIGTERM", "SIGINT"):
-                    if hasattr(signal, sig):
-                        signal.signal(getattr(signal, sig), signal.SIG_DFL
-                                      if sig == "SIGTERM" else signal.SIG_IGN)
-                try:
-                    signal.set_wakeup_fd(-1)
-                except (ValueError, OSError):
-                    pass
+            def work() -> None:
+                child_setup()
                 tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}.dcs")
                 writer = snapshot.SnapshotWriter(path, tmp)
                 for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):
@@ -321,14 +298,7 @@ class Persistence(LogWriter):
                         raise SystemExit(2)
                     writer.write(chunk)
                 writer.commit(rename)
-                code = 0
-            except BaseException:
-                try:
-                    traceback.print_exc()
-                except BaseException:
-                    pass
-            finally:
-                os._exit(code)
+            run_child(work)
         return ForkJob(kind, pid, os.path.join(directory, f"temp-{kind}-{pid}.dcs"), on_done)
 
     # -- log rewrite ----------------------------------------------------------------
@@ -578,13 +548,6 @@ class Persistence(LogWriter):
 
 def _no_expiry() -> bool:
     return False
-
-
-def _max_fd() -> int:
-    try:
-        return min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
-    except (AttributeError, ValueError, OSError):
-        return 65536
 
 
 def _size(path: str) -> int:

@@ -31,6 +31,9 @@ class ReplicationState:
         self.replid2 = NO_REPLID
         self.master_repl_offset = 0
         self.second_replid_offset = -1
+        #: The primary side: replicas, backlog, stream (primary.py).
+        from .primary import Primary
+        self.primary = Primary(server, self)
 
     def shift_replid(self) -> None:
         """Start a new history, remembering the old one as ``replid2`` (a promotion)."""
@@ -42,15 +45,25 @@ class ReplicationState:
         self.replid2 = NO_REPLID
         self.second_replid_offset = -1
 
+    def role_reply(self) -> List[Any]:
+        """ROLE, the primary's form: offset and the online replicas."""
+        return [b"master", self.master_repl_offset, self.primary.role_replicas()]
+
     def info_fields(self) -> Fields:
         """INFO's replication section, as Redis 7.0 lays it out."""
-        return [("role", self.role), ("connected_slaves", 0),
+        primary = self.primary
+        backlog = primary.backlog
+        replicas = primary.replica_fields()
+        return [("role", self.role), ("connected_slaves", len(replicas)), *replicas,
                 ("master_failover_state", "no-failover"),
                 ("master_replid", self.replid), ("master_replid2", self.replid2),
                 ("master_repl_offset", self.master_repl_offset),
                 ("second_repl_offset", self.second_replid_offset),
-                ("repl_backlog_active", 0), ("repl_backlog_size", 1048576),
-                ("repl_backlog_first_byte_offset", 0), ("repl_backlog_histlen", 0)]
+                ("repl_backlog_active", int(backlog is not None)),
+                ("repl_backlog_size", self.server.config["repl-backlog-size"]),
+                ("repl_backlog_first_byte_offset",
+                 backlog.first_byte_offset if backlog is not None else 0),
+                ("repl_backlog_histlen", backlog.histlen if backlog is not None else 0)]
 
 
 def install(server: "CacheServer") -> ReplicationState:
