@@ -108,3 +108,29 @@ def test_a_replica_that_stops_reading_is_cut_off(primary, start_replica):
     wait_synced(p, replica)  # it comes back with a full sync
     assert stats(p)[0] == 2
     assert assert_same_data(p, replica) == 10
+
+
+def test_min_replicas_to_write_refuses_with_noreplicas(primary, start_replica):
+    p = client(primary)
+    p.config_set("min-replicas-to-write", 1)
+    p.config_set("min-replicas-max-lag", 2)
+    refused = "NOREPLICAS Not enough good replicas to write."
+
+    def set_error():
+        try:
+            p.set("k", "v")
+        except redis.ResponseError as exc:
+            return str(exc)
+        return None
+
+    assert set_error() == refused
+    assert p.get("k") is None and p.ping()
+    assert info(p)["min_slaves_good_slaves"] == 0
+    replica_proc = start_replica(primary.port)
+    wait_until(lambda: set_error() is None, 20, message="writes accepted with a replica")
+    assert info(p)["min_slaves_good_slaves"] == 1
+    with frozen(replica_proc):  # no ACK for more than the lag: refused again
+        wait_until(lambda: set_error() == refused, 20, message="writes refused")
+    wait_until(lambda: set_error() is None, 20, message="writes accepted again")
+    p.config_set("min-replicas-to-write", 0)
+    assert "min_slaves_good_slaves" not in info(p)

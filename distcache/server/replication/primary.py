@@ -26,6 +26,7 @@ from ...persistence.aof import encode_commands, select_bytes
 from ...protocol import ProtocolError
 from ..connection import Client
 from .backlog import Backlog
+from .guard import WriteGuard
 from .rdbsync import SyncJob
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ class Primary:
         self.getack_scheduled = False
         self.last_ping = time.monotonic()
         self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
+        self.guard = WriteGuard(self)
         server.cron_jobs.append(self.cron)
         server.disconnect_hooks.append(self.client_gone)
         server.config_hooks.append(self.on_config)
@@ -367,6 +369,7 @@ class Primary:
             link.repl_pending = []
             link.repl_pending_size = 0
         log.info("Synchronization with replica %s succeeded", link.addr)
+        self.guard.refresh()
 
     def resumed(self, link: ReplicaClient) -> None:
         """A replica's socket drained: go on with its RDB."""
@@ -386,6 +389,8 @@ class Primary:
             self._online(link)
         if self.waiters:
             self._serve_waiters()
+        if self.guard.saved is not None:
+            self.guard.refresh()
 
     def client_gone(self, c: Client) -> None:
         if isinstance(c, ReplicaClient):
@@ -405,6 +410,7 @@ class Primary:
                 job.resume()  # the one holding the pipe back may be this one
             if not self.replicas:
                 self.no_replicas_since = time.monotonic()
+            self.guard.refresh()
         elif self.waiters:
             self.waiters = [w for w in self.waiters if w[0] is not c]
 
@@ -477,12 +483,16 @@ class Primary:
             self.start_syncs()
         if self.waiters:
             self.request_acks()
+        self.guard.refresh()
 
     def on_config(self, name: str) -> None:
         if name == "repl-backlog-size" and self.backlog is not None:
             self.backlog.resize(self.config["repl-backlog-size"])
+        elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
+            self.guard.refresh()
 
     def on_shutdown(self, save: Optional[bool]) -> None:
+        self.guard._allow()  # an embedded server's table is shared with the next one
         self.flush()
         for job in list(self.jobs):
             job.kill()

@@ -54,7 +54,8 @@ class ReplicationState:
         primary = self.primary
         backlog = primary.backlog
         replicas = primary.replica_fields()
-        return [("role", self.role), ("connected_slaves", len(replicas)), *replicas,
+        return [("role", self.role), ("connected_slaves", len(replicas)),
+                *primary.guard.info_fields(), *replicas,
                 ("master_failover_state", "no-failover"),
                 ("master_replid", self.replid), ("master_replid2", self.replid2),
                 ("master_repl_offset", self.master_repl_offset),

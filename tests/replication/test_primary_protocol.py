@@ -1,0 +1,135 @@
+"""The primary's side of the protocol, spoken by a hand-written replica: REPLCONF
+replies, the FULLRESYNC and EOF-marked payload framing, PSYNC2 continuation through
+replid2, and ROLE/INFO. In-process server (no redis-server needed)."""
+from __future__ import annotations
+
+import io
+import socket
+import time
+
+import pytest
+
+from distcache.rdb import RdbFileReader
+from distcache.server.app import CacheServer
+
+
+@pytest.fixture
+def server(tmp_path):
+    with CacheServer("127.0.0.1", 0, appendonly="no", save="", dir=str(tmp_path),
+                     **{"repl-diskless-sync-delay": "0"}) as srv:
+        yield srv
+
+
+class Peer:
+    """A raw connection that reads exactly what it is told to."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+
+    def send(self, *args: bytes) -> None:
+        parts = [b"*%d\r\n" % len(args)]
+        for a in args:
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(parts))
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        self.buf += data
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            self._fill()
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def until(self, mark: bytes) -> bytes:
+        while mark not in self.buf:
+            self._fill()
+        data, self.buf = self.buf.split(mark, 1)
+        return data
+
+    def call(self, *args: bytes) -> bytes:
+        self.send(*args)
+        return self.line()
+
+
+def full_sync(peer: Peer, eof: bool = True):
+    assert peer.call(b"REPLCONF", b"listening-port", b"6380") == b"+OK"
+    capa = [b"capa", b"eof", b"capa", b"psync2"] if eof else [b"capa", b"psync2"]
+    assert peer.call(b"REPLCONF", *capa) == b"+OK"
+    head = peer.call(b"PSYNC", b"?", b"-1").split()
+    assert head[0] == b"+FULLRESYNC" and len(head[1]) == 40
+    bulk = peer.line()
+    if eof:
+        assert bulk.startswith(b"$EOF:") and len(bulk) == 45
+        payload = peer.until(bulk[5:])
+    else:
+        payload = peer.exactly(int(bulk[1:]))
+    return head[1].decode(), int(head[2]), payload
+
+
+@pytest.mark.parametrize("eof", [True, False])
+def test_full_sync_framing_and_aux_fields(server, eof):
+    c = Peer(server.port)
+    c.call(b"SET", b"k", b"v")
+    c.call(b"SELECT", b"2")
+    c.call(b"SET", b"k2", b"v2")
+    server.config.set("repl-diskless-sync", "yes" if eof else "no")
+    replid, offset, payload = full_sync(replica := Peer(server.port), eof)
+    reader = RdbFileReader(io.BytesIO(payload), size=len(payload))
+    keys = {(e.db, e.key): e.value for e in reader}
+    assert keys == {(0, b"k"): b"v", (2, b"k2"): b"v2"}
+    assert reader.aux[b"repl-id"] == replid.encode()
+    assert int(reader.aux[b"repl-offset"]) == offset
+    # The stream starts with a SELECT; in diskless mode only after the first ACK.
+    c.call(b"SET", b"k3", b"v3")
+    if eof:
+        replica.send(b"REPLCONF", b"ACK", b"%d" % offset)
+    assert replica.line() == b"*2"
+    assert replica.exactly(len(b"$6\r\nSELECT\r\n$1\r\n2\r\n")) == b"$6\r\nSELECT\r\n$1\r\n2\r\n"
+
+
+def test_replconf_errors_and_silences(server):
+    c = Peer(server.port)
+    assert c.call(b"REPLCONF") == b"+OK"
+    assert c.call(b"REPLCONF", b"foo", b"1") == b"-ERR Unrecognized REPLCONF option: foo"
+    assert c.call(b"REPLCONF", b"listening-port") == b"-ERR syntax error"
+    assert c.call(b"REPLCONF", b"listening-port", b"x") == \
+        b"-ERR value is not an integer or out of range"
+    c.send(b"REPLCONF", b"ACK", b"5")  # no reply, as Redis: the PING answers first
+    assert c.call(b"PING") == b"+PONG"
+
+
+def test_psync2_continues_through_replid2(server):
+    writer = Peer(server.port)
+    replica = Peer(server.port)
+    old_id, offset, _ = full_sync(replica)
+    replica.send(b"REPLCONF", b"ACK", b"%d" % offset)
+    writer.call(b"SET", b"a", b"1")
+    state = server.replication
+    deadline = time.monotonic() + 10
+    while state.master_repl_offset == offset and time.monotonic() < deadline:
+        time.sleep(0.01)
+    here = state.master_repl_offset
+    # A promotion (as the replica side does): new id, the old one as replid2.
+    server.loop.call_soon_threadsafe(state.shift_replid)
+    while state.replid == old_id and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sibling = Peer(server.port)
+    sibling.call(b"REPLCONF", b"capa", b"psync2")
+    assert sibling.call(b"PSYNC", old_id.encode(), b"%d" % (offset + 1)) == \
+        b"+CONTINUE %s" % state.replid.encode()
+    missed = sibling.exactly(here - offset)
+    assert missed.endswith(b"$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n")
+    # Past the point where the old history ended: a full resync.
+    other = Peer(server.port)
+    assert other.call(b"PSYNC", old_id.encode(), b"%d" % (here + 5)).startswith(b"+FULLRESYNC")
