@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from ...persistence.background import child_setup, fork, run_child
+from ...rdb.codec import encode_string
 from ...rdb.file import RdbFileWriter, default_aux
 
 if TYPE_CHECKING:
@@ -45,9 +46,15 @@ def rdb_aux(server: Any, replid: str, offset: int) -> Dict[bytes, bytes]:
 
 def write_rdb(stream: Any, dbs: List[Any], aux: Dict[bytes, bytes], compress: bool,
               checksum: bool) -> None:
-    """The whole dataset as an RDB version 10 stream (keys with their TTLs)."""
+    """The whole dataset as an RDB version 10 stream (keys with their TTLs).
+
+    Plain strings without a TTL, most of a cache, skip the per-key calls: their
+    records are built here and handed to the writer in batches.
+    """
     from ..commands.dump import codec_value
     writer = RdbFileWriter(stream, aux=aux, compress=compress, checksum=checksum)
+    write = writer.w.write
+    string = _string_encoder(compress)
     for db in dbs:
         data = db.data
         if not data:
@@ -55,9 +62,36 @@ def write_rdb(stream: Any, dbs: List[Any], aux: Dict[bytes, bytes], compress: bo
         expires = db.expires
         writer.select_db(db.id, len(data), len(expires))
         key = writer.key
+        parts: List[bytes] = []
         for name, value in data.items():
+            if value.__class__ is bytes and name not in expires:
+                parts += (b"\x00", string(name), string(value))
+                if len(parts) >= 3000:
+                    write(b"".join(parts))
+                    parts.clear()
+                continue
+            if parts:
+                write(b"".join(parts))
+                parts.clear()
             key(name, *codec_value(value), expire_ms=expires.get(name))
+        if parts:
+            write(b"".join(parts))
     writer.finish()
+
+
+def _string_encoder(compress: bool) -> Callable[[bytes], bytes]:
+    """encode_string, with its common case (short, not a number) inlined."""
+    heads = [bytes((n,)) for n in range(64)]
+    maybe_int = frozenset(b"-0123456789")
+
+    def string(s: bytes) -> bytes:
+        n = len(s)
+        if n < 64 and not (n <= 11 and s and s[0] in maybe_int) \
+                and not (compress and n > 20):
+            return heads[n] + s
+        return encode_string(s, compress)
+
+    return string
 
 
 class SyncJob:
