@@ -112,3 +112,16 @@ def test_role_and_info_list_the_replica(primary, start_replica):
     lines = p.client_list(_type="replica")
     assert len(lines) == 1 and lines[0]["flags"] == "S"
     assert all(c["flags"] != "S" for c in p.client_list(_type="normal"))
+
+
+def test_publish_reaches_the_replicas_subscribers(primary, start_replica):
+    p = client(primary)
+    replica = client(start_replica(primary.port))
+    wait_synced(p, replica)
+    sub = replica.pubsub()
+    sub.subscribe("news")
+    assert sub.get_message(timeout=5)["type"] == "subscribe"
+    p.publish("news", "hello")
+    message = sub.get_message(timeout=10)
+    assert message and message["data"] == b"hello"
+    sub.close()
