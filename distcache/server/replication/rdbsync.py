@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("distcache.replication")
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 SLICE_SECONDS = 0.01
 
 
@@ -94,6 +94,17 @@ def _string_encoder(compress: bool) -> Callable[[bytes], bytes]:
     return string
 
 
+def _widen_pipe(fd: int) -> None:
+    """Linux: a 1 MB pipe instead of 64 KB, so the child and the loop take turns
+    16 times less often (the diskless transfer of 100k keys took twice as long as
+    through a file with the default size)."""
+    try:
+        import fcntl
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError):
+        pass
+
+
 class SyncJob:
     """One child producing one RDB for the replicas in ``links``.
 
@@ -128,6 +139,7 @@ class SyncJob:
             self._start_sliced(server.keyspace.dbs, aux, compress, checksum)
             return
         rfd, wfd = os.pipe()
+        _widen_pipe(wfd)
         try:
             pid = fork()
         except OSError:
