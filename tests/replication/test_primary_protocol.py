@@ -133,3 +133,30 @@ def test_psync2_continues_through_replid2(server):
     # Past the point where the old history ended: a full resync.
     other = Peer(server.port)
     assert other.call(b"PSYNC", old_id.encode(), b"%d" % (here + 5)).startswith(b"+FULLRESYNC")
+
+
+def test_continue_sends_each_byte_once(server):
+    """A write in the same loop turn as the PSYNC is in the backlog part, not again
+    in the live stream."""
+    first = Peer(server.port)
+    replid, offset, _ = full_sync(first)
+    first.send(b"REPLCONF", b"ACK", b"%d" % offset)
+    writer = Peer(server.port)
+    assert writer.call(b"SET", b"warm", b"1") == b"+OK"
+    state = server.replication
+    deadline = time.monotonic() + 10
+    while state.master_repl_offset == offset and time.monotonic() < deadline:
+        time.sleep(0.01)
+    here = state.master_repl_offset
+    second = Peer(server.port)
+    second.sock.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$6\r\npsync2\r\n"
+                        b"*3\r\n$3\r\nSET\r\n$1\r\nz\r\n$1\r\n1\r\n"
+                        b"*3\r\n$5\r\nPSYNC\r\n$40\r\n%s\r\n$%d\r\n%d\r\n"
+                        % (replid.encode(), len(b"%d" % (here + 1)), here + 1))
+    assert second.line() == b"+OK" and second.line() == b"+OK"
+    assert second.line() == b"+CONTINUE %s" % replid.encode()
+    set_z = b"*3\r\n$3\r\nSET\r\n$1\r\nz\r\n$1\r\n1\r\n"
+    assert second.exactly(len(set_z)) == set_z
+    assert writer.call(b"SET", b"next", b"2") == b"+OK"
+    set_next = b"*3\r\n$3\r\nSET\r\n$4\r\nnext\r\n$1\r\n2\r\n"
+    assert second.exactly(len(set_next)) == set_next

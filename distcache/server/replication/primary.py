@@ -244,10 +244,12 @@ class Primary:
             log.info("Unable to partial resync with replica %s for lack of backlog "
                      "(replica request was: %d).", c.addr, offset)
             return False
+        # What this loop turn fed is in ``missed`` already: it leaves for the other
+        # replicas now, before this one joins them.
+        self.flush()
         link = self.attach(c, False)
         link.repl_state = ONLINE
         conf = link.repl_conf  # type: ignore[attr-defined]
-        self.flush()  # what was fed before this PSYNC is in ``missed`` already
         head = b"+CONTINUE %s\r\n" % state.replid.encode() if conf.get("psync2") \
             else b"+CONTINUE\r\n"
         link.transport.write(head + missed)  # type: ignore[union-attr]
