@@ -105,6 +105,9 @@ def test_replconf_errors_and_silences(server):
     assert c.call(b"REPLCONF", b"listening-port") == b"-ERR syntax error"
     assert c.call(b"REPLCONF", b"listening-port", b"x") == \
         b"-ERR value is not an integer or out of range"
+    assert c.call(b"REPLCONF", b"ip-address", b"a" * 256) == \
+        b"-ERR REPLCONF ip-address provided by replica instance is too long: 256 bytes"
+    assert c.call(b"REPLCONF", b"ip-address", b"a" * 255) == b"+OK"
     c.send(b"REPLCONF", b"ACK", b"5")  # no reply, as Redis: the PING answers first
     assert c.call(b"PING") == b"+PONG"
 

@@ -59,7 +59,7 @@ def replconf(c: Any, args: List[bytes]) -> Any:
         if option == b"listening-port":
             conf["port"] = to_int(value)
         elif option == b"ip-address":
-            if len(value) >= 46:
+            if len(value) >= 256:  # NET_HOST_STR_LEN: a hostname may be announced
                 raise CommandError("ERR REPLCONF ip-address provided by replica instance is "
                                    f"too long: {len(value)} bytes")
             conf["ip"] = value.decode("latin-1")
