@@ -7,7 +7,7 @@ after a promotion it keeps its former primary's id as ``replid2``, valid up to
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from ..app import CacheServer
@@ -31,6 +31,27 @@ class ReplicationState:
         self.replid2 = NO_REPLID
         self.master_repl_offset = 0
         self.second_replid_offset = -1
+        #: The replica side (replica.py): the link to our primary, or None.
+        self.link: Any = None
+        #: Whether replid/master_repl_offset name data we hold (a sync happened, a
+        #: snapshot told us, or we were a primary): PSYNC offers them, else ``? -1``.
+        self.synced = False
+        #: Called after a full sync replaced the dataset and the history (the
+        #: primary side resets its backlog and drops its own replicas).
+        self.full_sync_hooks: List[Callable[[], None]] = []
+        #: Called with the bytes of the primary's stream as they are applied
+        #: (chained replication: the primary side feeds its backlog with them).
+        self.stream_listeners: List[Callable[[bytes], None]] = []
+        #: Called after the role changed (REPLICAOF).
+        self.role_hooks: List[Callable[[], None]] = []
+
+    def has_history(self) -> bool:
+        return self.synced
+
+    def was_master(self) -> None:
+        """A primary becoming a replica offers its own history (Redis's
+        replicationCacheMasterUsingMyself), so a promoted sibling may continue it."""
+        self.synced = True
 
     def shift_replid(self) -> None:
         """Start a new history, remembering the old one as ``replid2`` (a promotion)."""
@@ -42,9 +63,18 @@ class ReplicationState:
         self.replid2 = NO_REPLID
         self.second_replid_offset = -1
 
+    def role_reply(self) -> List[Any]:
+        """ROLE's primary form: ["master", offset, [[ip, port, offset]...]] (the
+        primary side lists its replicas through ``replicas_for_role``)."""
+        return [b"master", self.master_repl_offset, self.replicas_for_role()]
+
+    def replicas_for_role(self) -> List[Any]:
+        return []
+
     def info_fields(self) -> Fields:
         """INFO's replication section, as Redis 7.0 lays it out."""
-        return [("role", self.role), ("connected_slaves", 0),
+        replica = self.link.info_fields() if self.link is not None else []
+        return [("role", self.role), *replica, ("connected_slaves", 0),
                 ("master_failover_state", "no-failover"),
                 ("master_replid", self.replid), ("master_replid2", self.replid2),
                 ("master_repl_offset", self.master_repl_offset),
@@ -55,4 +85,6 @@ class ReplicationState:
 
 def install(server: "CacheServer") -> ReplicationState:
     server.replication = ReplicationState(server)
+    from .replica import install as install_replica  # the replicaof directive
+    install_replica(server)
     return server.replication
