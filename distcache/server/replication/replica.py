@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ..connection import Client
 from ..errors import CommandError
+from . import history
 from .replica_load import FullSyncLoader, ReplicationError, swap_in
 from .state import NO_REPLID
 
@@ -89,34 +90,20 @@ class MasterClient(Client):
         from ...protocol import ProtocolError
         parser = self.parser
         before = parser.buffered()
+        start = self.read_offset
         try:
             commands = parser.parse(data)
         except ProtocolError as exc:
+            # As a client's: what came before the bad bytes runs, then the link drops.
+            whole = list(getattr(exc, "commands", ()))
+            self.read_offset += sum(map(resp_size, whole))
+            self._run_from_primary(whole)
+            if not self.in_multi:
+                self.offset = self.read_offset
             raise ReplicationError(f"protocol error in the replication stream: {exc}")
         consumed = len(data) + before - parser.buffered()
-        start = self.read_offset
         self.read_offset += consumed
-        getack = False
-        if commands:
-            run = []
-            for args in commands:
-                name = args[0]
-                if len(name) == 8 and name.lower() == b"replconf":
-                    if len(args) > 1 and args[1].lower() == b"getack":
-                        getack = True
-                    continue
-                run.append(args)
-            server = self.server
-            server.stats["total_commands_processed"] += len(run)
-            keyspace = server.keyspace
-            keyspace.hold_expired = False  # the primary's commands see every key
-            try:
-                self.run(run, self.out)
-            finally:
-                keyspace.hold_expired = True
-            self.out.clear()
-            if server.before_reply:
-                server.log_read(self, None, run)
+        getack = self._run_from_primary(commands) if commands else False
         if not self.in_multi:
             self.offset = self.read_offset
         elif commands:
@@ -126,6 +113,30 @@ class MasterClient(Client):
                 if commands[i][0].lower() == b"multi":
                     self.offset = start + sum(resp_size(c) for c in commands[:i])
                     break
+        return getack
+
+    def _run_from_primary(self, commands: List[List[bytes]]) -> bool:
+        """Run ``commands``, replies dropped, writes logged; True if one was GETACK."""
+        getack = False
+        run = []
+        for args in commands:
+            name = args[0]
+            if len(name) == 8 and name.lower() == b"replconf":
+                if len(args) > 1 and args[1].lower() == b"getack":
+                    getack = True
+                continue
+            run.append(args)
+        server = self.server
+        server.stats["total_commands_processed"] += len(run)
+        keyspace = server.keyspace
+        keyspace.hold_expired = False  # the primary's commands see every key
+        try:
+            self.run(run, self.out)
+        finally:
+            keyspace.hold_expired = True
+        self.out.clear()
+        if server.before_reply:
+            server.log_read(self, None, run)
         return getack
 
     def info_line(self) -> str:
@@ -148,6 +159,9 @@ class ReplicaLink:
         self.loader: Optional[FullSyncLoader] = None
         self.task: Optional[asyncio.Task] = None
         self.stopped = False
+        #: Made by the ``replicaof`` directive: the snapshot loaded may name its
+        #: place in the primary's history (history.py).
+        self.from_startup = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -163,6 +177,8 @@ class ReplicaLink:
     async def _run(self) -> None:
         while self.server.loading:  # the dataset being loaded is what PSYNC offers
             await asyncio.sleep(0.05)
+        if self.from_startup:
+            history.restore(self.server)
         while not self.stopped:
             try:
                 await self._session()
@@ -448,6 +464,7 @@ def set_primary(server: "CacheServer", host: str, port: int, startup: bool = Fal
     elif state.role == "master" and not startup:
         state.was_master()
     link = state.link = ReplicaLink(server, host, port)
+    link.from_startup = startup
     state.role = "slave"
     server.keyspace.hold_expired = True
     server.replica_gate = link.gate
