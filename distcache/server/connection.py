@@ -53,6 +53,9 @@ _MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "rese
 class Client(asyncio.Protocol):
     """Connection state plus the dispatcher for its commands."""
 
+    #: The replica's link to its primary (CLIENT KILL TYPE master; replication/replica.py).
+    is_primary_link = False
+
     def __init__(self, server: "CacheServer") -> None:
         self.server = server
         self.keyspace = server.keyspace

@@ -102,6 +102,9 @@ def test_read_only_replica_and_stale_data(tmp_path):
             with pytest.raises(redis.ResponseError):  # READONLY when queued, then EXECABORT
                 with replica.pipeline(transaction=True) as tx:
                     tx.get("k").set("k", "x").execute()
+            with pytest.raises(redis.ResponseError, match="read only replica"):
+                replica.eval("return redis.call('set', 'k', 'x')", 0)
+            assert replica.eval("return redis.call('get', 'k')", 0) == b"v"
             replica.config_set("replica-read-only", "no")
             assert replica.set("mine", "1")
             replica.config_set("slave-read-only", "yes")
@@ -162,6 +165,12 @@ def test_partial_resync_after_the_link_drops(tmp_path):
             _assert_same(primary, replica)
             assert _stats(primary) == (full, partial + 1)
             assert "accepted a partial resynchronization" in r.log()
+            # The same from the replica's side: its primary's connection is a client.
+            assert "flags=M" in replica.execute_command("CLIENT", "LIST").decode()
+            assert replica.execute_command("CLIENT", "KILL", "TYPE", "master") == 1
+            primary.set("after-kill", "1")
+            wait_until(lambda: _stats(primary)[1] == partial + 2, message="+CONTINUE again")
+            _assert_same(primary, replica)
 
 
 def test_partial_resync_after_a_replica_restart(tmp_path):
@@ -189,6 +198,32 @@ def test_partial_resync_after_a_replica_restart(tmp_path):
             _assert_same(primary, _client(r))
             assert _stats(primary) == (full, partial + 1)
             assert re.search(r"replication history from the snapshot: [0-9a-f]{40}:\d+", r.log())
+
+
+def test_the_synced_data_and_the_stream_reach_the_replicas_own_log(tmp_path):
+    rng = random.Random(11)
+    with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
+        primary = _client(p)
+        fill(primary, rng, "a", 300)
+        r = distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port),
+                             persistence=True)
+        with r:
+            replica = _client(r)
+            wait_in_sync(primary, replica)
+            fill(primary, rng, "b", 100, db=1)
+            with primary.pipeline(transaction=True) as tx:
+                tx.incr("n").rpush("a:1", "x").execute()
+            expected = dataset(primary)
+            wait_in_sync(primary, replica)
+            # The log restarted from the synced data (a rewrite) and took the stream.
+            wait_until(lambda: "Background AOF rewrite finished successfully" in r.log()
+                       and replica.info("persistence")["aof_rewrite_in_progress"] == 0,
+                       message="the log rewritten after the full sync")
+            r.kill()
+        alone = distcache_server(tmp_path / "replica", port=r.port, persistence=True)
+        with alone:  # the same directory, no replicaof: the log alone gives the data
+            differences = diff(expected, dataset(_client(alone)))
+            assert not differences, "\n".join(differences)
 
 
 def test_masterauth_and_announced_address(tmp_path):
@@ -259,18 +294,23 @@ def test_a_corrupt_payload_keeps_the_old_data_and_is_retried(tmp_path):
 
 def test_garbage_in_the_stream_drops_the_link_not_the_server(tmp_path):
     good = rdb_payload({b"a": b"1"})
+    garbage = b"*2\r\n$3\r\nGET\r\n:oops\r\n" + b"\xff" * 64
+    first = resp(b"SET", b"c", b"1")
 
     def script(number, send):
-        send(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (b"3" * 40, len(good)) + good
-             + resp(b"SET", b"c", b"%d" % number) + b"*2\r\n$3\r\nGET\r\n:oops\r\n" + b"\xff" * 64)
+        if number == 1:
+            send(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (b"3" * 40, len(good)) + good + first + garbage)
+        else:  # what came before the garbage was applied: the offset says so
+            send(b"+CONTINUE\r\n" + resp(b"SET", b"c%d" % number, b"x") + garbage)
         return True
 
     with _following(tmp_path, script, 3) as (fake, r, replica):
-        assert replica.get("a") == b"1" and replica.get("c") is not None
+        assert replica.get("a") == b"1" and replica.get("c") == b"1"
+        assert replica.get("c2") == b"x"
         assert "protocol error in the replication stream" in r.log()
         psyncs = [c for c in fake.commands if c[0].upper() == b"PSYNC"]
         assert psyncs[0] == [b"PSYNC", b"?", b"-1"]
-        assert psyncs[1][1] == b"3" * 40  # the history it holds is offered again
+        assert psyncs[1] == [b"PSYNC", b"3" * 40, b"%d" % (len(first) + 1)]
 
 
 def test_a_primary_that_never_answers_psync_is_dropped(tmp_path):
@@ -282,5 +322,25 @@ def test_a_primary_that_never_answers_psync_is_dropped(tmp_path):
         handshake = [c[:2] for c in fake.commands[:4]]
         assert handshake == [[b"PING"], [b"REPLCONF", b"listening-port"],
                              [b"REPLCONF", b"capa"], [b"PSYNC", b"?"]]
-        assert replica.execute_command("ROLE")[3] in (b"connect", b"connecting")
+        assert replica.execute_command("ROLE")[3] in (b"connect", b"connecting", b"handshake")
         assert replica.ping()
+
+
+def test_old_data_is_served_while_a_full_sync_is_in_progress(tmp_path):
+    good = rdb_payload({b"a": b"1"})
+    big = rdb_payload({b"k%d" % i: b"v" * 50 for i in range(2000)})
+
+    def script(number, send):
+        if number == 1:
+            send(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (b"4" * 40, len(good)) + good)
+            return False
+        send(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (b"5" * 40, len(big)) + big[:len(big) // 2])
+        return True  # and never the rest: the transfer stays in progress
+
+    with _following(tmp_path, script, 2) as (fake, r, replica):
+        info = wait_until(lambda: (lambda i: i if i["master_sync_in_progress"] else None)(
+            replica.info("replication")), message="a transfer in progress")
+        assert info["master_sync_total_bytes"] == len(big)
+        assert 0 < info["master_sync_read_bytes"] <= len(big) // 2
+        assert replica.execute_command("ROLE")[3] == b"sync"
+        assert replica.get("a") == b"1" and replica.dbsize() == 1

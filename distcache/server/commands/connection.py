@@ -249,7 +249,7 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
             filters[opt] = lambda x, k=kind: (k == b"pubsub") == subscribed(x) \
-                if k in (b"pubsub", b"normal") else False
+                if k in (b"pubsub", b"normal") else k == b"master" and x.is_primary_link
         elif opt == b"SKIPME":
             if value.lower() not in (b"yes", b"no"):
                 raise CommandError(SYNTAX)

@@ -63,11 +63,18 @@ def resp_size(args: List[bytes]) -> int:
 
 
 class MasterClient(Client):
-    """The primary's connection as a client: runs what it sends, replies to no one."""
+    """The primary's connection as a client: runs what it sends, replies to no one.
 
-    def __init__(self, server: "CacheServer", addr: str) -> None:
+    Listed among the clients (CLIENT LIST, flags=M); closing it (CLIENT KILL TYPE
+    master) drops the link, which is retried with PSYNC as Redis does."""
+
+    is_primary_link = True
+
+    def __init__(self, server: "CacheServer", addr: str,
+                 writer: Optional[asyncio.StreamWriter] = None) -> None:
         super().__init__(server)
         self.transport = _NullTransport()  # type: ignore[assignment]
+        self.writer = writer
         self.addr = addr
         self.name = b""
         self.authenticated = True
@@ -101,7 +108,10 @@ class MasterClient(Client):
             if not self.in_multi:
                 self.offset = self.read_offset
             raise ReplicationError(f"protocol error in the replication stream: {exc}")
-        consumed = len(data) + before - parser.buffered()
+        buffered = parser.buffered()
+        if buffered > self.server.query_buffer_limit:  # a hostile primary's endless bulk
+            raise ReplicationError("the master's stream is over client-query-buffer-limit")
+        consumed = len(data) + before - buffered
         self.read_offset += consumed
         getack = self._run_from_primary(commands) if commands else False
         if not self.in_multi:
@@ -142,6 +152,20 @@ class MasterClient(Client):
     def info_line(self) -> str:
         return super().info_line().replace(" flags=N ", " flags=M ", 1)
 
+    @property  # type: ignore[override]
+    def last_active(self) -> float:
+        return self.server.clock  # never idle: ``timeout`` does not apply to a primary
+
+    @last_active.setter
+    def last_active(self, value: float) -> None:
+        pass
+
+    def close_now(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.writer is not None:
+                self.writer.close()  # the link's read ends, and it is retried
+
 
 class ReplicaLink:
     """The link to one primary: connect, handshake, sync, stream; retried until stopped."""
@@ -150,7 +174,8 @@ class ReplicaLink:
         self.server = server
         self.host = host
         self.port = port
-        #: Redis's repl_state, as ROLE names it: connect, connecting, sync, connected.
+        #: Redis's repl_state, as ROLE names it: connect, connecting, handshake, sync,
+        #: connected.
         self.state = "connect"
         self.client: Optional[MasterClient] = None
         self.writer: Optional[asyncio.StreamWriter] = None
@@ -209,6 +234,7 @@ class ReplicaLink:
         client, self.client = self.client, None
         if client is not None:
             client.closed = True
+            self.server.client_gone(client)
         if not self.stopped:
             self.state = "connect"
 
@@ -229,6 +255,7 @@ class ReplicaLink:
             asyncio.open_connection(self.host, self.port, limit=MAX_LINE), timeout)
         self.writer = writer
         self.last_io = time.monotonic()
+        self.state = "handshake"
         log.info("MASTER <-> REPLICA sync started")
         reply = await self._call(reader, [b"PING"], timeout)
         if reply.startswith(b"-") and not reply.startswith(
@@ -346,8 +373,10 @@ class ReplicaLink:
         self.last_io = time.monotonic()
 
     def _connected(self, offset: int) -> None:
-        client = self.client = MasterClient(self.server, f"{self.host}:{self.port}")
+        client = self.client = MasterClient(self.server, f"{self.host}:{self.port}",
+                                            self.writer)
         client.read_offset = client.offset = offset
+        self.server.clients[client.id] = client
         self.state = "connected"
         self.down_since = 0.0
 
@@ -426,8 +455,7 @@ class ReplicaLink:
 
     def role_reply(self) -> List[Any]:
         """ROLE's replica form: ["slave", host, port, state, offset]."""
-        state = {"connect": b"connect", "connecting": b"connecting", "sync": b"sync",
-                 "connected": b"connected"}.get(self.state, b"unknown")
+        state = self.state.encode()
         return [b"slave", self.host.encode(), self.port, state, self.offset()]
 
     # -- the replica gate -------------------------------------------------------------
