@@ -149,12 +149,22 @@ def test_replicaof_command_and_promotion(tmp_path):
         assert replica.execute_command("REPLICAOF", "no", "one") == b"OK"
 
 
-def test_partial_resync_after_the_link_drops(tmp_path):
-    rng = random.Random(7)
+@contextlib.contextmanager
+def _filled_primary(tmp_path, seed, *replica_flags, **replica_options):
+    """A redis-server primary holding 300 keys of every type, and a distcache replica
+    of it (not started); yields (rng, primary process, primary client, replica process)."""
+    rng = random.Random(seed)
     with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
         primary = _client(p)
-        fill(primary, rng, "a", 200)
-        with distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port)) as r:
+        fill(primary, rng, "a", 300)
+        yield rng, p, primary, distcache_server(
+            tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port), *replica_flags,
+            **replica_options)
+
+
+def test_partial_resync_after_the_link_drops(tmp_path):
+    with _filled_primary(tmp_path, 7) as (rng, p, primary, r):
+        with r:
             replica = _client(r)
             wait_in_sync(primary, replica)
             full, partial = _stats(primary)
@@ -174,12 +184,7 @@ def test_partial_resync_after_the_link_drops(tmp_path):
 
 
 def test_partial_resync_after_a_replica_restart(tmp_path):
-    rng = random.Random(9)
-    with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
-        primary = _client(p)
-        fill(primary, rng, "a", 300)
-        r = distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port),
-                             "--save", "3600 1")
+    with _filled_primary(tmp_path, 9, "--save", "3600 1") as (rng, p, primary, r):
         with r:
             replica = _client(r)
             wait_in_sync(primary, replica)
@@ -201,12 +206,7 @@ def test_partial_resync_after_a_replica_restart(tmp_path):
 
 
 def test_the_synced_data_and_the_stream_reach_the_replicas_own_log(tmp_path):
-    rng = random.Random(11)
-    with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
-        primary = _client(p)
-        fill(primary, rng, "a", 300)
-        r = distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port),
-                             persistence=True)
+    with _filled_primary(tmp_path, 11, persistence=True) as (rng, p, primary, r):
         with r:
             replica = _client(r)
             wait_in_sync(primary, replica)
