@@ -7,13 +7,15 @@ from __future__ import annotations
 import contextlib
 import random
 import re
+import shutil
 
 import pytest
 import redis
 
 from replica_helpers import (FakePrimary, dataset, diff, fill, link_up, rdb_payload, resp,
                              wait_in_sync, wait_link_up)
-from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
+from servers import (REDIS_SERVER, ServerProcess, distcache_server, free_port, redis_server,
+                     wait_until)
 
 pytestmark = pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
 
@@ -344,3 +346,38 @@ def test_old_data_is_served_while_a_full_sync_is_in_progress(tmp_path):
         assert 0 < info["master_sync_read_bytes"] <= len(big) // 2
         assert replica.execute_command("ROLE")[3] == b"sync"
         assert replica.get("a") == b"1" and replica.dbsize() == 1
+
+
+@pytest.mark.skipif(not shutil.which("redis-sentinel"), reason="redis-sentinel is not installed")
+def test_redis_sentinel_promotes_a_distcache_replica(tmp_path):
+    """Sentinel reads the replica's INFO, and its failover (MULTI, SLAVEOF NO ONE,
+    CONFIG REWRITE, CLIENT KILL, EXEC) promotes it when the primary dies."""
+    conf = tmp_path / "replica.conf"
+    conf.write_text("")
+    with redis_server(tmp_path / "primary", *FAST_SYNC) as p, \
+            distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port),
+                             "--config", str(conf)) as r:
+        replica = _client(r)
+        wait_link_up(replica)
+        sentinel_port = free_port()
+        sentinel_conf = tmp_path / "sentinel.conf"
+        sentinel_conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\n"
+                                 f"sentinel monitor m 127.0.0.1 {p.port} 1\n"
+                                 "sentinel down-after-milliseconds m 1000\n"
+                                 "sentinel failover-timeout m 10000\n")
+        with ServerProcess([shutil.which("redis-sentinel"), str(sentinel_conf)],
+                           sentinel_port, tmp_path / "sentinel"):
+            sentinel = redis.Redis(port=sentinel_port, decode_responses=True)
+
+            def replica_seen():
+                found = sentinel.execute_command("SENTINEL", "REPLICAS", "m")
+                return any(x["port"] == str(r.port) and x["master-link-status"] == "ok"
+                           and x["slave-priority"] == "100" for x in found)
+            wait_until(replica_seen, 30, message="Sentinel sees the replica")
+            p.kill()
+            wait_until(lambda: sentinel.execute_command(
+                "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "m") == ["127.0.0.1", str(r.port)],
+                30, message="failover to the distcache replica")
+            assert replica.info("replication")["role"] == "master"
+            assert replica.set("k", "v")
+            assert "replicaof" not in conf.read_text()  # CONFIG REWRITE after NO ONE
