@@ -20,6 +20,8 @@ from ...rdb.file import RdbFileReader
 QUEUE_CHUNKS = 64
 MARK_SIZE = 40
 READ_SIZE = 64 * 1024
+#: The size given to the RDB reader for a payload whose end only its mark tells.
+UNKNOWN_SIZE = 1 << 62
 
 Dataset = List[Tuple[Dict[bytes, Any], Dict[bytes, int]]]
 
@@ -62,7 +64,12 @@ def _decode(pipe: _Pipe, size: Optional[int], databases: int) -> Dataset:
     """In the loader thread: every key of the payload into fresh dictionaries."""
     from ..commands.dump import keyspace_value
     dbs: Dataset = [({}, {}) for _ in range(databases)]
-    reader = RdbFileReader(pipe, size=size)
+    # Without a length (the diskless $EOF form) the reader would read only what
+    # each item asks, a call and a CRC step per item: seven times slower. The
+    # pipe ends where the payload ends, so reading ahead is safe; a length that
+    # lies still costs only the bytes that really arrive (the reader reads in
+    # pieces), as with no size at all.
+    reader = RdbFileReader(pipe, size=UNKNOWN_SIZE if size is None else size)
     for entry in reader:
         if entry.db >= databases:
             raise ReplicationError(f"the payload has database {entry.db}, "
