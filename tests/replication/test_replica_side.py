@@ -70,6 +70,12 @@ def test_full_sync_then_stream_matches_the_primary(tmp_path, diskless):
             assert info["master_replid"] == primary.info("replication")["master_replid"]
             assert info["slave_read_only"] == 1 and info["master_sync_in_progress"] == 0
             assert _stats(primary)[0] == 1
+            # ACKs: WAIT is answered through REPLCONF GETACK, INFO's lag through ACKs.
+            primary.set("acked", "1")
+            assert primary.execute_command("WAIT", 1, 10000) == 1
+            wait_until(lambda: primary.info("replication")["slave0"]["offset"]
+                       == primary.info("replication")["master_repl_offset"],
+                       message="the primary saw the replica's ACK")
 
 
 def test_a_replica_hides_expired_keys_until_the_primary_deletes_them(tmp_path):
@@ -139,6 +145,7 @@ def test_replicaof_command_and_promotion(tmp_path):
             b"OK Already connected to specified master"
         assert replica.config_get("replicaof") == {"replicaof": f"127.0.0.1 {p.port}"}
         wait_link_up(replica)
+        assert replica.execute_command("HELLO")[b"role"] == b"replica"
         assert replica.keys("*") == [b"k"]  # a full sync replaced the old data
         replid = replica.info("replication")["master_replid"]
         assert replid != before
@@ -147,6 +154,7 @@ def test_replicaof_command_and_promotion(tmp_path):
         assert info["role"] == "master" and info["master_replid2"] == replid
         assert info["second_repl_offset"] == info["master_repl_offset"] + 1
         assert replica.execute_command("ROLE")[0] == b"master"
+        assert replica.execute_command("HELLO")[b"role"] == b"master"
         assert replica.set("k", "mine") and replica.get("k") == b"mine"
         assert replica.execute_command("REPLICAOF", "no", "one") == b"OK"
 
