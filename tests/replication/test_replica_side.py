@@ -389,3 +389,25 @@ def test_redis_sentinel_promotes_a_distcache_replica(tmp_path):
             assert replica.info("replication")["role"] == "master"
             assert replica.set("k", "v")
             assert "replicaof" not in conf.read_text()  # CONFIG REWRITE after NO ONE
+
+
+def test_the_offset_never_splits_a_transaction(tmp_path):
+    good = rdb_payload({b"a": b"1"})
+    before = resp(b"SET", b"b", b"1")
+    tx = resp(b"MULTI") + resp(b"SET", b"x", b"1")
+
+    def script(number, send):
+        if number == 1:  # the link drops between MULTI and EXEC
+            send(b"+FULLRESYNC %s 0\r\n$%d\r\n" % (b"6" * 40, len(good)) + good + before + tx)
+            return False
+        if number == 2:  # resent from the MULTI, which the replica asked for
+            send(b"+CONTINUE\r\n" + tx + resp(b"EXEC"))
+        return True
+
+    with _following(tmp_path, script, 2) as (fake, r, replica):
+        wait_until(lambda: replica.get("x") == b"1", message="the transaction, whole")
+        psyncs = [c for c in fake.commands if c[0].upper() == b"PSYNC"]
+        assert psyncs[1] == [b"PSYNC", b"6" * 40, b"%d" % (len(before) + 1)]
+        assert replica.get("b") == b"1"
+        assert replica.info("replication")["slave_repl_offset"] == \
+            len(before) + len(tx) + len(resp(b"EXEC"))
