@@ -208,6 +208,17 @@ def _render_output_limits(limits: Dict[str, Tuple[int, int, int]]) -> str:
                     for h, s, t in [limits.get(cls, (0, 0, 0))])
 
 
+def _replicaof(text: str) -> str:
+    """``host port`` (or empty, or ``no one``): checked here, used by replication."""
+    words = str(text).split()
+    if not words or [w.lower() for w in words] == ["no", "one"]:
+        return ""
+    if len(words) != 2:
+        raise ValueError("wrong number of arguments")
+    _int_range(0, 65535)(words[1])
+    return f"{words[0]} {words[1]}"
+
+
 def _d(name: str, default: str, parse: Callable[[str], Any] = str,
        render: Callable[[Any], str] = str, mutable: bool = True, help: str = "") -> Directive:
     return Directive(name, default, parse, render, mutable, help)
@@ -322,6 +333,23 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("rdbcompression", "yes", **_BOOL, help="accepted for redis.conf compatibility"),
     _d("rdbchecksum", "yes", **_BOOL,
        help="accepted for redis.conf compatibility (snapshots always carry a CRC)"),
+    # Replication, the replica side (docs/replication-replica.md)
+    _d("replicaof", "", _replicaof, mutable=False,
+       help="host port of the primary to replicate (alias slaveof; REPLICAOF at run time)"),
+    _d("masterauth", "", str, help="password the replica sends to its primary (AUTH)"),
+    _d("masteruser", "", str, help="ACL user the replica authenticates as with masterauth"),
+    _d("replica-read-only", "yes", **_BOOL,
+       help="a replica refuses writes from its clients (READONLY)"),
+    _d("replica-serve-stale-data", "yes", **_BOOL,
+       help="a replica whose link is down still answers (no: MASTERDOWN)"),
+    _d("replica-priority", "100", _int_range(0, INT_MAX),
+       help="Sentinel promotes the lowest non-zero priority first (0: never)"),
+    _d("replica-announce-ip", "", str, help="address the replica reports to its primary"),
+    _d("replica-announce-port", "0", _int_range(0, 65535),
+       help="port the replica reports to its primary (0: its own)"),
+    _d("replica-announced", "yes", **_BOOL, help="Sentinel lists this replica"),
+    _d("repl-timeout", "60", _int_range(1, INT_MAX),
+       help="seconds of silence after which a replication link is dropped"),
     # Memory
     _d("maxmemory", "0", **_MEM, help="memory limit for the dataset (0: none); units like 100mb"),
     _d("maxmemory-policy", "noeviction",
@@ -367,10 +395,8 @@ activerehashing activedefrag active-defrag-ignore-bytes
 active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-min
 active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction
 lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush
-replica-lazy-flush replicaof slaveof masterauth masteruser replica-serve-stale-data
-replica-read-only repl-diskless-load repl-disable-tcp-nodelay replica-priority
-propagation-error-behavior replica-ignore-disk-write-errors replica-announced
-replica-announce-ip replica-announce-port cluster-enabled cluster-config-file
+replica-lazy-flush repl-diskless-load repl-disable-tcp-nodelay propagation-error-behavior
+replica-ignore-disk-write-errors cluster-enabled cluster-config-file
 cluster-node-timeout cluster-port cluster-replica-validity-factor cluster-migration-barrier
 cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no-failover
 cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
@@ -392,7 +418,10 @@ tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
 
 #: Other names of directives (Redis's old names).
-ALIASES = {"lua-time-limit": "busy-reply-threshold",
+ALIASES = {"lua-time-limit": "busy-reply-threshold", "slaveof": "replicaof",
+           "slave-read-only": "replica-read-only", "slave-serve-stale-data": "replica-serve-stale-data",
+           "slave-priority": "replica-priority", "slave-announce-ip": "replica-announce-ip",
+           "slave-announce-port": "replica-announce-port",
            "repl-ping-slave-period": "repl-ping-replica-period",
            "min-slaves-to-write": "min-replicas-to-write",
            "min-slaves-max-lag": "min-replicas-max-lag"}

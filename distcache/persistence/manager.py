@@ -32,6 +32,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional
 
 from ..server import errors
+from ..server.replication import history
 from . import aof, snapshot
 from .aof import LogFile, Manifest
 from .background import ForkJob, SlicedJob, _unlink, can_fork, child_setup, fork, run_child
@@ -235,6 +236,7 @@ class Persistence(LogWriter):
         os.makedirs(os.path.dirname(os.path.abspath(dump_path)), exist_ok=True)
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
+        repl = history.capture(self.server)
         try:
             snapshot.write_snapshot(dump_path, self.keyspace.dbs, log_id, offset)
         except Exception as exc:
@@ -242,6 +244,7 @@ class Persistence(LogWriter):
             # write denial) alone; a successful one clears it.
             log.error("error saving the snapshot %s: %s", dump_path, exc)
             raise
+        history.saved(dump_path, repl)
         self._saved(dirty)
         log.info("DB saved on disk")
 
@@ -266,9 +269,11 @@ class Persistence(LogWriter):
             raise
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
+        repl = history.capture(self.server)  # the replication offset the data matches
 
         def done(ok: bool) -> None:
             if ok:
+                history.saved(dump_path, repl)
                 self._saved(dirty)
                 log.info("Background saving terminated with success")
             else:

@@ -137,9 +137,11 @@ class Database:
 
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL passed, and log it as a DEL."""
+        ks = self.keyspace
+        if ks.hold_expired:  # a replica: hidden from reads, deleted by the primary's DEL
+            return
         self.data.pop(key, None)
         self.expires.pop(key, None)
-        ks = self.keyspace
         ks.expired_keys += 1
         self.modified(key)
         ks.propagate(self.id, [[b"DEL", key]])
@@ -190,6 +192,8 @@ class Keyspace:
         self.misses = 0
         self.expired_keys = 0
         self.evicted_keys = 0
+        #: A replica's keys do not expire here: it waits for its primary's DEL.
+        self.hold_expired = False
         #: Called with (db id, commands) for every write; the AOF hangs here.
         #: Change it through add_/remove_propagator (they end the shortcut below).
         self.propagators: List[Propagator] = []

@@ -4,5 +4,5 @@ from . import geo, hashes, lists, sets, zset_algebra, zsets  # noqa: F401  (data
 from . import persistence  # noqa: F401  (SAVE, BGSAVE, LASTSAVE, BGREWRITEAOF)
 from . import memory, pubsub, transactions  # noqa: F401  (MULTI, pub/sub, MEMORY)
 from . import acl, dump, objects, scripting, sort  # noqa: F401  (EVAL and SCRIPT: server/scripting/)
-from . import replication  # noqa: F401  (SYNC, PSYNC, REPLCONF, WAIT, ROLE)
+from . import replica, replication  # noqa: F401  (REPLICAOF, ROLE; SYNC, PSYNC, REPLCONF, WAIT)
 from .table import COMMANDS, CommandSpec, command, lookup_table  # noqa: F401

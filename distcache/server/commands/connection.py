@@ -94,7 +94,8 @@ def hello(c: Any, args: List[bytes]) -> Any:
         c.resp3 = proto == 3
     return {b"server": b"redis", b"version": REDIS_VERSION.encode(),
             b"proto": 3 if c.resp3 else 2, b"id": c.id, b"mode": b"standalone",
-            b"role": b"master", b"modules": [],
+            b"role": b"replica" if c.server.replication.link is not None else b"master",
+            b"modules": [],
             b"distcache_version": __version__.encode()}
 
 
@@ -266,6 +267,8 @@ def _is_type(c: Any, kind: bytes) -> bool:
     """CLIENT LIST/KILL TYPE: a replica's connection (flag S) is of type replica only."""
     if getattr(c, "is_replica", False):
         return kind in (b"replica", b"slave")
+    if getattr(c, "is_primary_link", False):
+        return kind == b"master"
     if kind == b"pubsub":
         return subscribed(c)
     return kind == b"normal" and not subscribed(c)

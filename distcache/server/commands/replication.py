@@ -99,9 +99,3 @@ def wait(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR timeout is negative")
     return replication.primary.wait(c, numreplicas, timeout)
 
-
-@command("role", 1, "noscript loading stale fast", since="2.8.12", **_SRV)
-def role(c: Any, args: List[bytes]) -> Any:
-    """Return the role of the instance in the context of replication."""
-    return c.server.replication.role_reply()
-

@@ -7,7 +7,7 @@ after a promotion it keeps its former primary's id as ``replid2``, valid up to
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, List, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from ..app import CacheServer
@@ -34,6 +34,27 @@ class ReplicationState:
         #: The primary side: replicas, backlog, stream (primary.py).
         from .primary import Primary
         self.primary = Primary(server, self)
+        #: The replica side (replica.py): the link to our primary, or None.
+        self.link: Any = None
+        #: Whether replid/master_repl_offset name data we hold (a sync happened, a
+        #: snapshot told us, or we were a primary): PSYNC offers them, else ``? -1``.
+        self.synced = False
+        #: Called after a full sync replaced the dataset and the history (the
+        #: primary side resets its backlog and drops its own replicas).
+        self.full_sync_hooks: List[Callable[[], None]] = []
+        #: Called with the bytes of the primary's stream as they are applied
+        #: (chained replication: the primary side feeds its backlog with them).
+        self.stream_listeners: List[Callable[[bytes], None]] = []
+        #: Called after the role changed (REPLICAOF).
+        self.role_hooks: List[Callable[[], None]] = []
+
+    def has_history(self) -> bool:
+        return self.synced
+
+    def was_master(self) -> None:
+        """A primary becoming a replica offers its own history (Redis's
+        replicationCacheMasterUsingMyself), so a promoted sibling may continue it."""
+        self.synced = True
 
     def shift_replid(self) -> None:
         """Start a new history, remembering the old one as ``replid2`` (a promotion)."""
@@ -54,7 +75,8 @@ class ReplicationState:
         primary = self.primary
         backlog = primary.backlog
         replicas = primary.replica_fields()
-        return [("role", self.role), ("connected_slaves", len(replicas)),
+        link = self.link.info_fields() if self.link is not None else []
+        return [("role", self.role), *link, ("connected_slaves", len(replicas)),
                 *primary.guard.info_fields(), *replicas,
                 ("master_failover_state", "no-failover"),
                 ("master_replid", self.replid), ("master_replid2", self.replid2),
@@ -69,4 +91,6 @@ class ReplicationState:
 
 def install(server: "CacheServer") -> ReplicationState:
     server.replication = ReplicationState(server)
+    from .replica import install as install_replica  # the replicaof directive
+    install_replica(server)
     return server.replication
