@@ -182,3 +182,22 @@ def rdb_payload(keys: Dict[bytes, bytes], corrupt: bool = False) -> bytes:
 
 def resp(*args: bytes) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def connect(proc: Any) -> Any:
+    """A redis-py client of a test server process."""
+    import redis
+    return redis.Redis(port=proc.port, socket_timeout=20)
+
+
+def sync_stats(client: Any) -> Tuple[int, int]:
+    """INFO stats' (sync_full, sync_partial_ok)."""
+    info = client.info("stats")
+    return info["sync_full"], info["sync_partial_ok"]
+
+
+def assert_same(primary: Any, replica: Any, databases: int = 4) -> None:
+    """Once the replica caught up, both hold the same keys, values and TTLs."""
+    wait_in_sync(primary, replica)
+    differences = diff(dataset(primary, databases), dataset(replica, databases))
+    assert not differences, "\n".join(differences)

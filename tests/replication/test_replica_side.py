@@ -12,8 +12,8 @@ import shutil
 import pytest
 import redis
 
-from replica_helpers import (FakePrimary, dataset, diff, fill, link_up, rdb_payload, resp,
-                             wait_in_sync, wait_link_up)
+from replica_helpers import (FakePrimary, assert_same, connect, dataset, diff, fill, link_up,
+                             rdb_payload, resp, sync_stats, wait_in_sync, wait_link_up)
 from servers import (REDIS_SERVER, ServerProcess, distcache_server, free_port, redis_server,
                      wait_until)
 
@@ -22,19 +22,7 @@ pytestmark = pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not in
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 
 
-def _client(proc):
-    return redis.Redis(port=proc.port, socket_timeout=20)
-
-
-def _stats(client):
-    info = client.info("stats")
-    return info["sync_full"], info["sync_partial_ok"]
-
-
-def _assert_same(primary, replica):
-    wait_in_sync(primary, replica)
-    differences = diff(dataset(primary), dataset(replica))
-    assert not differences, "\n".join(differences)
+_client, _stats, _assert_same = connect, sync_stats, assert_same
 
 
 @pytest.mark.parametrize("diskless", ["yes", "no"])
@@ -348,7 +336,9 @@ def test_old_data_is_served_while_a_full_sync_is_in_progress(tmp_path):
         return True  # and never the rest: the transfer stays in progress
 
     with _following(tmp_path, script, 2) as (fake, r, replica):
-        info = wait_until(lambda: (lambda i: i if i["master_sync_in_progress"] else None)(
+        # From +FULLRESYNC on the sync is in progress; the sizes come with the payload.
+        info = wait_until(lambda: (lambda i: i if i["master_sync_in_progress"]
+                                   and i["master_sync_read_bytes"] > 0 else None)(
             replica.info("replication")), message="a transfer in progress")
         assert info["master_sync_total_bytes"] == len(big)
         assert 0 < info["master_sync_read_bytes"] <= len(big) // 2

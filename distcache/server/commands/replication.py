@@ -14,6 +14,7 @@ from .args import to_int
 from .table import command
 
 _SRV = dict(group="server")
+NO_MASTER_LINK = "NOMASTERLINK Can't SYNC while not connected with my master"
 WAIT_ON_REPLICA = ("ERR WAIT cannot be used with replica instances. Please also note that "
                    "since Redis 4.0 if a replica is configured to be writable (which is not "
                    "the default) writes to replicas are just local and are not propagated.")
@@ -22,6 +23,9 @@ WAIT_ON_REPLICA = ("ERR WAIT cannot be used with replica instances. Please also 
 def _start_sync(c: Any, replid: Any, offset: int) -> Any:
     if getattr(c, "is_replica", False):
         return BLOCKED  # already a replica: ignored, as Redis does
+    link = c.server.replication.link
+    if link is not None and link.state != "connected":
+        raise CommandError(NO_MASTER_LINK)
     if c.out and c.transport is not None:
         # Replies of this read that came before (REPLCONF's +OK) leave first.
         c.transport.write(b"".join(c.out))

@@ -115,6 +115,10 @@ class Primary:
         server.disconnect_hooks.append(self.client_gone)
         server.config_hooks.append(self.on_config)
         server.shutdown_hooks.append(self.on_shutdown)
+        state.full_sync_hooks.append(self.on_full_sync)
+        state.stream_listeners.append(self.feed_stream)
+        state.role_hooks.append(self.on_role)
+        state.continue_hooks.append(self.on_continue)
         server.info_providers["stats"].append(lambda: {
             "sync_full": self.sync_full, "sync_partial_ok": self.sync_partial_ok,
             "sync_partial_err": self.sync_partial_err})
@@ -131,16 +135,26 @@ class Primary:
         self._append(b"".join(pieces))
 
     def feed_raw(self, commands: List[List[bytes]]) -> None:
-        """Replicas only, in the selected database (PING, REPLCONF GETACK)."""
-        if self.backlog is None:
+        """Replicas only, in the selected database (PING, REPLCONF GETACK).
+
+        Not on a replica: its sub-replicas get its primary's PINGs and GETACKs."""
+        if self.backlog is None or self.state.link is not None:
             return
         pieces: List[bytes] = []
         encode_commands(commands, pieces)
         self._append(b"".join(pieces))
 
-    def _append(self, data: bytes) -> None:
+    def feed_stream(self, data: bytes) -> None:
+        """A replica's stream listener: its primary's stream, applied, byte for byte
+        into the backlog and to the sub-replicas (Redis's
+        replicationFeedStreamFromMasterStream), so all share one history."""
+        if self.backlog is not None:
+            self._append(data, False)  # the replica side counts the offset
+
+    def _append(self, data: bytes, count: bool = True) -> None:
         self.backlog.append(data)  # type: ignore[union-attr]
-        self.state.master_repl_offset += len(data)
+        if count:
+            self.state.master_repl_offset += len(data)
         self.outq.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -216,12 +230,14 @@ class Primary:
         if not any(link.repl_state == WAIT_BGSAVE and link.repl_job is None
                    for link in self.replicas):
             self.waiting_since = time.monotonic()  # repl-diskless-sync-delay counts from here
-        link = self.attach(c, replid is None)
+        self.attach(c, replid is None)
         if replid is not None and replid != b"?":
             self.sync_partial_err += 1
         self.sync_full += 1
         log.info("Replica %s asks for synchronization; full resync", c.addr)
-        if self.backlog is None:
+        if self.backlog is None and self.state.link is not None:
+            self.ensure_backlog()  # a replica's history is its primary's
+        elif self.backlog is None:
             # A history without a backlog cannot be continued: start a new one.
             self.state.replid = _new_replid()
             self.state.clear_replid2()
@@ -262,8 +278,54 @@ class Primary:
     def _create_backlog(self) -> None:
         self.backlog = Backlog(self.config["repl-backlog-size"], self.state.master_repl_offset)
         self.seldb = -1
-        if self.feed not in self.server.keyspace.propagators:
+        if self.state.link is None and self.feed not in self.server.keyspace.propagators:
             self.server.keyspace.add_propagator(self.feed)
+
+    def ensure_backlog(self) -> None:
+        """A replica keeps a backlog with or without sub-replicas, as Redis does, so
+        that once promoted its former siblings can continue from it."""
+        if self.backlog is None:
+            self._create_backlog()
+
+    # -- chained replication and role changes (hooks of the replica side) ---------------
+
+    def disconnect_replicas(self) -> None:
+        """Redis's disconnectSlaves: they reconnect and learn the new history."""
+        self.flush()
+        for link in list(self.replicas):
+            link.close_now()
+
+    def on_full_sync(self) -> None:
+        """Our dataset and history were replaced: sub-replicas must sync again, and
+        the backlog starts at the new offset (no PSYNC into the old history)."""
+        self.disconnect_replicas()
+        for job in list(self.jobs):
+            job.kill()
+        self.jobs.clear()
+        self.outq.clear()
+        self.backlog = None
+        self._create_backlog()
+
+    def on_continue(self, new_replid: bool) -> None:
+        """+CONTINUE from our primary: keep a backlog; a new replid is news for the
+        sub-replicas (they reconnect and continue through replid2)."""
+        self.ensure_backlog()
+        if new_replid:
+            self.disconnect_replicas()
+
+    def on_role(self) -> None:
+        """REPLICAOF: as a replica the stream comes from our primary, never from the
+        writes we apply; promoted, our own writes feed the stream again."""
+        propagators = self.server.keyspace.propagators
+        self.disconnect_replicas()
+        if self.state.link is not None:
+            if self.feed in propagators:
+                self.server.keyspace.remove_propagator(self.feed)
+        else:
+            self.seldb = -1  # the new history's first write selects its database
+            self.ensure_backlog()
+            if self.feed not in propagators:
+                self.server.keyspace.add_propagator(self.feed)
 
     def _free_backlog(self) -> None:
         log.info("Replication backlog freed after %d seconds without connected replicas.",
@@ -479,7 +541,7 @@ class Primary:
                 self.check_limits(link, link.repl_pending_size)  # the soft limit's clock
         ttl = config["repl-backlog-ttl"]
         if self.backlog is not None and not self.replicas and ttl \
-                and now - self.no_replicas_since > ttl:
+                and now - self.no_replicas_since > ttl and self.state.link is None:
             self._free_backlog()
         if not self.jobs and self.replicas:
             self.start_syncs()

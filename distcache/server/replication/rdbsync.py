@@ -33,11 +33,14 @@ CHUNK = 1024 * 1024
 SLICE_SECONDS = 0.01
 
 
-def rdb_aux(server: Any, replid: str, offset: int) -> Dict[bytes, bytes]:
-    """Redis 7.0's aux fields of a replication RDB, in its order."""
+def rdb_aux(server: Any, replid: str, offset: int, stream_db: int = 0) -> Dict[bytes, bytes]:
+    """Redis 7.0's aux fields of a replication RDB, in its order.
+
+    ``stream_db``: the database the stream after the RDB is in (a replica passes
+    on its primary's stream, which selects no database at its start)."""
     aux = default_aux(0)
     base = aux.pop(b"aof-base")
-    aux[b"repl-stream-db"] = b"0"
+    aux[b"repl-stream-db"] = b"%d" % stream_db
     aux[b"repl-id"] = replid.encode()
     aux[b"repl-offset"] = b"%d" % offset
     aux[b"aof-base"] = base
@@ -129,7 +132,10 @@ class SyncJob:
         self.reading = False
         self.finished = False
         config = server.config
-        aux = rdb_aux(server, primary.state.replid, self.offset)
+        link = primary.state.link
+        client = link.client if link is not None else None
+        aux = rdb_aux(server, primary.state.replid, self.offset,
+                      client.db.id if client is not None else 0)
         compress, checksum = bool(config["rdbcompression"]), bool(config["rdbchecksum"])
         if not diskless:
             directory = os.path.abspath(config["dir"])

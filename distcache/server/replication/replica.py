@@ -84,6 +84,9 @@ class MasterClient(Client):
         #: (slave_repl_offset: not inside a MULTI that has not run yet).
         self.read_offset = 0
         self.offset = 0
+        #: Received bytes not applied yet (a part of a command, a MULTI waiting for
+        #: its EXEC): they reach the backlog and sub-replicas once applied.
+        self.unfed = bytearray()
 
     def update_restricted(self) -> None:
         super().update_restricted()
@@ -317,13 +320,16 @@ class ReplicaLink:
         promoted: our history so far becomes replid2 (PSYNC2)."""
         state = self.server.replication
         words = reply.split()
-        if len(words) > 1 and len(words[1]) == 40 and words[1].decode() != state.replid:
+        changed = len(words) > 1 and len(words[1]) == 40 and words[1].decode() != state.replid
+        if changed:
             new = words[1].decode()
             state.replid2 = state.replid
             state.second_replid_offset = state.master_repl_offset + 1
             state.replid = new
             log.info("master replication ID changed to %s", new)
         self._connected(state.master_repl_offset)
+        for hook in state.continue_hooks:
+            hook(changed)
         log.info("MASTER <-> REPLICA sync: master accepted a partial resynchronization")
 
     async def _full_sync(self, reader: asyncio.StreamReader, replid: str, offset: int,
@@ -339,6 +345,7 @@ class ReplicaLink:
         loader = self.loader = FullSyncLoader(self.server)
         leftover = await loader.receive(reader, header, timeout, self._touch)
         dbs = await loader.result()
+        stream_db = loader.stream_db()
         self.loader = None
         swap_in(self.server, dbs)
         state = self.server.replication
@@ -350,6 +357,8 @@ class ReplicaLink:
             hook()
         self._after_full_sync()
         self._connected(offset)
+        assert self.client is not None
+        self.client.db = self.server.keyspace.dbs[stream_db]
         log.info("MASTER <-> REPLICA sync: finished with success (%d keys)",
                  self.server.keyspace.total_keys())
         return leftover
@@ -397,13 +406,29 @@ class ReplicaLink:
     def _apply(self, data: bytes) -> None:
         client = self.client
         assert client is not None
-        getack = client.apply(data)
-        state = self.server.replication
-        state.master_repl_offset = client.offset
-        for listener in state.stream_listeners:
-            listener(data)
+        before = client.offset
+        try:
+            getack = client.apply(data)
+        finally:  # what ran before bad bytes is history too
+            self._fed(client, before, data)
         if getack:
             self._ack()
+
+    def _fed(self, client: MasterClient, before: int, data: bytes) -> None:
+        state = self.server.replication
+        state.master_repl_offset = client.offset
+        # The listeners get exactly the bytes applied, so their offsets are ours.
+        applied = client.offset - before
+        unfed = client.unfed
+        if not unfed and applied == len(data):
+            chunk = data
+        else:
+            unfed += data
+            chunk = bytes(unfed[:applied])
+            del unfed[:applied]
+        if chunk:
+            for listener in state.stream_listeners:
+                listener(chunk)
 
     def _ack(self) -> None:
         if self.writer is not None and self.client is not None:
@@ -436,12 +461,16 @@ class ReplicaLink:
             ("master_sync_in_progress", 1 if self.state == "sync" else 0),
             ("slave_read_repl_offset", read_off), ("slave_repl_offset", applied)]
         loader = self.loader
-        if self.state == "sync" and loader is not None:
-            total = loader.size if loader.size is not None else -1
+        if self.state == "sync":
+            # As Redis from +FULLRESYNC on: -1 bytes until the payload's header came.
+            total, received = -1, 0
+            if loader is not None:
+                total = loader.size if loader.size is not None else -1
+                received = loader.received
             fields += [("master_sync_total_bytes", total),
-                       ("master_sync_read_bytes", loader.received),
-                       ("master_sync_left_bytes", total - loader.received if total >= 0 else -1),
-                       ("master_sync_perc", "%.2f" % (100 * loader.received / total)
+                       ("master_sync_read_bytes", received),
+                       ("master_sync_left_bytes", total - received if total >= 0 else -1),
+                       ("master_sync_perc", "%.2f" % (100 * received / total)
                         if total > 0 else "-1.00"),
                        ("master_sync_last_io_seconds_ago",
                         int(time.monotonic() - self.last_io))]

@@ -60,8 +60,10 @@ class _Pipe:
         return data
 
 
-def _decode(pipe: _Pipe, size: Optional[int], databases: int) -> Dataset:
-    """In the loader thread: every key of the payload into fresh dictionaries."""
+def _decode(pipe: _Pipe, size: Optional[int], databases: int,
+            aux: Dict[bytes, bytes]) -> Dataset:
+    """In the loader thread: every key of the payload into fresh dictionaries
+    (its aux fields into ``aux``)."""
     from ..commands.dump import keyspace_value
     dbs: Dataset = [({}, {}) for _ in range(databases)]
     # Without a length (the diskless $EOF form) the reader would read only what
@@ -81,6 +83,7 @@ def _decode(pipe: _Pipe, size: Optional[int], databases: int) -> Dataset:
             expires[entry.key] = entry.expire_ms
     if not reader.done:
         raise ReplicationError("the payload ended before its EOF opcode")
+    aux.update(reader.aux)
     return dbs
 
 
@@ -93,6 +96,8 @@ class FullSyncLoader:
         self.size: Optional[int] = None
         self.received = 0
         self.future: Optional["asyncio.Future[Dataset]"] = None
+        #: The payload's aux fields, once decoded (``repl-stream-db``).
+        self.aux: Dict[bytes, bytes] = {}
 
     async def _feed(self, chunk: Optional[bytes]) -> None:
         """Queue ``chunk`` (None: the end) for the decoder; stops at its first error."""
@@ -128,7 +133,8 @@ class FullSyncLoader:
                 raise ReplicationError("negative length in the full sync header")
         loop = asyncio.get_running_loop()
         databases = len(self.server.keyspace.dbs)
-        self.future = loop.run_in_executor(None, _decode, self.pipe, self.size, databases)
+        self.future = loop.run_in_executor(None, _decode, self.pipe, self.size, databases,
+                                           self.aux)
         leftover = b""
         if mark is None:
             left = self.size or 0
@@ -165,6 +171,14 @@ class FullSyncLoader:
         except RdbError as exc:
             raise ReplicationError(f"bad RDB payload from the master: {exc.reason} at "
                                    f"byte {exc.offset}") from None
+
+    def stream_db(self) -> int:
+        """The database the stream after the payload starts in (``repl-stream-db``)."""
+        try:
+            db = int(self.aux.get(b"repl-stream-db", b"0"))
+        except ValueError:
+            return 0
+        return db if 0 <= db < len(self.server.keyspace.dbs) else 0
 
     def abort(self) -> None:
         """Stop the decoder thread (a dropped link); its result is dropped."""

@@ -31,9 +31,6 @@ class ReplicationState:
         self.replid2 = NO_REPLID
         self.master_repl_offset = 0
         self.second_replid_offset = -1
-        #: The primary side: replicas, backlog, stream (primary.py).
-        from .primary import Primary
-        self.primary = Primary(server, self)
         #: The replica side (replica.py): the link to our primary, or None.
         self.link: Any = None
         #: Whether replid/master_repl_offset name data we hold (a sync happened, a
@@ -47,6 +44,12 @@ class ReplicationState:
         self.stream_listeners: List[Callable[[bytes], None]] = []
         #: Called after the role changed (REPLICAOF).
         self.role_hooks: List[Callable[[], None]] = []
+        #: Called after a +CONTINUE, with whether the primary's replid changed.
+        self.continue_hooks: List[Callable[[bool], None]] = []
+        #: The primary side: replicas, backlog, stream (primary.py); it hooks itself
+        #: on the lists above (chained replication, promotion).
+        from .primary import Primary
+        self.primary = Primary(server, self)
 
     def has_history(self) -> bool:
         return self.synced

@@ -1,0 +1,150 @@
+"""Replication end to end: distcache replicas of distcache, chained replicas, a promotion
+whose former siblings continue partially (PSYNC2), and a redis-server replica of a
+distcache replica.
+
+Real processes on free ports; every wait polls with a deadline.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+
+import pytest
+import redis
+
+from replica_helpers import assert_same, connect, fill, sync_stats, wait_in_sync, wait_link_up
+from servers import REDIS_SERVER, distcache_server, wait_until
+
+FAST_SYNC = ("--repl-diskless-sync-delay", "0")
+
+
+_client, _stats, _assert_same = connect, sync_stats, assert_same
+
+
+@contextlib.contextmanager
+def _primary_and_replica(tmp_path):
+    """A distcache primary and a distcache replica of it (both sync at once)."""
+    with distcache_server(tmp_path / "p", *FAST_SYNC) as p, \
+            distcache_server(tmp_path / "r1", *FAST_SYNC, "--replicaof", "127.0.0.1",
+                             str(p.port)) as r1:
+        yield p, r1
+
+
+def _writes_of_every_kind(primary, rng, prefix):
+    """Every write path a stream carries: types, TTLs, MULTI, EVAL, expiry's DEL."""
+    fill(primary, rng, prefix, 120, db=1)
+    with primary.pipeline(transaction=True) as tx:
+        tx.incr("counter").lpush(f"{prefix}:list", b"tx").hset(f"{prefix}:h", "tx", "1")
+        tx.execute()
+    primary.eval("redis.call('set', KEYS[1], ARGV[1]); redis.call('incrby', KEYS[2], 5)"
+                 "; return 1", 2, f"{prefix}:scripted", "counter", "v")
+    primary.set(f"{prefix}:short", "x", px=30)
+    primary.set(f"{prefix}:gone", "x")
+    primary.delete(f"{prefix}:gone")
+    wait_until(lambda: primary.exists(f"{prefix}:short") == 0,
+               message="the primary expired a key")
+
+
+def test_a_distcache_replica_follows_a_distcache_primary(tmp_path):
+    rng = random.Random(7)
+    with distcache_server(tmp_path / "p", *FAST_SYNC) as p:
+        primary = _client(p)
+        fill(primary, rng, "a", 600)
+        fill(primary, rng, "b", 200, db=2)
+        with distcache_server(tmp_path / "r", "--replicaof", "127.0.0.1", str(p.port)) as r:
+            replica = _client(r)
+            fill(primary, rng, "during", 300)  # while the sync runs
+            wait_link_up(replica)
+            _writes_of_every_kind(primary, rng, "after")
+            primary.execute_command("SELECT", 3)
+            primary.execute_command("FLUSHDB")
+            _assert_same(primary, replica)
+            assert _stats(primary) == (1, 0)
+            info = replica.info("replication")
+            assert info["master_replid"] == primary.info("replication")["master_replid"]
+            primary.set("acked", "1")
+            assert primary.execute_command("WAIT", 1, 10000) == 1
+
+
+def test_chained_replicas_share_the_primary_history(tmp_path):
+    """P -> R1 -> R2: R1 passes P's stream on byte for byte (offsets equal, nothing
+    propagated twice), a sub-replica joining while the stream is in database 2
+    learns it from the RDB (repl-stream-db), and R1's own partial resync leaves R2
+    connected."""
+    rng = random.Random(8)
+    with _primary_and_replica(tmp_path) as (p, r1):
+        primary, mid = _client(p), _client(r1)
+        fill(primary, rng, "a", 300)
+        wait_link_up(mid)
+        in_db2 = redis.Redis(port=p.port, db=2, socket_timeout=20)
+        in_db2.set("db2:first", "1")  # the stream is now in database 2
+        wait_in_sync(primary, mid)
+        with distcache_server(tmp_path / "r2", "--replicaof", "127.0.0.1",
+                              str(r1.port)) as r2:
+            leaf = _client(r2)
+            wait_link_up(leaf)
+            in_db2.set("db2:second", "2")  # no SELECT before it in the stream
+            _writes_of_every_kind(primary, rng, "after")
+            _assert_same(primary, leaf)
+            _assert_same(primary, mid)
+            assert leaf.execute_command("SELECT", 2) and leaf.get("db2:second") == b"2"
+            want = primary.info("replication")
+            for server in (mid, leaf):
+                info = server.info("replication")
+                assert info["master_replid"] == want["master_replid"]
+                assert info["master_repl_offset"] == want["master_repl_offset"]
+                assert info["repl_backlog_active"] == 1
+            assert _stats(mid) == (1, 0)
+            # R1's link drops: it continues from P; R2 keeps its link to R1.
+            mid.execute_command("CLIENT", "KILL", "TYPE", "master")
+            fill(primary, rng, "meanwhile", 60)
+            _assert_same(primary, leaf)
+            assert _stats(primary) == (1, 1)
+            assert _stats(mid) == (1, 0)
+
+
+def test_a_promoted_replica_lets_its_siblings_and_old_primary_continue(tmp_path):
+    """REPLICAOF NO ONE shifts the replid: the sibling repointed to it, and the old
+    primary turned into its replica, both get +CONTINUE through replid2."""
+    rng = random.Random(9)
+    with distcache_server(tmp_path / "p", *FAST_SYNC) as p, \
+            distcache_server(tmp_path / "r1", *FAST_SYNC, "--replicaof", "127.0.0.1",
+                             str(p.port)) as r1, \
+            distcache_server(tmp_path / "r2", "--replicaof", "127.0.0.1", str(p.port)) as r2:
+        primary, new, sibling = _client(p), _client(r1), _client(r2)
+        fill(primary, rng, "a", 300)
+        wait_in_sync(primary, new)
+        wait_in_sync(primary, sibling)
+        old_replid = primary.info("replication")["master_replid"]
+        assert new.execute_command("REPLICAOF", "NO", "ONE") == b"OK"
+        info = new.info("replication")
+        assert info["role"] == "master" and info["master_replid2"] == old_replid
+        assert sibling.execute_command("REPLICAOF", "127.0.0.1", r1.port) == b"OK"
+        primary.execute_command("REPLICAOF", "127.0.0.1", r1.port)
+        for server in (sibling, primary):
+            wait_link_up(server)
+        new.set("after-promotion", "1")
+        _writes_of_every_kind(new, rng, "new")
+        _assert_same(new, sibling)
+        _assert_same(new, primary)
+        assert _stats(new) == (0, 2)
+        assert sibling.info("replication")["master_replid"] == info["master_replid"]
+        with pytest.raises(redis.ReadOnlyError):
+            primary.set("x", "1")
+
+
+@pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
+def test_a_redis_server_replica_of_a_distcache_replica(tmp_path, start_replica):
+    rng = random.Random(10)
+    with _primary_and_replica(tmp_path) as (p, r1):
+        primary, mid = _client(p), _client(r1)
+        fill(primary, rng, "a", 300)
+        fill(primary, rng, "b", 100, db=5)
+        wait_in_sync(primary, mid)
+        leaf = _client(start_replica(r1.port, "--repl-diskless-load", "disabled"))
+        wait_link_up(leaf)
+        redis.Redis(port=p.port, db=5, socket_timeout=20).set("db5:after", "1")
+        _writes_of_every_kind(primary, rng, "after")
+        _assert_same(primary, leaf, databases=6)
+        assert leaf.info("replication")["master_replid"] == \
+            primary.info("replication")["master_replid"]
