@@ -85,6 +85,7 @@ def test_chained_replicas_share_the_primary_history(tmp_path):
             wait_link_up(leaf)
             in_db2.set("db2:second", "2")  # no SELECT before it in the stream
             _writes_of_every_kind(primary, rng, "after")
+            mid.publish("__sentinel__:hello", "x")  # local on a replica (Sentinel does it)
             _assert_same(primary, leaf)
             _assert_same(primary, mid)
             assert leaf.execute_command("SELECT", 2) and leaf.get("db2:second") == b"2"

@@ -95,10 +95,13 @@ def publish(c: Any, args: List[bytes]) -> Any:
 
 
 def _to_replicas(c: Any, args: List[bytes]) -> None:
-    """As Redis: PUBLISH and SPUBLISH reach replicas (their subscribers), not the log."""
-    primary = c.server.replication.primary
-    if primary.backlog is not None:
-        primary.feed(c.db.id, [args])
+    """As Redis: PUBLISH and SPUBLISH reach replicas (their subscribers), not the log.
+
+    Not from a replica: its sub-replicas get its primary's stream only (a PUBLISH
+    there, such as Sentinel's hello, would fork the shared history)."""
+    replication = c.server.replication
+    if replication.primary.backlog is not None and replication.link is None:
+        replication.primary.feed(c.db.id, [args])
 
 
 # -- sharded pub/sub (Redis 7.0): one shard, so every shard channel is local ----------
