@@ -333,7 +333,7 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("rdbcompression", "yes", **_BOOL, help="accepted for redis.conf compatibility"),
     _d("rdbchecksum", "yes", **_BOOL,
        help="accepted for redis.conf compatibility (snapshots always carry a CRC)"),
-    # Replication, the replica side (docs/replication-replica.md)
+    # Replication, the replica side (docs/replication.md)
     _d("replicaof", "", _replicaof, mutable=False,
        help="host port of the primary to replicate (alias slaveof; REPLICAOF at run time)"),
     _d("masterauth", "", str, help="password the replica sends to its primary (AUTH)"),
