@@ -149,3 +149,18 @@ def test_a_redis_server_replica_of_a_distcache_replica(tmp_path, start_replica):
         _assert_same(primary, leaf, databases=6)
         assert leaf.info("replication")["master_replid"] == \
             primary.info("replication")["master_replid"]
+
+
+def test_min_replicas_to_write_binds_only_while_a_primary(tmp_path):
+    with _primary_and_replica(tmp_path) as (p, r1):
+        primary, node = _client(p), _client(r1)
+        wait_link_up(node)
+        node.config_set("min-replicas-to-write", 1)
+        primary.set("a", "1")
+        wait_until(lambda: node.get("a") == b"1", message="a replica applies the stream")
+        node.execute_command("REPLICAOF", "NO", "ONE")
+        with pytest.raises(redis.ResponseError, match="^NOREPLICAS Not enough good replicas"):
+            node.set("b", "1")  # at once: a primary without a good replica
+        node.execute_command("REPLICAOF", "127.0.0.1", p.port)
+        primary.set("c", "1")
+        wait_until(lambda: node.get("c") == b"1", message="a replica again: the stream applies")

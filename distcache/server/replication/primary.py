@@ -326,6 +326,7 @@ class Primary:
             self.ensure_backlog()
             if self.feed not in propagators:
                 self.server.keyspace.add_propagator(self.feed)
+        self.guard.refresh()  # min-replicas-to-write binds a primary only
 
     def _free_backlog(self) -> None:
         log.info("Replication backlog freed after %d seconds without connected replicas.",
