@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import random
+import socket
 
 import pytest
 import redis
 
 from replica_helpers import assert_same, connect, fill, sync_stats, wait_in_sync, wait_link_up
-from servers import REDIS_SERVER, distcache_server, wait_until
+from servers import REDIS_SERVER, distcache_server, free_port, wait_until
 
 FAST_SYNC = ("--repl-diskless-sync-delay", "0")
 
@@ -164,3 +165,13 @@ def test_min_replicas_to_write_binds_only_while_a_primary(tmp_path):
         node.execute_command("REPLICAOF", "127.0.0.1", p.port)
         primary.set("c", "1")
         wait_until(lambda: node.get("c") == b"1", message="a replica again: the stream applies")
+
+
+def test_no_sync_from_a_replica_whose_link_is_down(tmp_path):
+    """As Redis (checked against redis-server 7.0.15): a sub-replica must wait."""
+    with distcache_server(tmp_path / "r", "--replicaof", "127.0.0.1", str(free_port())) as r:
+        for request in (b"PSYNC ? -1\r\n", b"SYNC\r\n"):
+            with socket.create_connection(("127.0.0.1", r.port), timeout=10) as sock:
+                sock.sendall(request)
+                assert sock.recv(200) == \
+                    b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
