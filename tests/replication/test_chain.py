@@ -175,3 +175,24 @@ def test_no_sync_from_a_replica_whose_link_is_down(tmp_path):
                 sock.sendall(request)
                 assert sock.recv(200) == \
                     b"-NOMASTERLINK Can't SYNC while not connected with my master\r\n"
+
+
+def test_a_full_sync_of_a_replica_is_passed_to_its_sub_replicas(tmp_path):
+    """P restarts empty with a new history: R1's full sync drops R2, which syncs again
+    from R1 and ends with P's new data, not a mix."""
+    rng = random.Random(11)
+    with _primary_and_replica(tmp_path) as (p, r1), \
+            distcache_server(tmp_path / "r2", "--replicaof", "127.0.0.1", str(r1.port)) as r2:
+        primary, mid, leaf = _client(p), _client(r1), _client(r2)
+        fill(primary, rng, "old", 200)
+        _assert_same(primary, leaf)
+        p.stop()
+        p.start()
+        primary.set("new", "1")
+        wait_until(lambda: mid.info("replication")["master_replid"]
+                   == primary.info("replication")["master_replid"], 20,
+                   message="R1 synced the new history")
+        fill(primary, rng, "new", 50)
+        _assert_same(primary, leaf)
+        assert leaf.get("old:0") is None
+        assert _stats(mid) == (2, 0)
