@@ -163,3 +163,29 @@ def test_continue_sends_each_byte_once(server):
     assert writer.call(b"SET", b"next", b"2") == b"+OK"
     set_next = b"*3\r\n$3\r\nSET\r\n$4\r\nnext\r\n$1\r\n2\r\n"
     assert second.exactly(len(set_next)) == set_next
+
+
+def test_a_replica_that_never_reads_its_sync_is_cut_off(server):
+    """The RDB waits in the child while the socket is full (no memory); the writes
+    queued for the replica meanwhile hit its output-buffer limit and end the link."""
+    server.config.set("client-output-buffer-limit", "replica 1mb 0 0")
+    filler = Peer(server.port)
+    for i in range(40):
+        assert filler.call(b"SET", b"fill:%d" % i, b"x" * 100_000) == b"+OK"
+    lazy = socket.socket()
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.connect(("127.0.0.1", server.port))
+    lazy.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n"
+                 b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+    primary = server.replication.primary
+    deadline = time.monotonic() + 10
+    while not primary.replicas and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(30):  # 3 MB written while the sync cannot progress
+        assert filler.call(b"SET", b"during:%d" % i, b"y" * 100_000) == b"+OK"
+    while primary.replicas and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not primary.replicas and not primary.jobs  # the child was stopped too
+    assert server.stats["client_output_buffer_limit_disconnections"] == 1
+    assert filler.call(b"PING") == b"+PONG"
+    lazy.close()
