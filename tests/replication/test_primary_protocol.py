@@ -189,3 +189,19 @@ def test_a_replica_that_never_reads_its_sync_is_cut_off(server):
     assert server.stats["client_output_buffer_limit_disconnections"] == 1
     assert filler.call(b"PING") == b"+PONG"
     lazy.close()
+
+
+def test_replicas_within_the_diskless_delay_share_one_rdb(server):
+    server.config.set("repl-diskless-sync-delay", "1")
+    Peer(server.port).call(b"SET", b"k", b"v")
+    peers = [Peer(server.port) for _ in range(2)]
+    for peer in peers:
+        peer.send(b"REPLCONF", b"capa", b"eof")
+        assert peer.line() == b"+OK"
+        peer.send(b"PSYNC", b"?", b"-1")
+    heads = [peer.line() for peer in peers]  # sent once the delay passed
+    assert heads[0] == heads[1] and heads[0].startswith(b"+FULLRESYNC")
+    marks = [peer.line() for peer in peers]
+    assert marks[0] == marks[1] and marks[0].startswith(b"$EOF:")  # one child's payload
+    payloads = [peer.until(marks[0][5:]) for peer in peers]
+    assert payloads[0] == payloads[1]
