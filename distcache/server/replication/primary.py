@@ -138,6 +138,20 @@ class Primary:
         encode_commands(commands, pieces)
         self._append(b"".join(pieces))
 
+    def feed_bytes(self, data: bytes) -> None:
+        """The replica side's hook (chained replication): the primary's stream as
+        received, proxied verbatim so sub-replicas keep the same offsets."""
+        if self.backlog is None:
+            self._create_backlog()
+        self.seldb = -1  # our own next write (after a promotion) selects again
+        self._append(data)
+
+    def disconnect_replicas(self) -> None:
+        """Drop every replica (this server turned replica: they must resync with the
+        new history, as Redis's disconnectSlaves)."""
+        for link in list(self.replicas):
+            link.close_now()
+
     def _append(self, data: bytes) -> None:
         self.backlog.append(data)  # type: ignore[union-attr]
         self.state.master_repl_offset += len(data)
