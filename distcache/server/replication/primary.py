@@ -6,9 +6,9 @@
 * The stream is what the append-only log gets: :meth:`Primary.feed` is a
   ``keyspace.propagators`` entry (added only while a backlog exists, so a
   server that never had a replica keeps the log's shortcut), with ``SELECT``
-  when the database changes. Each write is encoded once, appended to the
-  backlog and counted in ``master_repl_offset`` at once; the bytes leave for
-  the replicas once per event-loop turn, in one write each.
+  when the database changes. Each write is encoded once; once per event-loop
+  turn (or before anything reads the offset) the turn's bytes join the backlog
+  and ``master_repl_offset`` and leave for the replicas, in one write each.
 * Full resync: ``+FULLRESYNC <replid> <offset>``, the RDB from a forked child
   (rdbsync.py), then what was written since the fork. Partial: ``+CONTINUE``
   and the backlog from the asked offset, with PSYNC2's ``replid2``.
@@ -122,13 +122,18 @@ class Primary:
     # -- the stream ----------------------------------------------------------------
 
     def feed(self, db_id: int, commands: List[List[bytes]]) -> None:
-        """The write hook: append the write to the backlog and queue it for replicas."""
-        pieces: List[bytes] = []
+        """The write hook: encode the write into this loop turn's pieces. They join
+        the backlog and the offset at :meth:`flush` (which whatever reads the offset
+        calls first): two Python calls a write, where one each for the backlog and
+        the offset cost as much again as the SET itself."""
+        out = self.outq
         if db_id != self.seldb:
-            pieces.append(select_bytes(db_id))
+            out.append(select_bytes(db_id))
             self.seldb = db_id
-        encode_commands(commands, pieces)
-        self._append(b"".join(pieces))
+        encode_commands(commands, out)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
 
     def feed_raw(self, commands: List[List[bytes]]) -> None:
         """Replicas only, in the selected database (PING, REPLCONF GETACK)."""
@@ -153,20 +158,21 @@ class Primary:
             link.close_now()
 
     def _append(self, data: bytes) -> None:
-        self.backlog.append(data)  # type: ignore[union-attr]
-        self.state.master_repl_offset += len(data)
         self.outq.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send what the stream got this loop turn to every replica, in one write."""
+        """Move what the stream got this loop turn into the backlog and the offset,
+        and send it to every replica, in one write each."""
         self.flush_scheduled = False
         if not self.outq:
             return
         data = b"".join(self.outq) if len(self.outq) > 1 else self.outq[0]
         self.outq.clear()
+        self.backlog.append(data)  # type: ignore[union-attr]
+        self.state.master_repl_offset += len(data)
         for link in list(self.replicas):
             if link.closed:
                 continue
@@ -253,14 +259,12 @@ class Primary:
                          "(replica asked for '%s', my IDs are '%s' and '%s')",
                          text, state.replid, state.replid2)
             return False
+        self.flush()  # this loop turn's writes join the backlog, and leave for the others
         missed = backlog.since(offset)
         if missed is None:
             log.info("Unable to partial resync with replica %s for lack of backlog "
                      "(replica request was: %d).", c.addr, offset)
             return False
-        # What this loop turn fed is in ``missed`` already: it leaves for the other
-        # replicas now, before this one joins them.
-        self.flush()
         link = self.attach(c, False)
         link.repl_state = ONLINE
         conf = link.repl_conf  # type: ignore[attr-defined]
@@ -437,6 +441,7 @@ class Primary:
                    if link.repl_state == ONLINE and link.repl_ack_offset >= offset)
 
     def wait(self, c: Client, numreplicas: int, timeout_ms: int) -> Any:
+        self.flush()  # the offset counts this loop turn's writes
         offset = self.state.master_repl_offset
         count = self.acked(offset)
         if count >= numreplicas or c.in_exec:
@@ -516,6 +521,7 @@ class Primary:
 
     def replica_fields(self) -> List[Tuple[str, Any]]:
         """``slaveN:ip=...,port=...,state=...,offset=...,lag=...`` lines."""
+        self.flush()  # INFO's offsets count this loop turn's writes
         now = time.monotonic()
         fields = []
         for i, link in enumerate(self.replicas):
@@ -529,6 +535,7 @@ class Primary:
 
     def role_replicas(self) -> List[List[bytes]]:
         """ROLE's list of online replicas: [ip, port, acked offset]."""
+        self.flush()
         out = []
         for link in self.replicas:
             if link.repl_state != ONLINE:
