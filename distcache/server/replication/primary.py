@@ -102,6 +102,8 @@ class Primary:
         #: The database the stream last selected (-1: the next write selects).
         self.seldb = -1
         self.outq: List[bytes] = []
+        #: Writes fed this loop turn, not encoded yet (see feed).
+        self.staged: List[List[bytes]] = []
         self.flush_scheduled = False
         self.jobs: List[SyncJob] = []
         self.waiting_since = 0.0  # when the first replica began to wait for a diskless sync
@@ -122,18 +124,25 @@ class Primary:
     # -- the stream ----------------------------------------------------------------
 
     def feed(self, db_id: int, commands: List[List[bytes]]) -> None:
-        """The write hook: encode the write into this loop turn's pieces. They join
-        the backlog and the offset at :meth:`flush` (which whatever reads the offset
-        calls first): two Python calls a write, where one each for the backlog and
-        the offset cost as much again as the SET itself."""
-        out = self.outq
+        """The write hook: stage the write; it is encoded, put in the backlog and
+        counted in the offset at :meth:`flush` (which whatever reads the offset
+        calls first), the turn's writes in one loop: per write, one Python call."""
         if db_id != self.seldb:
-            out.append(select_bytes(db_id))
-            self.seldb = db_id
-        encode_commands(commands, out)
+            self._select(db_id)
+        self.staged += commands
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.loop.call_soon(self.flush)
+
+    def _select(self, db_id: int) -> None:
+        self._encode_staged()
+        self.outq.append(select_bytes(db_id))
+        self.seldb = db_id
+
+    def _encode_staged(self) -> None:
+        if self.staged:
+            encode_commands(self.staged, self.outq)
+            self.staged.clear()
 
     def feed_raw(self, commands: List[List[bytes]]) -> None:
         """Replicas only, in the selected database (PING, REPLCONF GETACK)."""
@@ -158,6 +167,7 @@ class Primary:
             link.close_now()
 
     def _append(self, data: bytes) -> None:
+        self._encode_staged()  # in order after the writes staged before
         self.outq.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
@@ -167,6 +177,7 @@ class Primary:
         """Move what the stream got this loop turn into the backlog and the offset,
         and send it to every replica, in one write each."""
         self.flush_scheduled = False
+        self._encode_staged()
         if not self.outq:
             return
         data = b"".join(self.outq) if len(self.outq) > 1 else self.outq[0]
