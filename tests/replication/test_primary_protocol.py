@@ -168,8 +168,9 @@ def test_continue_sends_each_byte_once(server):
 def test_a_replica_that_never_reads_its_sync_is_cut_off(server):
     """The RDB waits in the child while the socket is full (no memory); the writes
     queued for the replica meanwhile hit its output-buffer limit and end the link."""
-    server.config.set("client-output-buffer-limit", "replica 1mb 0 0")
     filler = Peer(server.port)
+    assert filler.call(b"CONFIG", b"SET", b"client-output-buffer-limit",
+                       b"replica 1mb 0 0") == b"+OK"
     for i in range(40):
         assert filler.call(b"SET", b"fill:%d" % i, b"x" * 100_000) == b"+OK"
     lazy = socket.socket()

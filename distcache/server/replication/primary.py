@@ -113,6 +113,8 @@ class Primary:
         self.last_ping = time.monotonic()
         self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
         self.guard = WriteGuard(self)
+        self.limits = (0, 0, 0)  # client-output-buffer-limit's replica class
+        self.on_config("client-output-buffer-limit")
         server.cron_jobs.append(self.cron)
         server.disconnect_hooks.append(self.client_gone)
         server.config_hooks.append(self.on_config)
@@ -199,8 +201,7 @@ class Primary:
 
     def check_limits(self, link: ReplicaClient, queued: int) -> None:
         """The ``replica`` class of client-output-buffer-limit, as Redis checks it."""
-        hard, soft, seconds = self.config["client-output-buffer-limit"].get(
-            "replica", (256 << 20, 64 << 20, 60))
+        hard, soft, seconds = self.limits
         used = queued + link.transport.get_write_buffer_size()  # type: ignore[union-attr]
         if hard and used >= hard:
             self._cut_off(link, used)
@@ -518,7 +519,9 @@ class Primary:
         self.guard.refresh()
 
     def on_config(self, name: str) -> None:
-        if name == "repl-backlog-size" and self.backlog is not None:
+        if name == "client-output-buffer-limit":
+            self.limits = self.config[name].get("replica", (256 << 20, 64 << 20, 60))
+        elif name == "repl-backlog-size" and self.backlog is not None:
             self.backlog.resize(self.config["repl-backlog-size"])
         elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
             self.guard.refresh()
