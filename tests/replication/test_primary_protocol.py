@@ -163,3 +163,46 @@ def test_continue_sends_each_byte_once(server):
     assert writer.call(b"SET", b"next", b"2") == b"+OK"
     set_next = b"*3\r\n$3\r\nSET\r\n$4\r\nnext\r\n$1\r\n2\r\n"
     assert second.exactly(len(set_next)) == set_next
+
+
+def test_a_replica_that_never_reads_its_sync_is_cut_off(server):
+    """The RDB waits in the child while the socket is full (no memory); the writes
+    queued for the replica meanwhile hit its output-buffer limit and end the link."""
+    filler = Peer(server.port)
+    assert filler.call(b"CONFIG", b"SET", b"client-output-buffer-limit",
+                       b"replica 1mb 0 0") == b"+OK"
+    for i in range(40):
+        assert filler.call(b"SET", b"fill:%d" % i, b"x" * 100_000) == b"+OK"
+    lazy = socket.socket()
+    lazy.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    lazy.connect(("127.0.0.1", server.port))
+    lazy.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n"
+                 b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
+    primary = server.replication.primary
+    deadline = time.monotonic() + 10
+    while not primary.replicas and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for i in range(30):  # 3 MB written while the sync cannot progress
+        assert filler.call(b"SET", b"during:%d" % i, b"y" * 100_000) == b"+OK"
+    while primary.replicas and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not primary.replicas and not primary.jobs  # the child was stopped too
+    assert server.stats["client_output_buffer_limit_disconnections"] == 1
+    assert filler.call(b"PING") == b"+PONG"
+    lazy.close()
+
+
+def test_replicas_within_the_diskless_delay_share_one_rdb(server):
+    server.config.set("repl-diskless-sync-delay", "1")
+    Peer(server.port).call(b"SET", b"k", b"v")
+    peers = [Peer(server.port) for _ in range(2)]
+    for peer in peers:
+        peer.send(b"REPLCONF", b"capa", b"eof")
+        assert peer.line() == b"+OK"
+        peer.send(b"PSYNC", b"?", b"-1")
+    heads = [peer.line() for peer in peers]  # sent once the delay passed
+    assert heads[0] == heads[1] and heads[0].startswith(b"+FULLRESYNC")
+    marks = [peer.line() for peer in peers]
+    assert marks[0] == marks[1] and marks[0].startswith(b"$EOF:")  # one child's payload
+    payloads = [peer.until(marks[0][5:]) for peer in peers]
+    assert payloads[0] == payloads[1]

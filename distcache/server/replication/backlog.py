@@ -13,10 +13,11 @@ class Backlog:
     """A byte window over the stream, trimmed from the front in batches."""
 
     def __init__(self, size: int, offset: int) -> None:
-        self.size = size
         self.buf = bytearray()
         #: The offset of the last byte fed (the master_repl_offset).
         self.end = offset
+        self.size = self.most = 0
+        self.resize(size)
 
     def append(self, data: bytes) -> None:
         buf = self.buf
@@ -24,7 +25,7 @@ class Backlog:
         self.end += len(data)
         # Trimming moves the whole window: do it once per eighth of the window
         # (not per write), so a byte is moved about eight times at most.
-        if len(buf) > self.size + max(self.size >> 3, 1 << 16):
+        if len(buf) > self.most:
             del buf[:len(buf) - self.size]
 
     @property
@@ -45,5 +46,7 @@ class Backlog:
 
     def resize(self, size: int) -> None:
         self.size = size
-        if len(self.buf) > size:
-            del self.buf[:len(self.buf) - size]
+        self.most = size + max(size >> 3, 1 << 16)
+        buf = self.buf
+        if len(buf) > size:
+            del buf[:len(buf) - size]

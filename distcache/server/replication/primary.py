@@ -6,9 +6,9 @@
 * The stream is what the append-only log gets: :meth:`Primary.feed` is a
   ``keyspace.propagators`` entry (added only while a backlog exists, so a
   server that never had a replica keeps the log's shortcut), with ``SELECT``
-  when the database changes. Each write is encoded once, appended to the
-  backlog and counted in ``master_repl_offset`` at once; the bytes leave for
-  the replicas once per event-loop turn, in one write each.
+  when the database changes. Each write is encoded once; once per event-loop
+  turn (or before anything reads the offset) the turn's bytes join the backlog
+  and ``master_repl_offset`` and leave for the replicas, in one write each.
 * Full resync: ``+FULLRESYNC <replid> <offset>``, the RDB from a forked child
   (rdbsync.py), then what was written since the fork. Partial: ``+CONTINUE``
   and the backlog from the asked offset, with PSYNC2's ``replid2``.
@@ -102,6 +102,8 @@ class Primary:
         #: The database the stream last selected (-1: the next write selects).
         self.seldb = -1
         self.outq: List[bytes] = []
+        #: Writes fed this loop turn, not encoded yet (see feed).
+        self.staged: List[List[bytes]] = []
         self.flush_scheduled = False
         self.jobs: List[SyncJob] = []
         self.waiting_since = 0.0  # when the first replica began to wait for a diskless sync
@@ -111,6 +113,8 @@ class Primary:
         self.last_ping = time.monotonic()
         self.sync_full = self.sync_partial_ok = self.sync_partial_err = 0
         self.guard = WriteGuard(self)
+        self.limits = (0, 0, 0)  # client-output-buffer-limit's replica class
+        self.on_config("client-output-buffer-limit")
         server.cron_jobs.append(self.cron)
         server.disconnect_hooks.append(self.client_gone)
         server.config_hooks.append(self.on_config)
@@ -126,13 +130,25 @@ class Primary:
     # -- the stream ----------------------------------------------------------------
 
     def feed(self, db_id: int, commands: List[List[bytes]]) -> None:
-        """The write hook: append the write to the backlog and queue it for replicas."""
-        pieces: List[bytes] = []
+        """The write hook: stage the write; it is encoded, put in the backlog and
+        counted in the offset at :meth:`flush` (which whatever reads the offset
+        calls first), the turn's writes in one loop: per write, one Python call."""
         if db_id != self.seldb:
-            pieces.append(select_bytes(db_id))
-            self.seldb = db_id
-        encode_commands(commands, pieces)
-        self._append(b"".join(pieces))
+            self._select(db_id)
+        self.staged += commands
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.server.loop.call_soon(self.flush)
+
+    def _select(self, db_id: int) -> None:
+        self._encode_staged()
+        self.outq.append(select_bytes(db_id))
+        self.seldb = db_id
+
+    def _encode_staged(self) -> None:
+        if self.staged:
+            encode_commands(self.staged, self.outq)
+            self.staged.clear()
 
     def feed_raw(self, commands: List[List[bytes]]) -> None:
         """Replicas only, in the selected database (PING, REPLCONF GETACK).
@@ -145,28 +161,36 @@ class Primary:
         self._append(b"".join(pieces))
 
     def feed_stream(self, data: bytes) -> None:
-        """A replica's stream listener: its primary's stream, applied, byte for byte
-        into the backlog and to the sub-replicas (Redis's
-        replicationFeedStreamFromMasterStream), so all share one history."""
+        """A replica's stream listener: its primary's stream, as applied, byte for
+        byte into the backlog and to the sub-replicas at once (Redis's
+        replicationFeedStreamFromMasterStream), so all share one history. The
+        replica side counts the offset; nothing is staged on a replica."""
         if self.backlog is not None:
-            self._append(data, False)  # the replica side counts the offset
+            self.flush()
+            self.backlog.append(data)
+            self._send(data)
 
-    def _append(self, data: bytes, count: bool = True) -> None:
-        self.backlog.append(data)  # type: ignore[union-attr]
-        if count:
-            self.state.master_repl_offset += len(data)
+    def _append(self, data: bytes) -> None:
+        self._encode_staged()  # in order after the writes staged before
         self.outq.append(data)
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send what the stream got this loop turn to every replica, in one write."""
+        """Move what the stream got this loop turn into the backlog and the offset,
+        and send it to every replica, in one write each."""
         self.flush_scheduled = False
+        self._encode_staged()
         if not self.outq:
             return
         data = b"".join(self.outq) if len(self.outq) > 1 else self.outq[0]
         self.outq.clear()
+        self.backlog.append(data)  # type: ignore[union-attr]
+        self.state.master_repl_offset += len(data)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         for link in list(self.replicas):
             if link.closed:
                 continue
@@ -182,8 +206,7 @@ class Primary:
 
     def check_limits(self, link: ReplicaClient, queued: int) -> None:
         """The ``replica`` class of client-output-buffer-limit, as Redis checks it."""
-        hard, soft, seconds = self.config["client-output-buffer-limit"].get(
-            "replica", (256 << 20, 64 << 20, 60))
+        hard, soft, seconds = self.limits
         used = queued + link.transport.get_write_buffer_size()  # type: ignore[union-attr]
         if hard and used >= hard:
             self._cut_off(link, used)
@@ -230,7 +253,7 @@ class Primary:
         if not any(link.repl_state == WAIT_BGSAVE and link.repl_job is None
                    for link in self.replicas):
             self.waiting_since = time.monotonic()  # repl-diskless-sync-delay counts from here
-        self.attach(c, replid is None)
+        link = self.attach(c, replid is None)
         if replid is not None and replid != b"?":
             self.sync_partial_err += 1
         self.sync_full += 1
@@ -255,14 +278,12 @@ class Primary:
                          "(replica asked for '%s', my IDs are '%s' and '%s')",
                          text, state.replid, state.replid2)
             return False
+        self.flush()  # this loop turn's writes join the backlog, and leave for the others
         missed = backlog.since(offset)
         if missed is None:
             log.info("Unable to partial resync with replica %s for lack of backlog "
                      "(replica request was: %d).", c.addr, offset)
             return False
-        # What this loop turn fed is in ``missed`` already: it leaves for the other
-        # replicas now, before this one joins them.
-        self.flush()
         link = self.attach(c, False)
         link.repl_state = ONLINE
         conf = link.repl_conf  # type: ignore[attr-defined]
@@ -302,7 +323,6 @@ class Primary:
         for job in list(self.jobs):
             job.kill()
         self.jobs.clear()
-        self.outq.clear()
         self.backlog = None
         self._create_backlog()
 
@@ -486,6 +506,7 @@ class Primary:
                    if link.repl_state == ONLINE and link.repl_ack_offset >= offset)
 
     def wait(self, c: Client, numreplicas: int, timeout_ms: int) -> Any:
+        self.flush()  # the offset counts this loop turn's writes
         offset = self.state.master_repl_offset
         count = self.acked(offset)
         if count >= numreplicas or c.in_exec:
@@ -551,7 +572,9 @@ class Primary:
         self.guard.refresh()
 
     def on_config(self, name: str) -> None:
-        if name == "repl-backlog-size" and self.backlog is not None:
+        if name == "client-output-buffer-limit":
+            self.limits = self.config[name].get("replica", (256 << 20, 64 << 20, 60))
+        elif name == "repl-backlog-size" and self.backlog is not None:
             self.backlog.resize(self.config["repl-backlog-size"])
         elif name in ("min-replicas-to-write", "min-replicas-max-lag"):
             self.guard.refresh()
@@ -565,6 +588,7 @@ class Primary:
 
     def replica_fields(self) -> List[Tuple[str, Any]]:
         """``slaveN:ip=...,port=...,state=...,offset=...,lag=...`` lines."""
+        self.flush()  # INFO's offsets count this loop turn's writes
         now = time.monotonic()
         fields = []
         for i, link in enumerate(self.replicas):
@@ -578,6 +602,7 @@ class Primary:
 
     def role_replicas(self) -> List[List[bytes]]:
         """ROLE's list of online replicas: [ip, port, acked offset]."""
+        self.flush()
         out = []
         for link in self.replicas:
             if link.repl_state != ONLINE:

@@ -61,6 +61,7 @@ class ReplicationState:
 
     def shift_replid(self) -> None:
         """Start a new history, remembering the old one as ``replid2`` (a promotion)."""
+        self.primary.flush()
         self.replid2 = self.replid
         self.second_replid_offset = self.master_repl_offset + 1
         self.replid = new_replid()
@@ -71,7 +72,8 @@ class ReplicationState:
 
     def role_reply(self) -> List[Any]:
         """ROLE, the primary's form: offset and the online replicas."""
-        return [b"master", self.master_repl_offset, self.primary.role_replicas()]
+        replicas = self.primary.role_replicas()  # first: it brings the offset up to date
+        return [b"master", self.master_repl_offset, replicas]
 
     def info_fields(self) -> Fields:
         """INFO's replication section, as Redis 7.0 lays it out."""
