@@ -20,7 +20,6 @@ from ..connection import Client
 from ..errors import CommandError
 from . import history
 from .replica_load import FullSyncLoader, ReplicationError, swap_in
-from .state import NO_REPLID
 
 if TYPE_CHECKING:
     from ..app import CacheServer
