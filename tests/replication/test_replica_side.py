@@ -401,3 +401,22 @@ def test_the_offset_never_splits_a_transaction(tmp_path):
         assert replica.get("b") == b"1"
         assert replica.info("replication")["slave_repl_offset"] == \
             len(before) + len(tx) + len(resp(b"EXEC"))
+
+
+def test_acl_rules_do_not_apply_to_the_primary(tmp_path):
+    with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
+        primary = _client(p)
+        conf = tmp_path / "replica.conf"
+        conf.write_text("user admin on >pw ~* &* +@all\n"
+                        "user default on nopass resetkeys ~mine* +@all\n")
+        with distcache_server(tmp_path / "replica", "--config", str(conf), "--replicaof",
+                              "127.0.0.1", str(p.port)) as r:
+            admin = redis.Redis(port=r.port, username="admin", password="pw")
+            wait_link_up(admin)
+            primary.set("theirs", "1")
+            primary.execute_command("SELECT", 1)
+            primary.rpush("list", "a")
+            wait_in_sync(primary, admin)
+            assert admin.get("theirs") == b"1"
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                _client(r).get("theirs")  # the default user's own rules still hold

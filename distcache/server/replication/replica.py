@@ -20,7 +20,6 @@ from ..connection import Client
 from ..errors import CommandError
 from . import history
 from .replica_load import FullSyncLoader, ReplicationError, swap_in
-from .state import NO_REPLID
 
 if TYPE_CHECKING:
     from ..app import CacheServer
@@ -62,6 +61,16 @@ def resp_size(args: List[bytes]) -> int:
     return size
 
 
+def _primary_user() -> Any:
+    from ..acl import User
+    user = User(b"(primary)")
+    user.apply(b"on", False)
+    for rule in (b"nopass", b"allkeys", b"allchannels", b"allcommands"):
+        user.apply(rule, False)
+    user.refresh()
+    return user
+
+
 class MasterClient(Client):
     """The primary's connection as a client: runs what it sends, replies to no one.
 
@@ -77,6 +86,8 @@ class MasterClient(Client):
         self.writer = writer
         self.addr = addr
         self.name = b""
+        # As Redis's master client: no ACL user limits what the primary sends.
+        self.user = _primary_user()
         self.authenticated = True
         self.parser.authenticated = True
         self.restricted = True  # the general path: MULTI, SELECT, the replica gate
@@ -108,25 +119,27 @@ class MasterClient(Client):
             whole = list(getattr(exc, "commands", ()))
             self.read_offset += sum(map(resp_size, whole))
             self._run_from_primary(whole)
-            if not self.in_multi:
-                self.offset = self.read_offset
+            self._advance(start, whole)
             raise ReplicationError(f"protocol error in the replication stream: {exc}")
         buffered = parser.buffered()
         if buffered > self.server.query_buffer_limit:  # a hostile primary's endless bulk
             raise ReplicationError("the master's stream is over client-query-buffer-limit")
-        consumed = len(data) + before - buffered
-        self.read_offset += consumed
+        self.read_offset += len(data) + before - buffered
         getack = self._run_from_primary(commands) if commands else False
+        self._advance(start, commands)
+        return getack
+
+    def _advance(self, start: int, commands: List[List[bytes]]) -> None:
+        """The applied offset after ``commands`` (which began at ``start``) ran."""
         if not self.in_multi:
             self.offset = self.read_offset
-        elif commands:
-            # As Redis: the offset stops before a MULTI whose EXEC has not come,
-            # so a snapshot or a PSYNC never splits a transaction.
-            for i in range(len(commands) - 1, -1, -1):
-                if commands[i][0].lower() == b"multi":
-                    self.offset = start + sum(resp_size(c) for c in commands[:i])
-                    break
-        return getack
+            return
+        # As Redis: the offset stops before a MULTI whose EXEC has not come, so a
+        # snapshot or a PSYNC never splits a transaction.
+        for i in range(len(commands) - 1, -1, -1):
+            if commands[i][0].lower() == b"multi":
+                self.offset = start + sum(resp_size(c) for c in commands[:i])
+                return
 
     def _run_from_primary(self, commands: List[List[bytes]]) -> bool:
         """Run ``commands``, replies dropped, writes logged; True if one was GETACK."""
