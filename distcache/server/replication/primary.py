@@ -253,7 +253,7 @@ class Primary:
         if not any(link.repl_state == WAIT_BGSAVE and link.repl_job is None
                    for link in self.replicas):
             self.waiting_since = time.monotonic()  # repl-diskless-sync-delay counts from here
-        link = self.attach(c, replid is None)
+        self.attach(c, replid is None)
         if replid is not None and replid != b"?":
             self.sync_partial_err += 1
         self.sync_full += 1

@@ -7,7 +7,7 @@ after a promotion it keeps its former primary's id as ``replid2``, valid up to
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Tuple
 
 if TYPE_CHECKING:
     from ..app import CacheServer
