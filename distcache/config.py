@@ -348,8 +348,6 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("replica-announce-port", "0", _int_range(0, 65535),
        help="port the replica reports to its primary (0: its own)"),
     _d("replica-announced", "yes", **_BOOL, help="Sentinel lists this replica"),
-    _d("repl-timeout", "60", _int_range(1, INT_MAX),
-       help="seconds of silence after which a replication link is dropped"),
     # Memory
     _d("maxmemory", "0", **_MEM, help="memory limit for the dataset (0: none); units like 100mb"),
     _d("maxmemory-policy", "noeviction",
@@ -377,7 +375,7 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("repl-ping-replica-period", "10", _int_range(1, INT_MAX),
        help="seconds between PINGs sent into the replication stream"),
     _d("repl-timeout", "60", _int_range(1, INT_MAX),
-       help="seconds without an ACK before a replica is dropped"),
+       help="seconds of silence (no ACK, no byte from the primary) before a link is dropped"),
     _d("min-replicas-to-write", "0", _int_range(0, INT_MAX),
        help="refuse writes (NOREPLICAS) with fewer good replicas than this"),
     _d("min-replicas-max-lag", "10", _int_range(0, INT_MAX),
