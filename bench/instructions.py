@@ -9,6 +9,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py                       # get,set,incr at -P 1 and 16
     python bench/instructions.py -t get -P 16 --policy allkeys-lru --keys 100000
     python bench/instructions.py --parser python
+    python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -35,7 +36,7 @@ REQUESTS = {
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
-             keys: int) -> None:
+             keys: int, replicas: int = 0) -> None:
     """The measured program: ``rounds`` reads per client, round robin."""
     sys.path.insert(0, ROOT)
     from distcache.protocol import encode_command
@@ -52,6 +53,24 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
         def close(self) -> None:
             pass
 
+        def get_write_buffer_size(self) -> int:
+            return 0
+
+    class Loop:
+        """Callbacks (the replication stream's flush) run after each read, as the
+        event loop runs them after the read's callback."""
+
+        def __init__(self) -> None:
+            self.ready: list = []
+
+        def call_soon(self, callback: object, *args: object) -> None:
+            self.ready.append((callback, args))
+
+        def run(self) -> None:
+            ready, self.ready = self.ready, []
+            for callback, args in ready:
+                callback(*args)  # type: ignore[operator]
+
     server = CacheServer("127.0.0.1", 0, appendonly="no", save="", parser=parser)
     server.loading = False
     server.gated = False
@@ -64,6 +83,15 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     if policy != "off":
         setup(encode_command([b"CONFIG", b"SET", b"maxmemory", b"4gb"]))
         setup(encode_command([b"CONFIG", b"SET", b"maxmemory-policy", policy.encode()]))
+    loop = Loop()
+    if replicas:  # online replicas (fake transports) fed by the stream
+        server.loop = loop  # type: ignore[assignment]
+        primary = server.replication.primary
+        primary._create_backlog()
+        for _ in range(replicas):
+            replica = Client(server)
+            replica.connection_made(Transport())
+            primary.attach(replica, False).repl_state = "online"
     template = REQUESTS[kind]
     if keys:
         for start in range(0, keys, 1000):
@@ -80,13 +108,16 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     for _ in range(rounds):
         for client in clients:
             client.data_received(reads[n % len(reads)])
+            if loop.ready:
+                loop.run()
             n += 1
 
 
 def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> int:
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             os.path.realpath(sys.executable), os.path.abspath(__file__), "--run", kind,
-            str(pipeline), str(rounds), args.parser, args.policy, str(args.keys)]
+            str(pipeline), str(rounds), args.parser, args.policy, str(args.keys),
+            str(args.replicas)]
     env = dict(os.environ, PYTHONHASHSEED="0")
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stderr
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
@@ -97,8 +128,8 @@ def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> in
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        kind, pipeline, rounds, parser, policy, keys = sys.argv[2:8]
-        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys))
+        kind, pipeline, rounds, parser, policy, keys, replicas = sys.argv[2:9]
+        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys), int(replicas))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-t", "--tests", default="get,set,incr")
@@ -108,6 +139,8 @@ def main() -> None:
                     help="off, or a maxmemory-policy to run with maxmemory 4gb (never reached)")
     ap.add_argument("--keys", type=int, default=0,
                     help="random keys over this many (0: one key, as redis-benchmark)")
+    ap.add_argument("--replicas", type=int, default=0,
+                    help="online replicas (fake sockets) the writes are streamed to")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")

@@ -218,6 +218,17 @@ def _event_classes_render(flags: int) -> str:
     return render_classes(flags)
 
 
+def _replicaof(text: str) -> str:
+    """``host port`` (or empty, or ``no one``): checked here, used by replication."""
+    words = str(text).split()
+    if not words or [w.lower() for w in words] == ["no", "one"]:
+        return ""
+    if len(words) != 2:
+        raise ValueError("wrong number of arguments")
+    _int_range(0, 65535)(words[1])
+    return f"{words[0]} {words[1]}"
+
+
 def _d(name: str, default: str, parse: Callable[[str], Any] = str,
        render: Callable[[Any], str] = str, mutable: bool = True, help: str = "") -> Directive:
     return Directive(name, default, parse, render, mutable, help)
@@ -339,6 +350,21 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("rdbcompression", "yes", **_BOOL, help="accepted for redis.conf compatibility"),
     _d("rdbchecksum", "yes", **_BOOL,
        help="accepted for redis.conf compatibility (snapshots always carry a CRC)"),
+    # Replication, the replica side (docs/replication.md)
+    _d("replicaof", "", _replicaof, mutable=False,
+       help="host port of the primary to replicate (alias slaveof; REPLICAOF at run time)"),
+    _d("masterauth", "", str, help="password the replica sends to its primary (AUTH)"),
+    _d("masteruser", "", str, help="ACL user the replica authenticates as with masterauth"),
+    _d("replica-read-only", "yes", **_BOOL,
+       help="a replica refuses writes from its clients (READONLY)"),
+    _d("replica-serve-stale-data", "yes", **_BOOL,
+       help="a replica whose link is down still answers (no: MASTERDOWN)"),
+    _d("replica-priority", "100", _int_range(0, INT_MAX),
+       help="Sentinel promotes the lowest non-zero priority first (0: never)"),
+    _d("replica-announce-ip", "", str, help="address the replica reports to its primary"),
+    _d("replica-announce-port", "0", _int_range(0, 65535),
+       help="port the replica reports to its primary (0: its own)"),
+    _d("replica-announced", "yes", **_BOOL, help="Sentinel lists this replica"),
     # Memory
     _d("maxmemory", "0", **_MEM, help="memory limit for the dataset (0: none); units like 100mb"),
     _d("maxmemory-policy", "noeviction",
@@ -358,6 +384,25 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("tracking-table-max-keys", "1000000", _int_range(0, 2 ** 63 - 1),
        help="most keys CLIENT TRACKING remembers (0: no limit); beyond, the "
             "oldest are invalidated"),
+    # Replication, the primary side (docs/replication.md)
+    _d("repl-diskless-sync", "yes", **_BOOL,
+       help="full syncs stream the RDB to replicas' sockets (no: through a file)"),
+    _d("repl-diskless-sync-delay", "5", _int_range(0, INT_MAX),
+       help="seconds a diskless sync waits for more replicas to share it"),
+    _d("repl-diskless-sync-max-replicas", "0", _int_range(0, INT_MAX),
+       help="start a diskless sync early once this many replicas wait (0: no limit)"),
+    _d("repl-backlog-size", "1mb", parse=lambda t: max(_memory_limit(t), 16 * 1024),
+       help="bytes of the write stream kept for partial resyncs (at least 16kb, as Redis)"),
+    _d("repl-backlog-ttl", "3600", _int_range(0, INT_MAX),
+       help="seconds without replicas before the backlog is freed (0: never)"),
+    _d("repl-ping-replica-period", "10", _int_range(1, INT_MAX),
+       help="seconds between PINGs sent into the replication stream"),
+    _d("repl-timeout", "60", _int_range(1, INT_MAX),
+       help="seconds of silence (no ACK, no byte from the primary) before a link is dropped"),
+    _d("min-replicas-to-write", "0", _int_range(0, INT_MAX),
+       help="refuse writes (NOREPLICAS) with fewer good replicas than this"),
+    _d("min-replicas-max-lag", "10", _int_range(0, INT_MAX),
+       help="seconds since its last ACK for a replica to count as good"),
 ]}
 
 #: Redis directives that mean nothing here (encodings, replication, modules...).
@@ -371,12 +416,8 @@ activerehashing activedefrag active-defrag-ignore-bytes
 active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-min
 active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction
 lazyfree-lazy-expire lazyfree-lazy-server-del lazyfree-lazy-user-del lazyfree-lazy-user-flush
-replica-lazy-flush replicaof slaveof masterauth masteruser replica-serve-stale-data
-replica-read-only repl-diskless-sync repl-diskless-sync-delay repl-diskless-sync-max-replicas
-repl-diskless-load repl-ping-replica-period repl-timeout repl-disable-tcp-nodelay
-repl-backlog-size repl-backlog-ttl replica-priority propagation-error-behavior
-replica-ignore-disk-write-errors replica-announced min-replicas-to-write min-replicas-max-lag
-replica-announce-ip replica-announce-port cluster-enabled cluster-config-file
+replica-lazy-flush repl-diskless-load repl-disable-tcp-nodelay propagation-error-behavior
+replica-ignore-disk-write-errors cluster-enabled cluster-config-file
 cluster-node-timeout cluster-port cluster-replica-validity-factor cluster-migration-barrier
 cluster-allow-replica-migration cluster-require-full-coverage cluster-replica-no-failover
 cluster-allow-reads-when-down cluster-allow-pubsubshard-when-down cluster-link-sendbuf-limit
@@ -397,7 +438,13 @@ tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
 
 #: Other names of directives (Redis's old names).
-ALIASES = {"lua-time-limit": "busy-reply-threshold"}
+ALIASES = {"lua-time-limit": "busy-reply-threshold", "slaveof": "replicaof",
+           "slave-read-only": "replica-read-only", "slave-serve-stale-data": "replica-serve-stale-data",
+           "slave-priority": "replica-priority", "slave-announce-ip": "replica-announce-ip",
+           "slave-announce-port": "replica-announce-port",
+           "repl-ping-slave-period": "repl-ping-replica-period",
+           "min-slaves-to-write": "min-replicas-to-write",
+           "min-slaves-max-lag": "min-replicas-max-lag"}
 
 ENV_PREFIX = "DISTCACHE_"
 #: Directives of the client's config (``server_pool``), skipped by the server.

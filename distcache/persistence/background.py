@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import time
+import warnings
 from typing import Any, Callable, List, NamedTuple, Optional
 
 from . import snapshot
@@ -21,6 +22,79 @@ SLICE_SECONDS = 0.01
 
 def can_fork() -> bool:
     return hasattr(os, "fork") and not os.environ.get("DISTCACHE_PERSISTENCE_NOFORK")
+
+
+def fork() -> int:
+    """os.fork for a child that serializes the copy-on-write dataset; the parent's
+    collector leaves shared pages alone until the caller's ``gc.unfreeze()``."""
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():  # 3.12+: "multi-threaded process" (fsync thread)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return os.fork()
+    except OSError:
+        gc.unfreeze()
+        raise
+
+
+def child_setup(keep: int = -1) -> None:
+    """In a forked child: no collector, no inherited descriptor but ``keep`` (a
+    crashed parent's port and connections must not stay open here), SIGTERM ends
+    it, SIGINT (a Ctrl-C meant for the server) does not."""
+    gc.disable()
+    # The logging handlers' files stay (progress lines).
+    _close_fds_but(([keep] if keep >= 0 else []) + _logging_fds())
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        signal.set_wakeup_fd(-1)
+    except (ValueError, OSError):
+        pass
+
+
+def run_child(work: Callable[[], None]) -> None:
+    """The body of a forked child: ``work``, then exit 0, or 1 with the traceback
+    printed; it never returns into the parent's code."""
+    code = 1
+    try:
+        work()
+        code = 0
+    except BaseException:
+        try:
+            import traceback
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finally:
+        os._exit(code)
+
+
+def _logging_fds() -> List[int]:
+    """The file descriptors of the distcache logger's handlers."""
+    fds = []
+    for handler in logging.getLogger("distcache").handlers:
+        stream = getattr(handler, "stream", None)
+        try:
+            fds.append(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    return fds
+
+
+def _close_fds_but(keep: List[int]) -> None:
+    """Close every descriptor from 3 up, except those in ``keep``."""
+    low = 3
+    for fd in sorted(set(fd for fd in keep if fd >= 3)):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, max_fd())
+
+
+def max_fd() -> int:
+    try:
+        return min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
+    except (AttributeError, ValueError, OSError):
+        return 65536
 
 
 class ForkJob:

@@ -24,21 +24,18 @@
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
-import traceback
-import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 from ..server import errors
+from ..server.replication import history
 from . import aof, rdb_snapshot, snapshot
 from .aof import LogFile, Manifest
-from .background import ForkJob, SlicedJob, _unlink, can_fork
+from .background import ForkJob, SlicedJob, _unlink, can_fork, child_setup, fork, run_child
 from .writer import LogWriter
 from .loader import RecoveryError, RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
@@ -247,6 +244,7 @@ class Persistence(LogWriter):
         os.makedirs(os.path.dirname(os.path.abspath(dump_path)), exist_ok=True)
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
+        repl = history.capture(self.server)
         try:
             if rdb_snapshot.is_rdb_name(dump_path):
                 rdb_snapshot.write_rdb(dump_path, self.keyspace.dbs, log_id, offset,
@@ -258,6 +256,7 @@ class Persistence(LogWriter):
             # write denial) alone; a successful one clears it.
             log.error("error saving the snapshot %s: %s", dump_path, exc)
             raise
+        history.saved(dump_path, repl)
         self._saved(dirty)
         log.info("DB saved on disk")
 
@@ -282,9 +281,11 @@ class Persistence(LogWriter):
             raise
         log_id, offset = self.log_position()
         dirty = self.keyspace.dirty
+        repl = history.capture(self.server)  # the replication offset the data matches
 
         def done(ok: bool) -> None:
             if ok:
+                history.saved(dump_path, repl)
                 self._saved(dirty)
                 log.info("Background saving terminated with success")
             else:
@@ -306,49 +307,22 @@ class Persistence(LogWriter):
             return SlicedJob(kind, self.server.loop, self.keyspace.dbs, path, tmp, log_id,
                              offset, rename, on_done, compress if rdb else None)
         parent = os.getpid()
-        gc.freeze()  # until the child is done, the collector leaves shared pages alone
-        try:
-            with warnings.catch_warnings():  # 3.12+: "multi-threaded process" (fsync thread)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pid = os.fork()
-        except OSError:
-            gc.unfreeze()
-            raise
+        pid = fork()
         if pid == 0:  # the child: serialize the copy-on-write keyspace and exit
-            code = 1
-            try:
-                gc.disable()
-                # Drop inherited sockets and files (listeners, clients, the log):
-                # a crashed parent's port and connections must not stay open here.
-                # The logging handlers' files stay (progress lines).
-                _close_fds_but(_logging_fds())
-                for sig in ("SIGTERM", "SIGINT"):
-                    if hasattr(signal, sig):
-                        signal.signal(getattr(signal, sig), signal.SIG_DFL
-                                      if sig == "SIGTERM" else signal.SIG_IGN)
-                try:
-                    signal.set_wakeup_fd(-1)
-                except (ValueError, OSError):
-                    pass
+            def work() -> None:
+                child_setup()
                 tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}.{ext}")
                 if rdb:
                     rdb_snapshot.write_rdb(path, self.keyspace.dbs, log_id, offset, compress,
                                            tmp, rename, lambda: os.getppid() == parent)
-                else:
-                    writer = snapshot.SnapshotWriter(path, tmp)
-                    for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):
-                        if os.getppid() != parent:  # the server died: do not publish
-                            raise SystemExit(2)
-                        writer.write(chunk)
-                    writer.commit(rename)
-                code = 0
-            except BaseException:
-                try:
-                    traceback.print_exc()
-                except BaseException:
-                    pass
-            finally:
-                os._exit(code)
+                    return
+                writer = snapshot.SnapshotWriter(path, tmp)
+                for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):
+                    if os.getppid() != parent:  # the server died: do not publish
+                        raise SystemExit(2)
+                    writer.write(chunk)
+                writer.commit(rename)
+            run_child(work)
         return ForkJob(kind, pid, os.path.join(directory, f"temp-{kind}-{pid}.{ext}"), on_done)
 
     # -- log rewrite ----------------------------------------------------------------
@@ -598,34 +572,6 @@ class Persistence(LogWriter):
 
 def _no_expiry() -> bool:
     return False
-
-
-def _max_fd() -> int:
-    try:
-        return min(int(os.sysconf("SC_OPEN_MAX")), 1 << 20)
-    except (AttributeError, ValueError, OSError):
-        return 65536
-
-
-def _logging_fds() -> List[int]:
-    """The file descriptors of the distcache logger's handlers."""
-    fds = []
-    for handler in logging.getLogger("distcache").handlers:
-        stream = getattr(handler, "stream", None)
-        try:
-            fds.append(stream.fileno())
-        except (AttributeError, OSError, ValueError):
-            pass
-    return fds
-
-
-def _close_fds_but(keep: List[int]) -> None:
-    """Close every descriptor from 3 up, except those in ``keep``."""
-    low = 3
-    for fd in sorted(set(fd for fd in keep if fd >= 3)):
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, _max_fd())
 
 
 def _size(path: str) -> int:

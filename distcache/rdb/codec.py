@@ -152,6 +152,15 @@ class RdbReader:
         self._pos = self._summed = 0
 
     def byte(self) -> int:
+        pos = self._pos
+        buf = self._buf
+        # Inlined read(1) when the byte is buffered: a full sync reads a few per key.
+        if pos < len(buf) and (self.remaining is None or self.remaining > 0):
+            if self.remaining is not None:
+                self.remaining -= 1
+            self._pos = pos + 1
+            self.offset += 1
+            return buf[pos]
         return self.read(1)[0]
 
     def need(self, count: int, each: int = 1) -> None:
@@ -182,6 +191,20 @@ class RdbReader:
         return n
 
     def string(self) -> bytes:
+        buf = self._buf
+        pos = self._pos
+        if pos < len(buf):
+            n = buf[pos]
+            # A raw string under 64 bytes, already buffered (most keys and small
+            # values): its length byte and body in one step instead of two reads.
+            end = pos + 1 + n
+            if n < 0x40 and end <= len(buf) and \
+                    (self.remaining is None or n < self.remaining):
+                if self.remaining is not None:
+                    self.remaining -= n + 1
+                self._pos = end
+                self.offset += n + 1
+                return buf[pos + 1:end]
         n, special = self.length_or_encoding()
         if not special:
             return self.read(n)

@@ -53,6 +53,9 @@ _MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "rese
 class Client(asyncio.Protocol):
     """Connection state plus the dispatcher for its commands."""
 
+    #: The replica's link to its primary (CLIENT KILL TYPE master; replication/replica.py).
+    is_primary_link = False
+
     def __init__(self, server: "CacheServer") -> None:
         self.server = server
         self.keyspace = server.keyspace
@@ -103,8 +106,9 @@ class Client(asyncio.Protocol):
         #: CLIENT TRACKING state (server/tracking.py), None when off.
         self.tracking: Any = None
         #: True when any per-command gate applies (auth, ACL, MULTI, pub/sub, blocked,
-        #: some client tracking keys).
-        self.restricted = not self.authenticated or not self.user.full or server.tracking_on
+        #: some client tracking keys, a replica's write gate).
+        self.restricted = not self.authenticated or not self.user.full or server.tracking_on \
+            or server.replica_gate is not None
         self.out: List[bytes] = []
         #: Bytes of an incomplete request the parser held after the last read.
         self.partial = 0
@@ -453,6 +457,8 @@ class Client(asyncio.Protocol):
             raise CommandError(errors.LOADING)
         if not self.user.full:
             self._acl_check(spec, args)
+        if server.replica_gate is not None and not self.in_exec:
+            server.replica_gate(self, spec)  # READONLY, MASTERDOWN (replication/replica.py)
         name = (spec.parent or spec).name
         denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
@@ -515,7 +521,8 @@ class Client(asyncio.Protocol):
     def update_restricted(self) -> None:
         self.restricted = (not self.authenticated or not self.user.full or self.in_multi
                            or bool(self.channels or self.patterns or self.shard_channels)
-                           or self.reply_off or self.skip_next or self.server.tracking_on)
+                           or self.reply_off or self.skip_next or self.server.tracking_on
+                           or self.server.replica_gate is not None)
         self.parser.authenticated = self.authenticated
 
     # -- blocking (used by blocking list/zset commands) -------------------------

@@ -32,6 +32,8 @@ class ActiveExpiry:
 
     def cycle(self) -> bool:
         """Run one time-boxed slice; True when expired keys are likely left."""
+        if self.server.keyspace.hold_expired:  # a replica: its primary expires keys
+            return False
         dbs = self.server.keyspace.dbs
         if self.server.keyspace.expiry_paused:  # CLIENT PAUSE: no key expires meanwhile
             return False

@@ -63,7 +63,8 @@ def _server(s: "CacheServer") -> Fields:
 
 def _clients(s: "CacheServer") -> Fields:
     pubsub = sum(1 for c in s.clients.values() if subscribed(c))
-    return [("connected_clients", len(s.clients)), ("cluster_connections", 0),
+    replicas = len(s.replication.primary.replicas)  # as Redis: not counted as clients
+    return [("connected_clients", len(s.clients) - replicas), ("cluster_connections", 0),
             ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", 0),
             ("client_recent_max_output_buffer", 0), ("blocked_clients", s.blocked_clients),
             ("tracking_clients", s.tracking.clients), ("pubsub_clients", pubsub),

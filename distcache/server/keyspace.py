@@ -146,11 +146,13 @@ class Database:
 
     def expire_now(self, key: bytes) -> None:
         """Remove a key whose TTL passed, and log it as a DEL."""
-        if self.keyspace.expiry_paused:  # CLIENT PAUSE: reads miss it, nothing deletes
+        ks = self.keyspace
+        # CLIENT PAUSE (server/pause.py): reads miss it, nothing deletes it yet; a
+        # replica: hidden from reads, deleted by its primary's DEL.
+        if ks.expiry_paused or ks.hold_expired:
             return
         self.data.pop(key, None)
         self.expires.pop(key, None)
-        ks = self.keyspace
         ks.expired_keys += 1
         if ks.events:
             notify(self, EXPIRED, b"expired", key)
@@ -254,6 +256,8 @@ class Keyspace:
         self.evicted_keys = 0
         #: CLIENT PAUSE holds writes: expired keys stay until it ends (server/pause.py).
         self.expiry_paused = False
+        #: A replica's keys do not expire here: it waits for its primary's DEL.
+        self.hold_expired = False
         #: Called with (db id, commands) for every write; the AOF hangs here.
         #: Change it through add_/remove_propagator (they end the shortcut below).
         self.propagators: List[Propagator] = []

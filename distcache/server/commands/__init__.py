@@ -7,4 +7,5 @@ from . import memory, pubsub, transactions  # noqa: F401  (MULTI, pub/sub, MEMOR
 from . import acl, dump, functions, objects, scripting, sort  # noqa: F401  (server/scripting/)
 from . import client_control, introspection  # noqa: F401  (CLIENT PAUSE, MONITOR, SLOWLOG)
 from . import tracking  # noqa: F401  (CLIENT TRACKING and friends: server/tracking.py)
+from . import replica, replication  # noqa: F401  (REPLICAOF, ROLE; SYNC, PSYNC, REPLCONF, WAIT)
 from .table import COMMANDS, CommandSpec, command, lookup_table  # noqa: F401

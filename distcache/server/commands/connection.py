@@ -94,7 +94,8 @@ def hello(c: Any, args: List[bytes]) -> Any:
         c.resp3 = proto == 3
     return {b"server": b"redis", b"version": REDIS_VERSION.encode(),
             b"proto": 3 if c.resp3 else 2, b"id": c.id, b"mode": b"standalone",
-            b"role": b"master", b"modules": [],
+            b"role": b"replica" if c.server.replication.link is not None else b"master",
+            b"modules": [],
             b"distcache_version": __version__.encode()}
 
 
@@ -190,12 +191,7 @@ def client_list(c: Any, args: List[bytes]) -> Any:
             kind = args[i + 1].lower()
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{args[i + 1].decode()}'")
-            if kind == b"pubsub":
-                clients = [x for x in clients if subscribed(x)]
-            elif kind == b"normal":
-                clients = [x for x in clients if not subscribed(x)]
-            else:
-                clients = []
+            clients = [x for x in clients if _is_type(x, kind)]
             i += 2
         elif opt == b"ID" and i + 1 < len(args):
             ids = set()
@@ -249,8 +245,7 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             kind = value.lower()
             if kind not in _CLIENT_TYPES:
                 raise CommandError(f"ERR Unknown client type '{value.decode('utf-8', 'replace')}'")
-            filters[opt] = lambda x, k=kind: (k == b"pubsub") == subscribed(x) \
-                if k in (b"pubsub", b"normal") else False
+            filters[opt] = lambda x, k=kind: _is_type(x, k)
         elif opt == b"SKIPME":
             if value.lower() not in (b"yes", b"no"):
                 raise CommandError(SYNTAX)
@@ -267,6 +262,17 @@ def client_kill(c: Any, args: List[bytes]) -> Any:
             _kill(c, other)
             killed += 1
     return killed
+
+
+def _is_type(c: Any, kind: bytes) -> bool:
+    """CLIENT LIST/KILL TYPE: a replica's connection (flag S) is of type replica only."""
+    if getattr(c, "is_replica", False):
+        return kind in (b"replica", b"slave")
+    if getattr(c, "is_primary_link", False):
+        return kind == b"master"
+    if kind == b"pubsub":
+        return subscribed(c)
+    return kind == b"normal" and not subscribed(c)
 
 
 def _kill(c: Any, other: Any) -> None:

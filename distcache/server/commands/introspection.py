@@ -5,7 +5,7 @@ import random
 import time
 from typing import Any, List
 
-from ...protocol import OK, Status, Verbatim
+from ...protocol import OK, Verbatim
 from ..errors import CommandError, subcommand_syntax
 from .args import to_int
 from .connection import REDIS_VERSION
@@ -133,9 +133,9 @@ def latency_doctor(c: Any, args: List[bytes]) -> Any:
                      f"mean deviation {_deviation(values)}ms, period "
                      f"{_period(samples)} sec). Worst all time event {m.latency_max[event]}ms.")
     lines += ["", "I have a few advices for you:", "",
-              f"- Check your Slow Log to understand what are the commands you are running "
-              f"which are too slow to execute. Please check https://redis.io/commands/slowlog "
-              f"for more information.", ""]
+              "- Check your Slow Log to understand what are the commands you are running "
+              "which are too slow to execute. Please check https://redis.io/commands/slowlog "
+              "for more information.", ""]
     return Verbatim("\n".join(lines).encode() + b"\n")
 
 

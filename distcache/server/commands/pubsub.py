@@ -90,7 +90,18 @@ def punsubscribe(c: Any, args: List[bytes]) -> Any:
 @command("publish", 3, "pubsub loading stale fast may_replicate", since="2.0.0", **_PS)
 def publish(c: Any, args: List[bytes]) -> Any:
     """Post a message to a channel; returns how many clients received it."""
+    _to_replicas(c, args)
     return c.server.pubsub.publish(args[1], args[2])
+
+
+def _to_replicas(c: Any, args: List[bytes]) -> None:
+    """As Redis: PUBLISH and SPUBLISH reach replicas (their subscribers), not the log.
+
+    Not from a replica: its sub-replicas get its primary's stream only (a PUBLISH
+    there, such as Sentinel's hello, would fork the shared history)."""
+    replication = c.server.replication
+    if replication.primary.backlog is not None and replication.link is None:
+        replication.primary.feed(c.db.id, [args])
 
 
 # -- sharded pub/sub (Redis 7.0): one shard, so every shard channel is local ----------
@@ -117,6 +128,7 @@ def sunsubscribe(c: Any, args: List[bytes]) -> Any:
          since="7.0.0", complexity="O(N) where N is the number of receiving clients.", **_PS)
 def spublish(c: Any, args: List[bytes]) -> Any:
     """Post a message to a shard channel; returns how many clients received it."""
+    _to_replicas(c, args)
     return c.server.pubsub.spublish(args[1], args[2])
 
 

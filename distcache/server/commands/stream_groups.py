@@ -20,7 +20,7 @@ from ..types.blocking import signal_ready
 from ..types.stream import (INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id,
                             wall_ms)
 from .args import to_int
-from .streams import (ReadArgs, U64, dirtied, entries_reply, entry_reply, interval,
+from .streams import (ReadArgs, dirtied, entries_reply, entry_reply, interval,
                       keyed_reply, parse_id, stream_of, stream_waiter, strict_id, xread_keys,
                       BLOCKED_DEFAULT_COUNT)
 from .table import KEY_FINDERS, command, container, help_reply

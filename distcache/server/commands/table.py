@@ -37,7 +37,8 @@ EXTRA_CATEGORIES = {"sort": "-keyspace set sortedset list dangerous", "restore":
                     "sort_ro": "-keyspace set sortedset list dangerous","dbsize": "keyspace", "flushall": "keyspace dangerous",
                     "flushdb": "keyspace dangerous", "swapdb": "keyspace dangerous",
                     "keys": "dangerous", "info": "dangerous", "command": "connection",
-                    "lastsave": "admin dangerous"}
+                    "lastsave": "admin dangerous", "wait": "-keyspace connection",
+                    "role": "admin dangerous"}
 
 #: Key access flags of a key spec: Redis's ACCESS (read), INSERT/DELETE/UPDATE (write).
 KEY_READ, KEY_WRITE = 1, 2
