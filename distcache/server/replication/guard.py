@@ -3,8 +3,8 @@ replicas, with Redis's ``NOREPLICAS`` error.
 
 A replica is good when it is online and acknowledged within ``min-replicas-max-lag``
 seconds. The count is refreshed on every ACK, on the cron and when a replica
-comes or goes. While writes are refused, the write commands' handlers are swapped
-for one that raises (and their run handlers are set aside), so the dispatcher
+comes or goes. While writes are refused, a layer over the command table
+(``table.set_layer``) puts one that raises over the write commands, so the dispatcher
 and every server without the directive pay nothing for the check; as in Redis
 it applies to clients, to EXEC's queued writes and to scripts' calls.
 """
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, List, Tuple
 
+from ..commands.table import set_layer
 from ..errors import CommandError
 
 if TYPE_CHECKING:
@@ -28,6 +29,10 @@ def _refuse(c: Any, args: List[bytes]) -> Any:
     raise CommandError(NOREPLICAS)
 
 
+def _refusing(spec: Any, handler: Any) -> Any:
+    return _refuse if spec.write else None
+
+
 class WriteGuard:
     """Counts good replicas and turns the write refusal on and off."""
 
@@ -35,8 +40,7 @@ class WriteGuard:
         self.primary = primary
         self.config = primary.config
         self.good = 0
-        #: spec -> (handler, run handler) while writes are refused.
-        self.saved: Optional[Dict[Any, Tuple[Any, Any]]] = None
+        self.refusing = False
 
     def enabled(self) -> bool:
         return bool(self.config["min-replicas-to-write"] and self.config["min-replicas-max-lag"])
@@ -55,33 +59,19 @@ class WriteGuard:
         else:
             self._allow()
 
-    def _specs(self) -> List[Any]:
-        seen: Dict[int, Any] = {}
-        for spec in self.primary.server.command_table.values():
-            for one in (spec, *spec.subcommands.values()):
-                if one.write and one.handler is not None:
-                    seen[id(one)] = one
-        return list(seen.values())
-
     def _refuse(self) -> None:
-        if self.saved is not None:
+        if self.refusing:
             return
         log.warning("Not enough good replicas (%d of %d): refusing writes", self.good,
                     self.config["min-replicas-to-write"])
-        self.saved = {}
-        for spec in self._specs():
-            self.saved[spec] = (spec.handler, spec.run_handler)
-            spec.handler = _refuse
-            spec.run_handler = None
+        self.refusing = True
+        set_layer("min-replicas refusal", 20, _refusing)
 
     def _allow(self) -> None:
-        saved = self.saved
-        if saved is None:
+        if not self.refusing:
             return
-        self.saved = None
-        for spec, (handler, run_handler) in saved.items():
-            spec.handler = handler
-            spec.run_handler = run_handler
+        self.refusing = False
+        set_layer("min-replicas refusal", 20, None)
         log.info("Enough good replicas again: writes are accepted")
 
     def info_fields(self) -> List[Tuple[str, Any]]:

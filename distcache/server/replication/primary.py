@@ -474,7 +474,7 @@ class Primary:
             self._online(link)
         if self.waiters:
             self._serve_waiters()
-        if self.guard.saved is not None:
+        if self.guard.refusing:
             self.guard.refresh()
 
     def client_gone(self, c: Client) -> None:
