@@ -244,12 +244,12 @@ class AsyncCacheClient(BaseClient):
     def __init__(self, servers: Any = None, **options: Any) -> None:
         super().__init__(servers, **options)
         self._pools: Dict[Any, AsyncPool] = {s: AsyncPool(s, **self._conn_kwargs)
-                                             for s in self._servers}
+                                             for s in self._all_servers}
         self._direct: Optional[AsyncPool] = (
-            self._pools[self._servers[0]] if len(self._servers) == 1 else None)
+            self._pools[self._servers[0]] if len(self._all_servers) == 1 else None)
         self._monitor_loop: Any = None
         if self._wants_monitor():
-            self._monitor = AsyncHealthMonitor(self._servers, ping=self._ping_one,
+            self._monitor = AsyncHealthMonitor(self._all_servers, ping=self._ping_one,
                                                **self._monitor_kwargs())
 
     async def _ping_one(self, server: ServerSpec, timeout: float) -> None:

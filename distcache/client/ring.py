@@ -190,7 +190,8 @@ def key_hash(key: Union[bytes, str]) -> int:
 
 def point_name(server: ServerSpec, index: int) -> bytes:
     """libmemcached's name for a server's ``index``-th point hash."""
-    if server.port == MEMCACHED_DEFAULT_PORT:
+    # Port 0: a named shard (distcache.client.shards), placed by its name.
+    if server.port == MEMCACHED_DEFAULT_PORT or server.port == 0:
         return f"{server.host}-{index}".encode()
     return f"{server.host}:{server.port}-{index}".encode()
 

@@ -33,12 +33,12 @@ class CacheClient(BaseClient):
         super().__init__(servers, **options)
         self._pools: Dict[Any, ConnectionPool] = {
             s: ConnectionPool(s, self._max_connections, **self._conn_kwargs)
-            for s in self._servers}
+            for s in self._all_servers}
         # One server: skip routing entirely on the hot path.
         self._direct: Optional[ConnectionPool] = (
-            self._pools[self._servers[0]] if len(self._servers) == 1 else None)
+            self._pools[self._servers[0]] if len(self._all_servers) == 1 else None)
         if self._wants_monitor():
-            self._monitor = HealthMonitor(self._servers, ping=self._ping_one,
+            self._monitor = HealthMonitor(self._all_servers, ping=self._ping_one,
                                           **self._monitor_kwargs()).start()
 
     def _ping_one(self, server: Any, timeout: float) -> None:
