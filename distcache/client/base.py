@@ -114,17 +114,28 @@ class BaseClient(CommandsMixin):
                  health_interval: Optional[float] = 1.0, failure_threshold: int = 2,
                  on_server_state: Optional[Callable[[str, str, str], Any]] = None,
                  max_connections: Optional[int] = None, parser: str = "auto",
-                 read_from_replicas: bool = False) -> None:
+                 read_from_replicas: bool = False, sentinels: Any = None,
+                 services: Any = None, failover_timeout: float = 15.0,
+                 sentinel_password: Optional[str] = None) -> None:
         if failover not in FAILOVER_POLICIES:
             raise ValueError(f"failover must be one of {FAILOVER_POLICIES}, not {failover!r}")
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError("ssl must be an ssl.SSLContext (e.g. ssl.create_default_context())")
-        shards = resolve_shards(servers)
+        self._sentinel: Any = None
+        if sentinels is not None or services is not None:
+            if servers is not None:
+                raise ValueError("give either servers or sentinels and services, not both")
+            from .sentinel import SentinelWatcher
+            self._sentinel = SentinelWatcher(sentinels or [], list(services or []),
+                                             timeout=connect_timeout, password=sentinel_password)
+            shards = self._sentinel.discover()
+        else:
+            shards = resolve_shards(servers)
         # Plain pools (no replicas, no names) keep the old, leaner routing.
         self._shards: Optional[ShardMap] = None
         if read_from_replicas or any(s.replicas or s.placement is not s.primary
                                      for s in shards):
-            self._shards = ShardMap(shards, read_from_replicas)
+            self._shards = ShardMap(shards, read_from_replicas, max(0.0, failover_timeout))
         #: The current primaries (broadcasts go there); _all_servers adds replicas.
         self._servers: List[ServerSpec] = [s.primary for s in shards]
         self._all_servers: List[ServerSpec] = (
@@ -153,6 +164,8 @@ class BaseClient(CommandsMixin):
     def _state_changed(self, server: ServerSpec, old: str, new: str) -> None:
         # Connections made before a crash or restart are dead: start afresh.
         self._pools[server].close_idle()
+        if self._shards is not None:
+            self._shards.mark(server, new)
         if self._on_server_state is not None:
             self._on_server_state(server.address, old, new)
 
@@ -163,6 +176,25 @@ class BaseClient(CommandsMixin):
         return dict(interval=interval, failure_threshold=self._failure_threshold,
                     timeout=min(self._connect_timeout, max(interval, 0.5)),
                     on_state_change=self._state_changed)
+
+    def _start_sentinel(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.start(self._switch_primary)
+
+    def _switch_primary(self, service: str, new: ServerSpec) -> None:
+        """Sentinel promoted ``new``: writes of that shard go there from now on."""
+        shard = self._shards.switch(service, new, self._all_servers)  # type: ignore[union-attr]
+        if shard is None:
+            return
+        if shard.primary not in self._pools:  # not a replica we knew of
+            self._pools[shard.primary] = self._make_pool(shard.primary)
+            self._all_servers.append(shard.primary)
+        # Rebuilt, not mutated: other threads may be iterating the old list.
+        self._servers = [s.primary for s in self._shards.shards]  # type: ignore[union-attr]
+
+    def _stop_sentinel(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.stop()
 
     def _wants_monitor(self) -> bool:
         # One server has nowhere to fail over to: errors are simply raised

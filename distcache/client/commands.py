@@ -28,6 +28,7 @@ WRITE = 2
 READ = IDEMPOTENT
 IDEMPOTENT_WRITE = IDEMPOTENT | WRITE
 OWNER_ONLY = 4  # never fail over to a stand-in server (id_generator's counters)
+ROUTED_AFTER_WAIT = 8  # _plan already waited for a Sentinel promotion
 SLEEP = object()  # marker a compound plan yields to sleep: (SLEEP, seconds)
 
 
@@ -438,7 +439,8 @@ class CommandsMixin:
         """(server, in_failover) for ``key``; raises ServerDown per the policy."""
         if self._shards is not None:
             return self._shards.route(key, flags & WRITE == 0 and flags & IDEMPOTENT != 0,
-                                      self._monitor, self._failover, bool(flags & OWNER_ONLY))
+                                      self._monitor, self._failover, bool(flags & OWNER_ONLY),
+                                      not flags & ROUTED_AFTER_WAIT)
         if self._monitor is None:
             return (self._ring.get_server(key) if key is not None and len(self._servers) > 1
                     else self._servers[0]), False
@@ -471,6 +473,12 @@ class CommandsMixin:
         results: List[Any] = [None] * len(keys)
         pending = list(range(len(keys)))
         while pending:
+            if self._shards is not None and flags & WRITE:
+                # A Sentinel shard's primary died: wait for the promotion.
+                delay = self._shards.promotion_delay([keys[i] for i in pending], self._monitor)
+                if delay:
+                    yield delay
+                    continue
             groups: Dict[Any, List[int]] = {}
             stand_in: List[int] = []  # keys routed away from their down owner
             if self._monitor is None and len(self._all_servers) == 1:  # nothing to route
@@ -478,7 +486,7 @@ class CommandsMixin:
             else:
                 for i in pending:
                     try:
-                        server, failover = self._route(keys[i], flags)
+                        server, failover = self._route(keys[i], flags | ROUTED_AFTER_WAIT)
                     except ConnectionError:
                         if self._ignore_errors:
                             continue

@@ -11,10 +11,11 @@ taking writes) never changes placement.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .errors import ServerDown
-from .ring import KetamaRing, ServerSpec, parse_servers
+from .ring import KetamaRing, ServerSpec, parse_servers, pool_items
 
 __all__ = ["Shard", "ShardMap", "parse_shards", "SHARD_OPTIONS"]
 
@@ -77,19 +78,7 @@ def _parse_entry(item: Any) -> Shard:
 def parse_shards(value: Any) -> List[Shard]:
     """Normalise a pool: anything :func:`parse_servers` takes, where string
     entries may add ``replicas=ADDR[+ADDR...]`` and ``name=NAME``."""
-    if value is None:
-        return []
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        items: List[Any] = [part for part in value.split(",") if part.strip()]
-    elif isinstance(value, (ServerSpec, Shard)) or (
-            isinstance(value, tuple) and value and isinstance(value[0], str)
-            and len(value) in (2, 3) and isinstance(value[1], int)):
-        items = [value]
-    else:
-        items = list(value)
-    shards = [_parse_entry(item) for item in items]
+    shards = [_parse_entry(item) for item in pool_items(value, (Shard,))]
     seen: set = set()
     for shard in shards:
         for key in {shard.placement.address, *(s.address for s in shard.servers)}:
@@ -102,11 +91,51 @@ def parse_shards(value: Any) -> List[Shard]:
 class ShardMap:
     """The ring over shards plus the routing decisions that involve replicas."""
 
-    def __init__(self, shards: List[Shard], read_from_replicas: bool = False) -> None:
+    def __init__(self, shards: List[Shard], read_from_replicas: bool = False,
+                 failover_timeout: float = 0.0) -> None:
         self.shards = shards
         self.ring = KetamaRing([s.placement for s in shards])
         self.by_placement: Dict[ServerSpec, Shard] = {s.placement: s for s in shards}
+        self.by_name: Dict[str, Shard] = {s.name: s for s in shards}
         self.read_from_replicas = read_from_replicas
+        #: How long writes to a Sentinel shard wait for a promotion.
+        self.failover_timeout = failover_timeout
+        self._down_since: Dict[str, float] = {}
+
+    # -- promotions (Sentinel shards) ---------------------------------------------
+    def mark(self, server: ServerSpec, state: str) -> None:
+        """Health state changes: when each server went down."""
+        if state == "down":
+            self._down_since.setdefault(server.address, time.monotonic())
+        else:
+            self._down_since.pop(server.address, None)
+
+    def promoting(self, shard: Shard, monitor: Any) -> bool:
+        """True while writes to ``shard`` should wait for Sentinel to promote a
+        replica: its primary is down for less than ``failover_timeout``."""
+        if shard.service is None or monitor is None or _is_up(monitor, shard.primary):
+            return False
+        since = self._down_since.setdefault(shard.primary.address, time.monotonic())
+        return time.monotonic() - since < self.failover_timeout
+
+    def promotion_delay(self, keys: Iterable[Optional[bytes]], monitor: Any) -> float:
+        """Seconds to sleep before routing writes of ``keys`` (0.0: route now)."""
+        for key in keys:
+            if self.promoting(self.shard_for(key), monitor):
+                return 0.05
+        return 0.0
+
+    def switch(self, name: str, new: ServerSpec, known: List[ServerSpec]) -> Optional[Shard]:
+        """Sentinel promoted ``new`` in shard ``name``; the old primary becomes a
+        replica (Sentinel reconfigures it when it returns)."""
+        shard = self.by_name.get(name)
+        if shard is None or shard.primary.address == new.address:
+            return None
+        new = next((s for s in known if s.address == new.address), new)
+        old = shard.primary
+        shard.replicas = [r for r in shard.replicas if r.address != new.address] + [old]
+        shard.primary = new
+        return shard
 
     def all_servers(self) -> List[ServerSpec]:
         """Every server of every shard, primaries first."""
@@ -123,11 +152,17 @@ class ShardMap:
         return self.by_placement[self.ring.get_server(key)]
 
     def route(self, key: Optional[bytes], reading: bool, monitor: Any, failover: str,
-              owner_only: bool) -> Tuple[ServerSpec, bool]:
-        """(server, on_a_stand_in_shard) for ``key``; raises ServerDown."""
+              owner_only: bool, wait: bool = True) -> Tuple[ServerSpec, bool]:
+        """(server, on_a_stand_in_shard) for ``key``; raises ServerDown.
+
+        A write to a Sentinel shard whose primary is being replaced gets
+        ``(primary, True)`` with ``wait``: the caller's slow path waits
+        (:meth:`promotion_delay`) and routes again without ``wait``."""
         shard = self.shard_for(key)
         primary = shard.primary
-        up = (lambda s: True) if monitor is None else monitor.is_up
+        if wait and not reading and self.promoting(shard, monitor):
+            return primary, True
+        up = (lambda s: True) if monitor is None else (lambda s: _is_up(monitor, s))
         if reading and self.read_from_replicas and shard.replicas:
             live = [r for r in shard.replicas if up(r)]
             if live:
@@ -148,6 +183,13 @@ class ShardMap:
             if up(other.primary):
                 return other.primary, other is not shard
         raise _down(primary, "and no other server is up")
+
+
+def _is_up(monitor: Any, server: ServerSpec) -> bool:
+    try:
+        return monitor.is_up(server)
+    except KeyError:  # a server Sentinel announced after the monitor started
+        return True
 
 
 def _down(server: ServerSpec, extra: str = "") -> ServerDown:

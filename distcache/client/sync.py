@@ -32,14 +32,17 @@ class CacheClient(BaseClient):
     def __init__(self, servers: Any = None, **options: Any) -> None:
         super().__init__(servers, **options)
         self._pools: Dict[Any, ConnectionPool] = {
-            s: ConnectionPool(s, self._max_connections, **self._conn_kwargs)
-            for s in self._all_servers}
+            s: self._make_pool(s) for s in self._all_servers}
         # One server: skip routing entirely on the hot path.
         self._direct: Optional[ConnectionPool] = (
             self._pools[self._servers[0]] if len(self._all_servers) == 1 else None)
         if self._wants_monitor():
             self._monitor = HealthMonitor(self._all_servers, ping=self._ping_one,
                                           **self._monitor_kwargs()).start()
+        self._start_sentinel()
+
+    def _make_pool(self, server: Any) -> ConnectionPool:
+        return ConnectionPool(server, self._max_connections, **self._conn_kwargs)
 
     def _ping_one(self, server: Any, timeout: float) -> None:
         ping_server(server, timeout, **self._conn_kwargs)
@@ -111,6 +114,7 @@ class CacheClient(BaseClient):
     def close(self) -> None:
         """Close every connection and stop the health monitor."""
         self._closed = True
+        self._stop_sentinel()
         if self._monitor is not None:
             self._monitor.stop()
         for pool in self._pools.values():
