@@ -207,3 +207,44 @@ def test_sigkill_primary_async_reads_hit_replica(pairs):
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_sigkill_primary_under_load_no_errors_no_misses(pairs):
+    """Steady get/set load from 2 threads; SIGKILL a primary: no exception reaches
+    the application and no key written (WAIT-confirmed) before the kill misses."""
+    import threading
+    victim, _ = pairs[2]
+    with CacheClient(_pool(pairs), **OPTIONS) as client:
+        _write_all(client)
+        stop = threading.Event()
+        errors, misses, ops = [], [], [0]
+
+        def load(seed):
+            rng = random.Random(seed)
+            n = 0
+            while not stop.is_set():
+                key = rng.choice(KEYS)
+                try:
+                    if client.get(key) != key:
+                        misses.append(key)
+                    client.set(f"new:{seed}:{n}", n)
+                except Exception as exc:  # anything reaching the application counts
+                    errors.append(repr(exc))
+                n += 1
+                ops[0] += 1
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(2)]
+        for thread in threads:
+            thread.start()
+        try:
+            assert wait_until(lambda: ops[0] > 200, timeout=20)
+            victim.kill()
+            assert wait_until(lambda: client.health()[victim.address]["state"] == "down",
+                              timeout=2 * INTERVAL + 2)
+            seen = ops[0]
+            assert wait_until(lambda: ops[0] > seen + 200, timeout=20)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+        assert errors == [] and misses == []
