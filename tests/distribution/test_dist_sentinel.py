@@ -12,16 +12,15 @@ import time
 import pytest
 import redis
 
-from dist_helpers import wait_until
-from servers import REDIS_SERVER, ServerProcess, free_port, redis_server
+from dist_helpers import server_kinds, start_server, wait_until
+from servers import ServerProcess, free_port
 
 from distcache import CacheClient
 from distcache.client.sentinel import SentinelWatcher
 
 REDIS_SENTINEL = shutil.which("redis-sentinel")
-pytestmark = pytest.mark.skipif(not (REDIS_SENTINEL and REDIS_SERVER),
-                                reason="needs redis-sentinel and redis-server "
-                                       "(apt-get install redis-sentinel redis-server)")
+pytestmark = pytest.mark.skipif(not REDIS_SENTINEL,
+                                reason="needs redis-sentinel (apt-get install redis-sentinel)")
 
 SERVICES = ["shard-a", "shard-b"]
 DOWN_AFTER_MS = 1000
@@ -41,17 +40,19 @@ def _sentinel(workdir, monitored):
     return ServerProcess([REDIS_SENTINEL, str(conf)], port, workdir).start()
 
 
-@pytest.fixture
-def watched(tmp_path):
+
+
+@pytest.fixture(params=server_kinds())
+def watched(request, tmp_path):
     """2 shards (primary + replica) and 3 sentinels that know each other."""
     procs = []
     try:
         shards = []
         for i, service in enumerate(SERVICES):
-            primary = redis_server(tmp_path / f"p{i}").start()
+            primary = start_server(request.param, tmp_path / f"p{i}")
             procs.append(primary)
-            replica = redis_server(tmp_path / f"r{i}", "--replicaof", "127.0.0.1",
-                                   str(primary.port)).start()
+            replica = start_server(request.param, tmp_path / f"r{i}", "--replicaof", "127.0.0.1",
+                             str(primary.port))
             procs.append(replica)
             shards.append((service, primary, replica))
         sentinels = [_sentinel(tmp_path / f"s{i}", [(s, p) for s, p, _ in shards])

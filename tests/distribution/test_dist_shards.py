@@ -12,8 +12,7 @@ import random
 import pytest
 import redis
 
-from dist_helpers import async_wait_until, wait_until
-from servers import REDIS_SERVER, distcache_server, redis_server
+from dist_helpers import async_wait_until, server_kinds, start_server, wait_until
 
 from distcache import AsyncCacheClient, CacheClient
 from distcache.client.base import resolve_servers, resolve_shards
@@ -82,33 +81,20 @@ def test_bad_pools_are_refused():
 
 
 # -- real primary/replica pairs ------------------------------------------------------
-def _kinds():
-    kinds = []
-    if REDIS_SERVER:
-        kinds.append("redis")
-    return kinds or [pytest.param("redis", marks=pytest.mark.skip("redis-server missing"))]
-
-
-def _start(kind, workdir, *flags):
-    if kind == "redis":
-        return redis_server(workdir, *flags).start()
-    return distcache_server(workdir, *flags).start(timeout=60)
-
-
 def _linked(port):
     info = redis.Redis(port=port, socket_timeout=5).info("replication")
     return info.get("master_link_status") == "up"
 
 
-@pytest.fixture(params=_kinds())
+@pytest.fixture(params=server_kinds())
 def pairs(request, tmp_path):
     """3 shards: (primary, replica) processes, replication link up."""
     procs, shards = [], []
     try:
         for i in range(3):
-            primary = _start(request.param, tmp_path / f"p{i}")
+            primary = start_server(request.param, tmp_path / f"p{i}")
             procs.append(primary)
-            replica = _start(request.param, tmp_path / f"r{i}",
+            replica = start_server(request.param, tmp_path / f"r{i}",
                              "--replicaof", "127.0.0.1", str(primary.port))
             procs.append(replica)
             shards.append((primary, replica))
