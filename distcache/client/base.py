@@ -19,7 +19,7 @@ from ..protocol import ReplyError
 from .commands import SLEEP, CommandsMixin
 from .connection import auth_error
 from .errors import ConnectionError, ResponseError
-from .ring import KetamaRing, ServerSpec, parse_servers
+from .ring import KetamaRing, ServerSpec
 from .serde import make_serializer
 from .shards import SHARD_OPTIONS, Shard, ShardMap, parse_shards
 
