@@ -162,13 +162,26 @@ class CommandsMixin:
 
     def _set_wait(self, k: bytes, args: List[Any], flags: int, replicas: int,
                   timeout: float) -> Any:
-        # WAIT must follow the SET on the same connection: one plan group.
+        return self._then_wait(k, args, flags, replicas, timeout, _set_waited, _only)
+
+    def _then_wait(self, k: bytes, args: Any, flags: int, replicas: int, timeout: float,
+                   extract: Callable[[List[Any], int], List[Any]],
+                   finish: Callable[[List[Any]], Any]) -> Any:
+        """``args`` then ``WAIT replicas`` on the same connection (one plan group)."""
         limit = getattr(self, "_timeout", None)
         if limit:  # a WAIT outlasting the socket timeout would look like a dead server
             timeout = min(timeout, limit * 0.8)
         wait = (b"WAIT", max(0, replicas), max(1, int(timeout * 1000)))
-        plan = self._plan([k], lambda idx: [tuple(args), wait], _set_waited, flags)
-        return self._run(plan, _only)
+        plan = self._plan([k], lambda idx: [tuple(args), wait], extract, flags)
+        return self._run(plan, finish)
+
+    def _live_replicas(self, key: Any) -> int:
+        """How many of ``key``'s shard's replicas are up (0 for plain pools)."""
+        if self._shards is None:
+            return 0
+        monitor = self._monitor
+        replicas = self._shards.shard_for(encode_key(key)).replicas
+        return sum(1 for r in replicas if monitor is None or _known_up(monitor, r))
 
     def add(self, key: Any, value: Any, ttl: Optional[float] = None) -> Any:
         """Store only if ``key`` does not exist; True if stored."""
@@ -583,6 +596,13 @@ def _set_waited(replies: List[Any], n: int) -> List[Any]:
         if isinstance(reply, ReplyError):
             raise_reply(reply)
     return [False if stored is None else acked]
+
+
+def _known_up(monitor: Any, server: Any) -> bool:
+    try:
+        return monitor.is_up(server)
+    except KeyError:  # announced by Sentinel after the monitor started
+        return False
 
 
 def _only(results: List[Any]) -> Any:

@@ -42,6 +42,12 @@ def _sentinel(workdir, monitored):
 
 
 
+def _client(sentinels):
+    return CacheClient(sentinels=[s.address for s in sentinels], services=SERVICES,
+                       health_interval=0.4, timeout=2.0, connect_timeout=1.0,
+                       failover_timeout=30)
+
+
 @pytest.fixture(params=server_kinds())
 def watched(request, tmp_path):
     """2 shards (primary + replica) and 3 sentinels that know each other."""
@@ -95,9 +101,7 @@ def test_discovery_places_shards_by_service_name(watched):
 def test_sentinel_failover_moves_writes_to_promoted_replica(watched):
     shards, sentinels = watched
     service, victim, replica = shards[0]
-    client = CacheClient(sentinels=[s.address for s in sentinels], services=SERVICES,
-                         health_interval=0.4, timeout=2.0, connect_timeout=1.0,
-                         failover_timeout=30)
+    client = _client(sentinels)
     try:
         for key in KEYS:
             assert client.set(key, key, replicas=1) == 1
@@ -114,5 +118,28 @@ def test_sentinel_failover_moves_writes_to_promoted_replica(watched):
         assert client.get(victim_keys[0]) == "after"
         assert all(client.get(k) == k for k in victim_keys[1:])
         assert client.servers == [replica.address, shards[1][1].address]
+    finally:
+        client.close()
+
+
+def test_id_generator_unique_across_promotion(watched):
+    shards, sentinels = watched
+    _, victim, replica = shards[0]
+    client = _client(sentinels)
+    try:
+        ids = client.id_generator("orders", block=50)
+        ids._first = 0  # reserve on shard-a's counter (slot 0), the one whose primary dies
+        before = [ids() for _ in range(500)]
+        # Every reserved block reached the replica before it was used.
+        slot_key = ids._keys[0]
+        assert int(redis.Redis(port=replica.port).get(slot_key)) > 0
+        victim.kill()
+        probe = next(f"p{i}" for i in range(1000) if client.shard_for(f"p{i}").name == SERVICES[0])
+        assert client.set(probe, 1) is True  # waits for the promotion
+        assert client.server_for(slot_key) == replica.address
+        fresh = client.id_generator("orders", block=50)
+        fresh._first = 0
+        after = [fresh() for _ in range(500)] + [ids() for _ in range(500)]
+        assert len(set(before + after)) == len(before) + len(after)
     finally:
         client.close()
