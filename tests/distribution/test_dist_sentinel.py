@@ -6,6 +6,7 @@ redis-sentinel (apt-get install redis-sentinel) or redis-server.
 """
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 
@@ -15,7 +16,7 @@ import redis
 from dist_helpers import server_kinds, start_server, wait_until
 from servers import ServerProcess, free_port
 
-from distcache import CacheClient
+from distcache import AsyncCacheClient, CacheClient
 from distcache.client.sentinel import SentinelWatcher
 
 REDIS_SENTINEL = shutil.which("redis-sentinel")
@@ -143,3 +144,27 @@ def test_id_generator_unique_across_promotion(watched):
         assert len(set(before + after)) == len(before) + len(after)
     finally:
         client.close()
+
+
+def test_sentinel_failover_async_client(watched):
+    shards, sentinels = watched
+    service, victim, replica = shards[1]
+
+    async def scenario():
+        client = AsyncCacheClient(sentinels=[s.address for s in sentinels], services=SERVICES,
+                                  health_interval=0.4, timeout=2.0, connect_timeout=1.0,
+                                  failover_timeout=30)
+        try:
+            for key in KEYS:
+                assert await client.set(key, key, replicas=1) == 1
+            mine = [k for k in KEYS if client.shard_for(k).name == service]
+            victim.kill()
+            values = await asyncio.gather(*(client.get(k) for k in KEYS))
+            assert values == KEYS  # the replica answers
+            assert await client.set(mine[0], "after") is True  # after the promotion
+            assert client.server_for(mine[0]) == replica.address
+            assert await client.get(mine[0]) == "after"
+        finally:
+            await client.close()
+
+    asyncio.run(scenario())
