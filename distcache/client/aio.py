@@ -245,16 +245,20 @@ class AsyncCacheClient(BaseClient):
         super().__init__(servers, **options)
         self._lc_loop: Any = None
         if self._local is None:
-            self._pools: Dict[Any, AsyncPool] = {s: AsyncPool(s, **self._conn_kwargs)
-                                                 for s in self._servers}
+            self._pools: Dict[Any, AsyncPool] = {s: self._make_pool(s)
+                                                 for s in self._all_servers}
         else:
             self._enable_local_cache()
         self._direct: Optional[AsyncPool] = (
-            self._pools[self._servers[0]] if len(self._servers) == 1 else None)
+            self._pools[self._servers[0]] if len(self._all_servers) == 1 else None)
         self._monitor_loop: Any = None
         if self._wants_monitor():
-            self._monitor = AsyncHealthMonitor(self._servers, ping=self._ping_one,
+            self._monitor = AsyncHealthMonitor(self._all_servers, ping=self._ping_one,
                                                **self._monitor_kwargs())
+        self._start_sentinel()  # a thread: announcements only flip the shard's primary
+
+    def _make_pool(self, server: Any) -> AsyncPool:
+        return AsyncPool(server, **self._conn_kwargs)
 
     async def _ping_one(self, server: ServerSpec, timeout: float) -> None:
         kwargs = dict(self._conn_kwargs, connect_timeout=timeout, timeout=timeout)
@@ -268,11 +272,11 @@ class AsyncCacheClient(BaseClient):
     def _enable_local_cache(self) -> None:
         from .invalidation import AsyncListener, TrackingAsyncPool
         from .localreads import enable
-        for s in self._servers:
+        for s in self._all_servers:
             self._listeners[s] = AsyncListener(s, self._local, self._conn_kwargs,
                                                self._listen_interval())
         self._pools = {s: TrackingAsyncPool(s, self._listeners[s], **self._conn_kwargs)
-                       for s in self._servers}
+                       for s in self._all_servers}
         enable(self, self._local)
 
     async def _lc_listen(self, server: ServerSpec) -> None:
@@ -372,6 +376,7 @@ class AsyncCacheClient(BaseClient):
     async def close(self) -> None:
         """Close every connection and stop the health monitor."""
         self._closed = True
+        self._stop_sentinel()
         if self._monitor is not None and self._monitor_loop is asyncio.get_running_loop():
             await self._monitor.stop()
         for listener in self._listeners.values():

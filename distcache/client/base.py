@@ -20,10 +20,11 @@ from .commands import SLEEP, CommandsMixin
 from .connection import auth_error
 from .errors import ConnectionError, ResponseError
 from .localcache import make_local_cache
-from .ring import KetamaRing, ServerSpec, parse_servers
+from .ring import KetamaRing, ServerSpec
 from .serde import make_serializer
+from .shards import SHARD_OPTIONS, Shard, ShardMap, parse_shards
 
-__all__ = ["BaseClient", "resolve_servers", "run_sync", "DEFAULT_SERVER"]
+__all__ = ["BaseClient", "resolve_servers", "resolve_shards", "run_sync", "DEFAULT_SERVER"]
 
 DEFAULT_SERVER = "127.0.0.1:2050"
 FAILOVER_POLICIES = ("next", "error")
@@ -39,35 +40,43 @@ def _server_pool_from_file(path: str) -> Optional[str]:
 
 
 def _split_pool(text: str) -> List[str]:
-    """``"h1:1 h2:2 weight=2"`` or ``"h1:1, h2:2 weight=2"`` -> one spec per server."""
+    """``"h1:1 h2:2 weight=2 replicas=h2b:2"`` or ``"h1:1, h2:2 weight=2"`` -> one
+    spec per shard."""
     if "," in text:
         return [part.strip() for part in text.split(",") if part.strip()]
     specs: List[str] = []
     for word in shlex.split(text):
-        if word.lower().startswith("weight=") and specs:
+        if word.lower().startswith(("weight=", "replica=") + SHARD_OPTIONS) and specs:
             specs[-1] += " " + word
         else:
             specs.append(word)
     return specs
 
 
-def resolve_servers(servers: Any = None,
-                    environ: Optional[Dict[str, str]] = None) -> List[ServerSpec]:
-    """The server list for ``servers``, or the environment's default."""
+def resolve_shards(servers: Any = None,
+                   environ: Optional[Dict[str, str]] = None) -> List[Shard]:
+    """The pool (one :class:`Shard` per entry) for ``servers``, or the
+    environment's default."""
     if servers is not None:
-        parsed = parse_servers(servers)
+        parsed = parse_shards(servers)
         if not parsed:
             raise ValueError("empty server list")
         return parsed
     env = os.environ if environ is None else environ
     if env.get("DISTCACHE_SERVERS", "").strip():
-        return parse_servers(env["DISTCACHE_SERVERS"])
+        return parse_shards(env["DISTCACHE_SERVERS"])
     path = env.get("DISTCACHE_CONFIG")
     if path:
         pool = _server_pool_from_file(path)
         if pool:
-            return parse_servers(_split_pool(pool))
-    return parse_servers(DEFAULT_SERVER)
+            return parse_shards(_split_pool(pool))
+    return parse_shards(DEFAULT_SERVER)
+
+
+def resolve_servers(servers: Any = None,
+                    environ: Optional[Dict[str, str]] = None) -> List[ServerSpec]:
+    """The primaries of :func:`resolve_shards`."""
+    return [shard.primary for shard in resolve_shards(servers, environ)]
 
 
 def run_sync(coro: Any) -> Any:
@@ -106,13 +115,34 @@ class BaseClient(CommandsMixin):
                  health_interval: Optional[float] = 1.0, failure_threshold: int = 2,
                  on_server_state: Optional[Callable[[str, str, str], Any]] = None,
                  max_connections: Optional[int] = None, parser: str = "auto",
-                 local_cache: Any = None) -> None:
+                 local_cache: Any = None,
+                 read_from_replicas: bool = False, sentinels: Any = None,
+                 services: Any = None, failover_timeout: float = 15.0,
+                 sentinel_password: Optional[str] = None) -> None:
         if failover not in FAILOVER_POLICIES:
             raise ValueError(f"failover must be one of {FAILOVER_POLICIES}, not {failover!r}")
         if ssl is not None and not isinstance(ssl, _ssl.SSLContext):
             raise TypeError("ssl must be an ssl.SSLContext (e.g. ssl.create_default_context())")
-        self._servers: List[ServerSpec] = resolve_servers(servers)
-        self._ring = KetamaRing(self._servers)
+        self._sentinel: Any = None
+        if sentinels is not None or services is not None:
+            if servers is not None:
+                raise ValueError("give either servers or sentinels and services, not both")
+            from .sentinel import SentinelWatcher
+            self._sentinel = SentinelWatcher(sentinels or [], list(services or []),
+                                             timeout=connect_timeout, password=sentinel_password)
+            shards = self._sentinel.discover()
+        else:
+            shards = resolve_shards(servers)
+        # Plain pools (no replicas, no names) keep the old, leaner routing.
+        self._shards: Optional[ShardMap] = None
+        if read_from_replicas or any(s.replicas or s.placement is not s.primary
+                                     for s in shards):
+            self._shards = ShardMap(shards, read_from_replicas, max(0.0, failover_timeout))
+        #: The current primaries (broadcasts go there); _all_servers adds replicas.
+        self._servers: List[ServerSpec] = [s.primary for s in shards]
+        self._all_servers: List[ServerSpec] = (
+            self._shards.all_servers() if self._shards else list(self._servers))
+        self._ring = self._shards.ring if self._shards else KetamaRing(self._servers)
         self._serializer = make_serializer(serializer, compress_threshold)
         self._dumps = self._serializer.dumps
         self._loads = self._serializer.loads
@@ -138,6 +168,8 @@ class BaseClient(CommandsMixin):
     def _state_changed(self, server: ServerSpec, old: str, new: str) -> None:
         # Connections made before a crash or restart are dead: start afresh.
         self._pools[server].close_idle()
+        if self._shards is not None:
+            self._shards.mark(server, new)
         if self._on_server_state is not None:
             self._on_server_state(server.address, old, new)
 
@@ -149,10 +181,29 @@ class BaseClient(CommandsMixin):
                     timeout=min(self._connect_timeout, max(interval, 0.5)),
                     on_state_change=self._state_changed)
 
+    def _start_sentinel(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.start(self._switch_primary)
+
+    def _switch_primary(self, service: str, new: ServerSpec) -> None:
+        """Sentinel promoted ``new``: writes of that shard go there from now on."""
+        shard = self._shards.switch(service, new, self._all_servers)  # type: ignore[union-attr]
+        if shard is None:
+            return
+        if shard.primary not in self._pools:  # not a replica we knew of
+            self._pools[shard.primary] = self._make_pool(shard.primary)
+            self._all_servers.append(shard.primary)
+        # Rebuilt, not mutated: other threads may be iterating the old list.
+        self._servers = [s.primary for s in self._shards.shards]  # type: ignore[union-attr]
+
+    def _stop_sentinel(self) -> None:
+        if self._sentinel is not None:
+            self._sentinel.stop()
+
     def _wants_monitor(self) -> bool:
         # One server has nowhere to fail over to: errors are simply raised
         # (or ignored), so no thread/task is spent watching it.
-        return bool(self._health_interval) and len(self._servers) > 1
+        return bool(self._health_interval) and len(self._all_servers) > 1
 
     # -- drivers of the plans written in CommandsMixin and recipes -------------------
     def _done(self, value: Any) -> Any:

@@ -28,6 +28,7 @@ WRITE = 2
 READ = IDEMPOTENT
 IDEMPOTENT_WRITE = IDEMPOTENT | WRITE
 OWNER_ONLY = 4  # never fail over to a stand-in server (id_generator's counters)
+ROUTED_AFTER_WAIT = 8  # _plan already waited for a Sentinel promotion
 SLEEP = object()  # marker a compound plan yields to sleep: (SLEEP, seconds)
 
 
@@ -88,6 +89,7 @@ class CommandsMixin:
     # Set by the flavour's __init__ (see sync.CacheClient).
     _loads: Callable[[bytes], Any]
     _dumps: Callable[[Any], bytes]
+    _shards: Any = None  # a shards.ShardMap when the pool has replicas or named shards
 
     # -- reply callbacks: (reply, arg) -> result ----------------------------
     def _cb_value(self, reply: Any, default: Any) -> Any:
@@ -133,8 +135,13 @@ class CommandsMixin:
         return self._single(k, (b"GET", k), self._cb_value, default, READ)
 
     def set(self, key: Any, value: Any, ttl: Optional[float] = None, nx: bool = False,
-            xx: bool = False) -> Any:
+            xx: bool = False, replicas: int = 0, replicas_timeout: float = 1.0) -> Any:
         """Store ``value``; ``ttl`` in seconds. With nx/xx: True if it was stored.
+
+        With ``replicas=N`` the SET is followed by ``WAIT N`` (up to
+        ``replicas_timeout`` seconds, capped below the client's timeout) and
+        the result is the number of replicas that confirmed (an int; False
+        when nx/xx stored nothing).
 
         >>> client.set("user:1", {"name": "ada"}, ttl=60)
         True
@@ -149,7 +156,32 @@ class CommandsMixin:
         if xx:
             args.append(b"XX")
         flags = WRITE if nx or xx else IDEMPOTENT_WRITE
+        if replicas:
+            return self._set_wait(k, args, flags, int(replicas), replicas_timeout)
         return self._single(k, args, self._cb_ok, None, flags)
+
+    def _set_wait(self, k: bytes, args: List[Any], flags: int, replicas: int,
+                  timeout: float) -> Any:
+        return self._then_wait(k, args, flags, replicas, timeout, _set_waited, _only)
+
+    def _then_wait(self, k: bytes, args: Any, flags: int, replicas: int, timeout: float,
+                   extract: Callable[[List[Any], int], List[Any]],
+                   finish: Callable[[List[Any]], Any]) -> Any:
+        """``args`` then ``WAIT replicas`` on the same connection (one plan group)."""
+        limit = getattr(self, "_timeout", None)
+        if limit:  # a WAIT outlasting the socket timeout would look like a dead server
+            timeout = min(timeout, limit * 0.8)
+        wait = (b"WAIT", max(0, replicas), max(1, int(timeout * 1000)))
+        plan = self._plan([k], lambda idx: [tuple(args), wait], extract, flags)
+        return self._run(plan, finish)
+
+    def _live_replicas(self, key: Any) -> int:
+        """How many of ``key``'s shard's replicas are up (0 for plain pools)."""
+        if self._shards is None:
+            return 0
+        monitor = self._monitor
+        replicas = self._shards.shard_for(encode_key(key)).replicas
+        return sum(1 for r in replicas if monitor is None or _known_up(monitor, r))
 
     def add(self, key: Any, value: Any, ttl: Optional[float] = None) -> Any:
         """Store only if ``key`` does not exist; True if stored."""
@@ -336,8 +368,19 @@ class CommandsMixin:
         return self._single(key, args, None, None, OWNER_ONLY if owner_only else 0)
 
     def server_for(self, key: Any) -> str:
-        """``"host:port"`` of the server that owns ``key`` (ignoring failover)."""
+        """``"host:port"`` of the (current primary) server that owns ``key``
+        (ignoring failover)."""
+        if self._shards is not None:
+            return self._shards.shard_for(encode_key(key)).primary.address
         return self._ring.get_server(encode_key(key)).address
+
+    def shard_for(self, key: Any) -> Any:
+        """The :class:`~distcache.client.shards.Shard` that owns ``key``: its
+        ``name``, current ``primary`` and ``replicas`` (ServerSpecs)."""
+        if self._shards is not None:
+            return self._shards.shard_for(encode_key(key))
+        from .shards import Shard
+        return Shard(self._ring.get_server(encode_key(key)))
 
     def health(self) -> Dict[str, Dict[str, Any]]:
         """Per server: state ("up"/"down"), latency, failures, last error."""
@@ -407,6 +450,10 @@ class CommandsMixin:
 
     def _route(self, key: Optional[bytes], flags: int = 0) -> Tuple[Any, bool]:
         """(server, in_failover) for ``key``; raises ServerDown per the policy."""
+        if self._shards is not None:
+            return self._shards.route(key, flags & WRITE == 0 and flags & IDEMPOTENT != 0,
+                                      self._monitor, self._failover, bool(flags & OWNER_ONLY),
+                                      not flags & ROUTED_AFTER_WAIT)
         if self._monitor is None:
             return (self._ring.get_server(key) if key is not None and len(self._servers) > 1
                     else self._servers[0]), False
@@ -439,14 +486,20 @@ class CommandsMixin:
         results: List[Any] = [None] * len(keys)
         pending = list(range(len(keys)))
         while pending:
+            if self._shards is not None and flags & WRITE:
+                # A Sentinel shard's primary died: wait for the promotion.
+                delay = self._shards.promotion_delay([keys[i] for i in pending], self._monitor)
+                if delay:
+                    yield delay
+                    continue
             groups: Dict[Any, List[int]] = {}
             stand_in: List[int] = []  # keys routed away from their down owner
-            if self._monitor is None and len(self._servers) == 1:  # nothing to route
+            if self._monitor is None and len(self._all_servers) == 1:  # nothing to route
                 groups[self._servers[0]] = pending
             else:
                 for i in pending:
                     try:
-                        server, failover = self._route(keys[i], flags)
+                        server, failover = self._route(keys[i], flags | ROUTED_AFTER_WAIT)
                     except ConnectionError:
                         if self._ignore_errors:
                             continue
@@ -535,6 +588,25 @@ def _count_first(replies: List[Any], n: int) -> List[Any]:
     if isinstance(replies[0], ReplyError):
         raise_reply(replies[0])
     return [replies[0]] + [0] * (n - 1)
+
+
+def _set_waited(replies: List[Any], n: int) -> List[Any]:
+    stored, acked = replies[0], replies[1]
+    for reply in (stored, acked):
+        if isinstance(reply, ReplyError):
+            raise_reply(reply)
+    return [False if stored is None else acked]
+
+
+def _known_up(monitor: Any, server: Any) -> bool:
+    try:
+        return monitor.is_up(server)
+    except KeyError:  # announced by Sentinel after the monitor started
+        return False
+
+
+def _only(results: List[Any]) -> Any:
+    return results[0]
 
 
 def _all_true(results: List[Any]) -> bool:

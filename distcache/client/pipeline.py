@@ -33,6 +33,8 @@ class Pipeline(CommandsMixin):
         self._dumps = client._dumps
         self._ring = client._ring
         self._servers = client._servers
+        self._all_servers = client._all_servers
+        self._shards = client._shards
         self._monitor = client._monitor
         self._direct = None
         self._entries: List[_Entry] = []
@@ -45,7 +47,7 @@ class Pipeline(CommandsMixin):
         raise TypeError("this method is not available in a pipeline; call it on the client")
 
     get_many = set_many = delete_many = get_or_set = cas = cas_delete = _unsupported
-    flush = ping = stats = pipeline = _unsupported
+    flush = ping = stats = pipeline = _set_wait = _unsupported
 
     def __len__(self) -> int:
         return len(self._entries)

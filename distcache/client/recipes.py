@@ -24,8 +24,10 @@ import threading
 import time
 from typing import Any, Callable, List, Optional
 
-from .commands import MISSING, SLEEP
-from .errors import CacheError
+from ..protocol import ReplyError
+from .commands import MISSING, OWNER_ONLY, SLEEP
+from .errors import CacheError, ResponseError
+from .serde import encode_key
 
 __all__ = ["cached", "Lock", "LockError", "IdGenerator"]
 
@@ -234,6 +236,10 @@ class IdGenerator:
     A new counter starts at the current time in microseconds, so a counter
     lost with its server's memory restarts above the ids it gave out
     (assuming fewer than a million values per second were reserved on it).
+    On a shard with replicas the INCRBY is followed by WAIT for every live
+    replica and the block is used only if they all confirmed (else the next
+    counter is tried), so a promoted replica continues above every value
+    handed out.
     """
 
     def __init__(self, client: Any, name: Any, block: int = 1000) -> None:
@@ -302,4 +308,24 @@ def _set_nx(client: Any, key: str, floor: int) -> Any:
 
 
 def _incr(client: Any, key: str, block: int) -> Any:
-    return client.execute("INCRBY", key, block, owner_only=True)
+    replicas = client._live_replicas(key)
+    if not replicas:
+        return client.execute("INCRBY", key, block, owner_only=True)
+    # A shard with replicas: the block counts only once every live replica has
+    # it, so a promoted replica can never hand out the same values again.
+    k = encode_key(key)
+
+    def confirmed(results: List[Any]) -> Any:
+        hi, acked = results[0]
+        if acked < replicas:
+            raise CacheError(f"id block of {key} reached {acked} of {replicas} replicas")
+        return hi
+    return client._then_wait(k, (b"INCRBY", k, block), OWNER_ONLY, replicas, 1.0,
+                             _incr_waited, confirmed)
+
+
+def _incr_waited(replies: List[Any], n: int) -> List[Any]:
+    for reply in replies[:2]:
+        if isinstance(reply, ReplyError):
+            raise ResponseError(str(reply))
+    return [(replies[0], replies[1])]

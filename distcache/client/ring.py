@@ -31,7 +31,7 @@ from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 __all__ = [
     "DEFAULT_PORT", "MEMCACHED_DEFAULT_PORT", "POINTS_PER_SERVER", "ServerSpec",
-    "parse_servers", "hash_key", "key_hash", "point_name", "KetamaRing",
+    "parse_servers", "pool_items", "hash_key", "key_hash", "point_name", "KetamaRing",
 ]
 
 #: The port a server spec without one gets (the distcache server's default).
@@ -139,6 +139,20 @@ def _is_single_tuple(value: Any) -> bool:
             and isinstance(value[1], int))
 
 
+def pool_items(value: Any, single: Tuple[type, ...] = ()) -> List[Any]:
+    """The entries of a server list: a comma-separated string is split, one
+    server (a spec, a tuple or an instance of ``single``) is a list of one."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str):
+        return [part for part in value.split(",") if part.strip()]
+    if isinstance(value, (ServerSpec,) + single) or _is_single_tuple(value):
+        return [value]
+    return list(value)
+
+
 def parse_servers(value: Any) -> List[ServerSpec]:
     """Normalise a server list.
 
@@ -147,17 +161,7 @@ def parse_servers(value: Any) -> List[ServerSpec]:
     those (the ``DISTCACHE_SERVERS`` format) or any iterable of them.
     Duplicated addresses are an error.
     """
-    if value is None:
-        return []
-    if isinstance(value, bytes):
-        value = value.decode()
-    if isinstance(value, str):
-        items: List[Any] = [part for part in value.split(",") if part.strip()]
-    elif isinstance(value, ServerSpec) or _is_single_tuple(value):
-        items = [value]
-    else:
-        items = list(value)
-    servers = [_parse_one(item) for item in items]
+    servers = [_parse_one(item) for item in pool_items(value)]
     seen = set()
     for server in servers:
         if server.address in seen:
@@ -190,7 +194,8 @@ def key_hash(key: Union[bytes, str]) -> int:
 
 def point_name(server: ServerSpec, index: int) -> bytes:
     """libmemcached's name for a server's ``index``-th point hash."""
-    if server.port == MEMCACHED_DEFAULT_PORT:
+    # Port 0: a named shard (distcache.client.shards), placed by its name.
+    if server.port == MEMCACHED_DEFAULT_PORT or server.port == 0:
         return f"{server.host}-{index}".encode()
     return f"{server.host}:{server.port}-{index}".encode()
 

@@ -33,16 +33,19 @@ class CacheClient(BaseClient):
         super().__init__(servers, **options)
         if self._local is None:
             self._pools: Dict[Any, ConnectionPool] = {
-                s: ConnectionPool(s, self._max_connections, **self._conn_kwargs)
-                for s in self._servers}
+                s: self._make_pool(s) for s in self._all_servers}
         else:
             self._enable_local_cache()
         # One server: skip routing entirely on the hot path.
         self._direct: Optional[ConnectionPool] = (
-            self._pools[self._servers[0]] if len(self._servers) == 1 else None)
+            self._pools[self._servers[0]] if len(self._all_servers) == 1 else None)
         if self._wants_monitor():
-            self._monitor = HealthMonitor(self._servers, ping=self._ping_one,
+            self._monitor = HealthMonitor(self._all_servers, ping=self._ping_one,
                                           **self._monitor_kwargs()).start()
+        self._start_sentinel()
+
+    def _make_pool(self, server: Any) -> ConnectionPool:
+        return ConnectionPool(server, self._max_connections, **self._conn_kwargs)
 
     def _ping_one(self, server: Any, timeout: float) -> None:
         ping_server(server, timeout, **self._conn_kwargs)
@@ -51,11 +54,11 @@ class CacheClient(BaseClient):
     def _enable_local_cache(self) -> None:
         from .invalidation import ThreadListener, TrackingPool
         from .localreads import enable
-        for s in self._servers:
+        for s in self._all_servers:
             self._listeners[s] = ThreadListener(s, self._local, self._conn_kwargs,
                                                 self._listen_interval())
         self._pools = {s: TrackingPool(s, self._max_connections, self._listeners[s],
-                                       **self._conn_kwargs) for s in self._servers}
+                                       **self._conn_kwargs) for s in self._all_servers}
         enable(self, self._local)
 
     def _lc_listen(self, server: Any) -> None:
@@ -139,6 +142,7 @@ class CacheClient(BaseClient):
     def close(self) -> None:
         """Close every connection and stop the health monitor."""
         self._closed = True
+        self._stop_sentinel()
         if self._monitor is not None:
             self._monitor.stop()
         for listener in self._listeners.values():
