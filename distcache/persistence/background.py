@@ -24,16 +24,23 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and not os.environ.get("DISTCACHE_PERSISTENCE_NOFORK")
 
 
+def unfreeze() -> None:
+    """gc.unfreeze where it exists (PyPy has no gc.freeze)."""
+    if hasattr(gc, "unfreeze"):
+        gc.unfreeze()
+
+
 def fork() -> int:
     """os.fork for a child that serializes the copy-on-write dataset; the parent's
     collector leaves shared pages alone until the caller's ``gc.unfreeze()``."""
-    gc.freeze()
+    if hasattr(gc, "freeze"):
+        gc.freeze()
     try:
         with warnings.catch_warnings():  # 3.12+: "multi-threaded process" (fsync thread)
             warnings.simplefilter("ignore", DeprecationWarning)
             return os.fork()
     except OSError:
-        gc.unfreeze()
+        unfreeze()
         raise
 
 
@@ -115,7 +122,7 @@ class ForkJob:
             pid, status = self.pid, 1 << 8
         if pid == 0:
             return False
-        gc.unfreeze()
+        unfreeze()
         code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
             else (status >> 8)
         ok = code == 0
@@ -131,7 +138,7 @@ class ForkJob:
             os.waitpid(self.pid, 0)
         except OSError:
             pass
-        gc.unfreeze()
+        unfreeze()
         _unlink(self.tmp_path)
 
 

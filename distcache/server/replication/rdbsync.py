@@ -13,14 +13,13 @@ and written to the file on the loop in short slices.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from ...persistence.background import child_setup, fork, run_child
+from ...persistence.background import child_setup, fork, run_child, unfreeze
 from ...rdb.codec import encode_string
 from ...rdb.file import RdbFileWriter, default_aux
 
@@ -224,7 +223,7 @@ class SyncJob:
             ok = os.waitstatus_to_exitcode(status) == 0
         except ChildProcessError:
             ok = False
-        gc.unfreeze()
+        unfreeze()
         self.pid = -1
         self._done(ok)
 
@@ -268,7 +267,7 @@ class SyncJob:
                 os.close(self.rfd)
             except OSError:
                 pass
-            gc.unfreeze()
+            unfreeze()
             self.pid = -1
         handle = getattr(self, "handle", None)
         if handle is not None:
