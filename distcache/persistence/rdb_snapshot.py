@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, List, Optional, Tuple
 from ..rdb import RdbError
 from ..rdb.crc64 import crc64
 from ..rdb.file import RdbFileReader, RdbFileWriter, default_aux
-from .snapshot import NO_LOG, SnapshotError, SnapshotInfo, fsync_dir
+from .snapshot import NO_LOG, SnapshotError, SnapshotInfo, discard, fsync_dir
 
 log = logging.getLogger("distcache.persistence")
 
@@ -279,13 +279,7 @@ class RdbSnapshotFile:
         return size
 
     def abort(self) -> None:
-        try:
-            self.fh.close()
-        finally:
-            try:
-                os.unlink(self.tmp_path)
-            except OSError:
-                pass
+        discard(self.fh, self.tmp_path)
 
 
 def write_rdb(path: str, dbs: List[Any], log_id: bytes = NO_LOG, log_offset: int = 0,

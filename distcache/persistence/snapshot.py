@@ -224,13 +224,18 @@ class SnapshotWriter:
         return self.size
 
     def abort(self) -> None:
+        discard(self.fh, self.tmp_path)
+
+
+def discard(fh: Any, tmp_path: str) -> None:
+    """Close and remove an unfinished temporary file (a failed or abandoned save)."""
+    try:
+        fh.close()
+    finally:
         try:
-            self.fh.close()
-        finally:
-            try:
-                os.unlink(self.tmp_path)
-            except OSError:
-                pass
+            os.unlink(tmp_path)
+        except OSError:
+            pass
 
 
 def write_snapshot(path: str, dbs: List[Any], log_id: bytes = NO_LOG, log_offset: int = 0,
