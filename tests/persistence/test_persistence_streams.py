@@ -3,8 +3,6 @@ lost and the pending lists match what clients saw; snapshots and log rewrites
 keep groups, pending entries and counters."""
 from __future__ import annotations
 
-import pytest
-
 import threading
 import time
 
@@ -13,13 +11,11 @@ import redis
 from persistence_helpers import client, crash_restart, populate_stream, start, stream_state
 
 
-@pytest.mark.xfail(strict=False, reason="failed once in CI under load (an id the client saw, "
-                   "not in the restarted stream or pending list); under investigation, issue #15")
 def test_kill9_during_queue_traffic_keeps_what_clients_saw(tmp_path):
     proc = start(tmp_path, "--appendfsync", "always", "--save", "")
     r = client(proc, decode_responses=True)
     r.xgroup_create("q", "g", id="$", mkstream=True)
-    added, delivered, acked = [], [], []
+    added, delivered, acked, ack_sent = [], [], [], []
     stop = threading.Event()
 
     def traffic() -> None:
@@ -34,6 +30,7 @@ def test_kill9_during_queue_traffic_keeps_what_clients_saw(tmp_path):
                         for mid, _ in items:
                             delivered.append(mid)
                             if int(mid.split("-")[1]) % 2 == 0 or n % 2:
+                                ack_sent.append(mid)
                                 if r.xack("q", "g", mid) == 1:
                                     acked.append(mid)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -54,7 +51,11 @@ def test_kill9_during_queue_traffic_keeps_what_clients_saw(tmp_path):
         assert set(added) <= ids  # every XADD whose reply arrived survived
         pending = {p["message_id"] for p in r2.xpending_range("q", "g", "-", "+", 10 ** 6)}
         assert not pending & set(acked)
-        assert set(delivered) - set(acked) <= pending
+        # The kill can land after an XACK is logged and before its reply is read:
+        # that one id may have left the pending list with no reply seen.
+        in_flight = set(ack_sent) - set(acked)
+        assert len(in_flight) <= 1
+        assert set(delivered) - set(acked) - in_flight <= pending
         assert len(added) >= 300
     finally:
         new.stop()
