@@ -323,6 +323,9 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("busy-reply-threshold", "5000", _int_range(0, INT_MAX),
        help="milliseconds a script runs before other clients get -BUSY and SCRIPT KILL "
             "works (alias lua-time-limit)"),
+    _d("lua-max-memory", "1gb", **_MEM,
+       help="memory one Lua state (EVAL's, or the functions') may hold; past it a script "
+            "fails with 'not enough memory' (0: no limit; distcache only)"),
     # Introspection (docs/introspection.md)
     _d("slowlog-log-slower-than", "10000", _int_range(-1, 2 ** 63 - 1),
        help="microseconds a command takes to enter the slow log (-1: off, 0: every command)"),

@@ -59,7 +59,7 @@ def install(server: Any) -> None:
         count = len(eng.scripts) if eng is not None else 0
         store = eng.functions if eng is not None else None
         vm_functions = store.memory() if store is not None else 0
-        codes = sum(map(len, store.codes or ())) if store is not None else 0
+        codes = store.code_bytes() if store is not None else 0
         return {"used_memory_lua": lua, "used_memory_vm_eval": lua,
                 "used_memory_lua_human": _human(lua), "used_memory_scripts_eval": scripts,
                 "number_of_cached_scripts": count,
@@ -71,6 +71,12 @@ def install(server: Any) -> None:
                 "used_memory_functions": codes, "used_memory_scripts": scripts + codes,
                 "used_memory_scripts_human": _human(scripts + codes)}
     server.info_providers["memory"].append(info)
+
+    def on_config(name: str) -> None:
+        eng = engine(server, create=False)
+        if name == "lua-max-memory" and eng is not None:
+            eng.limit_memory(server.config[name])
+    server.config_hooks.append(on_config)
 
 
 def _human(n: int) -> str:

@@ -160,9 +160,16 @@ class ScriptEngine:
         self.account()
 
     def account(self) -> None:
-        """Update what scripts add to used_memory (the Lua state and the cache)."""
-        self.server.script_memory = (self.runtime.memory() + self.cache_bytes
-                                     + self.functions.memory())
+        """Update what scripts add to used_memory: the cached bodies and function
+        codes, as Redis counts them (the Lua states are INFO's used_memory_vm_*, not
+        data, so they never make the server evict)."""
+        self.server.script_memory = self.cache_bytes + self.functions.code_bytes()
+
+    def limit_memory(self, limit: int) -> None:
+        """CONFIG SET lua-max-memory: the new cap for both Lua states."""
+        for runtime in (self.runtime, self.functions.runtime):
+            if runtime is not None:
+                runtime.limit_memory(limit)
 
     # -- running ------------------------------------------------------------------
 
@@ -221,7 +228,10 @@ class ScriptEngine:
             if run.busy is not None:
                 run.busy.finish()
         self.runs += 1
-        if not self.runs & ACCOUNT_MASK:
+        if runtime.memory() > runtime.collect_at:
+            runtime.collect()  # Lua 5.1 has no emergency collection: a script's garbage
+            self.account()     # left near the cap would fail the next allocation
+        elif not self.runs & ACCOUNT_MASK:
             self.account()
         if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
             server.shutdown(save=False)
@@ -256,9 +266,12 @@ class ScriptEngine:
     @staticmethod
     def _error_text(script: Any, err: Any) -> str:
         """Redis's text for an error that ended a script: where it happened and which."""
+        sha = script.sha.decode()
+        if not hasattr(err, "keys"):  # not an error table: Lua's own (out of memory)
+            msg = err.decode("utf-8", "replace") if isinstance(err, bytes) else "execution failure"
+            return f"ERR Error running script f_{sha}, {msg[:100]}"
         text, source, line = err[b"err"], err[b"source"], err[b"line"]
         msg = text.decode("utf-8", "replace") if isinstance(text, bytes) else "ERR unknown error"
-        sha = script.sha.decode()
         if source is None:
             return f"{msg} script: {sha}"
         return f"{msg} script: {sha}, on {source.decode('utf-8', 'replace')}:{line}."

@@ -143,6 +143,10 @@ class FunctionStore:
     def memory(self) -> int:
         return self.runtime.memory() if self.runtime is not None else 0
 
+    def code_bytes(self) -> int:
+        """Bytes of the loaded libraries' code (INFO used_memory_functions)."""
+        return sum(map(len, self.codes or ()))
+
     def _load_hook(self) -> bool:
         return time.monotonic() > self._deadline
 

@@ -38,6 +38,8 @@ MAX_REPLY_DEPTH = 200
 #: Up to this many keys and arguments go to Lua as arguments (Lua's C stack holds
 #: about 8000); more go as tables.
 VARARGS = 64
+#: Heap growth past the last full collection that triggers the next one (after a run).
+COLLECT_SLACK = 32 << 20
 
 #: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
 _BOOTSTRAP = r"""
@@ -282,6 +284,8 @@ class LuaRuntime:
                                        register_eval=False, register_builtins=False,
                                        max_memory=0,  # 0: no limit, but memory is counted
                                        attribute_filter=_no_attributes)
+        self.limit = 0
+        self.collect_at = 0
         # Chunk name "=distcache": the error handler skips this chunk's frames.
         boot, err = rt.eval("function(s) local f, e = loadstring(s, '=distcache') return f, e end")(
             _BOOTSTRAP.encode())
@@ -296,6 +300,7 @@ class LuaRuntime:
             add_libraries(rt.table_from(libraries(self)))
         self.table = rt.table
         self.table_from = rt.table_from
+        self.limit_memory(host.server.config["lua-max-memory"])
 
     def _error_table(self, exc: Any) -> Any:
         """The Lua error table for an exception a Python callback raised."""
@@ -313,6 +318,24 @@ class LuaRuntime:
     def memory(self) -> int:
         """Bytes the Lua state holds (INFO used_memory_lua)."""
         return self.rt.get_memory_used() or 0
+
+    def limit_memory(self, limit: int) -> None:
+        """Cap the bytes this state may hold beyond its libraries (0: no cap)."""
+        self.limit = limit
+        self.rt.set_max_memory(limit)
+        self.collect()
+
+    def collect(self) -> None:
+        """A full garbage collection, and the heap size that calls for the next.
+
+        Scripts keep no globals, so what a script allocated is garbage once it
+        returns; Lua 5.1 only collects as it allocates, so a big script's garbage
+        would otherwise stay (in INFO, and against the cap) until much later."""
+        self.rt.gccollect()
+        live = self.memory()
+        self.collect_at = live + COLLECT_SLACK
+        if self.limit:
+            self.collect_at = min(self.collect_at, live + max(0, self.limit - live) // 2)
 
     def compile(self, body: bytes, name: bytes = b"@user_script") -> Tuple[Any, Optional[bytes]]:
         """(function, None) or (None, Lua's error text)."""
