@@ -127,3 +127,26 @@ def test_large_elements_and_merges_stay_fast(r):
     assert r.pfmerge("sum", *sources)
     assert abs(r.pfcount("sum") - 12_000) < 12_000 * 0.03
     assert time.perf_counter() - started < 2.0
+
+
+def test_merges_and_counts_over_many_keys_match_redis_and_are_fast(pair):
+    """A short request naming many HLLs (or one HLL many times) once cost a Python
+    loop per register per key: 1,000 names took seconds of the event loop."""
+    ours, _ = pair
+    for i in range(40):
+        same_reply(pair, "PFADD", f"d{i}", *[f"{i}:{j}" for j in range(3000)])  # dense
+    same_reply(pair, "PFADD", "sparse", *range(100))
+    names = [f"d{i}" for i in range(40)] * 25 + ["sparse"] * 200 + ["missing"]
+    started = time.perf_counter()
+    ours.execute_command("PFCOUNT", *names)
+    ours.execute_command("PFMERGE", "m", *names)
+    ours.execute_command("PFMERGE", "s", *["sparse"] * 1000)
+    assert time.perf_counter() - started < 1.0
+    same_reply(pair, "PFCOUNT", *names)
+    same_reply(pair, "PFMERGE", "m", *names)
+    same_reply(pair, "GET", "m")
+    same_reply(pair, "PFMERGE", "s", *["sparse"] * 1000)
+    same_reply(pair, "GET", "s")
+    same_reply(pair, "PFCOUNT", "m", "s")
+    same_reply(pair, "PFMERGE", "d0", "d1", "sparse")  # a dense destination, with its count
+    same_reply(pair, "GET", "d0")

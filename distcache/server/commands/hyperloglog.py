@@ -36,12 +36,12 @@ def _editor(c: Any, value: bytes) -> hll.Editor:
         raise CommandError(INVALID) from None
 
 
-def _max_registers(db: Any, keys: List[bytes]) -> "tuple[List[int], bool]":
-    """Register-wise maximum of the HLLs at ``keys`` (missing ones are empty), and
-    whether any of them was dense."""
-    merged = [0] * hll.REGISTERS
+def _max_registers(db: Any, keys: List[bytes]) -> "tuple[bytes, bool]":
+    """Register-wise maximum of the HLLs at ``keys`` (missing ones are empty), a byte
+    a register, and whether any of them was dense. A key named twice counts once."""
+    merged = 0
     dense = False
-    for key in keys:
+    for key in dict.fromkeys(keys):
         value = _hll_value(db, key)
         if value is None:
             continue
@@ -50,8 +50,8 @@ def _max_registers(db: Any, keys: List[bytes]) -> "tuple[List[int], bool]":
             registers = hll.registers_of(value)
         except hll.InvalidHLL:
             raise CommandError(INVALID) from None
-        merged = list(map(max, merged, registers))
-    return merged, dense
+        merged = hll.max_registers(merged, int.from_bytes(registers, "little"))
+    return merged.to_bytes(hll.REGISTERS, "little"), dense
 
 
 @command("pfadd", -2, "write denyoom fast", (1, 1, 1), since="2.8.9", **_HLL)
@@ -102,13 +102,18 @@ def pfmerge(c: Any, args: List[bytes]) -> Any:
     db, dest = c.db, args[1]
     merged, dense = _max_registers(db, args[1:])
     value = _hll_value(db, dest, counted=False)
-    editor = _editor(c, value if value is not None else hll.empty())
-    if dense:
-        editor.to_dense()
-    for index, count in enumerate(merged):
-        if count:
-            editor.set(index, count)
-    db.set(dest, editor.value(), keep_ttl=True)
+    if dense:  # the destination, a source too, becomes exactly the maximum
+        header = bytearray((value if value is not None else hll.empty())[:hll.HEADER])
+        header[4] = hll.DENSE
+        header[15] |= 0x80  # the cached count is stale, its other bytes stay (as Redis)
+        merged_value = bytes(header) + hll.pack_dense(merged)
+    else:  # sparse: set register by register, as Redis, for its exact opcodes
+        editor = _editor(c, value if value is not None else hll.empty())
+        for index, count in enumerate(merged):
+            if count:
+                editor.set(index, count)
+        merged_value = editor.value()
+    db.set(dest, merged_value, keep_ttl=True)
     notify(db, STRING, b"pfadd", dest)
     return OK
 
@@ -164,7 +169,9 @@ def pfselftest(c: Any, args: List[bytes]) -> Any:
     import random
     rng = random.Random(1)
     registers = [rng.randrange(64) for _ in range(hll.REGISTERS)]
-    if hll.dense_registers(hll.pack_dense(registers)) != registers:
+    if hll.dense_registers(hll.pack_dense(registers)) != registers \
+            or hll.max_registers(int.from_bytes(bytes(registers), "little"), 0) \
+            != int.from_bytes(bytes(registers), "little"):
         raise CommandError("ERR TESTFAILED Register error")
     sparse = hll.Editor(hll.empty(), 1 << 30)
     dense = hll.Editor(hll.empty(), 0)

@@ -84,21 +84,66 @@ def empty() -> bytes:
 
 # -- dense registers ---------------------------------------------------------------------
 
+# Registers as one byte each (16384 bytes): unpacked and packed with bytes.translate
+# over the three byte positions of every 4-register group, and merged eight bits a
+# lane in big integers, so no Python loop runs per register.
+
+def _table(f) -> bytes:
+    return bytes(f(b) & 0xFF for b in range(256))
+
+
+_LOW6 = _table(lambda b: b & 63)                      # register 0 of a group, from byte 0
+_HIGH2 = _table(lambda b: b >> 6)                     # register 1's low 2 bits, from byte 0
+_LOW4_UP2 = _table(lambda b: (b & 15) << 2)           # register 1's high 4 bits, from byte 1
+_HIGH4 = _table(lambda b: b >> 4)                     # register 2's low 4 bits, from byte 1
+_LOW2_UP4 = _table(lambda b: (b & 3) << 4)            # register 2's high 2 bits, from byte 2
+_HIGH6 = _table(lambda b: b >> 2)                     # register 3, from byte 2
+_UP6 = _table(lambda b: (b & 3) << 6)                 # packing: register 1 into byte 0
+_DOWN2 = _table(lambda b: b >> 2)                     # register 1 into byte 1
+_UP4 = _table(lambda b: (b & 15) << 4)                # register 2 into byte 1
+_DOWN4 = _table(lambda b: b >> 4)                     # register 2 into byte 2
+_UP2 = _table(lambda b: (b & 63) << 2)                # register 3 into byte 2
+_LANE_HIGH = int.from_bytes(b"\x80" * REGISTERS, "little")
+
+
+def _or(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def register_bytes(packed: bytes) -> bytes:
+    """16384 register values, a byte each, from 12288 packed bytes."""
+    b0, b1, b2 = packed[0::3], packed[1::3], packed[2::3]
+    out = bytearray(REGISTERS)
+    out[0::4] = b0.translate(_LOW6)
+    out[1::4] = _or(b0.translate(_HIGH2), b1.translate(_LOW4_UP2))
+    out[2::4] = _or(b1.translate(_HIGH4), b2.translate(_LOW2_UP4))
+    out[3::4] = b2.translate(_HIGH6)
+    return bytes(out)
+
+
 def dense_registers(packed: bytes) -> List[int]:
     """16384 register values from 12288 packed bytes (4 registers in every 3 bytes)."""
-    out: List[int] = []
-    for (low, high) in struct.iter_unpack("<HB", packed):
-        word = low | high << 16
-        out += (word & 63, word >> 6 & 63, word >> 12 & 63, word >> 18)
-    return out
+    return list(register_bytes(packed))
 
 
-def pack_dense(registers: List[int]) -> bytes:
-    out = bytearray()
-    for i in range(0, REGISTERS, 4):
-        a, b, c, d = registers[i:i + 4]
-        out += (a | b << 6 | c << 12 | d << 18).to_bytes(3, "little")
+def pack_dense(registers: "bytes | List[int]") -> bytes:
+    """12288 packed bytes from 16384 register values (each below 64)."""
+    regs = bytes(registers)
+    r0, r1, r2, r3 = regs[0::4], regs[1::4], regs[2::4], regs[3::4]
+    out = bytearray(REGISTERS * 6 // 8)
+    out[0::3] = _or(r0, r1.translate(_UP6))
+    out[1::3] = _or(r1.translate(_DOWN2), r2.translate(_UP4))
+    out[2::3] = _or(r2.translate(_DOWN4), r3.translate(_UP2))
     return bytes(out)
+
+
+def max_registers(a: int, b: int) -> int:
+    """Lane-wise maximum of two register sets held as integers (a byte a register).
+
+    Setting each lane's high bit before subtracting keeps every lane's difference
+    inside its lane (registers are below 64), and that bit then says a >= b."""
+    keep_a = (((a | _LANE_HIGH) - b) & _LANE_HIGH) >> 7
+    return b ^ ((a ^ b) & keep_a * 0xFF)
 
 
 def dense_set(buf: bytearray, index: int, count: int) -> bool:
@@ -170,11 +215,9 @@ class Sparse:
         twin.ops = self.ops[:]
         return twin
 
-    def registers(self) -> List[int]:
-        out: List[int] = []
-        for value, run in zip(self.values, self.runs):
-            out += [value] * run
-        return out
+    def registers(self) -> bytes:
+        """Every register, a byte each."""
+        return b"".join([bytes((value,)) * run for value, run in zip(self.values, self.runs)])
 
     def to_bytes(self) -> bytes:
         return b"".join(self.ops)
@@ -275,11 +318,11 @@ def _tau(x: float) -> float:
             return z / 3
 
 
-def estimate(registers: List[int]) -> int:
+def estimate(registers: bytes) -> int:
     """Ertl's estimator over the register histogram, as Redis 5+ computes it."""
     histogram = [0] * 64
-    for value in registers:
-        histogram[value] += 1
+    for value in range(max(registers) + 1):
+        histogram[value] = registers.count(value)
     m = float(REGISTERS)
     z = m * _tau((m - histogram[Q + 1]) / m)
     for j in range(Q, 0, -1):
@@ -289,10 +332,10 @@ def estimate(registers: List[int]) -> int:
     return int(math.floor(_ALPHA_INF * m * m / z + 0.5))  # llroundl: half away from 0
 
 
-def registers_of(value: bytes) -> List[int]:
-    """Every register of an HLL value (InvalidHLL if its body is corrupt)."""
+def registers_of(value: bytes) -> bytes:
+    """Every register of an HLL value, a byte each (InvalidHLL if its body is corrupt)."""
     if value[4] == DENSE:
-        return dense_registers(value[HEADER:])
+        return register_bytes(value[HEADER:])
     return Sparse(value[HEADER:]).registers()
 
 
