@@ -53,7 +53,8 @@ options:
   --base-port PORT   port of the first node (default 2050; also --port)
   --dir DIR          parent of the node data directories (default ./data)
   --host HOST        address the nodes listen on and clients use (default 127.0.0.1)
-  --start-timeout S  seconds to wait for the nodes to answer PING (default 30)
+  --start-timeout S  seconds to wait for the nodes to be ready (default 30): PING,
+                     replicas linked, sentinels knowing the replicas and each other
 """
 
 RESTART_BACKOFF = 0.5

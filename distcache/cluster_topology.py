@@ -172,7 +172,7 @@ class Topology:
         if current is None:
             return spec.flags
         host, port = current
-        if port != spec.port or host != self.client_host:
+        if port != spec.port:  # one host: a port names a server (Sentinel gives IPs)
             return ["--replicaof", host, str(port)]
         if down_for * 1000 < self.down_after_ms + self.failover_timeout_ms:
             return None
@@ -197,7 +197,8 @@ class Topology:
         for port in self.sentinel_ports:
             conf = Path(self._sentinel_conf(port))
             conf.parent.mkdir(parents=True, exist_ok=True)
-            lines = [f"port {port}", f"bind {self.client_host}", f"dir {conf.parent}"]
+            lines = [f"port {port}", f"bind {self.client_host}", f"dir {conf.parent}",
+                     "sentinel resolve-hostnames yes"]  # --host may be a name
             for shard, service in enumerate(self.services):
                 lines += [f"sentinel monitor {service} {self.client_host} "
                           f"{self._primary_port(shard)} {QUORUM}",

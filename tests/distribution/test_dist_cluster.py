@@ -246,8 +246,8 @@ def _replication(port: int) -> dict:
 
 
 def test_cluster_with_replicas_prints_the_pool(cluster):
-    c = cluster(2, "--replicas", "2", ports=6)
-    lines = _read_lines(c.proc, 2, 90)
+    c = cluster(2, "--start-timeout", "100", "--replicas", "2", ports=6)
+    lines = _read_lines(c.proc, 2, 110)
     b = c.base
     pool = [f"127.0.0.1:{b} replicas=127.0.0.1:{b + 1}+127.0.0.1:{b + 2}",
             f"127.0.0.1:{b + 3} replicas=127.0.0.1:{b + 4}+127.0.0.1:{b + 5}"]
@@ -264,8 +264,8 @@ def test_cluster_with_replicas_prints_the_pool(cluster):
 @pytest.mark.skipif(not shutil.which("redis-sentinel"),
                     reason="needs redis-sentinel (apt-get install redis-sentinel)")
 def test_cluster_with_sentinel_fails_over_and_restarts_the_old_primary_as_replica(cluster):
-    c = cluster(2, "--replicas", "1", "--sentinel", "--down-after-ms", "1000",
-                "--failover-timeout-ms", "5000", ports=7)
+    c = cluster(2, "--start-timeout", "100", "--replicas", "1", "--sentinel",
+                "--down-after-ms", "1000", "--failover-timeout-ms", "5000", ports=7)
     b = c.base
     lines = _read_lines(c.proc, 3, 120)
     sentinels = [f"127.0.0.1:{b + 4 + i}" for i in range(3)]
@@ -289,7 +289,7 @@ def test_cluster_with_sentinel_fails_over_and_restarts_the_old_primary_as_replic
         assert all(client.get(k) == k for k in keys if k != mine[0])
         # The supervisor restarts the old primary as a replica of the promoted one.
         assert wait_until(lambda: _replication(b).get("master_port") == b + 1 and
-                          _replication(b).get("master_link_status") == "up", 60), c.stderr()
+                          _replication(b).get("master_link_status") == "up", 60, 0.2), c.stderr()
         assert _pid(b) != old_pid
         assert "as a replica of 127.0.0.1:%d" % (b + 1) in c.stderr()
         assert redis.Redis(port=b, socket_timeout=5).get(mine[1]) is not None
