@@ -299,3 +299,32 @@ def test_cluster_with_sentinel_fails_over_and_restarts_the_old_primary_as_replic
     c.close()
     assert c.proc.returncode == 0
     assert all(_gone(pid) for pid in pids)
+
+
+def test_topology_ports_roles_and_lines(tmp_path):
+    from distcache.cluster_topology import Topology
+    t = Topology(2, 7000, tmp_path, "127.0.0.1", replicas=2, sentinel="/bin/redis-sentinel",
+                 down_after_ms=700)
+    servers, sentinels = t.stages()
+    assert [(s.role, s.port, s.flags) for s in servers] == [
+        ("primary", 7000, []), ("replica", 7001, ["--replicaof", "127.0.0.1", "7000"]),
+        ("replica", 7002, ["--replicaof", "127.0.0.1", "7000"]),
+        ("primary", 7003, []), ("replica", 7004, ["--replicaof", "127.0.0.1", "7003"]),
+        ("replica", 7005, ["--replicaof", "127.0.0.1", "7003"])]
+    assert [s.service for s in servers] == ["shard-0"] * 3 + ["shard-1"] * 3
+    assert [s.port for s in sentinels] == [7006, 7007, 7008]
+    assert not (tmp_path / "sentinel-7006").exists()  # written by run(), not by planning
+    t.write_sentinel_configs()
+    conf = (tmp_path / "sentinel-7006" / "sentinel.conf").read_text()
+    assert "sentinel monitor shard-1 127.0.0.1 7003 2" in conf
+    assert "sentinel down-after-milliseconds shard-0 700" in conf
+    assert sentinels[0].argv == ["/bin/redis-sentinel", str(tmp_path / "sentinel-7006" /
+                                                           "sentinel.conf")]
+    plain = Topology(3, 7000, tmp_path, "127.0.0.1")
+    assert plain.client_lines() == [
+        "DISTCACHE_SERVERS=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"]
+    assert plain.restart_flags(plain.stages()[0][0], 0.0) == []  # no Sentinel: as it was
+    with pytest.raises(ValueError, match="out of range"):
+        Topology(2, 65530, tmp_path, "127.0.0.1", replicas=1, sentinel="x")
+    with pytest.raises(ValueError, match="--replicas 1 or more"):
+        Topology(2, 7000, tmp_path, "127.0.0.1", sentinel="x")
