@@ -15,9 +15,11 @@ usage:
       --dir ./data --save "" --appendonly no), in a redis.conf-style file
       (--config distcache.conf), or as DISTCACHE_<NAME> environment variables.
       Precedence: flags > environment > file > defaults.
-  distcache cluster [--nodes N] [--base-port 2050] [--dir ./data] [server flags ...]
-      Run N local servers (one per core by default) under a supervisor that
-      restarts them; prints the DISTCACHE_SERVERS line for clients.
+  distcache cluster [--nodes N] [--replicas R] [--sentinel] [--base-port 2050]
+                    [--dir ./data] [server flags ...]
+      Run N local servers (one per core by default), each with R replicas and
+      optionally 3 redis-sentinels, under a supervisor that restarts them;
+      prints the DISTCACHE_SERVERS line for clients.
   distcache check-log FILE [--fix]
       Check an append-only log, manifest or snapshot; --fix truncates a damaged
       log to its last good record (like redis-check-aof).

@@ -1,6 +1,7 @@
 """``distcache cluster``: run a local cluster of server processes under a supervisor.
 
-    distcache cluster --nodes 3 [--base-port 2050] [--dir ./data] [server flags ...]
+    distcache cluster --nodes 3 [--replicas R [--sentinel]] [--base-port 2050]
+                      [--dir ./data] [server flags ...]
 
 Starts one ``distcache server`` per node on consecutive ports, each with its
 own data directory (``DIR/node-PORT/``, output in ``DIR/node-PORT/node.log``),
@@ -11,7 +12,9 @@ SHUTDOWN, is left stopped, and the supervisor exits once all have), and on
 SIGTERM/SIGINT forwards the signal to the nodes and waits for them to exit.
 
 Clients shard keys over the nodes with ketama (``distcache.client.ring``);
-the nodes do not talk to each other.
+the nodes do not talk to each other. With ``--replicas R`` each node is a
+shard of a primary and R replicas, and ``--sentinel`` adds three
+``redis-sentinel`` processes (``distcache.cluster_topology`` lays them out).
 """
 from __future__ import annotations
 
@@ -22,26 +25,36 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, List, Optional
+from typing import IO, Any, List, Optional
 
 from .cli import SUBCOMMANDS
+from .cluster_topology import SENTINEL_MISSING, NodeSpec, Topology, find_sentinel
 
 log = logging.getLogger("distcache.cluster")
 
-USAGE = """usage: distcache cluster [--nodes N] [--base-port PORT] [--dir DIR] [--host HOST]
-                         [--start-timeout S] [server flags ...]
+USAGE = """usage: distcache cluster [--nodes N] [--replicas R] [--sentinel] [--base-port PORT]
+                         [--dir DIR] [--host HOST] [--start-timeout S] [server flags ...]
 
 Run N distcache servers on ports PORT, PORT+1, ... (one per core by default),
 each with its data in DIR/node-PORT/, restart any that dies, and stop them
 all on SIGTERM/SIGINT. Other flags (--appendonly yes, --save "", --maxmemory
 100mb, ...) are passed to every server.
 
+With --replicas R each node is a shard: a primary and R replicas started with
+--replicaof, on the ports after it. --sentinel adds three redis-sentinel
+processes on the next ports, monitoring the shards as services shard-0, ...
+
 options:
-  --nodes N          number of server processes (default: os.cpu_count() = {cpus})
-  --base-port PORT   port of the first node (default 2050)
+  --nodes N          number of shards (default: os.cpu_count() = {cpus})
+  --replicas R       replicas per shard (default 0)
+  --sentinel         also run 3 redis-sentinel processes (apt-get install redis-sentinel)
+  --down-after-ms MS      Sentinel's down-after-milliseconds (default 5000)
+  --failover-timeout-ms MS  Sentinel's failover-timeout (default 15000)
+  --base-port PORT   port of the first node (default 2050; also --port)
   --dir DIR          parent of the node data directories (default ./data)
   --host HOST        address the nodes listen on and clients use (default 127.0.0.1)
-  --start-timeout S  seconds to wait for the nodes to answer PING (default 30)
+  --start-timeout S  seconds to wait for the nodes to be ready (default 30): PING,
+                     replicas linked, sentinels knowing the replicas and each other
 """
 
 RESTART_BACKOFF = 0.5
@@ -64,11 +77,15 @@ def _set_pdeathsig() -> None:  # pragma: no cover - runs in the child
 class Node:
     """One supervised server process."""
 
-    def __init__(self, port: int, host: str, data_dir: Path, extra: List[str]) -> None:
+    def __init__(self, port: int, host: str, data_dir: Path, extra: List[str],
+                 spec: Optional[NodeSpec] = None) -> None:
         self.port = port
         self.host = host
         self.data_dir = data_dir
         self.extra = extra
+        self.spec = spec or NodeSpec("primary", port, data_dir)
+        self.flags = self.spec.flags  # a restart under Sentinel changes --replicaof
+        self.died_at = 0.0
         self.proc: Optional[subprocess.Popen] = None
         self.started_at = 0.0
         self.backoff = RESTART_BACKOFF
@@ -81,8 +98,10 @@ class Node:
         return f"{self.host}:{self.port}"
 
     def argv(self) -> List[str]:
+        if self.spec.argv is not None:
+            return self.spec.argv
         return [sys.executable, "-m", "distcache", "server", "--port", str(self.port),
-                "--bind", self.host, "--dir", str(self.data_dir), *self.extra]
+                "--bind", self.host, "--dir", str(self.data_dir), *self.extra, *self.flags]
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -111,31 +130,25 @@ class Node:
                 pass
 
 
-def _answers_ping(host: str, port: int) -> bool:
-    from .client.health import tcp_ping
-    from .client.ring import ServerSpec
-    try:
-        tcp_ping(ServerSpec(host, port), 1.0)
-        return True
-    except OSError:
-        return False
-
-
 class Cluster:
     """Supervises the nodes; :meth:`run` blocks until stopped by a signal."""
 
     def __init__(self, nodes: int, base_port: int, data_dir: Path, host: str = "127.0.0.1",
-                 extra: Optional[List[str]] = None, start_timeout: float = 30.0) -> None:
+                 extra: Optional[List[str]] = None, start_timeout: float = 30.0,
+                 **topology: Any) -> None:
         self.host = host
         self.client_host = "127.0.0.1" if host in ("0.0.0.0", "*", "") else host
-        self.nodes = [Node(base_port + i, host, data_dir / f"node-{base_port + i}", extra or [])
-                      for i in range(nodes)]
+        self.topology = Topology(nodes, base_port=base_port, data_dir=data_dir,
+                                 client_host=self.client_host, **topology)
+        self.stages = [[Node(spec.port, host, spec.data_dir, extra or [], spec) for spec in stage]
+                       for stage in self.topology.stages()]
+        self.nodes = [node for stage in self.stages for node in stage]
         self.start_timeout = start_timeout
         self.stop_signal: Optional[int] = None
 
     @property
     def servers_line(self) -> str:
-        return "DISTCACHE_SERVERS=" + ",".join(f"{self.client_host}:{n.port}" for n in self.nodes)
+        return "\n".join(self.topology.client_lines())
 
     def _on_signal(self, signum: int, frame: object) -> None:
         if self.stop_signal is None:
@@ -145,14 +158,18 @@ class Cluster:
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            for node in self.nodes:
-                node.start()
-                log.info("node %s started (pid %d, data %s)", node.address, node.proc.pid,
-                         node.data_dir)
-            if not self._wait_ready():  # a node failed, or a signal came first
-                return self._stop(code=0 if self.stop_signal else 1)
+            self.topology.write_sentinel_configs()
+            deadline = time.monotonic() + self.start_timeout
+            for stage in self.stages:  # replicas linked before the sentinels look
+                for node in stage:
+                    node.start()
+                    log.info("%s %s started (pid %d, data %s)", node.spec.role, node.address,
+                             node.proc.pid, node.data_dir)
+                if not self._wait_ready(stage, deadline):  # failed, or a signal came first
+                    return self._stop(code=0 if self.stop_signal else 1)
             print(self.servers_line, flush=True)
-            log.info("cluster of %d nodes ready; stop with SIGTERM or Ctrl-C", len(self.nodes))
+            log.info("cluster of %d processes ready; stop with SIGTERM or Ctrl-C",
+                     len(self.nodes))
             while self.stop_signal is None:
                 self._supervise()
                 if all(node.finished for node in self.nodes):
@@ -164,9 +181,8 @@ class Cluster:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + self.start_timeout
-        pending = list(self.nodes)
+    def _wait_ready(self, nodes: List[Node], deadline: float) -> bool:
+        pending = list(nodes)
         while pending and self.stop_signal is None:
             for node in list(pending):
                 if not node.alive():
@@ -174,11 +190,12 @@ class Cluster:
                               node.address, node.proc.returncode,  # type: ignore[union-attr]
                               node.data_dir / "node.log")
                     return False
-                if _answers_ping(self.client_host, node.port):
+                if node.spec.ready(self.client_host, node.port):
                     pending.remove(node)
             if pending:
                 if time.monotonic() > deadline:
-                    log.error("nodes %s did not answer PING within %.0f s",
+                    log.error("nodes %s were not ready (PING, replication link, sentinels "
+                              "knowing each other) within %.0f s",
                               ", ".join(n.address for n in pending), self.start_timeout)
                     return False
                 time.sleep(POLL)
@@ -189,10 +206,15 @@ class Cluster:
         for node in self.nodes:
             if node.restart_at is not None:
                 if now >= node.restart_at and self.stop_signal is None:
+                    flags = self.topology.restart_flags(node.spec, now - node.died_at)
+                    if flags is None:  # waiting for Sentinel to promote a replica
+                        continue
+                    node.flags = flags
                     node.restarts += 1
                     node.start()
-                    log.warning("node %s restarted (pid %d, restart #%d)", node.address,
-                                node.proc.pid, node.restarts)  # type: ignore[union-attr]
+                    log.warning("node %s restarted (pid %d, restart #%d%s)", node.address,
+                                node.proc.pid, node.restarts,  # type: ignore[union-attr]
+                                f" as a replica of {flags[1]}:{flags[2]}" if flags else "")
                 continue
             if node.finished or node.alive():
                 continue
@@ -205,6 +227,7 @@ class Cluster:
             if now - node.started_at >= STABLE_AFTER:
                 node.backoff = RESTART_BACKOFF
             delay = node.backoff
+            node.died_at = now
             node.backoff = min(node.backoff * 2, RESTART_BACKOFF_MAX)
             node.restart_at = now + delay
             log.warning("node %s died (%s); restarting in %.1f s", node.address,
@@ -249,6 +272,7 @@ def _take(argv: List[str], index: int, flag: str) -> str:
 def main(argv: List[str]) -> int:
     cpus = os.cpu_count() or 1
     nodes, base_port, data_dir, host, start_timeout = cpus, 2050, "./data", "127.0.0.1", 30.0
+    topology: dict = {}
     extra: List[str] = []
     i = 0
     try:
@@ -261,32 +285,38 @@ def main(argv: List[str]) -> int:
                 return 0
             if name in ("--nodes", "-n"):
                 nodes = int(value())
-            elif name == "--base-port":
+            elif name in ("--base-port", "--port"):
                 base_port = int(value())
+            elif name == "--replicas":
+                topology["replicas"] = int(value())
+            elif arg == "--sentinel":
+                topology["sentinel"] = find_sentinel() or SENTINEL_MISSING
+                i += 1
+                continue
+            elif name in ("--down-after-ms", "--failover-timeout-ms"):
+                topology[name[2:].replace("-", "_")] = int(value())
             elif name == "--dir":
                 data_dir = value()
             elif name in ("--host", "--bind"):
                 host = value()
             elif name == "--start-timeout":
                 start_timeout = float(value())
-            elif name == "--port":
-                raise ValueError("use --base-port: each node gets its own port")
             else:
                 extra.append(arg)
                 i += 1
                 continue
             i += 1 if eq else 2
-        if nodes < 1:
-            raise ValueError("--nodes must be at least 1")
-        if not 0 < base_port <= 65536 - nodes:
-            raise ValueError("--base-port out of range")
+        cluster = Cluster(nodes, base_port, Path(data_dir).resolve(), host, extra,
+                          start_timeout, **topology)
+        if topology.get("sentinel") == SENTINEL_MISSING:
+            print(f"distcache cluster: {SENTINEL_MISSING}", file=sys.stderr)
+            return 1
     except ValueError as exc:
         print(f"distcache cluster: {exc}\n\n{USAGE.format(cpus=cpus)}", file=sys.stderr)
         return 2
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s cluster: %(message)s")
-    cluster = Cluster(nodes, base_port, Path(data_dir).resolve(), host, extra, start_timeout)
     return cluster.run()
 
 

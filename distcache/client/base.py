@@ -290,8 +290,12 @@ class BaseClient(CommandsMixin):
         """Exponential backoff with full jitter: up to 50 ms, 100 ms, ... 1 s."""
         return random.uniform(0, min(1.0, 0.05 * 2 ** (attempt - 1)))
 
-    def pipeline(self) -> Any:
+    def pipeline(self, replicas: int = 0, replicas_timeout: float = 1.0) -> Any:
         """Batch commands; one round trip per server on ``execute()``.
+
+        With ``replicas=N`` each server written to also runs ``WAIT N``
+        (up to ``replicas_timeout`` s); ``pipeline.confirmed`` then maps it to
+        the number of replicas that confirmed.
 
         >>> with client.pipeline() as p:
         ...     p.set("a", 1).incr("a").get("a")
@@ -299,7 +303,7 @@ class BaseClient(CommandsMixin):
         [True, 2, 2]
         """
         from .pipeline import Pipeline
-        return Pipeline(self)
+        return Pipeline(self, replicas, replicas_timeout)
 
     # -- recipes (see distcache.client.recipes) ---------------------------------
     def cached(self, ttl: Optional[float] = None, key: Any = None, **options: Any) -> Any:

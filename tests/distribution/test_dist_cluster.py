@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,8 @@ import time
 
 import pytest
 import redis
+
+from distcache import CacheClient
 
 from distcache.client.ring import parse_servers
 from dist_helpers import wait_until
@@ -89,8 +92,9 @@ def _gone(pid: int) -> bool:
 
 
 class Cluster:
-    def __init__(self, tmp_path, nodes: int, *flags: str, persistence: bool = False) -> None:
-        self.base = _free_base_port(nodes)
+    def __init__(self, tmp_path, nodes: int, *flags: str, persistence: bool = False,
+                 ports: int = 0) -> None:
+        self.base = _free_base_port(ports or nodes)
         self.nodes = nodes
         self.tmp_path = tmp_path
         self.log = open(tmp_path / "cluster.err", "wb")
@@ -121,8 +125,8 @@ class Cluster:
 def cluster(tmp_path):
     clusters = []
 
-    def start(nodes: int = 2, *flags: str, persistence: bool = False) -> Cluster:
-        clusters.append(Cluster(tmp_path, nodes, *flags, persistence=persistence))
+    def start(nodes: int = 2, *flags: str, persistence: bool = False, ports: int = 0) -> Cluster:
+        clusters.append(Cluster(tmp_path, nodes, *flags, persistence=persistence, ports=ports))
         return clusters[-1]
     yield start
     for c in clusters:
@@ -208,5 +212,119 @@ def test_cluster_usage_errors():
     help_ = run("--help")
     assert help_.returncode == 0 and "--base-port" in help_.stdout
     assert run("--nodes", "0").returncode == 2
-    assert run("--port", "2050").returncode == 2
+    assert run("--port", "70000").returncode == 2
+    assert run("--nodes", "2", "--sentinel").returncode == 2  # no replica to promote
     assert run("--nodes").returncode == 2
+
+
+def test_cluster_sentinel_missing_says_how_to_install(tmp_path):
+    env = dict(_env(), PATH=str(tmp_path))  # no redis-sentinel on this PATH
+    proc = subprocess.run([sys.executable, "-m", "distcache", "cluster", "--nodes", "1",
+                           "--replicas", "1", "--sentinel", "--dir", str(tmp_path / "d")],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 1
+    assert "apt-get install redis-sentinel" in proc.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def _read_lines(proc: subprocess.Popen, count: int, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    lines: list = []
+    while len(lines) < count and time.monotonic() < deadline:
+        chunk = _read_line(proc, max(0.1, deadline - time.monotonic()))
+        if not chunk:
+            break
+        lines += chunk.splitlines()
+    return lines
+
+
+def _replication(port: int) -> dict:
+    try:
+        return redis.Redis(port=port, socket_timeout=5).info("replication")
+    except (redis.RedisError, OSError):
+        return {}
+
+
+def test_cluster_with_replicas_prints_the_pool(cluster):
+    c = cluster(2, "--start-timeout", "100", "--replicas", "2", ports=6)
+    lines = _read_lines(c.proc, 2, 110)
+    b = c.base
+    pool = [f"127.0.0.1:{b} replicas=127.0.0.1:{b + 1}+127.0.0.1:{b + 2}",
+            f"127.0.0.1:{b + 3} replicas=127.0.0.1:{b + 4}+127.0.0.1:{b + 5}"]
+    assert lines == [f"DISTCACHE_SERVERS='{','.join(pool)}'",
+                     "CacheClient([" + ", ".join(f'"{p}"' for p in pool) + "])"], c.stderr()
+    for replica, primary in ((b + 1, b), (b + 2, b), (b + 4, b + 3), (b + 5, b + 3)):
+        info = _replication(replica)  # linked before the line was printed
+        assert (info["role"], info["master_port"], info["master_link_status"]) == (
+            "slave", primary, "up")
+    with CacheClient(pool, health_interval=None) as client:
+        assert client.set("k", "v", replicas=2) == 2
+
+
+@pytest.mark.skipif(not shutil.which("redis-sentinel"),
+                    reason="needs redis-sentinel (apt-get install redis-sentinel)")
+def test_cluster_with_sentinel_fails_over_and_restarts_the_old_primary_as_replica(cluster):
+    c = cluster(2, "--start-timeout", "100", "--replicas", "1", "--sentinel",
+                "--down-after-ms", "1000", "--failover-timeout-ms", "5000", ports=7)
+    b = c.base
+    lines = _read_lines(c.proc, 3, 120)
+    sentinels = [f"127.0.0.1:{b + 4 + i}" for i in range(3)]
+    assert len(lines) == 3, c.stderr()
+    assert lines[2] == ("CacheClient(sentinels=[" + ", ".join(f'"{s}"' for s in sentinels)
+                        + '], services=["shard-0", "shard-1"])')
+    client = CacheClient(sentinels=sentinels, services=["shard-0", "shard-1"],
+                         health_interval=0.4, timeout=2.0, connect_timeout=1.0,
+                         failover_timeout=30)
+    try:
+        keys = [f"key:{i}" for i in range(100)]
+        for key in keys:
+            assert client.set(key, key, replicas=1) == 1
+        mine = [k for k in keys if client.shard_for(k).name == "shard-0"]
+        assert client.server_for(mine[0]) == f"127.0.0.1:{b}"
+        old_pid = _pid(b)
+        os.kill(old_pid, signal.SIGKILL)
+        assert client.set(mine[0], "after") is True  # waits for Sentinel's promotion
+        assert client.server_for(mine[0]) == f"127.0.0.1:{b + 1}"
+        assert client.get(mine[0]) == "after"
+        assert all(client.get(k) == k for k in keys if k != mine[0])
+        # The supervisor restarts the old primary as a replica of the promoted one.
+        assert wait_until(lambda: _replication(b).get("master_port") == b + 1 and
+                          _replication(b).get("master_link_status") == "up", 60, 0.2), c.stderr()
+        assert _pid(b) != old_pid
+        assert "as a replica of 127.0.0.1:%d" % (b + 1) in c.stderr()
+        assert redis.Redis(port=b, socket_timeout=5).get(mine[1]) is not None
+    finally:
+        client.close()
+    pids = [_pid(port) for port in range(b, b + 7)]
+    c.close()
+    assert c.proc.returncode == 0
+    assert all(_gone(pid) for pid in pids)
+
+
+def test_topology_ports_roles_and_lines(tmp_path):
+    from distcache.cluster_topology import Topology
+    t = Topology(2, 7000, tmp_path, "127.0.0.1", replicas=2, sentinel="/bin/redis-sentinel",
+                 down_after_ms=700)
+    servers, sentinels = t.stages()
+    assert [(s.role, s.port, s.flags) for s in servers] == [
+        ("primary", 7000, []), ("replica", 7001, ["--replicaof", "127.0.0.1", "7000"]),
+        ("replica", 7002, ["--replicaof", "127.0.0.1", "7000"]),
+        ("primary", 7003, []), ("replica", 7004, ["--replicaof", "127.0.0.1", "7003"]),
+        ("replica", 7005, ["--replicaof", "127.0.0.1", "7003"])]
+    assert [s.service for s in servers] == ["shard-0"] * 3 + ["shard-1"] * 3
+    assert [s.port for s in sentinels] == [7006, 7007, 7008]
+    assert not (tmp_path / "sentinel-7006").exists()  # written by run(), not by planning
+    t.write_sentinel_configs()
+    conf = (tmp_path / "sentinel-7006" / "sentinel.conf").read_text()
+    assert "sentinel monitor shard-1 127.0.0.1 7003 2" in conf
+    assert "sentinel down-after-milliseconds shard-0 700" in conf
+    assert sentinels[0].argv == ["/bin/redis-sentinel", str(tmp_path / "sentinel-7006" /
+                                                           "sentinel.conf")]
+    plain = Topology(3, 7000, tmp_path, "127.0.0.1")
+    assert plain.client_lines() == [
+        "DISTCACHE_SERVERS=127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"]
+    assert plain.restart_flags(plain.stages()[0][0], 0.0) == []  # no Sentinel: as it was
+    with pytest.raises(ValueError, match="out of range"):
+        Topology(2, 65530, tmp_path, "127.0.0.1", replicas=1, sentinel="x")
+    with pytest.raises(ValueError, match="--replicas 1 or more"):
+        Topology(2, 7000, tmp_path, "127.0.0.1", sentinel="x")

@@ -7,40 +7,21 @@ redis-sentinel (apt-get install redis-sentinel) or redis-server.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 
 import pytest
 import redis
 
-from dist_helpers import server_kinds, start_server, wait_until
-from servers import ServerProcess, free_port
+from dist_helpers import needs_sentinel, server_kinds, start_watched
 
 from distcache import AsyncCacheClient, CacheClient
 from distcache.client.sentinel import SentinelWatcher
 
-REDIS_SENTINEL = shutil.which("redis-sentinel")
-pytestmark = pytest.mark.skipif(not REDIS_SENTINEL,
-                                reason="needs redis-sentinel (apt-get install redis-sentinel)")
+pytestmark = needs_sentinel
 
 SERVICES = ["shard-a", "shard-b"]
 DOWN_AFTER_MS = 1000
 KEYS = [f"key:{i}" for i in range(200)]
-
-
-def _sentinel(workdir, monitored):
-    workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    lines = [f"port {port}", "bind 127.0.0.1", f"dir {workdir}"]
-    for service, primary in monitored:
-        lines += [f"sentinel monitor {service} 127.0.0.1 {primary.port} 2",
-                  f"sentinel down-after-milliseconds {service} {DOWN_AFTER_MS}",
-                  f"sentinel failover-timeout {service} 10000"]
-    conf = workdir / "sentinel.conf"
-    conf.write_text("\n".join(lines) + "\n")  # sentinel rewrites it: a file of its own
-    return ServerProcess([REDIS_SENTINEL, str(conf)], port, workdir).start()
-
-
 
 
 def _client(sentinels):
@@ -54,31 +35,8 @@ def watched(request, tmp_path):
     """2 shards (primary + replica) and 3 sentinels that know each other."""
     procs = []
     try:
-        shards = []
-        for i, service in enumerate(SERVICES):
-            primary = start_server(request.param, tmp_path / f"p{i}")
-            procs.append(primary)
-            replica = start_server(request.param, tmp_path / f"r{i}", "--replicaof", "127.0.0.1",
-                             str(primary.port))
-            procs.append(replica)
-            shards.append((service, primary, replica))
-        sentinels = [_sentinel(tmp_path / f"s{i}", [(s, p) for s, p, _ in shards])
-                     for i in range(3)]
-        procs += sentinels
-
-        def ready():
-            for _, _, replica in shards:
-                info = redis.Redis(port=replica.port, socket_timeout=5).info("replication")
-                if info.get("master_link_status") != "up":
-                    return False
-            for sentinel in sentinels:
-                conn = redis.Redis(port=sentinel.port, socket_timeout=5)
-                for service in SERVICES:
-                    if not conn.execute_command("SENTINEL", "REPLICAS", service) or \
-                            len(conn.execute_command("SENTINEL", "SENTINELS", service)) < 2:
-                        return False
-            return True
-        assert wait_until(ready, timeout=30, step=0.1)
+        shards, sentinels = start_watched(request.param, tmp_path, SERVICES, procs,
+                                          down_after_ms=DOWN_AFTER_MS)
         yield shards, sentinels
     finally:
         for proc in procs:

@@ -126,6 +126,41 @@ def test_set_with_wait_reports_replicas(pairs):
             client.pipeline().set("w", 1, replicas=1)
 
 
+def test_pipeline_with_replicas_waits_per_server(pairs):
+    with CacheClient(_pool(pairs), **OPTIONS) as client:
+        keys = KEYS[:30]
+        with client.pipeline(replicas=1) as p:
+            for key in keys:
+                p.set(key, key)
+            p.get(keys[0]).incr("counter")
+            assert p.execute() == [True] * len(keys) + [keys[0], 1]
+            written = {client.server_for(k) for k in keys + ["counter"]}
+            assert p.confirmed == {address: 1 for address in written}
+        for key in keys:  # confirmed: every replica holds its shard's keys
+            replica = client.shard_for(key).replicas[0]
+            assert redis.Redis(port=replica.port).get(key) is not None
+        with client.pipeline(replicas=1) as p:  # reads only: no WAIT
+            assert p.get(keys[0]).execute() == [keys[0]]
+            assert p.confirmed == {}
+        with client.pipeline(replicas=2, replicas_timeout=0.05) as p:
+            assert p.set(keys[0], "x").execute() == [True]
+            assert p.confirmed == {client.server_for(keys[0]): 1}  # only one replica exists
+
+    async def scenario():
+        aclient = AsyncCacheClient(_pool(pairs), **OPTIONS)
+        try:
+            p = aclient.pipeline(replicas=1)
+            for key in keys:
+                p.set(key, "async")
+            assert await p.execute() == [True] * len(keys)
+            assert set(p.confirmed.values()) == {1}
+            assert set(p.confirmed) == {aclient.server_for(k) for k in keys}
+        finally:
+            await aclient.close()
+
+    asyncio.run(scenario())
+
+
 def test_read_from_replicas_spreads_reads(pairs):
     with CacheClient(_pool(pairs), read_from_replicas=True, **OPTIONS) as client:
         for key in KEYS[:60]:
