@@ -18,7 +18,7 @@ from typing import Dict, List
 import pytest
 
 from dist_helpers import wait_until
-from servers import ROOT, distcache_server
+from servers import REDIS_SERVER, ROOT, distcache_server, redis_server
 
 from distcache import AsyncCacheClient, CacheClient
 from distcache.client.rebalance import rebalance
@@ -285,3 +285,37 @@ def test_cli_killed_then_run_again(four, tmp_path):
     again = subprocess.run(argv + ["--quiet"], env=env, capture_output=True, text=True,
                            timeout=120)
     assert again.returncode == 0 and again.stdout.startswith("moved 0 keys"), again.stdout
+
+
+def test_a_copy_already_on_the_new_owner_wins(four):
+    old, new = four[:3], four
+    _flush(four)
+    new_owner, old_owner = _owners(new), _owners(old)
+    key = next(k for k in KEYS if new_owner[k] != old_owner[k])
+    with CacheClient(old_owner[key], **OPTIONS) as source, \
+            CacheClient(new_owner[key], **OPTIONS) as target:
+        source.set(key, "old")
+        target.set(key, "new")
+        result = rebalance(old, new)
+        assert (result.moved, result.superseded) == (0, 1)
+        assert target.get(key) == "new" and source.get(key) is None
+
+
+@pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
+def test_between_redis_servers(tmp_path):
+    servers = [redis_server(tmp_path / f"r{i}").start() for i in range(3)]
+    try:
+        old, new = [s.address for s in servers[:2]], [s.address for s in servers]
+        _fill(old, SOME)
+        before, after = _owners(old, SOME), _owners(new, SOME)
+        reader = Reader(new, old, SOME)
+        reader.start()
+        result = rebalance(old, new, batch=500)
+        reader.finish()
+        assert reader.misses == []
+        assert result.moved == sum(1 for k in SOME if before[k] != after[k])
+        assert _holders(new, SOME) == after
+        _check_ttls(new, SOME)
+    finally:
+        for server in servers:
+            server.stop()
