@@ -176,20 +176,29 @@ class _Mover:
         return sum(int(self.call(s, [(b"DBSIZE",)])[0]) for s in self.old._servers)
 
     def scan_source(self, source: Any, cursor: int) -> Any:
-        """Yield the cursor after each page of ``source``'s keys is handled."""
+        """Yield the cursor each time every key SCAN returned before it is handled.
+
+        Keys to move gather over pages until ``batch`` of them wait (a page
+        holds about a quarter that many when a 4th shard joins), so MIGRATEs
+        stay full; a resumed run rescans the pages whose keys had not left.
+        """
+        pending: Dict[str, List[bytes]] = {}
+        waiting = 0
         while True:
             cursor_raw, keys = self.call(source, [(b"SCAN", cursor, b"COUNT", self.batch)])[0]
             cursor = int(cursor_raw)
-            groups: Dict[str, List[bytes]] = {}
             for key in keys:
                 owner = self.new.server_for(key)
                 if owner != source.address:
-                    groups.setdefault(owner, []).append(key)
-            for owner, moving in groups.items():
-                for i in range(0, len(moving), self.batch):
-                    self.move(source, self.targets[owner], moving[i:i + self.batch])
+                    pending.setdefault(owner, []).append(key)
+                    waiting += 1
             self.progress.scanned += len(keys)
-            yield cursor
+            if waiting >= self.batch or cursor == 0:
+                for owner, moving in pending.items():
+                    for i in range(0, len(moving), self.batch):
+                        self.move(source, self.targets[owner], moving[i:i + self.batch])
+                pending, waiting = {}, 0
+                yield cursor
             if cursor == 0:
                 return
 
