@@ -319,3 +319,16 @@ def test_between_redis_servers(tmp_path):
     finally:
         for server in servers:
             server.stop()
+
+
+def test_previous_binds_nothing_unless_given():
+    plain = CacheClient(["127.0.0.1:1", "127.0.0.1:2"], **OPTIONS)
+    moving = CacheClient(["127.0.0.1:1", "127.0.0.1:2"], previous="127.0.0.1:1", **OPTIONS)
+    try:
+        assert not {"_single", "get_many", "close"} & set(vars(plain))  # the class's own code
+        assert {"_single", "get_many", "close"} <= set(vars(moving))
+    finally:
+        plain.close()
+        moving.close()
+    with pytest.raises(ValueError, match="local_cache"):
+        CacheClient("127.0.0.1:1", previous="127.0.0.1:2", local_cache=True, **OPTIONS)
