@@ -211,18 +211,35 @@ def test_async_client_reads_through_the_old_pool(four):
     old, new = four[:3], four
     _flush(four)
     _fill(old, SOME)
+    done = threading.Event()
 
-    async def main() -> None:
+    def move() -> None:
+        try:
+            rebalance(old, new, rate=10000)
+        finally:
+            done.set()
+
+    async def main() -> List[str]:
+        misses: List[str] = []
         async with AsyncCacheClient(new, previous=old, **OPTIONS) as client:
-            found = await client.get_many(KEYS[:2000])
-            assert len(found) == 2000
-            assert [await client.get(k) for k in KEYS[:300]] == list(range(300))
-            await client.set(KEYS[0], "changed")
-            await client.delete(KEYS[1])
-    asyncio.run(main())
-    rebalance(old, new)
+            assert [await client.get(k) for k in SOME[:300]] == list(range(300))
+            await client.set(SOME[0], "changed")
+            await client.delete(SOME[1])
+            mover = threading.Thread(target=move, daemon=True)
+            mover.start()
+            i = 2
+            while not done.is_set():  # reads while the keys move
+                batch = SOME[i:i + 40]
+                found = await client.get_many(batch)
+                misses += [k for k in batch if k not in found]
+                if await client.get(SOME[i]) is None:
+                    misses.append(SOME[i])
+                i = 2 + (i + 41) % (len(SOME) - 50)
+            mover.join(30)
+        return misses
+    assert asyncio.run(main()) == []
     with CacheClient(new, **OPTIONS) as plain:
-        assert plain.get(KEYS[0]) == "changed" and plain.get(KEYS[1]) is None
+        assert plain.get(SOME[0]) == "changed" and plain.get(SOME[1]) is None
         assert len(plain.get_many(SOME)) == len(SOME) - 1
 
 
