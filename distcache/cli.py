@@ -23,6 +23,8 @@ usage:
   distcache check-log FILE [--fix]
       Check an append-only log, manifest or snapshot; --fix truncates a damaged
       log to its last good record (like redis-check-aof).
+  distcache rebalance --from OLD_POOL --to NEW_POOL [--rate N] [--state PATH]
+      Move the keys whose shard changes to their new owner (docs/distribution.md).
   distcache import-rdb FILE [--dir DIR]
       Fill a new data directory from a Redis RDB file (dump.rdb).
   distcache export-rdb [OUT] [--dir DIR]
@@ -54,7 +56,8 @@ SUBCOMMANDS: Dict[str, Callable[[List[str]], int]] = {"server": _server}
 
 
 def _load_plugins() -> None:
-    for module in ("distcache.persistence.cli", "distcache.cluster"):
+    for module in ("distcache.persistence.cli", "distcache.cluster",
+                   "distcache.client.rebalance_cli"):
         try:
             __import__(module)
         except ImportError:

@@ -242,6 +242,7 @@ class AsyncCacheClient(BaseClient):
     """asyncio cache client; one instance can serve many tasks at once."""
 
     def __init__(self, servers: Any = None, **options: Any) -> None:
+        previous = options.pop("previous", None)  # the old pool while keys move
         super().__init__(servers, **options)
         self._lc_loop: Any = None
         if self._local is None:
@@ -256,6 +257,9 @@ class AsyncCacheClient(BaseClient):
             self._monitor = AsyncHealthMonitor(self._all_servers, ping=self._ping_one,
                                                **self._monitor_kwargs())
         self._start_sentinel()  # a thread: announcements only flip the shard's primary
+        if previous is not None:  # docs/distribution.md, "Rebalancing"
+            from .transition import enable
+            enable(self, previous, options)
 
     def _make_pool(self, server: Any) -> AsyncPool:
         return AsyncPool(server, **self._conn_kwargs)

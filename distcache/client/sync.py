@@ -30,6 +30,7 @@ class CacheClient(BaseClient):
     """
 
     def __init__(self, servers: Any = None, **options: Any) -> None:
+        previous = options.pop("previous", None)  # the old pool while keys move
         super().__init__(servers, **options)
         if self._local is None:
             self._pools: Dict[Any, ConnectionPool] = {
@@ -43,6 +44,9 @@ class CacheClient(BaseClient):
             self._monitor = HealthMonitor(self._all_servers, ping=self._ping_one,
                                           **self._monitor_kwargs()).start()
         self._start_sentinel()
+        if previous is not None:  # docs/distribution.md, "Rebalancing"
+            from .transition import enable
+            enable(self, previous, options)
 
     def _make_pool(self, server: Any) -> ConnectionPool:
         return ConnectionPool(server, self._max_connections, **self._conn_kwargs)
