@@ -142,6 +142,38 @@ class ForkJob:
         _unlink(self.tmp_path)
 
 
+class TimeSlices:
+    """Run ``steps`` (a generator) on the loop, SLICE_SECONDS a turn, then ``on_end``.
+
+    ``on_end(True)`` once it is exhausted; ``on_end(False)`` if a step (or
+    ``on_end(True)`` itself) raised, logged as ``what`` failed. The fork-less
+    snapshot and full-sync RDB both encode this way."""
+
+    def __init__(self, loop: Any, steps: Any, on_end: Callable[[bool], None], what: str,
+                 logger: logging.Logger = log) -> None:
+        self.loop = loop
+        self.steps = steps
+        self.on_end = on_end
+        self.what = what
+        self.log = logger
+        self.handle = loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        deadline = time.perf_counter() + SLICE_SECONDS
+        try:
+            for _ in self.steps:
+                if time.perf_counter() >= deadline:
+                    self.handle = self.loop.call_soon(self._step)
+                    return
+            self.on_end(True)
+        except Exception:
+            self.log.exception("%s failed", self.what)
+            self.on_end(False)
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
 class _Captured(NamedTuple):
     """A database as a fork-less save captured it."""
 
@@ -179,15 +211,14 @@ class SlicedJob:
         self.writer: Any
         if rdb_compress is None:
             self.writer = snapshot.SnapshotWriter(path, tmp_path)
-            self.gen = self._write(self._chunks(captured, len(dbs), log_id, log_offset, codes))
+            steps = self._write(self._chunks(captured, len(dbs), log_id, log_offset, codes))
         else:
             from .rdb_snapshot import RdbSnapshotFile
             self.writer = RdbSnapshotFile(path, tmp_path, rdb_compress, log_id, log_offset)
-            self.gen = self.writer.steps([_Captured(db_id, dict(zip(keys, values)), expires)
-                                          for db_id, keys, values, expires in captured],
-                                         function_codes=codes)
-        self.loop = loop
-        self.handle = loop.call_soon(self._step)
+            steps = self.writer.steps([_Captured(db_id, dict(zip(keys, values)), expires)
+                                       for db_id, keys, values, expires in captured],
+                                      function_codes=codes)
+        self.slices = TimeSlices(loop, steps, self._end, "snapshot")
 
     @staticmethod
     def _chunks(captured: List[Any], ndbs: int, log_id: bytes, log_offset: int,
@@ -206,17 +237,11 @@ class SlicedJob:
             self.writer.write(chunk)
             yield
 
-    def _step(self) -> None:
-        deadline = time.perf_counter() + SLICE_SECONDS
-        try:
-            for _ in self.gen:
-                if time.perf_counter() >= deadline:
-                    self.handle = self.loop.call_soon(self._step)
-                    return
+    def _end(self, ok: bool) -> None:
+        if ok:
             self.writer.commit(self.rename)
             self.finished = True
-        except Exception:
-            log.exception("snapshot failed")
+        else:
             self.writer.abort()
             self.finished = False
 
@@ -228,7 +253,7 @@ class SlicedJob:
 
     def kill(self) -> None:
         if self.finished is None:
-            self.handle.cancel()
+            self.slices.cancel()
             self.writer.abort()
             self.finished = False
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Any, Deque, List, Optional, Sequence, Set
 
-from ..protocol import ProtocolError, ReplyError, UnauthenticatedLimit, make_request_parser
+from ..protocol import ProtocolError, UnauthenticatedLimit, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
 from . import errors
+from .client_blocking import BLOCKED, Blocking
+from .client_flow import FAIR_SHARE, FlowControl
+from .client_gate import _MULTI_IMMEDIATE, Gate, _exec_rejected
+from .client_info import ClientInfo, _format_addr, set_keepalive
 from .errors import CommandError
 from .stats import count_error
 from .types.blocking import serve_ready
@@ -27,31 +30,21 @@ from .types.blocking import serve_ready
 if TYPE_CHECKING:
     from .app import CacheServer
 
+__all__ = ["BLOCKED", "FAIR_SHARE", "Client", "set_keepalive", "_format_addr"]
+
 log = logging.getLogger("distcache.server")
 
 
-class _Blocked:
-    """Returned by a handler that parks the client (BLPOP with no data)."""
-
-    __slots__ = ()
-
-
-BLOCKED = _Blocked()
-
-#: Commands a client may send while subscribed in RESP2.
-_PUBSUB_ALLOWED = frozenset(["subscribe", "unsubscribe", "psubscribe", "punsubscribe",
-                             "ping", "quit", "reset", "ssubscribe", "sunsubscribe"])
 #: Commands a blocked client may have waiting before the server stops reading from it.
 _MAX_PENDING = 1024
-#: Most commands of one client run in one loop turn: a read holding more runs them
-#: in shares, one a turn, so a burst of tiny requests takes turns with the others.
-FAIR_SHARE = 1000
-#: Commands that run immediately inside MULTI instead of being queued.
-_MULTI_IMMEDIATE = frozenset(["exec", "discard", "multi", "watch", "quit", "reset"])
 
 
-class Client(asyncio.Protocol):
-    """Connection state plus the dispatcher for its commands."""
+class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
+    """Connection state plus the dispatcher for its commands.
+
+    The per-command gate (client_gate.py), blocking (client_blocking.py), flow
+    control (client_flow.py) and CLIENT LIST's line (client_info.py) are mixins
+    over this state; the read, dispatch and reply path stays here."""
 
     #: The replica's link to its primary (CLIENT KILL TYPE master; replication/replica.py).
     is_primary_link = False
@@ -141,20 +134,6 @@ class Client(asyncio.Protocol):
         self.pending.clear()  # as Redis frees a client: what it queued never runs
         self.server.client_gone(self)
 
-    def pause_writing(self) -> None:
-        self.write_paused = True
-        if self.transport is not None and not self.reading_paused:
-            self.transport.pause_reading()
-            self.reading_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        if self.pending and not self.blocked:
-            self._schedule_share()  # it reads again once nothing waits
-            return
-        if self.transport is not None and self.reading_paused and not self.blocked:
-            self.reading_paused = False
-            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
@@ -265,39 +244,6 @@ class Client(asyncio.Protocol):
         log.debug("protocol error from %s: %s", self.addr, text)
         self.closing = True
         self.flush()
-
-    def _schedule_share(self) -> None:
-        if not self.share_scheduled:
-            self.share_scheduled = True
-            self.server.loop.call_soon(self._run_share)
-
-    def _run_share(self) -> None:
-        """Run the next FAIR_SHARE waiting commands; read again once none wait."""
-        self.share_scheduled = False
-        if self.closed or self.closing or self.blocked or self.write_paused:
-            return  # unblock() or resume_writing() carries on
-        pending = self.pending
-        batch = [pending.popleft() for _ in range(min(FAIR_SHARE, len(pending)))]
-        if batch:
-            ran = self.run(batch, self.out)
-            if ran < len(batch):
-                pending.extendleft(reversed(batch[ran:]))
-            if self.server.before_reply:
-                self.server.log_read(self, None, batch)
-            else:
-                self.flush()
-        if pending:
-            if not (self.blocked or self.closing):
-                self._schedule_share()
-        elif self.reading_paused and not (self.write_paused or self.closed
-                                          or self.transport is None):
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    def _pause_reading(self) -> None:
-        if self.transport is not None and not self.reading_paused:
-            self.transport.pause_reading()
-            self.reading_paused = True
 
     # -- dispatch ---------------------------------------------------------------
 
@@ -443,205 +389,3 @@ class Client(asyncio.Protocol):
         if (len(args) != arity) if arity > 0 else (len(args) < -arity):
             raise errors.wrong_arity(sub.fullname)
         return sub
-
-    def _gate(self, spec: Any, args: List[bytes]) -> Any:
-        """Checks that only apply in some states; returns a reply to stop the command."""
-        server = self.server
-        if (self.reply_off or self.skip_next) and not self.muting:
-            return self._muted(args)
-        if server.tracking_on:  # which client runs, for NOLOOP and deferred invalidations
-            server.tracking.enter(self)
-        if not self.authenticated and not spec.no_auth:
-            raise CommandError(errors.NOAUTH)
-        if server.loading and not spec.loading_ok:
-            raise CommandError(errors.LOADING)
-        if not self.user.full:
-            self._acl_check(spec, args)
-        if server.replica_gate is not None and not self.in_exec:
-            server.replica_gate(self, spec)  # READONLY, MASTERDOWN (replication/replica.py)
-        name = (spec.parent or spec).name
-        denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
-        if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
-            if spec.no_multi:
-                raise CommandError("ERR Command not allowed inside a transaction")
-            if server.pause.mode is not None and server.pause.holds(spec, self):
-                return server.pause.park(self, args)  # as Redis: before it is queued
-            if server.oom_check is not None:  # as Redis: no queueing while out of memory
-                server.oom_check(self)
-            if denied is not None and (spec.write or name == "ping"):
-                raise CommandError(denied)  # not queued; EXEC will abort
-            self.multi_queue.append(args)
-            return _QUEUED
-        if denied is not None and not self.in_exec:
-            if spec.write or name == "ping":
-                raise CommandError(denied)
-            if name == "exec" and self.in_multi:  # as Redis: EXEC of a queued write
-                from .commands.transactions import queue_has
-                if queue_has(self, self.multi_queue, "write"):
-                    raise CommandError(denied)
-        if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
-                and name not in _PUBSUB_ALLOWED:
-            raise CommandError(
-                f"ERR Can't execute '{spec.fullname}': only (P|S)SUBSCRIBE / "
-                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
-        if spec.denyoom and server.oom_check is not None and not self.in_exec:
-            server.oom_check(self)
-        if self.tracking is not None:
-            server.tracking.remember(self, spec, args)
-        return None
-
-    def _muted(self, args: List[bytes]) -> Any:
-        """Run a command whose reply CLIENT REPLY OFF or SKIP drops."""
-        skipping = self.skip_next and not self.reply_off
-        if skipping:
-            self.skip_next = False
-        self.muting = True
-        out: List[bytes] = []
-        try:
-            self.execute(args, out)
-        finally:
-            self.muting = False
-            self.update_restricted()
-        if not self.reply_off and not skipping:  # CLIENT REPLY ON ended OFF: its OK goes out
-            return Raw(b"".join(out))
-        return BLOCKED
-
-    def _acl_check(self, spec: Any, args: List[bytes]) -> None:
-        """A limited user's permission check: NOPERM and an ACL LOG entry if denied."""
-        from . import acl
-        result, index = acl.ACL.check(self.user, spec, args)
-        if result == acl.OK:
-            return
-        obj = spec.fullname.encode() if result == acl.DENIED_CMD else args[index]
-        self.server.acl.add_log(self, result, obj, self.user.name)
-        if self.in_exec:  # queued while allowed: Redis re-checks at EXEC
-            raise CommandError(acl.exec_denied_text(result))
-        raise CommandError(acl.noperm_text(result, spec))
-
-    def update_restricted(self) -> None:
-        self.restricted = (not self.authenticated or not self.user.full or self.in_multi
-                           or bool(self.channels or self.patterns or self.shard_channels)
-                           or self.reply_off or self.skip_next or self.server.tracking_on
-                           or self.server.replica_gate is not None)
-        self.parser.authenticated = self.authenticated
-
-    # -- blocking (used by blocking list/zset commands) -------------------------
-
-    def block(self, timeout: float, on_timeout: Callable[[], Any], state: Any = None) -> Any:
-        """Park this client until :meth:`unblock` or the timeout (0: forever)."""
-        # Reading goes on while blocked (commands wait in ``pending``), so a
-        # client that disconnects while blocked is noticed, as in Redis.
-        self.blocked = True
-        handle = None
-        if timeout > 0:
-            loop = asyncio.get_event_loop()
-            handle = loop.call_later(timeout, self._block_timeout, on_timeout)
-        self.block_state = (state, handle, on_timeout)
-        self.server.blocked_clients += 1
-        return BLOCKED
-
-    def _block_timeout(self, on_timeout: Callable[[], Any]) -> None:
-        if self.blocked:
-            self.unblock(on_timeout())
-
-    def unblock_now(self, error: Optional[str] = None) -> bool:
-        """CLIENT UNBLOCK: end the wait as a timeout would, or with ``error``."""
-        if not self.blocked or self.block_state is None or self.block_state[0] == "pause":
-            return False
-        reply = self.block_state[2]()  # detaches the waiter; the timeout reply
-        self.unblock(reply if error is None else ReplyError(error))
-        return True
-
-    def unblock(self, reply: Any) -> None:
-        """Deliver the reply a parked client waited for and resume its commands."""
-        if not self.blocked:
-            return
-        state = self.block_state
-        if state and state[1] is not None:
-            state[1].cancel()
-        self.blocked = False
-        self.block_state = None
-        self.server.blocked_clients -= 1
-        if reply.__class__ is ReplyError:
-            count_error(self.server, reply.code)
-        encode_reply(reply, self.out, self.resp3)
-        self.flush()
-        if self.pending:
-            # What it sent meanwhile runs once every ready key has been served,
-            # not before other waiters (Redis's processUnblockedClients).
-            asyncio.get_event_loop().call_soon(self._resume)
-        else:
-            self._resume()
-
-    def _resume(self) -> None:
-        """Run the commands that waited while this client was blocked."""
-        while self.pending and not self.blocked and not self.closing and not self.closed:
-            self.execute(self.pending.popleft(), self.out)
-        self.flush()
-        if not self.blocked and not self.pending and self.reading_paused \
-                and not self.write_paused and self.transport is not None and not self.closed:
-            self.reading_paused = False
-            self.transport.resume_reading()
-
-    # -- introspection ------------------------------------------------------------
-
-    def info_line(self) -> str:
-        """One CLIENT LIST line, with Redis's fields."""
-        now = time.time()
-        flags = "N"
-        if self.in_multi:
-            flags = "x"
-        elif self.blocked:
-            flags = "b"
-        elif self.channels or self.patterns or self.shard_channels:
-            flags = "P"
-        elif self in self.server.monitoring.monitors:
-            flags = "O"
-        cmd = self.last_command.fullname if self.last_command is not None else "NULL"
-        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
-                f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
-                f"idle={int(time.monotonic() - self.last_active)} flags={flags} "
-                f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} "
-                f"ssub={len(self.shard_channels)} "
-                f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
-                f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
-                f"events=r cmd={cmd} user={self.user.name.decode('utf-8', 'replace')} "
-                f"redir={self.tracking.redirect if self.tracking else -1} "
-                f"resp={3 if self.resp3 else 2} "
-                f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
-                f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
-
-
-def _exec_rejected(c: Client, exc: CommandError) -> CommandError:
-    """EXEC refused before it runs (arity, auth, MISCONF, subscriber mode...): Redis
-    answers EXECABORT and discards the transaction and the watches, in MULTI or not."""
-    from .commands.transactions import exec_abort
-    return exec_abort(c, exc)
-
-
-def set_keepalive(sock: Any, interval: int) -> None:
-    """TCP keepalive as Redis's anetKeepAlive sets it: the first probe after
-    ``interval`` idle seconds, then every third of it, three before giving up."""
-    if not hasattr(sock, "setsockopt"):  # no socket (test and benchmark transports)
-        return
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        for name, value in (("TCP_KEEPIDLE", interval), ("TCP_KEEPINTVL", max(interval // 3, 1)),
-                            ("TCP_KEEPCNT", 3)):
-            option = getattr(socket, name, None)
-            if option is not None:
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-    except OSError as exc:  # not a TCP socket, or refused
-        log.debug("tcp-keepalive not applied: %s", exc)
-
-
-def _format_addr(addr: Any) -> str:
-    if not addr:
-        return ""
-    if isinstance(addr, tuple):
-        host, port = addr[0], addr[1]
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return str(addr)
-
-
-from ..protocol.resp import QUEUED as _QUEUED  # noqa: E402

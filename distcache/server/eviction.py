@@ -61,16 +61,22 @@ Eviction
 from __future__ import annotations
 
 import logging
-import os
 import random
-import sys
 import time
 from bisect import insort
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from . import eviction_stamps as stamps
 from .errors import OOM, CommandError
-from .keyspace import INLINE_SAFE, Database, now_ms
+from .keyspace import Database
+# Sizes (memory_size.py) and access stamps (eviction_stamps.py) are modules of their
+# own; their names stay importable from here.
+from .eviction_stamps import (LFU_INIT_VAL, LfuDatabase, LruDatabase, _db_class,  # noqa: F401
+                              _lru_methods, idle_ms, lfu_decayed, lfu_frequency, lru_clock,
+                              set_frequency, set_idle, tick)
+from .memory_size import (DICT_ENTRY, EXPIRE_ENTRY, PYPY, _GC_FACTOR, _getsizeof,  # noqa: F401
+                          alloc, gc_factor, key_cost, pypy_sizeof, size_of)
 from .notify import EVICTED, notify
 
 if TYPE_CHECKING:
@@ -78,10 +84,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("distcache.server")
 
-#: Bytes per dict entry (entry + index slot at the average load factor).
-DICT_ENTRY = 48
-#: An expiry: dict entry plus the int deadline.
-EXPIRE_ENTRY = DICT_ENTRY + 32
 #: Fixed server overhead reported in used_memory besides the dataset.
 BASE_MEMORY = 256 * 1024
 #: Memory a connected client costs (buffers, parser, protocol object).
@@ -90,111 +92,12 @@ POOL_SIZE = 16
 #: Most keys evicted by one command before letting it run anyway (as Redis's
 #: eviction time limit); the rest is evicted by the next commands and the cron.
 MAX_EVICT_PER_CALL = 2000
-LFU_INIT_VAL = 5
 #: Most denyoom commands between two full memory checks; up to CHECK_EVERY_FAR
 #: while the commands allowed are at most 1/FAR of the average keys that still fit
 #: (a check costs ~10 us: every 256 writes, about 1% of a pipelined SET).
 CHECK_EVERY = 256
 CHECK_EVERY_FAR = 1024
 FAR = 64
-
-PYPY = sys.implementation.name == "pypy"
-
-#: PyPy: bytes per object of each type, as (fixed, per item or byte) on 64-bit:
-#: the 8-byte GC header, the W_*Object fields and the RPython storage behind
-#: them (a bytes object is a W_BytesObject pointing at an rstr with its hash
-#: and length; a list or dict a strategy plus its storage arrays).
-_PYPY_LAYOUT = {bytes: (48, 1), str: (80, 1), int: (16, 0), float: (16, 0),
-                tuple: (24, 8), list: (64, 9), dict: (96, 40), set: (96, 32),
-                frozenset: (96, 32), bytearray: (72, 1)}
-
-
-def pypy_sizeof(obj: Any) -> int:
-    """``sys.getsizeof`` for PyPy: an estimate from the object layouts (the
-    containers alone, as getsizeof). The GC's heap growth is in ``gc_factor``."""
-    fixed, per = _PYPY_LAYOUT.get(obj.__class__, (0, 0))
-    if not fixed:
-        for cls in obj.__class__.__mro__[1:]:
-            if cls in _PYPY_LAYOUT:
-                fixed, per = _PYPY_LAYOUT[cls]
-                break
-        else:
-            return 64  # an instance: header, map, a few inline fields
-    return fixed + (per * len(obj) if per else 0)
-
-
-def gc_factor() -> float:
-    """How much more than its live data a process's RSS holds at worst.
-
-    CPython frees at once (1.0). PyPy's GC lets the old generation grow to
-    PYPY_GC_MAJOR_COLLECT (default 1.82) times what survived the last major
-    collection before collecting again, and does not return the freed pages
-    quickly, so maxmemory must count the heap at that bound to bound RSS."""
-    if not PYPY:
-        return 1.0
-    try:
-        return max(1.0, float(os.environ.get("PYPY_GC_MAJOR_COLLECT", "1.82")))
-    except ValueError:
-        return 1.82
-
-
-_getsizeof = pypy_sizeof if PYPY else sys.getsizeof
-_GC_FACTOR = gc_factor()
-
-
-def alloc(size: int) -> int:
-    """Bytes the allocator really uses for a ``size``-byte object."""
-    if size <= 512:
-        return (size + 15) & ~15
-    return size + 16
-
-
-def size_of(value: Any, samples: int = 5) -> int:
-    """Approximate memory of a value; containers are sized from ``samples`` elements
-    (0: all of them)."""
-    if value.__class__ is bytes:
-        return alloc(_getsizeof(value))
-    estimate = getattr(value, "memory_estimate", None)
-    if estimate is not None:  # a stream sizes itself
-        return estimate()
-    size = alloc(_getsizeof(value))
-    try:
-        n = len(value)
-    except TypeError:
-        return size
-    if not n:
-        return size
-    if isinstance(value, dict):
-        items = value.items() if not samples else islice(value.items(), samples)
-        picked = [alloc(_getsizeof(k)) + _elem_size(v) for k, v in items]
-        return size + n * sum(picked) // len(picked)
-    scores = getattr(value, "scores", None)
-    if isinstance(scores, dict):  # sorted set: member -> score plus (score, member) tuples
-        keys = scores if not samples else islice(scores, samples)
-        picked = [alloc(_getsizeof(k)) for k in keys]
-        per = sum(picked) // len(picked) + alloc(_getsizeof(scores)) // max(1, n) + 24 + 64 + 8
-        return size + n * per
-    try:
-        items = value if not samples else islice(value, samples)
-        picked = [_elem_size(x) for x in items]
-    except TypeError:
-        return size
-    if not picked:
-        return size
-    per = sum(picked) // len(picked)
-    if isinstance(value, (set, frozenset)):
-        per += 16
-    return size + n * per
-
-
-def _elem_size(x: Any) -> int:
-    if x.__class__ is bytes:
-        return alloc(_getsizeof(x)) + 8
-    return alloc(_getsizeof(x)) + 8
-
-
-def key_cost(key: bytes, value: Any, side: bool) -> int:
-    return alloc(_getsizeof(key)) + size_of(value) + DICT_ENTRY + (DICT_ENTRY if side else 0)
 
 
 def random_keys(d: Dict[bytes, Any], m: int) -> List[bytes]:
@@ -205,190 +108,6 @@ def random_keys(d: Dict[bytes, Any], m: int) -> List[bytes]:
         return list(d)
     step = n // m
     return list(islice(d, random.randrange(step), None, step))
-
-
-# -- databases that stamp accesses (only while an LRU/LFU policy is active) -----------
-
-#: The coarse LRU clock: 10 ms ticks, advanced by tick() (the memory check and the
-#: cron); one shared int object per tick, so a stamp costs a dict entry and no int.
-_clock = 0
-
-
-def tick() -> int:
-    global _clock
-    now = int(time.monotonic() * 100)
-    if now != _clock:
-        _clock = now
-    return _clock
-
-
-def lru_clock() -> int:
-    """The current tick: what a stamp holds (for code that stamps inline)."""
-    return _clock
-
-
-class LruDatabase(Database):
-    """A Database whose reads and writes record the access time in ``lru``.
-
-    These are the general (always correct) methods; each database's class gets
-    faster copies from :func:`_lru_methods` where Database's are unchanged."""
-
-    __slots__ = ()
-    lru: Dict[bytes, int] = {}
-
-    def get(self, key: bytes) -> Any:
-        value = Database.get(self, key)
-        if value is not None:
-            self.lru[key] = _clock
-        return value
-
-    def modified(self, key: bytes) -> None:
-        self.lru[key] = _clock
-        Database.modified(self, key)
-
-
-# Inlined, a stamp costs one dict store; the general methods above add a call (get)
-# and a class-attribute lookup per access, which cost more than the store
-# (cachegrind, pipelined SET/GET through a Client over 100k keys, instructions per
-# command above noeviction: SET +781 general vs +85 inlined, set() inlining
-# modified() too; GET +1408 vs +469). Storing unconditionally beats first checking
-# whether the stamp already holds the current tick (SET +618, GET +560).
-
-def _lru_methods(lru: Dict[bytes, int]) -> Dict[str, Any]:
-    """Database's get/set/modified with the stamp into ``lru`` inlined: the
-    references in keyspace.py plus one store (set also inlines modified). Only the
-    methods whose Database version still matches its reference. They hold
-    ``lru`` itself, so a side dict is only ever changed in place."""
-
-    def get(self: Any, key: bytes) -> Any:
-        value = self.data.get(key)
-        if value is None:
-            self.keyspace.misses += 1
-            return None
-        if self.expires and key in self.expires and self.expires[key] <= now_ms():
-            self.expire_now(key)
-            self.keyspace.misses += 1
-            return None
-        self.keyspace.hits += 1
-        lru[key] = _clock
-        return value
-
-    def set(self: Any, key: bytes, value: Any, keep_ttl: bool = False) -> None:
-        self.data[key] = value
-        if self.expires and not keep_ttl:
-            self.expires.pop(key, None)
-        lru[key] = _clock
-        ks = self.keyspace
-        ks.dirty += 1
-        if self.watched:
-            ks.key_modified(self, key)
-
-    def modified(self: Any, key: bytes) -> None:
-        lru[key] = _clock
-        ks = self.keyspace
-        ks.dirty += 1
-        if self.watched:
-            ks.key_modified(self, key)
-
-    methods = {"get": get, "set": set, "modified": modified}
-    if not INLINE_SAFE["modified"]:
-        del methods["set"]  # it inlines modified too
-    return {name: fn for name, fn in methods.items() if INLINE_SAFE[name]}
-
-
-def lfu_decayed(entry: int, now_min: int, decay_time: int) -> int:
-    """Redis's LFUDecrAndReturn: the counter minus one per ``decay_time`` minutes idle."""
-    counter = entry & 255
-    if decay_time:
-        elapsed = (now_min - (entry >> 8)) & 0xFFFF
-        periods = elapsed // decay_time
-        if periods:
-            counter = counter - periods if periods < counter else 0
-    return counter
-
-
-class LfuDatabase(Database):
-    """A Database keeping Redis's logarithmic access counter in ``lfu``:
-    ``(minutes << 8) | counter``."""
-
-    __slots__ = ()
-    lfu: Dict[bytes, int] = {}
-    log_factor = 10
-    decay_time = 1
-
-    def _touch(self, key: bytes) -> None:
-        lfu = self.lfu
-        now_min = (int(time.time()) // 60) & 0xFFFF
-        entry = lfu.get(key)
-        if entry is None:
-            counter = LFU_INIT_VAL
-        else:
-            counter = lfu_decayed(entry, now_min, self.decay_time)
-        if counter < 255:
-            base = counter - LFU_INIT_VAL if counter > LFU_INIT_VAL else 0
-            if random.random() < 1.0 / (base * self.log_factor + 1):
-                counter += 1
-        lfu[key] = (now_min << 8) | counter
-
-    def get(self, key: bytes) -> Any:
-        value = Database.get(self, key)
-        if value is not None:
-            self._touch(key)
-        return value
-
-    def modified(self, key: bytes) -> None:
-        if key not in self.lfu:
-            self.lfu[key] = (((int(time.time()) // 60) & 0xFFFF) << 8) | LFU_INIT_VAL
-        else:
-            self._touch(key)
-        Database.modified(self, key)
-
-
-# -- read-only views of the stamps (OBJECT IDLETIME / FREQ); they never stamp ------------
-
-def idle_ms(db: Database, key: bytes) -> Optional[int]:
-    """Milliseconds since ``key`` was last read or written, from the LRU stamps; None
-    while no LRU stamps are kept. A key without a stamp counts as new (0), as the
-    eviction pool treats it."""
-    side = getattr(db.__class__, "lru", None)
-    if side is None:
-        return None
-    stamp = side.get(key)
-    if stamp is None:
-        return 0
-    return max(0, int(time.monotonic() * 100) - stamp) * 10
-
-
-def lfu_frequency(db: Database, key: bytes) -> Optional[int]:
-    """The decayed LFU counter of ``key`` (LFU_INIT_VAL without a stamp: new); None
-    while no LFU counters are kept."""
-    cls = db.__class__
-    side = getattr(cls, "lfu", None)
-    if side is None:
-        return None
-    entry = side.get(key)
-    if entry is None:
-        return LFU_INIT_VAL
-    return lfu_decayed(entry, (int(time.time()) // 60) & 0xFFFF, cls.decay_time)
-
-
-def set_idle(db: Database, key: bytes, seconds: int) -> None:
-    """Back-date ``key``'s LRU stamp by ``seconds`` (RESTORE ... IDLETIME); a no-op
-    while no LRU stamps are kept."""
-    side = getattr(db.__class__, "lru", None)
-    if side is not None:
-        side[key] = int(time.monotonic() * 100) - seconds * 100
-
-
-def set_frequency(db: Database, key: bytes, counter: int) -> None:
-    """Set ``key``'s LFU counter (RESTORE ... FREQ); a no-op while none are kept."""
-    side = getattr(db.__class__, "lfu", None)
-    if side is not None:
-        side[key] = (((int(time.time()) // 60) & 0xFFFF) << 8) | counter
-
-
-def _db_class(base: type, db_id: int, **attrs: Any) -> type:
-    return type(f"{base.__name__}{db_id}", (base,), dict(attrs, __slots__=()))
 
 
 # -- the eviction engine ------------------------------------------------------------
@@ -645,7 +364,7 @@ class Eviction:
             db_id = db.id
             side = getattr(db.__class__, "lru", None) if lru else None
             if side is not None:  # the common case, inlined
-                clock = _clock
+                clock = stamps._clock
                 entries = [(side.get(key) or clock, db_id, key) for key in keys]
             else:
                 entries = []
@@ -684,7 +403,7 @@ class Eviction:
                     return 0
                 stamp = side.get(key)
                 if stamp is None:  # written by a path that bypassed modified(): new
-                    side[key] = stamp = _clock
+                    side[key] = stamp = stamps._clock
                 return stamp
             return lru_score
         if policy.endswith("-lfu"):

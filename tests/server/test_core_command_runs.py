@@ -8,7 +8,7 @@ from typing import Any, List, Tuple
 import pytest
 
 from distcache.protocol import encode_command
-from distcache.server import eviction
+from distcache.server import eviction, eviction_stamps
 from distcache.server.app import CacheServer
 from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
@@ -96,9 +96,9 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         db.expires[b"stale"] = 1  # long past: a read must expire it
         transport.sent.clear()
         # The LRU clock moves only between reads, alike in both sessions.
-        patch.setattr(eviction, "tick", lambda: eviction._clock)
+        patch.setattr(eviction, "tick", lambda: eviction_stamps._clock)
         for tick, data in enumerate(reads):
-            patch.setattr(eviction, "_clock", 1000 + tick)
+            patch.setattr(eviction_stamps, "_clock", 1000 + tick)
             client.data_received(data)
         ks = server.keyspace
         # EX becomes PXAT from the clock: compare which keys expire, not when.

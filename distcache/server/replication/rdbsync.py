@@ -19,7 +19,7 @@ import signal
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
-from ...persistence.background import child_setup, fork, run_child, unfreeze
+from ...persistence.background import TimeSlices, child_setup, fork, run_child, unfreeze
 from ...rdb.codec import encode_string
 from ...rdb.file import RdbFileWriter, default_aux
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("distcache.replication")
 
 CHUNK = 1024 * 1024
-SLICE_SECONDS = 0.01
 
 
 def rdb_aux(server: Any, replid: str, offset: int, stream_db: int = 0) -> Dict[bytes, bytes]:
@@ -269,9 +268,9 @@ class SyncJob:
                 pass
             unfreeze()
             self.pid = -1
-        handle = getattr(self, "handle", None)
-        if handle is not None:
-            handle.cancel()
+        slices = getattr(self, "slices", None)
+        if slices is not None:
+            slices.cancel()
         self._unlink()
 
     # -- without fork: capture now, write the file in slices ---------------------------
@@ -284,8 +283,8 @@ class SyncJob:
             mine.data = {k: v if v.__class__ is bytes else v.copy() for k, v in db.data.items()}
             mine.expires = dict(db.expires)
         self.stream = open(self.path, "wb", buffering=CHUNK)  # type: ignore[arg-type]
-        self.gen = self._sliced(copy.dbs, aux, compress, checksum)
-        self.handle = self.loop.call_soon(self._step)
+        self.slices = TimeSlices(self.loop, self._sliced(copy.dbs, aux, compress, checksum),
+                                 self._sliced_end, "replication RDB", log)
 
     def _sliced(self, dbs: List[Any], aux: Dict[bytes, bytes], compress: bool,
                 checksum: bool) -> Any:
@@ -299,16 +298,6 @@ class SyncJob:
                     yield
         writer.finish()
 
-    def _step(self) -> None:
-        deadline = time.perf_counter() + SLICE_SECONDS
-        try:
-            for _ in self.gen:
-                if time.perf_counter() >= deadline:
-                    self.handle = self.loop.call_soon(self._step)
-                    return
-            self.stream.close()
-            self._done(True)
-        except Exception:
-            log.exception("replication RDB failed")
-            self.stream.close()
-            self._done(False)
+    def _sliced_end(self, ok: bool) -> None:
+        self.stream.close()
+        self._done(ok)

@@ -1,0 +1,65 @@
+"""What CLIENT LIST shows of a client, its address, and its socket's keepalive."""
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from typing import Any
+
+log = logging.getLogger("distcache.server")
+
+
+class ClientInfo:
+    """CLIENT LIST's line (mixed into Client)."""
+
+    def info_line(self) -> str:
+        """One CLIENT LIST line, with Redis's fields."""
+        now = time.time()
+        flags = "N"
+        if self.in_multi:
+            flags = "x"
+        elif self.blocked:
+            flags = "b"
+        elif self.channels or self.patterns or self.shard_channels:
+            flags = "P"
+        elif self in self.server.monitoring.monitors:
+            flags = "O"
+        cmd = self.last_command.fullname if self.last_command is not None else "NULL"
+        return (f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
+                f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
+                f"idle={int(time.monotonic() - self.last_active)} flags={flags} "
+                f"db={self.db.id} sub={len(self.channels)} psub={len(self.patterns)} "
+                f"ssub={len(self.shard_channels)} "
+                f"multi={len(self.multi_queue) if self.in_multi else -1} qbuf=0 qbuf-free=0 "
+                f"argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 "
+                f"events=r cmd={cmd} user={self.user.name.decode('utf-8', 'replace')} "
+                f"redir={self.tracking.redirect if self.tracking else -1} "
+                f"resp={3 if self.resp3 else 2} "
+                f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
+                f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}")
+
+
+def set_keepalive(sock: Any, interval: int) -> None:
+    """TCP keepalive as Redis's anetKeepAlive sets it: the first probe after
+    ``interval`` idle seconds, then every third of it, three before giving up."""
+    if not hasattr(sock, "setsockopt"):  # no socket (test and benchmark transports)
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (("TCP_KEEPIDLE", interval), ("TCP_KEEPINTVL", max(interval // 3, 1)),
+                            ("TCP_KEEPCNT", 3)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError as exc:  # not a TCP socket, or refused
+        log.debug("tcp-keepalive not applied: %s", exc)
+
+
+def _format_addr(addr: Any) -> str:
+    if not addr:
+        return ""
+    if isinstance(addr, tuple):
+        host, port = addr[0], addr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return str(addr)
+
