@@ -347,7 +347,7 @@ class Keyspace:
                 self.key_modified(one, key)
         da.data, dbb.data = dbb.data, da.data
         da.expires, dbb.expires = dbb.expires, da.expires
-        # A database's class may carry its keys' eviction stamps (eviction.py):
+        # A database's class may carry its keys' eviction stamps (eviction_stamps.py):
         # they go with the keys.
         da.__class__, dbb.__class__ = dbb.__class__, da.__class__
 
