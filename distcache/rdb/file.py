@@ -156,7 +156,7 @@ class RdbFileReader:
     def _finish(self) -> None:
         r = self.r
         if self.version >= 5:
-            computed = r.crc()
+            computed = r.crc() if r.checksum else 0
             stored = int.from_bytes(r.read(8), "little")
             if r.checksum and stored and stored != computed:
                 raise RdbError("wrong RDB checksum", r.offset - 8)
