@@ -141,11 +141,15 @@ def pfdebug(c: Any, args: List[bytes]) -> Any:
         raise CommandError(INVALID) from None
     was_sparse = value[4] == hll.SPARSE
     editor.to_dense()
-    if was_sparse:
-        db.set(key, editor.value(stale=False), keep_ttl=True)
     if sub == "TODENSE":
+        if was_sparse:
+            db.set(key, editor.value(stale=False), keep_ttl=True)
         return int(was_sparse)
-    return hll.dense_registers(bytes(editor.dense or b""))  # GETREG
+    if was_sparse:
+        registers = editor.registers()
+        db.set(key, editor.value(stale=False), keep_ttl=True)
+        return registers
+    return editor.registers()  # GETREG
 
 
 def _decode_sparse(sparse: hll.Sparse) -> bytes:
