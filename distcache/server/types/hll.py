@@ -125,6 +125,21 @@ def dense_get(buf: bytes, index: int) -> int:
     return (word >> shift) & 63
 
 
+def dense_add(value: bytes, element: bytes) -> Optional[bytes]:
+    """PFADD of one element to a dense value: the new value (its count marked
+    stale), or None when the element's register is already as high."""
+    index, count = pattern_of(element)
+    bit = index * 6
+    at, shift = HEADER + (bit >> 3), bit & 7
+    word = value[at] | (value[at + 1] << 8 if at + 1 < DENSE_SIZE else 0)
+    if (word >> shift) & 63 >= count:
+        return None
+    buf = bytearray(value)
+    dense_set(buf, index, count)
+    buf[15] |= 0x80
+    return bytes(buf)
+
+
 def dense_set(buf: bytearray, index: int, count: int) -> bool:
     """Raise register ``index`` of a dense value ``buf`` (header included) to ``count``."""
     bit = index * 6
