@@ -208,24 +208,11 @@ class Sparse:
         if first != REGISTERS:
             raise InvalidHLL()
 
-    @property
-    def size(self) -> int:
-        return len(self.body)
-
-    def copy(self) -> "Sparse":
-        twin = Sparse.__new__(Sparse)
-        twin.kinds, twin.values = self.kinds[:], self.values[:]
-        twin.runs, twin.firsts, twin.body = self.runs[:], self.firsts[:], self.body[:]
-        return twin
-
     def registers(self) -> List[int]:
         out: List[int] = []
         for value, run in zip(self.values, self.runs):
             out += [value] * run
         return out
-
-    def to_bytes(self) -> bytes:
-        return bytes(self.body)
 
     def _offset(self, at: int) -> int:
         return at + self.kinds.count(XZERO, 0, at)
@@ -351,7 +338,7 @@ def registers_of(value: bytes) -> List[int]:
 #: Parsed sparse bodies of recently written HLLs (body -> Sparse): a run of PFADDs
 #: on one key parses its opcodes once, not at every command. Keyed by the body's
 #: bytes, so a value changed any other way (SETRANGE...) simply misses; an editor
-#: takes its entry out (it owns and mutates it) and stores a copy under what it writes.
+#: takes its entry out (it owns and mutates it) and hands it back under what it writes.
 _PARSED: "OrderedDict[bytes, Sparse]" = OrderedDict()
 _PARSED_MAX = 8
 
