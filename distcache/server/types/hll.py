@@ -7,8 +7,10 @@ opcodes: ``00xxxxxx`` a run of up to 64 zero registers, ``01xxxxxx yyyyyyyy``
 up to 16384, ``1vvvvvxx`` up to 4 registers holding 1..32. Sparse updates split
 and merge opcodes in the order Redis does, so the same adds give the same bytes,
 and a sparse value is promoted to dense past ``hll-sparse-max-bytes`` or when a
-register outgrows 32. During one command a sparse value is a list of opcodes
-and a dense one a bytearray; they become bytes again once, at the end.
+register outgrows 32. During one command a sparse value is its parsed opcodes
+plus a bytearray of them (kept between commands), and a dense one is read in
+place and copied to a bytearray at its first change; either becomes bytes
+again once, at the end.
 """
 from __future__ import annotations
 
