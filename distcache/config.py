@@ -352,7 +352,7 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        help="refuse writes (MISCONF) while the last background save failed"),
     _d("rdbcompression", "yes", **_BOOL, help="accepted for redis.conf compatibility"),
     _d("rdbchecksum", "yes", **_BOOL,
-       help="accepted for redis.conf compatibility (snapshots always carry a CRC)"),
+       help="CRC64 in RDB files written and checked when read (no: a zero CRC, no check)"),
     # Replication, the replica side (docs/replication.md)
     _d("replicaof", "", _replicaof, mutable=False,
        help="host port of the primary to replicate (alias slaveof; REPLICAOF at run time)"),

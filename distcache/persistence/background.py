@@ -187,8 +187,10 @@ class SlicedJob:
 
     def __init__(self, kind: str, loop: Any, dbs: List[Any], path: str, tmp_path: str,
                  log_id: bytes, log_offset: int, rename: bool,
-                 on_done: Callable[[bool], None], rdb_compress: Optional[bool] = None) -> None:
-        """``rdb_compress`` not None: write an RDB file (with that rdbcompression)."""
+                 on_done: Callable[[bool], None], rdb_compress: Optional[bool] = None,
+                 rdb_checksum: bool = True) -> None:
+        """``rdb_compress`` not None: write an RDB file (with that rdbcompression,
+        and a zero CRC when ``rdb_checksum`` is False)."""
         self.kind = kind
         self.pid = -1
         self.tmp_path = tmp_path
@@ -214,7 +216,8 @@ class SlicedJob:
             steps = self._write(self._chunks(captured, len(dbs), log_id, log_offset, codes))
         else:
             from .rdb_snapshot import RdbSnapshotFile
-            self.writer = RdbSnapshotFile(path, tmp_path, rdb_compress, log_id, log_offset)
+            self.writer = RdbSnapshotFile(path, tmp_path, rdb_compress, log_id, log_offset,
+                                          rdb_checksum)
             steps = self.writer.steps([_Captured(db_id, dict(zip(keys, values)), expires)
                                        for db_id, keys, values, expires in captured],
                                       function_codes=codes)

@@ -2,6 +2,8 @@
 
 Like redis-check-aof: it reports the first bad record (byte offset and
 reason) and, with ``--fix``, truncates the log to its last good record.
+Like redis-check-rdb for an RDB file (any name; read by its ``REDIS`` magic):
+see :mod:`.rdb_check`.
 Exit status: 0 when the file is (now) good, 1 when a problem remains,
 2 on usage errors.
 """
@@ -13,9 +15,11 @@ from typing import List
 
 from ..cli import SUBCOMMANDS
 from . import aof, snapshot
+from .rdb_check import check_rdb
+from .rdb_snapshot import MAGIC as RDB_MAGIC
 
 USAGE = "usage: distcache check-log FILE [--fix]\n" \
-        "  FILE: an append-only log (*.aof), its manifest, or a snapshot (*.dcs)"
+        "  FILE: an append-only log (*.aof), its manifest, or a snapshot (*.dcs, *.rdb)"
 
 
 def check_log_file(path: str, fix: bool, out: "object" = sys.stdout) -> int:
@@ -50,6 +54,9 @@ def check_log_file(path: str, fix: bool, out: "object" = sys.stdout) -> int:
 
 
 def check_snapshot(path: str, out: "object" = sys.stdout) -> int:
+    with open(path, "rb") as fh:
+        if fh.read(len(RDB_MAGIC)) == RDB_MAGIC:
+            return check_rdb(path, out)
     try:
         info, _ = snapshot.read_verified(path)
     except (OSError, snapshot.SnapshotError) as exc:
@@ -63,7 +70,7 @@ def check_snapshot(path: str, out: "object" = sys.stdout) -> int:
 def check(path: str, fix: bool, out: "object" = sys.stdout) -> int:
     with open(path, "rb") as fh:
         head = fh.read(8)
-    if head.startswith(snapshot.MAGIC):
+    if head.startswith(snapshot.MAGIC) or head.startswith(RDB_MAGIC):
         return check_snapshot(path, out)
     if head.startswith(aof.FILE_MAGIC[:6]) or path.endswith(".aof"):
         return check_log_file(path, fix, out)

@@ -360,7 +360,8 @@ def run_plan(plan: RecoveryPlan, server: Any) -> Iterator[Tuple[int, int]]:
         # them; with one, a logged command may still have met them.
         skip = None if plan.logs else int(time.time() * 1000)
         try:
-            for keys, done in rdb_snapshot.load(plan.snapshot, keyspace, skip):
+            checksum = bool(server.config["rdbchecksum"])
+            for keys, done in rdb_snapshot.load(plan.snapshot, keyspace, skip, checksum):
                 yield done, keys
         except SnapshotError as exc:
             raise RecoveryError(f"cannot load snapshot: {exc}; nothing was written") from None

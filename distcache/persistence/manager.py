@@ -248,7 +248,8 @@ class Persistence(LogWriter):
         try:
             if rdb_snapshot.is_rdb_name(dump_path):
                 rdb_snapshot.write_rdb(dump_path, self.keyspace.dbs, log_id, offset,
-                                       bool(self.config["rdbcompression"]))
+                                       bool(self.config["rdbcompression"]),
+                                       checksum=bool(self.config["rdbchecksum"]))
             else:
                 snapshot.write_snapshot(dump_path, self.keyspace.dbs, log_id, offset)
         except Exception as exc:
@@ -302,10 +303,11 @@ class Persistence(LogWriter):
         rdb = rdb_snapshot.is_rdb_name(path)
         ext = "rdb" if rdb else "dcs"
         compress = bool(self.config["rdbcompression"])
+        checksum = bool(self.config["rdbchecksum"])
         if not can_fork():
             tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}-{time.time_ns()}.{ext}")
             return SlicedJob(kind, self.server.loop, self.keyspace.dbs, path, tmp, log_id,
-                             offset, rename, on_done, compress if rdb else None)
+                             offset, rename, on_done, compress if rdb else None, checksum)
         parent = os.getpid()
         pid = fork()
         if pid == 0:  # the child: serialize the copy-on-write keyspace and exit
@@ -314,7 +316,8 @@ class Persistence(LogWriter):
                 tmp = os.path.join(directory, f"temp-{kind}-{os.getpid()}.{ext}")
                 if rdb:
                     rdb_snapshot.write_rdb(path, self.keyspace.dbs, log_id, offset, compress,
-                                           tmp, rename, lambda: os.getppid() == parent)
+                                           tmp, rename, lambda: os.getppid() == parent,
+                                           checksum)
                     return
                 writer = snapshot.SnapshotWriter(path, tmp)
                 for chunk in snapshot.iter_chunks(self.keyspace.dbs, log_id, offset):

@@ -72,7 +72,7 @@ def import_rdb(rdb_path: str, config: Any, out: Optional[TextIO] = sys.stderr) -
 
     with open(rdb_path, "rb") as fh:
         try:
-            reader = RdbFileReader(fh)
+            reader = RdbFileReader(fh, checksum=bool(config["rdbchecksum"]))
             for keys in reader.load_into(target, keyspace_value, skip_before=now):
                 progress.keys = keys
                 progress.tick(fh.tell)
@@ -101,7 +101,8 @@ def export_rdb(config: Any, rdb_path: str, out: Optional[TextIO] = sys.stderr) -
     tmp = f"{rdb_path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "wb") as fh:
-            writer = RdbFileWriter(fh, compress=bool(config["rdbcompression"]))
+            writer = RdbFileWriter(fh, compress=bool(config["rdbcompression"]),
+                                   checksum=bool(config["rdbchecksum"]))
             for code in getattr(server.keyspace, "function_codes", None) or ():
                 writer.function(code)
             for db in server.keyspace.dbs:

@@ -98,13 +98,15 @@ def read_info(path: str) -> SnapshotInfo:
     return info
 
 
-def load(info: SnapshotInfo, keyspace: Any, skip_before: Optional[int] = None
-         ) -> Iterator[Tuple[int, int]]:
+def load(info: SnapshotInfo, keyspace: Any, skip_before: Optional[int] = None,
+         checksum: bool = True) -> Iterator[Tuple[int, int]]:
     """Fill ``keyspace`` from the RDB file; yields (keys, bytes read) as it goes.
 
     Keys whose deadline is at or before ``skip_before`` (ms) are skipped, as
-    Redis skips expired keys when it loads. Any error raises SnapshotError
-    naming the file, the byte offset and the reason.
+    Redis skips expired keys when it loads. ``checksum`` False (``rdbchecksum
+    no``) skips the CRC64 check, as Redis does; a stored zero CRC (a file
+    written with ``rdbchecksum no``) is never checked. Any error raises
+    SnapshotError naming the file, the byte offset and the reason.
     """
     from ..server.commands.dump import keyspace_value
     dbs = keyspace.dbs
@@ -118,9 +120,10 @@ def load(info: SnapshotInfo, keyspace: Any, skip_before: Optional[int] = None
 
     progress = Progress("loading", path, info.size)
     with open(path, "rb") as fh:
-        child = CrcChild.start(path, info.size - 8) if info.size >= CRC_CHILD_MIN else None
+        child = CrcChild.start(path, info.size - 8) \
+            if checksum and info.size >= CRC_CHILD_MIN else None
         try:
-            reader = RdbFileReader(fh, size=info.size, checksum=child is None)
+            reader = RdbFileReader(fh, size=info.size, checksum=checksum and child is None)
             # (the server's loader logs the progress lines)
             for keys in reader.load_into(target, keyspace_value, skip_before, STEP):
                 yield keys, min(fh.tell(), info.size)
@@ -224,7 +227,7 @@ class RdbSnapshotFile:
     makes it durable, :meth:`abort` removes it."""
 
     def __init__(self, path: str, tmp_path: Optional[str] = None, compress: bool = True,
-                 log_id: bytes = NO_LOG, log_offset: int = 0) -> None:
+                 log_id: bytes = NO_LOG, log_offset: int = 0, checksum: bool = True) -> None:
         self.path = path
         self.tmp_path = tmp_path or f"{path}.tmp-{os.getpid()}"
         self.fh = open(self.tmp_path, "wb")
@@ -232,7 +235,8 @@ class RdbSnapshotFile:
         if log_id != NO_LOG:
             aux[AUX_LOG_ID] = log_id.hex().encode()
             aux[AUX_LOG_OFFSET] = b"%d" % log_offset
-        self.writer = RdbFileWriter(self.fh, aux=aux, compress=compress)
+        # checksum False (rdbchecksum no): a zero CRC, as Redis writes then
+        self.writer = RdbFileWriter(self.fh, aux=aux, compress=compress, checksum=checksum)
         self.keys = 0
 
     def steps(self, dbs: List[Any], progress: bool = True,
@@ -284,10 +288,11 @@ class RdbSnapshotFile:
 
 def write_rdb(path: str, dbs: List[Any], log_id: bytes = NO_LOG, log_offset: int = 0,
               compress: bool = True, tmp_path: Optional[str] = None, rename: bool = True,
-              alive: Optional[Callable[[], bool]] = None) -> int:
+              alive: Optional[Callable[[], bool]] = None, checksum: bool = True) -> int:
     """Write the whole dataset as an RDB file, synchronously; returns its size.
-    ``alive`` is asked between batches (a child stops when the server died)."""
-    out = RdbSnapshotFile(path, tmp_path, compress, log_id, log_offset)
+    ``alive`` is asked between batches (a child stops when the server died);
+    ``checksum`` False writes a zero CRC (``rdbchecksum no``)."""
+    out = RdbSnapshotFile(path, tmp_path, compress, log_id, log_offset, checksum)
     try:
         for _ in out.steps(dbs):
             if alive is not None and not alive():

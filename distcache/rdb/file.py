@@ -97,6 +97,8 @@ class RdbFileReader:
         self.keys = 0
         self.expired = 0  # keys skipped by load_into's skip_before
         self.done = False
+        #: (offset, type, key or None) of the key being read by ``__iter__``
+        self.current: Optional[Tuple[int, int, Optional[bytes]]] = None
 
     def load_into(self, target: Callable[[int], Tuple[dict, dict]],
                   convert: Callable[[str, Any], Any], skip_before: Optional[int] = None,
@@ -129,7 +131,9 @@ class RdbFileReader:
                 self._finish()
                 return
             else:
+                self.current = (start, op, None)
                 key = r.string()
+                self.current = (start, op, key)  # (what a checker reports on an error)
                 try:
                     kind, value = r.value(op)
                 except RdbEmptyKey:
@@ -156,7 +160,7 @@ class RdbFileReader:
     def _finish(self) -> None:
         r = self.r
         if self.version >= 5:
-            computed = r.crc()
+            computed = r.crc() if r.checksum else 0
             stored = int.from_bytes(r.read(8), "little")
             if r.checksum and stored and stored != computed:
                 raise RdbError("wrong RDB checksum", r.offset - 8)

@@ -69,6 +69,30 @@ def test_lzf_matches_redis_known_output():
     assert lzf.compress(os.urandom(64), 60) is None  # incompressible: stored verbatim
 
 
+def _noisy(seed: int, size: int, copies: int) -> bytes:
+    """Random bytes with ``copies`` short runs copied from elsewhere (a few matches)."""
+    import random
+    rng = random.Random(seed)
+    data = bytearray(rng.getrandbits(8) for _ in range(size))
+    for _ in range(copies):
+        i, j, n = rng.randrange(size - 12), rng.randrange(size - 12), rng.randrange(3, 12)
+        data[i:i + n] = data[j:j + n]
+    return bytes(data)
+
+
+@pytest.mark.parametrize("size", [256, 1000, 9000, 40000])
+@pytest.mark.parametrize("copies", [0, 5, 60, 2000])
+def test_lzf_cannot_fit_never_refuses_what_fits(size, copies, monkeypatch):
+    """The shortcut for random-looking input gives liblzf's answer (compressed
+    bytes or None), the same as compressing byte by byte, with Redis's limit."""
+    data = _noisy(size * 7 + copies, size, copies)
+    fast = lzf.compress(data, size - 4)
+    monkeypatch.setattr(lzf, "FIT_CHECK_MIN", 1 << 62)  # no shortcut
+    assert lzf.compress(data, size - 4) == fast
+    if copies == 0:
+        assert fast is None and lzf.cannot_fit(data, size - 4)
+
+
 @pytest.mark.parametrize("blob, reason", [
     (b"\x1f" + b"a", "literal run past the end"),
     (b"\x00a\x20", "past the end"),

@@ -199,3 +199,36 @@ def test_function_libraries_live_in_snapshots(tmp_path, dbfilename, fork):
         shutil.copy(dump, target / "dump.rdb")
         with redis_server(target) as theirs:  # redis-server loads the library too
             assert redis.Redis(port=theirs.port).fcall("twice", 0, 21) == 42
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_rdbchecksum_no_writes_a_zero_crc_and_skips_the_check(tmp_path, fork):
+    flags = RDB + ("--appendonly", "no", "--rdbchecksum", "no")
+    env = None if fork else {"DISTCACHE_PERSISTENCE_NOFORK": "1"}
+    dump = tmp_path / "data" / "dump.rdb"
+    proc = start(tmp_path, *flags, env=env)
+    try:
+        r = client(proc)
+        fill_every_type(r)
+        assert r.save()
+        assert dump.read_bytes()[-8:] == bytes(8)  # as Redis writes with rdbchecksum no
+        r.set("later", "2")
+        r.bgsave()
+        wait_child_done(r)
+        assert r.info("persistence")["rdb_last_bgsave_status"] == "ok"
+        assert dump.read_bytes()[-8:] == bytes(8)
+        expected = dataset(proc.port)
+    finally:
+        proc.kill()
+    _check_rdb(dump)  # a zero CRC means "not computed" to redis-check-rdb too
+    _redis_loads(tmp_path, dump, expected)
+    # a wrong CRC is not checked with rdbchecksum no (Redis skips it), refused with yes
+    good = dump.read_bytes()
+    dump.write_bytes(good[:-8] + b"\x01" * 8)
+    proc = start(tmp_path, *flags)
+    try:
+        assert dataset(proc.port) == expected
+    finally:
+        proc.kill()
+    log = start_expecting_failure(tmp_path, *RDB, "--appendonly", "no")
+    assert "wrong RDB checksum" in log, log

@@ -45,6 +45,30 @@ def test_random_sequences_give_redis_bytes(pair, seed):
     same_reply(pair, "GET", "a")
 
 
+def test_one_element_at_a_time_gives_redis_bytes(pair):
+    """PFADD of one element per command (the parsed sparse body and the dense value
+    are reused between commands), on two keys that share their bodies, one of them
+    changed behind the parse (SETRANGE) once: every step matches Redis's bytes."""
+    rng = random.Random(7)
+    elements = [b"element:%012d" % rng.randrange(10**6) for _ in range(2500)]
+    for i, element in enumerate(elements):
+        for client in pair:
+            pipe = client.pipeline(transaction=False)
+            pipe.pfadd("one", element)
+            pipe.pfadd("twin", element)
+            if i == 300:
+                pipe.setrange("twin", 20, b"\x00")  # a sparse opcode edited by hand
+            pipe.execute()
+        if i % 250 == 0 or i == 300:
+            for key in ("one", "twin"):
+                same_reply(pair, "GET", key)
+                same_reply(pair, "PFDEBUG", "ENCODING", key)
+    same_reply(pair, "PFCOUNT", "one")
+    same_reply(pair, "GET", "one")
+    same_reply(pair, "PFADD", "one", elements[0])  # nothing changes: 0, same bytes
+    same_reply(pair, "GET", "one")
+
+
 def test_sparse_limit_follows_hll_sparse_max_bytes(pair):
     for client in pair:
         client.config_set("hll-sparse-max-bytes", "200")

@@ -166,25 +166,36 @@ class _Shape:
         return geohash.search_cells(self.lon, self.lat, r, r, r)
 
 
-def _find(z: ZSet, shape: _Shape, limit: int) -> List[Tuple[float, float, bytes, float, float]]:
+def _cells(shape: _Shape) -> List[geohash.Cell]:
+    """The cells Redis searches, in its order: zeroed ones and a repeat of the cell
+    just searched (huge radii: neighbours may be the same cell) left out."""
+    out: List[geohash.Cell] = []
+    for cell in shape.cells():
+        if cell != (0, 0) and (not out or cell != out[-1]):
+            out.append(cell)
+    return out
+
+
+def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
+          ) -> List[Tuple[float, float, bytes, float, float]]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
-    Only the parts of a cell that can hold a match are scanned (geoscan.ranges)."""
+    Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
+    ``nearest`` (a radius search sorted ascending with COUNT): only the matches the
+    sort and cut could keep (geoscan.nearest)."""
+    cells = _cells(shape)
+    if 0 < nearest <= geoscan.NEAREST_MAX and not shape.box:
+        return geoscan.nearest(z, cells, shape.lon, shape.lat, shape.radius * shape.unit,
+                               nearest)
     found: List[Tuple[float, float, bytes, float, float]] = []
-    last: Optional[geohash.Cell] = None
     unit, box = shape.unit, shape.box
     width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
     half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
     lon, lat = shape.lon, shape.lat
     count_below = z.count_below
-    for cell in shape.cells():
-        if cell == (0, 0):
-            continue
-        if cell == last:  # huge radii: neighbours may repeat the cell just searched
-            continue
+    for cell in cells:
         if found and limit and len(found) >= limit:
             break
-        last = cell
         low, high = geohash.score_range(cell)
         lo, hi = count_below(float(low), False), count_below(float(high), False)
         # a crowded cell: scan only its sub-cells that can hold a match
@@ -295,7 +306,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         return []
     if count and not sort and not anyflag:
         sort = 1  # the closest COUNT need sorting
-    found = _find(z, shape, count if anyflag else 0)
+    found = _find(z, shape, count if anyflag else 0,
+                  count if sort > 0 and not anyflag else 0)
     if sort:
         found.sort(key=lambda p: p[0], reverse=sort < 0)
     if count:

@@ -59,6 +59,15 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
     """Add elements; 1 if an estimate changed (or the key was created), else 0."""
     db, key = c.db, args[1]
     value = _hll_value(db, key, counted=False)
+    if value is not None and len(args) == 3 and value[4] == hll.DENSE:
+        # One element into a dense HLL (the common case once it has grown): the
+        # register is read in place; the 12 KB value is copied only if it rises.
+        changed = hll.dense_add(value, args[2])
+        if changed is None:
+            return 0
+        db.set(key, changed, keep_ttl=True)
+        notify(db, STRING, b"pfadd", key)
+        return 1
     updated = value is None
     editor = _editor(c, value if value is not None else hll.empty())
     for element in args[2:]:
@@ -146,11 +155,15 @@ def pfdebug(c: Any, args: List[bytes]) -> Any:
         raise CommandError(INVALID) from None
     was_sparse = value[4] == hll.SPARSE
     editor.to_dense()
-    if was_sparse:
-        db.set(key, editor.value(stale=False), keep_ttl=True)
     if sub == "TODENSE":
+        if was_sparse:
+            db.set(key, editor.value(stale=False), keep_ttl=True)
         return int(was_sparse)
-    return hll.dense_registers(bytes(editor.dense or b""))  # GETREG
+    if was_sparse:
+        registers = editor.registers()
+        db.set(key, editor.value(stale=False), keep_ttl=True)
+        return registers
+    return editor.registers()  # GETREG
 
 
 def _decode_sparse(sparse: hll.Sparse) -> bytes:

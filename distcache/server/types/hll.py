@@ -7,8 +7,10 @@ opcodes: ``00xxxxxx`` a run of up to 64 zero registers, ``01xxxxxx yyyyyyyy``
 up to 16384, ``1vvvvvxx`` up to 4 registers holding 1..32. Sparse updates split
 and merge opcodes in the order Redis does, so the same adds give the same bytes,
 and a sparse value is promoted to dense past ``hll-sparse-max-bytes`` or when a
-register outgrows 32. During one command a sparse value is a list of opcodes
-and a dense one a bytearray; they become bytes again once, at the end.
+register outgrows 32. During one command a sparse value is its parsed opcodes
+plus a bytearray of them (kept between commands), and a dense one is read in
+place and copied to a bytearray at its first change; either becomes bytes
+again once, at the end.
 """
 from __future__ import annotations
 
@@ -29,6 +31,9 @@ _STALE = 1 << 63
 _M64 = (1 << 64) - 1
 _MURMUR_M = 0xC6A4A7935BD1E995
 _SEED = 0xADC83B19
+_Q_BIT = 1 << Q
+_INDEX_MASK = REGISTERS - 1
+_iter_unpack = struct.iter_unpack
 _ALPHA_INF = 0.721347520444481703680  # 0.5 / ln(2)
 ZERO, XZERO, VAL = 0, 1, 2            # sparse opcode kinds
 
@@ -56,10 +61,23 @@ def murmurhash64a(data: bytes, seed: int = _SEED) -> int:
 
 
 def pattern_of(element: bytes) -> "tuple[int, int]":
-    """(register, count): the register an element hashes to and its run of zeros + 1."""
-    h = murmurhash64a(element)
-    tail = (h >> P) | (1 << Q)
-    return h & (REGISTERS - 1), (tail & -tail).bit_length()
+    """(register, count): the register an element hashes to and its run of zeros + 1.
+
+    MurmurHash64A inlined (a call less per element: PFADD's hot loop)."""
+    length = len(element)
+    m, mask = _MURMUR_M, _M64
+    h = (_SEED ^ (length * m)) & mask
+    blocks = length & ~7
+    if blocks:
+        for (k,) in _iter_unpack("<Q", element[:blocks]):
+            k = (k * m) & mask
+            h = ((h ^ (((k ^ (k >> 47)) * m) & mask)) * m) & mask
+    if length & 7:
+        h = ((h ^ int.from_bytes(element[blocks:], "little")) * m) & mask
+    h = ((h ^ (h >> 47)) * m) & mask
+    h ^= h >> 47
+    tail = (h >> P) | _Q_BIT
+    return h & _INDEX_MASK, (tail & -tail).bit_length()
 
 
 def is_hll(value: bytes) -> bool:
@@ -146,10 +164,33 @@ def max_registers(a: int, b: int) -> int:
     return b ^ ((a ^ b) & keep_a * 0xFF)
 
 
-def dense_set(buf: bytearray, index: int, count: int) -> bool:
-    """Raise register ``index`` of packed dense registers ``buf`` to ``count``."""
+def dense_get(buf: bytes, index: int) -> int:
+    """Register ``index`` of a dense value ``buf`` (header included)."""
     bit = index * 6
-    at, shift = bit >> 3, bit & 7
+    at, shift = HEADER + (bit >> 3), bit & 7
+    word = buf[at] | (buf[at + 1] << 8 if at + 1 < len(buf) else 0)
+    return (word >> shift) & 63
+
+
+def dense_add(value: bytes, element: bytes) -> Optional[bytes]:
+    """PFADD of one element to a dense value: the new value (its count marked
+    stale), or None when the element's register is already as high."""
+    index, count = pattern_of(element)
+    bit = index * 6
+    at, shift = HEADER + (bit >> 3), bit & 7
+    word = value[at] | (value[at + 1] << 8 if at + 1 < DENSE_SIZE else 0)
+    if (word >> shift) & 63 >= count:
+        return None
+    buf = bytearray(value)
+    dense_set(buf, index, count)
+    buf[15] |= 0x80
+    return bytes(buf)
+
+
+def dense_set(buf: bytearray, index: int, count: int) -> bool:
+    """Raise register ``index`` of a dense value ``buf`` (header included) to ``count``."""
+    bit = index * 6
+    at, shift = HEADER + (bit >> 3), bit & 7
     word = buf[at] | (buf[at + 1] << 8 if at + 1 < len(buf) else 0)
     if (word >> shift) & 63 >= count:
         return False
@@ -172,55 +213,54 @@ def _op_bytes(kind: int, value: int, run: int) -> bytes:
 
 
 class Sparse:
-    """Sparse opcodes as a list, with the first register each covers (for bisect)."""
+    """Sparse opcodes as columns, with the first register each covers (for bisect),
+    and the body's bytes kept in step: an update splices a few bytes (one memmove,
+    as Redis does) and writing the value back is one copy. An opcode's byte
+    offset is its index plus the XZERO opcodes (2 bytes) before it, counted in
+    the ``kinds`` bytearray at C speed."""
 
-    __slots__ = ("kinds", "values", "runs", "firsts", "ops", "size")
+    __slots__ = ("kinds", "values", "runs", "firsts", "body")
 
     def __init__(self, body: bytes) -> None:
-        self.kinds: List[int] = []
+        kinds = bytearray()
         self.values: List[int] = []
         self.runs: List[int] = []
         self.firsts: List[int] = []
-        #: each opcode's bytes, kept in step with the columns: to_bytes is one join
-        self.ops: List[bytes] = []
+        values, runs, firsts = self.values, self.runs, self.firsts
         first, i, n = 0, 0, len(body)
         while i < n:
             op = body[i]
-            start = i
             if op & 0x80:
-                kind, value, run = VAL, (op >> 2 & 0x1F) + 1, (op & 3) + 1
+                kinds.append(VAL)
+                values.append((op >> 2 & 0x1F) + 1)
+                run = (op & 3) + 1
                 i += 1
             elif op & 0x40:
                 if i + 1 >= n:
                     raise InvalidHLL()
-                kind, value, run = XZERO, 0, ((op & 0x3F) << 8 | body[i + 1]) + 1
+                kinds.append(XZERO)
+                values.append(0)
+                run = ((op & 0x3F) << 8 | body[i + 1]) + 1
                 i += 2
             else:
-                kind, value, run = ZERO, 0, (op & 0x3F) + 1
+                kinds.append(ZERO)
+                values.append(0)
+                run = (op & 0x3F) + 1
                 i += 1
-            self.kinds.append(kind)
-            self.values.append(value)
-            self.runs.append(run)
-            self.firsts.append(first)
-            self.ops.append(body[start:i])
+            runs.append(run)
+            firsts.append(first)
             first += run
-        self.size = n
+        self.kinds = kinds
+        self.body = bytearray(body)
         if first != REGISTERS:
             raise InvalidHLL()
-
-    def copy(self) -> "Sparse":
-        twin = Sparse.__new__(Sparse)
-        twin.kinds, twin.values = self.kinds[:], self.values[:]
-        twin.runs, twin.firsts, twin.size = self.runs[:], self.firsts[:], self.size
-        twin.ops = self.ops[:]
-        return twin
 
     def registers(self) -> bytes:
         """Every register, a byte each."""
         return b"".join([bytes((value,)) * run for value, run in zip(self.values, self.runs)])
 
-    def to_bytes(self) -> bytes:
-        return b"".join(self.ops)
+    def _offset(self, at: int) -> int:
+        return at + self.kinds.count(XZERO, 0, at)
 
     def set(self, index: int, count: int, max_bytes: int) -> Optional[bool]:
         """hllSparseSet: True if changed, False if not, None if it must become dense."""
@@ -234,12 +274,12 @@ class Sparse:
                 return False
             if run == 1:
                 self.values[at] = count
-                self.ops[at] = _op_bytes(VAL, count, 1)
+                self.body[self._offset(at)] = 0x80 | (count - 1) << 2
                 self._merge_from(at - 1)
                 return True
         elif kind == ZERO and run == 1:
             self.kinds[at], self.values[at] = VAL, count
-            self.ops[at] = _op_bytes(VAL, count, 1)
+            self.body[self._offset(at)] = 0x80 | (count - 1) << 2
             self._merge_from(at - 1)
             return True
         # Split the opcode: [before] VAL(count) [after], each side as Redis writes it.
@@ -255,16 +295,17 @@ class Sparse:
         pieces.append((VAL, count, 1, index))
         if index != last:
             pieces.append(run_of(index + 1, last - index))
-        grown = sum(2 if p[0] == XZERO else 1 for p in pieces) - (2 if kind == XZERO else 1)
-        if grown > 0 and HEADER + self.size + grown > max_bytes:
+        old = 2 if kind == XZERO else 1
+        grown = sum(2 if p[0] == XZERO else 1 for p in pieces) - old
+        if grown > 0 and HEADER + len(self.body) + grown > max_bytes:
             return None
-        self.size += grown
-        for column, values in ((self.kinds, [p[0] for p in pieces]),
-                               (self.values, [p[1] for p in pieces]),
-                               (self.runs, [p[2] for p in pieces]),
-                               (self.firsts, [p[3] for p in pieces])):
-            column[at:at + 1] = values
-        self.ops[at:at + 1] = [_op_bytes(p[0], p[1], p[2]) for p in pieces]
+        offset = self._offset(at)
+        self.body[offset:offset + old] = b"".join([_op_bytes(p[0], p[1], p[2])
+                                                   for p in pieces])
+        self.kinds[at:at + 1] = bytes([p[0] for p in pieces])
+        self.values[at:at + 1] = [p[1] for p in pieces]
+        self.runs[at:at + 1] = [p[2] for p in pieces]
+        self.firsts[at:at + 1] = [p[3] for p in pieces]
         self._merge_from(at - 1)
         return True
 
@@ -280,12 +321,12 @@ class Sparse:
                 continue
             if at + 1 < len(kinds) and kinds[at + 1] == VAL and values[at] == values[at + 1] \
                     and runs[at] + runs[at + 1] <= 4:
-                runs[at + 1] += runs[at]
+                run = runs[at + 1] = runs[at + 1] + runs[at]
                 self.firsts[at + 1] = self.firsts[at]
-                self.ops[at + 1] = _op_bytes(VAL, values[at + 1], runs[at + 1])
-                for column in (kinds, values, runs, self.firsts, self.ops):
+                offset = self._offset(at)  # two 1-byte VALs become one
+                self.body[offset:offset + 2] = bytes((0x80 | (values[at] - 1) << 2 | (run - 1),))
+                for column in (kinds, values, runs, self.firsts):
                     del column[at]
-                self.size -= 1
                 continue
             at += 1
 
@@ -342,7 +383,7 @@ def registers_of(value: bytes) -> bytes:
 #: Parsed sparse bodies of recently written HLLs (body -> Sparse): a run of PFADDs
 #: on one key parses its opcodes once, not at every command. Keyed by the body's
 #: bytes, so a value changed any other way (SETRANGE...) simply misses; an editor
-#: takes its entry out (it owns and mutates it) and stores a copy under what it writes.
+#: takes its entry out (it owns and mutates it) and hands it back under what it writes.
 _PARSED: "OrderedDict[bytes, Sparse]" = OrderedDict()
 _PARSED_MAX = 8
 
@@ -354,34 +395,42 @@ def _remember(body: bytes, sparse: Sparse) -> None:
 
 
 class Editor:
-    """One command's changes to an HLL value, as a sparse list or a dense bytearray."""
+    """One command's changes to an HLL value: a sparse one as parsed columns, a dense
+    one read in place and copied to a bytearray (header included) at its first change."""
 
-    __slots__ = ("header", "sparse", "dense", "max_bytes", "body", "changed")
+    __slots__ = ("header", "sparse", "dense", "source", "max_bytes", "changed")
 
     def __init__(self, value: bytes, max_bytes: int) -> None:
         self.header = bytearray(value[:HEADER])
         self.max_bytes = max_bytes
         self.sparse: Optional[Sparse] = None
+        #: the whole value (header included) once a dense register changed
         self.dense: Optional[bytearray] = None
-        self.body = value[HEADER:]
+        self.source = value
         self.changed = False
-        if value[4] == DENSE:
-            self.dense = bytearray(self.body)
-        else:
-            cached = _PARSED.pop(self.body, None)
-            self.sparse = cached if cached is not None else Sparse(self.body)
+        if value[4] != DENSE:
+            body = value[HEADER:]
+            cached = _PARSED.pop(body, None)
+            self.sparse = cached if cached is not None else Sparse(body)
 
     def release(self) -> None:
         """An editor that changed nothing gives its parsed body back to the cache."""
         if self.sparse is not None and not self.changed:
-            _remember(self.body, self.sparse)
+            _remember(self.source[HEADER:], self.sparse)
             self.sparse = None
 
     def to_dense(self) -> None:
         if self.sparse is not None:
-            self.dense = bytearray(pack_dense(self.sparse.registers()))
-            self.sparse = None
             self.header[4] = DENSE
+            self.dense = self.header + pack_dense(self.sparse.registers())
+            self.sparse = None
+        elif self.dense is None:
+            self.dense = bytearray(self.source)
+
+    def registers(self) -> List[int]:
+        """The dense registers (after :meth:`to_dense`)."""
+        return dense_registers(bytes(self.dense if self.dense is not None
+                                     else self.source)[HEADER:])
 
     def set(self, index: int, count: int) -> bool:
         if self.sparse is not None:
@@ -390,15 +439,23 @@ class Editor:
                 self.changed = self.changed or changed
                 return changed
             self.to_dense()
-        assert self.dense is not None
-        return dense_set(self.dense, index, count)
+        dense = self.dense
+        if dense is None:  # unchanged so far: read the register in place
+            if dense_get(self.source, index) >= count:
+                return False
+            dense = self.dense = bytearray(self.source)
+        return dense_set(dense, index, count)
 
     def value(self, stale: bool = True) -> bytes:
-        if stale:
-            self.header[15] |= 0x80
+        """The new value; the editor is done (its parsed body goes to the cache)."""
         if self.sparse is not None:
-            body = self.sparse.to_bytes()
-            _remember(body, self.sparse.copy())
-        else:
-            body = bytes(self.dense or b"")
-        return bytes(self.header) + body
+            if stale:
+                self.header[15] |= 0x80
+            body = bytes(self.sparse.body)
+            _remember(body, self.sparse)
+            self.sparse = None
+            return bytes(self.header) + body
+        dense = self.dense if self.dense is not None else bytearray(self.source)
+        if stale:
+            dense[15] |= 0x80
+        return bytes(dense)
