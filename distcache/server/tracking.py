@@ -158,6 +158,20 @@ class Tracking:
                 and (name == "exec" or not c.in_multi):
             state.clear_caching = state.caching
 
+    def remember_keys(self, c: "Client", keys: List[bytes]) -> None:
+        """A script of the tracking client ``c`` read something: ``keys``, the ones it
+        declared, are remembered (Redis 7.0 looks at the caller's command, not the read)."""
+        state = c.tracking
+        if state.bcast or (state.optin and not state.caching) \
+                or (state.optout and state.caching):
+            return
+        table = self.table
+        for key in keys:
+            ids = table.get(key)
+            if ids is None:
+                table[key] = ids = {}
+            ids[c.id] = None
+
     # -- invalidation -------------------------------------------------------------
 
     def key_modified(self, db: Any, key: bytes) -> None:
