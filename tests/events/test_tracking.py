@@ -181,6 +181,45 @@ def test_table_limit_invalidates_the_excess(ours):
         a.sock.close()
 
 
+def _invalidated(data: bytes) -> list:
+    """The keys of the invalidation pushes in ``data``."""
+    keys = []
+    for push in data.split(b">2\r\n$10\r\ninvalidate\r\n")[1:]:
+        count, _, rest = push[1:].partition(b"\r\n")
+        words = rest.split(b"\r\n")
+        keys += [words[2 * i + 1] for i in range(int(count))]
+    return keys
+
+
+def _over_the_limit(port: int) -> tuple:
+    a, b = Conn(port), Conn(port)
+    keys = ["k%d" % i for i in range(50)]
+    a.talk("HELLO 3", "FLUSHALL", "CONFIG SET tracking-table-max-keys 10", "CLIENT TRACKING ON")
+    try:
+        first = _invalidated(a.talk("MGET " + " ".join(keys), "PING"))
+        b.talk("MSET " + " ".join(k + " x" for k in keys))
+        second = _invalidated(a.talk("PING"))
+    finally:
+        a.talk("CONFIG SET tracking-table-max-keys 1000000")
+        a.sock.close()
+        b.sock.close()
+    return keys, first, second
+
+
+def test_table_limit_evicts_random_keys_as_redis(ours, reference_redis):
+    """40 keys over the limit are invalidated before the next command's reply, the 10
+    kept ones when they change; which ones is random (as Redis), not the oldest."""
+    for port in (ours.port, reference_redis.port):
+        keys, first, second = _over_the_limit(port)
+        assert (len(first), len(second)) == (40, 10)
+        assert sorted(first + second) == sorted(k.encode() for k in keys)
+    for _ in range(3):  # the oldest 40 each time has odds of 1 in C(50, 10)
+        if sorted(_over_the_limit(ours.port)[2]) != [b"k%d" % i for i in range(40, 50)]:
+            break
+    else:
+        raise AssertionError("the newest keys were kept every time")
+
+
 def test_redis_py_client_side_cache_is_invalidated(ours, monkeypatch):
     import redis
     from redis.cache import CacheConfig
