@@ -18,8 +18,8 @@ LATENCY HISTOGRAM's per-command histograms (``latency-tracking yes``, the
 default) are filled from the same timing, so they see the commands that are
 timed: at the default slow log threshold every command but the O(1) ones
 above, and every command while everything is timed. Buckets are powers of
-two from 1024 ns, as Redis's HDR histogram iterated by its log iterator;
-durations are clamped to [1024 ns, 1 s] as Redis does.
+two in whole µs, labelled as Redis's HDR histogram's log iterator labels its
+own (power-of-two multiples of 1024 ns); a second or more is the last.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ LATENCY_SAMPLES = 160
 _SCRIPT_RUNNERS = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"])
 
 NONE, SLOW, ALL = 0, 1, 2
-#: Histogram buckets: bucket k holds durations up to 1024 << k ns (1 s is in the last).
+#: Histogram buckets: bucket k holds durations under 2^k µs (1 s and more in the last).
 BUCKETS = 21
 #: Each bucket's label in µs, as Redis's: its highest equivalent value at HDR's
 #: two significant digits (1, 2, 4, 8, 16, 33, 66, 132 ...).
@@ -96,16 +96,16 @@ def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callab
             return plain(c, args)
         finally:
             if not server.loading:
-                elapsed = time.perf_counter() - start
-                usec = int(elapsed * 1000000)
+                usec = int((time.perf_counter() - start) * 1000000)
                 histograms = m.histograms
                 if histograms is not None:
                     counts = histograms.get(fullname)
                     if counts is None:
                         counts = histograms[fullname] = [0] * BUCKETS
-                    ns = int(elapsed * 1e9)
-                    counts[min(((ns - 1) >> 10).bit_length() if ns > 1024 else 0,
-                               BUCKETS - 1)] += 1
+                    # Whole µs: bucket k holds [2^(k-1), 2^k) µs, about Redis's
+                    # (1.024 * 2^(k-1), 1.024 * 2^k] at a fraction of the cost.
+                    bucket = usec.bit_length()
+                    counts[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
                 if logged and 0 <= m.slower_than <= usec and c is not m.script_client():
                     m.slowlog_add(c, args, usec)
                 if m.latency_threshold and usec >= m.latency_threshold * 1000:
