@@ -10,6 +10,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t get -P 16 --policy allkeys-lru --keys 100000
     python bench/instructions.py --parser python
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
+    python bench/instructions.py -t evalsha                  # a one-command script
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -17,6 +18,7 @@ prints counts, which move with CPython's version, not with the host's load.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import random
 import re
@@ -25,6 +27,7 @@ import subprocess
 import sys
 from typing import List
 
+SCRIPT = b"return redis.call('GET', KEYS[1])"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REQUESTS = {
     "get": [b"GET", b"key:__rand_int__"],
@@ -32,6 +35,9 @@ REQUESTS = {
     "incr": [b"INCR", b"counter:__rand_int__"],
     "lpush": [b"LPUSH", b"mylist", b"xxx"],
     "xadd": [b"XADD", b"mystream", b"*", b"f", b"xxx"],
+    # The scripting benchmark: EVALSHA of a one-command script (needs lupa).
+    "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
+                b"key:__rand_int__"],
 }
 
 
@@ -93,6 +99,8 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
             replica.connection_made(Transport())
             primary.attach(replica, False).repl_state = "online"
     template = REQUESTS[kind]
+    if kind == "evalsha":
+        setup(encode_command([b"SCRIPT", b"LOAD", SCRIPT]))
     if keys:
         for start in range(0, keys, 1000):
             setup(b"".join(encode_command([b"SET", b"key:%012d" % i, b"xxx"])

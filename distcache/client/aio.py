@@ -262,7 +262,16 @@ class AsyncCacheClient(BaseClient):
             enable(self, previous, options)
 
     def _make_pool(self, server: Any) -> AsyncPool:
-        return AsyncPool(server, **self._conn_kwargs)
+        """A pool for ``server``: tracked, with its invalidation listener, when the local
+        cache is on (a primary Sentinel announces later gets one too)."""
+        if self._local is None:
+            return AsyncPool(server, **self._conn_kwargs)
+        from .invalidation import AsyncListener, TrackingAsyncPool
+        listener = self._listeners.get(server)
+        if listener is None:
+            listener = self._listeners[server] = AsyncListener(
+                server, self._local, self._conn_kwargs, self._listen_interval())
+        return TrackingAsyncPool(server, listener, **self._conn_kwargs)
 
     async def _ping_one(self, server: ServerSpec, timeout: float) -> None:
         kwargs = dict(self._conn_kwargs, connect_timeout=timeout, timeout=timeout)
@@ -274,13 +283,8 @@ class AsyncCacheClient(BaseClient):
 
     # -- local cache (docs/client-caching.md) ---------------------------------------
     def _enable_local_cache(self) -> None:
-        from .invalidation import AsyncListener, TrackingAsyncPool
         from .localreads import enable
-        for s in self._all_servers:
-            self._listeners[s] = AsyncListener(s, self._local, self._conn_kwargs,
-                                               self._listen_interval())
-        self._pools = {s: TrackingAsyncPool(s, self._listeners[s], **self._conn_kwargs)
-                       for s in self._all_servers}
+        self._pools = {s: self._make_pool(s) for s in self._all_servers}
         enable(self, self._local)
 
     async def _lc_listen(self, server: ServerSpec) -> None:

@@ -49,20 +49,24 @@ class CacheClient(BaseClient):
             enable(self, previous, options)
 
     def _make_pool(self, server: Any) -> ConnectionPool:
-        return ConnectionPool(server, self._max_connections, **self._conn_kwargs)
+        """A pool for ``server``: tracked, with its invalidation listener, when the local
+        cache is on (a primary Sentinel announces later gets one too)."""
+        if self._local is None:
+            return ConnectionPool(server, self._max_connections, **self._conn_kwargs)
+        from .invalidation import ThreadListener, TrackingPool
+        listener = self._listeners.get(server)
+        if listener is None:
+            listener = self._listeners[server] = ThreadListener(
+                server, self._local, self._conn_kwargs, self._listen_interval())
+        return TrackingPool(server, self._max_connections, listener, **self._conn_kwargs)
 
     def _ping_one(self, server: Any, timeout: float) -> None:
         ping_server(server, timeout, **self._conn_kwargs)
 
     # -- local cache (docs/client-caching.md) ---------------------------------------
     def _enable_local_cache(self) -> None:
-        from .invalidation import ThreadListener, TrackingPool
         from .localreads import enable
-        for s in self._all_servers:
-            self._listeners[s] = ThreadListener(s, self._local, self._conn_kwargs,
-                                                self._listen_interval())
-        self._pools = {s: TrackingPool(s, self._max_connections, self._listeners[s],
-                                       **self._conn_kwargs) for s in self._all_servers}
+        self._pools = {s: self._make_pool(s) for s in self._all_servers}
         enable(self, self._local)
 
     def _lc_listen(self, server: Any) -> None:

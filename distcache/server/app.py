@@ -195,6 +195,8 @@ class CacheServer:
         self.error_stats.clear()
         ks = self.keyspace
         ks.hits = ks.misses = ks.expired_keys = ks.evicted_keys = 0
+        if self.monitoring.histograms:  # LATENCY HISTOGRAM's, as Redis's RESETSTAT
+            self.monitoring.histograms.clear()
         for spec in set(self.command_table.values()):
             spec.calls = spec.failed = 0
             for sub in spec.subcommands.values():

@@ -13,6 +13,13 @@ latency monitor on, with a MONITOR client connected, or while clients are
 paused, every command is wrapped (and run handlers are off). The table is
 shared by every server of a process, so the wrapping is the widest any of
 them needs; a wrapper checks its own server's settings.
+
+LATENCY HISTOGRAM's per-command histograms (``latency-tracking yes``, the
+default) are filled from the same timing, so they see the commands that are
+timed: at the default slow log threshold every command but the O(1) ones
+above, and every command while everything is timed. Buckets are powers of
+two in whole µs, labelled as Redis's HDR histogram's log iterator labels its
+own (power-of-two multiples of 1024 ns); a second or more is the last.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ import logging
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..protocol import Status
 from .commands.table import CommandSpec, set_layer
@@ -38,6 +45,11 @@ LATENCY_SAMPLES = 160
 _SCRIPT_RUNNERS = frozenset(["eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro"])
 
 NONE, SLOW, ALL = 0, 1, 2
+#: Histogram buckets: bucket k holds durations under 2^k µs (1 s and more in the last).
+BUCKETS = 21
+#: Each bucket's label in µs, as Redis's: its highest equivalent value at HDR's
+#: two significant digits (1, 2, 4, 8, 16, 33, 66, 132 ...).
+BUCKET_USEC = [(1024 << k) * 129 // 128 // 1000 for k in range(BUCKETS)]
 
 #: Every live server's Monitoring, to take the widest wrapping any needs (a stopped
 #: server's goes with it; its monitors went with their connections).
@@ -69,6 +81,7 @@ def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callab
     first = (spec.parent or spec).name in _SCRIPT_RUNNERS
     logged = "skip_slowlog" not in flags
     event = "fast-command" if "fast" in spec.flags else "command"
+    fullname = spec.fullname
 
     def handler(c: Any, args: List[bytes]) -> Any:
         server = c.server
@@ -84,6 +97,15 @@ def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callab
         finally:
             if not server.loading:
                 usec = int((time.perf_counter() - start) * 1000000)
+                histograms = m.histograms
+                if histograms is not None:
+                    counts = histograms.get(fullname)
+                    if counts is None:
+                        counts = histograms[fullname] = [0] * BUCKETS
+                    # Whole µs: bucket k holds [2^(k-1), 2^k) µs, about Redis's
+                    # (1.024 * 2^(k-1), 1.024 * 2^k] at a fraction of the cost.
+                    bucket = usec.bit_length()
+                    counts[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
                 if logged and 0 <= m.slower_than <= usec and c is not m.script_client():
                     m.slowlog_add(c, args, usec)
                 if m.latency_threshold and usec >= m.latency_threshold * 1000:
@@ -151,6 +173,8 @@ class Monitoring:
         #: event -> samples [(unix time, ms)], and its all-time max.
         self.latency: Dict[str, Deque[Tuple[int, int]]] = {}
         self.latency_max: Dict[str, int] = {}
+        #: command full name -> counts per bucket (LATENCY HISTOGRAM); None: not kept.
+        self.histograms: Optional[Dict[str, List[int]]] = {}
         _instances.add(self)
         self.configure()
 
@@ -165,6 +189,11 @@ class Monitoring:
         config = self.server.config
         self.slower_than = config["slowlog-log-slower-than"]
         self.latency_threshold = config["latency-monitor-threshold"]
+        tracking = config.foreign.get("latency-tracking", "yes").lower() == "yes"
+        if not tracking:
+            self.histograms = None
+        elif self.histograms is None:
+            self.histograms = {}
         limit = config["slowlog-max-len"]
         if self.slowlog.maxlen != limit:
             # deque's maxlen is fixed: keep the newest entries that fit
@@ -232,6 +261,21 @@ class Monitoring:
         else:
             samples.append((now, ms))
         self.latency_max[event] = max(self.latency_max.get(event, 0), ms)
+
+
+    def histogram(self, fullname: str) -> Optional[Dict[bytes, Any]]:
+        """One command's LATENCY HISTOGRAM entry: calls, and the cumulative count at each
+        bucket where it grows (Redis's fillCommandCDF); None without samples."""
+        counts = (self.histograms or {}).get(fullname)
+        if counts is None:
+            return None
+        buckets: Dict[int, int] = {}
+        total = 0
+        for label, count in zip(BUCKET_USEC, counts):
+            if count:
+                total += count
+                buckets[label] = total
+        return {b"calls": total, b"histogram_usec": buckets}
 
 
 def install(server: Any) -> Monitoring:

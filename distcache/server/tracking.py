@@ -16,12 +16,16 @@ until that command's reply is out (as Redis 7.0), and NOLOOP clients get none.
 While no client tracks, nothing here runs: the keyspace listener is removed and
 the dispatcher's per-command gate is off. While one does, every client passes
 the gate (:meth:`Tracking.enter`), so the table knows which client is running.
-``tracking-table-max-keys`` bounds the table: beyond it the oldest keys are
-invalidated (Redis picks random ones), a bounded number per command.
+``tracking-table-max-keys`` bounds the table: beyond it random keys are
+invalidated, as Redis does, a bounded number per command. ``keys`` lists the
+table's keys for the random pick (a dict cannot pick at random); entries of
+keys no longer tracked are dropped when picked, and the list is rebuilt when
+they are half of it.
 """
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .commands.table import keys_with_access
@@ -67,6 +71,8 @@ class Tracking:
         self.keyspace = server.keyspace
         #: key -> ids of the clients that may cache it (a dict as an ordered set).
         self.table: Dict[bytes, Dict[int, None]] = {}
+        #: The table's keys (and some it no longer has), for trim's random pick.
+        self.keys: List[bytes] = []
         #: BCAST prefix -> its clients, and the keys changed under it -> last changer.
         self.prefixes: Dict[bytes, Dict["Client", None]] = {}
         self.changed: Dict[bytes, Dict[bytes, Any]] = {}
@@ -122,6 +128,7 @@ class Tracking:
         else:
             self.keyspace.remove_listener("modified", self.key_modified)
             self.table.clear()  # nobody left to invalidate
+            self.keys = []
             self.current = None
         for client in list(server.clients.values()):
             client.update_restricted()
@@ -135,6 +142,8 @@ class Tracking:
             self.flush_deferred()
         if self.max_keys and len(self.table) > self.max_keys:
             self.trim()
+        elif len(self.keys) > 2 * len(self.table) + 1024:  # keys invalidated and re-read
+            self.keys = list(self.table)
         self.current = c
         self._schedule()  # forgets ``current`` once the loop turn ends
 
@@ -152,11 +161,27 @@ class Tracking:
                     ids = table.get(args[index])
                     if ids is None:
                         table[args[index]] = ids = {}
+                        self.keys.append(args[index])
                     ids[c.id] = None
         # As Redis's resetClient: the flag lasts one command, or the whole transaction.
         if name not in ("client", "multi") and not c.in_exec \
                 and (name == "exec" or not c.in_multi):
             state.clear_caching = state.caching
+
+    def remember_keys(self, c: "Client", keys: List[bytes]) -> None:
+        """A script of the tracking client ``c`` read something: ``keys``, the ones it
+        declared, are remembered (Redis 7.0 looks at the caller's command, not the read)."""
+        state = c.tracking
+        if state.bcast or (state.optin and not state.caching) \
+                or (state.optout and state.caching):
+            return
+        table = self.table
+        for key in keys:
+            ids = table.get(key)
+            if ids is None:
+                table[key] = ids = {}
+                self.keys.append(key)
+            ids[c.id] = None
 
     # -- invalidation -------------------------------------------------------------
 
@@ -200,16 +225,28 @@ class Tracking:
                 self.send(client, None)
         if all_dbs:
             self.table.clear()
+            self.keys = []
 
     def trim(self) -> None:
-        """Invalidate the oldest keys until the table fits ``tracking-table-max-keys``;
-        a bounded effort per call that grows while the table stays over (as Redis)."""
+        """Invalidate random keys until the table fits ``tracking-table-max-keys``;
+        a bounded effort per call that grows while the table stays over (as Redis's
+        trackingLimitUsedSlots)."""
         effort = 100 * (self.over_limit_runs + 1)
         table = self.table
-        while effort > 0 and table:
+        keys = self.keys
+        if len(keys) > 2 * len(table) + 64:  # mostly keys gone from the table
+            keys = self.keys = list(table)
+        randrange = random.randrange
+        while effort > 0 and keys:
             effort -= 1
-            key = next(iter(table))
-            self._invalidate(table.pop(key), key, None)
+            i = randrange(len(keys))
+            key = keys[i]
+            keys[i] = keys[-1]
+            keys.pop()
+            ids = table.pop(key, None)
+            if ids is None:
+                continue  # invalidated since it was listed
+            self._invalidate(ids, key, None)
             if len(table) <= self.max_keys:
                 self.over_limit_runs = 0
                 return

@@ -126,3 +126,96 @@ def test_sentinel_failover_async_client(watched):
             await client.close()
 
     asyncio.run(scenario())
+
+
+def _str(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _late_replica(shards, sentinels, tmp_path):
+    """A replica of shard-a started after the client's discovery, known to every sentinel,
+    with shard-a's first replica dead and seen down: Sentinel's only choice."""
+    service, victim, replica = shards[0]
+    kind = "redis" if "redis-server" in victim.argv[0] else "distcache"
+    late = start_server(kind, tmp_path / "late", "--replicaof", "127.0.0.1", str(victim.port))
+
+    def known(flag=None, address=late.address):
+        for sentinel in sentinels:
+            found = False
+            for fields in redis.Redis(port=sentinel.port, socket_timeout=5).execute_command(
+                    "SENTINEL", "REPLICAS", service):
+                if not isinstance(fields, dict):  # redis-py parses it into a dict
+                    fields = dict(zip(fields[::2], fields[1::2]))
+                info = {_str(k): _str(v) for k, v in fields.items()}
+                if f"{info['ip']}:{info['port']}" == address:
+                    found = flag is None or flag in info["flags"]
+            if not found:
+                return False
+        return True
+    assert wait_until(known, timeout=40, step=0.2)  # sentinels ask the primary every 10 s
+    replica.kill()
+    assert wait_until(lambda: known("s_down", replica.address), timeout=20, step=0.1)
+    return victim, late
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_local_cache_follows_a_primary_discovered_later(watched, tmp_path, kind):
+    """Sentinel promotes a server the client did not know: its keys are cached, and
+    dropped when another client changes them there (the listener is subscribed)."""
+    shards, sentinels = watched
+    service = shards[0][0]
+    options = dict(sentinels=[s.address for s in sentinels], services=SERVICES,
+                   health_interval=0.4, timeout=2.0, connect_timeout=1.0,
+                   failover_timeout=40, local_cache=True)
+    probe = CacheClient(**dict(options, local_cache=None, health_interval=None))
+    key = next(k for k in KEYS if probe.shard_for(k).name == service)
+    probe.close()
+
+    def steps(client, pause):
+        """The scenario as generator steps: each yields an awaitable or a value."""
+        assert (yield client.set(key, "v1")) is True
+        assert (yield client.get(key)) == "v1"
+        victim, late = _late_replica(shards, sentinels, tmp_path)
+        victim.kill()
+        assert (yield client.set(key, "v2")) is True  # waits for the promotion
+        assert client.server_for(key) == late.address
+        assert (yield client.get(key)) == "v2"
+        hits = client.local_cache.stats()["hits"]
+        assert (yield client.get(key)) == "v2"
+        assert client.local_cache.stats()["hits"] == hits + 1  # cached from the new primary
+        other = CacheClient([late.address], health_interval=None)
+        try:
+            other.set(key, "v3")
+        finally:
+            other.close()
+        deadline = time.monotonic() + 10
+        while (yield client.get(key)) != "v3":
+            assert time.monotonic() < deadline, "the change never reached the local cache"
+            yield pause()  # the asyncio client's listener runs in the loop meanwhile
+
+    if kind == "sync":
+        client = CacheClient(**options)
+        try:
+            gen = steps(client, lambda: time.sleep(0.05))
+            value = next(gen)
+            while True:
+                value = gen.send(value)
+        except StopIteration:
+            pass
+        finally:
+            client.close()
+        return
+
+    async def run():
+        client = AsyncCacheClient(**options)
+        try:
+            gen = steps(client, lambda: asyncio.sleep(0.05))
+            try:
+                value = await next(gen)
+                while True:
+                    value = await gen.send(value)
+            except StopIteration:
+                pass
+        finally:
+            await client.close()
+    asyncio.run(run())

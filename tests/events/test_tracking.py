@@ -103,12 +103,34 @@ SCRIPTS = {
         ("a", ["CLIENT TRACKING ON NOLOOP", "GET q", "SET q 1", "GET q"]),
         ("b", ["SET q 2"]), ("a", ["PING", "GET q", "EXPIRE q 0", "PING"]),
     ],
+    # A script's read makes its caller track the keys the script declared (Redis 7.0),
+    # not the key it read; a script that only writes or calls nothing tracks none.
+    "scripts": [
+        ("a", ["HELLO 3"]), ("a", ["FUNCTION LOAD REPLACE {lib}"]),
+        ("a", ["CLIENT TRACKING ON", "EVAL redis.call('get','other');return(1) 1 k1",
+               "EVAL return(1) 1 k2", "EVAL redis.call('set','w','v');return(1) 1 k3",
+               "EVAL return(redis.call('get',KEYS[1])) 1 k4",
+               "EVAL_RO return(redis.call('get',KEYS[1])) 1 k5", "FCALL g 1 k6",
+               "FCALL_RO g 1 k7", "CLIENT TRACKINGINFO"]),
+        ("b", ["MSET other x k1 x k2 x k3 x k4 x k5 x k6 x k7 x w x"]), ("a", ["PING"]),
+        ("a", ["CLIENT TRACKING OFF", "CLIENT TRACKING ON OPTIN",
+               "EVAL return(redis.call('get',KEYS[1])) 1 o1", "CLIENT CACHING YES",
+               "EVAL return(redis.call('get',KEYS[1])) 1 o2"]),
+        ("b", ["MSET o1 1 o2 1"]), ("a", ["PING"]),
+        ("a", ["CLIENT TRACKING OFF", "CLIENT TRACKING ON BCAST PREFIX z",
+               "EVAL return(redis.call('get',KEYS[1])) 1 k8"]),
+        ("b", ["SET k8 1"]), ("a", ["PING"]),
+    ],
 }
+#: Words that cannot be written without spaces.
+WORDS = {b"{lib}": b"#!lua name=trk\nredis.register_function('g', function(k) "
+                   b"return redis.call('get', k[1]) end)"}
 
 
 def _run(port: int, script) -> list:
     conns = {name: Conn(port) for name in "abr"}
     ids = {b"{%s}" % name.encode(): str(conn.id).encode() for name, conn in conns.items()}
+    words = {**ids, **WORDS}
     out = []
     conns["a"].talk("FLUSHALL")
     for name, commands in script:
@@ -120,7 +142,7 @@ def _run(port: int, script) -> list:
         if commands[0].startswith("WAIT"):
             data = conn.wait_for(int(commands[0].split()[1]))
         else:
-            data = conn.talk(*commands, ids=ids)
+            data = conn.talk(*commands, ids=words)
         if commands == ["HELLO 3"]:
             continue  # the HELLO map differs (server name, version, id)
         for conn_name, value in ids.items():
@@ -157,6 +179,45 @@ def test_table_limit_invalidates_the_excess(ours):
     finally:
         a.talk("CONFIG SET tracking-table-max-keys 1000000")
         a.sock.close()
+
+
+def _invalidated(data: bytes) -> list:
+    """The keys of the invalidation pushes in ``data``."""
+    keys = []
+    for push in data.split(b">2\r\n$10\r\ninvalidate\r\n")[1:]:
+        count, _, rest = push[1:].partition(b"\r\n")
+        words = rest.split(b"\r\n")
+        keys += [words[2 * i + 1] for i in range(int(count))]
+    return keys
+
+
+def _over_the_limit(port: int) -> tuple:
+    a, b = Conn(port), Conn(port)
+    keys = ["k%d" % i for i in range(50)]
+    a.talk("HELLO 3", "FLUSHALL", "CONFIG SET tracking-table-max-keys 10", "CLIENT TRACKING ON")
+    try:
+        first = _invalidated(a.talk("MGET " + " ".join(keys), "PING"))
+        b.talk("MSET " + " ".join(k + " x" for k in keys))
+        second = _invalidated(a.talk("PING"))
+    finally:
+        a.talk("CONFIG SET tracking-table-max-keys 1000000")
+        a.sock.close()
+        b.sock.close()
+    return keys, first, second
+
+
+def test_table_limit_evicts_random_keys_as_redis(ours, reference_redis):
+    """40 keys over the limit are invalidated before the next command's reply, the 10
+    kept ones when they change; which ones is random (as Redis), not the oldest."""
+    for port in (ours.port, reference_redis.port):
+        keys, first, second = _over_the_limit(port)
+        assert (len(first), len(second)) == (40, 10)
+        assert sorted(first + second) == sorted(k.encode() for k in keys)
+    for _ in range(3):  # the oldest 40 each time has odds of 1 in C(50, 10)
+        if sorted(_over_the_limit(ours.port)[2]) != [b"k%d" % i for i in range(40, 50)]:
+            break
+    else:
+        raise AssertionError("the newest keys were kept every time")
 
 
 def test_redis_py_client_side_cache_is_invalidated(ours, monkeypatch):

@@ -146,6 +146,30 @@ CJSON = ["return cjson.encode({1,2,3})", "return cjson.encode({a=1})", "return c
          "return cjson.encode({name=ARGV[1], list={1, 2, 'three'}})", "cjson.x = 1",
          "return cjson.encode({[1]=1,[2]=2,[4]=4})", "return cjson.encode(redis)"]
 
+#: Text lua-cjson reads with C's strtod and its own tokenizer: invalid numbers (decoded
+#: while decode_invalid_numbers is on, the default), broken JSON and its error texts.
+CJSON_TEXTS = ["1e", "-", "0x1", "inf", "nan", "01", "1.", ".5", "1e999", "-1e999", "1e-999",
+               "[0x10]", "-0", "+1", "1e+", "1E5", "Infinity", "-inf", "[1,]", "00", "-01",
+               "0.", "1.5e", " 1 ", "0x", "NaN", "-nan", "123456789012345678901234567890",
+               "0x1p3", "-0x1.8p1", "infinit", "nul", "tru", "[1 2]", '{"a" 1}', "{1:2}",
+               '{"a":1,}', '"\\ud800"', '"\\udc00"', '"\\ud83d\\ude00"', '"\\x"', '"abc',
+               "1\x00x", "[1]\x00", "nan(abc)", "--1", "- 1", '"\\u12"', "[", "{", "", "   ",
+               "x", "[1,2", '{"a":', "0e", "0e5", "1.e5", "-.5", "+.5", "+inf", "NAN",
+               "iNfInItY", "[true,false,null]", '"\t"', "\u00e9", '"\u00e9"x']
+CJSON_DECODE = ("cjson.decode_invalid_numbers(ARGV[2] == 'on') "
+                "local ok, v = pcall(cjson.decode, ARGV[1]) "
+                "if type(v) == 'table' then v = v[1] end "
+                "return {tostring(ok), type(v), tostring(v)}")
+
+#: Every function of the redis table and the libraries is a Lua function to type().
+TYPES = ["local t = {} for _, lib in ipairs({'redis', 'cjson', 'cmsgpack', 'bit', 'struct'}) do "
+         "for k, v in pairs(_G[lib]) do t[#t + 1] = lib .. '.' .. k .. '=' .. type(v) end end "
+         "table.sort(t) return t",
+         "return {type(redis.call), type(redis.pcall), type(cjson.null), type(cjson.new().encode)}",
+         "return tostring(redis.call):sub(1, 9)", "local x = type() return x",
+         "return {type(nil), type(1), type('x'), type({}), type(type), tostring(nil), "
+         "tostring(1.5), tostring(true)}", "local x = tostring() return x"]
+
 #: Scripts that well-known libraries send (redis-py's Lock; a sliding window; a token bucket).
 LOCK_ACQUIRE = ("SET", "lock", "token-1", "NX", "PX", "10000")
 LIBRARY = [
@@ -247,6 +271,21 @@ def test_conversions_match_redis(pair, resp3, script):
 @pytest.mark.parametrize("script", API + BIT + CJSON)
 def test_api_and_sandbox_match_redis(pair, script):
     ours, theirs = _run_both(pair, False, "EVAL", script, 2, "k1", "k2", "a1", "a2")
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("script", TYPES)
+def test_library_functions_are_lua_functions(pair, script):
+    ours, theirs = _run_both(pair, False, "EVAL", script, 0)
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("invalid", ["on", "off"])
+@pytest.mark.parametrize("text", CJSON_TEXTS)
+def test_cjson_decode_numbers_and_errors_match_redis(pair, text, invalid):
+    ours, theirs = _run_both(pair, False, "EVAL", CJSON_DECODE, 0, text, invalid)
+    assert ours == theirs
+    ours, theirs = _run_both(pair, False, "EVAL", "return cjson.decode(ARGV[1])", 0, text)
     assert ours == theirs
 
 

@@ -111,6 +111,32 @@ def latency_reset(c: Any, args: List[bytes]) -> Any:
     return reset
 
 
+@command("histogram", -2, _LATENCY, parent="latency", since="7.0.0", **_SRV)
+def latency_histogram(c: Any, args: List[bytes]) -> Any:
+    """Per-command latency histograms: calls and cumulative counts at power-of-two µs
+    buckets, for the commands named (containers with their subcommands), or all."""
+    m = c.server.monitoring
+    table = c.server.command_table
+    if len(args) == 2:
+        specs = list({id(s): s for s in table.values()}.values())
+    else:
+        specs = []
+        for name in args[2:]:
+            parent, _, sub = name.lower().partition(b"|")
+            spec = table.get(parent)
+            if spec is not None and sub:
+                spec = spec.subcommands.get(sub) if spec.subcommands else None
+            if spec is not None:
+                specs.append(spec)
+    reply = {}
+    for spec in specs:
+        for each in [spec, *(spec.subcommands or {}).values()]:
+            entry = m.histogram(each.fullname)
+            if entry is not None:
+                reply[each.fullname.encode()] = entry
+    return reply
+
+
 @command("doctor", 2, _LATENCY, parent="latency", since="2.8.13", **_SRV)
 def latency_doctor(c: Any, args: List[bytes]) -> Any:
     """A human readable report of the latency events."""

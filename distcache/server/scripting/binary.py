@@ -65,7 +65,10 @@ class MsgPack:
 
     def table(self) -> Dict[bytes, Any]:
         return {b"pack": self.pack, b"unpack": self.unpack, b"unpack_one": self.unpack_one,
-                b"unpack_limit": self.unpack_limit}
+                b"unpack_limit": self.unpack_limit,
+                b"_NAME": b"cmsgpack", b"_VERSION": b"lua-cmsgpack 0.4.0",
+                b"_COPYRIGHT": b"Copyright (C) 2012, Salvatore Sanfilippo",
+                b"_DESCRIPTION": b"MessagePack C implementation for Lua"}
 
     def pack(self, *args: Any) -> bytes:
         if not args:

@@ -7,9 +7,9 @@ Lua state), as in Redis, where they last until SCRIPT FLUSH.
 
 Defaults: numbers as ``%.14g``, ``/`` escaped, empty tables as ``{}``, sparse
 arrays refused past a ratio of 2 (with gaps as null below it), 1000 levels
-at most both ways. Decoding uses Python's parser (its error positions), so of
-lua-cjson's invalid numbers only NaN and Infinity decode, while
-decode_invalid_numbers is on.
+at most both ways. Decoding uses Python's parser where it reads the text as
+lua-cjson does, and lua-cjson's own tokenizer (cjson_decode.py) elsewhere:
+invalid numbers, error texts and positions, surrogate escapes.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from typing import Any, Dict, Tuple
 
 import lupa.lua51 as lupa
 
+from .cjson_decode import Decoder
 from .libs import _number, _type_name
 from .lua import ArgumentError, lua_tostring
 
@@ -163,7 +164,7 @@ class CJson:
 
     def new(self, *args: Any) -> Any:
         """cjson.new(): a module of its own, with default settings."""
-        return self.rt.table_from(CJson(self.runtime).table())
+        return self.runtime.library(CJson(self.runtime).table())
 
     # -- encode and decode ---------------------------------------------------------------
 
@@ -231,17 +232,22 @@ class CJson:
         if text.__class__ is not bytes:
             raise ArgumentError(f"bad argument #1 to 'decode' (string expected, "
                                 f"got {_type_name(text)})")
-        _check_nesting(text, min(self.cfg.decode_max_depth, MAX_DEPTH))
-        try:
-            value = json.loads(text.decode("utf-8", "surrogateescape"),
-                               parse_constant=None if self.cfg.decode_invalid else _no_constant)
-        except (ValueError, RecursionError) as exc:
-            # lua-cjson's texts name the token; these name what Python's parser saw.
-            pos = getattr(exc, "pos", None)
-            if pos is None:  # NaN or Infinity, which Redis's build refuses
-                pos = text.find(exc.args[0].encode()) if exc.args else 0
-            raise ArgumentError(f"Expected value but found invalid token at character "
-                                f"{pos + 1}") from None
+        if len(text) >= 2 and (not text[0] or not text[1]):
+            raise ArgumentError("JSON parser does not support UTF-16 or UTF-32")
+        depth = min(self.cfg.decode_max_depth, MAX_DEPTH)
+        invalid = bool(self.cfg.decode_invalid)
+        # Python's parser when it reads the text as lua-cjson does; else lua-cjson's own
+        # tokenizer (invalid numbers, error texts, surrogate escapes).
+        if b"\\ud" not in text and b"\\uD" not in text:
+            try:
+                _check_nesting(text, depth)  # before Python's parser recurses
+                value = json.loads(text.decode("utf-8", "surrogateescape"), parse_int=float,
+                                   parse_constant=None if invalid else _no_constant)
+            except (ValueError, RecursionError, ArgumentError):
+                pass
+            else:
+                return self._to_lua(value)
+        return Decoder(text, invalid, depth, self.rt.table, self.null).decode()
         return self._to_lua(value)
 
     def _to_lua(self, value: Any) -> Any:

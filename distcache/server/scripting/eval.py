@@ -55,7 +55,8 @@ class _Run:
     """The state of the script being run (Redis's scriptRunCtx)."""
 
     __slots__ = ("caller", "script", "readonly", "allow_oom", "pre_oom", "wrote", "resp3",
-                 "repl", "start", "kill", "shutdown", "busy", "next_poll", "function", "argv")
+                 "repl", "start", "kill", "shutdown", "busy", "next_poll", "function", "argv",
+                 "keys")
 
     def __init__(self, caller: Any, script: Any, readonly: bool, pre_oom: bool,
                  function: bool = False) -> None:
@@ -63,6 +64,7 @@ class _Run:
         self.script = script
         self.function = function  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
         self.argv: List[bytes] = []  # the FCALL, for FUNCTION STATS
+        self.keys: List[bytes] = []  # the keys it declared, for its caller's tracking
         flags = script.flags
         self.readonly = readonly or (flags is not None and "no-writes" in flags)
         self.allow_oom = flags is not None and "allow-oom" in flags
@@ -192,6 +194,7 @@ class ScriptEngine:
                 pre_oom = True
         function = runtime is not None
         run = _Run(c, script, readonly, pre_oom, function)
+        run.keys = keys
         flags = script.flags
         if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
             raise CommandError(OOM)  # a script that declared it may write, out of memory
@@ -302,15 +305,19 @@ class ScriptEngine:
             return runtime.error(b"ERR no script is running"), True
         try:
             argv = _arguments(args)
-            self._check(run, argv)
+            spec = self._check(run, argv)
         except CommandError as exc:
             return runtime.error(exc.text.encode()), True
         out: List[bytes] = []
         self.client.execute(argv, out)
+        if run.caller.tracking is not None and spec.readonly:
+            # As Redis 7.0 (call() with the script's caller): a read inside a script
+            # makes its caller track the keys the script declared, not the key read.
+            self.server.tracking.remember_keys(run.caller, run.keys)
         return runtime.reply_to_lua(b"".join(out))
 
-    def _check(self, run: _Run, argv: List[bytes]) -> None:
-        """Redis's checks for a command called from a script (scriptCall)."""
+    def _check(self, run: _Run, argv: List[bytes]) -> Any:
+        """Redis's checks for a command called from a script (scriptCall); its spec."""
         table = self.server.command_table
         spec = table.get(argv[0]) or table.get(argv[0].lower())
         if spec is not None and spec.subcommands and len(argv) > 1:
@@ -332,6 +339,7 @@ class ScriptEngine:
             if spec.denyoom and run.pre_oom and not run.allow_oom and not run.wrote:
                 raise CommandError(OOM)
             run.wrote = True
+        return spec
 
     def lua_error_reply(self, *args: Any) -> Any:
         """redis.error_reply: {err=...} with an error code (ERR when it has none)."""

@@ -119,8 +119,7 @@ def libraries(runtime: Any) -> Dict[bytes, Any]:
     """Every Python-provided library, as Lua tables (``runtime``: a lua.LuaRuntime)."""
     from .binary import MsgPack, struct_library
     from .cjson import CJson
-    rt = runtime.rt
-    return {b"bit": rt.table_from(bit_library()),
-            b"cjson": rt.table_from(CJson(runtime).table()),
-            b"cmsgpack": rt.table_from(MsgPack(runtime).table()),
-            b"struct": rt.table_from(struct_library())}
+    return {b"bit": runtime.library(bit_library()),
+            b"cjson": runtime.library(CJson(runtime).table()),
+            b"cmsgpack": runtime.library(MsgPack(runtime).table()),
+            b"struct": runtime.library(struct_library())}

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import lupa.lua51 as lupa
 
@@ -49,6 +49,18 @@ local error, type, tostring, select, rawget, rawset, pairs, ipairs, next =
 local setmetatable, getmetatable, setfenv, loadstring, load, xpcall =
       setmetatable, getmetatable, setfenv, loadstring, load, xpcall
 local dbg = debug
+-- Python callables are userdata with a metatable to Lua; to scripts they are functions,
+-- as Redis's C ones are, through type and tostring. Not Lua wrappers: a script's
+-- `return redis.call(...)` would tail-call one and lose its line for error texts.
+local pyfuncs = setmetatable({}, {__mode = 'k'})   -- callable -> its tostring
+local function mark(t)
+  for _, v in pairs(t) do
+    if type(v) == 'userdata' and getmetatable(v) ~= nil then
+      pyfuncs[v] = 'function: ' .. tostring(function() end):sub(11)
+    end
+  end
+  return t
+end
 local real = {}          -- what scripts see as globals
 local proxies = setmetatable({}, {__mode = 'k'})   -- proxy -> real table
 local READONLY = 'Attempt to modify a readonly table'
@@ -71,6 +83,18 @@ end
 for _, name in ipairs{'assert', 'collectgarbage', 'error', 'gcinfo', 'rawequal', 'select',
                       'tonumber', 'tostring', 'type', 'unpack', '_VERSION'} do
   real[name] = _G[name]
+end
+-- (A missing argument is the script's error, at its line, as from the C functions.)
+real.type = function(...)
+  if pyfuncs[...] then return 'function' end
+  if select('#', ...) == 0 then error("bad argument #1 to 'type' (value expected)", 2) end
+  return type(...)
+end
+real.tostring = function(...)
+  local name = pyfuncs[...]
+  if name then return name end
+  if select('#', ...) == 0 then error("bad argument #1 to 'tostring' (value expected)", 2) end
+  return tostring(...)
 end
 -- An error redis.call raised reaches Lua as a Python exception: scripts see its table.
 local function lua_error(e)
@@ -133,7 +157,7 @@ for _, name in ipairs{'string', 'table', 'math', 'coroutine'} do
 end
 
 local redis = {}
-for name, f in pairs(api) do redis[name] = f end   -- Python callables: C functions to Lua
+for name, f in pairs(mark(api)) do redis[name] = f end
 redis.replicate_commands = function() return true end
 redis.breakpoint = function() return false end
 redis.debug = function() end
@@ -143,7 +167,7 @@ redis.REDIS_VERSION, redis.REDIS_VERSION_NUM = version, version_num
 real.redis = readonly(redis)
 
 local function libraries(libs)
-  for name, lib in pairs(libs) do real[name] = readonly(lib) end
+  for name, lib in pairs(libs) do real[name] = readonly(mark(lib)) end
 end
 
 -- Where an error happened: the first Lua frame that is not this bootstrap.
@@ -224,6 +248,7 @@ end
 -- as globals (redis.register_function, redis.log, the versions); the callbacks it
 -- registers run later with the same environment, which then reads the globals.
 local loading = false
+if py_register then mark({py_register}) end
 local load_redis = {register_function = py_register, log = api.log,
                     LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
                     REDIS_VERSION = version, REDIS_VERSION_NUM = version_num}
@@ -267,7 +292,7 @@ local function call_function(f, keys, argv, hook_every)
   return run(function() return f(keys, argv) end, keys, argv, hook_every, true)
 end
 
-return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args
+return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args, mark
 """
 
 
@@ -293,14 +318,19 @@ class LuaRuntime:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
         (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
-         self._call_function, self._run_args) = boot(
+         self._call_function, self._run_args, self._mark) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
             version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook)
-        if libraries is not None:
-            add_libraries(rt.table_from(libraries(self)))
         self.table = rt.table
         self.table_from = rt.table_from
+        if libraries is not None:
+            add_libraries(rt.table_from(libraries(self)))
         self.limit_memory(host.server.config["lua-max-memory"])
+
+    def library(self, functions: Dict[bytes, Any]) -> Any:
+        """A Lua table of a library's members; its Python callables are functions to
+        the scripts' type and tostring."""
+        return self._mark(self.table_from(functions))
 
     def _error_table(self, exc: Any) -> Any:
         """The Lua error table for an exception a Python callback raised."""
