@@ -19,6 +19,16 @@ log = logging.getLogger("distcache.persistence")
 SLICE_SECONDS = 0.01
 
 
+def _nothing() -> None:
+    pass
+
+
+# PyPy has no gc.freeze: its collector moves young objects and marks in the
+# objects' headers, so a forked child's pages are copied regardless.
+gc_freeze: Callable[[], None] = getattr(gc, "freeze", _nothing)
+gc_unfreeze: Callable[[], None] = getattr(gc, "unfreeze", _nothing)
+
+
 def can_fork() -> bool:
     return hasattr(os, "fork") and not os.environ.get("DISTCACHE_PERSISTENCE_NOFORK")
 
@@ -41,7 +51,7 @@ class ForkJob:
             pid, status = self.pid, 1 << 8
         if pid == 0:
             return False
-        gc.unfreeze()
+        gc_unfreeze()
         code = os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") \
             else (status >> 8)
         ok = code == 0
@@ -57,7 +67,7 @@ class ForkJob:
             os.waitpid(self.pid, 0)
         except OSError:
             pass
-        gc.unfreeze()
+        gc_unfreeze()
         _unlink(self.tmp_path)
 
 

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, List, Optional
 from ..server import errors
 from . import aof, rdb_snapshot, snapshot
 from .aof import LogFile, Manifest
-from .background import ForkJob, SlicedJob, _unlink, can_fork
+from .background import ForkJob, SlicedJob, _unlink, can_fork, gc_freeze, gc_unfreeze
 from .writer import LogWriter
 from .loader import RecoveryError, RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
@@ -306,13 +306,13 @@ class Persistence(LogWriter):
             return SlicedJob(kind, self.server.loop, self.keyspace.dbs, path, tmp, log_id,
                              offset, rename, on_done, compress if rdb else None)
         parent = os.getpid()
-        gc.freeze()  # until the child is done, the collector leaves shared pages alone
+        gc_freeze()  # until the child is done, the collector leaves shared pages alone
         try:
             with warnings.catch_warnings():  # 3.12+: "multi-threaded process" (fsync thread)
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
         except OSError:
-            gc.unfreeze()
+            gc_unfreeze()
             raise
         if pid == 0:  # the child: serialize the copy-on-write keyspace and exit
             code = 1

@@ -156,6 +156,12 @@ class ServerTLS:
     async def handshake(self, pending: "_Handshake", transport: asyncio.Transport) -> None:
         server = self.server
         loop = asyncio.get_running_loop()
+        if not pending.lost:
+            # Python 3.9's selector transport adds its reader after
+            # connection_made whatever pause_reading said there (later
+            # versions check): pausing again now takes effect everywhere.
+            transport.resume_reading()
+            transport.pause_reading()
         # Runs once start_tls has handed the socket to its TLS protocol and
         # before it resumes reading (callbacks run in order).
         loop.call_soon(pending.hand_over_early_bytes, transport)
@@ -237,8 +243,13 @@ class _Handshake(asyncio.Protocol):
             transport.abort()
             return
         proto = transport.get_protocol()
-        for chunk in early:
-            _feed(proto, chunk)
+        if early and not hasattr(proto, "buffer_updated"):
+            # Python < 3.11's SSLProtocol drops data until its connection_made,
+            # which start_tls scheduled after this: feed it one turn later,
+            # still before the socket is read again.
+            asyncio.get_running_loop().call_soon(_feed_all, proto, early)
+            return
+        _feed_all(proto, early)
 
     def data_received(self, data: bytes) -> None:
         self.data.append(data)
@@ -249,6 +260,11 @@ class _Handshake(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = True
+
+
+def _feed_all(proto: Any, chunks: List[bytes]) -> None:
+    for chunk in chunks:
+        _feed(proto, chunk)
 
 
 def _feed(proto: Any, data: bytes) -> None:
