@@ -17,7 +17,7 @@ except ImportError:  # PyPy has none: the allocation bounds are checked on CPyth
 import pytest
 import redis
 
-from servers import distcache_server, wait_until
+from servers import as_map, distcache_server, wait_until
 
 from distcache.server import scan as scan_mod
 from distcache.server.commands.connection import _valid_name
@@ -160,8 +160,7 @@ def test_client_name_check_is_linear_at_c_speed():
 def _config_get(client: redis.Redis, *names: str):
     """CONFIG GET as a dict: RESP2's flat list (redis-py < 8's default, so PyPy's)
     comes in the order of Redis's hash table, which is not part of the reply."""
-    reply = _reply(client, "CONFIG", "GET", *names)
-    return dict(zip(reply[::2], reply[1::2])) if isinstance(reply, list) else reply
+    return as_map(_reply(client, "CONFIG", "GET", *names))
 
 
 def test_config_get_literal_names_and_repeats_like_redis(r, ref):
