@@ -20,7 +20,9 @@ Configurations: ``fast`` = ``--event-loop uvloop --parser hiredis``;
 two that run on PyPy) and ``auto`` (what the server picks for the runtime).
 ``--config`` takes one, a comma-separated list, or ``both`` (fast,stdlib).
 ``--python pypy3`` runs distcache under another interpreter (PyPy: uvloop does
-not exist there, so use ``--config stdlib,asyncio-hiredis,auto``). ``ratio`` is the median
+not exist there, so use ``--config stdlib,asyncio-hiredis,auto``). A config may
+name its own interpreter after ``@``, so that both runtimes and redis-server are
+measured in one run: ``--config auto,auto@pypy3``. ``ratio`` is the median
 of the per-repeat (paired) distcache/Redis ops/s ratios, with their range.
 ``CPU ratio`` is Redis's CPU us/op over distcache's: the share of Redis's
 efficiency, which other load on the machine disturbs less than ops/s.
@@ -181,10 +183,11 @@ def redis_server(port: int, workdir: str, extra: Sequence[str], core: Optional[i
 
 
 def distcache_server(config: str, port: int, workdir: str, extra: Sequence[str],
-                     core: Optional[int], python: str) -> Server:
-    argv = [python, "-m", "distcache", "server", "--port", str(port), "--bind", "127.0.0.1",
-            "--dir", workdir, "--save", "", "--appendonly", "no"] + CONFIGS[config] \
-        + list(extra)
+                     core: Optional[int], default_python: str) -> Server:
+    flags, _, python = config.partition("@")  # "auto@pypy3": a config under an interpreter
+    argv = [python or default_python, "-m", "distcache", "server", "--port", str(port),
+            "--bind", "127.0.0.1", "--dir", workdir, "--save", "", "--appendonly", "no"] \
+        + CONFIGS[flags] + list(extra)
     return Server(f"distcache-{config}", pinned(core, argv), port, workdir)
 
 
@@ -377,7 +380,7 @@ def reprint(path: str, markdown: bool) -> int:
         results[(item["server"], item["test"], item["pipeline"])] = Cell(
             [Sample(**s) for s in item["samples"]])
     keys = list(results)
-    configs = [c for c in CONFIGS if any(k[0] == c for k in keys)]
+    configs = list(dict.fromkeys(k[0] for k in keys if k[0] != "redis"))
     tests = list(dict.fromkeys(k[1] for k in keys))
     pipelines = sorted(set(k[2] for k in keys))
     with_redis = any(k[0] == "redis" for k in keys)
@@ -452,7 +455,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pipelines = [int(x) for x in args.pipelines.split(",") if x.strip()]
     configs = ["fast", "stdlib"] if args.config == "both" else \
         [c.strip() for c in args.config.split(",") if c.strip()]
-    unknown = [c for c in configs if c not in CONFIGS]
+    unknown = [c for c in configs if c.partition("@")[0] not in CONFIGS]
     if unknown:
         print(f"unknown --config {', '.join(unknown)}", file=sys.stderr)
         return 2
@@ -537,7 +540,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"# {' '.join(['python'] + sys.argv)}")
-    print(f"# distcache {git} under {runtime(args.python)}")
+    pythons = dict.fromkeys(c.partition("@")[2] or args.python for c in configs)
+    print(f"# distcache {git} under " + ", ".join(f"{runtime(py)} ({py})" for py in pythons))
     print(f"# redis-benchmark -c {args.clients}, started {started}, {os.cpu_count()} CPUs, "
           f"pinning {'server core %d / benchmark core %d' % (score, bcore) if pin else 'off'}"
           f", repeat {args.repeat} (medians)")

@@ -145,6 +145,9 @@ class FakePrimary:
         except OSError:
             pass
         finally:
+            # The file object holds the socket open too: closed here, not by
+            # reference counting, which PyPy does not have.
+            reader.close()
             conn.close()
 
     def close(self) -> None:

@@ -14,8 +14,8 @@ import redis
 
 from replica_helpers import (FakePrimary, assert_same, connect, dataset, diff, fill, link_up,
                              rdb_payload, resp, sync_stats, wait_in_sync, wait_link_up)
-from servers import (REDIS_SERVER, ServerProcess, distcache_server, free_port, redis_server,
-                     wait_until)
+from servers import (REDIS_SERVER, ServerProcess, as_map, distcache_server, free_port,
+                     redis_server, wait_until)
 
 pytestmark = pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
 
@@ -133,7 +133,7 @@ def test_replicaof_command_and_promotion(tmp_path):
             b"OK Already connected to specified master"
         assert replica.config_get("replicaof") == {"replicaof": f"127.0.0.1 {p.port}"}
         wait_link_up(replica)
-        assert replica.execute_command("HELLO")[b"role"] == b"replica"
+        assert as_map(replica.execute_command("HELLO"))[b"role"] == b"replica"
         assert replica.keys("*") == [b"k"]  # a full sync replaced the old data
         replid = replica.info("replication")["master_replid"]
         assert replid != before
@@ -142,7 +142,7 @@ def test_replicaof_command_and_promotion(tmp_path):
         assert info["role"] == "master" and info["master_replid2"] == replid
         assert info["second_repl_offset"] == info["master_repl_offset"] + 1
         assert replica.execute_command("ROLE")[0] == b"master"
-        assert replica.execute_command("HELLO")[b"role"] == b"master"
+        assert as_map(replica.execute_command("HELLO"))[b"role"] == b"master"
         assert replica.set("k", "mine") and replica.get("k") == b"mine"
         assert replica.execute_command("REPLICAOF", "no", "one") == b"OK"
 
@@ -368,7 +368,7 @@ def test_redis_sentinel_promotes_a_distcache_replica(tmp_path):
             sentinel = redis.Redis(port=sentinel_port, decode_responses=True)
 
             def replica_seen():
-                found = sentinel.execute_command("SENTINEL", "REPLICAS", "m")
+                found = map(as_map, sentinel.execute_command("SENTINEL", "REPLICAS", "m"))
                 return any(x["port"] == str(r.port) and x["master-link-status"] == "ok"
                            and x["slave-priority"] == "100" for x in found)
             wait_until(replica_seen, 30, message="Sentinel sees the replica")

@@ -15,7 +15,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from replica_helpers import connect, wait_link_up
-from servers import ServerProcess, distcache_server, free_ports, wait_until
+from servers import ServerProcess, as_map, distcache_server, free_ports, wait_until
 
 SENTINEL = shutil.which("redis-sentinel")
 pytestmark = pytest.mark.skipif(not SENTINEL, reason="redis-sentinel is not installed")
@@ -77,7 +77,7 @@ def test_sentinel_fails_over_a_distcache_primary(tmp_path):
 
         def discovered():
             for s in watchers:
-                seen = s.execute_command("SENTINEL", "REPLICAS", NAME)
+                seen = map(as_map, s.execute_command("SENTINEL", "REPLICAS", NAME))
                 ok = {int(x["port"]) for x in seen if x["master-link-status"] == "ok"}
                 if ok != set(replicas) or len(s.execute_command("SENTINEL", "SENTINELS",
                                                                 NAME)) != 2:

@@ -11,7 +11,12 @@ from limits.storage import RedisStorage  # noqa: E402
 from limits.strategies import (FixedWindowRateLimiter, MovingWindowRateLimiter,  # noqa: E402
                                SlidingWindowCounterRateLimiter)
 
-STRATEGIES = [MovingWindowRateLimiter, FixedWindowRateLimiter, SlidingWindowCounterRateLimiter]
+# limits 4.x (the last for Python 3.9, so PyPy's) counts a hit after clear()
+# as over the limit against redis-server 7.0 too: its bug, not the server's.
+_OLD_LIMITS = int(limits.__version__.split(".")[0]) < 5
+STRATEGIES = [MovingWindowRateLimiter, FixedWindowRateLimiter,
+              pytest.param(SlidingWindowCounterRateLimiter, marks=pytest.mark.xfail(
+                  _OLD_LIMITS, reason="limits < 5: clear() then hit() fails on Redis too"))]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda s: s.__name__)

@@ -471,7 +471,7 @@ def test_many_rules_in_one_setuser_stay_linear(server):
     rules = [f"~k{i}" for i in range(count)] + [f"&c{i}" for i in range(count)] + \
         [f">p{i}" for i in range(count // 10)] + ["~k1", "&c1", ">p1"]
     name = new_user(admin, "on", *rules)
-    user = admin.execute_command("ACL", "GETUSER", name)
+    user = _getuser_dict(admin.execute_command("ACL", "GETUSER", name))
     assert user[b"keys"].count(b" ") == count - 1 and len(user[b"passwords"]) == count // 10
     assert admin.execute_command("ACL", "DRYRUN", name, "GET", f"k{count - 1}") == \
         b"This user has no permissions to run the 'get' command"

@@ -29,8 +29,10 @@ SEED = 20260705
 @pytest.fixture(scope="module")
 def pair(reference_redis, tmp_path_factory):
     with distcache_server(tmp_path_factory.mktemp("acl-diff")) as proc:
-        ours = redis.Redis(port=proc.port, socket_timeout=10)
-        theirs = redis.Redis(port=reference_redis.port, socket_timeout=10)
+        # RESP3 (redis-py 8's default; 6.x, the last for Python 3.9, speaks
+        # RESP2 unless asked): ACL GETUSER and COMMAND's key specs are maps.
+        ours = redis.Redis(port=proc.port, socket_timeout=10, protocol=3)
+        theirs = redis.Redis(port=reference_redis.port, socket_timeout=10, protocol=3)
         yield ours, theirs, proc.port, reference_redis.port
         ours.close()
         theirs.close()
