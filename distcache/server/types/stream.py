@@ -26,6 +26,8 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ...protocol.resp import BULK_HEADERS
+
 MASK = (1 << 64) - 1
 MAX_ID = (1 << 128) - 1
 #: Redis's STREAM_LISTPACK_MAX_SIZE: the cut when stream-node-max-bytes is 0.
@@ -36,15 +38,17 @@ class NodeLimits:
     """stream-node-max-bytes and stream-node-max-entries (0: no limit), as the config
     sets them. Process-wide, as the command table: one server per process."""
 
-    __slots__ = ("max_bytes", "max_entries")
+    __slots__ = ("max_bytes", "max_entries", "fast_entries")
 
     def __init__(self) -> None:
-        self.max_bytes = 4096
-        self.max_entries = 100
+        self.set(4096, 100)
 
     def set(self, max_bytes: int, max_entries: int) -> None:
         self.max_bytes = max_bytes if 0 < max_bytes <= LISTPACK_MAX_SIZE else LISTPACK_MAX_SIZE
         self.max_entries = max_entries
+        #: Entries below which a node takes another one without further checks:
+        #: under the limit, and with the counters on 2 bytes (Stream.append).
+        self.fast_entries = min(max_entries or 127, 127)
 
 
 limits = NodeLimits()
@@ -136,7 +140,7 @@ def parse_fields(blob: bytes) -> List[bytes]:
 class Node:
     """Up to NODE_MAX_ENTRIES consecutive entries (one Redis listpack)."""
 
-    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key")
+    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head")
 
     def __init__(self, fields: List[bytes], key: int) -> None:
         #: The id of the node's first entry ever (Redis's rax key and master id: it
@@ -148,6 +152,8 @@ class Node:
         self.blob = bytearray()
         #: The field names of the node's first entry (Redis's master entry).
         self.master = fields[::2]
+        #: An entry's RESP text up to its first value (for a one-field master).
+        self.head = b"*2\r\n$%d\r\n%s\r\n" % (len(fields[0]), fields[0])
         #: Entries Redis still holds flagged deleted (they count towards the cut).
         self.deleted = 0
         #: Redis's listpack size without the live/deleted counters.
@@ -203,7 +209,7 @@ class Node:
             array("I", self.offs)
         other.blob = bytearray(self.blob)
         other.master, other.deleted, other.lp_base = self.master, self.deleted, self.lp_base
-        other.key = self.key
+        other.key, other.head = self.key, self.head
         return other
 
 
@@ -329,6 +335,33 @@ class Stream:
     def append(self, entry_id: int, fields: List[bytes]) -> None:
         """Add an entry whose id is above last_id (checked by the caller)."""
         nodes = self.nodes
+        if len(fields) == 2 and nodes:
+            # The common entry, one short field-value pair named as the node's
+            # first, close to it, its value not a number (its first byte not in
+            # _NUMERIC): the general path's sizes, folded (XADD's cost).
+            node = nodes[-1]
+            master = node.master
+            f, v = fields
+            n = len(v)
+            nms = node.ms
+            # (no deleted entries: nms[0] is then the master entry the diffs are from)
+            if len(nms) < limits.fast_entries and not node.deleted and 0 < n < 64 \
+                    and (v[0] > 57 or v[0] < 45) and len(master) == 1 and master[0] == f \
+                    and node.lp_base + 4 + len(f) + n < limits.max_bytes:
+                ms, seq = entry_id >> 64, entry_id & MASK
+                ms_diff = ms - nms[0]
+                seq_diff = seq - node.seq[0]
+                if 0 <= ms_diff < 128 and 0 <= seq_diff < 128:
+                    node.lp_base += n + 10  # flags, ms, seq, value, lp-count
+                    nms.append(ms)
+                    node.seq.append(seq)
+                    blob = node.blob
+                    blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
+                    node.offs.append(len(blob))
+                    self.length += 1
+                    self.entries_added += 1
+                    self.last_id = entry_id
+                    return
         ms, seq = entry_id >> 64, entry_id & MASK
         if nodes:
             node = nodes[-1]
@@ -347,8 +380,8 @@ class Stream:
             self.firsts.append(entry_id)
             ms_diff = seq_diff = 0
         else:
-            ms_diff = ms - node.ms[0]
-            seq_diff = seq - node.seq[0]
+            ms_diff = ms - (node.key >> 64)  # from the master entry, deleted or not
+            seq_diff = seq - (node.key & MASK)
             if seq_diff < -(1 << 63):
                 seq_diff += 1 << 64
         # Redis's entry: flags, ms-diff, seq-diff, [count, fields+]values, lp-count.
@@ -687,6 +720,7 @@ def from_parts(parts: List[bytes]) -> Stream:
         node.ms, node.seq, node.offs = _unle("Q", ms), _unle("Q", seq), _unle("I", offs)
         node.blob = bytearray(blob)
         node.key = node.first()  # not in the format: a deleted first entry is forgotten
+        node.head = b"*2\r\n$%d\r\n%s\r\n" % (len(node.master[0]), node.master[0])
         s.nodes.append(node)
         s.firsts.append(node.first())
     for _ in range(ngroups):
