@@ -337,7 +337,7 @@ class Stream:
         nodes = self.nodes
         if len(fields) == 2 and nodes:
             # The common entry, one short field-value pair named as the node's
-            # first, close to it, its value not a number (its first byte not in
+            # first, its value not a number (its first byte not in
             # _NUMERIC): the general path's sizes, folded (XADD's cost).
             node = nodes[-1]
             master = node.master
@@ -351,17 +351,20 @@ class Stream:
                 ms, seq = entry_id >> 64, entry_id & MASK
                 ms_diff = ms - nms[0]
                 seq_diff = seq - node.seq[0]
-                if 0 <= ms_diff < 128 and 0 <= seq_diff < 128:
-                    node.lp_base += n + 10  # flags, ms, seq, value, lp-count
-                    nms.append(ms)
-                    node.seq.append(seq)
-                    blob = node.blob
-                    blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
-                    node.offs.append(len(blob))
-                    self.length += 1
-                    self.entries_added += 1
-                    self.last_id = entry_id
-                    return
+                if seq_diff < -(1 << 63):
+                    seq_diff += 1 << 64
+                # flags, ms-diff, seq-diff, value, lp-count
+                node.lp_base += n + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
+                    + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+                nms.append(ms)
+                node.seq.append(seq)
+                blob = node.blob
+                blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
+                node.offs.append(len(blob))
+                self.length += 1
+                self.entries_added += 1
+                self.last_id = entry_id
+                return
         ms, seq = entry_id >> 64, entry_id & MASK
         if nodes:
             node = nodes[-1]
