@@ -387,6 +387,12 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("tracking-table-max-keys", "1000000", _int_range(0, 2 ** 63 - 1),
        help="most keys CLIENT TRACKING remembers (0: no limit); beyond, the "
             "oldest are invalidated"),
+    # Streams' node layout (docs/streams.md)
+    _d("stream-node-max-bytes", "4096", lambda t: _memory_at_least(t, 0),
+       help="bytes of Redis's listpack after which a stream starts a new node (0: no limit)"),
+    _d("stream-node-max-entries", "100", _int_range(0, 2 ** 63 - 1),
+       help="entries (deleted ones included) after which a stream starts a new node "
+            "(0: no limit)"),
     # Replication, the primary side (docs/replication.md)
     _d("repl-diskless-sync", "yes", **_BOOL,
        help="full syncs stream the RDB to replicas' sockets (no: through a file)"),
@@ -414,7 +420,7 @@ REDIS_ONLY = frozenset("""
 list-max-listpack-size list-max-ziplist-size list-compress-depth hash-max-listpack-entries
 hash-max-listpack-value hash-max-ziplist-entries hash-max-ziplist-value set-max-intset-entries
 set-max-listpack-entries set-max-listpack-value zset-max-listpack-entries zset-max-listpack-value
-zset-max-ziplist-entries zset-max-ziplist-value stream-node-max-bytes stream-node-max-entries
+zset-max-ziplist-entries zset-max-ziplist-value
 activerehashing activedefrag active-defrag-ignore-bytes
 active-defrag-threshold-lower active-defrag-threshold-upper active-defrag-cycle-min
 active-defrag-cycle-max active-defrag-max-scan-fields jemalloc-bg-thread lazyfree-lazy-eviction

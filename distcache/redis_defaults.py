@@ -87,8 +87,6 @@ REDIS_DEFAULTS: Dict[str, str] = {
     "set-max-intset-entries": "512",
     "set-proc-title": "yes",
     "shutdown-timeout": "10",
-    "stream-node-max-bytes": "4096",
-    "stream-node-max-entries": "100",
     "supervised": "no",
     "syslog-enabled": "no",
     "syslog-facility": "local0",

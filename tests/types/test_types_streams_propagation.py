@@ -32,6 +32,33 @@ def test_xadd_logs_the_id_it_chose_and_the_exact_trim(logged):
     assert log == [[b"XTRIM", b"s", b"MAXLEN", b"=", b"1"]]
 
 
+def test_pipelined_xadds_are_logged_with_their_ids(logged):
+    """A run of ``XADD key * ...`` in one read (the run handler) logs each with its
+    id; a key with a TTL, a new key and another type break the run, as they must."""
+    from types_resp import encode
+    client, log, _ = logged
+    client.call("XADD", "s", "*", "a", "0")
+    client.call("XADD", "ttl", "*", "a", "0")
+    client.call("EXPIRE", "ttl", "100")
+    client.call("SET", "str", "x")
+    log.clear()
+    batch = [["XADD", "s", "*", "a", str(i)] for i in range(20)]
+    batch[5] = ["XADD", "ttl", "*", "b", "1"]
+    batch[9] = ["XADD", "new", "*", "c", "2", "d", "3"]
+    batch[12] = ["XADD", "str", "*", "e", "4"]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    assert replies[12][0] == "-" and replies[12][1].startswith(b"WRONGTYPE")
+    expected = [[args[0].encode(), args[1].encode(), reply[1],
+                 *[a.encode() for a in args[3:]]]
+                for args, reply in zip(batch, replies) if reply[0] == "$"]
+    wait_for(log, len(expected))
+    assert log == expected
+    ids = [reply[1] for args, reply in zip(batch, replies) if args[1] == "s"]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split(b"-"))))
+    assert client.call("XLEN", "s") == (":", b"18")
+
+
 def test_group_reads_and_claims_are_logged_as_xclaim(logged):
     client, log, _ = logged
     client.call("XADD", "s", "1-1", "a", "b")

@@ -1,7 +1,8 @@
 """XINFO STREAM [FULL [COUNT n]], GROUPS, CONSUMERS and HELP, as Redis 7.0 answers.
 
 ``radix-tree-keys`` is the number of nodes (Redis's listpacks: cut at the same
-places); ``radix-tree-nodes`` is an estimate, since distcache has no radix tree.
+places); ``radix-tree-nodes`` is what Redis's radix tree over their keys would
+have (Stream.rax_nodes).
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def xinfo_stream(c: Any, args: List[bytes]) -> Any:
                 raise _subcommand_error(args)
             count = max(0, to_int(rest[2]))
     head = [b"length", s.length, b"radix-tree-keys", len(s.nodes),
-            b"radix-tree-nodes", 1 + len(s.nodes) + len(s.nodes) // 2,
+            b"radix-tree-nodes", s.rax_nodes(),
             b"last-generated-id", fmt_id(s.last_id),
             b"max-deleted-entry-id", fmt_id(s.max_deleted),
             b"entries-added", s.entries_added,

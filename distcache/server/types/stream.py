@@ -26,10 +26,45 @@ from array import array
 from bisect import bisect_left, bisect_right
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+from ...protocol.resp import BULK_HEADERS
+
 MASK = (1 << 64) - 1
 MAX_ID = (1 << 128) - 1
-NODE_MAX_ENTRIES = 100
-NODE_MAX_BYTES = 4096
+#: Redis's STREAM_LISTPACK_MAX_SIZE: the cut when stream-node-max-bytes is 0.
+LISTPACK_MAX_SIZE = 1 << 30
+
+
+class NodeLimits:
+    """stream-node-max-bytes and stream-node-max-entries (0: no limit), as the config
+    sets them. Process-wide, as the command table: one server per process."""
+
+    __slots__ = ("max_bytes", "max_entries", "fast_entries")
+
+    def __init__(self) -> None:
+        self.set(4096, 100)
+
+    def set(self, max_bytes: int, max_entries: int) -> None:
+        self.max_bytes = max_bytes if 0 < max_bytes <= LISTPACK_MAX_SIZE else LISTPACK_MAX_SIZE
+        self.max_entries = max_entries
+        #: Entries below which a node takes another one without further checks:
+        #: under the limit, and with the counters on 2 bytes (Stream.append).
+        self.fast_entries = min(max_entries or 127, 127)
+
+
+limits = NodeLimits()
+
+
+def install(server: Any) -> None:
+    """Follow stream-node-max-bytes/-entries: new nodes are cut by their values."""
+    def configure(name: str = "stream-node-max-bytes") -> None:
+        if name.startswith("stream-node-max-"):
+            config = server.config
+            limits.set(config["stream-node-max-bytes"], config["stream-node-max-entries"])
+
+    configure()
+    server.config_hooks.append(configure)
+#: Streams with more nodes get an estimate of their radix tree's node count.
+RAX_EXACT_KEYS = 50_000
 #: Redis's SCG_INVALID_ENTRIES_READ.
 INVALID_READ = -1
 #: First bytes of a value that may be an integer (Redis stores those as integers).
@@ -105,15 +140,20 @@ def parse_fields(blob: bytes) -> List[bytes]:
 class Node:
     """Up to NODE_MAX_ENTRIES consecutive entries (one Redis listpack)."""
 
-    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base")
+    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head")
 
-    def __init__(self, fields: List[bytes]) -> None:
+    def __init__(self, fields: List[bytes], key: int) -> None:
+        #: The id of the node's first entry ever (Redis's rax key and master id: it
+        #: stays when that entry is deleted).
+        self.key = key
         self.ms = array("Q")
         self.seq = array("Q")
         self.offs = array("I", [0])  # entry i is blob[offs[i]:offs[i + 1]]
         self.blob = bytearray()
         #: The field names of the node's first entry (Redis's master entry).
         self.master = fields[::2]
+        #: An entry's RESP text up to its first value (for a one-field master).
+        self.head = b"*2\r\n$%d\r\n%s\r\n" % (len(fields[0]), fields[0])
         #: Entries Redis still holds flagged deleted (they count towards the cut).
         self.deleted = 0
         #: Redis's listpack size without the live/deleted counters.
@@ -169,6 +209,7 @@ class Node:
             array("I", self.offs)
         other.blob = bytearray(self.blob)
         other.master, other.deleted, other.lp_base = self.master, self.deleted, self.lp_base
+        other.key, other.head = self.key, self.head
         return other
 
 
@@ -294,23 +335,64 @@ class Stream:
     def append(self, entry_id: int, fields: List[bytes]) -> None:
         """Add an entry whose id is above last_id (checked by the caller)."""
         nodes = self.nodes
+        if len(fields) == 2 and nodes:
+            # The common entry, one short field-value pair named as the node's
+            # first, its value not a number (its first byte not in
+            # _NUMERIC): the general path's sizes, folded (XADD's cost).
+            node = nodes[-1]
+            master = node.master
+            f, v = fields
+            n = len(v)
+            nms = node.ms
+            # (no deleted entries: nms[0] is then the master entry the diffs are from)
+            if len(nms) < limits.fast_entries and not node.deleted and 0 < n < 64 \
+                    and (v[0] > 57 or v[0] < 45) and len(master) == 1 and master[0] == f \
+                    and node.lp_base + 4 + len(f) + n < limits.max_bytes:
+                ms, seq = entry_id >> 64, entry_id & MASK
+                ms_diff = ms - nms[0]
+                seq_diff = seq - node.seq[0]
+                if seq_diff < -(1 << 63):
+                    seq_diff += 1 << 64
+                # flags, ms-diff, seq-diff, value, lp-count
+                node.lp_base += n + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
+                    + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+                nms.append(ms)
+                node.seq.append(seq)
+                blob = node.blob
+                blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
+                node.offs.append(len(blob))
+                self.length += 1
+                self.entries_added += 1
+                self.last_id = entry_id
+                return
         ms, seq = entry_id >> 64, entry_id & MASK
-        node = nodes[-1] if nodes else None
-        # Redis's cut: live plus deleted entries, or the listpack's bytes (its two
-        # counters take 2 bytes each below 128 entries: NODE_MAX_ENTRIES is 100).
-        if node is None or len(node.ms) + node.deleted >= NODE_MAX_ENTRIES \
-                or node.lp_base + 4 + sum(map(len, fields)) >= NODE_MAX_BYTES:
-            node = Node(fields)
+        if nodes:
+            node = nodes[-1]
+            live, deleted = len(node.ms), node.deleted
+            # Redis's cut (streamAppendItem): the listpack's bytes (its two counters
+            # included) plus the new elements' lengths, or live plus deleted entries.
+            lp_bytes = node.lp_base + (2 if live < 128 else _int_size(live)) \
+                + (2 if deleted < 128 else _int_size(deleted))
+            new_node = lp_bytes + sum(map(len, fields)) >= limits.max_bytes \
+                or 0 < limits.max_entries <= live + deleted
+        else:
+            new_node = True
+        if new_node:
+            node = Node(fields, entry_id)
             nodes.append(node)
             self.firsts.append(entry_id)
             ms_diff = seq_diff = 0
         else:
-            ms_diff = ms - node.ms[0]
-            seq_diff = seq - node.seq[0]
+            ms_diff = ms - (node.key >> 64)  # from the master entry, deleted or not
+            seq_diff = seq - (node.key & MASK)
             if seq_diff < -(1 << 63):
                 seq_diff += 1 << 64
         # Redis's entry: flags, ms-diff, seq-diff, [count, fields+]values, lp-count.
-        if fields[::2] == node.master:
+        master = node.master
+        if len(fields) == 2 and len(master) == 1 and fields[0] == master[0]:
+            values: Any = (fields[1],)  # the common one-field entry: no slices
+            size = 4
+        elif fields[::2] == master:
             values = fields[1::2]
             size = 2 + _int_size(len(values) + 3)
         else:
@@ -324,7 +406,11 @@ class Stream:
         node.ms.append(ms)
         node.seq.append(seq)
         blob = node.blob
-        blob += resp_fields(fields)
+        if len(fields) == 2:  # resp_fields inlined for the common case
+            f, v = fields
+            blob += b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(f), f, len(v), v)
+        else:
+            blob += resp_fields(fields)
         node.offs.append(len(blob))
         self.length += 1
         self.entries_added += 1
@@ -483,6 +569,31 @@ class Stream:
     def last_entry(self) -> Optional[Tuple[int, bytes]]:
         return next(self.range(0, MAX_ID, 1, rev=True), None)
 
+    def rax_nodes(self) -> int:
+        """Nodes of Redis's radix tree over the nodes' keys (XINFO's radix-tree-nodes).
+
+        The rax of a set of 16-byte keys has a node at the root, at each key, at
+        each branching prefix and at each prefix one byte past a branch: from the
+        sorted keys, the common prefix of neighbours and its two one-byte
+        extensions. Checked against redis-server after inserts, XDEL and trims.
+        Past RAX_EXACT_KEYS keys, an estimate (this is O(keys)).
+        """
+        keys = [node.key for node in self.nodes]
+        if len(keys) > RAX_EXACT_KEYS:
+            return 1 + len(keys) * 2
+        # A prefix of l bytes as an int: its value shifted left 8, plus l.
+        seen = {0}
+        add = seen.add
+        for k in keys:
+            add(k << 8 | 16)
+        for a, b in zip(keys, keys[1:]):
+            common = (128 - (a ^ b).bit_length()) >> 3
+            shift = 120 - 8 * common  # the bits after common + 1 bytes
+            add((a >> (shift + 8)) << 8 | common)
+            add((a >> shift) << 8 | (common + 1))
+            add((b >> shift) << 8 | (common + 1))
+        return len(seen)
+
     # -- 7.0's read counters ----------------------------------------------------------
 
     def has_tombstones(self, start: int, end: int = MAX_ID) -> bool:
@@ -611,6 +722,8 @@ def from_parts(parts: List[bytes]) -> Stream:
         node.master = parse_fields(head[_NODE.size:])
         node.ms, node.seq, node.offs = _unle("Q", ms), _unle("Q", seq), _unle("I", offs)
         node.blob = bytearray(blob)
+        node.key = node.first()  # not in the format: a deleted first entry is forgotten
+        node.head = b"*2\r\n$%d\r\n%s\r\n" % (len(node.master[0]), node.master[0])
         s.nodes.append(node)
         s.firsts.append(node.first())
     for _ in range(ngroups):
