@@ -90,6 +90,9 @@ class CacheServer:
         self.oom_bytes = 0
         #: The MISCONF error refusing writes and PING while persisting fails (or None).
         self.write_denied: Optional[str] = None
+        #: NOREPLICAS while min-replicas-to-write is not met (replication/guard.py):
+        #: the gate refuses queueing a write and EXEC of one with it, as Redis.
+        self.replicas_refusal: Optional[str] = None
         #: Persistence is logging: a read's replies go through ``log_read``
         #: (or ``defer_reply``) and leave only after its writes are logged.
         self.before_reply = False

@@ -470,6 +470,9 @@ class Client(asyncio.Protocol):
                 server.oom_check(self)
             if denied is not None and (spec.write or name == "ping"):
                 raise CommandError(denied)  # not queued; EXEC will abort
+            if server.replicas_refusal is not None:
+                from .replication.guard import check_queued
+                check_queued(self, spec, args)  # NOREPLICAS: not queued; EXEC will abort
             self.multi_queue.append(args)
             return _QUEUED
         if denied is not None and not self.in_exec:
@@ -479,6 +482,10 @@ class Client(asyncio.Protocol):
                 from .commands.transactions import queue_has
                 if queue_has(self, self.multi_queue, "write"):
                     raise CommandError(denied)
+        if server.replicas_refusal is not None and name == "exec" and self.in_multi \
+                and not self.in_exec:
+            from .replication.guard import check_exec
+            check_exec(self)  # NOREPLICAS: EXECABORT, as Redis's processCommand
         if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
                 and name not in _PUBSUB_ALLOWED:
             raise CommandError(

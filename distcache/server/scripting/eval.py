@@ -186,6 +186,9 @@ class ScriptEngine:
         function = runtime is not None
         run = _Run(c, script, readonly, pre_oom, function)
         flags = script.flags
+        refusal = server.replicas_refusal  # min-replicas-to-write, before the script runs
+        if refusal is not None and flags is not None and "no-writes" not in flags:
+            raise CommandError(refusal)
         if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
             raise CommandError(OOM)  # a script that declared it may write, out of memory
         if flags is not None and readonly and "no-writes" not in flags:
