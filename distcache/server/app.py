@@ -83,7 +83,7 @@ class CacheServer:
         self.oom_check: Optional[Callable[[Client], None]] = None
         #: A replica's checks (READONLY, MASTERDOWN); while set, every client is
         #: ``restricted`` so the dispatcher's gate calls it (replication/replica.py).
-        self.replica_gate: Optional[Callable[[Client, Any], None]] = None
+        self.replica_gate: Optional[Callable[[Client, Any, List[bytes]], None]] = None
         self.oom_credit = 0  # writes left before the eviction module's next check
         #: Request bytes that may arrive before that check, whatever the count: a
         #: switch to bigger values must not outrun the per-key average.

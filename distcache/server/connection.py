@@ -458,7 +458,7 @@ class Client(asyncio.Protocol):
         if not self.user.full:
             self._acl_check(spec, args)
         if server.replica_gate is not None and not self.in_exec:
-            server.replica_gate(self, spec)  # READONLY, MASTERDOWN (replication/replica.py)
+            server.replica_gate(self, spec, args)  # READONLY, MASTERDOWN (replication/replica.py)
         name = (spec.parent or spec).name
         denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:

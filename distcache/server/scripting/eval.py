@@ -318,7 +318,7 @@ class ScriptEngine:
                 raise CommandError("ERR Write commands are not allowed from read-only scripts.")
             gate = self.server.replica_gate
             if gate is not None:  # a read-only replica: READONLY (not for its primary)
-                gate(run.caller, spec)
+                gate(run.caller, spec, argv)
             if spec.denyoom and run.pre_oom and not run.allow_oom and not run.wrote:
                 raise CommandError(OOM)
             run.wrote = True
