@@ -161,6 +161,7 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         return 0
     staged, propagators, metered, credit = context
     db = c.db
+    keyspace = c.keyspace
     store = db.set
     name = commands[start][0]
     ran = 0
@@ -177,6 +178,8 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         else:
             for propagate in propagators:
                 propagate(db.id, [args])
+            if db is keyspace.stage_db:  # the first write lent the shortcut (a replica's)
+                staged = keyspace.stage
         out.append(OK)
         ran += 1
     if metered:
@@ -488,6 +491,8 @@ def _counter_run(delta: int) -> RunHandler:
             else:
                 for propagate in propagators:
                     propagate(db.id, [args])
+                if db is c.keyspace.stage_db:  # the first write lent the shortcut
+                    staged = c.keyspace.stage
             out.append(b":%d\r\n" % result)
             ran += 1
         if metered:

