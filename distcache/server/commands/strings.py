@@ -175,10 +175,10 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         store(args[1], args[2])
         if staged is not None:
             staged.append(args)
-        else:
+        elif propagators:
             for propagate in propagators:
                 propagate(db.id, [args])
-            if db is keyspace.stage_db:  # the first write lent the shortcut (a replica's)
+            if db is keyspace.stage_db:  # the replication stream lent its shortcut
                 staged = keyspace.stage
         out.append(OK)
         ran += 1
@@ -488,10 +488,10 @@ def _counter_run(delta: int) -> RunHandler:
             credit -= 1
             if staged is not None:
                 staged.append(args)
-            else:
+            elif propagators:
                 for propagate in propagators:
                     propagate(db.id, [args])
-                if db is c.keyspace.stage_db:  # the first write lent the shortcut
+                if db is c.keyspace.stage_db:  # the replication stream lent its shortcut
                     staged = c.keyspace.stage
             out.append(b":%d\r\n" % result)
             ran += 1
