@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from itertools import islice
 from typing import Any, Callable, Iterator, List, Optional, Tuple
@@ -177,8 +178,8 @@ class CrcChild:
     @classmethod
     def start(cls, path: str, length: int) -> Optional["CrcChild"]:
         from .background import can_fork
-        if not can_fork():
-            return None
+        if not can_fork() or sys.modules["distcache.rdb.crc64"].IMPLEMENTATION != "python":
+            return None  # no fork, or a CRC in C (anycrc) that costs nothing next to parsing
         rfd, wfd = os.pipe()
         try:
             pid = os.fork()

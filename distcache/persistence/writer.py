@@ -60,6 +60,7 @@ class LogWriter:
         # The dispatcher may stage this database's plain writes itself until the
         # batch is written, if nothing else listens to writes.
         keyspace = self.keyspace
+        keyspace.stage = self.staged  # the replication stream may have lent it before
         keyspace.stage_db = keyspace.dbs[db_id] if keyspace.propagators == [self.propagate] \
             else None
 

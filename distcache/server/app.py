@@ -83,13 +83,16 @@ class CacheServer:
         self.oom_check: Optional[Callable[[Client], None]] = None
         #: A replica's checks (READONLY, MASTERDOWN); while set, every client is
         #: ``restricted`` so the dispatcher's gate calls it (replication/replica.py).
-        self.replica_gate: Optional[Callable[[Client, Any], None]] = None
+        self.replica_gate: Optional[Callable[[Client, Any, List[bytes]], None]] = None
         self.oom_credit = 0  # writes left before the eviction module's next check
         #: Request bytes that may arrive before that check, whatever the count: a
         #: switch to bigger values must not outrun the per-key average.
         self.oom_bytes = 0
         #: The MISCONF error refusing writes and PING while persisting fails (or None).
         self.write_denied: Optional[str] = None
+        #: NOREPLICAS while min-replicas-to-write is not met (replication/guard.py):
+        #: the gate refuses queueing a write and EXEC of one with it, as Redis.
+        self.replicas_refusal: Optional[str] = None
         #: Persistence is logging: a read's replies go through ``log_read``
         #: (or ``defer_reply``) and leave only after its writes are logged.
         self.before_reply = False

@@ -41,7 +41,7 @@ class Gate:
         if not self.user.full:
             self._acl_check(spec, args)
         if server.replica_gate is not None and not self.in_exec:
-            server.replica_gate(self, spec)  # READONLY, MASTERDOWN (replication/replica.py)
+            server.replica_gate(self, spec, args)  # READONLY, MASTERDOWN (replication/replica.py)
         name = (spec.parent or spec).name
         denied = server.write_denied  # a persistence error (MISCONF): no writes, no PING
         if self.in_multi and name not in _MULTI_IMMEDIATE and not self.in_exec:
@@ -53,6 +53,9 @@ class Gate:
                 server.oom_check(self)
             if denied is not None and (spec.write or name == "ping"):
                 raise CommandError(denied)  # not queued; EXEC will abort
+            if server.replicas_refusal is not None:
+                from .replication.guard import check_queued
+                check_queued(self, spec, args)  # NOREPLICAS: not queued; EXEC will abort
             self.multi_queue.append(args)
             return _QUEUED
         if denied is not None and not self.in_exec:
@@ -62,6 +65,10 @@ class Gate:
                 from .commands.transactions import queue_has
                 if queue_has(self, self.multi_queue, "write"):
                     raise CommandError(denied)
+        if server.replicas_refusal is not None and name == "exec" and self.in_multi \
+                and not self.in_exec:
+            from .replication.guard import check_exec
+            check_exec(self)  # NOREPLICAS: EXECABORT, as Redis's processCommand
         if (self.channels or self.patterns or self.shard_channels) and not self.resp3 \
                 and name not in _PUBSUB_ALLOWED:
             raise CommandError(

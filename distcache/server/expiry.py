@@ -32,11 +32,14 @@ class ActiveExpiry:
 
     def cycle(self) -> bool:
         """Run one time-boxed slice; True when expired keys are likely left."""
-        if self.server.keyspace.hold_expired:  # a replica: its primary expires keys
-            return False
-        dbs = self.server.keyspace.dbs
         if self.server.keyspace.expiry_paused:  # CLIENT PAUSE: no key expires meanwhile
             return False
+        if self.server.keyspace.hold_expired:  # a replica: its primary expires keys,
+            link = self.server.replication.link  # but its own clients' are its own
+            if link is not None:
+                link.local_keys.expire()
+            return False
+        dbs = self.server.keyspace.dbs
         deadline = time.perf_counter() + self.budget()
         checked = expired = 0
         for _ in range(len(dbs)):

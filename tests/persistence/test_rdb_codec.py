@@ -54,6 +54,25 @@ def test_crc64_jones_check_value():
     assert crc64(data) == _bytes_crc(0, data)
 
 
+def test_crc64_native_and_pure_python_agree():
+    """anycrc (the ``fast`` extra) when installed, else the pure Python, must give
+    Redis's CRC for every length, start value and buffer type."""
+    import sys
+    module = sys.modules["distcache.rdb.crc64"]
+    pure = module.crc64_pure
+    assert pure(b"123456789") == 0xE9C6D914C4B8D9CA
+    data = os.urandom(300_007)
+    for size in (0, 1, 7, 8, 63, 64, 65, 1000, 65_535, 65_536, 300_007):
+        for start in (0, 1, 0xFFFFFFFFFFFFFFFF, 0x8000000000000000):
+            piece = data[:size]
+            want = pure(piece, start)
+            assert crc64(piece, start) == want
+            assert crc64(memoryview(data)[:size], start) == want
+            assert crc64(bytearray(piece), start) == want
+    if module.IMPLEMENTATION != "anycrc":
+        pytest.skip("anycrc is not installed: only the pure Python was checked")
+
+
 @given(st.binary(max_size=3000) | st.text("ab", max_size=3000).map(str.encode))
 def test_lzf_round_trip(data):
     out = lzf.compress(data, len(data) + 100)

@@ -59,6 +59,32 @@ def test_stream_follows_every_write_path(primary, start_replica):
     assert assert_same_data(p, replica) > 100
 
 
+def test_pipelined_writes_keep_their_order_and_database(primary, start_replica):
+    """Runs of writes in one read take the dispatcher's shortcut into the stream (the
+    stream as the only propagator); what breaks a run (a database change, MULTI, a
+    PUBLISH inside EXEC, a rewritten write) must keep the order and the database."""
+    p = client(primary)
+    replica = client(start_replica(primary.port))
+    wait_synced(p, replica)
+    for round_ in range(3):
+        with p.pipeline(transaction=False) as pipe:
+            for i in range(20):
+                pipe.set(f"run:{i}", f"{round_}:{i}")
+            pipe.execute_command("SELECT", 2)
+            pipe.set("db2", round_).incr("n").incr("n")
+            pipe.execute_command("MULTI")
+            pipe.set("tx", round_).execute_command("PUBLISH", "ch", "x")
+            pipe.set("tx-after-publish", round_).set("ttl", "v", px=100_000)
+            pipe.execute_command("EXEC")
+            pipe.set("after-exec", round_).incr("n")
+            pipe.execute_command("SELECT", 0)
+            pipe.set("run:0", f"last:{round_}").incr("n0").incr("n0")
+            pipe.execute()
+    wait_synced(p, replica)
+    assert assert_same_data(p, replica) == 27
+    assert replica.get("run:0") == b"last:2" and db_client(replica, 2).get("n") == b"9"
+
+
 def test_writes_during_the_sync_arrive(primary, start_replica):
     p = client(primary)
     p.config_set("repl-diskless-sync", "no")

@@ -83,6 +83,46 @@ def test_a_replica_hides_expired_keys_until_the_primary_deletes_them(tmp_path):
             assert replica.dbsize() == 0
 
 
+def test_a_writable_replica_expires_its_own_keys_only(tmp_path):
+    """replica-read-only no: keys the replica's clients gave a TTL expire there (Redis's
+    slaveKeysWithExpire); the primary's wait for its DEL. A redis-server replica of the
+    same primary, doing the same, must end with the same DBSIZE."""
+    with redis_server(tmp_path / "primary", *FAST_SYNC, "--enable-debug-command", "yes") as p, \
+            distcache_server(tmp_path / "replica", "--replicaof", "127.0.0.1", str(p.port),
+                             "--replica-read-only", "no") as r, \
+            redis_server(tmp_path / "redis-replica", "--replicaof", "127.0.0.1", str(p.port),
+                         "--replica-read-only", "no") as rr:
+        primary = _client(p)
+        replicas = [_client(r), _client(rr)]
+        for replica in replicas:
+            wait_link_up(replica)
+        primary.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
+        primary.set("theirs", "v", px=300)
+        primary.set("theirs-expired-here", "v", px=60_000)
+        primary.set("theirs-appended", "v", px=300)
+        for replica in replicas:
+            wait_in_sync(primary, replica)
+            replica.set("mine", "v", px=300)
+            replica.set("plain", "v")
+            with replica.pipeline(transaction=True) as tx:
+                tx.select(1).set("in-multi", "v", px=300).select(0).execute()
+            replica.eval("return redis.call('set', KEYS[1], 'v', 'px', 300)", 1, "in-script")
+            replica.pexpire("theirs-expired-here", 300)  # a TTL set here: expired here
+            replica.append("theirs-appended", "x")  # its TTL is the primary's
+            replica.set("persisted", "v", px=300)
+            replica.persist("persisted")
+        for replica in replicas:
+            # Deleted, not only hidden: DBSIZE counts a hidden key.
+            wait_until(lambda: replica.dbsize() == 4, 10, message="the replica's keys expired")
+            assert replica.execute_command("SELECT", 1) and replica.dbsize() == 0
+            replica.execute_command("SELECT", 0)
+            assert sorted(replica.keys()) == [b"persisted", b"plain"]  # the others hidden
+        assert primary.get("theirs") is None and primary.get("theirs-appended") is None
+        for replica in replicas:
+            wait_in_sync(primary, replica)
+            assert replica.dbsize() == 2  # the primary's DELs came
+
+
 def test_read_only_replica_and_stale_data(tmp_path):
     with redis_server(tmp_path / "primary", *FAST_SYNC) as p:
         primary = _client(p)

@@ -161,6 +161,7 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         return 0
     staged, propagators, metered, credit = context
     db = c.db
+    keyspace = c.keyspace
     store = db.set
     name = commands[start][0]
     ran = 0
@@ -174,9 +175,11 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         store(args[1], args[2])
         if staged is not None:
             staged.append(args)
-        else:
+        elif propagators:
             for propagate in propagators:
                 propagate(db.id, [args])
+            if db is keyspace.stage_db:  # the replication stream lent its shortcut
+                staged = keyspace.stage
         out.append(OK)
         ran += 1
     if metered:
@@ -485,9 +488,11 @@ def _counter_run(delta: int) -> RunHandler:
             credit -= 1
             if staged is not None:
                 staged.append(args)
-            else:
+            elif propagators:
                 for propagate in propagators:
                     propagate(db.id, [args])
+                if db is c.keyspace.stage_db:  # the replication stream lent its shortcut
+                    staged = c.keyspace.stage
             out.append(b":%d\r\n" % result)
             ran += 1
         if metered:

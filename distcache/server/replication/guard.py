@@ -5,8 +5,11 @@ A replica is good when it is online and acknowledged within ``min-replicas-max-l
 seconds. The count is refreshed on every ACK, on the cron and when a replica
 comes or goes. While writes are refused, a layer over the command table
 (``table.set_layer``) puts one that raises over the write commands, so the dispatcher
-and every server without the directive pay nothing for the check; as in Redis
-it applies to clients, to EXEC's queued writes and to scripts' calls.
+and every server without the directive pay nothing for the check; it applies to
+clients and to scripts' calls. ``server.replicas_refusal`` holds the error meanwhile,
+for what Redis refuses before it runs: a write queued in MULTI (EXEC then answers
+EXECABORT), EXEC of a queued write (``EXECABORT ... because of: NOREPLICAS ...``),
+and a script whose shebang does not say ``no-writes`` (EVAL, EVALSHA, FCALL).
 """
 from __future__ import annotations
 
@@ -31,6 +34,52 @@ def _refuse(c: Any, args: List[bytes]) -> Any:
 
 def _refusing(spec: Any, handler: Any) -> Any:
     return _refuse if spec.write else None
+
+
+_SCRIPTS = frozenset([b"eval", b"evalsha", b"eval_ro", b"evalsha_ro", b"fcall", b"fcall_ro"])
+
+
+def writes(c: Any, spec: Any, args: List[bytes]) -> bool:
+    """Whether Redis counts the command as a write: its flag, or a script whose
+    shebang (a function's flags) lacks ``no-writes`` (Redis's evalGetCommandFlags)."""
+    if spec.write:
+        return True
+    name = args[0].lower()
+    if name not in _SCRIPTS or len(args) < 2:
+        return False
+    from ..scripting import engine
+    from ..scripting.eval import parse_shebang
+    flags: Any = None
+    try:
+        if name.startswith(b"fcall"):
+            function = engine(c.server).functions.get(args[1])
+            flags = function.flags if function is not None else None
+        elif name.startswith(b"evalsha"):
+            script = engine(c.server).get(args[1])
+            flags = script.flags if script is not None else None
+        else:
+            flags = parse_shebang(args[1])[0]
+    except CommandError:  # a bad shebang, no Lua: the command's own error comes later
+        return False
+    return flags is not None and "no-writes" not in flags
+
+
+def check_queued(c: Any, spec: Any, args: List[bytes]) -> None:
+    """A write is refused instead of queued while writes are refused."""
+    if writes(c, spec, args):
+        raise CommandError(NOREPLICAS)
+
+
+def check_exec(c: Any) -> None:
+    """EXEC of a transaction holding a write (queued before the refusal began)."""
+    table = c.table
+    for args in c.multi_queue:
+        spec = table.get(args[0]) or table.get(args[0].lower())
+        if spec is not None and spec.subcommands and len(args) > 1:
+            spec = spec.subcommands.get(args[1]) or spec.subcommands.get(args[1].lower()) \
+                or spec
+        if spec is not None and writes(c, spec, args):
+            raise CommandError(NOREPLICAS)
 
 
 class WriteGuard:
@@ -65,12 +114,14 @@ class WriteGuard:
         log.warning("Not enough good replicas (%d of %d): refusing writes", self.good,
                     self.config["min-replicas-to-write"])
         self.refusing = True
+        self.primary.server.replicas_refusal = NOREPLICAS
         set_layer("min-replicas refusal", 20, _refusing)
 
     def _allow(self) -> None:
         if not self.refusing:
             return
         self.refusing = False
+        self.primary.server.replicas_refusal = None
         set_layer("min-replicas refusal", 20, None)
         log.info("Enough good replicas again: writes are accepted")
 

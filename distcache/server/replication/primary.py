@@ -105,6 +105,8 @@ class Primary:
         #: Writes fed this loop turn, not encoded yet (see feed).
         self.staged: List[List[bytes]] = []
         self.flush_scheduled = False
+        #: The dispatcher appends to ``staged`` itself until the flush (see feed).
+        self.lent = False
         self.jobs: List[SyncJob] = []
         self.waiting_since = 0.0  # when the first replica began to wait for a diskless sync
         #: WAIT callers: (client, offset to reach, replicas wanted).
@@ -132,15 +134,32 @@ class Primary:
     def feed(self, db_id: int, commands: List[List[bytes]]) -> None:
         """The write hook: stage the write; it is encoded, put in the backlog and
         counted in the offset at :meth:`flush` (which whatever reads the offset
-        calls first), the turn's writes in one loop: per write, one Python call."""
+        calls first), the turn's writes in one loop.
+
+        When the stream is the only propagator, the second write of a loop turn
+        (more may follow; a lone write need not pay for it) lends the dispatcher
+        the log's shortcut (``keyspace.stage``): until the flush, the turn's plain
+        writes to this database are appended to ``staged`` by the dispatcher and
+        the run handlers, without a call."""
         if db_id != self.seldb:
             self._select(db_id)
         self.staged += commands
         if not self.flush_scheduled:
             self.flush_scheduled = True
             self.server.loop.call_soon(self.flush)
+        elif not self.lent:
+            keyspace = self.server.keyspace
+            propagators = keyspace.propagators
+            # Not while EXEC or a script collects the writes (a PUBLISH calls feed).
+            if len(propagators) == 1 and propagators[0] == self.feed:
+                self.lent = True
+                keyspace.stage = self.staged
+                keyspace.stage_db = keyspace.dbs[db_id]
 
     def _select(self, db_id: int) -> None:
+        if self.lent:  # the shortcut holds one database's writes
+            self.lent = False
+            self.server.keyspace.stage_db = None
         self._encode_staged()
         self.outq.append(select_bytes(db_id))
         self.seldb = db_id
@@ -181,6 +200,9 @@ class Primary:
         """Move what the stream got this loop turn into the backlog and the offset,
         and send it to every replica, in one write each."""
         self.flush_scheduled = False
+        if self.lent:
+            self.lent = False
+            self.server.keyspace.stage_db = None  # the next turn's writes schedule a flush
         self._encode_staged()
         if not self.outq:
             return

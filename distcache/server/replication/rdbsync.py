@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
 from ...persistence.background import TimeSlices, child_setup, fork, run_child, unfreeze
 from ...rdb.codec import encode_string
@@ -45,15 +45,24 @@ def rdb_aux(server: Any, replid: str, offset: int, stream_db: int = 0) -> Dict[b
     return aux
 
 
+#: Bytes written (and checksummed) at a time: the pure-Python CRC64 is 1.8x faster
+#: over 1 MB pieces than over the writer's default 64 KB; small next to the pipe.
+CRC_PIECE = 1 << 20
+
+
 def write_rdb(stream: Any, dbs: List[Any], aux: Dict[bytes, bytes], compress: bool,
-              checksum: bool) -> None:
-    """The whole dataset as an RDB version 10 stream (keys with their TTLs).
+              checksum: bool, functions: Sequence[bytes] = ()) -> None:
+    """The whole dataset as an RDB version 10 stream: the FUNCTION libraries' code,
+    then the keys with their TTLs.
 
     Plain strings without a TTL, most of a cache, skip the per-key calls: their
     records are built here and handed to the writer in batches.
     """
     from ..commands.dump import codec_value
     writer = RdbFileWriter(stream, aux=aux, compress=compress, checksum=checksum)
+    writer.w.chunk = CRC_PIECE
+    for code in functions:
+        writer.function(code)  # after the aux fields, before the keys, as Redis
     write = writer.w.write
     string = _string_encoder(compress)
     for db in dbs:
@@ -135,6 +144,8 @@ class SyncJob:
         aux = rdb_aux(server, primary.state.replid, self.offset,
                       client.db.id if client is not None else 0)
         compress, checksum = bool(config["rdbcompression"]), bool(config["rdbchecksum"])
+        #: The FUNCTION libraries, as snapshots find them (scripting/functions.py).
+        self.functions = list(getattr(server.keyspace, "function_codes", None) or ())
         if not diskless:
             directory = os.path.abspath(config["dir"])
             os.makedirs(directory, exist_ok=True)
@@ -170,10 +181,10 @@ class SyncJob:
             child_setup(keep=wfd)
             if self.path is None:
                 with os.fdopen(wfd, "wb", buffering=CHUNK) as stream:
-                    write_rdb(stream, dbs, aux, compress, checksum)
+                    write_rdb(stream, dbs, aux, compress, checksum, self.functions)
             else:
                 with open(self.path, "wb", buffering=CHUNK) as stream:
-                    write_rdb(stream, dbs, aux, compress, checksum)
+                    write_rdb(stream, dbs, aux, compress, checksum, self.functions)
         run_child(work)
 
     # -- the parent: relaying ---------------------------------------------------------
@@ -290,6 +301,8 @@ class SyncJob:
                 checksum: bool) -> Any:
         from ..commands.dump import codec_value
         writer = RdbFileWriter(self.stream, aux=aux, compress=compress, checksum=checksum)
+        for code in self.functions:
+            writer.function(code)
         for db in dbs:
             if db.data:
                 writer.select_db(db.id, len(db.data), len(db.expires))

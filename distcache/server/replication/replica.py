@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from ..connection import Client
 from ..errors import CommandError
 from . import history
+from .local_keys import LocalExpires
 from .replica_load import FullSyncLoader, ReplicationError, swap_in
 
 if TYPE_CHECKING:
@@ -154,6 +155,9 @@ class MasterClient(Client):
             run.append(args)
         server = self.server
         server.stats["total_commands_processed"] += len(run)
+        link = server.replication.link
+        if link is not None and link.local_keys.pending:
+            link.local_keys.settle()  # before the primary's commands touch those keys
         keyspace = server.keyspace
         keyspace.hold_expired = False  # the primary's commands see every key
         try:
@@ -203,6 +207,8 @@ class ReplicaLink:
         #: Made by the ``replicaof`` directive: the snapshot loaded may name its
         #: place in the primary's history (history.py).
         self.from_startup = False
+        #: Keys our own clients gave a TTL (a writable replica expires them).
+        self.local_keys = LocalExpires(server)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -360,7 +366,8 @@ class ReplicaLink:
         dbs = await loader.result()
         stream_db = loader.stream_db()
         self.loader = None
-        swap_in(self.server, dbs)
+        swap_in(self.server, dbs, loader.functions)
+        self.local_keys.clear()
         state = self.server.replication
         state.replid = replid
         state.clear_replid2()
@@ -502,8 +509,9 @@ class ReplicaLink:
 
     # -- the replica gate -------------------------------------------------------------
 
-    def gate(self, client: Any, spec: Any) -> None:
-        """READONLY and MASTERDOWN, for every client but the primary's (dispatcher's gate)."""
+    def gate(self, client: Any, spec: Any, args: List[bytes]) -> None:
+        """READONLY and MASTERDOWN, for every client but the primary's (dispatcher's gate);
+        on a writable replica, notes the keys a write may give a TTL (local_keys.py)."""
         if client is self.client:
             return
         config = self.server.config
@@ -512,6 +520,10 @@ class ReplicaLink:
         if self.state != "connected" and not config["replica-serve-stale-data"] \
                 and "stale" not in spec.flags and "stale" not in (spec.parent or spec).flags:
             raise CommandError(MASTERDOWN)
+        if self.local_keys.pending:
+            self.local_keys.settle()  # the previous write ran
+        if (spec.write and not client.in_multi) or (spec.name == "exec" and client.in_multi):
+            self.local_keys.note(client, spec, args)
 
 
 def _text(reply: bytes) -> str:

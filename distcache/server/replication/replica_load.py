@@ -61,9 +61,9 @@ class _Pipe:
 
 
 def _decode(pipe: _Pipe, size: Optional[int], databases: int,
-            aux: Dict[bytes, bytes]) -> Dataset:
+            aux: Dict[bytes, bytes], functions: List[bytes]) -> Dataset:
     """In the loader thread: every key of the payload into fresh dictionaries
-    (its aux fields into ``aux``)."""
+    (its aux fields into ``aux``, its FUNCTION libraries' code into ``functions``)."""
     from ..commands.dump import keyspace_value
     dbs: Dataset = [({}, {}) for _ in range(databases)]
     # Without a length (the diskless $EOF form) the reader would read only what
@@ -84,6 +84,7 @@ def _decode(pipe: _Pipe, size: Optional[int], databases: int,
     if not reader.done:
         raise ReplicationError("the payload ended before its EOF opcode")
     aux.update(reader.aux)
+    functions.extend(reader.functions)
     return dbs
 
 
@@ -98,6 +99,8 @@ class FullSyncLoader:
         self.future: Optional["asyncio.Future[Dataset]"] = None
         #: The payload's aux fields, once decoded (``repl-stream-db``).
         self.aux: Dict[bytes, bytes] = {}
+        #: The payload's FUNCTION libraries (their code), once decoded.
+        self.functions: List[bytes] = []
 
     async def _feed(self, chunk: Optional[bytes]) -> None:
         """Queue ``chunk`` (None: the end) for the decoder; stops at its first error."""
@@ -134,7 +137,7 @@ class FullSyncLoader:
         loop = asyncio.get_running_loop()
         databases = len(self.server.keyspace.dbs)
         self.future = loop.run_in_executor(None, _decode, self.pipe, self.size, databases,
-                                           self.aux)
+                                           self.aux, self.functions)
         leftover = b""
         if mark is None:
             left = self.size or 0
@@ -198,9 +201,12 @@ def _consume(future: "asyncio.Future[Any]") -> None:
         future.exception()
 
 
-def swap_in(server: Any, dbs: Dataset) -> None:
-    """Replace every database's keys with the loaded ones (WATCHers are told)."""
+def swap_in(server: Any, dbs: Dataset, functions: List[bytes]) -> None:
+    """Replace every database's keys with the loaded ones (WATCHers are told), and the
+    FUNCTION libraries with the payload's, as Redis empties them before loading."""
     for db, (data, expires) in zip(server.keyspace.dbs, dbs):
         db.flush()
         db.data = data
         db.expires = expires
+    # The function store compiles them on its next use (FunctionStore.sync).
+    server.keyspace.function_codes = list(functions)

@@ -196,6 +196,9 @@ class ScriptEngine:
         run = _Run(c, script, readonly, pre_oom, function)
         run.keys = keys
         flags = script.flags
+        refusal = server.replicas_refusal  # min-replicas-to-write, before the script runs
+        if refusal is not None and flags is not None and "no-writes" not in flags:
+            raise CommandError(refusal)
         if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
             raise CommandError(OOM)  # a script that declared it may write, out of memory
         if flags is not None and readonly and "no-writes" not in flags:
@@ -335,7 +338,7 @@ class ScriptEngine:
                 raise CommandError("ERR Write commands are not allowed from read-only scripts.")
             gate = self.server.replica_gate
             if gate is not None:  # a read-only replica: READONLY (not for its primary)
-                gate(run.caller, spec)
+                gate(run.caller, spec, argv)
             if spec.denyoom and run.pre_oom and not run.allow_oom and not run.wrote:
                 raise CommandError(OOM)
             run.wrote = True
