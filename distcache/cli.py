@@ -1,7 +1,6 @@
 """The ``distcache`` command line: ``server``, and the tools other modules add."""
 from __future__ import annotations
 
-import os
 import sys
 from typing import Callable, Dict, List, Optional
 
@@ -65,18 +64,6 @@ def _load_plugins() -> None:
             pass
 
 
-def _pypy_gc_settings(subcommand: str) -> None:
-    """PyPy's GC defaults for servers (distcache/runtime.py): a server started from
-    the command line re-executes itself with them; a cluster hands them to its servers."""
-    from . import runtime
-    if not runtime.PYPY:
-        return
-    if subcommand == "server":
-        runtime.ensure_gc_settings()
-    else:
-        runtime.apply_gc_defaults(os.environ)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -85,8 +72,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args[0] in ("-v", "--version", "version"):
         print(f"distcache {__version__}")
         return 0
-    if argv is None and args[0] in ("server", "cluster"):
-        _pypy_gc_settings(args[0])
     _load_plugins()
     handler = SUBCOMMANDS.get(args[0])
     if handler is None:

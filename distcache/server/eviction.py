@@ -61,6 +61,7 @@ Eviction
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import time
@@ -68,7 +69,6 @@ from bisect import insort
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from ..runtime import PYPY, major_collect
 from .errors import OOM, CommandError
 from .keyspace import INLINE_SAFE, Database, now_ms
 from .notify import EVICTED, notify
@@ -98,6 +98,8 @@ CHECK_EVERY = 256
 CHECK_EVERY_FAR = 1024
 FAR = 64
 
+PYPY = sys.implementation.name == "pypy"
+
 #: PyPy: bytes per object of each type, as (fixed, per item or byte) on 64-bit:
 #: the 8-byte GC header, the W_*Object fields and the RPython storage behind
 #: them (a bytes object is a W_BytesObject pointing at an rstr with its hash
@@ -125,11 +127,15 @@ def gc_factor() -> float:
     """How much more than its live data a process's RSS holds at worst.
 
     CPython frees at once (1.0). PyPy's GC lets the old generation grow to
-    PYPY_GC_MAJOR_COLLECT (PyPy's default 1.82; distcache's servers 1.2, see
-    distcache/runtime.py) times what survived the last major collection before
-    collecting again, and does not return the freed pages quickly, so maxmemory
-    must count the heap at that bound to bound RSS."""
-    return major_collect()
+    PYPY_GC_MAJOR_COLLECT (default 1.82) times what survived the last major
+    collection before collecting again, and does not return the freed pages
+    quickly, so maxmemory must count the heap at that bound to bound RSS."""
+    if not PYPY:
+        return 1.0
+    try:
+        return max(1.0, float(os.environ.get("PYPY_GC_MAJOR_COLLECT", "1.82")))
+    except ValueError:
+        return 1.82
 
 
 _getsizeof = pypy_sizeof if PYPY else sys.getsizeof
