@@ -57,3 +57,20 @@ def test_stream_counters_past_int64_wrap_like_redis_and_snapshots_still_save(r, 
         assert target.execute_command("RESTORE", "s2", 0, source.execute_command(
             "DUMP", "s"), "REPLACE") == b"OK"
     same_reply(clients, "XINFO", "GROUPS", "s2")
+
+
+# -- strings: SETRANGE far past the end --------------------------------------------------
+
+def test_setrange_pads_and_patches_like_redis(r, reference_redis):
+    """SETRANGE builds its result in one copy now (it padded, sliced and concatenated:
+    four copies of up to 512 MB, seconds of event loop at the largest offsets); the
+    bytes are Redis's at every edge."""
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=10)
+    ref.flushall()
+    clients = (r, ref)
+    for args in (("s", 0, ""), ("s", 5, ""), ("s", 3, "ab"), ("s", 0, "xyz"), ("s", 4, "Q"),
+                 ("s", 10, "tail"), ("s", 12, "over-the-end"), ("t", 1 << 20, "x"),
+                 ("t", 7, "mid")):
+        same_reply(clients, "SETRANGE", *args)
+        same_reply(clients, "GET", args[0])
+    same_reply(clients, "SETRANGE", "u", 512 << 20, "x")  # past proto-max-bulk-len
