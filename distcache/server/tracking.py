@@ -76,6 +76,9 @@ class Tracking:
         #: BCAST prefix -> its clients, and the keys changed under it -> last changer.
         self.prefixes: Dict[bytes, Dict["Client", None]] = {}
         self.changed: Dict[bytes, Dict[bytes, Any]] = {}
+        #: prefix length -> how many BCAST prefixes have it: a write looks up its
+        #: key's first n bytes for each length (Redis walks all prefixes, in C)
+        self.lengths: Dict[int, int] = {}
         self.clients = 0  # clients with tracking on
         self.current: Optional["Client"] = None  # the client whose command runs
         #: Invalidations for the running client, sent after its reply.
@@ -98,10 +101,16 @@ class Tracking:
         state.broken = False
         state.bcast, state.optin, state.optout, state.noloop = bcast, optin, optout, noloop
         if bcast:
+            have = set(state.prefixes)  # a list scan per prefix was quadratic
             for prefix in prefixes or [b""]:
-                if prefix not in state.prefixes:
+                if prefix not in have:
+                    have.add(prefix)
                     state.prefixes.append(prefix)
-                    self.prefixes.setdefault(prefix, {})[c] = None
+                    clients = self.prefixes.get(prefix)
+                    if clients is None:
+                        clients = self.prefixes[prefix] = {}
+                        self.lengths[len(prefix)] = self.lengths.get(len(prefix), 0) + 1
+                    clients[c] = None
 
     def disable(self, c: "Client") -> None:
         state = c.tracking
@@ -114,6 +123,11 @@ class Tracking:
                 if not clients:
                     del self.prefixes[prefix]
                     self.changed.pop(prefix, None)
+                    left = self.lengths[len(prefix)] - 1
+                    if left:
+                        self.lengths[len(prefix)] = left
+                    else:
+                        del self.lengths[len(prefix)]
         c.tracking = None
         self.clients -= 1
         if self.clients == 0:
@@ -189,9 +203,11 @@ class Tracking:
         """Keyspace listener: ``key`` changed (in any database)."""
         current = self.current
         if self.prefixes:
-            for prefix in self.prefixes:
-                if key.startswith(prefix):
-                    self.changed.setdefault(prefix, {})[key] = current
+            prefixes = self.prefixes
+            size = len(key)
+            for n in self.lengths:
+                if n <= size and key[:n] in prefixes:
+                    self.changed.setdefault(key[:n], {})[key] = current
                     self._schedule()
         ids = self.table.pop(key, None)
         if ids:

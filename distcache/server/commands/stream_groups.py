@@ -18,7 +18,7 @@ from ..errors import CommandError, SYNTAX
 from ..notify import STREAM, notify
 from ..types.blocking import signal_ready
 from ..types.stream import (INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id,
-                            wall_ms)
+                            wall_ms, wrap64)
 from .args import to_int
 from .streams import (ReadArgs, dirtied, entries_reply, entry_reply, interval,
                       keyed_reply, parse_id, stream_of, stream_waiter, strict_id, xread_keys,
@@ -255,7 +255,7 @@ def deliver_new(c: Any, key: bytes, s: Stream, group: Group, consumer: Consumer,
     for entry_id, _ in entries:
         if entry_id > group.last_id:
             if group.entries_read != INVALID_READ and not s.has_tombstones(entry_id):
-                group.entries_read += 1
+                group.entries_read = wrap64(group.entries_read + 1)
             elif s.entries_added:
                 group.entries_read = s.estimate_read(entry_id)
             group.last_id = entry_id
@@ -289,7 +289,7 @@ def deliver_history(c: Any, key: bytes, s: Stream, group: Group, consumer: Consu
             continue
         nack = consumer.pel.items[entry_id]
         nack.delivery_time = now
-        nack.delivery_count += 1
+        nack.delivery_count = wrap64(nack.delivery_count + 1)
         parts.append(entry_reply(entry_id, fields))
         log.append((key, group, entry_id, nack))
     return Raw(b"*%d\r\n%s" % (len(parts), b"".join(parts)))
@@ -527,7 +527,7 @@ def xclaim(c: Any, args: List[bytes]) -> Any:
             continue
         if consumer is None:
             consumer = consumer_of(c.db, args[1], group, args[3], now, created)
-        count = retrycount if retrycount >= 0 else nack.delivery_count + (0 if justid else 1)
+        count = retrycount if retrycount >= 0 else wrap64(nack.delivery_count + (not justid))
         _claim(group, consumer, entry_id, nack, when, count)
         text = fmt_id(entry_id)
         out.append(b"$%d\r\n%s\r\n" % (len(text), text) if justid else entry_reply(entry_id, fields))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ..errors import CommandError, NO_SUCH_KEY
-from ..types.stream import Group, Stream, fmt_id, wall_ms
+from ..types.stream import INVALID_READ, Group, Stream, fmt_id, wall_ms
 from .args import to_int
 from .stream_groups import _name, _subcommand_error
 from .streams import entries_reply, entry_reply, stream_of
@@ -77,7 +77,7 @@ def xinfo_stream(c: Any, args: List[bytes]) -> Any:
 
 
 def _entries_read(group: Group) -> Any:
-    return group.entries_read if group.entries_read >= 0 else None
+    return None if group.entries_read == INVALID_READ else group.entries_read
 
 
 def _limited(pel: Any, count: int) -> List[int]:

@@ -5,7 +5,8 @@ check the options with Redis 7.0's rules and texts and switch a client over.
 """
 from __future__ import annotations
 
-from typing import Any, List
+from bisect import bisect_left, insort
+from typing import Any, List, Optional
 
 from ...protocol import OK
 from ..errors import CommandError, SYNTAX
@@ -24,20 +25,47 @@ def _overlap(a: bytes, b: bytes) -> bool:
     return a[:n] == b[:n]
 
 
+def _overlapping(ordered: List[bytes], prefix: bytes) -> Optional[bytes]:
+    """A prefix of sorted ``ordered`` that overlaps ``prefix``, or None, by bisection:
+    only the neighbours of ``prefix`` in sort order can (a radix seek in Redis)."""
+    at = bisect_left(ordered, prefix)
+    if at > 0 and prefix.startswith(ordered[at - 1]):
+        return ordered[at - 1]
+    if at < len(ordered) and ordered[at].startswith(prefix):
+        return ordered[at]
+    return None
+
+
 def _check_prefixes(existing: List[bytes], prefixes: List[bytes]) -> None:
+    """Redis's checkPrefixCollisionsOrReply: the first prefix (in argument order) that
+    overlaps one the client has, or a later argument, is named in the error.
+
+    In O(n log n + n * length): comparing every pair, as it did, cost minutes of
+    event loop for a client adding 50,000 prefixes in batches."""
+    ordered = sorted(existing)
+    # Which arguments overlap a later one: walk from the end, the later ones sorted.
+    later: List[bytes] = []
+    seen = set()
+    clashes = [False] * len(prefixes)
+    for i in range(len(prefixes) - 1, -1, -1):
+        prefix = prefixes[i]
+        clashes[i] = _overlapping(later, prefix) is not None or any(
+            prefix[:n] in seen for n in range(len(prefix) + 1))
+        insort(later, prefix)
+        seen.add(prefix)
     for i, prefix in enumerate(prefixes):
-        for old in existing:
-            if _overlap(old, prefix):
-                raise CommandError(
-                    f"ERR Prefix '{prefix.decode('utf-8', 'replace')}' overlaps with an "
-                    f"existing prefix '{old.decode('utf-8', 'replace')}'. Prefixes for a "
-                    "single client must not overlap.")
-        for other in prefixes[i + 1:]:
-            if _overlap(prefix, other):
-                raise CommandError(
-                    f"ERR Prefix '{prefix.decode('utf-8', 'replace')}' overlaps with another "
-                    f"provided prefix '{other.decode('utf-8', 'replace')}'. Prefixes for a "
-                    "single client must not overlap.")
+        old = _overlapping(ordered, prefix)
+        if old is not None:
+            raise CommandError(
+                f"ERR Prefix '{prefix.decode('utf-8', 'replace')}' overlaps with an "
+                f"existing prefix '{old.decode('utf-8', 'replace')}'. Prefixes for a "
+                "single client must not overlap.")
+        if clashes[i]:
+            other = next(o for o in prefixes[i + 1:] if _overlap(prefix, o))
+            raise CommandError(
+                f"ERR Prefix '{prefix.decode('utf-8', 'replace')}' overlaps with another "
+                f"provided prefix '{other.decode('utf-8', 'replace')}'. Prefixes for a "
+                "single client must not overlap.")
 
 
 @command("tracking", -3, _FLAGS, **_SUB)

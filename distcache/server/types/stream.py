@@ -67,6 +67,18 @@ def install(server: Any) -> None:
 RAX_EXACT_KEYS = 50_000
 #: Redis's SCG_INVALID_ENTRIES_READ.
 INVALID_READ = -1
+_I64_MIN = 1 << 63
+_I64_MAX = _I64_MIN - 1
+
+
+def wrap64(n: int) -> int:
+    """``n`` as Redis's ``long long`` counters hold it: wrapped to 64 signed bits.
+
+    entries_added, entries_read, lag and delivery counts can be set near the
+    top (XSETID ENTRIESADDED, XGROUP ... ENTRIESREAD, XCLAIM RETRYCOUNT) and then
+    grow: unwrapped, they became RESP integers no client parses and made every
+    snapshot fail (struct.error)."""
+    return ((n + _I64_MIN) & MASK) - _I64_MIN
 #: First bytes of a value that may be an integer (Redis stores those as integers).
 _NUMERIC = frozenset(bytes([c]) for c in b"-0123456789")
 _INT64 = re.compile(rb"-?[1-9][0-9]{0,18}\Z|0\Z|-?9[0-9]{18}\Z")
@@ -413,7 +425,9 @@ class Stream:
             blob += resp_fields(fields)
         node.offs.append(len(blob))
         self.length += 1
-        self.entries_added += 1
+        # wraps as Redis's long long does (XSETID ENTRIESADDED can set the top)
+        self.entries_added = self.entries_added + 1 if self.entries_added < _I64_MAX \
+            else -_I64_MIN
         self.last_id = entry_id
         if self.length == 1:
             self.first_id = entry_id
@@ -616,18 +630,18 @@ class Stream:
             return INVALID_READ
         if not self.max_deleted or self.max_deleted < self.first_id:
             if entry_id < self.first_id:
-                return self.entries_added - self.length
+                return wrap64(self.entries_added - self.length)
             if entry_id == self.first_id:
-                return self.entries_added - self.length + 1
+                return wrap64(self.entries_added - self.length + 1)
         return INVALID_READ
 
     def lag(self, group: Group) -> Optional[int]:
         if not self.entries_added:
             return 0
         if group.entries_read != INVALID_READ and not self.has_tombstones(group.last_id):
-            return self.entries_added - group.entries_read
+            return wrap64(self.entries_added - group.entries_read)
         read = self.estimate_read(group.last_id)
-        return None if read == INVALID_READ else self.entries_added - read
+        return None if read == INVALID_READ else wrap64(self.entries_added - read)
 
     # -- whole-value operations -------------------------------------------------------
 
@@ -662,7 +676,7 @@ class Stream:
 
 # -- serialization (snapshots) ----------------------------------------------------------
 
-_META = struct.Struct("<16s16s16sQQII")
+_META = struct.Struct("<16s16s16sqQII")  # entries_added is signed (wrap64)
 _NODE = struct.Struct("<II")
 _GROUP = struct.Struct("<16sqII")
 _NACK = struct.Struct("<16sIqq")
@@ -756,10 +770,11 @@ def to_plain(s: Stream) -> Any:
     out = StreamData()
     out.entries = [(entry_id, parse_fields(fields)) for entry_id, fields in s.range(0, MAX_ID)]
     out.length, out.last_id, out.first_id = s.length, s.last_id, s.first_id
-    out.max_deleted, out.entries_added = s.max_deleted, s.entries_added
+    out.max_deleted, out.entries_added = s.max_deleted, s.entries_added & MASK
     for group in s.groups.values():
         items = group.pel.items
-        pel = [(i, items[i].delivery_time, items[i].delivery_count) for i in group.pel.ids_from()]
+        pel = [(i, items[i].delivery_time, items[i].delivery_count & MASK)
+               for i in group.pel.ids_from()]
         consumers = [(c.name, c.seen_time, list(c.pel.ids_from()))
                      for c in group.consumers.values()]
         out.groups.append((group.name, group.last_id, group.entries_read, pel, consumers))
@@ -781,14 +796,15 @@ def from_plain(data: Any) -> Stream:
         s.append(entry_id, fields)
         previous = entry_id
     s.length, s.last_id, s.first_id = data.length, data.last_id, data.first_id
-    s.max_deleted, s.entries_added = data.max_deleted, data.entries_added
+    # An RDB holds these as uint64; Redis reads them into long longs.
+    s.max_deleted, s.entries_added = data.max_deleted, wrap64(data.entries_added)
     if previous > s.last_id:
         raise RdbError("stream entry above the stream's last id", 0)
     for name, last_id, entries_read, pel, consumers in sorted(data.groups):
-        group = s.groups[name] = Group(name, last_id, entries_read)
+        group = s.groups[name] = Group(name, last_id, wrap64(entries_read))
         nacks = {}
         for entry_id, when, count in pel:
-            nacks[entry_id] = (when, count)
+            nacks[entry_id] = (when, wrap64(count))
         for cname, seen, ids in sorted(consumers):
             consumer = group.consumers[cname] = Consumer(cname, seen)
             for entry_id in ids:
