@@ -374,7 +374,8 @@ class Stream:
                 blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
                 node.offs.append(len(blob))
                 self.length += 1
-                self.entries_added += 1
+                self.entries_added = self.entries_added + 1 \
+                    if self.entries_added < _I64_MAX else -_I64_MIN
                 self.last_id = entry_id
                 return
         ms, seq = entry_id >> 64, entry_id & MASK
