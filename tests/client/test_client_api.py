@@ -78,7 +78,8 @@ def test_ttl_expire_persist_touch(client):
     assert client.expire("missing", 5) is False
     assert client.ttl("missing") is None
     client.set("short", 1, ttl=0.05)
-    assert client.ttl("short") <= 0.05
+    remaining = client.ttl("short")
+    assert remaining is None or remaining <= 0.05  # None: gone already, on a slow host
     with pytest.raises(ValueError):
         client.set("k", 1, ttl=-1)
 

@@ -14,6 +14,9 @@ def _encode(words) -> bytes:
     return b"*%d\r\n" % len(words) + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words)
 
 
+_SYNC = b"$8\r\n__sync__\r\n"
+
+
 class Conn:
     """A raw connection; ``talk`` sends commands and reads everything up to a PING's reply."""
 
@@ -28,11 +31,13 @@ class Conn:
                 words = [ids.get(w, w) for w in words]
             self.sock.sendall(_encode(words))
         data = b""
-        while not data.endswith(b"$8\r\n__sync__\r\n"):
+        # Not endswith: a push (an expiry's invalidation) can follow the reply in
+        # the same read, and waiting for more would then wait for nothing.
+        while _SYNC not in data:
             chunk = self.sock.recv(65536)
             assert chunk, "connection closed"
             data += chunk
-        return data[:-len(b"$8\r\n__sync__\r\n")]
+        return data.replace(_SYNC, b"", 1)
 
     def wait_for(self, count: int) -> bytes:
         """Read until ``count`` invalidation messages came (BCAST sends them a loop turn later)."""
