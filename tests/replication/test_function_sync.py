@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from replica_helpers import connect, wait_in_sync, wait_link_up
-from servers import REDIS_SERVER, distcache_server, redis_server
+from servers import REDIS_SERVER, as_map, distcache_server, redis_server
 
 pytestmark = pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
 pytest.importorskip("lupa")
@@ -27,7 +27,7 @@ def libraries(client) -> list:
     """(name, code) of each library (redis-py makes each a dict)."""
     found = []
     for lib in client.execute_command("FUNCTION", "LIST", "WITHCODE"):
-        lib = {k.decode() if isinstance(k, bytes) else k: v for k, v in lib.items()}
+        lib = {k.decode() if isinstance(k, bytes) else k: v for k, v in as_map(lib).items()}
         found.append((lib["library_name"], lib["library_code"]))
     return sorted(found)
 

@@ -97,9 +97,11 @@ def test_a_writable_replica_expires_its_own_keys_only(tmp_path):
         for replica in replicas:
             wait_link_up(replica)
         primary.execute_command("DEBUG", "SET-ACTIVE-EXPIRE", "0")
-        primary.set("theirs", "v", px=300)
+        # 2 s: the replicas' APPEND must come while the key still lives (past its
+        # TTL a writable replica's APPEND makes a new key of its own, as Redis's).
+        primary.set("theirs", "v", px=2000)
         primary.set("theirs-expired-here", "v", px=60_000)
-        primary.set("theirs-appended", "v", px=300)
+        primary.set("theirs-appended", "v", px=2000)
         for replica in replicas:
             wait_in_sync(primary, replica)
             replica.set("mine", "v", px=300)
@@ -116,7 +118,8 @@ def test_a_writable_replica_expires_its_own_keys_only(tmp_path):
             wait_until(lambda: replica.dbsize() == 4, 10, message="the replica's keys expired")
             assert replica.execute_command("SELECT", 1) and replica.dbsize() == 0
             replica.execute_command("SELECT", 0)
-            assert sorted(replica.keys()) == [b"persisted", b"plain"]  # the others hidden
+            wait_until(lambda: sorted(replica.keys()) == [b"persisted", b"plain"], 10,
+                       message="the primary's keys hidden past their TTL")
         assert primary.get("theirs") is None and primary.get("theirs-appended") is None
         for replica in replicas:
             wait_in_sync(primary, replica)
