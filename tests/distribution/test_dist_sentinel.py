@@ -12,7 +12,7 @@ import time
 import pytest
 import redis
 
-from dist_helpers import needs_sentinel, server_kinds, start_watched
+from dist_helpers import needs_sentinel, server_kinds, start_server, start_watched, wait_until
 
 from distcache import AsyncCacheClient, CacheClient
 from distcache.client.sentinel import SentinelWatcher
@@ -132,12 +132,14 @@ def _str(value):
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _late_replica(shards, sentinels, tmp_path):
+def _late_replica(shards, sentinels, tmp_path, started):
     """A replica of shard-a started after the client's discovery, known to every sentinel,
-    with shard-a's first replica dead and seen down: Sentinel's only choice."""
+    with shard-a's first replica dead and seen down: Sentinel's only choice. The new
+    process goes into ``started``, for the caller to stop."""
     service, victim, replica = shards[0]
     kind = "redis" if "redis-server" in victim.argv[0] else "distcache"
     late = start_server(kind, tmp_path / "late", "--replicaof", "127.0.0.1", str(victim.port))
+    started.append(late)
 
     def known(flag=None, address=late.address):
         for sentinel in sentinels:
@@ -170,12 +172,13 @@ def test_local_cache_follows_a_primary_discovered_later(watched, tmp_path, kind)
     probe = CacheClient(**dict(options, local_cache=None, health_interval=None))
     key = next(k for k in KEYS if probe.shard_for(k).name == service)
     probe.close()
+    started = []
 
     def steps(client, pause):
         """The scenario as generator steps: each yields an awaitable or a value."""
         assert (yield client.set(key, "v1")) is True
         assert (yield client.get(key)) == "v1"
-        victim, late = _late_replica(shards, sentinels, tmp_path)
+        victim, late = _late_replica(shards, sentinels, tmp_path, started)
         victim.kill()
         assert (yield client.set(key, "v2")) is True  # waits for the promotion
         assert client.server_for(key) == late.address
@@ -193,7 +196,7 @@ def test_local_cache_follows_a_primary_discovered_later(watched, tmp_path, kind)
             assert time.monotonic() < deadline, "the change never reached the local cache"
             yield pause()  # the asyncio client's listener runs in the loop meanwhile
 
-    if kind == "sync":
+    def run_sync():
         client = CacheClient(**options)
         try:
             gen = steps(client, lambda: time.sleep(0.05))
@@ -204,7 +207,6 @@ def test_local_cache_follows_a_primary_discovered_later(watched, tmp_path, kind)
             pass
         finally:
             client.close()
-        return
 
     async def run():
         client = AsyncCacheClient(**options)
@@ -218,4 +220,8 @@ def test_local_cache_follows_a_primary_discovered_later(watched, tmp_path, kind)
                 pass
         finally:
             await client.close()
-    asyncio.run(run())
+    try:
+        run_sync() if kind == "sync" else asyncio.run(run())
+    finally:
+        for proc in started:
+            proc.stop()
