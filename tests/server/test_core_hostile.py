@@ -311,12 +311,18 @@ def test_a_burst_of_tiny_requests_does_not_starve_other_clients(tmp_path, loop):
         sender.start()
         reader.start()
         worst = 0.0
+        served_during_burst = 0
         deadline = time.monotonic() + 30
         while reader.is_alive() and time.monotonic() < deadline:
             started = time.perf_counter()
             assert other.ping()
             worst = max(worst, time.perf_counter() - started)
+            served_during_burst += drained[0] < 6 * 700_000  # the burst is far from done
         reader.join(30)
         burst.close()
         assert drained[0] == 7 * 700_000  # every +PONG arrived
-        assert worst < 0.5, f"another client waited {worst:.2f} s behind the burst"
+        # Starved, the other client would get its PONGs only once the burst is over;
+        # served, it gets many while the burst still has a sixth left. The latency bound is
+        # loose because a loaded host can deschedule the server for a while.
+        assert served_during_burst >= 10, served_during_burst
+        assert worst < 2.0, f"another client waited {worst:.2f} s behind the burst"
