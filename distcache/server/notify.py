@@ -94,11 +94,12 @@ def delete_if_empty(db: Any, key: bytes, value: Any) -> None:
 
 
 #: command -> its handler while events are on (None: its usual one, without run handler)
-_ANNOUNCED: Dict[str, Any] = {"incr": None, "decr": None, "get": None}
+_ANNOUNCED: Dict[str, Any] = {"incr": None, "decr": None, "incrby": None, "decrby": None,
+                             "get": None}
 def with_events(name: str) -> Callable[[Any], Any]:
     """Register the handler ``name`` uses while keyspace events are on. The hot
-    commands' usual handlers (SET's plain form, the run handlers of SET, INCR and
-    DECR) then step aside, so while events are off they test nothing."""
+    commands' usual handlers (SET's plain form, the run handlers of SET, INCR,
+    DECR, INCRBY and DECRBY) then step aside, so while events are off they test nothing."""
     def register(handler: Any) -> Any:
         _ANNOUNCED[name] = handler
         return handler

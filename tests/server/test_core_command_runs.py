@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs, SETs, INCRs or DECRs in one call) against the general
+"""Run handlers (a run of plain GETs, SETs or counter writes in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -14,9 +14,14 @@ from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
-RUNS = ("get", "set", "incr", "decr")  # the commands with run handlers
+RUNS = ("get", "set", "incr", "decr", "incrby", "decrby")  # the commands with run handlers
 #: A setup step: writes spend a credit of 3, then the memory check runs (counted).
 CREDIT = [b"credit"]
+#: A setup step: every key change is listened to (as WATCH and tracking hear them).
+LISTENED = [b"listened"]
+#: INCRBY/DECRBY amounts: canonical or not, and the int64 edges.
+AMOUNTS = [b"1", b"7", b"-3", b"0", b"05", b"+2", b"x", b"", b"999999999999999999",
+           b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808"]
 
 
 class _Transport:
@@ -40,11 +45,17 @@ def _request(rng: random.Random) -> List[bytes]:
         return [rng.choice([b"GET", b"get", b"Get"]), key]
     if roll < 0.7:
         return [rng.choice([b"SET", b"set"]), key, b"v%d" % rng.randrange(100)]
-    if roll < 0.85:  # counters: "n" holds numbers; other keys give the errors
-        return [rng.choice([b"INCR", b"incr", b"DECR"]), rng.choice([b"n", b"n", key, b"big"])]
+    if roll < 0.8:  # counters: "n" holds numbers; other keys give the errors
+        return [rng.choice([b"INCR", b"incr", b"DECR"]),
+                rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"])]
+    if roll < 0.87:
+        return [rng.choice([b"INCRBY", b"DECRBY", b"decrby"]),
+                rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"]), rng.choice(AMOUNTS)]
     return rng.choice([
         [b"SET", b"n", b"%d" % rng.randrange(-5, 5)], [b"SET", b"big", b"9223372036854775806"],
-        [b"SET", b"n", b"007"],
+        [b"SET", b"n", b"007"], [b"SET", b"n", b"0"], [b"SET", b"n", b"-0"], [b"SET", b"n", b"+1"],
+        [b"SET", b"n", b" 1"], [b"SET", b"n", b"1_0"], [b"SET", b"n", b"999999999999999999"],
+        [b"SET", b"small", b"-9223372036854775807"], [b"SET", b"ttl", b"5", b"EX", b"1000"],
         [b"GET"], [b"GET", key, key], [b"SET", key], [b"SET", key, b"x", b"NX"],
         [b"SET", key, b"y", b"EX", b"100"], [b"SET", key, b"z", b"GET"],
         [b"LPUSH", b"list", b"x"], [b"DEL", key], [b"INCR", b"a"], [b"PING"],
@@ -68,8 +79,10 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
              monkeypatch: pytest.MonkeyPatch) -> Tuple[Any, ...]:
     with monkeypatch.context() as patch:
         if not runs:
+            # The registered one too: making a server may rebuild the table from it.
             for name in RUNS:
                 patch.setattr(COMMANDS[name], "run_handler", None)
+                patch.setattr(COMMANDS[name], "base_run_handler", None)
         calls = {name: COMMANDS[name].calls for name in RUNS}
         failed = {name: COMMANDS[name].failed for name in RUNS}
         server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
@@ -81,7 +94,11 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         propagated: List[Tuple[int, List[List[bytes]]]] = []
         server.keyspace.add_propagator(lambda db, cmds: propagated.append((db, list(cmds))))
         checks: List[int] = []
+        heard: List[bytes] = []
         for request in setup:
+            if request == LISTENED:
+                server.keyspace.add_listener("modified", lambda db, key: heard.append(key))
+                continue
             if request == CREDIT:  # a memory limit whose full check is counted
                 def oom_check(c: Any) -> None:
                     checks.append(server.oom_credit)
@@ -92,7 +109,7 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
                 continue
             client.data_received(encode_command(request))
         db = client.db
-        db.data[b"stale"] = b"old"
+        db.data[b"stale"] = b"41"  # a number: a counter run must expire it too
         db.expires[b"stale"] = 1  # long past: a read must expire it
         transport.sent.clear()
         # The LRU clock moves only between reads, alike in both sessions.
@@ -108,7 +125,7 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
                 ks.dirty, ks.expired_keys, propagated,
                 {name: COMMANDS[name].calls - calls[name] for name in RUNS},
                 {name: COMMANDS[name].failed - failed[name] for name in RUNS},
-                dict(db.lru or {}), checks)
+                dict(db.lru or {}), checks, heard)
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -122,7 +139,8 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
     [[b"CONFIG", b"SET", b"maxmemory", b"1"],  # every write over the limit: OOM
      [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]],
     [CREDIT],
-], ids=["resp2", "resp3", "lru", "lfu", "oom", "credit"])
+    [LISTENED],
+], ids=["resp2", "resp3", "lru", "lfu", "oom", "credit", "listened"])
 def test_runs_match_the_general_path(seed, setup, monkeypatch):
     reads = _reads(seed)
     general = _session(reads, setup, runs=False, monkeypatch=monkeypatch)
@@ -154,8 +172,76 @@ def test_runs_are_taken(monkeypatch):
         [b"SET", b"k", b"1"], [b"SET", b"k", b"2"], [b"SET", b"k", b"3", b"NX"],
         [b"GET", b"k"], [b"GET", b"k"], [b"get", b"k"], [b"LPUSH", b"l", b"x"],
         [b"GET", b"l"], [b"PING"], [b"INCR", b"n"], [b"INCR", b"n"], [b"INCR", b"l"],
-        [b"DECR", b"n"], [b"DECR", b"n"], [b"GET", b"k"]]))
+        [b"DECR", b"n"], [b"DECR", b"n"], [b"INCRBY", b"n", b"5"], [b"INCRBY", b"n", b"-2"],
+        [b"INCRBY", b"n", b"x"], [b"DECRBY", b"n", b"3"], [b"DECRBY", b"n", b"3"],
+        [b"GET", b"k"]]))
     # A WRONGTYPE read stops a run; the last request, alone, is not a run.
     assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0),
-                     (b"INCR", 2), (b"INCR", 0), (b"DECR", 2)]
-    assert client.db.data[b"n"] == b"0"
+                     (b"INCR", 2), (b"INCR", 0), (b"DECR", 2), (b"INCRBY", 2),
+                     (b"INCRBY", 0), (b"DECRBY", 2)]
+    assert client.db.data[b"n"] == b"-3"
+
+
+def _twice(*requests: List[bytes]) -> bytes:
+    """One read with each request twice in a row (a run of two)."""
+    return b"".join(encode_command(r) * 2 for r in requests)
+
+
+@pytest.mark.parametrize("setup", [[], [[b"CONFIG", b"SET", b"maxmemory", b"1gb"],
+                                        [b"CONFIG", b"SET", b"maxmemory-policy", b"allkeys-lru"]]],
+                         ids=["plain", "lru"])
+def test_counter_runs_at_the_edges(setup, monkeypatch):
+    """Counter runs where the shortcut must stop: int64 overflow either way, a
+    value that is not canonical, a key whose TTL is due, a wrong type."""
+    reads = [
+        _twice([b"INCR", b"stale"]),
+        _twice([b"SET", b"n", b"5"], [b"INCRBY", b"n", b"9223372036854775807"]),
+        _twice([b"SET", b"n", b"-5"], [b"DECRBY", b"n", b"9223372036854775807"]),
+        _twice([b"SET", b"n", b"1"], [b"DECRBY", b"n", b"-9223372036854775808"]),
+        _twice([b"SET", b"n", b"999999999999999999"], [b"INCR", b"n"], [b"DECR", b"n"]),
+        _twice([b"SET", b"n", b"9223372036854775806"], [b"INCR", b"n"]),
+        _twice([b"SET", b"n", b"-9223372036854775807"], [b"DECR", b"n"]),
+        _twice([b"SET", b"n", b"0"], [b"INCR", b"n"], [b"SET", b"n", b"007"], [b"INCR", b"n"]),
+        _twice([b"SET", b"n", b"-0"], [b"INCR", b"n"], [b"INCRBY", b"n", b"05"],
+               [b"INCRBY", b"n", b"+2"], [b"INCRBY", b"n", b"-0"], [b"INCRBY", b"n", b"0"]),
+        _twice([b"SET", b"t", b"1", b"PX", b"100000"], [b"INCR", b"t"], [b"INCRBY", b"t", b"2"]),
+        _twice([b"LPUSH", b"l", b"x"], [b"INCR", b"l"], [b"INCRBY", b"l", b"1"]),
+    ]
+    general = _session(reads, setup, runs=False, monkeypatch=monkeypatch)
+    with_runs = _session(reads, setup, runs=True, monkeypatch=monkeypatch)
+    assert with_runs[0] == general[0]
+    assert with_runs == general
+    assert b"-ERR increment or decrement would overflow" in general[0]
+    assert general[1][b"t"] == b"7" and general[2] == [b"t"]
+
+
+def test_counter_runs_match_redis(server, reference_redis):
+    """Pipelined counter runs over TCP, edges included, against redis-server."""
+    import redis
+    requests: List[List[bytes]] = []
+    for value, commands in [
+        (b"999999999999999998", [[b"INCR"], [b"DECR"], [b"INCRBY", b"3"]]),
+        (b"9223372036854775806", [[b"INCR"], [b"INCRBY", b"-1"]]),
+        (b"-9223372036854775807", [[b"DECR"], [b"DECRBY", b"1"]]),
+        (b"5", [[b"DECRBY", b"-9223372036854775808"], [b"INCRBY", b"05"], [b"INCRBY", b"+1"],
+                [b"INCRBY", b"9223372036854775807"], [b"DECRBY", b"x"], [b"INCR", b"extra"]]),
+        (b"007", [[b"INCR"]]), (b" 7", [[b"DECR"]]), (b"0", [[b"INCR"], [b"DECR"]]),
+    ]:
+        requests.append([b"SET", b"n", value, b"PX", b"100000"])
+        for command in commands:
+            requests += [command[:1] + [b"n"] + command[1:]] * 3
+    requests += [[b"LPUSH", b"l", b"x"]] + [[b"INCR", b"l"]] * 2 + [[b"PTTL", b"n"]]
+    replies = []
+    for port in (server.port, reference_redis.port):
+        r = redis.Redis(port=port, socket_timeout=10)
+        try:
+            r.flushall()
+            pipe = r.pipeline(transaction=False)
+            for request in requests:
+                pipe.execute_command(*request)
+            got = pipe.execute(raise_on_error=False)
+            replies.append([str(g) if isinstance(g, Exception) else g for g in got])
+        finally:
+            r.close()
+    assert replies[0][:-1] == replies[1][:-1]
+    assert 90000 < replies[0][-1] <= 100000  # the counter writes kept the TTL

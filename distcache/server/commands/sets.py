@@ -173,8 +173,15 @@ def _sets_of(c: Any, keys: List[bytes]) -> List[Set[bytes]]:
     return [_set(db, key, True) or set() for key in keys]
 
 
+def distinct(sources: List[Any]) -> List[Any]:
+    """``sources`` without repeats of the same object (a key named again), in order:
+    intersections, unions and differences do not change, and a key named a
+    thousand times costs one pass instead of a thousand."""
+    return list({id(s): s for s in sources}.values())
+
+
 def _inter(sets: List[Set[bytes]]) -> Set[bytes]:
-    ordered = sorted(sets, key=len)
+    ordered = sorted(distinct(sets), key=len)
     result = set(ordered[0])
     for other in ordered[1:]:
         if not result:
@@ -184,11 +191,11 @@ def _inter(sets: List[Set[bytes]]) -> Set[bytes]:
 
 
 def _union(sets: List[Set[bytes]]) -> Set[bytes]:
-    return set().union(*sets)
+    return set().union(*distinct(sets))
 
 
 def _diff(sets: List[Set[bytes]]) -> Set[bytes]:
-    return sets[0].difference(*sets[1:])
+    return sets[0].difference(*distinct(sets[1:]))
 
 
 def _algebra(c: Any, keys: List[bytes], op: Callable[[List[Set[bytes]]], Set[bytes]],
@@ -237,7 +244,7 @@ def sdiffstore(c: Any, args: List[bytes]) -> Any:
 
 def intersection_size(sources: List[Any], limit: int) -> int:
     """How many members all ``sources`` share, counting at most ``limit`` (0: no limit)."""
-    sources = sorted(sources, key=len)
+    sources = sorted(distinct(sources), key=len)
     count = 0
     others = sources[1:]
     for member in sources[0]:

@@ -433,26 +433,53 @@ def setrange(c: Any, args: List[bytes]) -> Any:
 
 
 # -- counters -----------------------------------------------------------------------
+# Rate limiters hammer these. A value of at most 18 digits without a leading zero
+# is a canonical int64 read with one int() (string2ll's checks without formatting
+# it back); anything else takes the exact check.
+
+#: Database's set and modified still match the copies inlined here (see INLINE_SAFE).
+_INLINE_WRITE = INLINE_SAFE["set"] and INLINE_SAFE["modified"]
+
+
+def _counter(value: Any) -> int:
+    """The int64 a string value holds, as Redis's string2ll; else NOT_INTEGER/WRONGTYPE."""
+    if value.__class__ is not bytes:
+        raise CommandError(WRONGTYPE)
+    if value.isdigit() and len(value) < 19 and value[0] != 48:
+        return int(value)
+    try:
+        current = int(value)
+    except ValueError:
+        raise CommandError(NOT_INTEGER) from None
+    if b"%d" % current != value or not INT64_MIN <= current <= INT64_MAX:
+        raise CommandError(NOT_INTEGER)
+    return current
+
 
 def incr_by(c: Any, key: bytes, delta: int) -> int:
     db = c.db
-    value = db.peek(key)
+    value = db.data.get(key)
+    if value is not None and db.expires and key in db.expires:
+        value = db.peek(key)  # expires it if due
     if value is None:
         result = delta
     else:
-        if value.__class__ is not bytes:
-            raise CommandError(WRONGTYPE)
-        try:
-            current = int(value)
-        except ValueError:
-            raise CommandError(NOT_INTEGER) from None
-        if b"%d" % current != value or not INT64_MIN <= current <= INT64_MAX:
-            raise CommandError(NOT_INTEGER)
-        result = current + delta
+        if value.__class__ is bytes and value.isdigit() and len(value) < 19 \
+                and value[0] != 48:
+            result = int(value) + delta  # _counter's common case, without its call
+        else:
+            result = _counter(value) + delta
         if not INT64_MIN <= result <= INT64_MAX:
             raise CommandError(OVERFLOW)
-    db.set(key, b"%d" % result, keep_ttl=True)
-    if db.keyspace.events:  # INCR's run handler calls this too: no call when off
+    keyspace = db.keyspace
+    if db.__class__ is Database and _INLINE_WRITE:
+        db.data[key] = b"%d" % result  # Database.set(key, ..., keep_ttl=True), inlined
+        keyspace.dirty += 1
+        if db.watched:
+            keyspace.key_modified(db, key)
+    else:
+        db.set(key, b"%d" % result, True)
+    if keyspace.events:  # the run handlers leave events to the general path
         notify(db, STRING_EVENTS, b"incrby", key)
     return result
 
@@ -469,47 +496,6 @@ def decr(c: Any, args: List[bytes]) -> Any:
     return incr_by(c, args[1], -1)
 
 
-def _counter_run(delta: int) -> RunHandler:
-    def counter_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
-        """INCRs (or DECRs): :func:`incr_by` per request, without the dispatcher's
-        call and checks; the first that fails is left to the general path
-        (incr_by checks everything before it writes)."""
-        context = _write_run_context(c)
-        if context is None:
-            return 0
-        staged, propagators, metered, credit = context
-        db = c.db
-        name = commands[start][0]
-        ran = 0
-        for args in commands[start:]:
-            if len(args) != 2 or args[0] != name:
-                break
-            if metered and credit < 1:
-                break
-            try:
-                result = incr_by(c, args[1], delta)
-            except CommandError:
-                break
-            credit -= 1
-            if staged is not None:
-                staged.append(args)
-            elif propagators:
-                for propagate in propagators:
-                    propagate(db.id, [args])
-                if db is c.keyspace.stage_db:  # the replication stream lent its shortcut
-                    staged = c.keyspace.stage
-            out.append(b":%d\r\n" % result)
-            ran += 1
-        if metered:
-            c.server.oom_credit = credit
-        return ran
-    return counter_run
-
-
-runs_of("incr")(_counter_run(1))
-runs_of("decr")(_counter_run(-1))
-
-
 @command("incrby", 3, "write denyoom fast", (1, 1, 1), **_STR)
 def incrby(c: Any, args: List[bytes]) -> Any:
     """Add an integer to an integer value."""
@@ -523,6 +509,97 @@ def decrby(c: Any, args: List[bytes]) -> Any:
     if delta == INT64_MIN:
         raise CommandError("ERR decrement would overflow")
     return incr_by(c, args[1], -delta)
+
+
+def _counter_run(sign: int, argc: int) -> RunHandler:
+    """The run handler of INCR/DECR (``argc`` 2: the delta is ``sign``) or
+    INCRBY/DECRBY (3: ``sign`` times the request's amount)."""
+    def counter_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+        """Counter writes without the dispatcher's call and checks, and Database's
+        peek/set/modified inlined (see INLINE_SAFE) for a plain database; a key with
+        a TTL due, or a request the general path would refuse, ends the run there."""
+        context = _write_run_context(c)
+        if context is None:
+            return 0
+        staged, propagators, metered, credit = context
+        db = c.db
+        keyspace = c.keyspace
+        data = db.data
+        expires = db.expires
+        inline = db.__class__ is Database and _INLINE_WRITE
+        now = 0
+        name = commands[start][0]
+        ran = 0
+        for args in commands[start:]:
+            if len(args) != argc or args[0] != name:
+                break
+            if metered and credit < 1:
+                break
+            key = args[1]
+            if argc == 2:
+                delta = sign
+            else:
+                amount = args[2]
+                if amount.isdigit() and len(amount) < 19 and amount[0] != 48:
+                    delta = int(amount) * sign
+                else:
+                    try:
+                        delta = to_int(amount) * sign
+                    except CommandError:
+                        break
+                    if delta > INT64_MAX:
+                        break  # DECRBY of INT64_MIN: the general path's error
+            value = data.get(key)
+            if value is None:
+                result = delta
+            else:
+                if expires and key in expires:
+                    if not now:
+                        now = now_ms()  # once a run: Redis too reads the clock once a call
+                    if expires[key] <= now:
+                        break  # the general path expires it (and propagates the DEL)
+                if value.__class__ is not bytes:
+                    break
+                if value.isdigit() and len(value) < 19 and value[0] != 48:
+                    result = int(value) + delta
+                    # Below 10**18 plus or minus one cannot overflow.
+                    if argc == 3 and not INT64_MIN <= result <= INT64_MAX:
+                        break
+                else:
+                    try:
+                        result = _counter(value) + delta
+                    except CommandError:
+                        break
+                    if not INT64_MIN <= result <= INT64_MAX:
+                        break
+            new = b"%d" % result
+            if inline:
+                data[key] = new  # Database.set(key, new, keep_ttl=True), inlined
+                keyspace.dirty += 1
+                if db.watched:
+                    keyspace.key_modified(db, key)
+            else:
+                db.set(key, new, True)
+            credit -= 1
+            if staged is not None:
+                staged.append(args)
+            elif propagators:
+                for propagate in propagators:
+                    propagate(db.id, [args])
+                if db is keyspace.stage_db:  # the replication stream lent its shortcut
+                    staged = keyspace.stage
+            out += (b":", new, b"\r\n")
+            ran += 1
+        if metered:
+            c.server.oom_credit = credit
+        return ran
+    return counter_run
+
+
+runs_of("incr")(_counter_run(1, 2))
+runs_of("decr")(_counter_run(-1, 2))
+runs_of("incrby")(_counter_run(1, 3))
+runs_of("decrby")(_counter_run(-1, 3))
 
 
 @command("incrbyfloat", 3, "write denyoom fast", (1, 1, 1), **_STR)

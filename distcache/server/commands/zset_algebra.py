@@ -21,15 +21,20 @@ _AGGREGATES: Dict[bytes, Callable[[float, float], float]] = {
     b"SUM": _aggregate_sum, b"MIN": min, b"MAX": max}
 
 
-def _source_scores(db: Any, key: bytes) -> Optional[Dict[bytes, float]]:
-    """member -> score of a zset, or of a set (every score 1); WRONGTYPE otherwise."""
-    value = db.get(key)
+def _source_scores(db: Any, key: bytes, converted: Dict[int, Any]
+                   ) -> Optional[Dict[bytes, float]]:
+    """member -> score of a zset, or of a set (every score 1, built once a set:
+    ``converted``); WRONGTYPE otherwise."""
+    value = db.get(key)  # each name counts, as Redis's lookup per key
     if value is None:
         return None
     if value.__class__ is ZSet:
         return value.scores
     if value.__class__ is set:
-        return dict.fromkeys(value, 1.0)
+        scores = converted.get(id(value))
+        if scores is None:
+            scores = converted[id(value)] = dict.fromkeys(value, 1.0)
+        return scores
     raise CommandError(WRONGTYPE)
 
 
@@ -41,7 +46,10 @@ def _combine(c: Any, args: List[bytes], numkeys_at: int, op: str, store: bool) -
     if numkeys > len(args) - numkeys_at - 1:
         raise CommandError(SYNTAX)
     keys = args[numkeys_at + 1:numkeys_at + 1 + numkeys]
-    sources = [_source_scores(c.db, key) for key in keys]
+    # A key named again is the same object (a set's scores built once), which
+    # _compute groups, as Redis skips the lookup of the set it iterates.
+    converted: Dict[int, Optional[Dict[bytes, float]]] = {}
+    sources = [_source_scores(c.db, key, converted) for key in keys]
     weights = [1.0] * numkeys
     aggregate = _aggregate_sum
     withscores = False
@@ -86,34 +94,82 @@ def _weighted(score: float, weight: float) -> float:
     return 0.0 if value != value else value
 
 
+#: Sums of integers up to this magnitude are exact in a double.
+_EXACT = float(1 << 53)
+
+
+def _repeated(aggregate: Callable[[float, float], float], acc: float, value: float,
+              times: int) -> float:
+    """``aggregate(acc, value)`` ``times`` times over, as the loop would, but in
+    one step where that is exact: MIN and MAX give the same after the first, and
+    a SUM of integers that stays below 2**53 never rounds."""
+    if aggregate is not _aggregate_sum:
+        return aggregate(acc, value)
+    if acc.is_integer() and value.is_integer() and abs(acc) + times * abs(value) <= _EXACT:
+        return acc + times * value
+    for _ in range(times):
+        acc = aggregate(acc, value)
+    return acc
+
+
+def _runs(sources: List[Tuple[Dict[bytes, float], float]]
+          ) -> List[Tuple[Dict[bytes, float], float, int]]:
+    """Sources in order, each run of the same object with the same weight as one
+    (source, weight, how many)."""
+    runs: List[Tuple[Dict[bytes, float], float, int]] = []
+    for scores, w in sources:
+        if runs and runs[-1][0] is scores and runs[-1][1] == w:
+            runs[-1] = (scores, w, runs[-1][2] + 1)
+        else:
+            runs.append((scores, w, 1))
+    return runs
+
+
 def _compute(op: str, sources: List[Tuple[Dict[bytes, float], float]],
              aggregate: Callable[[float, float], float]) -> Dict[bytes, float]:
+    """The result of ``op`` over (scores, weight) sources. A key named many times
+    costs one pass, not one per name: repeated sources are folded in one step
+    (:func:`_repeated`) and, as Redis, the one being iterated is not looked up."""
     if op == "diff":
         first = sources[0][0]
-        others = [s for s, _ in sources[1:]]
+        others = list({id(s): s for s, _ in sources[1:]}.values())
+        if any(o is first for o in others):
+            return {}
         return {m: s for m, s in first.items() if not any(m in o for o in others)}
+    # A stable sort keeps a key's repeats together.
     ordered = sorted(sources, key=lambda sw: len(sw[0]))
     if op == "inter":
-        (smallest, w0), rest = ordered[0], ordered[1:]
+        (smallest, w0), rest = ordered[0], _runs(ordered[1:])
         result = {}
         for member, score in smallest.items():
             value = _weighted(score, w0)
-            for other, w in rest:
-                other_score = other.get(member)
-                if other_score is None:
-                    break
+            for other, w, times in rest:
+                if other is smallest:
+                    other_score = score
+                else:
+                    other_score = other.get(member)
+                    if other_score is None:
+                        break
                 # as Redis: only the first set's NaN (0 * inf) becomes 0; here
                 # SUM turns a NaN total into 0 and MIN/MAX keep the other side
-                value = aggregate(value, other_score * w)
+                if times == 1:
+                    value = aggregate(value, other_score * w)
+                else:
+                    value = _repeated(aggregate, value, other_score * w, times)
             else:
                 result[member] = value
         return result
     union: Dict[bytes, float] = {}
-    for scores, w in ordered:
+    for scores, w, times in _runs(ordered):
         for member, score in scores.items():
             value = _weighted(score, w)
             old = union.get(member)
-            union[member] = value if old is None else aggregate(old, value)
+            if times == 1:
+                union[member] = value if old is None else aggregate(old, value)
+            elif old is None:
+                union[member] = _repeated(aggregate, value, value, times - 1)
+            else:
+                union[member] = _repeated(aggregate, old, value, times)
     return union
 
 
