@@ -398,10 +398,10 @@ class BufferedClient(Client, asyncio.BufferedProtocol):
     asyncio's transport calls ``sock.recv(256 kB)`` per read, and on PyPy that
     is a 256 kB raw allocation per read, some of which wait for a major
     collection: 100k lone GETs ran 24 more major collections than this class
-    does, at 21 against 13 CPU us per request (docs/pypy.md). ``recv_into`` a
-    buffer allocated once, then a copy of what arrived, cost a small young
-    object. One buffer serves every client of a server: asyncio fills it and
-    calls ``buffer_updated`` before any other read.
+    does, at 21-22 against 13-16 CPU us per request (docs/pypy.md).
+    ``recv_into`` a buffer allocated once, then a copy of what arrived, cost a
+    small young object. One buffer serves every client of a server: asyncio
+    fills it and calls ``buffer_updated`` before any other read.
     """
 
     def get_buffer(self, sizehint: int) -> memoryview:
