@@ -23,7 +23,7 @@ from .. import __version__
 from ..config import Config, build_config
 from . import commands as _commands  # noqa: F401  (registers every command)
 from .commands.table import lookup_table
-from .connection import Client
+from .connection import BufferedClient, Client
 from .errors import MAX_CLIENTS, PROTECTED_MODE
 from .expiry import ActiveExpiry
 from .info import rss_bytes
@@ -33,6 +33,9 @@ from .scan import ScanCursors
 from .tls import ServerTLS
 
 log = logging.getLogger("distcache.server")
+
+#: Bytes one read may bring (BufferedClient's shared buffer): asyncio's recv size.
+READ_BUFFER_SIZE = 256 * 1024
 
 
 def _new_event_loop(kind: str) -> "tuple[asyncio.AbstractEventLoop, str]":
@@ -70,6 +73,10 @@ class CacheServer:
         #: SIGTERM/SIGINT seen or SHUTDOWN done: no new client, no new command.
         self._stopping = False
         self.loop_kind = "asyncio"
+        #: Read clients through one shared buffer (BufferedClient); None: on
+        #: PyPy's asyncio loop only, the one where it saves (docs/pypy.md).
+        self.buffered_reads: Optional[bool] = None
+        self.read_view = memoryview(b"")
         self.parser_kind = config["parser"]
         self.port = config["port"]
         #: The TLS port listened on (0: none), and the TLS state when it is on.
@@ -255,7 +262,8 @@ class CacheServer:
             # port 0 picks a free port, unless TLS is on: then, as in Redis, it
             # means no plain-text port (and tls-port auto picks a free one).
             if port or not tls_port:
-                self.port = await self._listen(hosts, port, lambda: Client(self))
+                client_class = self._client_class()
+                self.port = await self._listen(hosts, port, lambda: client_class(self))
             else:
                 self.port = 0
             if tls is not None:
@@ -298,6 +306,18 @@ class CacheServer:
             if not port:  # port 0: every address shares the first one picked
                 port = server.sockets[0].getsockname()[1]
         return port
+
+    def _client_class(self) -> "type[Client]":
+        """BufferedClient where reads go through the shared buffer, else Client."""
+        buffered = self.buffered_reads
+        if buffered is None:
+            # uvloop reads into its own buffer; CPython's recv frees what it
+            # allocates at once (the buffered path measured the same there).
+            buffered = self.loop_kind == "asyncio" and sys.implementation.name == "pypy"
+        if not buffered:
+            return Client
+        self.read_view = memoryview(bytearray(READ_BUFFER_SIZE))
+        return BufferedClient
 
     def _parser_name(self) -> str:
         from ..protocol import parser_name
