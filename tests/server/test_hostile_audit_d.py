@@ -1,0 +1,46 @@
+"""Hostile input, part D: short requests that made the server work (or allocate)
+far beyond what redis-server 7.0 does for the same request.
+
+Each test is timed through a real server; where Redis's reply is the spec it is
+compared with a real redis-server 7.0.15.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from servers import same_reply
+
+
+# -- BITOP: one key named many times -----------------------------------------------------
+
+def test_bitop_over_one_key_named_many_times_is_one_conversion(r):
+    """BITOP AND/OR/XOR made a big integer per name: 300 names of a dense 1 MB key
+    held 300 MB and took about 10 s (1,000 names of 64 MB: 97 s, and 64 GB when the
+    value has no leading zero bytes; redis-server 0.8 s). A value is converted once."""
+    value = os.urandom(1 << 20)
+    r.set("big", value)
+    for op in ("AND", "OR", "XOR"):
+        start = time.perf_counter()
+        assert r.bitop(op, "dst", *(["big"] * 300)) == len(value)
+        assert time.perf_counter() - start < 2, op  # about 0.05 s; it was 10 s
+        assert r.get("dst") == (bytes(len(value)) if op == "XOR" else value)
+    assert r.bitop("XOR", "dst", *(["big"] * 301)) == len(value)
+    assert r.get("dst") == value
+
+
+def test_bitop_with_repeats_and_lengths_matches_redis(r, reference_redis):
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=10)
+    ref.flushall()
+    clients = (r, ref)
+    for client in clients:
+        client.mset({"a": b"\xf0\x0f\xaa", "b": b"\x3c", "c": b"\xff\x00\x55\x01", "e": b""})
+    for op in ("AND", "OR", "XOR"):
+        for keys in (["a"], ["a", "a"], ["a", "b", "a"], ["a", "b", "a", "b"],
+                     ["c", "a", "c", "c"], ["a", "missing"], ["missing", "missing"],
+                     ["b", "e", "b"], ["a", "b", "c", "a", "b", "c", "a"]):
+            same_reply(clients, "BITOP", op, "dst", *keys)
+            same_reply(clients, "GET", "dst")
+            same_reply(clients, "EXISTS", "dst")
