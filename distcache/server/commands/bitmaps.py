@@ -121,6 +121,10 @@ def _count_ones(value: bytes, first: int, last: int) -> int:
     return ones - _popcount(head) - _popcount(tail)
 
 
+#: A block holding no 1 bit (for BITPOS 1) and one holding no 0 bit (for BITPOS 0).
+_BLANK = {1: bytes(_CHUNK), 0: b"\xff" * _CHUNK}
+
+
 def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
     """Position of the first ``bit`` from bit ``first`` to ``last``, or -1."""
     lo, hi = first >> 3, last >> 3
@@ -134,8 +138,14 @@ def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
                     return pos
             at += 1
             continue
+        # Whole blocks without such a bit: a memcmp each, nothing copied (two
+        # slices a block made BITPOS over 64 MB take 0.7 s; redis-server 0.02 s).
+        blank = _BLANK[bit]
+        while at + _CHUNK <= hi and value.startswith(blank, at):
+            at += _CHUNK
         stop = min(hi, at + _CHUNK)
-        skipped = len(value[at:stop]) - len(value[at:stop].lstrip(other))
+        piece = value[at:stop]
+        skipped = len(piece) - len(piece.lstrip(other))
         at += skipped
         if at < stop:
             byte = value[at] if bit else value[at] ^ 0xFF
