@@ -17,7 +17,7 @@ its elements arrive, so a claim of 2**63 elements costs nothing but an error.
 from __future__ import annotations
 
 import struct
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from . import lzf
 from .crc64 import crc64
@@ -56,6 +56,31 @@ _MAX_READ = 1 << 20
 _QUICKLIST_PLAIN, _QUICKLIST_PACKED = 1, 2
 #: Redis never tries LZF on shorter strings ("unable to compress even aaaa...").
 LZF_MIN = 21
+#: Bytes of strings one request on the event loop (DUMP, MIGRATE, FUNCTION DUMP) may
+#: LZF-compress: pure-Python LZF does 1-3 MB/s where liblzf does hundreds, so a
+#: DUMP of a 50 MB string held the loop 16 s (redis-server: 0.14 s). Strings past
+#: the budget are written verbatim, which Redis reads as well; 128 kB keeps
+#: Redis's exact bytes for collections up to about that size (about 0.1 s at most).
+LZF_BUDGET = 128 << 10
+
+
+class LzfBudget:
+    """What is left of :data:`LZF_BUDGET` for one payload: pass it as ``compress``."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int = LZF_BUDGET) -> None:
+        self.left = left
+
+    def __bool__(self) -> bool:
+        return self.left >= LZF_MIN
+
+    def take(self, n: int) -> bool:
+        """Whether a string of ``n`` bytes still fits (and spend it if so)."""
+        if n > self.left:
+            return False
+        self.left -= n
+        return True
 
 
 class RdbEmptyKey(RdbError):
@@ -412,9 +437,10 @@ def encode_length(n: int) -> bytes:
     return b"\x81" + n.to_bytes(8, "big")
 
 
-def encode_string(s: bytes, compress: bool = True) -> bytes:
+def encode_string(s: bytes, compress: Union[bool, LzfBudget] = True) -> bytes:
     """rdbSaveRawString: an integer encoding for short canonical integers, LZF
-    when it saves at least 5 bytes (strings over 20 bytes), else verbatim."""
+    when it saves at least 5 bytes (strings over 20 bytes, while a budget lasts),
+    else verbatim."""
     n = len(s)
     if n <= 11:
         v = as_int64(s)
@@ -425,7 +451,7 @@ def encode_string(s: bytes, compress: bool = True) -> bytes:
                 return b"\xc1" + (v & 0xFFFF).to_bytes(2, "little")
             if -2147483648 <= v <= 2147483647:
                 return b"\xc2" + (v & 0xFFFFFFFF).to_bytes(4, "little")
-    if compress and n >= LZF_MIN:
+    if compress and n >= LZF_MIN and (compress is True or compress.take(n)):
         packed = lzf.compress(s, n - 4)
         if packed is not None:
             return b"\xc3" + encode_length(len(packed)) + encode_length(n) + packed
@@ -464,7 +490,7 @@ def _quicklist_nodes(items: Iterable[bytes], node_bytes: int) -> List[bytes]:
     return nodes
 
 
-def encode_object(kind: str, value: Any, compress: bool = True,
+def encode_object(kind: str, value: Any, compress: Union[bool, LzfBudget] = True,
                   limits: Limits = DEFAULT_LIMITS) -> Tuple[int, bytes]:
     """(RDB type, encoded object) as Redis 7.0 saves ``value``."""
     s = encode_string

@@ -6,9 +6,9 @@ all before (little-endian uint64)``.
 from __future__ import annotations
 
 import io
-from typing import Any, Tuple
+from typing import Any, Tuple, Union
 
-from .codec import RDB_VERSION, RdbReader, encode_object
+from .codec import RDB_VERSION, LzfBudget, RdbReader, encode_object
 from .crc64 import crc64
 from .errors import RdbError
 
@@ -21,9 +21,10 @@ class PayloadVersionError(RdbError):
     Redis's "DUMP payload version or checksum are wrong"."""
 
 
-def dump_payload(kind: str, value: Any, compress: bool = True) -> bytes:
-    """The DUMP serialization of a value."""
-    rdb_type, body = encode_object(kind, value, compress)
+def dump_payload(kind: str, value: Any, compress: Union[bool, LzfBudget] = True) -> bytes:
+    """The DUMP serialization of a value: LZF within a fresh :class:`LzfBudget`
+    (``compress`` True) or the one given (MIGRATE's keys share one)."""
+    rdb_type, body = encode_object(kind, value, LzfBudget() if compress is True else compress)
     data = bytes((rdb_type,)) + body + RDB_VERSION.to_bytes(2, "little")
     return data + crc64(data).to_bytes(8, "little")
 

@@ -6,7 +6,7 @@ value once (as SETRANGE does); reads never copy more than they count.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CommandError, SYNTAX, WRONGTYPE
 from ..notify import GENERIC, STRING, notify
@@ -121,6 +121,10 @@ def _count_ones(value: bytes, first: int, last: int) -> int:
     return ones - _popcount(head) - _popcount(tail)
 
 
+#: A block holding no 1 bit (for BITPOS 1) and one holding no 0 bit (for BITPOS 0).
+_BLANK = {1: bytes(_CHUNK), 0: b"\xff" * _CHUNK}
+
+
 def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
     """Position of the first ``bit`` from bit ``first`` to ``last``, or -1."""
     lo, hi = first >> 3, last >> 3
@@ -134,8 +138,14 @@ def _first_bit(value: bytes, bit: int, first: int, last: int) -> int:
                     return pos
             at += 1
             continue
+        # Whole blocks without such a bit: a memcmp each, nothing copied (two
+        # slices a block made BITPOS over 64 MB take 0.7 s; redis-server 0.02 s).
+        blank = _BLANK[bit]
+        while at + _CHUNK <= hi and value.startswith(blank, at):
+            at += _CHUNK
         stop = min(hi, at + _CHUNK)
-        skipped = len(value[at:stop]) - len(value[at:stop].lstrip(other))
+        piece = value[at:stop]
+        skipped = len(piece) - len(piece.lstrip(other))
         at += skipped
         if at < stop:
             byte = value[at] if bit else value[at] ^ 0xFF
@@ -215,18 +225,33 @@ def bitpos(c: Any, args: List[bytes]) -> Any:
 
 
 def _combine(op: bytes, sources: List[bytes], size: int) -> bytes:
-    """AND, OR or XOR of ``sources``, zero-padded to ``size`` bytes."""
-    # One big integer per source: C speed whatever the length.
-    ints = [int.from_bytes(s.ljust(size, b"\x00"), "big") for s in sources]
-    result = ints[0]
-    for n in ints[1:]:
-        if op == b"AND":
+    """AND, OR or XOR of ``sources``, zero-padded to ``size`` bytes.
+
+    Each distinct value is converted once and folded in at once: ``x & x`` and
+    ``x | x`` are ``x``, ``x ^ x`` is 0. A big integer per name held every copy
+    together: 1,000 names of one 64 MB key took 97 s (redis-server: 0.8 s) and
+    needed 64 GB when the value had no leading zero bytes."""
+    named: Dict[int, List[Any]] = {}  # id -> [value, times named]
+    for value in sources:
+        seen = named.get(id(value))
+        if seen is None:
+            named[id(value)] = [value, 1]
+        else:
+            seen[1] += 1
+    result: Optional[int] = None
+    for value, times in named.values():
+        if op == b"XOR" and not times & 1:
+            continue  # named an even number of times: cancels out
+        n = int.from_bytes(value, "big") << (8 * (size - len(value)))  # zero-padded
+        if result is None:
+            result = n
+        elif op == b"AND":
             result &= n
         elif op == b"OR":
             result |= n
         else:
             result ^= n
-    return result.to_bytes(size, "big")
+    return (result or 0).to_bytes(size, "big")
 
 
 # -- BITOP ------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any, List
 
 from ...protocol import OK, Status
 from ...rdb import PayloadVersionError, RdbError, dump_payload, load_payload
+from ...rdb.codec import LzfBudget
 from ..errors import CommandError, SYNTAX
 from ..eviction import set_frequency, set_idle
 from ..keyspace import now_ms
@@ -216,7 +217,7 @@ def migrate(c: Any, args: List[bytes]) -> Any:
         return Status(b"NOKEY")
     requests = [[b"AUTH", *plan.auth]] if plan.auth else []
     requests.append([b"SELECT", b"%d" % target_db])
-    compress = bool(c.server.config["rdbcompression"])
+    compress = LzfBudget() if c.server.config["rdbcompression"] else False  # one for all
     for key, ttl, value in batch:
         restore = [b"RESTORE", key, b"%d" % ttl, dump_payload(*codec_value(value),
                                                               compress=compress)]

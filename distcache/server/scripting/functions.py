@@ -32,7 +32,7 @@ import lupa.lua51 as lupa
 from ...protocol import Status
 from ...protocol.resp import RespSet, split_inline
 from ...rdb import RDB_VERSION, RdbError, RdbReader, crc64, verify_payload
-from ...rdb.codec import encode_string
+from ...rdb.codec import LzfBudget, encode_string
 from ..errors import CommandError
 from . import split_keys
 from .lua import LuaRuntime, ScriptError, lua_tostring
@@ -301,7 +301,7 @@ class FunctionStore:
 
     def dump(self) -> bytes:
         self.sync()
-        compress = bool(self.server.config["rdbcompression"])
+        compress = LzfBudget() if self.server.config["rdbcompression"] else False
         body = b"".join(bytes((OP_FUNCTION2,)) + encode_string(lib.code, compress)
                         for lib in self.libraries.values())
         body += RDB_VERSION.to_bytes(2, "little")

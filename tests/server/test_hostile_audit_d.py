@@ -1,0 +1,124 @@
+"""Hostile input, part D: short requests that made the server work (or allocate)
+far beyond what redis-server 7.0 does for the same request.
+
+Each test is timed through a real server; where Redis's reply is the spec it is
+compared with a real redis-server 7.0.15.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from servers import same_reply
+
+from test_core_hostile import _best_of  # the fastest of n runs
+
+
+# -- BITOP: one key named many times -----------------------------------------------------
+
+def test_bitop_over_one_key_named_many_times_is_one_conversion(r):
+    """BITOP AND/OR/XOR made a big integer per name: 300 names of a dense 1 MB key
+    held 300 MB and took about 10 s (1,000 names of 64 MB: 97 s, and 64 GB when the
+    value has no leading zero bytes; redis-server 0.8 s). A value is converted once."""
+    value = os.urandom(1 << 20)
+    r.set("big", value)
+    for op in ("AND", "OR", "XOR"):
+        start = time.perf_counter()
+        assert r.bitop(op, "dst", *(["big"] * 300)) == len(value)
+        assert time.perf_counter() - start < 2, op  # about 0.05 s; it was 10 s
+        assert r.get("dst") == (bytes(len(value)) if op == "XOR" else value)
+    assert r.bitop("XOR", "dst", *(["big"] * 301)) == len(value)
+    assert r.get("dst") == value
+
+
+def test_bitop_with_repeats_and_lengths_matches_redis(r, reference_redis):
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=10)
+    ref.flushall()
+    clients = (r, ref)
+    for client in clients:
+        client.mset({"a": b"\xf0\x0f\xaa", "b": b"\x3c", "c": b"\xff\x00\x55\x01", "e": b""})
+    for op in ("AND", "OR", "XOR"):
+        for keys in (["a"], ["a", "a"], ["a", "b", "a"], ["a", "b", "a", "b"],
+                     ["c", "a", "c", "c"], ["a", "missing"], ["missing", "missing"],
+                     ["b", "e", "b"], ["a", "b", "c", "a", "b", "c", "a"]):
+            same_reply(clients, "BITOP", op, "dst", *keys)
+            same_reply(clients, "GET", "dst")
+            same_reply(clients, "EXISTS", "dst")
+
+
+# -- BITPOS: a long run without the bit ---------------------------------------------------
+
+def test_bitpos_over_a_long_blank_run_compares_in_place(r):
+    """BITPOS 1 over 64 MB of zero bytes (0 over 0xff bytes) sliced two copies of
+    every 64 kB block: 0.7 s, redis-server 0.02 s. Whole blocks are compared in place."""
+    size = 64 << 20
+    r.set("zeros", bytes(size) + b"\x01")
+    r.set("ones", b"\xff" * size + b"\xfe")
+    assert _best_of(3, lambda: r.bitpos("zeros", 1)) < 0.25  # about 0.03 s
+    assert _best_of(3, lambda: r.bitpos("ones", 0)) < 0.25
+    assert r.bitpos("zeros", 1) == r.bitpos("ones", 0) == size * 8 + 7
+
+
+def test_bitpos_across_block_edges_matches_redis(r, reference_redis):
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=10)
+    ref.flushall()
+    clients = (r, ref)
+    block = 1 << 16
+    for client in clients:
+        value = bytearray(block * 3 + 10)
+        value[block - 1] = 0x10
+        value[block * 2] = 0x80
+        value[block * 3 + 3] = 0x01
+        client.set("z", bytes(value))
+        client.set("f", bytes(255 - b for b in value))
+    for key, bit in (("z", 1), ("f", 0)):
+        for rng in ((), (0,), (0, -1), (block, -1), (block - 1, block - 1), (block + 1, -1),
+                    (block * 2 + 1,), (block * 3 + 4, -1), (1, block * 3, "BYTE"),
+                    (block * 8 - 3, block * 8 + 9, "BIT"), (block * 8 - 2, -1, "BIT"),
+                    (block * 16 + 1, block * 24 + 7, "BIT"), (block * 24 + 26, -1, "BIT")):
+            same_reply(clients, "BITPOS", key, bit, *rng)
+            same_reply(clients, "BITPOS", key, 1 - bit, *rng)
+
+
+# -- DUMP / MIGRATE / FUNCTION DUMP: LZF in pure Python --------------------------------
+
+def test_dump_of_a_large_value_does_not_hold_the_loop(r, reference_redis):
+    """LZF in Python compresses 1-3 MB/s: DUMP of a 50 MB string held the loop 16 s
+    (redis-server 0.14 s), FUNCTION DUMP of a library with a 50 MB comment 21 s. Only
+    the first 128 kB of strings of a payload are compressed; the rest go verbatim,
+    and Redis restores the payload."""
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=30)
+    ref.flushall()
+    big = b"hello world " * (1 << 20)  # 12 MB: about 4 s before
+    r.set("big", big)
+    start = time.perf_counter()
+    payload = r.dump("big")
+    assert time.perf_counter() - start < 1.5
+    assert ref.restore("big", 0, payload) and ref.get("big") == big
+    r.rpush("list", *[b"%d:" % i + b"x" * 90 for i in range(100_000)])  # 10 MB of nodes
+    start = time.perf_counter()
+    payload = r.dump("list")
+    assert time.perf_counter() - start < 2
+    assert ref.restore("list", 0, payload) and ref.lrange("list", -1, -1) == [b"99999:" + b"x" * 90]
+    code = "#!lua name=big\nredis.register_function('f', function() return 1 end)\n-- "
+    r.function_load(code + "x" * (12 << 20))
+    start = time.perf_counter()
+    payload = r.function_dump()
+    assert time.perf_counter() - start < 1.5
+    assert ref.function_restore(payload) and ref.fcall("f", 0) == 1
+
+
+def test_migrate_shares_one_compression_budget(server, reference_redis):
+    """MIGRATE of many keys compresses within one budget, not one per key."""
+    client = redis.Redis(port=server.port, socket_timeout=30)
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=30)
+    ref.flushall()
+    values = {"k%d" % i: (b"%03d " % i) * 25_000 for i in range(100)}  # 100 x 100 kB
+    client.mset(values)
+    start = time.perf_counter()
+    assert client.execute_command("MIGRATE", "127.0.0.1", reference_redis.port, "", 0,
+                                  10_000, "KEYS", *values) == b"OK"
+    assert time.perf_counter() - start < 1.5  # about 0.2 s; a budget a key: 3 s
+    assert ref.mget(*values) == list(values.values())
