@@ -233,6 +233,8 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
     _d("port", "2050", _int_range(0, 65535), mutable=False, help="TCP port (0: pick a free one; 0 with tls-port set: no plain-text port)"),
     _d("bind", "127.0.0.1", str, mutable=False, help="addresses to listen on, space separated"),
     _d("protected-mode", "yes", **_BOOL, help="refuse non-loopback clients without a password"),
+    _d("enable-protected-configs", "no", _enum("no", "yes", "local"), mutable=False,
+       help="CONFIG SET of dir and dbfilename: no, yes, or local (loopback clients only)"),
     _d("requirepass", "", str, help="password clients must AUTH with"),
     _d("aclfile", "", str, mutable=False,
        help="file of ACL users (ACL LOAD/SAVE); not together with user lines"),
@@ -427,7 +429,7 @@ latency-tracking latency-tracking-info-percentiles
 supervised syslog-enabled syslog-ident syslog-facility
 always-show-logo set-proc-title proc-title-template crash-log-enabled crash-memcheck-enabled
 unixsocket unixsocketperm io-threads io-threads-do-reads oom-score-adj oom-score-adj-values
-disable-thp enable-protected-configs
+disable-thp
 enable-debug-command enable-module-command loadmodule rename-command include
 rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
@@ -436,6 +438,10 @@ maxmemory-clients shutdown-timeout dynamic-hz
 tls-client-cert-file tls-client-key-file tls-client-key-file-pass tls-replication
 tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())
+
+#: Directives CONFIG SET refuses unless ``enable-protected-configs`` allows it, as
+#: Redis 7.0: together with SAVE they would let a client write a file anywhere.
+PROTECTED = frozenset({"dir", "dbfilename"})
 
 #: Other names of directives (Redis's old names).
 ALIASES = {"lua-time-limit": "busy-reply-threshold", "slaveof": "replicaof",

@@ -43,7 +43,6 @@ REDIS_DEFAULTS: Dict[str, str] = {
     "dynamic-hz": "yes",
     "enable-debug-command": "no",
     "enable-module-command": "no",
-    "enable-protected-configs": "no",
     "hash-max-listpack-entries": "512",
     "hash-max-listpack-value": "64",
     "hash-max-ziplist-entries": "512",

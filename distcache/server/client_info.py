@@ -1,6 +1,7 @@
 """What CLIENT LIST shows of a client, its address, and its socket's keepalive."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import time
@@ -53,6 +54,17 @@ def set_keepalive(sock: Any, interval: int) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, option, value)
     except OSError as exc:  # not a TCP socket, or refused
         log.debug("tcp-keepalive not applied: %s", exc)
+
+
+def is_local_address(addr: str) -> bool:
+    """Whether a client's ``addr`` (as CLIENT LIST shows it) is loopback or a socket file."""
+    if not addr or not addr[0].isdigit() and not addr.startswith("["):
+        return True  # a Unix socket's path (or none)
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _format_addr(addr: Any) -> str:

@@ -159,3 +159,43 @@ def test_idle_clients_time_out(tmp_path):
             assert fresh.call("CONFIG", "GET", "timeout") == \
                 b"*2\r\n$7\r\ntimeout\r\n$1\r\n1\r\n"
             assert fresh.call("CONFIG", "SET", "timeout", "0") == b"+OK\r\n"
+
+
+# -- enable-protected-configs: CONFIG SET dir / dbfilename -------------------------------
+
+@pytest.mark.parametrize("kind", ["distcache", "redis"])
+def test_dir_and_dbfilename_are_protected_by_default(tmp_path, kind):
+    """CONFIG SET dir + dbfilename + SAVE would write a file anywhere: refused, as Redis 7.0."""
+    proc = start_target(kind, tmp_path)
+    try:
+        r = redis.Redis(port=proc.port)
+        for name, value in (("dir", str(tmp_path)), ("dbfilename", "authorized_keys")):
+            with pytest.raises(redis.ResponseError) as refused:
+                r.config_set(name, value)
+            assert str(refused.value) == (f"CONFIG SET failed (possibly related to argument "
+                                          f"'{name}') - can't set protected config")
+        assert r.config_get("dbfilename")["dbfilename"] != "authorized_keys"
+        assert r.config_get("enable-protected-configs") == {"enable-protected-configs": "no"}
+        with pytest.raises(redis.ResponseError, match="can't set immutable config"):
+            r.config_set("enable-protected-configs", "yes")
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("kind", ["distcache", "redis"])
+@pytest.mark.parametrize("mode", ["yes", "local"])
+def test_protected_configs_can_be_allowed(tmp_path, kind, mode):
+    proc = start_target(kind, tmp_path, "--enable-protected-configs", mode)
+    try:
+        r = redis.Redis(port=proc.port)
+        assert r.config_set("dbfilename", "other.rdb")  # a loopback client: local allows it
+        assert r.config_get("dbfilename") == {"dbfilename": "other.rdb"}
+    finally:
+        proc.stop()
+
+
+def test_protected_configs_local_means_loopback():
+    from distcache.server.client_info import is_local_address
+    assert is_local_address("127.0.0.1:5000") and is_local_address("[::1]:5000")
+    assert is_local_address("")  # a Unix socket
+    assert not is_local_address("10.0.0.2:5000") and not is_local_address("[fe80::1]:80")

@@ -6,9 +6,11 @@ import time
 from typing import Any, Dict, List
 
 from ...config import ALIASES, ConfigError, DIRECTIVES, REDIS_ONLY
+from ...directives import PROTECTED
 from ...protocol import OK, RespSet, Status, Verbatim
 from .. import info as info_mod
 from ..errors import CommandError, SYNTAX
+from ..client_info import is_local_address
 from ..glob import glob_match
 from .table import (ACL_CATEGORIES, COMMANDS, CommandSpec, command, container, help_reply,
                     keys_with_access)
@@ -107,6 +109,10 @@ def config_set(c: Any, args: List[bytes]) -> Any:
         if name not in DIRECTIVES and name not in REDIS_ONLY:
             raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - "
                                f"'{name}'")
+    for name in names:
+        if name in PROTECTED and not _protected_allowed(c):
+            raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - "
+                               "can't set protected config")
     previous = {name: config.render(name) if name in DIRECTIVES or name in config.foreign
                 else None for name, _ in pairs}
     try:
@@ -124,6 +130,12 @@ def config_set(c: Any, args: List[bytes]) -> Any:
     for name, _ in pairs:
         c.server.config_changed(name)
     return OK
+
+
+def _protected_allowed(c: Any) -> bool:
+    """``enable-protected-configs``: yes, or local and the client is on loopback or a socket file."""
+    mode = c.server.config["enable-protected-configs"]
+    return mode == "yes" or (mode == "local" and is_local_address(c.addr))
 
 
 def _canonical(name: str) -> str:
