@@ -11,8 +11,9 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, OK, Raw
+from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
-from ..keyspace import TYPE_NAMES
+from ..keyspace import TYPE_NAMES, Database
 from ..notify import STREAM, notify, with_events
 from ..types.blocking import block, cannot_block, signal_ready
 from ..types.stream import MASK, MAX_ID, Stream, fmt_id
@@ -292,12 +293,20 @@ def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
 with_events("xadd")(xadd)
 
 
+#: The text of small sequence numbers (an id's text is its ms's, cached, and this).
+_SEQ_TEXT = [b"%d" % n for n in range(1024)]
+
+
 @runs_of("xadd")
 def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``XADD key * field value ...`` on existing streams: :func:`_xadd_plain` for a
     run of requests without the dispatcher's call per request, one clock read for
     the run. Anything else (a new key, blocked readers to serve between writes, the
-    memory limit's check) stops the run and takes the general path."""
+    memory limit's check) stops the run and takes the general path.
+
+    Per request, what repeats is done once: the key's lookup while the key stays
+    the same, the id's ms text while the ms does, the dirty count (a database
+    without LRU/LFU stamps, whose ``modified`` is only that and WATCH)."""
     context = _write_run_context(c)
     if context is None:
         return 0
@@ -306,37 +315,64 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     if db.blocking:
         return 0
     data, expires, modified = db.data, db.expires, db.modified
+    plain = db.__class__.modified is Database.modified
+    keyspace = db.keyspace
+    watched = db.watched
     name = commands[start][0]
     now = int(time.time() * 1000)
+    ms_text = b"%d-" % now
+    text_ms = now
+    seq_text = _SEQ_TEXT
     ran = 0
+    current = None
+    s: Any = None
     for args in commands[start:]:
         argc = len(args)
         if argc < 5 or not argc & 1 or args[2] != b"*" or args[0] != name:
             break
         key = args[1]
-        s = data.get(key)
-        if s is None or s.__class__ is not Stream or (expires and key in expires):
-            break
+        if key != current:
+            s = data.get(key)
+            if s is None or s.__class__ is not Stream or (expires and key in expires):
+                break
+            current = key
         last = s.last_id
-        if last == MAX_ID:
-            break
+        if now > last >> 64:
+            new_id = now << 64
+            ms = now
+            seq = 0
+        else:
+            if last == MAX_ID:
+                break
+            new_id = last + 1
+            ms = new_id >> 64
+            seq = new_id & MASK
         if metered:
             if credit < 1:
                 break
             credit -= 1
-        new_id = now << 64 if now > last >> 64 else last + 1
-        fields = args[3:]
-        s.append(new_id, fields)
-        modified(key)
-        id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
+        if argc == 5:
+            s.append_pair(new_id, ms, seq, args[3], args[4])
+        else:
+            s.append(new_id, args[3:])
+        if not plain:
+            modified(key)
+        elif watched:
+            keyspace.key_modified(db, key)
+        if ms != text_ms:
+            ms_text = b"%d-" % ms
+            text_ms = ms
+        id_text = ms_text + (seq_text[seq] if seq < 1024 else b"%d" % seq)
         if staged is not None:
-            staged.append([name, key, id_text, *fields])
+            staged.append([name, key, id_text, *args[3:]])
         elif propagators:
-            logged = [[name, key, id_text, *fields]]
+            logged = [[name, key, id_text, *args[3:]]]
             for propagate in propagators:
                 propagate(db.id, logged)
-        out.append(b"$%d\r\n%s\r\n" % (len(id_text), id_text))
+        out.append(BULK_HEADERS[len(id_text)] + id_text + b"\r\n")
         ran += 1
+    if plain:
+        keyspace.dirty += ran
     if metered:
         c.server.oom_credit = credit
     return ran

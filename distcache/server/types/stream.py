@@ -152,7 +152,8 @@ def parse_fields(blob: bytes) -> List[bytes]:
 class Node:
     """Up to NODE_MAX_ENTRIES consecutive entries (one Redis listpack)."""
 
-    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head")
+    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head",
+                 "fast")
 
     def __init__(self, fields: List[bytes], key: int) -> None:
         #: The id of the node's first entry ever (Redis's rax key and master id: it
@@ -166,6 +167,9 @@ class Node:
         self.master = fields[::2]
         #: An entry's RESP text up to its first value (for a one-field master).
         self.head = b"*2\r\n$%d\r\n%s\r\n" % (len(fields[0]), fields[0])
+        #: The field a one-field entry names to take Stream.append_pair's folded
+        #: path: the master's only field, while no entry was deleted; else None.
+        self.fast: Optional[bytes] = fields[0] if len(fields) == 2 else None
         #: Entries Redis still holds flagged deleted (they count towards the cut).
         self.deleted = 0
         #: Redis's listpack size without the live/deleted counters.
@@ -214,6 +218,7 @@ class Node:
         for j in range(i + 1, len(offs)):
             offs[j] -= shift
         self.deleted += count
+        self.fast = None
 
     def copy(self) -> "Node":
         other = Node.__new__(Node)
@@ -221,7 +226,7 @@ class Node:
             array("I", self.offs)
         other.blob = bytearray(self.blob)
         other.master, other.deleted, other.lp_base = self.master, self.deleted, self.lp_base
-        other.key, other.head = self.key, self.head
+        other.key, other.head, other.fast = self.key, self.head, self.fast
         return other
 
 
@@ -346,39 +351,50 @@ class Stream:
 
     def append(self, entry_id: int, fields: List[bytes]) -> None:
         """Add an entry whose id is above last_id (checked by the caller)."""
+        ms, seq = entry_id >> 64, entry_id & MASK
+        if len(fields) == 2:
+            self.append_pair(entry_id, ms, seq, fields[0], fields[1])
+        else:
+            self._append(entry_id, ms, seq, fields)
+
+    def append_pair(self, entry_id: int, ms: int, seq: int, f: bytes, v: bytes) -> None:
+        """:meth:`append` of a one-field entry, ``entry_id`` given as its halves too.
+
+        The common entry, a short value not a number (its first byte not in
+        _NUMERIC) named as the node's first entry (``node.fast``: no entry
+        deleted, so ``ms[0]`` is the master entry the diffs are from), takes the
+        general path's sizes folded: this is most of XADD's cost."""
         nodes = self.nodes
-        if len(fields) == 2 and nodes:
-            # The common entry, one short field-value pair named as the node's
-            # first, its value not a number (its first byte not in
-            # _NUMERIC): the general path's sizes, folded (XADD's cost).
+        if nodes:
             node = nodes[-1]
-            master = node.master
-            f, v = fields
             n = len(v)
             nms = node.ms
-            # (no deleted entries: nms[0] is then the master entry the diffs are from)
-            if len(nms) < limits.fast_entries and not node.deleted and 0 < n < 64 \
-                    and (v[0] > 57 or v[0] < 45) and len(master) == 1 and master[0] == f \
-                    and node.lp_base + 4 + len(f) + n < limits.max_bytes:
-                ms, seq = entry_id >> 64, entry_id & MASK
-                ms_diff = ms - nms[0]
-                seq_diff = seq - node.seq[0]
-                if seq_diff < -(1 << 63):
-                    seq_diff += 1 << 64
-                # flags, ms-diff, seq-diff, value, lp-count
-                node.lp_base += n + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
-                    + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
-                nms.append(ms)
-                node.seq.append(seq)
-                blob = node.blob
-                blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
-                node.offs.append(len(blob))
-                self.length += 1
-                self.entries_added = self.entries_added + 1 \
-                    if self.entries_added < _I64_MAX else -_I64_MIN
-                self.last_id = entry_id
-                return
-        ms, seq = entry_id >> 64, entry_id & MASK
+            if len(nms) < limits.fast_entries and 0 < n < 64 and (v[0] > 57 or v[0] < 45) \
+                    and node.fast == f:
+                lp = node.lp_base + n
+                if lp + 4 + len(f) < limits.max_bytes:
+                    ms_diff = ms - nms[0]
+                    seq_diff = seq - node.seq[0]
+                    if seq_diff < -(1 << 63):
+                        seq_diff += 1 << 64
+                    # flags, ms-diff, seq-diff, value, lp-count
+                    node.lp_base = lp + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
+                        + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+                    nms.append(ms)
+                    node.seq.append(seq)
+                    blob = node.blob
+                    blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
+                    node.offs.append(len(blob))
+                    self.length += 1
+                    added = self.entries_added
+                    self.entries_added = added + 1 if added < _I64_MAX else -_I64_MIN
+                    self.last_id = entry_id
+                    return
+        self._append(entry_id, ms, seq, [f, v])
+
+    def _append(self, entry_id: int, ms: int, seq: int, fields: List[bytes]) -> None:
+        """The general append: any entry, a new node where Redis cuts one."""
+        nodes = self.nodes
         if nodes:
             node = nodes[-1]
             live, deleted = len(node.ms), node.deleted
@@ -739,6 +755,7 @@ def from_parts(parts: List[bytes]) -> Stream:
         node.blob = bytearray(blob)
         node.key = node.first()  # not in the format: a deleted first entry is forgotten
         node.head = b"*2\r\n$%d\r\n%s\r\n" % (len(node.master[0]), node.master[0])
+        node.fast = node.master[0] if len(node.master) == 1 and not node.deleted else None
         s.nodes.append(node)
         s.firsts.append(node.first())
     for _ in range(ngroups):
