@@ -30,6 +30,9 @@ def test_xadd_logs_the_id_it_chose_and_the_exact_trim(logged):
     log.clear()
     client.call("XTRIM", "s", "MAXLEN", "1")
     assert log == [[b"XTRIM", b"s", b"MAXLEN", b"=", b"1"]]
+    log.clear()
+    got = client.call("XADD", "m", "MAXLEN", "~", "5", "*", "a", "3")[1]
+    assert log == [[b"XADD", b"m", b"MAXLEN", b"=", b"1", got, b"a", b"3"]]
 
 
 def test_pipelined_xadds_are_logged_with_their_ids(logged):

@@ -16,7 +16,7 @@ from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
 from ..keyspace import TYPE_NAMES, Database
 from ..notify import STREAM, notify, with_events
 from ..types.blocking import block, cannot_block, signal_ready
-from ..types.stream import MASK, MAX_ID, Stream, fmt_id
+from ..types.stream import MASK, MAX_ID, SEQ_TEXT, Stream, fmt_id
 from .args import to_int
 from .strings import _write_run_context
 from .table import KEY_FINDERS, command, runs_of
@@ -116,6 +116,12 @@ def entries_reply(entries: List[Tuple[int, Any]]) -> Raw:
         [entry_reply(i, f) for i, f in entries])))
 
 
+def range_reply(s: Stream, start: int, end: int, count: int = 0, rev: bool = False) -> Raw:
+    """:func:`entries_reply` of ``s.range(...)``, encoded by the stream at once."""
+    n, parts = s.range_reply(start, end, count, rev)
+    return Raw(b"*%d\r\n%s" % (n, b"".join(parts)))
+
+
 # -- XADD / XTRIM -----------------------------------------------------------------------
 
 class TrimArgs:
@@ -208,6 +214,12 @@ def xadd(c: Any, args: List[bytes]) -> Any:
     """Append an entry to a stream (NOMKSTREAM, MAXLEN/MINID [=|~] [LIMIT])."""
     if args[2] == b"*" and len(args) & 1:  # the plain form: XADD key * field value...
         return _xadd_plain(c, args)
+    if len(args) > 7 and args[3] == b"~" and args[5] == b"*" and not len(args) & 1 \
+            and args[2].lower() == b"maxlen":  # XADD key MAXLEN ~ n * field value...
+        maxlen = to_int(args[4])
+        if maxlen < 0:
+            raise CommandError("ERR The MAXLEN argument must be >= 0.")
+        return _xadd_plain(c, args, 6, maxlen)
     opts = TrimArgs(args, True)
     field_at = opts.id_at + 1
     nfields = len(args) - field_at
@@ -262,8 +274,9 @@ def xadd(c: Any, args: List[bytes]) -> Any:
     return id_text
 
 
-def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
-    """XADD key * field value ...: no options to read, nothing to trim."""
+def _xadd_plain(c: Any, args: List[bytes], at: int = 3, maxlen: int = -1) -> bytes:
+    """XADD key [MAXLEN ~ n] * field value ...: the fields from ``at``, no option
+    parser; ``maxlen`` (-1: none) trims whole nodes (LIMIT 10000, as ``~``'s)."""
     db = c.db
     key = args[1]
     s = db.peek(key)
@@ -277,13 +290,19 @@ def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
         raise CommandError("ERR The stream has exhausted the last possible ID, unable to add "
                            "more items")
     new_id = next_id(last)
-    fields = args[3:]
+    fields = args[at:]
     s.append(new_id, fields)
     db.modified(key)
-    if db.keyspace.events & STREAM:  # the test without a call: ~700 instructions less
+    events = db.keyspace.events & STREAM  # the test without a call: ~700 instructions less
+    if events:
         notify(db, STREAM, b"xadd", key)
     id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
-    c.rewrite = [[args[0], key, id_text, *fields]]
+    if maxlen < 0:
+        c.rewrite = [[args[0], key, id_text, *fields]]
+    else:
+        if s.length > maxlen and s.trim(maxlen, None, True, 10000) and events:
+            notify(db, STREAM, b"xtrim", key)
+        c.rewrite = [[args[0], key, b"MAXLEN", b"=", b"%d" % s.length, id_text, *fields]]
     if db.blocking:
         signal_ready(c, db, key)
     return id_text
@@ -291,10 +310,6 @@ def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
 
 # Keyspace events on: XADD's handler announces, the run handler steps aside.
 with_events("xadd")(xadd)
-
-
-#: The text of small sequence numbers (an id's text is its ms's, cached, and this).
-_SEQ_TEXT = [b"%d" % n for n in range(1024)]
 
 
 @runs_of("xadd")
@@ -322,7 +337,7 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     now = int(time.time() * 1000)
     ms_text = b"%d-" % now
     text_ms = now
-    seq_text = _SEQ_TEXT
+    seq_text = SEQ_TEXT
     ran = 0
     current = None
     s: Any = None
@@ -428,7 +443,7 @@ def _range(c: Any, args: List[bytes], rev: bool) -> Any:
         return []
     if count == 0:
         return NULL_ARRAY
-    return entries_reply(list(s.range(start, end, max(count, 0), rev)))
+    return range_reply(s, start, end, max(count, 0), rev)
 
 
 @command("xrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
@@ -618,7 +633,7 @@ def xread(c: Any, args: List[bytes]) -> Any:
         if s is None or not s.length:
             continue
         if s.top() > after:
-            found.append((key, entries_reply(list(s.range(after + 1, MAX_ID, opts.count)))))
+            found.append((key, range_reply(s, after + 1, MAX_ID, opts.count)))
     if found:
         return keyed_reply(c, found)
     if opts.timeout is None:
