@@ -113,3 +113,19 @@ def wait_blocked_embedded(server, timeout=10.0):
             return False
         time.sleep(0.005)
     return True
+
+
+def test_pipelined_xadds_behind_the_clock_count_on_from_the_last_id(logged):
+    """The run handler's ids after a future id: that ms, the seq counting on (past
+    the small-seq table at 1024), replies and log alike."""
+    from types_resp import encode
+    client, log, _ = logged
+    client.call("XADD", "f", "99999999999999-1020", "a", "0")
+    log.clear()
+    batch = [["XADD", "f", "*", "a", str(i)] for i in range(8)]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    ids = [b"99999999999999-%d" % seq for seq in range(1021, 1029)]
+    assert replies == [("$", i) for i in ids]
+    wait_for(log, len(ids))
+    assert log == [[b"XADD", b"f", i, b"a", b"%d" % n] for n, i in enumerate(ids)]

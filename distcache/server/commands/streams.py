@@ -312,6 +312,10 @@ def _xadd_plain(c: Any, args: List[bytes], at: int = 3, maxlen: int = -1) -> byt
 with_events("xadd")(xadd)
 
 
+#: A small seq's text and CRLF: the end of XADD's reply.
+_SEQ_LINES = [text + b"\r\n" for text in SEQ_TEXT]
+
+
 @runs_of("xadd")
 def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``XADD key * field value ...`` on existing streams: :func:`_xadd_plain` for a
@@ -337,7 +341,8 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     now = int(time.time() * 1000)
     ms_text = b"%d-" % now
     text_ms = now
-    seq_text = SEQ_TEXT
+    heads = [b""] * 23  # by a seq's line: at most 20 digits and CRLF
+    seq_lines = _SEQ_LINES
     ran = 0
     current = None
     s: Any = None
@@ -377,14 +382,21 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
         if ms != text_ms:
             ms_text = b"%d-" % ms
             text_ms = ms
-        id_text = ms_text + (seq_text[seq] if seq < 1024 else b"%d" % seq)
+            heads = [b""] * 23
+        if seq < 1024:
+            line = seq_lines[seq]
+        else:
+            line = b"%d\r\n" % seq
+        head = heads[len(line)]  # the reply up to the seq, by the seq's digits
+        if not head:
+            head = heads[len(line)] = BULK_HEADERS[len(ms_text) + len(line) - 2] + ms_text
+        out.append(head + line)
         if staged is not None:
-            staged.append([name, key, id_text, *args[3:]])
+            staged.append([name, key, ms_text + line[:-2], *args[3:]])
         elif propagators:
-            logged = [[name, key, id_text, *args[3:]]]
+            logged = [[name, key, ms_text + line[:-2], *args[3:]]]
             for propagate in propagators:
                 propagate(db.id, logged)
-        out.append(BULK_HEADERS[len(id_text)] + id_text + b"\r\n")
         ran += 1
     if plain:
         keyspace.dirty += ran
