@@ -129,3 +129,17 @@ def test_pipelined_xadds_behind_the_clock_count_on_from_the_last_id(logged):
     assert replies == [("$", i) for i in ids]
     wait_for(log, len(ids))
     assert log == [[b"XADD", b"f", i, b"a", b"%d" % n] for n, i in enumerate(ids)]
+
+
+def test_pipelined_xadds_of_every_shape_get_their_replies(logged):
+    """The run handler sees requests before the arity check: short ones, options and
+    explicit ids leave it to the general path's replies."""
+    from types_resp import encode
+    client, log, _ = logged
+    batch = [["XADD", "k"], ["XADD", "k", "*"], ["XADD", "k", "MAXLEN", "~", "5", "*", "a", "1"],
+             ["XADD", "k", "*", "a", "2"], ["XADD", "k", "MAXLEN"], ["XADD", "k", "*", "a", "3"]]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    assert [kind for kind, _ in replies] == ["-", "-", "$", "$", "-", "$"]
+    assert replies[0][1] == b"ERR wrong number of arguments for 'xadd' command"
+    assert client.call("XLEN", "k") == (":", b"3")

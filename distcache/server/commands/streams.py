@@ -326,6 +326,9 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     Per request, what repeats is done once: the key's lookup while the key stays
     the same, the id's ms text while the ms does, the dirty count (a database
     without LRU/LFU stamps, whose ``modified`` is only that and WATCH)."""
+    first = commands[start]
+    if len(first) < 5 or first[2] != b"*":  # options, explicit ids: at once (before arity)
+        return 0
     context = _write_run_context(c)
     if context is None:
         return 0
