@@ -11,6 +11,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py --parser python
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
     python bench/instructions.py -t evalsha                  # a one-command script
+    python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -35,6 +36,10 @@ REQUESTS = {
     "incr": [b"INCR", b"counter:__rand_int__"],
     "lpush": [b"LPUSH", b"mylist", b"xxx"],
     "xadd": [b"XADD", b"mystream", b"*", b"f", b"xxx"],
+    # XADD with an approximate cap: whole nodes trimmed as the stream passes 1000.
+    "xadd-maxlen": [b"XADD", b"mystream", b"MAXLEN", b"~", b"1000", b"*", b"f", b"xxx"],
+    # bench/streams_bench.py's read: the first 10 entries of a 1000-entry stream.
+    "xrange": [b"XRANGE", b"r", b"-", b"+", b"COUNT", b"10"],
     # The scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
@@ -101,6 +106,9 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     template = REQUESTS[kind]
     if kind == "evalsha":
         setup(encode_command([b"SCRIPT", b"LOAD", SCRIPT]))
+    elif kind == "xrange":  # streams_bench.py's entries: two small fields
+        setup(b"".join(encode_command([b"XADD", b"r", b"*", b"f1", b"v%d" % i, b"f2", b"w"])
+                       for i in range(1000)))
     if keys:
         for start in range(0, keys, 1000):
             setup(b"".join(encode_command([b"SET", b"key:%012d" % i, b"xxx"])
@@ -153,14 +161,14 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     print(f"# python bench/instructions.py {' '.join(sys.argv[1:])}")
-    print("test   -P  instructions/command  (per read at -P 1)")
+    print("test         -P  instructions/command  (per read at -P 1)")
     rows: List[str] = []
     for kind in args.tests.split(","):
         for pipeline in map(int, args.pipeline.split(",")):
             short, long_ = 20, 120
             extra = (count(args, kind, pipeline, long_) - count(args, kind, pipeline, short))
             per = extra / ((long_ - short) * 50 * pipeline)
-            rows.append(f"{kind:5} {pipeline:3}  {per:12,.0f}")
+            rows.append(f"{kind:11} {pipeline:3}  {per:12,.0f}")
             print(rows[-1], flush=True)
 
 

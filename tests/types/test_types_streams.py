@@ -145,6 +145,11 @@ xadd s a
 xadd s 9-1 a
 xadd nokey3 nomkstream * a b
 xadd s nomkstream maxlen = 2 20-1 a b
+xadd s maxlen ~ -1 * a b
+xadd s maxlen ~ x * a b
+xadd s maxlen ~ 5 * a
+set strkey x
+xadd strkey maxlen ~ 5 * a b
 xadd s minid ~ 20-1 limit 10 21-1 a b
 xsetid s 1-1
 xsetid s 99-1
@@ -224,6 +229,22 @@ def test_node_cuts_and_approximate_trims_match_redis(clients, size):
     same(ours, theirs, "XRANGE", "s", "-", "+", "COUNT", "3")
     same(ours, theirs, "XTRIM", "s", "MINID", "=", "850-1")
     same(ours, theirs, "XINFO", "STREAM", "s", "FULL", "COUNT", "5")
+
+
+def test_xadd_maxlen_approx_with_auto_ids_trims_as_redis(clients):
+    """``XADD key MAXLEN ~ n * field value`` (its own fast path) keeps what Redis keeps."""
+    ours, theirs = clients(2)
+    assert ours.call("FLUSHALL") == theirs.call("FLUSHALL")
+    for client in (ours, theirs):
+        for i in range(450):
+            client.send("XADD", "s", "MAXLEN", "~", "150", "*", "f", f"v{i}")
+        replies = [client.read() for _ in range(450)]
+        assert all(kind == "$" for kind, _ in replies)
+    same(ours, theirs, "XLEN", "s")
+    for client in (ours, theirs):
+        client.send("XADD", "s", "MAXLEN", "~", "0", "*", "f", "last")
+        assert client.read()[0] == "$"
+    assert same(ours, theirs, "XLEN", "s") == (":", b"0")  # every node, the new one too
 
 
 @pytest.mark.parametrize("max_entries,max_bytes", [(10, 4096), (1, 4096), (3, 0), (0, 300),

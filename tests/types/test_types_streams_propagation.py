@@ -30,6 +30,9 @@ def test_xadd_logs_the_id_it_chose_and_the_exact_trim(logged):
     log.clear()
     client.call("XTRIM", "s", "MAXLEN", "1")
     assert log == [[b"XTRIM", b"s", b"MAXLEN", b"=", b"1"]]
+    log.clear()
+    got = client.call("XADD", "m", "MAXLEN", "~", "5", "*", "a", "3")[1]
+    assert log == [[b"XADD", b"m", b"MAXLEN", b"=", b"1", got, b"a", b"3"]]
 
 
 def test_pipelined_xadds_are_logged_with_their_ids(logged):
@@ -110,3 +113,33 @@ def wait_blocked_embedded(server, timeout=10.0):
             return False
         time.sleep(0.005)
     return True
+
+
+def test_pipelined_xadds_behind_the_clock_count_on_from_the_last_id(logged):
+    """The run handler's ids after a future id: that ms, the seq counting on (past
+    the small-seq table at 1024), replies and log alike."""
+    from types_resp import encode
+    client, log, _ = logged
+    client.call("XADD", "f", "99999999999999-1020", "a", "0")
+    log.clear()
+    batch = [["XADD", "f", "*", "a", str(i)] for i in range(8)]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    ids = [b"99999999999999-%d" % seq for seq in range(1021, 1029)]
+    assert replies == [("$", i) for i in ids]
+    wait_for(log, len(ids))
+    assert log == [[b"XADD", b"f", i, b"a", b"%d" % n] for n, i in enumerate(ids)]
+
+
+def test_pipelined_xadds_of_every_shape_get_their_replies(logged):
+    """The run handler sees requests before the arity check: short ones, options and
+    explicit ids leave it to the general path's replies."""
+    from types_resp import encode
+    client, log, _ = logged
+    batch = [["XADD", "k"], ["XADD", "k", "*"], ["XADD", "k", "MAXLEN", "~", "5", "*", "a", "1"],
+             ["XADD", "k", "*", "a", "2"], ["XADD", "k", "MAXLEN"], ["XADD", "k", "*", "a", "3"]]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    assert [kind for kind, _ in replies] == ["-", "-", "$", "$", "-", "$"]
+    assert replies[0][1] == b"ERR wrong number of arguments for 'xadd' command"
+    assert client.call("XLEN", "k") == (":", b"3")

@@ -11,11 +11,12 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, OK, Raw
+from ...protocol.resp import BULK_HEADERS
 from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
-from ..keyspace import TYPE_NAMES
+from ..keyspace import TYPE_NAMES, Database
 from ..notify import STREAM, notify, with_events
 from ..types.blocking import block, cannot_block, signal_ready
-from ..types.stream import MASK, MAX_ID, Stream, fmt_id
+from ..types.stream import MASK, MAX_ID, SEQ_TEXT, Stream, fmt_id
 from .args import to_int
 from .strings import _write_run_context
 from .table import KEY_FINDERS, command, runs_of
@@ -115,6 +116,12 @@ def entries_reply(entries: List[Tuple[int, Any]]) -> Raw:
         [entry_reply(i, f) for i, f in entries])))
 
 
+def range_reply(s: Stream, start: int, end: int, count: int = 0, rev: bool = False) -> Raw:
+    """:func:`entries_reply` of ``s.range(...)``, encoded by the stream at once."""
+    n, parts = s.range_reply(start, end, count, rev)
+    return Raw(b"*%d\r\n%s" % (n, b"".join(parts)))
+
+
 # -- XADD / XTRIM -----------------------------------------------------------------------
 
 class TrimArgs:
@@ -207,6 +214,12 @@ def xadd(c: Any, args: List[bytes]) -> Any:
     """Append an entry to a stream (NOMKSTREAM, MAXLEN/MINID [=|~] [LIMIT])."""
     if args[2] == b"*" and len(args) & 1:  # the plain form: XADD key * field value...
         return _xadd_plain(c, args)
+    if len(args) > 7 and args[3] == b"~" and args[5] == b"*" and not len(args) & 1 \
+            and args[2].lower() == b"maxlen":  # XADD key MAXLEN ~ n * field value...
+        maxlen = to_int(args[4])
+        if maxlen < 0:
+            raise CommandError("ERR The MAXLEN argument must be >= 0.")
+        return _xadd_plain(c, args, 6, maxlen)
     opts = TrimArgs(args, True)
     field_at = opts.id_at + 1
     nfields = len(args) - field_at
@@ -261,8 +274,9 @@ def xadd(c: Any, args: List[bytes]) -> Any:
     return id_text
 
 
-def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
-    """XADD key * field value ...: no options to read, nothing to trim."""
+def _xadd_plain(c: Any, args: List[bytes], at: int = 3, maxlen: int = -1) -> bytes:
+    """XADD key [MAXLEN ~ n] * field value ...: the fields from ``at``, no option
+    parser; ``maxlen`` (-1: none) trims whole nodes (LIMIT 10000, as ``~``'s)."""
     db = c.db
     key = args[1]
     s = db.peek(key)
@@ -276,13 +290,19 @@ def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
         raise CommandError("ERR The stream has exhausted the last possible ID, unable to add "
                            "more items")
     new_id = next_id(last)
-    fields = args[3:]
+    fields = args[at:]
     s.append(new_id, fields)
     db.modified(key)
-    if db.keyspace.events & STREAM:  # the test without a call: ~700 instructions less
+    events = db.keyspace.events & STREAM  # the test without a call: ~700 instructions less
+    if events:
         notify(db, STREAM, b"xadd", key)
     id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
-    c.rewrite = [[args[0], key, id_text, *fields]]
+    if maxlen < 0:
+        c.rewrite = [[args[0], key, id_text, *fields]]
+    else:
+        if s.length > maxlen and s.trim(maxlen, None, True, 10000) and events:
+            notify(db, STREAM, b"xtrim", key)
+        c.rewrite = [[args[0], key, b"MAXLEN", b"=", b"%d" % s.length, id_text, *fields]]
     if db.blocking:
         signal_ready(c, db, key)
     return id_text
@@ -292,12 +312,23 @@ def _xadd_plain(c: Any, args: List[bytes]) -> bytes:
 with_events("xadd")(xadd)
 
 
+#: A small seq's text and CRLF: the end of XADD's reply.
+_SEQ_LINES = [text + b"\r\n" for text in SEQ_TEXT]
+
+
 @runs_of("xadd")
 def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``XADD key * field value ...`` on existing streams: :func:`_xadd_plain` for a
     run of requests without the dispatcher's call per request, one clock read for
     the run. Anything else (a new key, blocked readers to serve between writes, the
-    memory limit's check) stops the run and takes the general path."""
+    memory limit's check) stops the run and takes the general path.
+
+    Per request, what repeats is done once: the key's lookup while the key stays
+    the same, the id's ms text while the ms does, the dirty count (a database
+    without LRU/LFU stamps, whose ``modified`` is only that and WATCH)."""
+    first = commands[start]
+    if len(first) < 5 or first[2] != b"*":  # options, explicit ids: at once (before arity)
+        return 0
     context = _write_run_context(c)
     if context is None:
         return 0
@@ -306,37 +337,72 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     if db.blocking:
         return 0
     data, expires, modified = db.data, db.expires, db.modified
+    plain = db.__class__.modified is Database.modified
+    keyspace = db.keyspace
+    watched = db.watched
     name = commands[start][0]
     now = int(time.time() * 1000)
+    ms_text = b"%d-" % now
+    text_ms = now
+    heads = [b""] * 23  # by a seq's line: at most 20 digits and CRLF
+    seq_lines = _SEQ_LINES
     ran = 0
+    current = None
+    s: Any = None
     for args in commands[start:]:
         argc = len(args)
         if argc < 5 or not argc & 1 or args[2] != b"*" or args[0] != name:
             break
         key = args[1]
-        s = data.get(key)
-        if s is None or s.__class__ is not Stream or (expires and key in expires):
-            break
+        if key != current:
+            s = data.get(key)
+            if s is None or s.__class__ is not Stream or (expires and key in expires):
+                break
+            current = key
         last = s.last_id
-        if last == MAX_ID:
-            break
+        if now > last >> 64:
+            new_id = now << 64
+            ms = now
+            seq = 0
+        else:
+            if last == MAX_ID:
+                break
+            new_id = last + 1
+            ms = new_id >> 64
+            seq = new_id & MASK
         if metered:
             if credit < 1:
                 break
             credit -= 1
-        new_id = now << 64 if now > last >> 64 else last + 1
-        fields = args[3:]
-        s.append(new_id, fields)
-        modified(key)
-        id_text = b"%d-%d" % (new_id >> 64, new_id & MASK)
+        if argc == 5:
+            s.append_pair(new_id, ms, seq, args[3], args[4])
+        else:
+            s.append(new_id, args[3:])
+        if not plain:
+            modified(key)
+        elif watched:
+            keyspace.key_modified(db, key)
+        if ms != text_ms:
+            ms_text = b"%d-" % ms
+            text_ms = ms
+            heads = [b""] * 23
+        if seq < 1024:
+            line = seq_lines[seq]
+        else:
+            line = b"%d\r\n" % seq
+        head = heads[len(line)]  # the reply up to the seq, by the seq's digits
+        if not head:
+            head = heads[len(line)] = BULK_HEADERS[len(ms_text) + len(line) - 2] + ms_text
+        out.append(head + line)
         if staged is not None:
-            staged.append([name, key, id_text, *fields])
+            staged.append([name, key, ms_text + line[:-2], *args[3:]])
         elif propagators:
-            logged = [[name, key, id_text, *fields]]
+            logged = [[name, key, ms_text + line[:-2], *args[3:]]]
             for propagate in propagators:
                 propagate(db.id, logged)
-        out.append(b"$%d\r\n%s\r\n" % (len(id_text), id_text))
         ran += 1
+    if plain:
+        keyspace.dirty += ran
     if metered:
         c.server.oom_credit = credit
     return ran
@@ -392,7 +458,7 @@ def _range(c: Any, args: List[bytes], rev: bool) -> Any:
         return []
     if count == 0:
         return NULL_ARRAY
-    return entries_reply(list(s.range(start, end, max(count, 0), rev)))
+    return range_reply(s, start, end, max(count, 0), rev)
 
 
 @command("xrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
@@ -582,7 +648,7 @@ def xread(c: Any, args: List[bytes]) -> Any:
         if s is None or not s.length:
             continue
         if s.top() > after:
-            found.append((key, entries_reply(list(s.range(after + 1, MAX_ID, opts.count)))))
+            found.append((key, range_reply(s, after + 1, MAX_ID, opts.count)))
     if found:
         return keyed_reply(c, found)
     if opts.timeout is None:

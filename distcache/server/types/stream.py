@@ -91,6 +91,12 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: The text of small sequence numbers (an id's text is its ms's, cached, and this).
+SEQ_TEXT = [b"%d" % n for n in range(1024)]
+#: An entry's reply up to its id's text, by that text's length (at most 41).
+_ENTRY_HEADS = [b"*2\r\n$%d\r\n" % n for n in range(42)]
+
+
 def fmt_id(i: int) -> bytes:
     return b"%d-%d" % (i >> 64, i & MASK)
 
@@ -152,7 +158,8 @@ def parse_fields(blob: bytes) -> List[bytes]:
 class Node:
     """Up to NODE_MAX_ENTRIES consecutive entries (one Redis listpack)."""
 
-    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head")
+    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head",
+                 "fast")
 
     def __init__(self, fields: List[bytes], key: int) -> None:
         #: The id of the node's first entry ever (Redis's rax key and master id: it
@@ -166,6 +173,9 @@ class Node:
         self.master = fields[::2]
         #: An entry's RESP text up to its first value (for a one-field master).
         self.head = b"*2\r\n$%d\r\n%s\r\n" % (len(fields[0]), fields[0])
+        #: The field a one-field entry names to take Stream.append_pair's folded
+        #: path: the master's only field, while no entry was deleted; else None.
+        self.fast: Optional[bytes] = fields[0] if len(fields) == 2 else None
         #: Entries Redis still holds flagged deleted (they count towards the cut).
         self.deleted = 0
         #: Redis's listpack size without the live/deleted counters.
@@ -214,6 +224,7 @@ class Node:
         for j in range(i + 1, len(offs)):
             offs[j] -= shift
         self.deleted += count
+        self.fast = None
 
     def copy(self) -> "Node":
         other = Node.__new__(Node)
@@ -221,8 +232,25 @@ class Node:
             array("I", self.offs)
         other.blob = bytearray(self.blob)
         other.master, other.deleted, other.lp_base = self.master, self.deleted, self.lp_base
-        other.key, other.head = self.key, self.head
+        other.key, other.head, other.fast = self.key, self.head, self.fast
         return other
+
+    def encode(self, indexes: range, parts: List[bytes]) -> None:
+        """Append the entries at ``indexes`` as RESP [id, [field, value...]] to
+        ``parts``: an id's ms text once while it repeats, small seqs from a table."""
+        ms, seq, offs, blob = self.ms, self.seq, self.offs, self.blob
+        add = parts.extend
+        heads, seq_text = _ENTRY_HEADS, SEQ_TEXT
+        prev = -1
+        ms_text = b""
+        for k in indexes:
+            m = ms[k]
+            if m != prev:
+                prev = m
+                ms_text = b"%d-" % m
+            q = seq[k]
+            text = ms_text + (seq_text[q] if q < 1024 else b"%d" % q)
+            add((heads[len(text)], text, b"\r\n", blob[offs[k]:offs[k + 1]]))
 
 
 class Nack:
@@ -346,39 +374,50 @@ class Stream:
 
     def append(self, entry_id: int, fields: List[bytes]) -> None:
         """Add an entry whose id is above last_id (checked by the caller)."""
+        ms, seq = entry_id >> 64, entry_id & MASK
+        if len(fields) == 2:
+            self.append_pair(entry_id, ms, seq, fields[0], fields[1])
+        else:
+            self._append(entry_id, ms, seq, fields)
+
+    def append_pair(self, entry_id: int, ms: int, seq: int, f: bytes, v: bytes) -> None:
+        """:meth:`append` of a one-field entry, ``entry_id`` given as its halves too.
+
+        The common entry, a short value not a number (its first byte not in
+        _NUMERIC) named as the node's first entry (``node.fast``: no entry
+        deleted, so ``ms[0]`` is the master entry the diffs are from), takes the
+        general path's sizes folded: this is most of XADD's cost."""
         nodes = self.nodes
-        if len(fields) == 2 and nodes:
-            # The common entry, one short field-value pair named as the node's
-            # first, its value not a number (its first byte not in
-            # _NUMERIC): the general path's sizes, folded (XADD's cost).
+        if nodes:
             node = nodes[-1]
-            master = node.master
-            f, v = fields
             n = len(v)
             nms = node.ms
-            # (no deleted entries: nms[0] is then the master entry the diffs are from)
-            if len(nms) < limits.fast_entries and not node.deleted and 0 < n < 64 \
-                    and (v[0] > 57 or v[0] < 45) and len(master) == 1 and master[0] == f \
-                    and node.lp_base + 4 + len(f) + n < limits.max_bytes:
-                ms, seq = entry_id >> 64, entry_id & MASK
-                ms_diff = ms - nms[0]
-                seq_diff = seq - node.seq[0]
-                if seq_diff < -(1 << 63):
-                    seq_diff += 1 << 64
-                # flags, ms-diff, seq-diff, value, lp-count
-                node.lp_base += n + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
-                    + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
-                nms.append(ms)
-                node.seq.append(seq)
-                blob = node.blob
-                blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
-                node.offs.append(len(blob))
-                self.length += 1
-                self.entries_added = self.entries_added + 1 \
-                    if self.entries_added < _I64_MAX else -_I64_MIN
-                self.last_id = entry_id
-                return
-        ms, seq = entry_id >> 64, entry_id & MASK
+            if len(nms) < limits.fast_entries and 0 < n < 64 and (v[0] > 57 or v[0] < 45) \
+                    and node.fast == f:
+                lp = node.lp_base + n
+                if lp + 4 + len(f) < limits.max_bytes:
+                    ms_diff = ms - nms[0]
+                    seq_diff = seq - node.seq[0]
+                    if seq_diff < -(1 << 63):
+                        seq_diff += 1 << 64
+                    # flags, ms-diff, seq-diff, value, lp-count
+                    node.lp_base = lp + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
+                        + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+                    nms.append(ms)
+                    node.seq.append(seq)
+                    blob = node.blob
+                    blob += b"".join((node.head, BULK_HEADERS[n], v, b"\r\n"))
+                    node.offs.append(len(blob))
+                    self.length += 1
+                    added = self.entries_added
+                    self.entries_added = added + 1 if added < _I64_MAX else -_I64_MIN
+                    self.last_id = entry_id
+                    return
+        self._append(entry_id, ms, seq, [f, v])
+
+    def _append(self, entry_id: int, ms: int, seq: int, fields: List[bytes]) -> None:
+        """The general append: any entry, a new node where Redis cuts one."""
+        nodes = self.nodes
         if nodes:
             node = nodes[-1]
             live, deleted = len(node.ms), node.deleted
@@ -574,6 +613,59 @@ class Stream:
                 if ni >= 0:
                     i = len(nodes[ni].ms) - 1
 
+    def range_reply(self, start: int, end: int, count: int = 0, rev: bool = False
+                    ) -> Tuple[int, List[bytes]]:
+        """:meth:`range` as RESP: (entries, the parts of their replies), each node's
+        run found by bisection and encoded by :meth:`Node.encode` (XRANGE's cost)."""
+        parts: List[bytes] = []
+        nodes = self.nodes
+        if start > end or not nodes:
+            return 0, parts
+        n = 0
+        if not rev:
+            ni, i = self.locate(start)
+            while ni < len(nodes):
+                node = nodes[ni]
+                j = len(node.ms)
+                stop = node.last() > end
+                if stop:
+                    j = node.lower(end + 1)
+                if count and j - i >= count - n:
+                    j = i + count - n
+                    stop = True
+                if i < j:
+                    node.encode(range(i, j), parts)
+                    n += j - i
+                if stop:
+                    break
+                ni += 1
+                i = 0
+            return n, parts
+        ni, i = self.locate(end)
+        if ni >= len(nodes):
+            ni = len(nodes) - 1
+            hi = len(nodes[ni].ms)
+        else:
+            hi = i + 1 if nodes[ni].id_at(i) == end else i  # past the last entry <= end
+        while ni >= 0:
+            node = nodes[ni]
+            lo = 0
+            stop = node.first() < start
+            if stop:
+                lo = node.lower(start)
+            if count and hi - lo >= count - n:
+                lo = hi - (count - n)
+                stop = True
+            if lo < hi:
+                node.encode(range(hi - 1, lo - 1, -1), parts)
+                n += hi - lo
+            if stop:
+                break
+            ni -= 1
+            if ni >= 0:
+                hi = len(nodes[ni].ms)
+        return n, parts
+
     def top(self) -> int:
         """The id of the last entry (Redis's streamLastValidID), 0 when empty."""
         return self.nodes[-1].last() if self.nodes else 0
@@ -739,6 +831,7 @@ def from_parts(parts: List[bytes]) -> Stream:
         node.blob = bytearray(blob)
         node.key = node.first()  # not in the format: a deleted first entry is forgotten
         node.head = b"*2\r\n$%d\r\n%s\r\n" % (len(node.master[0]), node.master[0])
+        node.fast = node.master[0] if len(node.master) == 1 and not node.deleted else None
         s.nodes.append(node)
         s.firsts.append(node.first())
     for _ in range(ngroups):
