@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs, SETs, INCRs or DECRs in one call) against the general
+"""Run handlers (a run of plain GETs, SETs, INCRs, DECRs or PFADDs in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -14,7 +14,7 @@ from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
-RUNS = ("get", "set", "incr", "decr")  # the commands with run handlers
+RUNS = ("get", "set", "incr", "decr", "pfadd")  # the commands with run handlers
 #: A setup step: writes spend a credit of 3, then the memory check runs (counted).
 CREDIT = [b"credit"]
 
@@ -40,7 +40,10 @@ def _request(rng: random.Random) -> List[bytes]:
         return [rng.choice([b"GET", b"get", b"Get"]), key]
     if roll < 0.7:
         return [rng.choice([b"SET", b"set"]), key, b"v%d" % rng.randrange(100)]
-    if roll < 0.85:  # counters: "n" holds numbers; other keys give the errors
+    if roll < 0.78:  # HLLs: a few elements over two keys, or a string key (WRONGTYPE)
+        return [b"PFADD", rng.choice([b"h1", b"h1", b"h2", key]),
+                *[b"e%d" % rng.randrange(40) for _ in range(rng.choice([1, 1, 1, 3, 0]))]]
+    if roll < 0.9:  # counters: "n" holds numbers; other keys give the errors
         return [rng.choice([b"INCR", b"incr", b"DECR"]), rng.choice([b"n", b"n", key, b"big"])]
     return rng.choice([
         [b"SET", b"n", b"%d" % rng.randrange(-5, 5)], [b"SET", b"big", b"9223372036854775806"],
