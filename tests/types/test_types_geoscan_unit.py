@@ -1,4 +1,4 @@
-"""The geo scan's bounding box (geoscan._bands): every point that passes Redis's
+"""The geo scan's bounding box (geoscan.bands): every point that passes Redis's
 radius or box check lies inside the grid rows and columns it keeps, near the
 poles, across the antimeridian and on the border, so skipping the rest cannot
 change a reply."""
@@ -20,7 +20,7 @@ def test_matches_lie_inside_the_bands(box):
     for lon, lat in centres:
         for size in (1.0, 50.0, 2000.0, 30000.0, 400000.0):
             half_w, half_h = (size, size / 2) if box else (size, size)
-            lat_lo, lat_hi, lon_lo, lon_hi = geoscan._bands(lon, lat, half_w, half_h, box)
+            lat_lo, lat_hi, lon_lo, lon_hi = geoscan.bands(lon, lat, half_w, half_h, box)
             reach = 1.2 * max(half_w, half_h) / geohash.EARTH_RADIUS / geohash.D_R
             for _ in range(600):
                 # points around the centre, many near the search's border

@@ -72,7 +72,10 @@ def pfadd(c: Any, args: List[bytes]) -> Any:
     if value is not None and len(args) == 2:
         return 0  # nothing to add: as Redis, the registers are not even read
     editor = _editor(c, value if value is not None else hll.empty())
-    updated = any(editor.add_hashes(hll.hashes(args[2:]))) or value is None
+    if len(args) == 3:  # one element: no list of one hash
+        updated = editor.set(*hll.pattern_of(args[2])) or value is None
+    else:
+        updated = any(editor.add_hashes(hll.hashes(args[2:]))) or value is None
     if not updated:
         editor.release()
         return 0

@@ -7,7 +7,7 @@ each cell is cut into 16 sub-cells (two more geohash steps), and a sub-cell
 is skipped when a lower bound of the distance from the centre to any point
 in it is beyond the search's limit: every point in it would fail Redis's
 check. A member outside the grid rows and columns that can hold a match (a
-bounding box, :func:`_bands`) is skipped on its integer cell coordinates. The
+bounding box, :func:`bands`) is skipped on its integer cell coordinates. The
 members left are measured with Redis's exact float operations
 (:func:`geohash.score_to_lonlat` and the distance checks, inlined), in
 score order, so replies, orders and ANY cut-offs are Redis's.
@@ -35,6 +35,8 @@ _SAFE = 1.0 + 1e-9
 _SLACK = 1e-6  # meters
 
 Found = List[Tuple[float, float, bytes, float, float]]
+#: Grid rows and columns that can hold a match: (lat_lo, lat_hi, lon_lo, lon_hi).
+Grid = Tuple[int, int, int, int]
 
 
 #: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
@@ -89,9 +91,11 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
 
 
 def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: float,
-         height: float, radius: float, found: Found, limit: int) -> bool:
+         height: float, radius: float, found: Found, limit: int,
+         grid: Optional[Grid] = None) -> bool:
     """Append (distance, score, member, lon, lat) of the members at positions [lo, hi)
     of ``z`` inside the search; True once ``limit`` (if nonzero) matches are found.
+    ``grid``: the search's :func:`bands`, if already computed.
 
     The decoding is :func:`geohash.score_to_lonlat` and the checks are
     ``radius_checker`` / ``in_box``, inlined with the same float operations."""
@@ -105,8 +109,8 @@ def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: flo
     append = found.append
     # The band of grid rows and columns outside which no point can match (with
     # margins): a point there is skipped before any float is computed for it.
-    lat_lo, lat_hi, lon_lo, lon_hi = _bands(lon, lat, half_w if box else radius,
-                                            half_h if box else radius, box)
+    lat_lo, lat_hi, lon_lo, lon_hi = grid or bands(lon, lat, half_w if box else radius,
+                                                   half_h if box else radius, box)
     for score, member in z.iter_range(lo, hi):
         bits = int(score) & _MASK64 if score - score == 0.0 else 0
         both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
@@ -145,7 +149,7 @@ def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: flo
     return False
 
 
-def _bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
+def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
            ) -> Tuple[int, int, int, int]:
     """Grid rows (latitude) and columns (longitude) of 52-bit geohashes, inclusive,
     outside which no point passes a search's checks: a distance is at least ``R *
@@ -229,6 +233,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         if lo < hi:
             heap.append((lower_bound(cell, lon, lat, cos_c), ci, cell, lo, hi))
     heapq.heapify(heap)
+    grid = bands(lon, lat, radius, radius, False)
     kept: List[Tuple[int, float, bytes, float, float, float]] = []
     closest: List[float] = []  # the ``count`` smallest distances, negated (a max-heap)
     part: Found = []
@@ -239,7 +244,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         bits, step = cell
         if hi - lo <= LEAF or step >= STEP_MAX:
             part.clear()
-            scan(z, lo, hi, lon, lat, False, 0.0, 0.0, radius, part, 0)
+            scan(z, lo, hi, lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
             for d, score, member, plon, plat in part:
                 kept.append((ci, score, member, plon, plat, d))
                 if len(closest) < count:
