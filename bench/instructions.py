@@ -12,6 +12,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
     python bench/instructions.py -t evalsha                  # a one-command script
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
+    python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -40,10 +41,16 @@ REQUESTS = {
     "xadd-maxlen": [b"XADD", b"mystream", b"MAXLEN", b"~", b"1000", b"*", b"f", b"xxx"],
     # bench/streams_bench.py's read: the first 10 entries of a 1000-entry stream.
     "xrange": [b"XRANGE", b"r", b"-", b"+", b"COUNT", b"10"],
+    # One HLL, a random element a request (redis-benchmark -r 100000): dense after
+    # the first ~1,700, about a quarter of the adds raise a register.
+    "pfadd": [b"PFADD", b"hll", b"element:__rand_int__"],
     # The scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
 }
+
+#: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
+FRESH = {"pfadd"}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -109,7 +116,15 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     elif kind == "xrange":  # streams_bench.py's entries: two small fields
         setup(b"".join(encode_command([b"XADD", b"r", b"*", b"f1", b"v%d" % i, b"f2", b"w"])
                        for i in range(1000)))
-    if keys:
+    if kind in FRESH:  # a new random argument every request, not a few reads repeated
+        # (as many reads as the longest count takes, whatever ``rounds``: built
+        # outside the difference between the two counts)
+        rng = random.Random(1)
+        reads = [b"".join(encode_command([a.replace(b"__rand_int__",
+                                                    b"%012d" % rng.randrange(100000))
+                                          for a in template]) for _ in range(pipeline))
+                 for _ in range(120 * 50)]
+    elif keys:
         for start in range(0, keys, 1000):
             setup(b"".join(encode_command([b"SET", b"key:%012d" % i, b"xxx"])
                            for i in range(start, min(keys, start + 1000))))
@@ -165,7 +180,7 @@ def main() -> None:
     rows: List[str] = []
     for kind in args.tests.split(","):
         for pipeline in map(int, args.pipeline.split(",")):
-            short, long_ = 20, 120
+            short, long_ = 20, 120  # (FRESH's reads assume 120 at most)
             extra = (count(args, kind, pipeline, long_) - count(args, kind, pipeline, short))
             per = extra / ((long_ - short) * 50 * pipeline)
             rows.append(f"{kind:11} {pipeline:3}  {per:12,.0f}")

@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs, SETs or counter writes in one call) against the general
+"""Run handlers (a run of plain GETs, SETs, counter writes or PFADDs in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -14,7 +14,7 @@ from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
-RUNS = ("get", "set", "incr", "decr", "incrby", "decrby")  # the commands with run handlers
+RUNS = ("get", "set", "incr", "decr", "incrby", "decrby", "pfadd")  # the commands with run handlers
 #: A setup step: writes spend a credit of 3, then the memory check runs (counted).
 CREDIT = [b"credit"]
 #: A setup step: every key change is listened to (as WATCH and tracking hear them).
@@ -45,10 +45,13 @@ def _request(rng: random.Random) -> List[bytes]:
         return [rng.choice([b"GET", b"get", b"Get"]), key]
     if roll < 0.7:
         return [rng.choice([b"SET", b"set"]), key, b"v%d" % rng.randrange(100)]
-    if roll < 0.8:  # counters: "n" holds numbers; other keys give the errors
+    if roll < 0.78:  # HLLs: a few elements over two keys, or a string key (WRONGTYPE)
+        return [b"PFADD", rng.choice([b"h1", b"h1", b"h2", key]),
+                *[b"e%d" % rng.randrange(40) for _ in range(rng.choice([1, 1, 1, 3, 0]))]]
+    if roll < 0.86:  # counters: "n" holds numbers; other keys give the errors
         return [rng.choice([b"INCR", b"incr", b"DECR"]),
                 rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"])]
-    if roll < 0.87:
+    if roll < 0.91:
         return [rng.choice([b"INCRBY", b"DECRBY", b"decrby"]),
                 rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"]), rng.choice(AMOUNTS)]
     return rng.choice([

@@ -11,6 +11,8 @@ import pytest
 import redis
 
 from servers import same_reply
+from test_types_propagation import embedded, logged, wait_for  # noqa: F401
+from types_resp import RawClient, encode  # noqa: F401
 
 
 @pytest.fixture
@@ -67,6 +69,67 @@ def test_one_element_at_a_time_gives_redis_bytes(pair):
     same_reply(pair, "GET", "one")
     same_reply(pair, "PFADD", "one", elements[0])  # nothing changes: 0, same bytes
     same_reply(pair, "GET", "one")
+
+
+def _pipelined(client, commands):
+    """Send ``commands`` in one write (so the server runs them as one batch, where
+    PFADD's run handler applies); their replies, errors as ("error", text)."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return [("error", str(r)) if isinstance(r, redis.ResponseError) else r
+            for r in pipe.execute(raise_on_error=False)]
+
+
+def test_pipelined_pfadd_runs_match_redis(pair):
+    """Batches of PFADDs as a pipeline sends them (runs on one key, keys switching,
+    several elements, elements of mixed lengths, duplicates, a key with a TTL, a
+    missing element, a wrong type and a corrupt value between them): the same
+    replies, bytes and TTLs as redis-server's."""
+    rng = random.Random(11)
+    ours, theirs = pair
+    for client in pair:
+        client.set("str", "x")
+        client.set("bad", b"HYLL\x01" + bytes(11) + b"\x40")
+        client.pfadd("ttl", "a")
+        client.expire("ttl", 1000)
+    for batch in range(40):
+        commands = []
+        for _ in range(rng.choice([1, 5, 16, 64])):
+            key = rng.choice(["a", "a", "a", "b", "ttl", "new%d" % batch, "str", "bad"])
+            n = rng.choice([1, 1, 1, 1, 2, 7, 0])
+            elements = [b"element:%012d" % rng.randrange(3000) if rng.random() < 0.8
+                        else b"x" * rng.randrange(40) for _ in range(n)]
+            commands.append(["PFADD", key, *elements])
+        assert _pipelined(ours, commands) == _pipelined(theirs, commands), batch
+        if batch % 5 == 4:
+            for key in ("a", "b", "ttl", "new%d" % batch):
+                same_reply(pair, "GET", key)
+                same_reply(pair, "PFDEBUG", "ENCODING", key)
+            assert 0 < ours.ttl("ttl") <= 1000
+    same_reply(pair, "PFCOUNT", "a", "b", "ttl")
+
+
+def test_pipelined_pfadds_propagate_those_that_changed(logged):
+    """PFADDs in one read (the run handler) reach the propagators in order, each
+    that replied 1 and none that replied 0 or failed; the value is then what the
+    replies say."""
+    client, log, _ = logged
+    client.call("SET", "str", "x")
+    log.clear()
+    batch = [["PFADD", "h", "e%d" % (i % 30)] for i in range(60)]
+    batch[10] = ["PFADD", "str", "a"]
+    batch[20] = ["PFADD", "other", "a", "b"]
+    batch[40] = ["PFADD", "h", "e1", "new"]
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    assert replies[10][0] == "-" and replies[10][1].startswith(b"WRONGTYPE")
+    expected = [[a.encode() for a in args] for args, reply in zip(batch, replies)
+                if reply == (":", b"1")]
+    assert len(expected) > 25  # about e0..e29 but e10 once each, "other", and "new"
+    wait_for(log, len(expected))
+    assert log == expected
+    assert client.call("PFCOUNT", "h") == (":", b"30")
 
 
 def test_sparse_limit_follows_hll_sparse_max_bytes(pair):

@@ -192,6 +192,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
     width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
     half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
     lon, lat = shape.lon, shape.lat
+    grid = geoscan.bands(lon, lat, half_w, half_h, box)
     count_below = z.count_below
     for cell in cells:
         if found and limit and len(found) >= limit:
@@ -206,7 +207,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
             if crowded:
                 lo, hi = count_below(float(low), False), count_below(float(high), False)
             if lo < hi and geoscan.scan(z, lo, hi, lon, lat, box, width, height, radius,
-                                        found, limit):
+                                        found, limit, grid):
                 break
     return found
 

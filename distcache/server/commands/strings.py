@@ -160,9 +160,7 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
     if context is None:
         return 0
     staged, propagators, metered, credit = context
-    db = c.db
-    keyspace = c.keyspace
-    store = db.set
+    store = c.db.set
     name = commands[start][0]
     ran = 0
     for args in commands[start:]:
@@ -176,10 +174,7 @@ def set_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -
         if staged is not None:
             staged.append(args)
         elif propagators:
-            for propagate in propagators:
-                propagate(db.id, [args])
-            if db is keyspace.stage_db:  # the replication stream lent its shortcut
-                staged = keyspace.stage
+            staged = propagate_write(c, args, propagators)
         out.append(OK)
         ran += 1
     if metered:
@@ -202,6 +197,18 @@ def _write_run_context(c: Any) -> Optional[_WriteRunContext]:
     keyspace = c.keyspace
     staged = keyspace.stage if c.db is keyspace.stage_db else None
     return staged, keyspace.propagators, server.gated, server.oom_credit
+
+
+def propagate_write(c: Any, args: List[bytes], propagators: List[Any]
+                    ) -> Optional[List[List[bytes]]]:
+    """A run handler's write, to the propagators (the log's shortcut is not lent:
+    the dispatcher's path). Returns the shortcut if the replication stream lent
+    it meanwhile, for the run's next writes."""
+    db = c.db
+    for propagate in propagators:
+        propagate(db.id, [args])
+    keyspace = c.keyspace
+    return keyspace.stage if db is keyspace.stage_db else None
 
 
 def _set_generic(c: Any, args: List[bytes], cmd: str) -> Any:
@@ -584,10 +591,7 @@ def _counter_run(sign: int, argc: int) -> RunHandler:
             if staged is not None:
                 staged.append(args)
             elif propagators:
-                for propagate in propagators:
-                    propagate(db.id, [args])
-                if db is keyspace.stage_db:  # the replication stream lent its shortcut
-                    staged = keyspace.stage
+                staged = propagate_write(c, args, propagators)
             out += (b":", new, b"\r\n")
             ran += 1
         if metered:

@@ -6,7 +6,9 @@ least as wide as the radius: most of them lie outside the circle or box. Here
 each cell is cut into 16 sub-cells (two more geohash steps), and a sub-cell
 is skipped when a lower bound of the distance from the centre to any point
 in it is beyond the search's limit: every point in it would fail Redis's
-check. The members left are measured with Redis's exact float operations
+check. A member outside the grid rows and columns that can hold a match (a
+bounding box, :func:`bands`) is skipped on its integer cell coordinates. The
+members left are measured with Redis's exact float operations
 (:func:`geohash.score_to_lonlat` and the distance checks, inlined), in
 score order, so replies, orders and ANY cut-offs are Redis's.
 
@@ -33,6 +35,8 @@ _SAFE = 1.0 + 1e-9
 _SLACK = 1e-6  # meters
 
 Found = List[Tuple[float, float, bytes, float, float]]
+#: Grid rows and columns that can hold a match: (lat_lo, lat_hi, lon_lo, lon_hi).
+Grid = Tuple[int, int, int, int]
 
 
 #: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
@@ -87,9 +91,11 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
 
 
 def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: float,
-         height: float, radius: float, found: Found, limit: int) -> bool:
+         height: float, radius: float, found: Found, limit: int,
+         grid: Optional[Grid] = None) -> bool:
     """Append (distance, score, member, lon, lat) of the members at positions [lo, hi)
     of ``z`` inside the search; True once ``limit`` (if nonzero) matches are found.
+    ``grid``: the search's :func:`bands`, if already computed.
 
     The decoding is :func:`geohash.score_to_lonlat` and the checks are
     ``radius_checker`` / ``in_box``, inlined with the same float operations."""
@@ -101,11 +107,17 @@ def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: flo
     cos1 = _cos(lat1r)
     half_w, half_h = width / 2, height / 2
     append = found.append
+    # The band of grid rows and columns outside which no point can match (with
+    # margins): a point there is skipped before any float is computed for it.
+    lat_lo, lat_hi, lon_lo, lon_hi = grid or bands(lon, lat, half_w if box else radius,
+                                                   half_h if box else radius, box)
     for score, member in z.iter_range(lo, hi):
         bits = int(score) & _MASK64 if score - score == 0.0 else 0
         both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
                 | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
         ilat, ilon = both & 0xFFFFFFFF, both >> 32
+        if not (lat_lo <= ilat <= lat_hi and lon_lo <= ilon <= lon_hi):
+            continue
         plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
                 + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
         plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
@@ -135,6 +147,38 @@ def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: flo
         if limit and len(found) >= limit:
             return True
     return False
+
+
+def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
+           ) -> Tuple[int, int, int, int]:
+    """Grid rows (latitude) and columns (longitude) of 52-bit geohashes, inclusive,
+    outside which no point passes a search's checks: a distance is at least ``R *
+    |dlat|``, a haversine one at least ``2R asin(sqrt(cos(lat) cos(plat))
+    |sin(dlon/2)|)`` and a box's longitude distance ``2R asin(cos(plat)
+    |sin(dlon/2)|)``, with the smaller cosine over the latitude band. Margins of a
+    relative 1e-9, a micrometre and two grid steps keep border points in."""
+    everything = (0, 0xFFFFFFFF, 0, 0xFFFFFFFF)
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        return everything
+    band = (half_h * _SAFE + _SLACK) / EARTH_RADIUS / D_R
+    if not band < 90.0:
+        return everything
+    rows = _CELLS / _LAT_SCALE
+    lat_lo = max(int((lat - band - LAT_MIN) * rows) - 2, 0)
+    lat_hi = int((lat + band - LAT_MIN) * rows) + 2
+    if abs(lat) + band >= 90.0:
+        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)  # the band reaches a pole
+    cos_min = min(math.cos((lat - band) * D_R), math.cos((lat + band) * D_R))
+    scale = cos_min if box else math.sqrt(math.cos(lat * D_R) * cos_min)
+    reach = (half_w * _SAFE + _SLACK) / (2.0 * EARTH_RADIUS)
+    if not (scale > 0.0 and reach < math.pi / 2 and math.sin(reach) < scale):
+        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)
+    cut = 2.0 * math.asin(math.sin(reach) / scale) / D_R * _SAFE + 1e-9
+    if lon - cut <= LONG_MIN or lon + cut >= LONG_MAX:
+        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)  # across the antimeridian: no bound
+    columns = _CELLS / 360.0
+    return (lat_lo, lat_hi, int((lon - cut - LONG_MIN) * columns) - 2,
+            int((lon + cut - LONG_MIN) * columns) + 2)
 
 
 def _cos(x: float) -> float:
@@ -189,6 +233,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         if lo < hi:
             heap.append((lower_bound(cell, lon, lat, cos_c), ci, cell, lo, hi))
     heapq.heapify(heap)
+    grid = bands(lon, lat, radius, radius, False)
     kept: List[Tuple[int, float, bytes, float, float, float]] = []
     closest: List[float] = []  # the ``count`` smallest distances, negated (a max-heap)
     part: Found = []
@@ -199,7 +244,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         bits, step = cell
         if hi - lo <= LEAF or step >= STEP_MAX:
             part.clear()
-            scan(z, lo, hi, lon, lat, False, 0.0, 0.0, radius, part, 0)
+            scan(z, lo, hi, lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
             for d, score, member, plon, plat in part:
                 kept.append((ci, score, member, plon, plat, d))
                 if len(closest) < count:
