@@ -21,9 +21,10 @@ after one that took *t*, the next waits at least ``t / BUDGET``.
 ``PYPY_GC_NURSERY`` is 8 MB unless set (PyPy picks 1 MB from the L2 cache
 here): a minor collection promotes the objects of the requests in flight,
 which then die in the old generation; fewer minor collections promote fewer
-(and cost less CPU). ``PYPY_GC_MIN`` (no major collection below it) defaults
-to 8 nurseries, 64 MB then, which let a fresh server's startup garbage stay in
-RSS (+14 MB): 16 MB unless set. PyPy reads them at start, so ``distcache
+(and cost less CPU). ``PYPY_GC_MIN`` (no major collection below it) follows at
+8 nurseries, 64 MB: a fresh server keeps 14 MB more startup garbage in RSS, but
+with 16 MB the one-key -P 16 benchmark cost 29-45% more CPU in one run against
+PyPy's defaults (64 MB: none). PyPy reads these at start, so ``distcache
 server`` re-executes itself with them (``reexec_with_gc_defaults``).
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ CHURN = 0.5
 #: Share of the wall time the server's own collections may take.
 BUDGET = 0.05
 #: The GC settings distcache server starts PyPy with, unless set in the environment.
-GC_DEFAULTS = {"PYPY_GC_NURSERY": "8MB", "PYPY_GC_MIN": "16MB"}
+GC_DEFAULTS = {"PYPY_GC_NURSERY": "8MB"}
 
 
 class GcPacer:
