@@ -72,6 +72,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args[0] in ("-v", "--version", "version"):
         print(f"distcache {__version__}")
         return 0
+    if argv is None and args[0] == "server":  # PyPy reads its GC settings at start
+        from .server.pypy_gc import reexec_with_gc_defaults
+        reexec_with_gc_defaults(args)
     _load_plugins()
     handler = SUBCOMMANDS.get(args[0])
     if handler is None:

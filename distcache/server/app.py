@@ -157,6 +157,8 @@ class CacheServer:
         _install_scripting(self)
         pubsub.install(self)
         eviction.install(self)
+        from . import pypy_gc  # PyPy: collections paced by the dataset's growth
+        pypy_gc.install(self)
         from . import monitoring, pause  # CLIENT PAUSE; MONITOR, SLOWLOG, LATENCY
         pause.install(self)
         monitoring.install(self)

@@ -274,26 +274,32 @@ class Eviction:
 
     def evict(self) -> bool:
         """Evict until under maxmemory; False when nothing can be evicted (OOM)."""
-        policy = self.policy
-        if policy == "noeviction":
+        if self.policy == "noeviction":
             return False
+        ok, evicted = self._evict()
+        pacer = self.server.gc_pacer  # PyPy: an evicted value is garbage until collected
+        if pacer is not None and evicted:
+            pacer.evicted_bytes(evicted * self.avg_key, self.maxmemory)
+        return ok
+
+    def _evict(self) -> Tuple[bool, int]:
         evicted = 0
         volatile = self.volatile
         dbs = [db for db in self.keyspace.dbs if (db.expires if volatile else db.data)]
         while self._estimate(None) > self.maxmemory:
             if evicted >= MAX_EVICT_PER_CALL:
-                return True  # let the command run; the rest goes on later
+                return True, evicted  # let the command run; the rest goes on later
             if evicted and not evicted & 63:
                 dbs = [db for db in dbs if (db.expires if volatile else db.data)]
             if not dbs:
-                return False
+                return False, evicted
             victim = self._pick(dbs)
             if victim is None:
-                return False
+                return False, evicted
             db, key = victim
             self._evict_key(db, key)
             evicted += 1
-        return True
+        return True, evicted
 
     def _evict_key(self, db: Database, key: bytes) -> None:
         ks = self.keyspace

@@ -125,9 +125,10 @@ def test_a_switch_to_big_values_meets_the_limit_soon(tmp_path):
         assert 5 / gc_factor() <= stored <= 15
 
 
-@pytest.mark.xfail(PYPY, reason="PyPy's RSS overshoots under eviction churn (docs/pypy.md)",
-                   strict=False)
 def test_allkeys_lru_bounds_rss_and_keeps_recent_keys(tmp_path):
+    # On PyPy the evicted values are garbage until a major collection, and then sit
+    # in malloc's free lists: the server's GC pacer (server/pypy_gc.py) collects
+    # and trims after each half maxmemory evicted (3.4x the limit without it).
     maxmemory = 16 * MB
     with distcache_server(tmp_path, "--maxmemory", str(maxmemory),
                           "--maxmemory-policy", "allkeys-lru") as srv:
@@ -147,7 +148,8 @@ def test_allkeys_lru_bounds_rss_and_keeps_recent_keys(tmp_path):
         # the oldest are gone
         assert present(r, [f"key:{i}" for i in range(2000)]) < 100
         keys = info["db0"]["keys"]
-        assert 3_000 < keys < 4_200  # ~4.1-4.3 kB per 4 kB value
+        # ~4.1-4.3 kB per 4 kB value; PyPy counts each times its GC's heap growth
+        assert 3_000 / gc_factor() < keys < 4_200
 
 
 @pytest.mark.xfail(PYPY, reason="PyPy keeps ~100 more of these keys than the test's "

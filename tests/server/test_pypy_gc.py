@@ -1,0 +1,70 @@
+"""server/pypy_gc.py's pacing, on whatever runtime runs the tests (the server
+installs the pacer on PyPy only; its arithmetic is the same on both)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from distcache.server import pypy_gc
+from distcache.server.app import CacheServer
+from distcache.server.pypy_gc import CHURN, GC_DEFAULTS, GROWTH, MIN_KEYS, GcPacer
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> CacheServer:
+    return CacheServer("127.0.0.1", 0, save="", appendonly="no", dir=str(tmp_path))
+
+
+def test_installed_on_pypy_only(server: CacheServer) -> None:
+    pacer = server.gc_pacer  # type: ignore[attr-defined]
+    assert (pacer is not None) == (sys.implementation.name == "pypy")
+    assert (pacer is not None and pacer.cron in server.cron_jobs) or pacer is None
+
+
+def test_collects_as_the_keys_grow_within_its_budget(server: CacheServer) -> None:
+    pacer = GcPacer(server)
+    data = server.keyspace.dbs[0].data
+    data.update((b"k%d" % i, b"v") for i in range(MIN_KEYS))
+    pacer.cron()
+    assert pacer.collections == 0  # under MIN_KEYS * (1 + GROWTH)
+    data.update((b"k%d" % i, b"v") for i in range(MIN_KEYS, int(MIN_KEYS * (1 + GROWTH)) + 1))
+    pacer.cron()
+    assert pacer.collections == 1 and pacer.mark == len(data)
+    assert pacer.next_allowed > 0
+    grown = int(len(data) * (1 + GROWTH)) + 1
+    data.update((b"k%d" % i, b"v") for i in range(len(data), grown))
+    pacer.next_allowed = float("inf")  # the budget is spent: no collection
+    pacer.cron()
+    assert pacer.collections == 1
+    pacer.next_allowed = 0.0
+    pacer.cron()
+    assert pacer.collections == 2 and pacer.mark == grown
+    data.clear()  # FLUSHALL: the regrowth is paced from the floor again
+    pacer.cron()
+    assert pacer.mark == MIN_KEYS
+
+
+def test_collects_after_evicting_a_share_of_maxmemory(server: CacheServer) -> None:
+    pacer = GcPacer(server)
+    maxmemory = 16 << 20
+    pacer.evicted_bytes(maxmemory * CHURN * 0.6, maxmemory)
+    assert pacer.collections == 0
+    pacer.evicted_bytes(maxmemory * CHURN * 0.6, maxmemory)
+    assert pacer.collections == 1 and pacer.evicted == 0
+
+
+def test_reexec_is_a_no_op_off_pypy_or_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (On PyPy, test_runtime_memory.py checks the re-executed server's environment.)
+    monkeypatch.setattr(pypy_gc, "PYPY", False)
+    for name in GC_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    pypy_gc.reexec_with_gc_defaults(["server"])
+    assert not set(GC_DEFAULTS) & set(os.environ)
+    monkeypatch.setattr(pypy_gc, "PYPY", True)
+    for name in GC_DEFAULTS:
+        monkeypatch.setenv(name, "4MB")
+    pypy_gc.reexec_with_gc_defaults(["server"])  # returns: nothing to set
+    assert all(os.environ[name] == "4MB" for name in GC_DEFAULTS)
