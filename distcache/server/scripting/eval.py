@@ -24,7 +24,7 @@ from ..stats import count_error
 from ..types.blocking import serve_ready
 from . import NOSCRIPT, split_keys
 from .busy import BusyServer
-from .lua import (VARARGS, LuaError, LuaRuntime, ScriptError, encode_script_reply, lua_log,
+from .lua import (FIXED, LuaError, LuaRuntime, ScriptError, encode_script_reply, lua_log,
                   lua_to_reply, sha1hex)
 
 log = logging.getLogger("distcache.scripting")
@@ -244,10 +244,14 @@ class ScriptEngine:
         self.running = run
         self.active = runtime
         try:
+            n = len(keys) + len(argv)
             if function:
                 ok, value = runtime.call_function(script.func, keys, argv)
-            elif len(keys) + len(argv) <= VARARGS:  # runtime.run, without its frame
-                ok, value = runtime._run_args(script.func, len(keys), *keys, *argv)
+            elif n <= FIXED:  # runtime.run, without its frame
+                value = runtime.runners[n](script.func, len(keys), *keys, *argv)
+                ok = value.__class__ is not tuple  # (False, error table): no Lua value is one
+                if not ok:
+                    value = value[1]
             else:
                 ok, value = runtime.run(script.func, keys, argv)
         except LuaError as exc:  # an error in the error handler (out of memory...)

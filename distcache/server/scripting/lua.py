@@ -42,6 +42,8 @@ MAX_REPLY_DEPTH = 200
 #: Up to this many keys and arguments go to Lua as arguments (Lua's C stack holds
 #: about 8000); more go as tables.
 VARARGS = 64
+#: Up to this many, to a runner with as many parameters (see the bootstrap).
+FIXED = 8
 #: Heap growth past the last full collection that triggers the next one (after a run).
 COLLECT_SLACK = 32 << 20
 #: Lua instructions between two calls of the count hook (about a millisecond).
@@ -49,7 +51,7 @@ HOOK_EVERY = 100_000
 
 #: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
 _BOOTSTRAP = r"""
-local api, py_error, py_hook, version, version_num, py_register, py_load_hook = ...
+local api, py_error, py_hook, version, version_num, py_register, py_load_hook, FIXED = ...
 local error, type, tostring, select, rawget, rawset, pairs, ipairs, next =
       error, type, tostring, select, rawget, rawset, pairs, ipairs, next
 local setmetatable, getmetatable, setfenv, loadstring, load, xpcall =
@@ -206,11 +208,11 @@ end
 -- The count hook stays set between runs (setting it per run cost more than a short
 -- script): py_hook answers false while no script runs. It is only replaced after a
 -- kill (every instruction) or while a library loads, and put back afterwards.
-local killed = false
+local S = {killed = false}   -- a table: the runners below read it too
 local every = 0
 local function hook()
-  if killed or py_hook() then
-    killed = true
+  if S.killed or py_hook() then
+    S.killed = true
     -- Every instruction from now on, so a pcall in the script cannot outlive the
     -- kill; but never inside this chunk (the error handler, the runner).
     dbg.sethook(hook, '', 1)
@@ -228,7 +230,7 @@ end
 
 local function unhook()
   dbg.sethook(hook, '', every)   -- first: until then the hook runs at every instruction,
-  killed = false                 -- and would call py_hook (which says kill) again
+  S.killed = false               -- and would call py_hook (which says kill) again
 end
 
 local function compile(body, name)
@@ -244,11 +246,33 @@ local function run(f, keys, argv, as_args)
     rawset(real, 'ARGV', argv)
   end
   local ok, r = xpcall(f, handler)
-  if killed then unhook() end
+  if S.killed then unhook() end
   return ok, r
 end
 
 local function unproxy(t) return proxies[t] or t end
+
+-- Runners for scripts given n keys and arguments in all (n <= FIXED): KEYS and ARGV
+-- made from fixed parameters (a vararg function costs more to call), the value
+-- alone on success (one result is cheaper than two), false and the error table on
+-- failure. Their chunk is '=distcache', so the error handler and the hook skip them.
+local runners = {}
+for n = 0, FIXED do
+  local names = {}
+  for i = 1, n do names[i] = 'a' .. i end
+  local list = table.concat(names, ', ')
+  local src = 'local real, xpcall, handler, S, unhook = ...\n' ..
+    'return function(f, nkeys' .. (n > 0 and ', ' or '') .. list .. ')\n' ..
+    '  local keys, argv = {' .. list .. '}, {}\n' ..
+    '  for i = nkeys + 1, ' .. n .. ' do argv[i - nkeys] = keys[i]; keys[i] = nil end\n' ..
+    '  real.KEYS, real.ARGV = keys, argv\n' ..
+    '  local ok, r = xpcall(f, handler)\n' ..
+    '  if S.killed then unhook() end\n' ..
+    '  if ok then return r end\n' ..
+    '  return false, r\n' ..
+    'end\n'
+  runners[n + 1] = loadstring(src, '=distcache')(real, xpcall, handler, S, unhook)
+end
 
 -- run, with KEYS and ARGV given as arguments: cheaper than two tables made from Python
 -- (and run inlined: a Lua call less per script).
@@ -260,7 +284,7 @@ local function run_args(f, nkeys, ...)
   end
   real.KEYS, real.ARGV = keys, argv   -- real has no __newindex: raw sets
   local ok, r = xpcall(f, handler)
-  if killed then unhook() end
+  if S.killed then unhook() end
   return ok, r
 end
 
@@ -313,7 +337,7 @@ local function call_function(f, keys, argv)
 end
 
 return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args, mark,
-       arm
+       arm, runners
 """
 
 
@@ -339,9 +363,12 @@ class LuaRuntime:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
         (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
-         self._call_function, self._run_args, self._mark, arm) = boot(
+         self._call_function, self._run_args, self._mark, arm, runners) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
-            version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook)
+            version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook, FIXED)
+        #: runners[n](func, nkeys, *keys, *argv) for n keys and arguments in all: the
+        #: script's value, or (False, error table).
+        self.runners: List[Any] = [runners[n + 1] for n in range(FIXED + 1)]
         self.table = rt.table
         self.table_from = rt.table_from
         #: Bytes the Lua state holds (counted: max_memory is given, if 0).
