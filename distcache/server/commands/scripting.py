@@ -11,49 +11,41 @@ from typing import Any, List
 
 from ...protocol import OK
 from ..errors import CommandError
-from ..scripting import NOSCRIPT, engine, split_keys
+from ..scripting import engine
 from .table import command, container, help_reply
 
 _EVAL = "noscript stale skip_monitor no_mandatory_keys movablekeys"
 _SCR = dict(group="scripting", since="2.6.0", complexity="Depends on the script that is executed.")
 
 
-def _eval(c: Any, args: List[bytes], by_sha: bool, readonly: bool) -> Any:
-    keys, argv = split_keys(args, "ERR value is not an integer or out of range")
-    eng = engine(c.server)
-    if by_sha:
-        script = eng.get(args[1])
-        if script is None:
-            raise CommandError(NOSCRIPT)
-    else:
-        script = eng.load(args[1])
-    return eng.run(c, script, keys, argv, readonly)
-
+# The engine's eval, without a frame of ours between (an EVALSHA's cost is mostly frames).
 
 @command("eval", -3, _EVAL, **_SCR)
 def eval_(c: Any, args: List[bytes]) -> Any:
     """Run a Lua script."""
-    return _eval(c, args, by_sha=False, readonly=False)
+    return (c.server.__dict__.get("_script_engine") or engine(c.server)).eval(
+        c, args, False, False)
 
 
 @command("evalsha", -3, _EVAL, **_SCR)
 def evalsha(c: Any, args: List[bytes]) -> Any:
     """Run a cached Lua script by its SHA1."""
-    return _eval(c, args, by_sha=True, readonly=False)
+    return (c.server.__dict__.get("_script_engine") or engine(c.server)).eval(
+        c, args, True, False)
 
 
 @command("eval_ro", -3, "readonly " + _EVAL, group="scripting", since="7.0.0",
          complexity=_SCR["complexity"])
 def eval_ro(c: Any, args: List[bytes]) -> Any:
     """Run a read-only Lua script."""
-    return _eval(c, args, by_sha=False, readonly=True)
+    return engine(c.server).eval(c, args, False, True)
 
 
 @command("evalsha_ro", -3, "readonly " + _EVAL, group="scripting", since="7.0.0",
          complexity=_SCR["complexity"])
 def evalsha_ro(c: Any, args: List[bytes]) -> Any:
     """Run a cached read-only Lua script by its SHA1."""
-    return _eval(c, args, by_sha=True, readonly=True)
+    return engine(c.server).eval(c, args, True, True)
 
 
 # -- SCRIPT -------------------------------------------------------------------------

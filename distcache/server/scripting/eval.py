@@ -14,26 +14,30 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from time import monotonic
+from functools import partial
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ...protocol.resp import Raw
+from ...protocol.resp import Raw, encode_reply, error_text
 from ..errors import OOM, CommandError
+from ..stats import count_error
 from ..types.blocking import serve_ready
+from . import NOSCRIPT, split_keys
 from .busy import BusyServer
-from .lua import (LuaRuntime, ScriptError, encode_script_reply, lua_log, lua_to_reply,
-                  sha1hex)
+from .lua import (FIXED, LuaError, LuaRuntime, ScriptError, encode_script_reply, lua_log,
+                  lua_to_reply, sha1hex)
 
 log = logging.getLogger("distcache.scripting")
 
 #: What a cached script costs beyond its body (the entry, the compiled function).
 SCRIPT_OVERHEAD = 512
-#: Lua instructions between two calls of the count hook (about a millisecond).
-HOOK_EVERY = 100_000
 #: The Lua state's memory is read after one run in ACCOUNT_MASK + 1 (a call to Lua's
 #: allocator count each time costs more than a short script does).
 ACCOUNT_MASK = 15
 #: Seconds between two polls of the other clients while a script is busy.
 POLL_EVERY = 0.005
+#: Command names (as scripts spell them) remembered for redis.call's direct path.
+PLAIN_NAMES = 1024
 
 SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
                  "allow-cross-slot-keys")
@@ -52,31 +56,43 @@ class Script:
 
 
 class _Run:
-    """The state of the script being run (Redis's scriptRunCtx)."""
+    """The state of the script being run (Redis's scriptRunCtx).
 
-    __slots__ = ("caller", "script", "readonly", "allow_oom", "pre_oom", "wrote", "resp3",
-                 "repl", "start", "kill", "shutdown", "busy", "next_poll", "function", "argv",
-                 "keys")
+    No __slots__: what most runs never change is a class attribute, so making
+    one per EVAL sets five attributes rather than sixteen."""
 
-    def __init__(self, caller: Any, script: Any, readonly: bool, pre_oom: bool,
-                 function: bool = False) -> None:
+    function = False  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
+    argv: Sequence[bytes] = ()  # the FCALL, for FUNCTION STATS
+    allow_oom = False
+    wrote = False
+    resp3 = False
+    repl = 3  # REPL_ALL
+    kill = False  # SCRIPT KILL, SHUTDOWN NOSAVE or SIGTERM: the hook raises
+    shutdown = False  # SHUTDOWN NOSAVE: the effects are dropped, the server stops
+    busy: Optional[BusyServer] = None  # past busy-reply-threshold
+    next_poll = 0.0
+
+    def __init__(self, caller: Any, script: Any, keys: List[bytes], readonly: bool,
+                 pre_oom: bool) -> None:
         self.caller = caller
         self.script = script
-        self.function = function  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
-        self.argv: List[bytes] = []  # the FCALL, for FUNCTION STATS
-        self.keys: List[bytes] = []  # the keys it declared, for its caller's tracking
-        flags = script.flags
-        self.readonly = readonly or (flags is not None and "no-writes" in flags)
-        self.allow_oom = flags is not None and "allow-oom" in flags
+        self.keys = keys  # the keys it declared, for its caller's tracking
+        self.readonly = readonly
         self.pre_oom = pre_oom
-        self.wrote = False
-        self.resp3 = False
-        self.repl = 3  # REPL_ALL
-        self.start = time.monotonic()
-        self.kill = False  # SCRIPT KILL, SHUTDOWN NOSAVE or SIGTERM: the hook raises
-        self.shutdown = False  # SHUTDOWN NOSAVE: the effects are dropped, the server stops
-        self.busy: Optional[BusyServer] = None  # past busy-reply-threshold
-        self.next_poll = 0.0
+        self.start = monotonic()
+
+
+def _check_flags(server: Any, run: _Run, flags: frozenset, readonly: bool) -> None:
+    """A shebang's flags on the run, and its refusals before it runs (scriptPrepareForRun)."""
+    run.readonly = readonly or "no-writes" in flags
+    run.allow_oom = "allow-oom" in flags
+    refusal = server.replicas_refusal  # min-replicas-to-write
+    if refusal is not None and "no-writes" not in flags:
+        raise CommandError(refusal)
+    if run.pre_oom and not run.allow_oom and not run.readonly:
+        raise CommandError(OOM)  # a script that declared it may write, out of memory
+    if readonly and "no-writes" not in flags:
+        raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
 
 
 def parse_shebang(body: bytes) -> Tuple[Optional[frozenset], int]:
@@ -112,6 +128,9 @@ class ScriptEngine:
         self.server = server
         self.version = REDIS_VERSION
         self.scripts: Dict[bytes, Script] = {}
+        self.running: Optional[_Run] = None
+        #: redis.call's names -> plain specs, or False (see _plain_spec).
+        self._plain: Dict[bytes, Any] = {}
         #: Bytes of the cached scripts' bodies (and their cache entries).
         self.cache_bytes = 0
         self.runtime = self._new_runtime()
@@ -125,7 +144,6 @@ class ScriptEngine:
         client.in_exec = True  # blocked clients are served after the script, not inside
         client.deny_blocking = True  # type: ignore[attr-defined]
         client.name = b"lua"
-        self.running: Optional[_Run] = None
         self.runs = 0  # scripts run: the Lua state's memory is read every few
 
     def _new_runtime(self) -> LuaRuntime:
@@ -152,6 +170,17 @@ class ScriptEngine:
 
     def get(self, sha: bytes) -> Optional[Script]:
         return self.scripts.get(sha.lower()) if len(sha) == 40 else None
+
+    def eval(self, c: Any, args: List[bytes], by_sha: bool, readonly: bool) -> Any:
+        """EVAL, EVALSHA and their _RO forms (``args``: the whole command)."""
+        keys, argv = split_keys(args, "ERR value is not an integer or out of range")
+        if by_sha:
+            script = self.scripts.get(args[1]) or self.get(args[1])  # as sent, else any case
+            if script is None:
+                raise CommandError(NOSCRIPT)
+        else:
+            script = self.load(args[1])
+        return self.run(c, script, keys, argv, readonly)
 
     def flush(self) -> None:
         """SCRIPT FLUSH: forget every script, in a fresh Lua state (as Redis)."""
@@ -192,28 +221,22 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
+        run = _Run(c, script, keys, readonly, pre_oom)
+        if script.flags is not None:
+            _check_flags(server, run, script.flags, readonly)
         function = runtime is not None
-        run = _Run(c, script, readonly, pre_oom, function)
-        run.keys = keys
-        flags = script.flags
-        refusal = server.replicas_refusal  # min-replicas-to-write, before the script runs
-        if refusal is not None and flags is not None and "no-writes" not in flags:
-            raise CommandError(refusal)
-        if flags is not None and pre_oom and not run.allow_oom and not run.readonly:
-            raise CommandError(OOM)  # a script that declared it may write, out of memory
-        if flags is not None and readonly and "no-writes" not in flags:
-            raise CommandError("ERR Can not execute a script with write flag using *_ro command.")
         if function:
-            run.argv = command or []
+            run.function = True
+            run.argv = command or ()
         else:
             runtime = self.runtime
         sclient = self.client
         sclient.db = c.db
         sclient.resp3 = False
-        keyspace = self.server.keyspace
+        keyspace = server.keyspace
         propagators = keyspace.propagators
-        collected: List[Tuple[int, List[List[bytes]]]] = []
         keyspace.stage_db = None  # every write goes to the collector below
+        collected: List[Tuple[int, List[List[bytes]]]] = []
         if propagators:
             keyspace.propagators = [lambda db_id, cmds: collected.append((db_id, cmds))
                                     if run.repl & 1 else None]
@@ -221,10 +244,19 @@ class ScriptEngine:
         self.running = run
         self.active = runtime
         try:
+            n = len(keys) + len(argv)
             if function:
-                ok, value = runtime.call_function(script.func, keys, argv, HOOK_EVERY)
+                ok, value = runtime.call_function(script.func, keys, argv)
+            elif n <= FIXED:  # runtime.run, without its frame
+                value = runtime.runners[n](script.func, len(keys), *keys, *argv)
+                ok = value.__class__ is not tuple  # (False, error table): no Lua value is one
+                if not ok:
+                    value = value[1]
             else:
-                ok, value = runtime.run(script.func, keys, argv, HOOK_EVERY)
+                ok, value = runtime.run(script.func, keys, argv)
+        except LuaError as exc:  # an error in the error handler (out of memory...)
+            runtime._unhook()
+            ok, value = False, runtime.error(b"ERR " + str(exc).encode())
         finally:
             self.running = None
             self.active = self.runtime
@@ -234,7 +266,7 @@ class ScriptEngine:
             if run.busy is not None:
                 run.busy.finish()
         self.runs += 1
-        if runtime.memory() > runtime.collect_at:
+        if runtime.memory_used() > runtime.collect_at:
             runtime.collect()  # Lua 5.1 has no emergency collection: a script's garbage
             self.account()     # left near the cap would fail the next allocation
         elif not self.runs & ACCOUNT_MASK:
@@ -285,25 +317,102 @@ class ScriptEngine:
     # -- callbacks from Lua: the redis table ---------------------------------------
 
     def lua_api(self) -> Dict[bytes, Any]:
-        return {b"call": self.lua_call, b"pcall": self.lua_pcall, b"sha1hex": sha1hex,
-                b"error_reply": self.lua_error_reply, b"status_reply": self.lua_status_reply,
-                b"log": lua_log, b"setresp": self.lua_setresp, b"set_repl": self.lua_set_repl,
+        # partial objects: Lua calls them without a Python frame of their own
+        return {b"call": partial(self._call, True), b"pcall": partial(self._call, False),
+                b"sha1hex": sha1hex, b"error_reply": self.lua_error_reply,
+                b"status_reply": self.lua_status_reply, b"log": lua_log,
+                b"setresp": self.lua_setresp, b"set_repl": self.lua_set_repl,
                 b"acl_check_cmd": self.lua_acl}
 
-    def lua_call(self, *args: Any) -> Any:
-        """redis.call: the reply, or a Lua error with its error table."""
-        value, failed = self._call(args)
-        if failed:
+    def _call(self, raising: bool, *args: Any) -> Any:
+        """redis.call (``raising``: an error reply is a Lua error with its error
+        table) and redis.pcall (the error table is returned).
+
+        A read whose name is a plain command (see :meth:`_plain_spec`) goes
+        straight to its handler, and its bytes, integer or nil reply straight to
+        Lua; anything else takes :meth:`_dispatch`, the private client's
+        dispatcher and a parse of its reply."""
+        run = self.running
+        try:
+            spec = self._plain[args[0]]
+        except KeyError:
+            spec = self._plain_spec(args[0]) if args[0].__class__ is bytes else False
+        except (IndexError, TypeError):  # no arguments, or a table for a name
+            spec = False
+        if spec and run is not None:
+            arity = spec.arity
+            argc = len(args)
+            if (argc == arity) if arity > 0 else (argc >= -arity):
+                for arg in args:
+                    if arg.__class__ is not bytes:
+                        break  # numbers and the rest: the general path (_arguments)
+                else:
+                    if run.caller.tracking is not None and spec.readonly:
+                        # As Redis 7.0 (call() with the script's caller): a read inside a
+                        # script makes its caller track the keys the script declared.
+                        self.server.tracking.remember_keys(run.caller, run.keys)
+                    argv = [*args]
+                    sclient = self.client
+                    sclient.last_command = spec
+                    try:
+                        reply = spec.handler(sclient, argv)
+                    except Exception as exc:  # noqa: BLE001 - the dispatcher's error reply
+                        return self._failed(spec, argv, exc, raising)
+                    spec.calls += 1
+                    cls = reply.__class__
+                    if cls is bytes or cls is int:
+                        return reply
+                    if reply is None:  # RESP2's nil bulk is false, RESP3's null is nil
+                        return None if sclient.resp3 else False
+                    out: List[bytes] = []
+                    if cls is Raw:
+                        out.append(reply)
+                    else:
+                        encode_reply(reply, out, sclient.resp3)
+                    return self._lua_value(self.active.reply_to_lua(b"".join(out)), raising)
+        return self._lua_value(self._dispatch(run, args), raising)
+
+    @staticmethod
+    def _lua_value(parsed: Tuple[Any, bool], raising: bool) -> Any:
+        """A reply parsed for Lua: the value, or its error raised (redis.call)."""
+        value, failed = parsed
+        if failed and raising:
             raise ScriptError(value[b"err"])
         return value
 
-    def lua_pcall(self, *args: Any) -> Any:
-        """redis.pcall: the reply, or its error table."""
-        return self._call(args)[0]
+    def _plain_spec(self, name: bytes) -> Any:
+        """The spec of ``name`` if it may skip the dispatcher from a script, else False.
 
-    def _call(self, args: Tuple[Any, ...]) -> Tuple[Any, bool]:
+        Plain: a read with neither subcommands nor a blocking form, that no
+        check of :meth:`_check` or gate of the dispatcher (OOM, MISCONF: writes,
+        denyoom commands and PING) can refuse. Remembered for the next call."""
+        table = self.server.command_table
+        spec = table.get(name) or table.get(name.lower())
+        plain = (spec is not None and not spec.subcommands and not spec.write
+                 and not spec.denyoom and spec.name != "ping"
+                 and not {"noscript", "blocking"} & spec.flags and spec)
+        if len(self._plain) < PLAIN_NAMES:  # a name's spellings (GET, get...) are few
+            self._plain[name] = plain
+        return plain
+
+    def _failed(self, spec: Any, argv: List[bytes], exc: Exception, raising: bool) -> Any:
+        """A handler's exception, counted and worded as the dispatcher does: its error
+        table (redis.pcall), or raised (redis.call)."""
+        if isinstance(exc, CommandError):
+            spec.failed += 1
+            count_error(self.server, exc.text)
+            text = error_text(exc)
+        else:
+            log.exception("error running %r", argv[:3])
+            count_error(self.server, "ERR")
+            text = b"ERR internal error running '%s'" % spec.fullname.encode()
+        if raising:
+            raise ScriptError(text)
+        return self.active.error(text)
+
+    def _dispatch(self, run: Optional[_Run], args: Tuple[Any, ...]) -> Tuple[Any, bool]:
+        """redis.call's general path: (the reply or error table, whether an error)."""
         runtime = self.active
-        run = self.running
         if run is None:  # a coroutine kept past its script's end
             return runtime.error(b"ERR no script is running"), True
         try:
@@ -387,7 +496,9 @@ class ScriptEngine:
         effects are not in the log yet, so the log stays atomic).
         """
         run = self.running
-        if run is None or run.kill:
+        if run is None:  # the hook stays set between runs: nothing to end
+            return False
+        if run.kill:
             return True
         server = self.server
         if server._stopping and not run.wrote:

@@ -31,6 +31,10 @@ from ...protocol.resp import Raw, encode_reply, format_double
 
 log = logging.getLogger("distcache.scripting")
 
+#: An error Lua raised outside the script's protected call (out of memory in the
+#: error handler...).
+LuaError = lupa.LuaError
+
 LLONG_MIN = -(1 << 63)
 #: Nesting beyond this in a script's reply is refused, as Redis's Lua stack limit
 #: refuses it (a table that holds itself would otherwise recurse forever).
@@ -38,12 +42,16 @@ MAX_REPLY_DEPTH = 200
 #: Up to this many keys and arguments go to Lua as arguments (Lua's C stack holds
 #: about 8000); more go as tables.
 VARARGS = 64
+#: Up to this many, to a runner with as many parameters (see the bootstrap).
+FIXED = 8
 #: Heap growth past the last full collection that triggers the next one (after a run).
 COLLECT_SLACK = 32 << 20
+#: Lua instructions between two calls of the count hook (about a millisecond).
+HOOK_EVERY = 100_000
 
 #: Redis's Lua bootstrap, in Lua: globals, proxies, the redis table and the runner.
 _BOOTSTRAP = r"""
-local api, py_error, py_hook, version, version_num, py_register, py_load_hook = ...
+local api, py_error, py_hook, version, version_num, py_register, py_load_hook, FIXED = ...
 local error, type, tostring, select, rawget, rawset, pairs, ipairs, next =
       error, type, tostring, select, rawget, rawset, pairs, ipairs, next
 local setmetatable, getmetatable, setfenv, loadstring, load, xpcall =
@@ -136,9 +144,12 @@ real.pairs = function(t)
 end
 real.ipairs = function(t) return ipairs(proxies[t] or t) end
 
-G = readonly(real, function(k)
-  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 3)
-end)
+-- A global read is a table lookup through the proxy (no Lua call per read); only a
+-- missing one reaches real's __index, called from the script's frame (level 2).
+G = readonly(real)
+setmetatable(real, {__index = function(_, k)
+  error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+end})
 real._G = G
 real.loadstring = function(s, name)
   local f, err = loadstring(s, name)
@@ -194,10 +205,14 @@ local function handler(err)
   return err
 end
 
-local killed = false
+-- The count hook stays set between runs (setting it per run cost more than a short
+-- script): py_hook answers false while no script runs. It is only replaced after a
+-- kill (every instruction) or while a library loads, and put back afterwards.
+local S = {killed = false}   -- a table: the runners below read it too
+local every = 0
 local function hook()
-  if killed or py_hook() then
-    killed = true
+  if S.killed or py_hook() then
+    S.killed = true
     -- Every instruction from now on, so a pcall in the script cannot outlive the
     -- kill; but never inside this chunk (the error handler, the runner).
     dbg.sethook(hook, '', 1)
@@ -208,9 +223,14 @@ local function hook()
   end
 end
 
+local function arm(hook_every)
+  every = hook_every
+  dbg.sethook(hook, '', every)
+end
+
 local function unhook()
-  killed = false
-  dbg.sethook()
+  dbg.sethook(hook, '', every)   -- first: until then the hook runs at every instruction,
+  S.killed = false               -- and would call py_hook (which says kill) again
 end
 
 local function compile(body, name)
@@ -220,28 +240,52 @@ local function compile(body, name)
   return f, false
 end
 
-local function run(f, keys, argv, hook_every, as_args)
+local function run(f, keys, argv, as_args)
   if not as_args then
     rawset(real, 'KEYS', keys)
     rawset(real, 'ARGV', argv)
   end
-  killed = false
-  if hook_every > 0 then dbg.sethook(hook, '', hook_every) end
   local ok, r = xpcall(f, handler)
-  unhook()
+  if S.killed then unhook() end
   return ok, r
 end
 
 local function unproxy(t) return proxies[t] or t end
 
--- run, with KEYS and ARGV given as arguments: cheaper than two tables made from Python.
-local function run_args(f, hook_every, nkeys, ...)
+-- Runners for scripts given n keys and arguments in all (n <= FIXED): KEYS and ARGV
+-- made from fixed parameters (a vararg function costs more to call), the value
+-- alone on success (one result is cheaper than two), false and the error table on
+-- failure. Their chunk is '=distcache', so the error handler and the hook skip them.
+local runners = {}
+for n = 0, FIXED do
+  local names = {}
+  for i = 1, n do names[i] = 'a' .. i end
+  local list = table.concat(names, ', ')
+  local src = 'local real, xpcall, handler, S, unhook = ...\n' ..
+    'return function(f, nkeys' .. (n > 0 and ', ' or '') .. list .. ')\n' ..
+    '  local keys, argv = {' .. list .. '}, {}\n' ..
+    '  for i = nkeys + 1, ' .. n .. ' do argv[i - nkeys] = keys[i]; keys[i] = nil end\n' ..
+    '  real.KEYS, real.ARGV = keys, argv\n' ..
+    '  local ok, r = xpcall(f, handler)\n' ..
+    '  if S.killed then unhook() end\n' ..
+    '  if ok then return r end\n' ..
+    '  return false, r\n' ..
+    'end\n'
+  runners[n + 1] = loadstring(src, '=distcache')(real, xpcall, handler, S, unhook)
+end
+
+-- run, with KEYS and ARGV given as arguments: cheaper than two tables made from Python
+-- (and run inlined: a Lua call less per script).
+local function run_args(f, nkeys, ...)
   local keys, argv = {...}, {}
   for i = nkeys + 1, select('#', ...) do
     argv[i - nkeys] = keys[i]
     keys[i] = nil
   end
-  return run(f, keys, argv, hook_every)
+  real.KEYS, real.ARGV = keys, argv   -- real has no __newindex: raw sets
+  local ok, r = xpcall(f, handler)
+  if S.killed then unhook() end
+  return ok, r
 end
 
 -- Functions (Redis's function_lua.c): a library's code runs with only the load API
@@ -258,7 +302,7 @@ end
 local load_api = {redis = readonly(load_redis, nonexistent)}
 local FG = readonly({}, nil)
 getmetatable(FG).__index = function(_, k)
-  local v = (loading and load_api or real)[k]
+  local v = rawget(loading and load_api or real, k)
   if v == nil then nonexistent(k) end
   return v
 end
@@ -282,17 +326,18 @@ local function load_library(body, hook_every)
   loading, timed_out = true, false
   dbg.sethook(load_hook, '', hook_every)
   local ok, r = xpcall(f, handler)
-  dbg.sethook()
+  dbg.sethook(hook, '', every)   -- the runs' hook again
   loading = false
   if ok then return true, nil end
   return false, r
 end
 
-local function call_function(f, keys, argv, hook_every)
-  return run(function() return f(keys, argv) end, keys, argv, hook_every, true)
+local function call_function(f, keys, argv)
+  return run(function() return f(keys, argv) end, keys, argv, true)
 end
 
-return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args, mark
+return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args, mark,
+       arm, runners
 """
 
 
@@ -318,13 +363,19 @@ class LuaRuntime:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
         (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
-         self._call_function, self._run_args, self._mark) = boot(
+         self._call_function, self._run_args, self._mark, arm, runners) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
-            version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook)
+            version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook, FIXED)
+        #: runners[n](func, nkeys, *keys, *argv) for n keys and arguments in all: the
+        #: script's value, or (False, error table).
+        self.runners: List[Any] = [runners[n + 1] for n in range(FIXED + 1)]
         self.table = rt.table
         self.table_from = rt.table_from
+        #: Bytes the Lua state holds (counted: max_memory is given, if 0).
+        self.memory_used: Callable[[], int] = rt.get_memory_used
         if libraries is not None:
             add_libraries(rt.table_from(libraries(self)))
+        arm(HOOK_EVERY)  # from now on, for good: host.lua_hook is False between runs
         self.limit_memory(host.server.config["lua-max-memory"])
 
     def library(self, functions: Dict[bytes, Any]) -> Any:
@@ -372,13 +423,12 @@ class LuaRuntime:
         f, err = self._compile(body, name)
         return f, (None if f is not None else err)
 
-    def run(self, func: Any, keys: List[bytes], argv: List[bytes],
-            hook_every: int) -> Tuple[bool, Any]:
+    def run(self, func: Any, keys: List[bytes], argv: List[bytes]) -> Tuple[bool, Any]:
         """Run a compiled script; (True, value) or (False, error table)."""
         try:
             if len(keys) + len(argv) <= VARARGS:
-                return self._run_args(func, hook_every, len(keys), *keys, *argv)
-            return self._run(func, self.rt.table(*keys), self.rt.table(*argv), hook_every)
+                return self._run_args(func, len(keys), *keys, *argv)
+            return self._run(func, self.rt.table(*keys), self.rt.table(*argv))
         except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
             self._unhook()
             return False, self.error(b"ERR " + str(exc).encode())
@@ -388,6 +438,7 @@ class LuaRuntime:
         try:
             ok, err = self._load_library(body, hook_every)
         except lupa.LuaError as exc:
+            self._unhook()  # the runs' hook again
             return self.error(b"ERR " + str(exc).encode())
         if ok:
             return None
@@ -395,12 +446,11 @@ class LuaRuntime:
             return self.table_from({b"compile": err})
         return err
 
-    def call_function(self, func: Any, keys: List[bytes], argv: List[bytes],
-                      hook_every: int) -> Tuple[bool, Any]:
+    def call_function(self, func: Any, keys: List[bytes], argv: List[bytes]
+                      ) -> Tuple[bool, Any]:
         """Call a registered function with (keys, args); as :meth:`run`."""
         try:
-            return self._call_function(func, self.rt.table(*keys), self.rt.table(*argv),
-                                       hook_every)
+            return self._call_function(func, self.rt.table(*keys), self.rt.table(*argv))
         except lupa.LuaError as exc:
             self._unhook()
             return False, self.error(b"ERR " + str(exc).encode())
