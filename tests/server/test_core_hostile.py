@@ -202,8 +202,11 @@ def test_sigterm_deadline_ends_a_single_command_that_runs_too_long(tmp_path):
         assert client.set("acked", "yes")
         sock = socket.create_connection(("127.0.0.1", proc.port))
         keys = 2000  # about a minute of ZUNIONSTORE, one command
-        sock.sendall(b"*%d\r\n$11\r\nZUNIONSTORE\r\n$1\r\nd\r\n$4\r\n%d\r\n" % (keys + 3, keys)
-                     + b"$1\r\nz\r\n" * keys)
+        # Weights that alternate keep the server from folding the repeats of z
+        # into one pass, so each of the 2000 names costs a pass of 20,000.
+        sock.sendall(b"*%d\r\n$11\r\nZUNIONSTORE\r\n$1\r\nd\r\n$4\r\n%d\r\n" % (2 * keys + 4, keys)
+                     + b"$1\r\nz\r\n" * keys + b"$7\r\nWEIGHTS\r\n"
+                     + b"$1\r\n1\r\n$1\r\n2\r\n" * (keys // 2))
         # The command has started once the server stops answering others.
         wait_busy = time.monotonic() + 10
         probe = socket.create_connection(("127.0.0.1", proc.port), timeout=0.3)
