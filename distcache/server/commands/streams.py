@@ -323,9 +323,10 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     the run. Anything else (a new key, blocked readers to serve between writes, the
     memory limit's check) stops the run and takes the general path.
 
-    Per request, what repeats is done once: the key's lookup while the key stays
-    the same, the id's ms text while the ms does, the dirty count (a database
-    without LRU/LFU stamps, whose ``modified`` is only that and WATCH)."""
+    The requests to one key in a row are a batch: with one clock read their ids
+    are consecutive (ms-seq, ms-(seq+1)...), so they are generated at once and
+    appended by :meth:`Stream.append_run`; the dirty count is added once (a
+    database without LRU/LFU stamps, whose ``modified`` is only that and WATCH)."""
     first = commands[start]
     if len(first) < 5 or first[2] != b"*":  # options, explicit ids: at once (before arity)
         return 0
@@ -339,73 +340,84 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     data, expires, modified = db.data, db.expires, db.modified
     plain = db.__class__.modified is Database.modified
     keyspace = db.keyspace
-    watched = db.watched
-    name = commands[start][0]
+    name = first[0]
     now = int(time.time() * 1000)
-    ms_text = b"%d-" % now
-    text_ms = now
-    heads = [b""] * 23  # by a seq's line: at most 20 digits and CRLF
+    text_ms = -1
+    ms_text = b""
+    heads: List[bytes] = []
     seq_lines = _SEQ_LINES
-    ran = 0
-    current = None
-    s: Any = None
-    for args in commands[start:]:
+    seq_texts = SEQ_TEXT
+    total = len(commands)
+    i = start
+    while i < total:
+        args = commands[i]
         argc = len(args)
         if argc < 5 or not argc & 1 or args[2] != b"*" or args[0] != name:
             break
         key = args[1]
-        if key != current:
-            s = data.get(key)
-            if s is None or s.__class__ is not Stream or (expires and key in expires):
-                break
-            current = key
+        s = data.get(key)
+        if s is None or s.__class__ is not Stream or (expires and key in expires):
+            break
         last = s.last_id
+        if last == MAX_ID:
+            break
+        j = i + 1
+        while j < total:  # the batch: this key's XADD * requests in a row
+            args = commands[j]
+            argc = len(args)
+            if argc < 5 or not argc & 1 or args[1] != key or args[2] != b"*" \
+                    or args[0] != name:
+                break
+            j += 1
         if now > last >> 64:
-            new_id = now << 64
-            ms = now
-            seq = 0
-        else:
-            if last == MAX_ID:
-                break
+            ms, seq = now, 0
+        else:  # last + 1 (streamIncrID: a seq overflow carries into ms)
             new_id = last + 1
-            ms = new_id >> 64
-            seq = new_id & MASK
+            ms, seq = new_id >> 64, new_id & MASK
+        if j - i > MASK - seq:  # the batch's seqs must not overflow: the rest later
+            j = i + 1
         if metered:
-            if credit < 1:
-                break
-            credit -= 1
-        if argc == 5:
-            s.append_pair(new_id, ms, seq, args[3], args[4])
-        else:
-            s.append(new_id, args[3:])
-        if not plain:
-            modified(key)
-        elif watched:
-            keyspace.key_modified(db, key)
+            if credit < j - i:
+                j = i + credit
+                if j <= i:
+                    break
+            credit -= j - i
+        s.append_run(ms, seq, commands, i, j, 3)
         if ms != text_ms:
             ms_text = b"%d-" % ms
             text_ms = ms
-            heads = [b""] * 23
-        if seq < 1024:
-            line = seq_lines[seq]
-        else:
-            line = b"%d\r\n" % seq
-        head = heads[len(line)]  # the reply up to the seq, by the seq's digits
-        if not head:
-            head = heads[len(line)] = BULK_HEADERS[len(ms_text) + len(line) - 2] + ms_text
-        out.append(head + line)
-        if staged is not None:
-            staged.append([name, key, ms_text + line[:-2], *args[3:]])
-        elif propagators:
-            logged = [[name, key, ms_text + line[:-2], *args[3:]]]
-            for propagate in propagators:
-                propagate(db.id, logged)
-        ran += 1
-    if plain:
-        keyspace.dirty += ran
+            heads = [b""] * 23  # by a seq's line: at most 20 digits and CRLF
+        for k in range(i, j):
+            if seq < 1024:
+                line = seq_lines[seq]
+                id_text = ms_text + seq_texts[seq]
+            else:
+                line = b"%d\r\n" % seq
+                id_text = ms_text + line[:-2]
+            head = heads[len(line)]  # the reply up to the seq, by the seq's digits
+            if not head:
+                head = heads[len(line)] = BULK_HEADERS[len(ms_text) + len(line) - 2] + ms_text
+            out.append(head + line)
+            seq += 1
+            args = commands[k]
+            logged = [name, key, id_text, args[3], args[4]] if len(args) == 5 \
+                else [name, key, id_text, *args[3:]]
+            if staged is not None:
+                staged.append(logged)
+            elif propagators:
+                for propagate in propagators:
+                    propagate(db.id, [logged])
+            if not plain:
+                modified(key)
+        if plain:
+            keyspace.dirty += j - i
+            if db.watched:
+                for k in range(i, j):
+                    keyspace.key_modified(db, key)
+        i = j
     if metered:
         c.server.oom_credit = credit
-    return ran
+    return i - start
 
 
 @command("xtrim", -4, "write", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)

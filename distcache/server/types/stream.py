@@ -24,7 +24,7 @@ import sys
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...protocol.resp import BULK_HEADERS
 
@@ -93,6 +93,8 @@ def wall_ms() -> int:
 
 #: The text of small sequence numbers (an id's text is its ms's, cached, and this).
 SEQ_TEXT = [b"%d" % n for n in range(1024)]
+#: Those seqs as an array('Q')'s bytes: a run of them is a slice.
+_SEQ_BYTES = array("Q", range(len(SEQ_TEXT))).tobytes()
 #: An entry's reply up to its id's text, by that text's length (at most 41).
 _ENTRY_HEADS = [b"*2\r\n$%d\r\n" % n for n in range(42)]
 
@@ -129,6 +131,32 @@ def _lp_entry_size(s: bytes) -> int:
         return size + 2 + (1 if size + 2 <= 127 else 2)
     body = size + 5
     return body + (2 if body < 16383 else 3 if body < 2097151 else 4 if body < 268435455 else 5)
+
+
+def _diff_size(d: int) -> int:
+    """Bytes of a listpack integer holding a seq-diff (Redis's int64 wrap included)."""
+    if 0 <= d < 128:
+        return 2
+    return _int_size(d + (1 << 64) if d < -(1 << 63) else d)
+
+
+#: (low, high, bytes fewer than 10) of the integer encodings, widest first.
+_INT_RANGES = ((-(1 << 31), 1 << 31, 4), (-8388608, 8388608, 1), (-32768, 32768, 1),
+               (-4096, 4096, 1), (0, 128, 1))
+
+
+def _diffs_size(lo: int, hi: int) -> int:
+    """The sum of :func:`_diff_size` over ``range(lo, hi)``."""
+    if 0 <= lo and hi <= 128:
+        return 2 * (hi - lo)
+    if lo < -(1 << 63) or hi > 1 << 63:  # wrapped diffs: one at a time
+        return sum(map(_diff_size, range(lo, hi)))
+    total = 10 * (hi - lo)
+    for low, high, fewer in _INT_RANGES:
+        overlap = min(hi, high) - max(lo, low)
+        if overlap > 0:
+            total -= fewer * overlap
+    return total
 
 
 def resp_fields(fields: List[bytes]) -> bytes:
@@ -414,6 +442,90 @@ class Stream:
                     self.last_id = entry_id
                     return
         self._append(entry_id, ms, seq, [f, v])
+
+    def append_run(self, ms: int, seq: int, requests: Sequence[List[bytes]], start: int,
+                   stop: int, at: int) -> None:
+        """Append one entry per request of ``requests[start:stop]`` (argument lists
+        of at least ``at + 2`` items, the fields from index ``at``) with the ids
+        ms-seq, ms-(seq+1)... The ids are above last_id and the seqs fit 64 bits
+        (the caller's checks).
+
+        :meth:`append_pair`'s folded path for a batch: the entries the last node
+        takes as it would are found first (their sizes bounded by the largest
+        seq-diff's), then written at once: the node's ms and seq arrays extended,
+        values of one length joined in one go, the stream's counters set once."""
+        nodes = self.nodes
+        value_at = at + 1
+        fields_end = at + 2
+        k = start
+        while k < stop:
+            f = None
+            if nodes:
+                node = nodes[-1]
+                f = node.fast
+            if f is not None:
+                nms = node.ms
+                end = min(stop, k + limits.fast_entries - len(nms))
+                ms_diff = ms - nms[0]
+                # flags, ms-diff, the value's CRLF-less overhead and lp-count (append_pair's sum)
+                fixed = 6 + (2 if ms_diff < 128 else _int_size(ms_diff))
+                d0 = seq - node.seq[0]
+                bound = fixed + max(_diff_size(d0), _diff_size(d0 + end - k - 1))
+                room = limits.max_bytes - 4 - len(f)
+                lp = node.lp_base
+                n0 = len(requests[k][value_at])
+                mixed = False
+                taken = k
+                while k < end:
+                    args = requests[k]
+                    v = args[value_at]
+                    n = len(v)
+                    if len(args) != fields_end or args[at] != f or not 0 < n < 64 \
+                            or 44 < v[0] < 58 or lp + n >= room:
+                        break
+                    if n != n0:
+                        mixed = True
+                    lp += n + bound  # at least the entry's size: the room check holds
+                    k += 1
+                count = k - taken
+                if count:
+                    values = [r[value_at] for r in requests[taken:k]]
+                    lp += _diffs_size(d0, d0 + count) - count * (bound - fixed)
+                    self._write_run(node, ms, seq, values, -1 if mixed else n0, lp)
+                    seq += count
+                    continue
+            # Not the folded entry (or no node takes it): the general append.
+            self._append(ms << 64 | seq, ms, seq, requests[k][at:])
+            seq += 1
+            k += 1
+
+    def _write_run(self, node: Node, ms: int, seq: int, values: List[bytes], size: int,
+                   lp_base: int) -> None:
+        """:meth:`append_run`'s writes of the ``values`` of one-field entries the
+        last node takes (``size``: their common length, -1 if they differ)."""
+        count = len(values)
+        node.ms.extend(array("Q", (ms,)) * count)
+        if seq + count <= len(SEQ_TEXT):
+            node.seq.frombytes(_SEQ_BYTES[seq * 8:(seq + count) * 8])
+        else:
+            node.seq.extend(range(seq, seq + count))
+        blob, head, offs = node.blob, node.head, node.offs
+        if size >= 0:  # one join, and the offsets a progression
+            prefix = head + BULK_HEADERS[size]
+            blob += b"".join((prefix, (b"\r\n" + prefix).join(values), b"\r\n"))
+            step = len(prefix) + size + 2
+            pos = offs[-1]
+            offs.extend(range(pos + step, pos + step * count + 1, step))
+        else:
+            add_off = offs.append
+            for v in values:
+                blob += b"".join((head, BULK_HEADERS[len(v)], v, b"\r\n"))
+                add_off(len(blob))
+        node.lp_base = lp_base
+        added = self.entries_added + count
+        self.entries_added = added if added <= _I64_MAX else wrap64(added)
+        self.length += count
+        self.last_id = ms << 64 | (seq + count - 1)
 
     def _append(self, entry_id: int, ms: int, seq: int, fields: List[bytes]) -> None:
         """The general append: any entry, a new node where Redis cuts one."""
