@@ -263,22 +263,22 @@ class Node:
         other.key, other.head, other.fast = self.key, self.head, self.fast
         return other
 
-    def encode(self, indexes: range, parts: List[bytes]) -> None:
-        """Append the entries at ``indexes`` as RESP [id, [field, value...]] to
-        ``parts``: an id's ms text once while it repeats, small seqs from a table."""
-        ms, seq, offs, blob = self.ms, self.seq, self.offs, self.blob
+    def encode(self, lo: int, hi: int, parts: List[bytes], rev: bool = False) -> None:
+        """Append the entries lo..hi-1 (``rev``: from hi-1 down) as RESP [id, [field,
+        value...]] to ``parts``: an id's ms text once while it repeats, small seqs
+        from a table, the arrays read by slices rather than one index at a time."""
+        offs, blob = self.offs, self.blob
         add = parts.extend
         heads, seq_text = _ENTRY_HEADS, SEQ_TEXT
         prev = -1
         ms_text = b""
-        for k in indexes:
-            m = ms[k]
+        rows = zip(self.ms[lo:hi], self.seq[lo:hi], offs[lo:hi], offs[lo + 1:hi + 1])
+        for m, q, a, b in (reversed(list(rows)) if rev else rows):
             if m != prev:
                 prev = m
                 ms_text = b"%d-" % m
-            q = seq[k]
             text = ms_text + (seq_text[q] if q < 1024 else b"%d" % q)
-            add((heads[len(text)], text, b"\r\n", blob[offs[k]:offs[k + 1]]))
+            add((heads[len(text)], text, b"\r\n", blob[a:b]))
 
 
 class Nack:
@@ -746,7 +746,7 @@ class Stream:
                     j = i + count - n
                     stop = True
                 if i < j:
-                    node.encode(range(i, j), parts)
+                    node.encode(i, j, parts)
                     n += j - i
                 if stop:
                     break
@@ -769,7 +769,7 @@ class Stream:
                 lo = hi - (count - n)
                 stop = True
             if lo < hi:
-                node.encode(range(hi - 1, lo - 1, -1), parts)
+                node.encode(lo, hi, parts, True)
                 n += hi - lo
             if stop:
                 break
