@@ -10,7 +10,7 @@ Layout (all integers little-endian; see docs/persistence.md)::
             3  containers:          n x (u8 type, i64 deadline or -1, u32 key length,
                                     u32 element count, key, u32[] lengths, payload,
                                     f64[count] scores for sorted sets; a stream's
-                                    elements are server/types/stream.py's to_parts)
+                                    elements are server/types/stream_codec.py's to_parts)
             4  function libraries:  db 0, u32[n] lengths, the libraries' code
                                     (``keyspace.function_codes``, scripting/functions.py)
     footer  u8 0xFF, u32 crc32 of every byte before it
@@ -95,7 +95,7 @@ def _container(value: Any, zset_cls: Any) -> Tuple[int, List[bytes], Optional[by
             scores.append(score)
         return T_ZSET, members, _arr("d", scores)
     if cls.__name__ == "Stream":
-        from ..server.types.stream import to_parts
+        from ..server.types.stream_codec import to_parts
         return T_STREAM, to_parts(value), None
     raise SnapshotError(f"cannot serialize a value of type {cls.__name__}")
 
@@ -362,7 +362,7 @@ def load_blocks(info: SnapshotInfo, data: bytes, keyspace: Any) -> Iterator[Tupl
                         for member, score in zip(elems, scores):
                             add(member, score)
                     elif vtype == T_STREAM:
-                        from ..server.types.stream import from_parts
+                        from ..server.types.stream_codec import from_parts
                         value = from_parts(elems)
                     else:
                         raise SnapshotError(f"{info.path}: unknown value type {vtype} "

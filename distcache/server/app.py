@@ -164,7 +164,7 @@ class CacheServer:
         monitoring.install(self)
         notify.install(self)  # keyspace events (after eviction: see Keyspace.hook)
         tracking.install(self)  # client-side caching: CLIENT TRACKING's invalidations
-        from .types.stream import install as _install_streams  # stream-node-max-*
+        from .types.stream_node import install as _install_streams  # stream-node-max-*
         _install_streams(self)
         from .replication import install as _install_replication  # ids, offsets, role
         _install_replication(self)

@@ -8,7 +8,8 @@ from typing import List
 
 import pytest
 
-from distcache.server.types.stream import MASK, Stream, limits
+from distcache.server.types.stream import Stream
+from distcache.server.types.stream_node import MASK, limits
 
 
 def _state(s: Stream) -> list:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import random
 
 from distcache.server.commands.streams import entries_reply, range_reply
-from distcache.server.types.stream import MASK, MAX_ID, Stream
+from distcache.server.types.stream import Stream
+from distcache.server.types.stream_node import MASK, MAX_ID
 
 
 def _stream(rng: random.Random, size: int) -> Stream:

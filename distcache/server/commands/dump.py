@@ -24,7 +24,8 @@ from ..errors import CommandError, SYNTAX
 from ..eviction import set_frequency, set_idle
 from ..keyspace import now_ms
 from ..notify import GENERIC, notify
-from ..types.stream import Stream, from_plain, to_plain
+from ..types.stream import Stream
+from ..types.stream_codec import from_plain, to_plain
 from ..types.zset import ZSet
 from .args import to_int
 from .keys import type_name

@@ -17,8 +17,9 @@ from ...protocol import NULL_ARRAY, OK, Raw, ReplyError
 from ..errors import CommandError, SYNTAX
 from ..notify import STREAM, notify
 from ..types.blocking import signal_ready
-from ..types.stream import (INVALID_READ, MAX_ID, Consumer, Group, Nack, Stream, fmt_id,
-                            wall_ms, wrap64)
+from ..types.stream import INVALID_READ, Stream
+from ..types.stream_node import MAX_ID, fmt_id, wrap64
+from ..types.stream_pel import Consumer, Group, Nack, wall_ms
 from .args import to_int
 from .streams import (ReadArgs, dirtied, entries_reply, entry_reply, interval,
                       keyed_reply, parse_id, stream_of, stream_waiter, strict_id, xread_keys,

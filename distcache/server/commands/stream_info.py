@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any, Dict, List
 
 from ..errors import CommandError, NO_SUCH_KEY
-from ..types.stream import INVALID_READ, Group, Stream, fmt_id, wall_ms
+from ..types.stream import INVALID_READ, Stream
+from ..types.stream_node import fmt_id
+from ..types.stream_pel import Group, wall_ms
 from .args import to_int
 from .stream_groups import _name, _subcommand_error
 from .streams import entries_reply, entry_reply, stream_of

@@ -16,7 +16,8 @@ from ..errors import CommandError, NO_SUCH_KEY, SYNTAX, WRONGTYPE
 from ..keyspace import TYPE_NAMES, Database
 from ..notify import STREAM, notify, with_events
 from ..types.blocking import block, cannot_block, signal_ready
-from ..types.stream import MASK, MAX_ID, SEQ_TEXT, Stream, fmt_id
+from ..types.stream import Stream
+from ..types.stream_node import MASK, MAX_ID, SEQ_TEXT, fmt_id
 from .args import to_int
 from .strings import _write_run_context
 from .table import KEY_FINDERS, command, runs_of

@@ -1,377 +1,30 @@
-"""The stream type: entries in id order, in nodes shaped like Redis's listpacks.
+"""The stream type: entries in id order, in :class:`~.stream_node.Node` s shaped
+like Redis's listpacks, and the 7.0 id bookkeeping and consumer groups.
 
-An id ``ms-seq`` is held as one int, ``ms << 64 | seq``. Entries live in
-:class:`Node` s of at most ``stream-node-max-entries`` (100) entries: two
-``array('Q')`` of the ids' halves and one ``bytearray`` holding each entry's
-field-value array already encoded as a RESP reply, so a range reply is a join
-of slices. A stream of a million small entries costs about 60 bytes an entry
-(ids 16, offset 4, the RESP text), and every operation touches only the
-node list (bisect over the nodes' first ids) and one or two nodes:
-XADD is O(1), XRANGE O(log n + count), XDEL and trimming O(node size).
+A stream of a million small entries costs about 60 bytes an entry (ids 16,
+offset 4, the RESP text), and every operation touches only the node list
+(bisect over the nodes' first ids) and one or two nodes: XADD is O(1), XRANGE
+O(log n + count), XDEL and trimming O(node size).
 
-Nodes are cut where Redis cuts its listpacks (entry count including deleted
-entries, and Redis's listpack byte size, estimated by :func:`_lp_entry_size`), so
-``MAXLEN ~``/``MINID ~`` trim the same entries as redis-server.
-
-Consumer groups keep pending entries lists (:class:`Pel`) of :class:`Nack` s,
-shared between a group's list and its consumer's, as in Redis.
+The node layout and its sizes are in stream_node.py, consumer groups' pending
+lists in stream_pel.py, snapshots and the RDB form in stream_codec.py.
 """
 from __future__ import annotations
 
-import re
-import struct
-import sys
-import time
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ...protocol.resp import BULK_HEADERS
+from .stream_node import (I64_MAX, I64_MIN, MASK, MAX_ID, NUMERIC_FIRST, SEQ_BYTES, SEQ_TEXT,
+                          Node, diff_size, diffs_size, int_size, limits, lp_entry_size,
+                          resp_fields, wrap64)
+from .stream_pel import Consumer, Group, Nack
 
-MASK = (1 << 64) - 1
-MAX_ID = (1 << 128) - 1
-#: Redis's STREAM_LISTPACK_MAX_SIZE: the cut when stream-node-max-bytes is 0.
-LISTPACK_MAX_SIZE = 1 << 30
-
-
-class NodeLimits:
-    """stream-node-max-bytes and stream-node-max-entries (0: no limit), as the config
-    sets them. Process-wide, as the command table: one server per process."""
-
-    __slots__ = ("max_bytes", "max_entries", "fast_entries")
-
-    def __init__(self) -> None:
-        self.set(4096, 100)
-
-    def set(self, max_bytes: int, max_entries: int) -> None:
-        self.max_bytes = max_bytes if 0 < max_bytes <= LISTPACK_MAX_SIZE else LISTPACK_MAX_SIZE
-        self.max_entries = max_entries
-        #: Entries below which a node takes another one without further checks:
-        #: under the limit, and with the counters on 2 bytes (Stream.append).
-        self.fast_entries = min(max_entries or 127, 127)
-
-
-limits = NodeLimits()
-
-
-def install(server: Any) -> None:
-    """Follow stream-node-max-bytes/-entries: new nodes are cut by their values."""
-    def configure(name: str = "stream-node-max-bytes") -> None:
-        if name.startswith("stream-node-max-"):
-            config = server.config
-            limits.set(config["stream-node-max-bytes"], config["stream-node-max-entries"])
-
-    configure()
-    server.config_hooks.append(configure)
 #: Streams with more nodes get an estimate of their radix tree's node count.
 RAX_EXACT_KEYS = 50_000
 #: Redis's SCG_INVALID_ENTRIES_READ.
 INVALID_READ = -1
-_I64_MIN = 1 << 63
-_I64_MAX = _I64_MIN - 1
-
-
-def wrap64(n: int) -> int:
-    """``n`` as Redis's ``long long`` counters hold it: wrapped to 64 signed bits.
-
-    entries_added, entries_read, lag and delivery counts can be set near the
-    top (XSETID ENTRIESADDED, XGROUP ... ENTRIESREAD, XCLAIM RETRYCOUNT) and then
-    grow: unwrapped, they became RESP integers no client parses and made every
-    snapshot fail (struct.error)."""
-    return ((n + _I64_MIN) & MASK) - _I64_MIN
-#: First bytes of a value that may be an integer (Redis stores those as integers).
-_NUMERIC = frozenset(bytes([c]) for c in b"-0123456789")
-_INT64 = re.compile(rb"-?[1-9][0-9]{0,18}\Z|0\Z|-?9[0-9]{18}\Z")
-
-
-def wall_ms() -> int:
-    """The clock for delivery and seen times. Not keyspace.now_ms: a log replay
-    stops that one (nothing expires meanwhile), and a replayed XCLAIM ... TIME must
-    keep its time, which is checked against now."""
-    return int(time.time() * 1000)
-
-
-#: The text of small sequence numbers (an id's text is its ms's, cached, and this).
-SEQ_TEXT = [b"%d" % n for n in range(1024)]
-#: Those seqs as an array('Q')'s bytes: a run of them is a slice.
-_SEQ_BYTES = array("Q", range(len(SEQ_TEXT))).tobytes()
-#: An entry's reply up to its id's text, by that text's length (at most 41).
-_ENTRY_HEADS = [b"*2\r\n$%d\r\n" % n for n in range(42)]
-
-
-def fmt_id(i: int) -> bytes:
-    return b"%d-%d" % (i >> 64, i & MASK)
-
-
-def _int_size(n: int) -> int:
-    """Bytes of a listpack integer element (encoding, data, backlen)."""
-    if 0 <= n <= 127:
-        return 2
-    if -4096 <= n <= 4095:
-        return 3
-    if -32768 <= n <= 32767:
-        return 4
-    if -8388608 <= n <= 8388607:
-        return 5
-    if -2147483648 <= n <= 2147483647:
-        return 6
-    return 10
-
-
-def _lp_entry_size(s: bytes) -> int:
-    """Bytes of a listpack element holding ``s`` (as Redis encodes it)."""
-    size = len(s)
-    if size <= 20 and _INT64.match(s):
-        n = int(s)
-        if -(1 << 63) <= n < 1 << 63:
-            return _int_size(n)
-    if size < 64:
-        return size + 2
-    if size < 4096:
-        return size + 2 + (1 if size + 2 <= 127 else 2)
-    body = size + 5
-    return body + (2 if body < 16383 else 3 if body < 2097151 else 4 if body < 268435455 else 5)
-
-
-def _diff_size(d: int) -> int:
-    """Bytes of a listpack integer holding a seq-diff (Redis's int64 wrap included)."""
-    if 0 <= d < 128:
-        return 2
-    return _int_size(d + (1 << 64) if d < -(1 << 63) else d)
-
-
-#: (low, high, bytes fewer than 10) of the integer encodings, widest first.
-_INT_RANGES = ((-(1 << 31), 1 << 31, 4), (-8388608, 8388608, 1), (-32768, 32768, 1),
-               (-4096, 4096, 1), (0, 128, 1))
-
-
-def _diffs_size(lo: int, hi: int) -> int:
-    """The sum of :func:`_diff_size` over ``range(lo, hi)``."""
-    if 0 <= lo and hi <= 128:
-        return 2 * (hi - lo)
-    if lo < -(1 << 63) or hi > 1 << 63:  # wrapped diffs: one at a time
-        return sum(map(_diff_size, range(lo, hi)))
-    total = 10 * (hi - lo)
-    for low, high, fewer in _INT_RANGES:
-        overlap = min(hi, high) - max(lo, low)
-        if overlap > 0:
-            total -= fewer * overlap
-    return total
-
-
-def resp_fields(fields: List[bytes]) -> bytes:
-    """An entry's field-value list as a RESP array of bulk strings."""
-    if len(fields) == 2:
-        f, v = fields
-        return b"*2\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(f), f, len(v), v)
-    return b"*%d\r\n%s" % (len(fields), b"".join(
-        [b"$%d\r\n%s\r\n" % (len(f), f) for f in fields]))
-
-
-def parse_fields(blob: bytes) -> List[bytes]:
-    """The inverse of :func:`resp_fields`."""
-    end = blob.index(b"\r\n")
-    n = int(blob[1:end])
-    pos = end + 2
-    out: List[bytes] = []
-    for _ in range(n):
-        end = blob.index(b"\r\n", pos)
-        size = int(blob[pos + 1:end])
-        pos = end + 2
-        out.append(bytes(blob[pos:pos + size]))
-        pos += size + 2
-    return out
-
-
-class Node:
-    """Up to NODE_MAX_ENTRIES consecutive entries (one Redis listpack)."""
-
-    __slots__ = ("ms", "seq", "offs", "blob", "master", "deleted", "lp_base", "key", "head",
-                 "fast")
-
-    def __init__(self, fields: List[bytes], key: int) -> None:
-        #: The id of the node's first entry ever (Redis's rax key and master id: it
-        #: stays when that entry is deleted).
-        self.key = key
-        self.ms = array("Q")
-        self.seq = array("Q")
-        self.offs = array("I", [0])  # entry i is blob[offs[i]:offs[i + 1]]
-        self.blob = bytearray()
-        #: The field names of the node's first entry (Redis's master entry).
-        self.master = fields[::2]
-        #: An entry's RESP text up to its first value (for a one-field master).
-        self.head = b"*2\r\n$%d\r\n%s\r\n" % (len(fields[0]), fields[0])
-        #: The field a one-field entry names to take Stream.append_pair's folded
-        #: path: the master's only field, while no entry was deleted; else None.
-        self.fast: Optional[bytes] = fields[0] if len(fields) == 2 else None
-        #: Entries Redis still holds flagged deleted (they count towards the cut).
-        self.deleted = 0
-        #: Redis's listpack size without the live/deleted counters.
-        self.lp_base = 7 + _int_size(len(self.master)) + 2 + sum(
-            _lp_entry_size(f) for f in self.master)
-
-    def __len__(self) -> int:
-        return len(self.ms)
-
-    def first(self) -> int:
-        return self.ms[0] << 64 | self.seq[0]
-
-    def last(self) -> int:
-        return self.ms[-1] << 64 | self.seq[-1]
-
-    def id_at(self, i: int) -> int:
-        return self.ms[i] << 64 | self.seq[i]
-
-    def entry(self, i: int) -> bytes:
-        offs = self.offs
-        return bytes(self.blob[offs[i]:offs[i + 1]])
-
-    def lower(self, target: int) -> int:
-        """Index of the first entry with id >= target (len(self) if none)."""
-        ms, seq = self.ms, self.seq
-        tms, tseq = target >> 64, target & MASK
-        lo, hi = 0, len(ms)
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            m = ms[mid]
-            if m < tms or (m == tms and seq[mid] < tseq):
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
-
-    def remove(self, i: int, count: int = 1) -> None:
-        """Drop entries i..i+count-1 (Redis flags them deleted in its listpack)."""
-        offs = self.offs
-        a, b = offs[i], offs[i + count]
-        del self.blob[a:b]
-        del self.ms[i:i + count]
-        del self.seq[i:i + count]
-        del offs[i + 1:i + count + 1]
-        shift = b - a
-        for j in range(i + 1, len(offs)):
-            offs[j] -= shift
-        self.deleted += count
-        self.fast = None
-
-    def copy(self) -> "Node":
-        other = Node.__new__(Node)
-        other.ms, other.seq, other.offs = array("Q", self.ms), array("Q", self.seq), \
-            array("I", self.offs)
-        other.blob = bytearray(self.blob)
-        other.master, other.deleted, other.lp_base = self.master, self.deleted, self.lp_base
-        other.key, other.head, other.fast = self.key, self.head, self.fast
-        return other
-
-    def encode(self, lo: int, hi: int, parts: List[bytes], rev: bool = False) -> None:
-        """Append the entries lo..hi-1 (``rev``: from hi-1 down) as RESP [id, [field,
-        value...]] to ``parts``: an id's ms text once while it repeats, small seqs
-        from a table, the arrays read by slices rather than one index at a time."""
-        offs, blob = self.offs, self.blob
-        add = parts.extend
-        heads, seq_text = _ENTRY_HEADS, SEQ_TEXT
-        prev = -1
-        ms_text = b""
-        rows = zip(self.ms[lo:hi], self.seq[lo:hi], offs[lo:hi], offs[lo + 1:hi + 1])
-        for m, q, a, b in (reversed(list(rows)) if rev else rows):
-            if m != prev:
-                prev = m
-                ms_text = b"%d-" % m
-            text = ms_text + (seq_text[q] if q < 1024 else b"%d" % q)
-            add((heads[len(text)], text, b"\r\n", blob[a:b]))
-
-
-class Nack:
-    """A pending entry: who has it, since when, and how many deliveries."""
-
-    __slots__ = ("consumer", "delivery_time", "delivery_count")
-
-    def __init__(self, consumer: "Consumer", delivery_time: int, delivery_count: int = 1) -> None:
-        self.consumer = consumer
-        self.delivery_time = delivery_time
-        self.delivery_count = delivery_count
-
-
-class Pel:
-    """A pending entries list: id -> Nack, iterable in id order.
-
-    ``order`` is sorted and may keep ids already removed from ``items``
-    (skipped when iterating, compacted once they are half of it), so an
-    acknowledgement is O(1) and a delivery of a new id an append.
-    """
-
-    __slots__ = ("items", "order")
-
-    def __init__(self) -> None:
-        self.items: Dict[int, Nack] = {}
-        self.order: List[int] = []
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __contains__(self, entry_id: int) -> bool:
-        return entry_id in self.items
-
-    def get(self, entry_id: int) -> Optional[Nack]:
-        return self.items.get(entry_id)
-
-    def add(self, entry_id: int, nack: Nack) -> None:
-        if entry_id not in self.items:
-            order = self.order
-            if not order or order[-1] < entry_id:
-                order.append(entry_id)
-            else:
-                i = bisect_left(order, entry_id)
-                if i == len(order) or order[i] != entry_id:
-                    order.insert(i, entry_id)
-        self.items[entry_id] = nack
-
-    def remove(self, entry_id: int) -> Optional[Nack]:
-        nack = self.items.pop(entry_id, None)
-        if nack is not None and len(self.order) > 2 * len(self.items) + 32:
-            items = self.items
-            self.order = [i for i in self.order if i in items]
-        return nack
-
-    def ids_from(self, start: int = 0, end: int = MAX_ID) -> Iterator[int]:
-        """Pending ids in [start, end], ascending (a snapshot: safe to change meanwhile)."""
-        order, items = self.order, self.items
-        i = bisect_left(order, start)
-        while i < len(order):
-            entry_id = order[i]
-            i += 1
-            if entry_id > end:
-                return
-            if entry_id in items:
-                yield entry_id
-
-    def first_last(self) -> Tuple[int, int]:
-        """The lowest and highest pending ids (the list is not empty)."""
-        items = self.items
-        first = next(i for i in self.order if i in items)
-        last = next(i for i in reversed(self.order) if i in items)
-        return first, last
-
-
-class Consumer:
-    __slots__ = ("name", "seen_time", "pel")
-
-    def __init__(self, name: bytes, now: int) -> None:
-        self.name = name
-        self.seen_time = now
-        self.pel = Pel()
-
-
-class Group:
-    __slots__ = ("name", "last_id", "entries_read", "pel", "consumers")
-
-    def __init__(self, name: bytes, last_id: int, entries_read: int) -> None:
-        self.name = name
-        self.last_id = last_id
-        self.entries_read = entries_read
-        self.pel = Pel()
-        #: name -> Consumer (listed sorted by name, as Redis's rax)
-        self.consumers: Dict[bytes, Consumer] = {}
 
 
 class Stream:
@@ -412,7 +65,7 @@ class Stream:
         """:meth:`append` of a one-field entry, ``entry_id`` given as its halves too.
 
         The common entry, a short value not a number (its first byte not in
-        _NUMERIC) named as the node's first entry (``node.fast``: no entry
+        NUMERIC_FIRST) named as the node's first entry (``node.fast``: no entry
         deleted, so ``ms[0]`` is the master entry the diffs are from), takes the
         general path's sizes folded: this is most of XADD's cost."""
         nodes = self.nodes
@@ -429,8 +82,8 @@ class Stream:
                     if seq_diff < -(1 << 63):
                         seq_diff += 1 << 64
                     # flags, ms-diff, seq-diff, value, lp-count
-                    node.lp_base = lp + 6 + (2 if ms_diff < 128 else _int_size(ms_diff)) \
-                        + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+                    node.lp_base = lp + 6 + (2 if ms_diff < 128 else int_size(ms_diff)) \
+                        + (2 if 0 <= seq_diff < 128 else int_size(seq_diff))
                     nms.append(ms)
                     node.seq.append(seq)
                     blob = node.blob
@@ -438,7 +91,7 @@ class Stream:
                     node.offs.append(len(blob))
                     self.length += 1
                     added = self.entries_added
-                    self.entries_added = added + 1 if added < _I64_MAX else -_I64_MIN
+                    self.entries_added = added + 1 if added < I64_MAX else -I64_MIN
                     self.last_id = entry_id
                     return
         self._append(entry_id, ms, seq, [f, v])
@@ -468,9 +121,9 @@ class Stream:
                 end = min(stop, k + limits.fast_entries - len(nms))
                 ms_diff = ms - nms[0]
                 # flags, ms-diff, the value's CRLF-less overhead and lp-count (append_pair's sum)
-                fixed = 6 + (2 if ms_diff < 128 else _int_size(ms_diff))
+                fixed = 6 + (2 if ms_diff < 128 else int_size(ms_diff))
                 d0 = seq - node.seq[0]
-                bound = fixed + max(_diff_size(d0), _diff_size(d0 + end - k - 1))
+                bound = fixed + max(diff_size(d0), diff_size(d0 + end - k - 1))
                 room = limits.max_bytes - 4 - len(f)
                 lp = node.lp_base
                 n0 = len(requests[k][value_at])
@@ -490,7 +143,7 @@ class Stream:
                 count = k - taken
                 if count:
                     values = [r[value_at] for r in requests[taken:k]]
-                    lp += _diffs_size(d0, d0 + count) - count * (bound - fixed)
+                    lp += diffs_size(d0, d0 + count) - count * (bound - fixed)
                     self._write_run(node, ms, seq, values, -1 if mixed else n0, lp)
                     seq += count
                     continue
@@ -506,7 +159,7 @@ class Stream:
         count = len(values)
         node.ms.extend(array("Q", (ms,)) * count)
         if seq + count <= len(SEQ_TEXT):
-            node.seq.frombytes(_SEQ_BYTES[seq * 8:(seq + count) * 8])
+            node.seq.frombytes(SEQ_BYTES[seq * 8:(seq + count) * 8])
         else:
             node.seq.extend(range(seq, seq + count))
         blob, head, offs = node.blob, node.head, node.offs
@@ -523,7 +176,7 @@ class Stream:
                 add_off(len(blob))
         node.lp_base = lp_base
         added = self.entries_added + count
-        self.entries_added = added if added <= _I64_MAX else wrap64(added)
+        self.entries_added = added if added <= I64_MAX else wrap64(added)
         self.length += count
         self.last_id = ms << 64 | (seq + count - 1)
 
@@ -535,8 +188,8 @@ class Stream:
             live, deleted = len(node.ms), node.deleted
             # Redis's cut (streamAppendItem): the listpack's bytes (its two counters
             # included) plus the new elements' lengths, or live plus deleted entries.
-            lp_bytes = node.lp_base + (2 if live < 128 else _int_size(live)) \
-                + (2 if deleted < 128 else _int_size(deleted))
+            lp_bytes = node.lp_base + (2 if live < 128 else int_size(live)) \
+                + (2 if deleted < 128 else int_size(deleted))
             new_node = lp_bytes + sum(map(len, fields)) >= limits.max_bytes \
                 or 0 < limits.max_entries <= live + deleted
         else:
@@ -558,15 +211,15 @@ class Stream:
             size = 4
         elif fields[::2] == master:
             values = fields[1::2]
-            size = 2 + _int_size(len(values) + 3)
+            size = 2 + int_size(len(values) + 3)
         else:
             values = fields
-            size = 2 + _int_size(len(fields) >> 1) + _int_size(len(fields) + 4)
+            size = 2 + int_size(len(fields) >> 1) + int_size(len(fields) + 4)
         for v in values:
             n = len(v)
-            size += n + 2 if n < 64 and v[:1] not in _NUMERIC else _lp_entry_size(v)
-        node.lp_base += size + (2 if ms_diff < 128 else _int_size(ms_diff)) \
-            + (2 if 0 <= seq_diff < 128 else _int_size(seq_diff))
+            size += n + 2 if n < 64 and v[:1] not in NUMERIC_FIRST else lp_entry_size(v)
+        node.lp_base += size + (2 if ms_diff < 128 else int_size(ms_diff)) \
+            + (2 if 0 <= seq_diff < 128 else int_size(seq_diff))
         node.ms.append(ms)
         node.seq.append(seq)
         blob = node.blob
@@ -578,8 +231,8 @@ class Stream:
         node.offs.append(len(blob))
         self.length += 1
         # wraps as Redis's long long does (XSETID ENTRIESADDED can set the top)
-        self.entries_added = self.entries_added + 1 if self.entries_added < _I64_MAX \
-            else -_I64_MIN
+        self.entries_added = self.entries_added + 1 if self.entries_added < I64_MAX \
+            else -I64_MIN
         self.last_id = entry_id
         if self.length == 1:
             self.first_id = entry_id
@@ -877,145 +530,3 @@ class Stream:
         for group in self.groups.values():
             size += 200 + 150 * len(group.pel) + 100 * len(group.consumers)
         return size
-
-
-# -- serialization (snapshots) ----------------------------------------------------------
-
-_META = struct.Struct("<16s16s16sqQII")  # entries_added is signed (wrap64)
-_NODE = struct.Struct("<II")
-_GROUP = struct.Struct("<16sqII")
-_NACK = struct.Struct("<16sIqq")
-
-
-def _id16(i: int) -> bytes:
-    return i.to_bytes(16, "big")
-
-
-def _le(a: array) -> bytes:
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        a = array(a.typecode, a)
-        a.byteswap()
-    return a.tobytes()
-
-
-def _unle(code: str, data: bytes) -> array:
-    a = array(code)
-    a.frombytes(data)
-    if sys.byteorder != "little":  # pragma: no cover
-        a.byteswap()
-    return a
-
-
-def to_parts(s: Stream) -> List[bytes]:
-    """A stream as byte strings: everything, groups and pending lists included."""
-    parts = [_META.pack(_id16(s.last_id), _id16(s.first_id), _id16(s.max_deleted),
-                        s.entries_added, s.length, len(s.nodes), len(s.groups))]
-    for node in s.nodes:
-        parts += [_NODE.pack(node.deleted, node.lp_base) + resp_fields(list(node.master)),
-                  _le(node.ms), _le(node.seq), _le(node.offs), bytes(node.blob)]
-    for group in s.groups.values():
-        names = list(group.consumers)
-        index = {name: i for i, name in enumerate(names)}
-        parts += [group.name, _GROUP.pack(_id16(group.last_id), group.entries_read,
-                                          len(names), len(group.pel))]
-        parts += [struct.pack("<q", group.consumers[name].seen_time) + name for name in names]
-        items = group.pel.items
-        parts.append(b"".join(_NACK.pack(_id16(i), index[items[i].consumer.name],
-                                         items[i].delivery_time, items[i].delivery_count)
-                              for i in group.pel.ids_from()))
-    return parts
-
-
-def from_parts(parts: List[bytes]) -> Stream:
-    """The inverse of :func:`to_parts`."""
-    s = Stream()
-    last, first, deleted, s.entries_added, s.length, nnodes, ngroups = _META.unpack(parts[0])
-    s.last_id, s.first_id = int.from_bytes(last, "big"), int.from_bytes(first, "big")
-    s.max_deleted = int.from_bytes(deleted, "big")
-    p = 1
-    for _ in range(nnodes):
-        head, ms, seq, offs, blob = parts[p:p + 5]
-        p += 5
-        node = Node.__new__(Node)
-        node.deleted, node.lp_base = _NODE.unpack_from(head)
-        node.master = parse_fields(head[_NODE.size:])
-        node.ms, node.seq, node.offs = _unle("Q", ms), _unle("Q", seq), _unle("I", offs)
-        node.blob = bytearray(blob)
-        node.key = node.first()  # not in the format: a deleted first entry is forgotten
-        node.head = b"*2\r\n$%d\r\n%s\r\n" % (len(node.master[0]), node.master[0])
-        node.fast = node.master[0] if len(node.master) == 1 and not node.deleted else None
-        s.nodes.append(node)
-        s.firsts.append(node.first())
-    for _ in range(ngroups):
-        name, head = parts[p:p + 2]
-        p += 2
-        last, entries_read, nconsumers, npel = _GROUP.unpack(head)
-        group = s.groups[name] = Group(name, int.from_bytes(last, "big"), entries_read)
-        consumers = []
-        for raw in parts[p:p + nconsumers]:
-            consumer = Consumer(raw[8:], struct.unpack_from("<q", raw)[0])
-            group.consumers[consumer.name] = consumer
-            consumers.append(consumer)
-        p += nconsumers
-        pel = parts[p]
-        p += 1
-        for k in range(npel):
-            raw_id, who, when, count = _NACK.unpack_from(pel, k * _NACK.size)
-            entry_id = int.from_bytes(raw_id, "big")
-            nack = Nack(consumers[who], when, count)
-            group.pel.add(entry_id, nack)
-            consumers[who].pel.add(entry_id, nack)
-    return s
-
-
-# -- the RDB codec's plain form ------------------------------------------------------------
-
-def to_plain(s: Stream) -> Any:
-    """The :class:`distcache.rdb.streams.StreamData` of a stream (DUMP, RDB files)."""
-    from ...rdb.streams import StreamData
-    out = StreamData()
-    out.entries = [(entry_id, parse_fields(fields)) for entry_id, fields in s.range(0, MAX_ID)]
-    out.length, out.last_id, out.first_id = s.length, s.last_id, s.first_id
-    out.max_deleted, out.entries_added = s.max_deleted, s.entries_added & MASK
-    for group in s.groups.values():
-        items = group.pel.items
-        pel = [(i, items[i].delivery_time, items[i].delivery_count & MASK)
-               for i in group.pel.ids_from()]
-        consumers = [(c.name, c.seen_time, list(c.pel.ids_from()))
-                     for c in group.consumers.values()]
-        out.groups.append((group.name, group.last_id, group.entries_read, pel, consumers))
-    return out
-
-
-def from_plain(data: Any) -> Stream:
-    """A stream from the codec's plain form (checked for consistency first)."""
-    from ...rdb.errors import RdbError
-    from ...rdb.streams import check_owned
-    problem = check_owned(data)
-    if problem is not None:
-        raise RdbError(problem, 0)
-    s = Stream()
-    previous = -1
-    for entry_id, fields in data.entries:
-        if entry_id <= previous or not fields or len(fields) % 2:
-            raise RdbError("stream entries out of order or malformed", 0)
-        s.append(entry_id, fields)
-        previous = entry_id
-    s.length, s.last_id, s.first_id = data.length, data.last_id, data.first_id
-    # An RDB holds these as uint64; Redis reads them into long longs.
-    s.max_deleted, s.entries_added = data.max_deleted, wrap64(data.entries_added)
-    if previous > s.last_id:
-        raise RdbError("stream entry above the stream's last id", 0)
-    for name, last_id, entries_read, pel, consumers in sorted(data.groups):
-        group = s.groups[name] = Group(name, last_id, wrap64(entries_read))
-        nacks = {}
-        for entry_id, when, count in pel:
-            nacks[entry_id] = (when, wrap64(count))
-        for cname, seen, ids in sorted(consumers):
-            consumer = group.consumers[cname] = Consumer(cname, seen)
-            for entry_id in ids:
-                when, count = nacks[entry_id]
-                nack = Nack(consumer, when, count)
-                consumer.pel.add(entry_id, nack)
-                group.pel.add(entry_id, nack)
-    return s
