@@ -17,7 +17,7 @@ from ..keyspace import TYPE_NAMES, Database
 from ..notify import STREAM, notify, with_events
 from ..types.blocking import block, cannot_block, signal_ready
 from ..types.stream import Stream
-from ..types.stream_node import MASK, MAX_ID, SEQ_TEXT, fmt_id
+from ..types.stream_node import MASK, MAX_ID, SEQ_LINES, SEQ_TEXT, fmt_id
 from .args import to_int
 from .strings import _write_run_context
 from .table import KEY_FINDERS, command, runs_of
@@ -313,10 +313,6 @@ def _xadd_plain(c: Any, args: List[bytes], at: int = 3, maxlen: int = -1) -> byt
 with_events("xadd")(xadd)
 
 
-#: A small seq's text and CRLF: the end of XADD's reply.
-_SEQ_LINES = [text + b"\r\n" for text in SEQ_TEXT]
-
-
 @runs_of("xadd")
 def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """``XADD key * field value ...`` on existing streams: :func:`_xadd_plain` for a
@@ -346,7 +342,7 @@ def xadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) 
     text_ms = -1
     ms_text = b""
     heads: List[bytes] = []
-    seq_lines = _SEQ_LINES
+    seq_lines = SEQ_LINES
     seq_texts = SEQ_TEXT
     total = len(commands)
     i = start
@@ -456,34 +452,42 @@ def interval(start_arg: bytes, end_arg: Optional[bytes]) -> Tuple[int, int]:
     return start, end
 
 
-def _range(c: Any, args: List[bytes], rev: bool) -> Any:
-    start, end = interval(args[3], args[2]) if rev else interval(args[2], args[3])
+_COUNT = (b"COUNT", b"count")
+
+
+@command("xrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
+def xrange(c: Any, args: List[bytes], rev: bool = False) -> Any:
+    """Entries with ids in a range, ascending."""
+    first, last = (args[3], args[2]) if rev else (args[2], args[3])
+    if first == b"-" and last == b"+":  # the whole stream: no id to parse
+        start, end = 0, MAX_ID
+    else:
+        start, end = interval(first, last)
     count = -1
     j = 4
-    while j < len(args):
+    argc = len(args)
+    if argc == 6 and args[4] in _COUNT:  # COUNT n, the usual option: no loop
+        count = max(0, to_int(args[5]))
+        j = 6
+    while j < argc:
         if args[j].lower() == b"count" and j + 1 < len(args):
             count = max(0, to_int(args[j + 1]))
             j += 2
         else:
             raise CommandError(SYNTAX)
-    s = stream_of(c.db, args[1])
+    s = c.db.get_typed(args[1], Stream)
     if s is None:
         return []
     if count == 0:
         return NULL_ARRAY
-    return range_reply(s, start, end, max(count, 0), rev)
-
-
-@command("xrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
-def xrange(c: Any, args: List[bytes]) -> Any:
-    """Entries with ids in a range, ascending."""
-    return _range(c, args, False)
+    n, parts = s.range_reply(start, end, count if count > 0 else 0, rev)  # range_reply, inlined
+    return Raw(b"*%d\r\n%s" % (n, b"".join(parts)))
 
 
 @command("xrevrange", -4, "readonly", (1, 1, 1), since="5.0.0", complexity="O(N)", **_STREAM)
 def xrevrange(c: Any, args: List[bytes]) -> Any:
     """Entries with ids in a range, descending (end first)."""
-    return _range(c, args, True)
+    return xrange(c, args, True)
 
 
 @command("xlen", 2, "readonly fast", (1, 1, 1), since="5.0.0", **_STREAM)

@@ -388,11 +388,12 @@ class Stream:
             return 0, parts
         n = 0
         if not rev:
-            ni, i = self.locate(start)
+            # From the first entry, to the last: no search (XRANGE - + COUNT n)
+            ni, i = (0, 0) if start <= self.firsts[0] else self.locate(start)
             while ni < len(nodes):
                 node = nodes[ni]
                 j = len(node.ms)
-                stop = node.last() > end
+                stop = end != MAX_ID and node.last() > end
                 if stop:
                     j = node.lower(end + 1)
                 if count and j - i >= count - n:

@@ -71,6 +71,8 @@ _INT64 = re.compile(rb"-?[1-9][0-9]{0,18}\Z|0\Z|-?9[0-9]{18}\Z")
 
 #: The text of small sequence numbers (an id's text is its ms's, cached, and this).
 SEQ_TEXT = [b"%d" % n for n in range(1024)]
+#: Those texts with CRLF (the end of an id's bulk string).
+SEQ_LINES = [text + b"\r\n" for text in SEQ_TEXT]
 #: Those seqs as an array('Q')'s bytes: a run of them is a slice.
 SEQ_BYTES = array("Q", range(len(SEQ_TEXT))).tobytes()
 #: An entry's reply up to its id's text, by that text's length (at most 41).
@@ -247,13 +249,18 @@ class Node:
         from a table, the arrays read by slices rather than one index at a time."""
         offs, blob = self.offs, self.blob
         add = parts.extend
-        heads, seq_text = _ENTRY_HEADS, SEQ_TEXT
+        seq_lines = SEQ_LINES
         prev = -1
         ms_text = b""
+        heads: List[bytes] = []
         rows = zip(self.ms[lo:hi], self.seq[lo:hi], offs[lo:hi], offs[lo + 1:hi + 1])
         for m, q, a, b in (reversed(list(rows)) if rev else rows):
             if m != prev:
                 prev = m
                 ms_text = b"%d-" % m
-            text = ms_text + (seq_text[q] if q < 1024 else b"%d" % q)
-            add((heads[len(text)], text, b"\r\n", blob[a:b]))
+                heads = [b""] * 23  # the reply up to the seq, by the seq's line length
+            line = seq_lines[q] if q < 1024 else b"%d\r\n" % q
+            head = heads[len(line)]
+            if not head:
+                head = heads[len(line)] = _ENTRY_HEADS[len(ms_text) + len(line) - 2] + ms_text
+            add((head, line, blob[a:b]))
