@@ -143,3 +143,35 @@ def test_pipelined_xadds_of_every_shape_get_their_replies(logged):
     assert [kind for kind, _ in replies] == ["-", "-", "$", "$", "-", "$"]
     assert replies[0][1] == b"ERR wrong number of arguments for 'xadd' command"
     assert client.call("XLEN", "k") == (":", b"3")
+
+
+def test_pipelined_xadds_to_keys_in_turn_are_batched_per_key(logged):
+    """Runs of XADDs to one key, then another, in one read: each key's ids count on
+    from its own last id, entries of any shape read back as sent, logged with ids."""
+    from types_resp import encode
+    client, log, _ = logged
+    client.call("XADD", "p", "*", "f", "0")
+    client.call("XADD", "q", "*", "f", "0")
+    log.clear()
+    values = ["xxx", "12", "y" * 70, "", "-z", "abc"]
+    batch = []
+    for i in range(60):
+        key = "p" if (i // 7) % 2 else "q"
+        fields = ["f", values[i % len(values)]] + (["g", "1"] if i % 11 == 0 else [])
+        batch.append(["XADD", key, "*", *fields])
+    client.sock.sendall(b"".join(encode(args) for args in batch))
+    replies = [client.read() for _ in batch]
+    assert all(kind == "$" for kind, _ in replies)
+    wait_for(log, len(batch))
+    assert log == [[b"XADD", args[1].encode(), reply[1], *[a.encode() for a in args[3:]]]
+                   for args, reply in zip(batch, replies)]
+    for key in ("p", "q"):
+        ids = [reply[1] for args, reply in zip(batch, replies) if args[1] == key]
+        parsed = [tuple(map(int, i.split(b"-"))) for i in ids]
+        assert parsed == sorted(set(parsed))
+        sent = [[a.encode() for a in args[3:]] for args in batch if args[1] == key]
+        kind, entries = client.call("XRANGE", key, "(" + ids[0].decode(), "+")
+        assert kind == "*"
+        assert [entry[1][0][1] for entry in entries] == ids[1:]
+        assert [entry[1][1][1] for entry in entries] == [[("$", v) for v in fields]
+                                                        for fields in sent[1:]]
