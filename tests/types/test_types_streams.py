@@ -53,6 +53,14 @@ xrange s (1-1 + count 1
 xrange s (1-1 (5-5
 xrange s - + count 0
 xrange s - + count -1
+xrange s - + COUNT 010
+xrange s - + COUNT 99999999999999999999
+xrange s - + COUNT 9223372036854775807
+xrange s - + COUNT +3
+xrange s - + COUNT 1x
+xrange s - + COUNT 2 COUNT 1
+xrevrange s + - COUNT 1
+xrevrange s - + COUNT 1
 xrange s - + foo 1
 xrange s x +
 xrange s 18446744073709551616 +

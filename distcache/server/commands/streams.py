@@ -467,7 +467,11 @@ def xrange(c: Any, args: List[bytes], rev: bool = False) -> Any:
     j = 4
     argc = len(args)
     if argc == 6 and args[4] in _COUNT:  # COUNT n, the usual option: no loop
-        count = max(0, to_int(args[5]))
+        text = args[5]
+        if text.isdigit() and len(text) < 19 and text[0] != 48:  # canonical, in range
+            count = int(text)
+        else:
+            count = max(0, to_int(text))
         j = 6
     while j < argc:
         if args[j].lower() == b"count" and j + 1 < len(args):
