@@ -192,23 +192,22 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
     width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
     half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
     lon, lat = shape.lon, shape.lat
-    grid = geoscan.bands(lon, lat, half_w, half_h, box)
-    count_below = z.count_below
+    masks = geoscan.masks(geoscan.bands(lon, lat, half_w, half_h, box))
+    slices = z.score_slices
+    scan = geoscan.scan
     for cell in cells:
         if found and limit and len(found) >= limit:
             break
         low, high = geohash.score_range(cell)
-        lo, hi = count_below(float(low), False), count_below(float(high), False)
-        # a crowded cell: scan only its sub-cells that can hold a match
-        crowded = hi - lo > geoscan.CROWDED
-        parts = geoscan.ranges(cell, lon, lat, box, half_w, half_h) if crowded \
-            else [(low, high)]
-        for low, high in parts:
-            if crowded:
-                lo, hi = count_below(float(low), False), count_below(float(high), False)
-            if lo < hi and geoscan.scan(z, lo, hi, lon, lat, box, width, height, radius,
-                                        found, limit, grid):
-                break
+        chunks = slices(float(low), float(high))
+        if sum(map(len, chunks)) > geoscan.CROWDED:
+            # a crowded cell: scan only its sub-cells that can hold a match
+            chunks = [chunk for low, high in
+                      geoscan.ranges(cell, lon, lat, box, half_w, half_h)
+                      for chunk in slices(float(low), float(high))]
+        if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
+                           masks):
+            break
     return found
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Tuple
 
-from .geohash import (_CELLS, _LAT_SCALE, _MASK64, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
-                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range)
+from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
+                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range, spread)
 
 SUB_STEPS = 2
 #: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
@@ -37,6 +37,8 @@ _SLACK = 1e-6  # meters
 Found = List[Tuple[float, float, bytes, float, float]]
 #: Grid rows and columns that can hold a match: (lat_lo, lat_hi, lon_lo, lon_hi).
 Grid = Tuple[int, int, int, int]
+#: The same as bounds on interleaved bits: (even low, even high, odd low, odd high).
+Masks = Tuple[int, int, int, int]
 
 
 #: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
@@ -90,63 +92,82 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
     return out
 
 
-def scan(z: Any, lo: int, hi: int, lon: float, lat: float, box: bool, width: float,
-         height: float, radius: float, found: Found, limit: int,
-         grid: Optional[Grid] = None) -> bool:
-    """Append (distance, score, member, lon, lat) of the members at positions [lo, hi)
-    of ``z`` inside the search; True once ``limit`` (if nonzero) matches are found.
-    ``grid``: the search's :func:`bands`, if already computed.
+def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float,
+         box: bool, width: float, height: float, radius: float, found: Found, limit: int,
+         masks: Masks) -> bool:
+    """Append (distance, score, member, lon, lat) of the (score, member) elements of
+    ``chunks`` inside the search; True once ``limit`` (if nonzero) matches are found.
+    The scores must lie in a cell's range (finite, in [0, 2**52)). ``masks``: the
+    search's :func:`masks`.
 
     The decoding is :func:`geohash.score_to_lonlat` and the checks are
     ``radius_checker`` / ``in_box``, inlined with the same float operations."""
     t = _UNZIP16
     cells, lat_scale = _CELLS, _LAT_SCALE
-    sin, cos, sqrt = math.sin, math.cos, math.sqrt
-    asin = _asin
+    sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
+    nan = math.nan
     lon1r, lat1r = lon * D_R, lat * D_R
     cos1 = _cos(lat1r)
     half_w, half_h = width / 2, height / 2
     append = found.append
     # The band of grid rows and columns outside which no point can match (with
-    # margins): a point there is skipped before any float is computed for it.
-    lat_lo, lat_hi, lon_lo, lon_hi = grid or bands(lon, lat, half_w if box else radius,
-                                                   half_h if box else radius, box)
-    for score, member in z.iter_range(lo, hi):
-        bits = int(score) & _MASK64 if score - score == 0.0 else 0
-        both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
-                | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
-        ilat, ilon = both & 0xFFFFFFFF, both >> 32
-        if not (lat_lo <= ilat <= lat_hi and lon_lo <= ilon <= lon_hi):
-            continue
-        plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
-                + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
-        plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
-                + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / cells) * lat_scale)) / 2
-        plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
-        plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
-        lat2r = plat * D_R
-        if box:
-            # in_box: the latitude distance, then the longitude one at the point's latitude
-            if EARTH_RADIUS * abs(lat1r - lat2r) > half_h:
+    # margins), as interleaved bits: spreading bits keeps their order, so a point
+    # there is skipped on two ANDs and compares, before any decoding.
+    elo, ehi, olo, ohi = masks
+    even, odd = _EVEN, _ODD
+    for chunk in chunks:
+        for score, member in chunk:
+            bits = int(score)
+            e = bits & even
+            if e < elo or e > ehi:
                 continue
-            v = sin((lon1r - plon * D_R) / 2)
-            if v != 0.0:
-                c2 = cos(lat2r)
-                if 2.0 * EARTH_RADIUS * asin(sqrt(c2 * c2 * v * v)) > half_w:
+            o = bits & odd
+            if o < olo or o > ohi:
+                continue
+            both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
+                    | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
+            ilat, ilon = both & 0xFFFFFFFF, both >> 32
+            plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
+                    + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
+            plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
+                    + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / cells) * lat_scale)) / 2
+            plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
+            plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+            lat2r = plat * D_R
+            if box:
+                # in_box: the latitude distance, then the longitude one at the point's
+                # latitude
+                if EARTH_RADIUS * abs(lat1r - lat2r) > half_h:
                     continue
-        # the distance (plat is finite, so cos is C's cos here)
-        v = sin((plon * D_R - lon1r) / 2)
-        if v == 0.0:
-            d = EARTH_RADIUS * abs(lat2r - lat1r)
-        else:
-            u = sin((lat2r - lat1r) / 2)
-            d = 2.0 * EARTH_RADIUS * asin(sqrt(u * u + cos1 * cos(lat2r) * v * v))
-        if d > radius and not box:
-            continue
-        append((d, score, member, plon, plat))
-        if limit and len(found) >= limit:
-            return True
+                v = sin((lon1r - plon * D_R) / 2)
+                if v != 0.0:
+                    c2 = cos(lat2r)
+                    h = sqrt(c2 * c2 * v * v)
+                    if 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan) > half_w:
+                        continue
+            # the distance (plat is finite, so cos is C's cos here; asin's argument
+            # is NaN past 1, as C's)
+            v = sin((plon * D_R - lon1r) / 2)
+            if v == 0.0:
+                d = EARTH_RADIUS * abs(lat2r - lat1r)
+            else:
+                u = sin((lat2r - lat1r) / 2)
+                h = sqrt(u * u + cos1 * cos(lat2r) * v * v)
+                d = 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan)
+            if d > radius and not box:
+                continue
+            append((d, score, member, plon, plat))
+            if limit and len(found) >= limit:
+                return True
     return False
+
+
+def masks(grid: Grid) -> Masks:
+    """:func:`bands` as bounds on a score's latitude (even) and longitude (odd) bits."""
+    lat_lo, lat_hi, lon_lo, lon_hi = grid
+    top = 0xFFFFFFFF
+    return (spread(min(max(lat_lo, 0), top)), spread(min(max(lat_hi, 0), top)),
+            spread(min(max(lon_lo, 0), top)) << 1, spread(min(max(lon_hi, 0), top)) << 1)
 
 
 def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
@@ -183,10 +204,6 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
 
 def _cos(x: float) -> float:
     return math.cos(x) if math.isfinite(x) else math.nan
-
-
-def _asin(x: float) -> Optional[float]:
-    return math.asin(x) if -1.0 <= x <= 1.0 else math.nan
 
 
 # -- the nearest COUNT: best first ------------------------------------------------------
@@ -233,7 +250,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         if lo < hi:
             heap.append((lower_bound(cell, lon, lat, cos_c), ci, cell, lo, hi))
     heapq.heapify(heap)
-    grid = bands(lon, lat, radius, radius, False)
+    grid = masks(bands(lon, lat, radius, radius, False))
     kept: List[Tuple[int, float, bytes, float, float, float]] = []
     closest: List[float] = []  # the ``count`` smallest distances, negated (a max-heap)
     part: Found = []
@@ -244,7 +261,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         bits, step = cell
         if hi - lo <= LEAF or step >= STEP_MAX:
             part.clear()
-            scan(z, lo, hi, lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
+            scan((z.iter_range(lo, hi),), lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
             for d, score, member, plon, plat in part:
                 kept.append((ci, score, member, plon, plat, d))
                 if len(closest) < count:
