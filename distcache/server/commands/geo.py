@@ -176,13 +176,14 @@ def _cells(shape: _Shape) -> List[geohash.Cell]:
     return out
 
 
-def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
+def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False
           ) -> List[Tuple[float, float, bytes, float, float]]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
     Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
     ``nearest`` (a radius search sorted ascending with COUNT): only the matches the
-    sort and cut could keep (geoscan.nearest)."""
+    sort and cut could keep (geoscan.nearest). ``plain``: the caller reads only scores
+    and members (points surely inside a radius are not measured)."""
     cells = _cells(shape)
     if 0 < nearest <= geoscan.NEAREST_MAX and not shape.box:
         return geoscan.nearest(z, cells, shape.lon, shape.lat, shape.radius * shape.unit,
@@ -192,7 +193,9 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
     width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
     half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
     lon, lat = shape.lon, shape.lat
-    masks = geoscan.masks(geoscan.bands(lon, lat, half_w, half_h, box))
+    grid = geoscan.bands(lon, lat, half_w, half_h, box)
+    masks = geoscan.masks(grid)
+    plane = None if box else geoscan.plane(lon, lat, radius, grid)
     slices = z.score_slices
     scan = geoscan.scan
     for cell in cells:
@@ -206,7 +209,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
                       geoscan.ranges(cell, lon, lat, box, half_w, half_h)
                       for chunk in slices(float(low), float(high))]
         if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
-                           masks):
+                           masks, plane, plain):
             break
     return found
 
@@ -307,7 +310,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     if count and not sort and not anyflag:
         sort = 1  # the closest COUNT need sorting
     found = _find(z, shape, count if anyflag else 0,
-                  count if sort > 0 and not anyflag else 0)
+                  count if sort > 0 and not anyflag else 0,
+                  not (sort or withdist or withcoord or storedist))
     if sort:
         found.sort(key=lambda p: p[0], reverse=sort < 0)
     if count:

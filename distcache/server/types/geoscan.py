@@ -39,6 +39,8 @@ Found = List[Tuple[float, float, bytes, float, float]]
 Grid = Tuple[int, int, int, int]
 #: The same as bounds on interleaved bits: (even low, even high, odd low, odd high).
 Masks = Tuple[int, int, int, int]
+#: :func:`plane`'s bounds: centre row and column, scales, inside and outside limits.
+Plane = Tuple[float, float, float, float, float, float, float, float]
 
 
 #: (latitude, longitude) offsets of the sub-cells of a cell, in score order.
@@ -94,11 +96,14 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
 
 def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float,
          box: bool, width: float, height: float, radius: float, found: Found, limit: int,
-         masks: Masks) -> bool:
+         masks: Masks, plane: Optional[Plane] = None, accept: bool = False) -> bool:
     """Append (distance, score, member, lon, lat) of the (score, member) elements of
     ``chunks`` inside the search; True once ``limit`` (if nonzero) matches are found.
     The scores must lie in a cell's range (finite, in [0, 2**52)). ``masks``: the
-    search's :func:`masks`.
+    search's :func:`masks`. ``plane`` (a radius search's :func:`plane`): points
+    surely outside are rejected on grid arithmetic, without trigonometry; with
+    ``accept`` too (the reply needs no distance or coordinates), points surely
+    inside are taken as ``(0.0, score, member, 0.0, 0.0)``.
 
     The decoding is :func:`geohash.score_to_lonlat` and the checks are
     ``radius_checker`` / ``in_box``, inlined with the same float operations."""
@@ -115,6 +120,10 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
     # there is skipped on two ANDs and compares, before any decoding.
     elo, ehi, olo, ohi = masks
     even, odd = _EVEN, _ODD
+    if plane is not None:
+        g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
+        if not accept:
+            h_in = -1.0
     for chunk in chunks:
         for score, member in chunk:
             bits = int(score)
@@ -127,6 +136,19 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
             both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
                     | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
             ilat, ilon = both & 0xFFFFFFFF, both >> 32
+            if plane is not None:
+                dy = (ilat - g_lat) * ky
+                dy *= dy
+                dx = ilon - g_lon
+                w = dx * kx_in
+                if dy + w * w <= h_in:
+                    append((0.0, score, member, 0.0, 0.0))
+                    if limit and len(found) >= limit:
+                        return True
+                    continue
+                w = dx * kx_out
+                if (dy + w * w) * shrink > h_out:
+                    continue
             plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
                     + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
             plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
@@ -160,6 +182,49 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
             if limit and len(found) >= limit:
                 return True
     return False
+
+
+def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
+    """Bounds of the haversine check on grid arithmetic, for a radius search's points
+    inside ``grid`` (its :func:`bands`), or None where they do not apply.
+
+    With ``(dlat, dlon)`` from the centre, Redis's ``h = sin^2(dlat/2) + cos(lat)
+    cos(plat) sin^2(dlon/2)`` and ``d = 2R asin(sqrt(h))``: ``sin x <= x`` bounds
+    h from above with the largest cos(plat) of the band, ``sin^2 x >= x^2 (1 -
+    x^2 / 3)`` from below with the smallest; ``d <= r`` is ``h <= sin^2(r / 2R)``.
+    The radius is shrunk (inside) or grown (outside) by 1e-9 and a micrometre,
+    so float rounding on either side never flips a point: those near the edge
+    take the exact path. A point's offsets are its row and column minus the
+    centre's (fractional) ones, the half cell added: the centre of its cell is
+    where Redis measures it from."""
+    lat_lo, lat_hi, lon_lo, lon_hi = grid
+    reach_out = (radius * _SAFE + _SLACK) / (2.0 * EARTH_RADIUS)
+    if not (0.0 <= radius < 1e6 and lon_lo > 0 and lon_hi < 0xFFFFFFFF
+            and reach_out < math.pi / 2):
+        return None
+    rows, columns = _CELLS / _LAT_SCALE, _CELLS / 360.0
+    lat_a = LAT_MIN + lat_lo / rows
+    lat_b = LAT_MIN + (lat_hi + 1) / rows
+    if not (-90.0 < lat_a and lat_b < 90.0):
+        return None
+    cos_a, cos_b = math.cos(lat_a * D_R), math.cos(lat_b * D_R)
+    cos_max = 1.0 if lat_a <= 0.0 <= lat_b else max(cos_a, cos_b)
+    cos_min = min(cos_a, cos_b)
+    cos_c = math.cos(lat * D_R)
+    # the largest half angles a point of the band can be at
+    half_lat = max(abs(lat_a - lat), abs(lat_b - lat)) * D_R / 2
+    half_lon = max(abs(LONG_MIN + lon_lo / columns - lon),
+                   abs(LONG_MIN + (lon_hi + 1) / columns - lon)) * D_R / 2
+    top = max(half_lat, half_lon)
+    reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
+    h_in = math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0
+    h_out = math.sin(reach_out) ** 2 * (1.0 + 1e-12)
+    ky = D_R / rows / 2
+    kx = D_R / columns / 2
+    return ((lat - LAT_MIN) * rows - 0.5, (lon - LONG_MIN) * columns - 0.5, ky,
+            kx * math.sqrt(cos_c * cos_max * (1.0 + 1e-12)),
+            kx * math.sqrt(max(cos_c * cos_min * (1.0 - 1e-12), 0.0)),
+            h_in, h_out, (1.0 - top * top / 3.0) * (1.0 - 1e-12))
 
 
 def masks(grid: Grid) -> Masks:
