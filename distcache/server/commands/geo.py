@@ -196,18 +196,22 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     grid = geoscan.bands(lon, lat, half_w, half_h, box)
     masks = geoscan.masks(grid)
     plane = None if box else geoscan.plane(lon, lat, radius, grid)
-    slices = z.score_slices
-    scan = geoscan.scan
+    slices, scan, trim = z.score_slices, geoscan.scan, geoscan.trim
     for cell in cells:
         if found and limit and len(found) >= limit:
             break
-        low, high = geohash.score_range(cell)
+        span = trim(cell, grid)  # the part of the cell inside the band
+        if span is None:
+            continue
+        low, high = span
         chunks = slices(float(low), float(high))
         if sum(map(len, chunks)) > geoscan.CROWDED:
             # a crowded cell: scan only its sub-cells that can hold a match
-            chunks = [chunk for low, high in
+            chunks = [chunk for sub_low, sub_high in
                       geoscan.ranges(cell, lon, lat, box, half_w, half_h)
-                      for chunk in slices(float(low), float(high))]
+                      if sub_low < high and sub_high > low
+                      for chunk in slices(float(max(sub_low, low)),
+                                          float(min(sub_high, high)))]
         if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
                            masks, plane, plain):
             break

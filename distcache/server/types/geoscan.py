@@ -37,6 +37,9 @@ _SLACK = 1e-6  # meters
 Found = List[Tuple[float, float, bytes, float, float]]
 #: Grid rows and columns that can hold a match: (lat_lo, lat_hi, lon_lo, lon_hi).
 Grid = Tuple[int, int, int, int]
+#: The last row or column: 2**26 itself, where a longitude of 180 (or latitude at the
+#: limit) lands: Redis's encoding carries it into the next bit, as here.
+_TOP = 1 << STEP_MAX
 #: The same as bounds on interleaved bits: (even low, even high, odd low, odd high).
 Masks = Tuple[int, int, int, int]
 #: :func:`plane`'s bounds: centre row and column, scales, inside and outside limits.
@@ -99,7 +102,7 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
          masks: Masks, plane: Optional[Plane] = None, accept: bool = False) -> bool:
     """Append (distance, score, member, lon, lat) of the (score, member) elements of
     ``chunks`` inside the search; True once ``limit`` (if nonzero) matches are found.
-    The scores must lie in a cell's range (finite, in [0, 2**52)). ``masks``: the
+    The scores must lie in a cell's range (finite, in [0, 2**54)). ``masks``: the
     search's :func:`masks`. ``plane`` (a radius search's :func:`plane`): points
     surely outside are rejected on grid arithmetic, without trigonometry; with
     ``accept`` too (the reply needs no distance or coordinates), points surely
@@ -199,7 +202,9 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     where Redis measures it from."""
     lat_lo, lat_hi, lon_lo, lon_hi = grid
     reach_out = (radius * _SAFE + _SLACK) / (2.0 * EARTH_RADIUS)
-    if not (0.0 <= radius < 1e6 and lon_lo > 0 and lon_hi < 0xFFFFFFFF
+    # (not within two cells of the grid's edges, where a point is clamped to the limits)
+    if not (0.0 <= radius < 1e6 and 2 < lon_lo and lon_hi < _TOP - 2 and 2 < lat_lo
+            and lat_hi < _TOP - 2
             and reach_out < math.pi / 2):
         return None
     rows, columns = _CELLS / _LAT_SCALE, _CELLS / 360.0
@@ -229,10 +234,32 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
 
 def masks(grid: Grid) -> Masks:
     """:func:`bands` as bounds on a score's latitude (even) and longitude (odd) bits."""
+    return (spread(grid[0]), spread(grid[1]), spread(grid[2]) << 1, spread(grid[3]) << 1)
+
+
+def trim(cell: Cell, grid: Grid) -> Optional[Tuple[int, int]]:
+    """The part [lo, hi) of a cell's scores that can lie in ``grid``'s rows and
+    columns (None: none can): in the interleaved order the smallest and largest
+    hashes of a rectangle are its lower-left and upper-right corners."""
+    bits, step = cell
+    t = _UNZIP16
+    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
+            | t[bits >> 48] << 24)
+    shift = STEP_MAX - step
+    lat0, lon0 = (both & 0xFFFFFFFF) << shift, (both >> 32) << shift
+    lat1, lon1 = lat0 + (1 << shift) - 1, lon0 + (1 << shift) - 1
     lat_lo, lat_hi, lon_lo, lon_hi = grid
-    top = 0xFFFFFFFF
-    return (spread(min(max(lat_lo, 0), top)), spread(min(max(lat_hi, 0), top)),
-            spread(min(max(lon_lo, 0), top)) << 1, spread(min(max(lon_hi, 0), top)) << 1)
+    if lat_lo > lat0:
+        lat0 = lat_lo
+    if lat_hi < lat1:
+        lat1 = lat_hi
+    if lon_lo > lon0:
+        lon0 = lon_lo
+    if lon_hi < lon1:
+        lon1 = lon_hi
+    if lat0 > lat1 or lon0 > lon1:
+        return None
+    return spread(lat0) | spread(lon0) << 1, (spread(lat1) | spread(lon1) << 1) + 1
 
 
 def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
@@ -243,7 +270,7 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
     |sin(dlon/2)|)`` and a box's longitude distance ``2R asin(cos(plat)
     |sin(dlon/2)|)``, with the smaller cosine over the latitude band. Margins of a
     relative 1e-9, a micrometre and two grid steps keep border points in."""
-    everything = (0, 0xFFFFFFFF, 0, 0xFFFFFFFF)
+    everything = (0, _TOP, 0, _TOP)
     if not (math.isfinite(lon) and math.isfinite(lat)):
         return everything
     band = (half_h * _SAFE + _SLACK) / EARTH_RADIUS / D_R
@@ -251,20 +278,20 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
         return everything
     rows = _CELLS / _LAT_SCALE
     lat_lo = max(int((lat - band - LAT_MIN) * rows) - 2, 0)
-    lat_hi = int((lat + band - LAT_MIN) * rows) + 2
+    lat_hi = min(int((lat + band - LAT_MIN) * rows) + 2, _TOP)
     if abs(lat) + band >= 90.0:
-        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)  # the band reaches a pole
+        return (lat_lo, lat_hi, 0, _TOP)  # the band reaches a pole
     cos_min = min(math.cos((lat - band) * D_R), math.cos((lat + band) * D_R))
     scale = cos_min if box else math.sqrt(math.cos(lat * D_R) * cos_min)
     reach = (half_w * _SAFE + _SLACK) / (2.0 * EARTH_RADIUS)
     if not (scale > 0.0 and reach < math.pi / 2 and math.sin(reach) < scale):
-        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)
+        return (lat_lo, lat_hi, 0, _TOP)
     cut = 2.0 * math.asin(math.sin(reach) / scale) / D_R * _SAFE + 1e-9
     if lon - cut <= LONG_MIN or lon + cut >= LONG_MAX:
-        return (lat_lo, lat_hi, 0, 0xFFFFFFFF)  # across the antimeridian: no bound
+        return (lat_lo, lat_hi, 0, _TOP)  # across the antimeridian: no bound
     columns = _CELLS / 360.0
-    return (lat_lo, lat_hi, int((lon - cut - LONG_MIN) * columns) - 2,
-            int((lon + cut - LONG_MIN) * columns) + 2)
+    return (lat_lo, lat_hi, max(int((lon - cut - LONG_MIN) * columns) - 2, 0),
+            min(int((lon + cut - LONG_MIN) * columns) + 2, _TOP))
 
 
 def _cos(x: float) -> float:
