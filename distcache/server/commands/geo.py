@@ -14,8 +14,10 @@ from ..errors import CommandError, SYNTAX
 from ..types import geohash, geoscan
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
-from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
-from ..notify import GENERIC, notify
+from .strings import _write_run_context, propagate_write
+from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command, runs_of
+from ..keyspace import now_ms
+from ..notify import GENERIC, notify, with_events
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
@@ -97,6 +99,78 @@ def geoadd(c: Any, args: List[bytes]) -> Any:
         lon, lat = _lonlat(args[j], args[j + 1])
         zadd_args += [b"%d" % geohash.lonlat_to_score(lon, lat), args[j + 2]]
     return _zadd_generic(c, zadd_args, flags, i)
+
+
+# Keyspace events on: GEOADD's handler announces, the run handler steps aside.
+with_events("geoadd")(geoadd)
+
+
+def _plain_coordinate(arg: bytes, low: float, high: float) -> Optional[float]:
+    """A coordinate the general path would take as it reads here, or None (then it
+    decides): float() agrees with strtod once spaces, underscores, zero (an
+    underflow?) and values out of range (inf, nan) are left to it."""
+    try:
+        value = float(arg)
+    except ValueError:
+        return None
+    if not (low <= value <= high) or not value or arg[0] <= 32 or arg[-1] <= 32 \
+            or b"_" in arg:
+        return None
+    return value
+
+
+@runs_of("geoadd")
+def geoadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """A run of ``GEOADD key lon lat member`` into existing sorted sets: the score
+    (:func:`geohash.lonlat_to_score`) and ZADD's one-pair insert inlined, with the
+    dispatcher's memory-limit credit and propagation of changed ones. A request
+    that is not that form, or on a new, expiring or other-typed key, ends the run
+    there and takes the general path, as do blocked clients."""
+    context = _write_run_context(c)
+    if context is None or c.db.blocking:
+        return 0
+    staged, propagators, metered, credit = context
+    db = c.db
+    data, expires = db.data, db.expires
+    name = commands[start][0]
+    spread, cells, lat_scale = geohash.spread, float(1 << geohash.STEP_MAX), geohash._LAT_SCALE
+    lat_min, lon_min = geohash.LAT_MIN, geohash.LONG_MIN
+    lon_max, lat_max = geohash.LONG_MAX, geohash.LAT_MAX
+    coordinate = _plain_coordinate
+    now = ran = 0
+    for args in commands[start:]:
+        if len(args) != 5 or args[0] != name or (metered and credit < 1):
+            break
+        key = args[1]
+        z = data.get(key)
+        if z.__class__ is not ZSet:
+            break
+        if expires and key in expires:
+            if not now:
+                now = now_ms()
+            if expires[key] <= now:
+                break  # the general path expires it
+        lon = coordinate(args[2], lon_min, lon_max)
+        lat = coordinate(args[3], lat_min, lat_max)
+        if lon is None or lat is None:
+            break
+        score = float(spread(int((lat - lat_min) / lat_scale * cells))
+                      | spread(int((lon - lon_min) / (lon_max - lon_min) * cells)) << 1)
+        member = args[4]
+        old = z.scores.get(member)
+        if old != score:
+            z.add(member, score)
+            db.modified(key)
+            if staged is not None:
+                staged.append(args)
+            elif propagators:
+                staged = propagate_write(c, args, propagators)
+        out.append(b":0\r\n" if old is not None else b":1\r\n")
+        credit -= 1
+        ran += 1
+    if metered:
+        c.server.oom_credit = credit
+    return ran
 
 
 @command("geopos", -2, "readonly", (1, 1, 1), **_GEO)
