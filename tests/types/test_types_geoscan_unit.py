@@ -53,9 +53,10 @@ def test_plane_bounds_agree_with_the_exact_check():
             lat = rng.choice([0.0, 1e-5, -1e-5, 84.9, -84.9])
         r = 10 ** rng.uniform(-1, 6)
         z = ZSet()
-        for i in range(100):  # points at a distance within 1e-12 .. 1e-1 of r
+        for i in range(100):  # points within 1e-12 .. 1e-1 of r, or inside it
             angle = rng.uniform(0, 2 * math.pi)
-            dist = r * (1 + rng.choice([1, -1]) * 10 ** rng.uniform(-12, -1))
+            dist = r * (1 + rng.choice([1, -1]) * 10 ** rng.uniform(-12, -1)) if i % 3 \
+                else r * rng.random()
             dlat = dist * math.cos(angle) / geohash.EARTH_RADIUS / geohash.D_R
             plat = lat + dlat
             plon = lon + dist * math.sin(angle) / geohash.EARTH_RADIUS / geohash.D_R \
@@ -71,7 +72,8 @@ def test_plane_bounds_agree_with_the_exact_check():
             chunks = z.score_slices(float(low), float(high))
             exact, taken, measured = [], [], []
             geoscan.scan(chunks, lon, lat, False, 0.0, 0.0, r, exact, 0, masks)
-            geoscan.scan(chunks, lon, lat, False, 0.0, 0.0, r, taken, 0, masks, plane, True)
+            geoscan.scan(chunks, lon, lat, False, 0.0, 0.0, r, taken, 0, masks, plane, True,
+                         geoscan.square(plane) if plane else None)
             geoscan.scan(chunks, lon, lat, False, 0.0, 0.0, r, measured, 0, masks, plane)
             assert [p[2] for p in taken] == [p[2] for p in exact], (lon, lat, r)
             assert measured == exact, (lon, lat, r)

@@ -270,6 +270,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     grid = geoscan.bands(lon, lat, half_w, half_h, box)
     masks = geoscan.masks(grid)
     plane = None if box else geoscan.plane(lon, lat, radius, grid)
+    square = geoscan.square(plane) if plain and plane is not None else None
     slices, scan, trim = z.score_slices, geoscan.scan, geoscan.trim
     for cell in cells:
         if found and limit and len(found) >= limit:
@@ -287,7 +288,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
                       for chunk in slices(float(max(sub_low, low)),
                                           float(min(sub_high, high)))]
         if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
-                           masks, plane, plain):
+                           masks, plane, plain, square):
             break
     return found
 
@@ -371,12 +372,12 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         what = "GEOSEARCHSTORE" if flags & _SEARCHSTORE else "STORE option in GEORADIUS"
         raise CommandError(f"ERR {what} is not compatible with WITHDIST, WITHHASH and "
                            "WITHCOORD options")
-    name = args[0].decode("utf-8", "replace")
     if search and not (frommember or fromloc):
         raise CommandError(f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified "
-                           f"for {name}")
+                           f"for {args[0].decode('utf-8', 'replace')}")
     if search and not (byradius or bybox):
-        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX can be specified for {name}")
+        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX can be specified for "
+                           f"{args[0].decode('utf-8', 'replace')}")
     if anyflag and not count:
         raise CommandError("ERR the ANY argument requires COUNT argument")
     if z is None:
@@ -400,11 +401,10 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
             result.add(member, d / shape.unit if storedist else score)
         return store_zset(c, store, result,
                           b"geosearchstore" if search else b"georadiusstore")
+    if not (withdist or withhash or withcoord):
+        return [p[2] for p in found]
     reply: List[Any] = []
     for d, score, member, lon, lat in found:
-        if not (withdist or withhash or withcoord):
-            reply.append(member)
-            continue
         item: List[Any] = [member]
         if withdist:
             item.append(_dist(d / shape.unit))

@@ -99,14 +99,16 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
 
 def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float,
          box: bool, width: float, height: float, radius: float, found: Found, limit: int,
-         masks: Masks, plane: Optional[Plane] = None, accept: bool = False) -> bool:
+         masks: Masks, plane: Optional[Plane] = None, accept: bool = False,
+         square: Optional[Masks] = None) -> bool:
     """Append (distance, score, member, lon, lat) of the (score, member) elements of
     ``chunks`` inside the search; True once ``limit`` (if nonzero) matches are found.
     The scores must lie in a cell's range (finite, in [0, 2**54)). ``masks``: the
     search's :func:`masks`. ``plane`` (a radius search's :func:`plane`): points
     surely outside are rejected on grid arithmetic, without trigonometry; with
     ``accept`` too (the reply needs no distance or coordinates), points surely
-    inside are taken as ``(0.0, score, member, 0.0, 0.0)``.
+    inside are taken as ``(0.0, score, member, 0.0, 0.0)``, and so are those in
+    ``square`` (:func:`square`, checked on the interleaved bits) before decoding.
 
     The decoding is :func:`geohash.score_to_lonlat` and the checks are
     ``radius_checker`` / ``in_box``, inlined with the same float operations."""
@@ -127,6 +129,7 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
         g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
         if not accept:
             h_in = -1.0
+    s_elo, s_ehi, s_olo, s_ohi = square if accept and square else (1, 0, 1, 0)
     for chunk in chunks:
         for score, member in chunk:
             bits = int(score)
@@ -135,6 +138,11 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
                 continue
             o = bits & odd
             if o < olo or o > ohi:
+                continue
+            if s_elo <= e <= s_ehi and s_olo <= o <= s_ohi:
+                append((0.0, score, member, 0.0, 0.0))
+                if limit and len(found) >= limit:
+                    return True
                 continue
             both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
                     | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
@@ -230,6 +238,21 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
             kx * math.sqrt(cos_c * cos_max * (1.0 + 1e-12)),
             kx * math.sqrt(max(cos_c * cos_min * (1.0 - 1e-12), 0.0)),
             h_in, h_out, (1.0 - top * top / 3.0) * (1.0 - 1e-12))
+
+
+def square(plane: Plane) -> Optional[Masks]:
+    """A square of grid rows and columns around the centre whose every point is
+    inside :func:`plane`'s inner limit (corners included: a row or column of
+    margin for the half cell and the centre's fraction), as :func:`masks`."""
+    g_lat, g_lon, ky, kx_in, _, h_in, _, _ = plane
+    if h_in <= 0.0:
+        return None
+    half = math.sqrt(h_in / 2)
+    k_lat, k_lon = int(half / ky) - 2, int(half / kx_in) - 2
+    if k_lat < 1 or k_lon < 1:
+        return None
+    row, column = int(g_lat), int(g_lon)
+    return masks((row - k_lat, row + k_lat, column - k_lon, column + k_lon))
 
 
 def masks(grid: Grid) -> Masks:
