@@ -271,22 +271,17 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     masks = geoscan.masks(grid)
     plane = None if box else geoscan.plane(lon, lat, radius, grid)
     square = geoscan.square(plane) if plain and plane is not None else None
-    slices, scan, trim = z.score_slices, geoscan.scan, geoscan.trim
+    slices, scan = z.score_slices, geoscan.scan
     for cell in cells:
         if found and limit and len(found) >= limit:
             break
-        span = trim(cell, grid)  # the part of the cell inside the band
-        if span is None:
-            continue
-        low, high = span
+        low, high = geohash.score_range(cell)
         chunks = slices(float(low), float(high))
         if sum(map(len, chunks)) > geoscan.CROWDED:
             # a crowded cell: scan only its sub-cells that can hold a match
             chunks = [chunk for sub_low, sub_high in
                       geoscan.ranges(cell, lon, lat, box, half_w, half_h)
-                      if sub_low < high and sub_high > low
-                      for chunk in slices(float(max(sub_low, low)),
-                                          float(min(sub_high, high)))]
+                      for chunk in slices(float(sub_low), float(sub_high))]
         if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
                            masks, plane, plain, square):
             break

@@ -50,10 +50,16 @@ def _squash(v: int) -> int:
 
 
 _SPREAD8 = [_spread(v) for v in range(256)]
+#: 14-bit values spread (built from the bytes'): two lookups spread a grid row or column.
+_SPREAD14 = [_SPREAD8[v & 0xFF] | _SPREAD8[v >> 8] << 16 for v in range(1 << 14)]
 
 
 def spread(v: int) -> int:
-    """:func:`_spread` of a value below ``2**32`` by table, a byte at a time."""
+    """:func:`_spread` of a value below ``2**32`` by table (rows and columns, up to
+    ``2**26`` included, in two lookups)."""
+    if v < 0x8000000:
+        t = _SPREAD14
+        return t[v & 0x1FFF] | t[v >> 13] << 26
     t = _SPREAD8
     return t[v & 0xFF] | t[(v >> 8) & 0xFF] << 16 | t[(v >> 16) & 0xFF] << 32 | t[v >> 24] << 48
 

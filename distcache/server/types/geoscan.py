@@ -260,31 +260,6 @@ def masks(grid: Grid) -> Masks:
     return (spread(grid[0]), spread(grid[1]), spread(grid[2]) << 1, spread(grid[3]) << 1)
 
 
-def trim(cell: Cell, grid: Grid) -> Optional[Tuple[int, int]]:
-    """The part [lo, hi) of a cell's scores that can lie in ``grid``'s rows and
-    columns (None: none can): in the interleaved order the smallest and largest
-    hashes of a rectangle are its lower-left and upper-right corners."""
-    bits, step = cell
-    t = _UNZIP16
-    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
-            | t[bits >> 48] << 24)
-    shift = STEP_MAX - step
-    lat0, lon0 = (both & 0xFFFFFFFF) << shift, (both >> 32) << shift
-    lat1, lon1 = lat0 + (1 << shift) - 1, lon0 + (1 << shift) - 1
-    lat_lo, lat_hi, lon_lo, lon_hi = grid
-    if lat_lo > lat0:
-        lat0 = lat_lo
-    if lat_hi < lat1:
-        lat1 = lat_hi
-    if lon_lo > lon0:
-        lon0 = lon_lo
-    if lon_hi < lon1:
-        lon1 = lon_hi
-    if lat0 > lat1 or lon0 > lon1:
-        return None
-    return spread(lat0) | spread(lon0) << 1, (spread(lat1) | spread(lon1) << 1) + 1
-
-
 def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
            ) -> Tuple[int, int, int, int]:
     """Grid rows (latitude) and columns (longitude) of 52-bit geohashes, inclusive,
