@@ -105,27 +105,15 @@ def geoadd(c: Any, args: List[bytes]) -> Any:
 with_events("geoadd")(geoadd)
 
 
-def _plain_coordinate(arg: bytes, low: float, high: float) -> Optional[float]:
-    """A coordinate the general path would take as it reads here, or None (then it
-    decides): float() agrees with strtod once spaces, underscores, zero (an
-    underflow?) and values out of range (inf, nan) are left to it."""
-    try:
-        value = float(arg)
-    except ValueError:
-        return None
-    if not (low <= value <= high) or not value or arg[0] <= 32 or arg[-1] <= 32 \
-            or b"_" in arg:
-        return None
-    return value
-
-
 @runs_of("geoadd")
 def geoadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
     """A run of ``GEOADD key lon lat member`` into existing sorted sets: the score
-    (:func:`geohash.lonlat_to_score`) and ZADD's one-pair insert inlined, with the
-    dispatcher's memory-limit credit and propagation of changed ones. A request
-    that is not that form, or on a new, expiring or other-typed key, ends the run
-    there and takes the general path, as do blocked clients."""
+    (:func:`geohash.lonlat_to_score`, spreads inlined) and ZADD's one-pair insert
+    inlined, with the dispatcher's memory-limit credit and propagation of changed
+    ones. A request that is not that form, on a new, expiring or other-typed key,
+    or with a coordinate float() might read otherwise than strtod (spaces,
+    underscores, zero: an underflow?, out of range: inf, nan) ends the run there
+    and takes the general path, as do blocked clients."""
     context = _write_run_context(c)
     if context is None or c.db.blocking:
         return 0
@@ -133,10 +121,11 @@ def geoadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]
     db = c.db
     data, expires = db.data, db.expires
     name = commands[start][0]
-    spread, cells, lat_scale = geohash.spread, float(1 << geohash.STEP_MAX), geohash._LAT_SCALE
+    t = geohash._SPREAD14
+    cells, lat_scale = float(1 << geohash.STEP_MAX), geohash._LAT_SCALE
     lat_min, lon_min = geohash.LAT_MIN, geohash.LONG_MIN
     lon_max, lat_max = geohash.LONG_MAX, geohash.LAT_MAX
-    coordinate = _plain_coordinate
+    lon_scale = lon_max - lon_min
     now = ran = 0
     for args in commands[start:]:
         if len(args) != 5 or args[0] != name or (metered and credit < 1):
@@ -150,16 +139,28 @@ def geoadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]
                 now = now_ms()
             if expires[key] <= now:
                 break  # the general path expires it
-        lon = coordinate(args[2], lon_min, lon_max)
-        lat = coordinate(args[3], lat_min, lat_max)
-        if lon is None or lat is None:
+        lon_arg, lat_arg = args[2], args[3]
+        try:
+            lon, lat = float(lon_arg), float(lat_arg)
+        except ValueError:
             break
-        score = float(spread(int((lat - lat_min) / lat_scale * cells))
-                      | spread(int((lon - lon_min) / (lon_max - lon_min) * cells)) << 1)
+        if not (lon_min <= lon <= lon_max and lat_min <= lat <= lat_max) or not lon \
+                or not lat or lon_arg[0] <= 32 or lon_arg[-1] <= 32 or lat_arg[0] <= 32 \
+                or lat_arg[-1] <= 32 or b"_" in lon_arg or b"_" in lat_arg:
+            break
+        ilat = int((lat - lat_min) / lat_scale * cells)  # at most 2**26: two lookups
+        ilon = int((lon - lon_min) / lon_scale * cells)
+        score = float(t[ilat & 0x1FFF] | t[ilat >> 13] << 26
+                      | (t[ilon & 0x1FFF] | t[ilon >> 13] << 26) << 1)
         member = args[4]
-        old = z.scores.get(member)
+        scores = z.scores
+        old = scores.get(member)
         if old != score:
-            z.add(member, score)
+            if old is None:
+                scores[member] = score
+                z._insert((score, member))  # ZSet.add of a new member, inlined
+            else:
+                z.add(member, score)
             db.modified(key)
             if staged is not None:
                 staged.append(args)
