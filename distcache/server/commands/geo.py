@@ -7,7 +7,7 @@ The maths is in :mod:`distcache.server.types.geohash`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
@@ -272,20 +272,22 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     masks = geoscan.masks(grid)
     plane = None if box else geoscan.plane(lon, lat, radius, grid)
     square = geoscan.square(plane) if plain and plane is not None else None
-    slices, scan = z.score_slices, geoscan.scan
-    for cell in cells:
-        if found and limit and len(found) >= limit:
-            break
-        low, high = geohash.score_range(cell)
-        chunks = slices(float(low), float(high))
-        if sum(map(len, chunks)) > geoscan.CROWDED:
-            # a crowded cell: scan only its sub-cells that can hold a match
-            chunks = [chunk for sub_low, sub_high in
-                      geoscan.ranges(cell, lon, lat, box, half_w, half_h)
-                      for chunk in slices(float(sub_low), float(sub_high))]
-        if chunks and scan(chunks, lon, lat, box, width, height, radius, found, limit,
-                           masks, plane, plain, square):
-            break
+    slices = z.score_slices
+
+    def chunks() -> Iterator[List[Tuple[float, bytes]]]:
+        """The slices to scan, cell by cell (lazily: ANY may stop early)."""
+        for cell in cells:
+            low, high = geohash.score_range(cell)
+            parts = slices(float(low), float(high))
+            if sum(map(len, parts)) > geoscan.CROWDED:
+                # a crowded cell: scan only its sub-cells that can hold a match
+                for low, high in geoscan.ranges(cell, lon, lat, box, half_w, half_h):
+                    yield from slices(float(low), float(high))
+            else:
+                yield from parts
+
+    geoscan.scan(chunks(), lon, lat, box, width, height, radius, found, limit, masks,
+                 plane, plain, square)
     return found
 
 

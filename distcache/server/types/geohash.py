@@ -203,6 +203,11 @@ def estimate_steps(range_meters: float, lat: float) -> int:
     if range_meters == 0:
         return STEP_MAX
     step = 1
+    if 0 < range_meters < MERCATOR_MAX:
+        # Redis doubles until the range reaches MERCATOR_MAX; doublings are exact,
+        # so start from a count just below the answer (ldexp) and settle it.
+        step += max(int(math.log2(MERCATOR_MAX) - math.log2(range_meters)) - 1, 0)
+        range_meters = math.ldexp(range_meters, step - 1)
     while range_meters < MERCATOR_MAX:
         range_meters *= 2
         step += 1
