@@ -13,6 +13,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t evalsha                  # a one-command script
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
     python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
+    python bench/instructions.py -t geoadd -P 16             # random points into one zset
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -44,13 +45,15 @@ REQUESTS = {
     # One HLL, a random element a request (redis-benchmark -r 100000): dense after
     # the first ~1,700, about a quarter of the adds raise a register.
     "pfadd": [b"PFADD", b"hll", b"element:__rand_int__"],
+    # bench/families_bench.py's GEOADD: a random point into one sorted set.
+    "geoadd": [b"GEOADD", b"geo-w", b"13.__rand_int__", b"38.__rand_int__", b"p:__rand_int__"],
     # The scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
 }
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
-FRESH = {"pfadd"}
+FRESH = {"pfadd", "geoadd"}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,

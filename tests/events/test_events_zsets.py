@@ -35,3 +35,21 @@ CASES = [
 @pytest.mark.parametrize("commands", CASES, ids=lambda c: c[-1][0])
 def test_zset_events(pair, commands):
     pair.same_events(*commands)
+
+
+def test_pipelined_geoadds_announce_each(pair):
+    """Plain GEOADDs in one pipeline (a run for GEOADD's run handler, which steps
+    aside while events are on) announce every change, as Redis."""
+    commands = [("GEOADD", "g", "13.5", "38.1", "a"), ("GEOADD", "g", "13.6", "38.2", "b"),
+                ("GEOADD", "g", "13.6", "38.2", "b"), ("GEOADD", "g", "14", "38", "a")]
+    results = []
+    for side in pair.sides:
+        side.client.flushall()
+        side.run([("GEOADD", "g", "1", "2", "x")])
+        pipe = side.client.pipeline(transaction=False)
+        for cmd in commands:
+            pipe.execute_command(*cmd)
+        replies = pipe.execute()
+        results.append((replies, side.run([])[1]))
+    assert results[0] == results[1]
+    assert len(results[0][1]) == 6  # three changes: keyspace and keyevent each

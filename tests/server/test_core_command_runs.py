@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs, SETs, counter writes or PFADDs in one call) against the general
+"""Run handlers (a run of plain GETs, SETs, counter writes, PFADDs or GEOADDs in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -12,9 +12,11 @@ from distcache.server import eviction, eviction_stamps
 from distcache.server.app import CacheServer
 from distcache.server.commands.table import COMMANDS
 from distcache.server.connection import Client
+from distcache.server.types.zset import ZSet
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
-RUNS = ("get", "set", "incr", "decr", "incrby", "decrby", "pfadd")  # the commands with run handlers
+RUNS = ("get", "set", "incr", "decr", "incrby", "decrby", "pfadd",
+        "geoadd")  # the commands with run handlers
 #: A setup step: writes spend a credit of 3, then the memory check runs (counted).
 CREDIT = [b"credit"]
 #: A setup step: every key change is listened to (as WATCH and tracking hear them).
@@ -22,6 +24,11 @@ LISTENED = [b"listened"]
 #: INCRBY/DECRBY amounts: canonical or not, and the int64 edges.
 AMOUNTS = [b"1", b"7", b"-3", b"0", b"05", b"+2", b"x", b"", b"999999999999999999",
            b"9223372036854775807", b"-9223372036854775808", b"9223372036854775808"]
+#: GEOADD coordinates: plain, at the limits, out of them, and texts float() reads
+#: differently from strtod (spaces, underscores, hex, an underflow, nan).
+COORDINATES = [b"13.5", b"-13.25", b"38", b"0", b"-0.0", b"180", b"-180", b"85.05112878",
+               b"-85.05112878", b"85.06", b"181", b" 1", b"1 ", b"1_0", b"0x10", b"1e-400",
+               b"inf", b"nan", b"NX", b"CH", b"", b"1e1", b"+2.5"]
 
 
 class _Transport:
@@ -48,6 +55,12 @@ def _request(rng: random.Random) -> List[bytes]:
     if roll < 0.78:  # HLLs: a few elements over two keys, or a string key (WRONGTYPE)
         return [b"PFADD", rng.choice([b"h1", b"h1", b"h2", key]),
                 *[b"e%d" % rng.randrange(40) for _ in range(rng.choice([1, 1, 1, 3, 0]))]]
+    if roll < 0.82:  # geo points: "g1"/"g2" hold sorted sets; other keys give errors
+        return [rng.choice([b"GEOADD", b"geoadd"]),
+                rng.choice([b"g1", b"g1", b"g2", b"gstale", key]),
+                rng.choice(COORDINATES[:3]) if rng.random() < 0.6 else rng.choice(COORDINATES),
+                rng.choice(COORDINATES[:3]) if rng.random() < 0.6 else rng.choice(COORDINATES),
+                b"p%d" % rng.randrange(6), *([b"1", b"2", b"q"] if rng.random() < 0.05 else [])]
     if roll < 0.86:  # counters: "n" holds numbers; other keys give the errors
         return [rng.choice([b"INCR", b"incr", b"DECR"]),
                 rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"])]
@@ -62,6 +75,8 @@ def _request(rng: random.Random) -> List[bytes]:
         [b"GET"], [b"GET", key, key], [b"SET", key], [b"SET", key, b"x", b"NX"],
         [b"SET", key, b"y", b"EX", b"100"], [b"SET", key, b"z", b"GET"],
         [b"LPUSH", b"list", b"x"], [b"DEL", key], [b"INCR", b"a"], [b"PING"],
+        [b"DEL", b"g1"], [b"ZADD", b"g2", b"5", b"p1"], [b"GEOADD", b"g2", b"1", b"2", b"p0"],
+        [b"PEXPIREAT", b"g2", b"99999999999999"],
     ])
 
 
@@ -114,6 +129,9 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
         db = client.db
         db.data[b"stale"] = b"41"  # a number: a counter run must expire it too
         db.expires[b"stale"] = 1  # long past: a read must expire it
+        db.data[b"gstale"] = ZSet()
+        db.data[b"gstale"].add(b"p1", 1.0)
+        db.expires[b"gstale"] = 1
         transport.sent.clear()
         # The LRU clock moves only between reads, alike in both sessions.
         patch.setattr(eviction, "tick", lambda: eviction_stamps._clock)
@@ -184,11 +202,13 @@ def test_runs_are_taken(monkeypatch):
         [b"GET", b"l"], [b"PING"], [b"INCR", b"n"], [b"INCR", b"n"], [b"INCR", b"l"],
         [b"DECR", b"n"], [b"DECR", b"n"], [b"INCRBY", b"n", b"5"], [b"INCRBY", b"n", b"-2"],
         [b"INCRBY", b"n", b"x"], [b"DECRBY", b"n", b"3"], [b"DECRBY", b"n", b"3"],
-        [b"GET", b"k"]]))
-    # A WRONGTYPE read stops a run; the last request, alone, is not a run.
+        [b"GEOADD", b"g", b"1", b"2", b"a"], [b"GEOADD", b"g", b"3", b"4", b"b"],
+        [b"GEOADD", b"g", b"5", b"6", b"c"], [b"GET", b"k"]]))
+    # A WRONGTYPE read stops a run, as does a GEOADD creating its key; the last
+    # request, alone, is not a run.
     assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0),
                      (b"INCR", 2), (b"INCR", 0), (b"DECR", 2), (b"INCRBY", 2),
-                     (b"INCRBY", 0), (b"DECRBY", 2)]
+                     (b"INCRBY", 0), (b"DECRBY", 2), (b"GEOADD", 0), (b"GEOADD", 2)]
     assert client.db.data[b"n"] == b"-3"
 
 
@@ -222,7 +242,7 @@ def test_counter_runs_at_the_edges(setup, monkeypatch):
     assert with_runs[0] == general[0]
     assert with_runs == general
     assert b"-ERR increment or decrement would overflow" in general[0]
-    assert general[1][b"t"] == b"7" and general[2] == [b"t"]
+    assert general[1][b"t"] == b"7" and general[2] == [b"gstale", b"t"]  # (gstale unread)
 
 
 def test_counter_runs_match_redis(server, reference_redis):

@@ -111,3 +111,18 @@ def test_infinite_scores_and_bounds():
     assert z.count_below(math.inf, False) == 2
     assert z.count_below(-math.inf, False) == 0
     assert z.count_below(-math.inf, True) == 1
+
+
+def test_score_slices_match_a_filter(small_blocks):
+    rng = random.Random(7)
+    z = ZSet()
+    for i in range(3000):
+        z.add(b"m%d" % i, float(rng.randrange(500)))
+    entries = list(z.entries())
+    for _ in range(300):
+        low, high = sorted(rng.uniform(-10, 510) for _ in range(2))
+        if rng.random() < 0.3:
+            low, high = float(int(low)), float(int(high))
+        got = [e for chunk in z.score_slices(low, high) for e in chunk]
+        assert got == [e for e in entries if low <= e[0] < high]
+    assert z.score_slices(600.0, 700.0) == [] and ZSet().score_slices(0.0, 1.0) == []

@@ -7,15 +7,17 @@ The maths is in :mod:`distcache.server.types.geohash`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
 from ..types import geohash, geoscan
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
-from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command
-from ..notify import GENERIC, notify
+from .strings import _write_run_context, propagate_write
+from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command, runs_of
+from ..keyspace import now_ms
+from ..notify import GENERIC, notify, with_events
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
@@ -99,6 +101,79 @@ def geoadd(c: Any, args: List[bytes]) -> Any:
     return _zadd_generic(c, zadd_args, flags, i)
 
 
+# Keyspace events on: GEOADD's handler announces, the run handler steps aside.
+with_events("geoadd")(geoadd)
+
+
+@runs_of("geoadd")
+def geoadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """A run of ``GEOADD key lon lat member`` into existing sorted sets: the score
+    (:func:`geohash.lonlat_to_score`, spreads inlined) and ZADD's one-pair insert
+    inlined, with the dispatcher's memory-limit credit and propagation of changed
+    ones. A request that is not that form, on a new, expiring or other-typed key,
+    or with a coordinate float() might read otherwise than strtod (spaces,
+    underscores, zero: an underflow?, out of range: inf, nan) ends the run there
+    and takes the general path, as do blocked clients."""
+    context = _write_run_context(c)
+    if context is None or c.db.blocking:
+        return 0
+    staged, propagators, metered, credit = context
+    db = c.db
+    data, expires = db.data, db.expires
+    name = commands[start][0]
+    t = geohash._SPREAD14
+    cells, lat_scale = float(1 << geohash.STEP_MAX), geohash._LAT_SCALE
+    lat_min, lon_min = geohash.LAT_MIN, geohash.LONG_MIN
+    lon_max, lat_max = geohash.LONG_MAX, geohash.LAT_MAX
+    lon_scale = lon_max - lon_min
+    now = ran = 0
+    for args in commands[start:]:
+        if len(args) != 5 or args[0] != name or (metered and credit < 1):
+            break
+        key = args[1]
+        z = data.get(key)
+        if z.__class__ is not ZSet:
+            break
+        if expires and key in expires:
+            if not now:
+                now = now_ms()
+            if expires[key] <= now:
+                break  # the general path expires it
+        lon_arg, lat_arg = args[2], args[3]
+        try:
+            lon, lat = float(lon_arg), float(lat_arg)
+        except ValueError:
+            break
+        if not (lon_min <= lon <= lon_max and lat_min <= lat <= lat_max) or not lon \
+                or not lat or lon_arg[0] <= 32 or lon_arg[-1] <= 32 or lat_arg[0] <= 32 \
+                or lat_arg[-1] <= 32 or b"_" in lon_arg or b"_" in lat_arg:
+            break
+        ilat = int((lat - lat_min) / lat_scale * cells)  # at most 2**26: two lookups
+        ilon = int((lon - lon_min) / lon_scale * cells)
+        score = float(t[ilat & 0x1FFF] | t[ilat >> 13] << 26
+                      | (t[ilon & 0x1FFF] | t[ilon >> 13] << 26) << 1)
+        member = args[4]
+        scores = z.scores
+        old = scores.get(member)
+        if old != score:
+            if old is None:
+                scores[member] = score
+                z._insert((score, member))  # ZSet.add of a new member, inlined
+            else:
+                z.add(member, score)
+            db.modified(key)
+            if staged is not None:
+                staged.append(args)
+            elif propagators:
+                staged = propagate_write(c, args, propagators)
+        out.append(b":0\r\n" if old is not None else b":1\r\n")
+        credit -= 1
+        ran += 1
+    if metered:
+        c.server.oom_credit = credit
+    return ran
+
+
 @command("geopos", -2, "readonly", (1, 1, 1), **_GEO)
 def geopos(c: Any, args: List[bytes]) -> Any:
     """The longitude and latitude of members (a null array for missing ones)."""
@@ -176,13 +251,14 @@ def _cells(shape: _Shape) -> List[geohash.Cell]:
     return out
 
 
-def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
+def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False
           ) -> List[Tuple[float, float, bytes, float, float]]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
     Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
     ``nearest`` (a radius search sorted ascending with COUNT): only the matches the
-    sort and cut could keep (geoscan.nearest)."""
+    sort and cut could keep (geoscan.nearest). ``plain``: the caller reads only scores
+    and members (points surely inside a radius are not measured)."""
     cells = _cells(shape)
     if 0 < nearest <= geoscan.NEAREST_MAX and not shape.box:
         return geoscan.nearest(z, cells, shape.lon, shape.lat, shape.radius * shape.unit,
@@ -193,22 +269,25 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0
     half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
     lon, lat = shape.lon, shape.lat
     grid = geoscan.bands(lon, lat, half_w, half_h, box)
-    count_below = z.count_below
-    for cell in cells:
-        if found and limit and len(found) >= limit:
-            break
-        low, high = geohash.score_range(cell)
-        lo, hi = count_below(float(low), False), count_below(float(high), False)
-        # a crowded cell: scan only its sub-cells that can hold a match
-        crowded = hi - lo > geoscan.CROWDED
-        parts = geoscan.ranges(cell, lon, lat, box, half_w, half_h) if crowded \
-            else [(low, high)]
-        for low, high in parts:
-            if crowded:
-                lo, hi = count_below(float(low), False), count_below(float(high), False)
-            if lo < hi and geoscan.scan(z, lo, hi, lon, lat, box, width, height, radius,
-                                        found, limit, grid):
-                break
+    masks = geoscan.masks(grid)
+    plane = None if box else geoscan.plane(lon, lat, radius, grid)
+    square = geoscan.square(plane) if plain and plane is not None else None
+    slices = z.score_slices
+
+    def chunks() -> Iterator[List[Tuple[float, bytes]]]:
+        """The slices to scan, cell by cell (lazily: ANY may stop early)."""
+        for cell in cells:
+            low, high = geohash.score_range(cell)
+            parts = slices(float(low), float(high))
+            if sum(map(len, parts)) > geoscan.CROWDED:
+                # a crowded cell: scan only its sub-cells that can hold a match
+                for low, high in geoscan.ranges(cell, lon, lat, box, half_w, half_h):
+                    yield from slices(float(low), float(high))
+            else:
+                yield from parts
+
+    geoscan.scan(chunks(), lon, lat, box, width, height, radius, found, limit, masks,
+                 plane, plain, square)
     return found
 
 
@@ -291,12 +370,12 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         what = "GEOSEARCHSTORE" if flags & _SEARCHSTORE else "STORE option in GEORADIUS"
         raise CommandError(f"ERR {what} is not compatible with WITHDIST, WITHHASH and "
                            "WITHCOORD options")
-    name = args[0].decode("utf-8", "replace")
     if search and not (frommember or fromloc):
         raise CommandError(f"ERR exactly one of FROMMEMBER or FROMLONLAT can be specified "
-                           f"for {name}")
+                           f"for {args[0].decode('utf-8', 'replace')}")
     if search and not (byradius or bybox):
-        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX can be specified for {name}")
+        raise CommandError(f"ERR exactly one of BYRADIUS and BYBOX can be specified for "
+                           f"{args[0].decode('utf-8', 'replace')}")
     if anyflag and not count:
         raise CommandError("ERR the ANY argument requires COUNT argument")
     if z is None:
@@ -308,7 +387,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     if count and not sort and not anyflag:
         sort = 1  # the closest COUNT need sorting
     found = _find(z, shape, count if anyflag else 0,
-                  count if sort > 0 and not anyflag else 0)
+                  count if sort > 0 and not anyflag else 0,
+                  not (sort or withdist or withcoord or storedist))
     if sort:
         found.sort(key=lambda p: p[0], reverse=sort < 0)
     if count:
@@ -319,11 +399,10 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
             result.add(member, d / shape.unit if storedist else score)
         return store_zset(c, store, result,
                           b"geosearchstore" if search else b"georadiusstore")
+    if not (withdist or withhash or withcoord):
+        return [p[2] for p in found]
     reply: List[Any] = []
     for d, score, member, lon, lat in found:
-        if not (withdist or withhash or withcoord):
-            reply.append(member)
-            continue
         item: List[Any] = [member]
         if withdist:
             item.append(_dist(d / shape.unit))

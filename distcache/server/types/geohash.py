@@ -49,6 +49,21 @@ def _squash(v: int) -> int:
     return (v | (v >> 16)) & 0xFFFFFFFF
 
 
+_SPREAD8 = [_spread(v) for v in range(256)]
+#: 14-bit values spread (built from the bytes'): two lookups spread a grid row or column.
+_SPREAD14 = [_SPREAD8[v & 0xFF] | _SPREAD8[v >> 8] << 16 for v in range(1 << 14)]
+
+
+def spread(v: int) -> int:
+    """:func:`_spread` of a value below ``2**32`` by table (rows and columns, up to
+    ``2**26`` included, in two lookups)."""
+    if v < 0x8000000:
+        t = _SPREAD14
+        return t[v & 0x1FFF] | t[v >> 13] << 26
+    t = _SPREAD8
+    return t[v & 0xFF] | t[(v >> 8) & 0xFF] << 16 | t[(v >> 16) & 0xFF] << 32 | t[v >> 24] << 48
+
+
 def interleave(lat_bits: int, lon_bits: int) -> int:
     """Latitude bits on even positions, longitude on odd (Redis's interleave64)."""
     return _spread(lat_bits) | (_spread(lon_bits) << 1)
@@ -109,10 +124,10 @@ def score_to_lonlat(score: float) -> Tuple[float, float]:
 
 
 def lonlat_to_score(lon: float, lat: float) -> int:
-    """The 52-bit score GEOADD stores for a point (already checked to be valid)."""
-    cell = encode(lon, lat)
-    assert cell is not None
-    return cell[0]
+    """The 52-bit score GEOADD stores for a point (already checked to be valid):
+    :func:`encode` at the full step, with the same float operations."""
+    return (spread(int((lat - LAT_MIN) / _LAT_SCALE * _CELLS))
+            | spread(int((lon - LONG_MIN) / (LONG_MAX - LONG_MIN) * _CELLS)) << 1)
 
 
 def geohash_string(score: float) -> bytes:
@@ -188,6 +203,11 @@ def estimate_steps(range_meters: float, lat: float) -> int:
     if range_meters == 0:
         return STEP_MAX
     step = 1
+    if 0 < range_meters < MERCATOR_MAX:
+        # Redis doubles until the range reaches MERCATOR_MAX; doublings are exact,
+        # so start from a count just below the answer (ldexp) and settle it.
+        step += max(int(math.log2(MERCATOR_MAX) - math.log2(range_meters)) - 1, 0)
+        range_meters = math.ldexp(range_meters, step - 1)
     while range_meters < MERCATOR_MAX:
         range_meters *= 2
         step += 1
@@ -197,31 +217,6 @@ def estimate_steps(range_meters: float, lat: float) -> int:
         if lat > 80 or lat < -80:
             step -= 1
     return min(max(step, 1), STEP_MAX)
-
-
-def _move(cell: Cell, dx: int, dy: int) -> Cell:
-    """The cell ``dx`` columns and ``dy`` rows away, wrapping as Redis's masks do."""
-    bits, step = cell
-    shift = 64 - step * 2
-    if dx:
-        x, y = bits & _ODD, bits & _EVEN
-        zz = _EVEN >> shift
-        x = x + (zz + 1) if dx > 0 else (x | zz) - (zz + 1)
-        bits = ((x & _MASK64) & (_ODD >> shift)) | y
-    if dy:
-        x, y = bits & _ODD, bits & _EVEN
-        zz = _ODD >> shift
-        y = y + (zz + 1) if dy > 0 else (y | zz) - (zz + 1)
-        bits = x | ((y & _MASK64) & (_EVEN >> shift))
-    return bits, step
-
-
-#: Neighbour offsets in the order Redis searches them (after the centre cell).
-_NEIGHBOURS = {"north": (0, 1), "south": (0, -1), "east": (1, 0), "west": (-1, 0),
-               "north_east": (1, 1), "north_west": (-1, 1), "south_east": (1, -1),
-               "south_west": (-1, -1)}
-_ORDER = ("north", "south", "east", "west", "north_east", "north_west", "south_east",
-          "south_west")
 
 
 def bounding_box(lon: float, lat: float, width: float, height: float
@@ -236,34 +231,53 @@ def bounding_box(lon: float, lat: float, width: float, height: float
 
 def search_cells(lon: float, lat: float, half_width: float, half_height: float,
                  radius: float) -> List[Cell]:
-    """The cells a search covers, in Redis's order: the centre cell and its eight
-    neighbours, the ones outside the bounding box left out (as zeroed cells)."""
+    """The cells a search covers, in Redis's order: the centre cell and its north,
+    south, east, west, north-east, north-west, south-east and south-west
+    neighbours, the ones outside the bounding box left out (as zeroed cells).
+
+    Worked on grid rows and columns: Redis's geohash_move_x/y add or take one
+    modulo ``2**step`` in the de-interleaved coordinates, and the cell bounds
+    are geohashDecode's float operations, so the cells are the same."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, half_width, half_height)
     steps = estimate_steps(radius, lat)
-    centre = encode(lon, lat, steps)
-    assert centre is not None
-    near = {name: _move(centre, dx, dy) for name, (dx, dy) in _NEIGHBOURS.items()}
-    if steps > 1 and (decode(near["north"])[3] < max_lat or decode(near["south"])[2] > min_lat
-                      or decode(near["east"])[1] < max_lon
-                      or decode(near["west"])[0] > min_lon):
+    if lon > LONG_MAX or lon < LONG_MIN or lat > LAT_MAX or lat < LAT_MIN:
+        raise ValueError("a search centre outside the geohash limits")
+    lat_scale = LAT_MAX - LAT_MIN
+    for _ in range(2):
+        size = 1 << steps
+        mask = size - 1
+        fsize = float(size)
+        ilat = int((lat - LAT_MIN) / lat_scale * size)
+        ilon = int((lon - LONG_MIN) / (LONG_MAX - LONG_MIN) * size)
+        north, south = (ilat + 1) & mask, (ilat - 1) & mask
+        east, west = (ilon + 1) & mask, (ilon - 1) & mask
+        # Redis goes one step coarser (once) when a neighbour does not reach the box
+        if not (steps > 1 and _ == 0 and (
+                LAT_MIN + (((north + 1) & 0xFFFFFFFF) * 1.0 / fsize) * lat_scale < max_lat
+                or LAT_MIN + (south * 1.0 / fsize) * lat_scale > min_lat
+                or LONG_MIN + (((east + 1) & 0xFFFFFFFF) * 1.0 / fsize) * 360.0 < max_lon
+                or LONG_MIN + (west * 1.0 / fsize) * 360.0 > min_lon)):
+            break
         steps -= 1
-        centre = encode(lon, lat, steps)
-        assert centre is not None
-        near = {name: _move(centre, dx, dy) for name, (dx, dy) in _NEIGHBOURS.items()}
-    area = decode(centre)
+    zn = zs = ze = zw = False
     if steps >= 2:
-        zero: List[str] = []
-        if area[2] < min_lat:
-            zero += ["south", "south_west", "south_east"]
-        if area[3] > max_lat:
-            zero += ["north", "north_east", "north_west"]
-        if area[0] < min_lon:
-            zero += ["west", "south_west", "north_west"]
-        if area[1] > max_lon:
-            zero += ["east", "south_east", "north_east"]
-        for name in zero:
-            near[name] = (0, 0)
-    return [centre] + [near[name] for name in _ORDER]
+        zs = LAT_MIN + (ilat * 1.0 / fsize) * lat_scale < min_lat
+        zn = LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / fsize) * lat_scale > max_lat
+        zw = LONG_MIN + (ilon * 1.0 / fsize) * 360.0 < min_lon
+        ze = LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / fsize) * 360.0 > max_lon
+    sp = spread
+    c_lat, n_lat, s_lat = sp(ilat), sp(north), sp(south)
+    c_lon, e_lon, w_lon = sp(ilon) << 1, sp(east) << 1, sp(west) << 1
+    zero = (0, 0)
+    return [(c_lat | c_lon, steps),
+            zero if zn else (n_lat | c_lon, steps),
+            zero if zs else (s_lat | c_lon, steps),
+            zero if ze else (c_lat | e_lon, steps),
+            zero if zw else (c_lat | w_lon, steps),
+            zero if zn or ze else (n_lat | e_lon, steps),
+            zero if zn or zw else (n_lat | w_lon, steps),
+            zero if zs or ze else (s_lat | e_lon, steps),
+            zero if zs or zw else (s_lat | w_lon, steps)]
 
 
 def score_range(cell: Cell) -> Tuple[int, int]:

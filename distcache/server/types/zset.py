@@ -170,6 +170,31 @@ class ZSet:
                 if bi >= 0:
                     off = len(blocks[bi]) - 1
 
+    def score_slices(self, low: float, high: float) -> List[List[Entry]]:
+        """The elements with ``low <= score < high``, ascending, as block slices (whole
+        middle blocks are the blocks themselves: read them, do not change them).
+        C bisections and slices only: no positions, no per-element work."""
+        maxes = self._maxes
+        start = (low, b"")
+        i = bisect_left(maxes, start)
+        if i == len(maxes):
+            return []
+        end = (high, b"")
+        blocks = self._blocks
+        block = blocks[i]
+        a = bisect_left(block, start)
+        if end <= maxes[i]:
+            return [block[a:bisect_left(block, end, a)]]
+        out = [block[a:]]
+        i += 1
+        while i < len(maxes) and maxes[i] < end:
+            out.append(blocks[i])
+            i += 1
+        if i < len(maxes):
+            block = blocks[i]
+            out.append(block[:bisect_left(block, end)])
+        return out
+
     def count_below(self, score: float, inclusive: bool) -> int:
         """How many elements score < ``score`` (or <= with ``inclusive``)."""
         if inclusive:
