@@ -190,6 +190,41 @@ def pfcount(c: Any, args: List[bytes]) -> Any:
     return count
 
 
+# Keyspace events on (a missing key's keymiss): the run handler steps aside.
+with_events("pfcount")(pfcount)
+
+
+@runs_of("pfcount")
+def pfcount_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """Runs of ``PFCOUNT key`` whose count is cached in the value: the value is
+    checked and its count formatted once for the requests on it in a row (only
+    ``Database.get`` runs per request, for the statistics and the expiry). A
+    stale count, a wrong type or more keys stop the run: the general path answers."""
+    db = c.db
+    peek, get = db.data.get, db.get
+    name = commands[start][0]
+    checked: Any = None  # the value last checked, and its reply
+    reply = b""
+    ran = 0
+    for args in commands[start:] if start else commands:
+        if len(args) != 2 or args[0] != name:
+            break
+        key = args[1]
+        value = peek(key)
+        if value is not checked and value is not None:
+            # (No statistics yet: the general path would count them again.)
+            if value.__class__ is not bytes or not hll.is_hll(value) or value[15] & 0x80:
+                break
+            checked = value
+            reply = b":%d\r\n" % int.from_bytes(value[8:16], "little")
+        out.append(_ZERO if get(key) is None else reply)
+        ran += 1
+    return ran
+
+
+_ZERO = b":0\r\n"
+
+
 @command("pfmerge", -2, "write denyoom", (1, -1, 1), since="2.8.9", complexity="O(N)",
          **_HLL)
 def pfmerge(c: Any, args: List[bytes]) -> Any:
