@@ -5,6 +5,7 @@ Redis would hold and a value written by Redis works here.
 """
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any, List, Optional
 
 from ...protocol import OK, Status
@@ -110,12 +111,16 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         if len(args) < 3 or args[0] != name or (metered and credit < 1):
             break
         key = args[1]
+        plain = len(args) == 3  # one element a request, all along
         end = ran + 1
         limit = min(total, ran + credit) if metered else total
         while end < limit:
             args = todo[end]
-            if len(args) < 3 or args[1] != key or args[0] != name:
+            argc = len(args)
+            if argc < 3 or args[1] != key or args[0] != name:
                 break
+            if argc != 3:
+                plain = False
             end += 1
         value = db.peek(key)
         created = value is None
@@ -128,21 +133,23 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         except hll.InvalidHLL:
             break
         group = todo[ran:end]
-        changed = _add_group(editor, group)
+        if plain:
+            changed = editor.add_hashes(hll.hashes([args[2] for args in group]))
+        else:
+            changed = _add_group(editor, group)
         if created:
             changed[0] = True
-        writes = 0
-        for args, updated in zip(group, changed):
-            if updated:
-                writes += 1
-                if staged is not None:
-                    staged.append(args)
-                elif propagators:
-                    staged = propagate_write(c, args, propagators)
-                out.append(b":1\r\n")
-            else:
-                out.append(b":0\r\n")
+        out += map(_PFADD_REPLIES.__getitem__, changed)
+        writes = changed.count(True)
         if writes:
+            if staged is not None:
+                staged += compress(group, changed)
+            elif propagators:
+                for args in compress(group, changed):
+                    if staged is not None:
+                        staged.append(args)
+                    else:
+                        staged = propagate_write(c, args, propagators)
             db.set(key, editor.value(), keep_ttl=True)
             db.keyspace.dirty += writes - 1  # a write a request that changed it
         else:
@@ -154,10 +161,11 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
     return ran
 
 
+_PFADD_REPLIES = (b":0\r\n", b":1\r\n")
+
+
 def _add_group(editor: hll.Editor, group: List[List[bytes]]) -> List[bool]:
     """Add every request's elements; whether each request raised a register."""
-    if all(len(args) == 3 for args in group):
-        return editor.add_hashes(hll.hashes([args[2] for args in group]))
     raised = editor.add_hashes(hll.hashes([e for args in group for e in args[2:]]))
     changed, at = [], 0
     for args in group:
