@@ -140,8 +140,9 @@ def _lane_hashes(elements: Sequence[bytes], length: int) -> List[int]:
 
 #: Elements up to this long are hashed in lanes as wide as they are (see _packed_hashes).
 _PACKED_MAX = 32
-#: (count, lane bytes) -> (1 in every lane, the low 64 bits of every lane, the lanes' unpacker)
-_packed_layouts: Dict["tuple[int, int]", "tuple[int, int, Any]"] = {}
+#: (count, length) -> (1 in every lane, the low 64 bits of every lane, the tail's
+#: bytes in every lane, the lanes' unpacker)
+_packed_layouts: Dict["tuple[int, int]", "tuple[int, int, int, Any]"] = {}
 
 
 def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
@@ -151,14 +152,15 @@ def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
     it, where cutting 8 bytes out of each element took a Python slice each."""
     n = len(elements)
     width = length if length > 16 else 16
-    layout = _packed_layouts.get((n, width))
+    layout = _packed_layouts.get((n, length))
     if layout is None:
         if len(_packed_layouts) > 256:  # (counts and lengths vary: bounded)
             _packed_layouts.clear()
         ones = int.from_bytes((b"\x01" + bytes(width - 1)) * n, "little")
-        layout = _packed_layouts[n, width] = (
-            ones, ones * _M64, struct.Struct("<" + "Q%dx" % (width - 8) * n).unpack_from)
-    ones, lanes, unpack = layout
+        layout = _packed_layouts[n, length] = (
+            ones, ones * _M64, ones * ((1 << (length & 7) * 8) - 1),
+            struct.Struct("<" + "Q%dx" % (width - 8) * n).unpack_from)
+    ones, lanes, tails, unpack = layout
     m = _MURMUR_M
     data = int.from_bytes(bytes(width - length).join(elements), "little")
     h = ((_SEED ^ (length * m)) & _M64) * ones
@@ -168,7 +170,7 @@ def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
         k = ((k ^ (k >> 47)) & lanes) * m
         h = (((h ^ k) & lanes) * m) & lanes
     if length & 7:
-        k = (data >> end) & ones * ((1 << (length & 7) * 8) - 1)
+        k = (data >> end) & tails
         h = ((h ^ k) * m) & lanes
     h = (((h ^ (h >> 47)) & lanes) * m) & lanes
     h ^= h >> 47  # (spills above the lanes' low 64 bits, which are not read)
