@@ -71,8 +71,9 @@ def test_layers_rebuild_from_the_registered_handlers():
     assert COMMANDS["get"].handler is COMMANDS["get"].base_handler
 
 
-def test_a_layer_may_keep_the_run_handler():
+def test_a_layer_may_keep_the_run_handler(monkeypatch):
     """A layered handler marked ``keeps_runs`` leaves the run handler in place."""
+    from distcache.server.commands import table
     spec = COMMANDS["setbit"]
     plain, run = spec.base_handler, spec.base_run_handler
     assert run is not None
@@ -83,16 +84,22 @@ def test_a_layer_may_keep_the_run_handler():
         layered = lambda c, args: ("kept", handler(c, args))  # noqa: E731
         layered.keeps_runs = True
         return layered
-    try:
-        set_layer("keeping", 1, keeping)
-        assert spec.handler is not plain and spec.run_handler is run
-        set_layer("dropping", 2,
-                  lambda s, handler: (lambda c, args: handler(c, args)) if s is spec else None)
-        assert spec.run_handler is None  # one layer that does not keep it is enough
-    finally:
-        set_layer("keeping", 1, None)
-        set_layer("dropping", 2, None)
-    assert spec.handler is plain and spec.run_handler is run
+    # Without the layers other tests' in-process servers may have left on.
+    with monkeypatch.context() as patch:
+        patch.setattr(table, "_LAYERS", {})
+        try:
+            set_layer("keeping", 1, keeping)
+            assert spec.handler is not plain and spec.run_handler is run
+            set_layer("dropping", 2,
+                      lambda s, handler: (lambda c, args: handler(c, args)) if s is spec else None)
+            assert spec.run_handler is None  # one layer that does not keep it is enough
+            set_layer("dropping", 2, None)
+            set_layer("keeping", 1, None)
+            assert spec.handler is plain and spec.run_handler is run
+        finally:
+            table._LAYERS.clear()
+    set_layer("rebuild", 99, lambda s, handler: None)  # the handlers of the layers left on
+    set_layer("rebuild", 99, None)
 
 
 def _calls(r: redis.Redis, name: str) -> int:
