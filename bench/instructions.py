@@ -14,6 +14,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
     python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
     python bench/instructions.py -t geoadd -P 16             # random points into one zset
+    python bench/instructions.py -t setbit,pfcount -P 1,16   # bench/families_bench.py's
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -47,13 +48,17 @@ REQUESTS = {
     "pfadd": [b"PFADD", b"hll", b"element:__rand_int__"],
     # bench/families_bench.py's GEOADD: a random point into one sorted set.
     "geoadd": [b"GEOADD", b"geo-w", b"13.__rand_int__", b"38.__rand_int__", b"p:__rand_int__"],
+    # families_bench's SETBIT: bit 1000 of a random key (most are new: 126-byte values).
+    "setbit": [b"SETBIT", b"bits:__rand_int__", b"1000", b"1"],
+    # families_bench's PFCOUNT: one dense HLL (filled by 50,000 random PFADDs first).
+    "pfcount": [b"PFCOUNT", b"hll"],
     # The scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
 }
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
-FRESH = {"pfadd", "geoadd"}
+FRESH = {"pfadd", "geoadd", "setbit"}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -119,6 +124,11 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     elif kind == "xrange":  # streams_bench.py's entries: two small fields
         setup(b"".join(encode_command([b"XADD", b"r", b"*", b"f1", b"v%d" % i, b"f2", b"w"])
                        for i in range(1000)))
+    elif kind == "pfcount":
+        rng = random.Random(1)
+        for _ in range(50):
+            setup(b"".join(encode_command([b"PFADD", b"hll", b"element:%012d"
+                                           % rng.randrange(100000)]) for _ in range(1000)))
     if kind in FRESH:  # a new random argument every request, not a few reads repeated
         # (as many reads as the longest count takes, whatever ``rounds``: built
         # outside the difference between the two counts)

@@ -8,7 +8,8 @@ none does, the table holds the plain handlers and commands pay nothing.
 Timing every command would cost a pipelined GET or SET a few percent, so the
 slow log at its default threshold (10 ms) times only the commands that can be
 slow: those without Redis's ``fast`` flag and without a run handler (GET, SET,
-INCR, DECR's plain forms are O(1)). Below :data:`TIME_ALL_BELOW_US`, with the
+INCR, DECR's plain forms are O(1); SETBIT and PFCOUNT are timed outside
+their runs). Below :data:`TIME_ALL_BELOW_US`, with the
 latency monitor on, with a MONITOR client connected, or while clients are
 paused, every command is wrapped (and run handlers are off). The table is
 shared by every server of a process, so the wrapping is the widest any of
@@ -57,9 +58,16 @@ _instances: "weakref.WeakSet[Monitoring]" = weakref.WeakSet()
 _mode = NONE
 
 
+#: Commands with a run handler whose other forms can take long (PFCOUNT of many
+#: keys, SETBIT's allocation for a far offset): at the default threshold the slow
+#: log times their general path, not their runs (plain, O(1) forms).
+_TIMED_OUTSIDE_RUNS = frozenset(["pfcount", "setbit"])
+
+
 def _exempt(spec: CommandSpec) -> bool:
     """O(1) commands the slow log at its default threshold does not time."""
-    return "fast" in spec.flags or spec.base_run_handler is not None
+    return "fast" in spec.flags or (spec.base_run_handler is not None
+                                    and spec.name not in _TIMED_OUTSIDE_RUNS)
 
 
 def refresh() -> None:
@@ -71,7 +79,14 @@ def refresh() -> None:
     _mode = mode
 
     def wrap(spec: CommandSpec, handler: Any) -> Any:
-        return None if mode == SLOW and _exempt(spec) else _wrap(spec, handler)
+        if mode == SLOW:
+            if _exempt(spec):
+                return None
+            if spec.base_run_handler is not None:  # its runs stay untimed
+                timed = _wrap(spec, handler)
+                timed.keeps_runs = True  # type: ignore[attr-defined]
+                return timed
+        return _wrap(spec, handler)
     set_layer("monitoring", 30, None if mode == NONE else wrap)
 
 

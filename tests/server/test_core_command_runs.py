@@ -1,4 +1,4 @@
-"""Run handlers (a run of plain GETs, SETs, counter writes, PFADDs or GEOADDs in one call) against the general
+"""Run handlers (a run of plain GETs, SETs, counter writes, PFADDs, GEOADDs, SETBITs or PFCOUNTs in one call) against the general
 path they shortcut: the same pipelines give the same replies, data, statistics
 and propagated writes. In-process, so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
@@ -15,8 +15,8 @@ from distcache.server.connection import Client
 from distcache.server.types.zset import ZSet
 
 KEYS = [b"a", b"b", b"c", b"list", b"stale"]
-RUNS = ("get", "set", "incr", "decr", "incrby", "decrby", "pfadd",
-        "geoadd")  # the commands with run handlers
+RUNS = ("get", "set", "incr", "decr", "incrby", "decrby", "pfadd", "geoadd", "setbit",
+        "pfcount")  # the commands with run handlers
 #: A setup step: writes spend a credit of 3, then the memory check runs (counted).
 CREDIT = [b"credit"]
 #: A setup step: every key change is listened to (as WATCH and tracking hear them).
@@ -29,6 +29,10 @@ AMOUNTS = [b"1", b"7", b"-3", b"0", b"05", b"+2", b"x", b"", b"99999999999999999
 COORDINATES = [b"13.5", b"-13.25", b"38", b"0", b"-0.0", b"180", b"-180", b"85.05112878",
                b"-85.05112878", b"85.06", b"181", b" 1", b"1 ", b"1_0", b"0x10", b"1e-400",
                b"inf", b"nan", b"NX", b"CH", b"", b"1e1", b"+2.5"]
+
+#: SETBIT offsets: within a value, past its end, far, and what Redis refuses.
+OFFSETS = [b"0", b"7", b"8", b"100", b"1000", b"9999999", b"10000000", b"8388607",
+           b"4294967296", b"007", b"-1", b"+3", b"x", b""]
 
 
 class _Transport:
@@ -55,12 +59,18 @@ def _request(rng: random.Random) -> List[bytes]:
     if roll < 0.78:  # HLLs: a few elements over two keys, or a string key (WRONGTYPE)
         return [b"PFADD", rng.choice([b"h1", b"h1", b"h2", key]),
                 *[b"e%d" % rng.randrange(40) for _ in range(rng.choice([1, 1, 1, 3, 0]))]]
-    if roll < 0.82:  # geo points: "g1"/"g2" hold sorted sets; other keys give errors
+    if roll < 0.81:  # geo points: "g1"/"g2" hold sorted sets; other keys give errors
         return [rng.choice([b"GEOADD", b"geoadd"]),
                 rng.choice([b"g1", b"g1", b"g2", b"gstale", key]),
                 rng.choice(COORDINATES[:3]) if rng.random() < 0.6 else rng.choice(COORDINATES),
                 rng.choice(COORDINATES[:3]) if rng.random() < 0.6 else rng.choice(COORDINATES),
                 b"p%d" % rng.randrange(6), *([b"1", b"2", b"q"] if rng.random() < 0.05 else [])]
+    if roll < 0.83:  # bits: plain offsets and bits, or what the general path refuses
+        return [rng.choice([b"SETBIT", b"setbit"]), rng.choice([b"bits", b"bits", b"ttl", key]),
+                rng.choice(OFFSETS), rng.choice([b"1", b"1", b"0", b"0", b"2", b"01"])]
+    if roll < 0.86:  # HLL counts: cached, stale after a PFADD, missing, wrong type, several
+        return [b"PFCOUNT", *rng.choice([[b"h1"], [b"h1"], [b"h2"], [b"nohll"], [key],
+                                         [b"h1", b"h2"]])]
     if roll < 0.86:  # counters: "n" holds numbers; other keys give the errors
         return [rng.choice([b"INCR", b"incr", b"DECR"]),
                 rng.choice([b"n", b"n", key, b"big", b"ttl", b"small"])]
@@ -203,12 +213,15 @@ def test_runs_are_taken(monkeypatch):
         [b"DECR", b"n"], [b"DECR", b"n"], [b"INCRBY", b"n", b"5"], [b"INCRBY", b"n", b"-2"],
         [b"INCRBY", b"n", b"x"], [b"DECRBY", b"n", b"3"], [b"DECRBY", b"n", b"3"],
         [b"GEOADD", b"g", b"1", b"2", b"a"], [b"GEOADD", b"g", b"3", b"4", b"b"],
-        [b"GEOADD", b"g", b"5", b"6", b"c"], [b"GET", b"k"]]))
+        [b"GEOADD", b"g", b"5", b"6", b"c"],
+        [b"SETBIT", b"s", b"1", b"1"], [b"SETBIT", b"s", b"2", b"1"], [b"SETBIT", b"s", b"3", b"5"],
+        [b"PFCOUNT", b"h"], [b"PFCOUNT", b"h"], [b"GET", b"k"]]))
     # A WRONGTYPE read stops a run, as does a GEOADD creating its key; the last
     # request, alone, is not a run.
     assert taken == [(b"SET", 2), (b"SET", 0), (b"GET", 2), (b"get", 1), (b"GET", 0),
                      (b"INCR", 2), (b"INCR", 0), (b"DECR", 2), (b"INCRBY", 2),
-                     (b"INCRBY", 0), (b"DECRBY", 2), (b"GEOADD", 0), (b"GEOADD", 2)]
+                     (b"INCRBY", 0), (b"DECRBY", 2), (b"GEOADD", 0), (b"GEOADD", 2),
+                     (b"SETBIT", 2), (b"SETBIT", 0), (b"PFCOUNT", 2)]
     assert client.db.data[b"n"] == b"-3"
 
 
@@ -245,9 +258,23 @@ def test_counter_runs_at_the_edges(setup, monkeypatch):
     assert general[1][b"t"] == b"7" and general[2] == [b"gstale", b"t"]  # (gstale unread)
 
 
+def _pipelined(port: int, requests: List[List[bytes]]) -> List[Any]:
+    """The replies to ``requests`` pipelined after a FLUSHALL (errors as their text)."""
+    import redis
+    r = redis.Redis(port=port, socket_timeout=10)
+    try:
+        r.flushall()
+        pipe = r.pipeline(transaction=False)
+        for request in requests:
+            pipe.execute_command(*request)
+        got = pipe.execute(raise_on_error=False)
+        return [str(g) if isinstance(g, Exception) else g for g in got]
+    finally:
+        r.close()
+
+
 def test_counter_runs_match_redis(server, reference_redis):
     """Pipelined counter runs over TCP, edges included, against redis-server."""
-    import redis
     requests: List[List[bytes]] = []
     for value, commands in [
         (b"999999999999999998", [[b"INCR"], [b"DECR"], [b"INCRBY", b"3"]]),
@@ -261,17 +288,48 @@ def test_counter_runs_match_redis(server, reference_redis):
         for command in commands:
             requests += [command[:1] + [b"n"] + command[1:]] * 3
     requests += [[b"LPUSH", b"l", b"x"]] + [[b"INCR", b"l"]] * 2 + [[b"PTTL", b"n"]]
-    replies = []
-    for port in (server.port, reference_redis.port):
-        r = redis.Redis(port=port, socket_timeout=10)
-        try:
-            r.flushall()
-            pipe = r.pipeline(transaction=False)
-            for request in requests:
-                pipe.execute_command(*request)
-            got = pipe.execute(raise_on_error=False)
-            replies.append([str(g) if isinstance(g, Exception) else g for g in got])
-        finally:
-            r.close()
+    replies = [_pipelined(port, requests) for port in (server.port, reference_redis.port)]
     assert replies[0][:-1] == replies[1][:-1]
     assert 90000 < replies[0][-1] <= 100000  # the counter writes kept the TTL
+
+
+@pytest.mark.parametrize("setup", [[], [[b"CONFIG", b"SET", b"proto-max-bulk-len", b"1mb"]],
+                                   [CREDIT]], ids=["plain", "small-limit", "credit"])
+def test_setbit_and_pfcount_runs_at_the_edges(setup, monkeypatch):
+    """SETBIT runs where the shortcut must stop (the size limit, a TTL due, a wrong
+    type, a non-canonical offset or bit) and PFCOUNT runs over a count gone stale,
+    a key expiring and several keys."""
+    reads = [
+        _twice([b"SETBIT", b"b", b"8388607", b"1"], [b"SETBIT", b"b", b"8388608", b"1"]),
+        _twice([b"SETBIT", b"b", b"7", b"1"], [b"SETBIT", b"b", b"7", b"0"],
+               [b"SETBIT", b"b", b"0", b"0"], [b"SETBIT", b"b", b"08", b"1"]),
+        _twice([b"SETBIT", b"stale", b"3", b"1"], [b"SETBIT", b"new", b"3", b"0"]),
+        _twice([b"SET", b"t", b"x", b"PX", b"100000"], [b"SETBIT", b"t", b"100", b"1"]),
+        _twice([b"LPUSH", b"l", b"x"], [b"SETBIT", b"l", b"1", b"1"], [b"PFCOUNT", b"l"]),
+        _twice([b"PFADD", b"h", b"a", b"b"], [b"PFCOUNT", b"h"], [b"PFADD", b"h", b"c"],
+               [b"PFCOUNT", b"h"], [b"PFCOUNT", b"h", b"b"], [b"PFCOUNT", b"missing"]),
+        _twice([b"SET", b"s", b"not an hll"], [b"PFCOUNT", b"s"]),
+    ]
+    general = _session(reads, setup, runs=False, monkeypatch=monkeypatch)
+    with_runs = _session(reads, setup, runs=True, monkeypatch=monkeypatch)
+    assert with_runs[0] == general[0]
+    assert with_runs == general
+    assert general[0].count(b"-ERR bit offset is not an integer or out of range") \
+        == (4 if setup and setup != [CREDIT] else 2)
+    assert general[2] == [b"gstale", b"t"]  # (gstale unread)
+
+
+def test_setbit_and_pfcount_runs_match_redis(server, reference_redis):
+    """Pipelined SETBIT and PFCOUNT runs over TCP against redis-server: replies and
+    the values' bytes (an HLL's cached count included)."""
+    requests: List[List[bytes]] = [[b"PFADD", b"h"] + [b"e%d" % i for i in range(50)]]
+    requests += [[b"PFCOUNT", b"h"]] * 3 + [[b"PFADD", b"h", b"x"]] + [[b"PFCOUNT", b"h"]] * 2
+    requests += [[b"PFCOUNT", b"h", b"g"]] * 2 + [[b"PFCOUNT", b"nothing"]] * 2
+    for offset, bit in [(b"0", b"1"), (b"0", b"1"), (b"13", b"1"), (b"13", b"0"), (b"200", b"0"),
+                        (b"9999999", b"1"), (b"01", b"1"), (b"2", b"2"), (b"-1", b"1")]:
+        requests += [[b"SETBIT", b"b", offset, bit]] * 2
+    requests += [[b"SET", b"s", b"x"], [b"SETBIT", b"s", b"3", b"1"], [b"SETBIT", b"s", b"3", b"1"],
+                 [b"PFCOUNT", b"s"], [b"PFCOUNT", b"s"]]
+    requests += [[b"GET", b"h"], [b"GET", b"s"], [b"STRLEN", b"b"], [b"BITCOUNT", b"b"]]
+    replies = [_pipelined(port, requests) for port in (server.port, reference_redis.port)]
+    assert replies[0] == replies[1]

@@ -69,3 +69,62 @@ def test_layers_rebuild_from_the_registered_handlers():
         set_layer("outer", 2, None)
     assert spec.handler is plain and spec.run_handler is run
     assert COMMANDS["get"].handler is COMMANDS["get"].base_handler
+
+
+def test_a_layer_may_keep_the_run_handler(monkeypatch):
+    """A layered handler marked ``keeps_runs`` leaves the run handler in place."""
+    from distcache.server.commands import table
+    spec = COMMANDS["setbit"]
+    plain, run = spec.base_handler, spec.base_run_handler
+    assert run is not None
+
+    def keeping(s, handler):
+        if s is not spec:
+            return None
+        layered = lambda c, args: ("kept", handler(c, args))  # noqa: E731
+        layered.keeps_runs = True
+        return layered
+    # Without the layers other tests' in-process servers may have left on.
+    with monkeypatch.context() as patch:
+        patch.setattr(table, "_LAYERS", {})
+        try:
+            set_layer("keeping", 1, keeping)
+            assert spec.handler is not plain and spec.run_handler is run
+            set_layer("dropping", 2,
+                      lambda s, handler: (lambda c, args: handler(c, args)) if s is spec else None)
+            assert spec.run_handler is None  # one layer that does not keep it is enough
+            set_layer("dropping", 2, None)
+            set_layer("keeping", 1, None)
+            assert spec.handler is plain and spec.run_handler is run
+        finally:
+            table._LAYERS.clear()
+    set_layer("rebuild", 99, lambda s, handler: None)  # the handlers of the layers left on
+    set_layer("rebuild", 99, None)
+
+
+def _calls(r: redis.Redis, name: str) -> int:
+    reply = r.execute_command("LATENCY", "HISTOGRAM", name)  # redis-py makes it a dict
+    entry = reply.get(name) or reply.get(name.encode()) if reply else None
+    if not entry:
+        return 0
+    return entry.get("calls", entry.get(b"calls"))
+
+
+def test_the_default_slow_log_times_setbit_and_pfcount_outside_runs(server):
+    """At the default threshold SETBIT and PFCOUNT are timed (LATENCY HISTOGRAM
+    counts them) when they come alone or in their other forms, and not in
+    pipelined runs of their plain forms."""
+    r = redis.Redis(port=server.port)
+    r.pfadd("h1", "a")
+    r.pfadd("h2", "b")
+    assert r.pfcount("h1", "h2") == 2 and r.pfcount("h1") == 1
+    r.setbit("b", 3, 1)
+    assert _calls(r, "pfcount") == 2 and _calls(r, "setbit") == 1
+    pipe = r.pipeline(transaction=False)
+    for i in range(20):
+        pipe.pfcount("h1")
+    for i in range(20):
+        pipe.setbit("b", i, 1)
+    pipe.execute()
+    # A request the network splits off alone is timed; most of the runs are not.
+    assert 2 <= _calls(r, "pfcount") < 22 and 1 <= _calls(r, "setbit") < 21

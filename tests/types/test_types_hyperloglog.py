@@ -237,3 +237,17 @@ def test_merges_and_counts_over_many_keys_match_redis_and_are_fast(pair):
     same_reply(pair, "PFCOUNT", "m", "s")
     same_reply(pair, "PFMERGE", "d0", "d1", "sparse")  # a dense destination, with its count
     same_reply(pair, "GET", "d0")
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 16, 1100])
+def test_batch_hashes_match_the_one_by_one_hash(count):
+    """hll.hashes (elements of one length hashed together in big-integer lanes:
+    sliced 128-bit lanes, or whole elements as lanes up to 32 bytes) gives
+    MurmurHash64A of each element, for every length and mixed lengths."""
+    from distcache.server.types import hll
+    rng = random.Random(count)
+    for length in list(range(0, 41)) + [64, 100]:
+        elements = [bytes(rng.randrange(256) for _ in range(length)) for _ in range(count)]
+        assert hll.hashes(elements) == [hll.murmurhash64a(e) for e in elements], length
+    mixed = [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(count)]
+    assert hll.hashes(mixed) == [hll.murmurhash64a(e) for e in mixed]

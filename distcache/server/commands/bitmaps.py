@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..errors import CommandError, SYNTAX, WRONGTYPE
-from ..notify import GENERIC, STRING, notify
+from ..keyspace import now_ms
+from ..notify import GENERIC, STRING, notify, with_events
 from .args import to_int
-from .strings import check_size
-from .table import command
+from .strings import _write_run_context, check_size, propagate_write
+from .table import command, runs_of
 
 _BIT = dict(group="bitmap")
 BIT_OFFSET = "ERR bit offset is not an integer or out of range"
@@ -177,6 +178,93 @@ def setbit(c: Any, args: List[bytes]) -> Any:
     db.set(key, bytes(buf), keep_ttl=True)
     notify(db, STRING, b"setbit", key)
     return old
+
+
+# Keyspace events on: SETBIT's handler announces, the run handler steps aside.
+with_events("setbit")(setbit)
+
+#: The run handler takes offsets of at most this many digits (values up to 1.25 MB):
+#: a bigger one may allocate for long, and the general path times it for the slow log.
+_RUN_OFFSET_DIGITS = 7
+_BIT_REPLIES = (b":0\r\n", b":1\r\n")
+_BITS = (b"0", b"1")
+
+
+@runs_of("setbit")
+def setbit_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """``SETBIT key offset 0|1`` on string or missing keys: :func:`setbit` without
+    its call and the dispatcher's checks. A request the general path would refuse
+    (an offset not in Redis's canonical digits, a bit not 0 or 1, a wrong type), a
+    big offset, or a key whose TTL is due stops the run there. The offset and bit
+    are parsed again only when they change, and the new keys they create share
+    one value (bytes are immutable)."""
+    context = _write_run_context(c)
+    if context is None or c.db.blocking:
+        return 0
+    staged, propagators, metered, credit = context
+    db = c.db
+    data, expires = db.data, db.expires
+    store = db.set
+    limit = c.server.config["proto-max-bulk-len"]
+    name = commands[start][0]
+    parsed_offset = parsed_bit = None
+    byte = mask = on = 0
+    fresh = b""  # a new key's value for the parsed offset and bit
+    now = 0
+    ran = 0
+    for args in commands[start:] if start else commands:
+        if len(args) != 4 or args[0] != name or (metered and credit < 1):
+            break
+        offset, bit = args[2], args[3]
+        if offset != parsed_offset or bit != parsed_bit:
+            # Redis's string2ll: digits, no sign, no leading zero ("0" itself is fine).
+            if not (offset.isdigit() and len(offset) <= _RUN_OFFSET_DIGITS
+                    and (offset[0] != 48 or len(offset) == 1)) or bit not in _BITS:
+                break
+            position = int(offset)
+            byte, mask, on = position >> 3, 0x80 >> (position & 7), bit == b"1"
+            if byte >= limit:
+                break  # the offset's error
+            fresh = bytes(byte) + (bytes((mask,)) if on else b"\0")
+            parsed_offset, parsed_bit = offset, bit
+        key = args[1]
+        value = data.get(key)
+        if value is None:
+            credit -= 1
+            store(key, fresh, True)
+            old = 0
+        else:
+            if value.__class__ is not bytes:
+                break
+            if expires and key in expires:
+                if not now:
+                    now = now_ms()
+                if expires[key] <= now:
+                    break  # the general path expires it (and propagates the DEL)
+            credit -= 1
+            if byte < len(value):
+                held = value[byte]
+                old = 1 if held & mask else 0
+                if old == on:  # as setbit: no write
+                    out.append(_BIT_REPLIES[old])
+                    ran += 1
+                    continue
+                buf = bytearray(value)
+                buf[byte] = held ^ mask
+            else:
+                old = 0
+                buf = bytearray(value)
+                buf += fresh[len(value):]
+            store(key, bytes(buf), True)
+        if staged is not None:
+            staged.append(args)
+        elif propagators:
+            staged = propagate_write(c, args, propagators)
+        out.append(_BIT_REPLIES[old])
+        ran += 1
+    if metered:
+        c.server.oom_credit = credit
+    return ran
 
 
 @command("getbit", 3, "readonly fast", (1, 1, 1), since="2.2.0", **_BIT)

@@ -5,6 +5,7 @@ Redis would hold and a value written by Redis works here.
 """
 from __future__ import annotations
 
+from itertools import compress
 from typing import Any, List, Optional
 
 from ...protocol import OK, Status
@@ -110,12 +111,16 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         if len(args) < 3 or args[0] != name or (metered and credit < 1):
             break
         key = args[1]
+        plain = len(args) == 3  # one element a request, all along
         end = ran + 1
         limit = min(total, ran + credit) if metered else total
         while end < limit:
             args = todo[end]
-            if len(args) < 3 or args[1] != key or args[0] != name:
+            argc = len(args)
+            if argc < 3 or args[1] != key or args[0] != name:
                 break
+            if argc != 3:
+                plain = False
             end += 1
         value = db.peek(key)
         created = value is None
@@ -128,21 +133,23 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         except hll.InvalidHLL:
             break
         group = todo[ran:end]
-        changed = _add_group(editor, group)
+        if plain:
+            changed = editor.add_hashes(hll.hashes([args[2] for args in group]))
+        else:
+            changed = _add_group(editor, group)
         if created:
             changed[0] = True
-        writes = 0
-        for args, updated in zip(group, changed):
-            if updated:
-                writes += 1
-                if staged is not None:
-                    staged.append(args)
-                elif propagators:
-                    staged = propagate_write(c, args, propagators)
-                out.append(b":1\r\n")
-            else:
-                out.append(b":0\r\n")
+        out += map(_PFADD_REPLIES.__getitem__, changed)
+        writes = changed.count(True)
         if writes:
+            if staged is not None:
+                staged += compress(group, changed)
+            elif propagators:
+                for args in compress(group, changed):
+                    if staged is not None:
+                        staged.append(args)
+                    else:
+                        staged = propagate_write(c, args, propagators)
             db.set(key, editor.value(), keep_ttl=True)
             db.keyspace.dirty += writes - 1  # a write a request that changed it
         else:
@@ -154,10 +161,11 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
     return ran
 
 
+_PFADD_REPLIES = (b":0\r\n", b":1\r\n")
+
+
 def _add_group(editor: hll.Editor, group: List[List[bytes]]) -> List[bool]:
     """Add every request's elements; whether each request raised a register."""
-    if all(len(args) == 3 for args in group):
-        return editor.add_hashes(hll.hashes([args[2] for args in group]))
     raised = editor.add_hashes(hll.hashes([e for args in group for e in args[2:]]))
     changed, at = [], 0
     for args in group:
@@ -188,6 +196,41 @@ def pfcount(c: Any, args: List[bytes]) -> Any:
         # log needs nothing: a replayed value recomputes the same count.
         db.set(key, hll.with_cached_count(value, count), keep_ttl=True)
     return count
+
+
+# Keyspace events on (a missing key's keymiss): the run handler steps aside.
+with_events("pfcount")(pfcount)
+
+
+@runs_of("pfcount")
+def pfcount_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """Runs of ``PFCOUNT key`` whose count is cached in the value: the value is
+    checked and its count formatted once for the requests on it in a row (only
+    ``Database.get`` runs per request, for the statistics and the expiry). A
+    stale count, a wrong type or more keys stop the run: the general path answers."""
+    db = c.db
+    peek, get = db.data.get, db.get
+    name = commands[start][0]
+    checked: Any = None  # the value last checked, and its reply
+    reply = b""
+    ran = 0
+    for args in commands[start:] if start else commands:
+        if len(args) != 2 or args[0] != name:
+            break
+        key = args[1]
+        value = peek(key)
+        if value is not checked and value is not None:
+            # (No statistics yet: the general path would count them again.)
+            if value.__class__ is not bytes or not hll.is_hll(value) or value[15] & 0x80:
+                break
+            checked = value
+            reply = b":%d\r\n" % int.from_bytes(value[8:16], "little")
+        out.append(_ZERO if get(key) is None else reply)
+        ran += 1
+    return ran
+
+
+_ZERO = b":0\r\n"
 
 
 @command("pfmerge", -2, "write denyoom", (1, -1, 1), since="2.8.9", complexity="O(N)",

@@ -265,7 +265,9 @@ def set_layer(name: str, order: int, layer: Optional[Layer]) -> None:
     Features that cost something per command only while they are on (keyspace
     events, the slow log and MONITOR, refusing writes without enough replicas)
     change the table this way, so they compose, and with none on every command
-    runs its plain handler and run handler. The table is the process's.
+    runs its plain handler and run handler. A layered handler with a true
+    ``keeps_runs`` attribute leaves the run handler in place (its runs need not
+    pass that layer). The table is the process's.
     """
     if _LAYERS.get(name, (order, None)) == (order, layer):
         return  # no change (a layer that is off stays off)
@@ -280,7 +282,9 @@ def set_layer(name: str, order: int, layer: Optional[Layer]) -> None:
             for one in layers:
                 layered = one(spec, handler)
                 if layered is not None:
-                    handler, run_handler = layered, None  # each call must pass the layer
+                    handler = layered
+                    if not getattr(layered, "keeps_runs", False):
+                        run_handler = None  # each call must pass the layer
         spec.handler, spec.run_handler = handler, run_handler
 
 

@@ -18,7 +18,7 @@ import math
 import struct
 from bisect import bisect_right
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 P = 14
 REGISTERS = 1 << P                    # 16384
@@ -112,6 +112,8 @@ def hashes(elements: Sequence[bytes]) -> List[int]:
 
 def _lane_hashes(elements: Sequence[bytes], length: int) -> List[int]:
     """MurmurHash64A of ``elements``, all ``length`` bytes long, in 128-bit lanes."""
+    if length <= _PACKED_MAX:
+        return _packed_hashes(elements, length)
     n = len(elements)
     masks = _lane_masks.get(n)
     if masks is None:
@@ -134,6 +136,45 @@ def _lane_hashes(elements: Sequence[bytes], length: int) -> List[int]:
     h = (((h ^ (h >> 47)) & lanes) * m) & lanes
     h ^= h >> 47  # (spills into the lanes' upper halves, which are not read)
     return list(_unpack_from("<%dQ" % (2 * n), h.to_bytes(16 * n, "little"))[::2])
+
+
+#: Elements up to this long are hashed in lanes as wide as they are (see _packed_hashes).
+_PACKED_MAX = 32
+#: (count, length) -> (1 in every lane, the low 64 bits of every lane, the tail's
+#: bytes in every lane, the lanes' unpacker)
+_packed_layouts: Dict["tuple[int, int]", "tuple[int, int, int, Any]"] = {}
+
+
+def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
+    """:func:`_lane_hashes` of short elements: each element is a lane of its own
+    (at least 16 bytes, for a block's 128-bit product), so all of them are one
+    big integer at once, and a block of every element is a shift and a mask of
+    it, where cutting 8 bytes out of each element took a Python slice each."""
+    n = len(elements)
+    width = length if length > 16 else 16
+    layout = _packed_layouts.get((n, length))
+    if layout is None:
+        if len(_packed_layouts) > 256:  # (counts and lengths vary: bounded)
+            _packed_layouts.clear()
+        ones = int.from_bytes((b"\x01" + bytes(width - 1)) * n, "little")
+        layout = _packed_layouts[n, length] = (
+            ones, ones * _M64, ones * ((1 << (length & 7) * 8) - 1),
+            struct.Struct("<" + "Q%dx" % (width - 8) * n).unpack_from)
+    ones, lanes, tails, unpack = layout
+    m = _MURMUR_M
+    data = int.from_bytes(bytes(width - length).join(elements), "little")
+    h = ((_SEED ^ (length * m)) & _M64) * ones
+    end = (length & ~7) * 8
+    for at in range(0, end, 64):
+        k = (((data >> at) & lanes) * m) & lanes
+        k = ((k ^ (k >> 47)) & lanes) * m
+        h = (((h ^ k) & lanes) * m) & lanes
+    if length & 7:
+        k = (data >> end) & tails
+        h = ((h ^ k) * m) & lanes
+    h = (((h ^ (h >> 47)) & lanes) * m) & lanes
+    h ^= h >> 47  # (spills above the lanes' low 64 bits, which are not read)
+    return list(unpack(h.to_bytes(width * n, "little")))
 
 
 def is_hll(value: bytes) -> bool:
