@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from time import monotonic
 from functools import partial
+from time import perf_counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...protocol.resp import Raw, encode_reply, error_text
@@ -73,13 +72,13 @@ class _Run:
     next_poll = 0.0
 
     def __init__(self, caller: Any, script: Any, keys: List[bytes], readonly: bool,
-                 pre_oom: bool) -> None:
+                 pre_oom: bool, start: float) -> None:
         self.caller = caller
         self.script = script
         self.keys = keys  # the keys it declared, for its caller's tracking
         self.readonly = readonly
         self.pre_oom = pre_oom
-        self.start = monotonic()
+        self.start = start  # perf_counter(), the clock of the hook's busy timer
 
 
 def _check_flags(server: Any, run: _Run, flags: frozenset, readonly: bool) -> None:
@@ -145,6 +144,10 @@ class ScriptEngine:
         client.deny_blocking = True  # type: ignore[attr-defined]
         client.name = b"lua"
         self.runs = 0  # scripts run: the Lua state's memory is read every few
+        from .evalsha import evalsha, run_many
+        #: EVALSHA's handler and run handler (evalsha.py), without a frame between.
+        self.evalsha = partial(evalsha, self)
+        self.run_many = partial(run_many, self)
 
     def _new_runtime(self) -> LuaRuntime:
         from .libs import libraries
@@ -221,7 +224,7 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
-        run = _Run(c, script, keys, readonly, pre_oom)
+        run = _Run(c, script, keys, readonly, pre_oom, perf_counter())
         if script.flags is not None:
             _check_flags(server, run, script.flags, readonly)
         function = runtime is not None
@@ -238,8 +241,7 @@ class ScriptEngine:
         keyspace.stage_db = None  # every write goes to the collector below
         collected: List[Tuple[int, List[List[bytes]]]] = []
         if propagators:
-            keyspace.propagators = [lambda db_id, cmds: collected.append((db_id, cmds))
-                                    if run.repl & 1 else None]
+            keyspace.propagators = [self.collector(collected)]
         server.oom_check = None  # checked per call below, as Redis's scriptVerifyOOM
         self.running = run
         self.active = runtime
@@ -265,21 +267,42 @@ class ScriptEngine:
                 keyspace.propagators = propagators
             if run.busy is not None:
                 run.busy.finish()
+        self.ran(runtime)
+        return self.reply(c, run, ok, value, collected)
+
+    def collector(self, collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
+        """The propagator a script's writes go to while it runs: its effects, kept
+        for after the run unless redis.set_repl left out AOF and replicas."""
+        def collect(db_id: int, cmds: List[List[bytes]]) -> None:
+            run = self.running
+            if run is None or run.repl & 1:
+                collected.append((db_id, cmds))
+        return collect
+
+    def ran(self, runtime: LuaRuntime) -> None:
+        """After a run: count it, collect the Lua state's garbage near its cap, and
+        read its memory every few runs."""
         self.runs += 1
         if runtime.memory_used() > runtime.collect_at:
             runtime.collect()  # Lua 5.1 has no emergency collection: a script's garbage
             self.account()     # left near the cap would fail the next allocation
         elif not self.runs & ACCOUNT_MASK:
             self.account()
+
+    def reply(self, c: Any, run: _Run, ok: bool, value: Any,
+              collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
+        """A finished run's effects (propagated, waiters served) and its reply: bytes
+        or an int for the dispatcher to encode, else Raw; CommandError for an error."""
+        server = self.server
         if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
             server.shutdown(save=False)
-            raise CommandError(self._error_text(script, value))
+            raise CommandError(self._error_text(run.script, value))
         if collected:
             self._propagate(c, collected)
         if server.ready_keys and not c.in_exec:
             serve_ready(server)  # the script's pushes serve waiters now
         if not ok:
-            raise CommandError(self._error_text(script, value))
+            raise CommandError(self._error_text(run.script, value))
         cls = value.__class__
         if cls is bytes or (cls is int and -(1 << 63) <= value < 1 << 63):
             return value  # the common replies: the dispatcher encodes them
@@ -504,7 +527,7 @@ class ScriptEngine:
         if server._stopping and not run.wrote:
             run.kill = True
             return True
-        now = time.monotonic()
+        now = perf_counter()
         if now >= run.next_poll:
             threshold = server.config["busy-reply-threshold"] / 1000.0
             if now - run.start >= threshold:
