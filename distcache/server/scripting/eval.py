@@ -267,7 +267,12 @@ class ScriptEngine:
                 keyspace.propagators = propagators
             if run.busy is not None:
                 run.busy.finish()
-        self.ran(runtime)
+        runs = self.runs = self.runs + 1
+        if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:
+            self.tidy(runtime)
+        if ok and value.__class__ is bytes and not (collected or run.shutdown
+                                                    or server.ready_keys):
+            return value  # the common reply, without a call
         return self.reply(c, run, ok, value, collected)
 
     def collector(self, collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
@@ -279,15 +284,12 @@ class ScriptEngine:
                 collected.append((db_id, cmds))
         return collect
 
-    def ran(self, runtime: LuaRuntime) -> None:
-        """After a run: count it, collect the Lua state's garbage near its cap, and
-        read its memory every few runs."""
-        self.runs += 1
+    def tidy(self, runtime: LuaRuntime) -> None:
+        """After a run, every ACCOUNT_MASK + 1 runs or near the Lua state's cap (the
+        caller checks): collect its garbage near the cap, and read its memory."""
         if runtime.memory_used() > runtime.collect_at:
             runtime.collect()  # Lua 5.1 has no emergency collection: a script's garbage
-            self.account()     # left near the cap would fail the next allocation
-        elif not self.runs & ACCOUNT_MASK:
-            self.account()
+        self.account()         # left near the cap would fail the next allocation
 
     def reply(self, c: Any, run: _Run, ok: bool, value: Any,
               collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
@@ -341,7 +343,8 @@ class ScriptEngine:
 
     def lua_api(self) -> Dict[bytes, Any]:
         # partial objects: Lua calls them without a Python frame of their own
-        return {b"call": partial(self._call, True), b"pcall": partial(self._call, False),
+        call = ScriptEngine._call  # not a bound method: one call less a redis.call
+        return {b"call": partial(call, self, True), b"pcall": partial(call, self, False),
                 b"sha1hex": sha1hex, b"error_reply": self.lua_error_reply,
                 b"status_reply": self.lua_status_reply, b"log": lua_log,
                 b"setresp": self.lua_setresp, b"set_repl": self.lua_set_repl,
