@@ -58,7 +58,7 @@ class _Run:
     """The state of the script being run (Redis's scriptRunCtx).
 
     No __slots__: what most runs never change is a class attribute, so making
-    one per EVAL sets five attributes rather than sixteen."""
+    one per EVAL sets four attributes rather than sixteen."""
 
     function = False  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
     argv: Sequence[bytes] = ()  # the FCALL, for FUNCTION STATS
@@ -71,13 +71,13 @@ class _Run:
     busy: Optional[BusyServer] = None  # past busy-reply-threshold
     next_poll = 0.0
 
-    def __init__(self, caller: Any, script: Any, keys: List[bytes], readonly: bool,
-                 pre_oom: bool, start: float) -> None:
+    readonly = False  # EVAL_RO, or a no-writes shebang
+    pre_oom = False  # over maxmemory as it started
+
+    def __init__(self, caller: Any, script: Any, keys: List[bytes], start: float) -> None:
         self.caller = caller
         self.script = script
         self.keys = keys  # the keys it declared, for its caller's tracking
-        self.readonly = readonly
-        self.pre_oom = pre_oom
         self.start = start  # perf_counter(), the clock of the hook's busy timer
 
 
@@ -224,7 +224,11 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
-        run = _Run(c, script, keys, readonly, pre_oom, perf_counter())
+        run = _Run(c, script, keys, perf_counter())
+        if readonly:
+            run.readonly = True
+        if pre_oom:
+            run.pre_oom = True
         if script.flags is not None:
             _check_flags(server, run, script.flags, readonly)
         function = runtime is not None

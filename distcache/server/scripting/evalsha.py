@@ -113,15 +113,16 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
             script = scripts.get(args[1])
             if script is None or script.flags is not None:
                 break  # NOSCRIPT, another case, a shebang: the general path
-            pre_oom = False
+            run = _Run(c, script, args[3:3 + nkeys], t0)
             if oom_check is not None:
+                engine.running = None
                 keyspace.propagators = propagators  # evictions propagate as themselves
                 try:
                     oom_check(c)
                 except CommandError:
-                    pre_oom = True
+                    run.pre_oom = True
                 keyspace.propagators = mine
-            run = engine.running = _Run(c, script, args[3:3 + nkeys], False, pre_oom, t0)
+            engine.running = run
             sclient.db = c.db
             sclient.resp3 = False
             try:
@@ -133,12 +134,13 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
                 runtime._unhook()
                 ok, value = False, runtime.error(b"ERR " + str(exc).encode())
             ran += 1
-            if run.busy is not None:
-                run.busy.finish()
             runs = engine.runs = engine.runs + 1
             if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:
                 engine.tidy(runtime)
-            if collected or run.shutdown or run.busy is not None or server.ready_keys:
+            # (SHUTDOWN NOSAVE during a script comes through its busy state.)
+            if collected or run.busy is not None or server.ready_keys:
+                if run.busy is not None:
+                    run.busy.finish()
                 last = (run, ok, value, args)
                 break
             if ok and value.__class__ is bytes:
