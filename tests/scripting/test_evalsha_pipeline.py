@@ -55,6 +55,8 @@ PIPELINE: List[tuple] = [
     ("EVALSHA", SHA["get"], -1, "str"), ("EVALSHA", SHA["args"], 9, *"abcdefghij"),
     ("EVALSHA", SHA["get"], "01", "str"), ("EVALSHA", SHA["get"], 1, "str"),
     ("GET", "str"), ("evalsha", SHA["get"], 1, "str"), ("EvalSha", SHA["none"], 0),
+    ("MULTI",), ("EVALSHA", SHA["get"], 1, "str"), ("EVALSHA", SHA["set"], 1, "k4", "v"),
+    ("EVALSHA", SHA["get"], 1, "k4"), ("EXEC",), ("EVALSHA", SHA["get"], 1, "k4"),
 ]
 
 
@@ -102,6 +104,22 @@ def test_pipelined_evalshas_match_redis(pair, resp3):
     ours, theirs = results
     assert ours[0].split(b"\r\n") == theirs[0].split(b"\r\n")
     assert ours[1] == theirs[1]
+
+
+def test_pipelined_evalshas_over_maxmemory_match_redis(pair):
+    """The run handler's OOM check per script, as the general path's (maxmemory 1)."""
+    results = []
+    for port, client in pair:
+        _prepare(client)
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", 1)
+        try:
+            results.append(_send(port, [cmd for cmd in PIPELINE if cmd[0] == "EVALSHA"]))
+        finally:
+            client.config_set("maxmemory", 0)
+        results.append(fingerprint(client))
+    assert results[0].split(b"\r\n") == results[2].split(b"\r\n")
+    assert results[1] == results[3]
 
 
 def _stats(client: Any) -> tuple:
