@@ -96,6 +96,7 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
                 counts = m.histograms["evalsha"] = [0] * monitoring.BUCKETS
     last_bucket = monitoring.BUCKETS - 1
     name = commands[start][0]
+    db = c.db
     ran = 0
     last: Any = None  # the run that ended the batch, finished after it
     keyspace.stage_db = None  # every write goes to the collector
@@ -104,11 +105,11 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
     t0 = perf_counter()
     try:
         for args in islice(commands, start, None):
-            argc = len(args)
-            if argc < 3 or args[0] != name:
+            n = len(args) - 3  # keys and arguments
+            if n < 0 or args[0] != name:
                 break
             nkeys = _NUMKEYS.get(args[2])
-            if nkeys is None or nkeys > argc - 3 or argc - 3 > FIXED:
+            if nkeys is None or nkeys > n or n > FIXED:
                 break
             script = scripts.get(args[1])
             if script is None or script.flags is not None:
@@ -123,10 +124,10 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
                     run.pre_oom = True
                 keyspace.propagators = mine
             engine.running = run
-            sclient.db = c.db
+            sclient.db = db  # the script's SELECT changed the private client's
             sclient.resp3 = False
             try:
-                value = runners[argc - 3](script.func, nkeys, *args[3:])
+                value = runners[n](script.func, nkeys, *args[3:])
                 ok = value.__class__ is not tuple  # (False, error table)
                 if not ok:
                     value = value[1]
