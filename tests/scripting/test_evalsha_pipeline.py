@@ -210,7 +210,8 @@ def test_pipelined_write_scripts_log_their_effects_in_order(tmp_path):
         replies = _send(proc.port, [
             ("EVALSHA", shas["get"], 1, "n"), ("EVALSHA", shas["writes"], 2, "n", "list", "a"),
             ("EVALSHA", shas["get"], 1, "n"), ("EVALSHA", shas["set"], 1, "k", "one"),
-            ("EVALSHA", shas["norepl"], 1, "hidden"), ("EVALSHA", shas["writes"], 2, "n", "list", "b"),
+            ("EVALSHA", shas["norepl"], 1, "hidden"),
+            ("EVALSHA", shas["writes"], 2, "n", "list", "b"),
             ("EVALSHA", shas["get"], 1, "n")])
         log = b"".join(path.read_bytes() for path in incr_files(tmp_path))
     finally:
