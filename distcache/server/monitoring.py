@@ -8,7 +8,8 @@ none does, the table holds the plain handlers and commands pay nothing.
 Timing every command would cost a pipelined GET or SET a few percent, so the
 slow log at its default threshold (10 ms) times only the commands that can be
 slow: those without Redis's ``fast`` flag and without a run handler (GET, SET,
-INCR, DECR's plain forms are O(1)). Below :data:`TIME_ALL_BELOW_US`, with the
+INCR, DECR's plain forms are O(1)); EVALSHA, which has a run handler for
+pipelines, times itself then (:data:`self_timing`). Below :data:`TIME_ALL_BELOW_US`, with the
 latency monitor on, with a MONITOR client connected, or while clients are
 paused, every command is wrapped (and run handlers are off). The table is
 shared by every server of a process, so the wrapping is the widest any of
