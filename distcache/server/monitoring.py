@@ -9,7 +9,8 @@ Timing every command would cost a pipelined GET or SET a few percent, so the
 slow log at its default threshold (10 ms) times only the commands that can be
 slow: those without Redis's ``fast`` flag and without a run handler (GET, SET,
 INCR, DECR's plain forms are O(1); SETBIT and PFCOUNT are timed outside
-their runs). Below :data:`TIME_ALL_BELOW_US`, with the
+their runs); EVALSHA, which has a run handler for pipelines, times itself then
+(:data:`self_timing`). Below :data:`TIME_ALL_BELOW_US`, with the
 latency monitor on, with a MONITOR client connected, or while clients are
 paused, every command is wrapped (and run handlers are off). The table is
 shared by every server of a process, so the wrapping is the widest any of
@@ -56,6 +57,10 @@ BUCKET_USEC = [(1024 << k) * 129 // 128 // 1000 for k in range(BUCKETS)]
 #: server's goes with it; its monitors went with their connections).
 _instances: "weakref.WeakSet[Monitoring]" = weakref.WeakSet()
 _mode = NONE
+#: Whether commands with a run handler that are not O(1) (EVALSHA) time themselves:
+#: the slow log at its default threshold does not wrap them, to keep their run
+#: handlers (scripting/evalsha.py); they call :meth:`Monitoring.record`.
+self_timing = False
 
 
 #: Commands with a run handler whose other forms can take long (PFCOUNT of many
@@ -65,18 +70,21 @@ _TIMED_OUTSIDE_RUNS = frozenset(["pfcount", "setbit"])
 
 
 def _exempt(spec: CommandSpec) -> bool:
-    """O(1) commands the slow log at its default threshold does not time."""
+    """Commands the slow log at its default threshold does not wrap: O(1) ones, and
+    those with a run handler (EVALSHA's times itself, see :data:`self_timing`) but
+    for :data:`_TIMED_OUTSIDE_RUNS`."""
     return "fast" in spec.flags or (spec.base_run_handler is not None
                                     and spec.name not in _TIMED_OUTSIDE_RUNS)
 
 
 def refresh() -> None:
     """Wrap the table's handlers as widely as the live servers need, or unwrap them."""
-    global _mode
+    global _mode, self_timing
     mode = max((m.mode() for m in list(_instances)), default=NONE)
     if mode == _mode:
         return
     _mode = mode
+    self_timing = mode == SLOW
 
     def wrap(spec: CommandSpec, handler: Any) -> Any:
         if mode == SLOW:
@@ -112,15 +120,8 @@ def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callab
         finally:
             if not server.loading:
                 usec = int((time.perf_counter() - start) * 1000000)
-                histograms = m.histograms
-                if histograms is not None:
-                    counts = histograms.get(fullname)
-                    if counts is None:
-                        counts = histograms[fullname] = [0] * BUCKETS
-                    # Whole µs: bucket k holds [2^(k-1), 2^k) µs, about Redis's
-                    # (1.024 * 2^(k-1), 1.024 * 2^k] at a fraction of the cost.
-                    bucket = usec.bit_length()
-                    counts[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
+                if m.histograms is not None:
+                    _count(m.histograms, fullname, usec)
                 if logged and 0 <= m.slower_than <= usec and c is not m.script_client():
                     m.slowlog_add(c, args, usec)
                 if m.latency_threshold and usec >= m.latency_threshold * 1000:
@@ -131,6 +132,17 @@ def _wrap(spec: CommandSpec, plain: Callable[[Any, List[bytes]], Any]) -> Callab
     handler.__doc__ = plain.__doc__
     handler.__wrapped__ = plain  # type: ignore[attr-defined]
     return handler
+
+
+def _count(histograms: Dict[str, List[int]], fullname: str, usec: int) -> None:
+    """One call of ``usec`` in its command's LATENCY HISTOGRAM."""
+    counts = histograms.get(fullname)
+    if counts is None:
+        counts = histograms[fullname] = [0] * BUCKETS
+    # Whole µs: bucket k holds [2^(k-1), 2^k) µs, about Redis's
+    # (1.024 * 2^(k-1), 1.024 * 2^k] at a fraction of the cost.
+    bucket = usec.bit_length()
+    counts[bucket if bucket < BUCKETS else BUCKETS - 1] += 1
 
 
 def redacted(args: List[bytes]) -> List[bytes]:
@@ -263,6 +275,14 @@ class Monitoring:
         self.slowlog.appendleft([self.slowlog_next_id, int(time.time()), usec, argv,
                                  c.addr.encode(), c.name])
         self.slowlog_next_id += 1
+
+    def record(self, c: Any, fullname: str, args: List[bytes], usec: int) -> None:
+        """A call a self-timed command timed (:data:`self_timing`): what the slow
+        log's wrapper records (no MONITOR or latency event then: those wrap all)."""
+        if self.histograms is not None:
+            _count(self.histograms, fullname, usec)
+        if 0 <= self.slower_than <= usec:
+            self.slowlog_add(c, args, usec)
 
     # -- the latency monitor -------------------------------------------------------
 

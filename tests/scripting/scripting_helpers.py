@@ -5,6 +5,7 @@ import socket
 import threading
 from typing import Any, Dict
 
+import pytest
 import redis
 
 from persistence.persistence_helpers import dump
@@ -69,3 +70,14 @@ def error_text(call: Any) -> Any:
         return call()
     except redis.ResponseError as exc:
         return str(exc)
+
+
+@pytest.fixture(scope="module")
+def pair(shared_server, reference_redis):
+    """(port, redis-py client) of the shared distcache server and of redis-server."""
+    servers = []
+    for proc in (shared_server, reference_redis):
+        servers.append((proc.port, redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=10)))
+    yield servers
+    for _, client in servers:
+        client.close()

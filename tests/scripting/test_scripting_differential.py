@@ -7,9 +7,8 @@ compares the exact reply bytes (error texts included: ``script: <sha>, on
 from __future__ import annotations
 
 import pytest
-import redis
 
-from scripting_helpers import RawConn, fingerprint
+from scripting_helpers import RawConn, fingerprint, pair  # noqa: F401 (a fixture)
 
 pytest.importorskip("lupa")
 
@@ -233,16 +232,6 @@ redis.call('HSET', key, 'tokens', tokens, 'ts', now)
 redis.call('EXPIRE', key, math.ceil(capacity / rate) * 2)
 return {allowed and 1 or 0, tostring(tokens)}""", ["bucket"], ["0.5", "10", "1000", "3"]),
 ]
-
-
-@pytest.fixture(scope="module")
-def pair(shared_server, reference_redis):
-    servers = []
-    for proc in (shared_server, reference_redis):
-        servers.append((proc.port, redis.Redis(host="127.0.0.1", port=proc.port, socket_timeout=10)))
-    yield servers
-    for _, client in servers:
-        client.close()
 
 
 def _run_both(pair, resp3, *command, seed=SEED):

@@ -1,7 +1,9 @@
-"""Run handlers (a run of plain GETs, SETs, counter writes, PFADDs, GEOADDs, SETBITs or PFCOUNTs in one call) against the general
-path they shortcut: the same pipelines give the same replies, data, statistics
-and propagated writes. In-process, so both paths see identical inputs; the
+"""Run handlers (a run of plain GETs, SETs, counter writes, PFADDs, GEOADDs, SETBITs,
+PFCOUNTs or EVALSHAs in one call) against the general path they shortcut: the same
+pipelines give the same replies, data, statistics and propagated writes. In-process,
+so both paths see identical inputs; the
 integration tests in test_core_pipeline.py drive the same code over TCP."""
+import hashlib
 import random
 from typing import Any, List, Tuple
 
@@ -90,29 +92,30 @@ def _request(rng: random.Random) -> List[bytes]:
     ])
 
 
-def _reads(seed: int) -> List[bytes]:
-    """Pipelined reads: runs of GET, SET, INCR and DECR broken up by other requests."""
+def _reads(seed: int, request_of: Any = _request, count: int = 40) -> List[bytes]:
+    """Pipelined reads: runs of GET, SET, INCR and DECR broken up by other requests
+    (or what ``request_of`` makes)."""
     rng = random.Random(seed)
     reads = []
-    for _ in range(40):
+    for _ in range(count):
         run = []
         for _ in range(rng.randrange(1, 24)):
-            request = _request(rng)
+            request = request_of(rng)
             run += [request] * (rng.randrange(1, 4) if rng.random() < 0.3 else 1)
         reads.append(b"".join(encode_command(r) for r in run))
     return reads
 
 
 def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
-             monkeypatch: pytest.MonkeyPatch) -> Tuple[Any, ...]:
+             monkeypatch: pytest.MonkeyPatch, names: Tuple[str, ...] = RUNS) -> Tuple[Any, ...]:
     with monkeypatch.context() as patch:
         if not runs:
             # The registered one too: making a server may rebuild the table from it.
-            for name in RUNS:
+            for name in names:
                 patch.setattr(COMMANDS[name], "run_handler", None)
                 patch.setattr(COMMANDS[name], "base_run_handler", None)
-        calls = {name: COMMANDS[name].calls for name in RUNS}
-        failed = {name: COMMANDS[name].failed for name in RUNS}
+        calls = {name: COMMANDS[name].calls for name in names}
+        failed = {name: COMMANDS[name].failed for name in names}
         server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
         server.loading = False
         server.gated = False
@@ -154,8 +157,8 @@ def _session(reads: List[bytes], setup: List[List[bytes]], runs: bool,
                       for db_id, cmds in propagated]
         return (b"".join(transport.sent), dict(db.data), sorted(db.expires), ks.hits, ks.misses,
                 ks.dirty, ks.expired_keys, propagated,
-                {name: COMMANDS[name].calls - calls[name] for name in RUNS},
-                {name: COMMANDS[name].failed - failed[name] for name in RUNS},
+                {name: COMMANDS[name].calls - calls[name] for name in names},
+                {name: COMMANDS[name].failed - failed[name] for name in names},
                 dict(db.lru or {}), checks, _collapsed(heard))
 
 
@@ -185,6 +188,59 @@ def test_runs_match_the_general_path(seed, setup, monkeypatch):
     with_runs = _session(reads, setup, runs=True, monkeypatch=monkeypatch)
     assert with_runs[0] == general[0]  # replies, byte for byte
     assert with_runs == general
+
+
+#: EVALSHA's scripts: reads, writes (one and two: MULTI/EXEC), errors, redis.pcall,
+#: set_repl, setresp, SELECT, a shebang, a table reply, a push that wakes nobody.
+SCRIPTS = [b"return redis.call('GET', KEYS[1])", b"return redis.call('SET', KEYS[1], ARGV[1])",
+           b"redis.call('INCR', KEYS[1]) return redis.call('INCR', KEYS[1])",
+           b"return redis.error_reply('MY oops')", b"return redis.pcall('INCR', KEYS[1])",
+           b"redis.set_repl(redis.REPL_NONE) return redis.call('SET', KEYS[1], 'hidden')",
+           b"redis.setresp(3) return redis.call('GET', KEYS[1])",
+           b"redis.call('SELECT', 1) return redis.call('SET', KEYS[1], 'one')",
+           b"#!lua flags=no-writes\nreturn redis.call('GET', KEYS[1])",
+           b"return {KEYS[1], ARGV[1], 3.5, true, false}",
+           b"return redis.call('LPUSH', 'list', 'x')",
+           b"return 1 + nil"]
+SHAS = [hashlib.sha1(body).hexdigest().encode() for body in SCRIPTS]
+
+
+def _script_request(rng: random.Random) -> List[bytes]:
+    """An EVALSHA (plain mostly; else one the general path answers) or another request."""
+    key = rng.choice(KEYS + [b"n"])
+    roll = rng.random()
+    if roll < 0.8:
+        return [rng.choice([b"EVALSHA", b"evalsha"]), rng.choice(SHAS), b"1", key,
+                b"v%d" % rng.randrange(10)]
+    if roll < 0.9:
+        return rng.choice([[b"EVALSHA", SHAS[0], b"01", key], [b"EVALSHA", b"f" * 40, b"0"],
+                           [b"EVALSHA", SHAS[0].upper(), b"1", key], [b"EVALSHA", SHAS[9], b"0"],
+                           [b"EVALSHA", SHAS[0], b"2", key],
+                           [b"EVALSHA", SHAS[9], b"1", *[b"a"] * 9],
+                           [b"EVALSHA"]])
+    return rng.choice([[b"GET", key], [b"SET", key, b"x"], [b"DEL", key]])
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("setup", [
+    [], [[b"HELLO", b"3"]],
+    [[b"CONFIG", b"SET", b"maxmemory", b"1"],
+     [b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"]],
+    [LISTENED],
+], ids=["resp2", "resp3", "oom", "listened"])
+def test_evalsha_runs_match_the_general_path(seed, setup, monkeypatch):
+    """EVALSHA's run handler (scripting/evalsha.py) against the general path: replies,
+    data, propagated effects (MULTI/EXEC per script), statistics, OOM refusals."""
+    pytest.importorskip("lupa")
+    setup = [[b"SCRIPT", b"LOAD", body] for body in SCRIPTS] + setup
+    reads = _reads(seed, _script_request, 30)
+    names = ("evalsha", "get", "set", "incr")
+    general = _session(reads, setup, runs=False, monkeypatch=monkeypatch, names=names)
+    with_runs = _session(reads, setup, runs=True, monkeypatch=monkeypatch, names=names)
+    assert with_runs[0] == general[0]  # replies, byte for byte
+    assert with_runs == general
+    if [b"CONFIG", b"SET", b"maxmemory", b"1"] not in setup:  # (there, writes are refused)
+        assert b"MULTI" in str(general[7]).encode()  # two-write scripts were wrapped
 
 
 def test_runs_are_taken(monkeypatch):

@@ -12,7 +12,7 @@ from typing import Any, List
 from ...protocol import OK
 from ..errors import CommandError
 from ..scripting import engine
-from .table import command, container, help_reply
+from .table import command, container, help_reply, runs_of
 
 _EVAL = "noscript stale skip_monitor no_mandatory_keys movablekeys"
 _SCR = dict(group="scripting", since="2.6.0", complexity="Depends on the script that is executed.")
@@ -30,8 +30,14 @@ def eval_(c: Any, args: List[bytes]) -> Any:
 @command("evalsha", -3, _EVAL, **_SCR)
 def evalsha(c: Any, args: List[bytes]) -> Any:
     """Run a cached Lua script by its SHA1."""
-    return (c.server.__dict__.get("_script_engine") or engine(c.server)).eval(
-        c, args, True, False)
+    return (c.server.__dict__.get("_script_engine") or engine(c.server)).evalsha(c, args)
+
+
+@runs_of("evalsha")
+def evalsha_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes]) -> int:
+    """Consecutive EVALSHAs of cached scripts (scripting/evalsha.py)."""
+    return (c.server.__dict__.get("_script_engine") or engine(c.server)).run_many(
+        c, commands, start, out)
 
 
 @command("eval_ro", -3, "readonly " + _EVAL, group="scripting", since="7.0.0",

@@ -43,6 +43,8 @@ def split_keys(args: List[bytes], bad_count: str) -> Tuple[List[bytes], List[byt
         numkeys = int(args[2])
     except ValueError:
         raise CommandError(bad_count) from None
+    if b"%d" % numkeys != args[2] or not -(1 << 63) <= numkeys < 1 << 63:
+        raise CommandError(bad_count)  # as string2ll: no sign +, spaces or leading zeros
     if numkeys > len(args) - 3:
         raise CommandError("ERR Number of keys can't be greater than number of args")
     if numkeys < 0:

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from time import monotonic
 from functools import partial
+from time import perf_counter
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ...protocol.resp import Raw, encode_reply, error_text
@@ -59,7 +58,7 @@ class _Run:
     """The state of the script being run (Redis's scriptRunCtx).
 
     No __slots__: what most runs never change is a class attribute, so making
-    one per EVAL sets five attributes rather than sixteen."""
+    one per EVAL sets four attributes rather than sixteen."""
 
     function = False  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
     argv: Sequence[bytes] = ()  # the FCALL, for FUNCTION STATS
@@ -72,14 +71,14 @@ class _Run:
     busy: Optional[BusyServer] = None  # past busy-reply-threshold
     next_poll = 0.0
 
-    def __init__(self, caller: Any, script: Any, keys: List[bytes], readonly: bool,
-                 pre_oom: bool) -> None:
+    readonly = False  # EVAL_RO, or a no-writes shebang
+    pre_oom = False  # over maxmemory as it started
+
+    def __init__(self, caller: Any, script: Any, keys: List[bytes], start: float) -> None:
         self.caller = caller
         self.script = script
         self.keys = keys  # the keys it declared, for its caller's tracking
-        self.readonly = readonly
-        self.pre_oom = pre_oom
-        self.start = monotonic()
+        self.start = start  # perf_counter(), the clock of the hook's busy timer
 
 
 def _check_flags(server: Any, run: _Run, flags: frozenset, readonly: bool) -> None:
@@ -145,6 +144,10 @@ class ScriptEngine:
         client.deny_blocking = True  # type: ignore[attr-defined]
         client.name = b"lua"
         self.runs = 0  # scripts run: the Lua state's memory is read every few
+        from .evalsha import evalsha, run_many
+        #: EVALSHA's handler and run handler (evalsha.py), without a frame between.
+        self.evalsha = partial(evalsha, self)
+        self.run_many = partial(run_many, self)
 
     def _new_runtime(self) -> LuaRuntime:
         from .libs import libraries
@@ -221,7 +224,11 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
-        run = _Run(c, script, keys, readonly, pre_oom)
+        run = _Run(c, script, keys, perf_counter())
+        if readonly:
+            run.readonly = True
+        if pre_oom:
+            run.pre_oom = True
         if script.flags is not None:
             _check_flags(server, run, script.flags, readonly)
         function = runtime is not None
@@ -238,8 +245,7 @@ class ScriptEngine:
         keyspace.stage_db = None  # every write goes to the collector below
         collected: List[Tuple[int, List[List[bytes]]]] = []
         if propagators:
-            keyspace.propagators = [lambda db_id, cmds: collected.append((db_id, cmds))
-                                    if run.repl & 1 else None]
+            keyspace.propagators = [self.collector(collected)]
         server.oom_check = None  # checked per call below, as Redis's scriptVerifyOOM
         self.running = run
         self.active = runtime
@@ -265,21 +271,44 @@ class ScriptEngine:
                 keyspace.propagators = propagators
             if run.busy is not None:
                 run.busy.finish()
-        self.runs += 1
+        runs = self.runs = self.runs + 1
+        if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:
+            self.tidy(runtime)
+        if ok and value.__class__ is bytes and not (collected or run.shutdown
+                                                    or server.ready_keys):
+            return value  # the common reply, without a call
+        return self.reply(c, run, ok, value, collected)
+
+    def collector(self, collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
+        """The propagator a script's writes go to while it runs: its effects, kept
+        for after the run unless redis.set_repl left out AOF and replicas."""
+        def collect(db_id: int, cmds: List[List[bytes]]) -> None:
+            run = self.running
+            if run is None or run.repl & 1:
+                collected.append((db_id, cmds))
+        return collect
+
+    def tidy(self, runtime: LuaRuntime) -> None:
+        """After a run, every ACCOUNT_MASK + 1 runs or near the Lua state's cap (the
+        caller checks): collect its garbage near the cap, and read its memory."""
         if runtime.memory_used() > runtime.collect_at:
             runtime.collect()  # Lua 5.1 has no emergency collection: a script's garbage
-            self.account()     # left near the cap would fail the next allocation
-        elif not self.runs & ACCOUNT_MASK:
-            self.account()
+        self.account()         # left near the cap would fail the next allocation
+
+    def reply(self, c: Any, run: _Run, ok: bool, value: Any,
+              collected: List[Tuple[int, List[List[bytes]]]]) -> Any:
+        """A finished run's effects (propagated, waiters served) and its reply: bytes
+        or an int for the dispatcher to encode, else Raw; CommandError for an error."""
+        server = self.server
         if run.shutdown:  # SHUTDOWN NOSAVE: as Redis, the script's effects are not kept
             server.shutdown(save=False)
-            raise CommandError(self._error_text(script, value))
+            raise CommandError(self._error_text(run.script, value))
         if collected:
             self._propagate(c, collected)
         if server.ready_keys and not c.in_exec:
             serve_ready(server)  # the script's pushes serve waiters now
         if not ok:
-            raise CommandError(self._error_text(script, value))
+            raise CommandError(self._error_text(run.script, value))
         cls = value.__class__
         if cls is bytes or (cls is int and -(1 << 63) <= value < 1 << 63):
             return value  # the common replies: the dispatcher encodes them
@@ -318,7 +347,8 @@ class ScriptEngine:
 
     def lua_api(self) -> Dict[bytes, Any]:
         # partial objects: Lua calls them without a Python frame of their own
-        return {b"call": partial(self._call, True), b"pcall": partial(self._call, False),
+        call = ScriptEngine._call  # not a bound method: one call less a redis.call
+        return {b"call": partial(call, self, True), b"pcall": partial(call, self, False),
                 b"sha1hex": sha1hex, b"error_reply": self.lua_error_reply,
                 b"status_reply": self.lua_status_reply, b"log": lua_log,
                 b"setresp": self.lua_setresp, b"set_repl": self.lua_set_repl,
@@ -504,7 +534,7 @@ class ScriptEngine:
         if server._stopping and not run.wrote:
             run.kill = True
             return True
-        now = time.monotonic()
+        now = perf_counter()
         if now >= run.next_poll:
             threshold = server.config["busy-reply-threshold"] / 1000.0
             if now - run.start >= threshold:

@@ -294,7 +294,7 @@ class FunctionStore:
         running = None
         if run is not None and run.function:
             running = {b"name": run.script.sha, b"command": list(run.argv),
-                       b"duration_ms": int((time.monotonic() - run.start) * 1000)}
+                       b"duration_ms": int((time.perf_counter() - run.start) * 1000)}
         return {b"running_script": running,
                 b"engines": {b"LUA": {b"libraries_count": len(self.libraries),
                                       b"functions_count": len(self.functions)}}}
