@@ -1,6 +1,8 @@
 """The primary's side of the protocol, spoken by a hand-written replica: REPLCONF
 replies, the FULLRESYNC and EOF-marked payload framing, PSYNC2 continuation through
-replid2, and ROLE/INFO. In-process server (no redis-server needed)."""
+replid2, and ROLE/INFO. In-process server (no redis-server needed), reading its
+clients through asyncio's reads and through the shared buffer (BufferedClient,
+PyPy's default): a connection that becomes a replica keeps its way of reading."""
 from __future__ import annotations
 
 import io
@@ -13,10 +15,12 @@ from distcache.rdb import RdbFileReader
 from distcache.server.app import CacheServer
 
 
-@pytest.fixture
-def server(tmp_path):
-    with CacheServer("127.0.0.1", 0, appendonly="no", save="", dir=str(tmp_path),
-                     **{"repl-diskless-sync-delay": "0"}) as srv:
+@pytest.fixture(params=[False, True], ids=["asyncio-reads", "buffered"])
+def server(request, tmp_path):
+    srv = CacheServer("127.0.0.1", 0, appendonly="no", save="", dir=str(tmp_path),
+                      **{"repl-diskless-sync-delay": "0", "event-loop": "asyncio"})
+    srv.buffered_reads = request.param
+    with srv:
         yield srv
 
 
@@ -96,6 +100,22 @@ def test_full_sync_framing_and_aux_fields(server, eof):
         replica.send(b"REPLCONF", b"ACK", b"%d" % offset)
     assert replica.line() == b"*2"
     assert replica.exactly(len(b"$6\r\nSELECT\r\n$1\r\n2\r\n")) == b"$6\r\nSELECT\r\n$1\r\n2\r\n"
+
+
+def test_a_replica_link_keeps_reading_its_acks(server):
+    """The connection turned replica still reads the way it did (the shared buffer
+    included): its ACKs reach WAIT, and the link lives on."""
+    writer = Peer(server.port)
+    replica = Peer(server.port)
+    _, offset, _ = full_sync(replica)
+    replica.send(b"REPLCONF", b"ACK", b"%d" % offset)
+    set_k = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+    assert writer.call(b"SET", b"k", b"v") == b"+OK"
+    offset += len(replica.until(set_k)) + len(set_k)  # the SELECT, then the SET
+    replica.send(b"REPLCONF", b"ACK", b"%d" % offset)
+    assert writer.call(b"WAIT", b"1", b"5000") == b":1"
+    head = writer.call(b"INFO", b"replication")
+    assert b",offset=%d," % offset in writer.exactly(int(head[1:]) + 2)
 
 
 def test_replconf_errors_and_silences(server):

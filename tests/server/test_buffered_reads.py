@@ -5,6 +5,7 @@ every client, so the cases interleave clients, and cross its size."""
 from __future__ import annotations
 
 import socket
+import sys
 from typing import Iterator, List
 
 import pytest
@@ -92,11 +93,11 @@ def test_request_split_into_single_bytes(server: CacheServer) -> None:
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-def test_default_is_unbuffered_until_replication_works_with_it(loop: str) -> None:
-    """Off by default for now (see CacheServer._client_class): opt-in only."""
+def test_default_is_buffered_only_on_pypy_asyncio(loop: str) -> None:
     with CacheServer("127.0.0.1", 0, appendonly="no", save="",
                      **{"event-loop": loop}) as server:
         with _connect(server) as sock:
             sock.sendall(b"CLIENT ID\r\n")
             client = server.clients[int(sock.recv(100)[1:-2])]
-        assert type(client) is Client
+        pypy_asyncio = server.loop_kind == "asyncio" and sys.implementation.name == "pypy"
+        assert type(client) is (BufferedClient if pypy_asyncio else Client)

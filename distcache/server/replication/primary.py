@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ...persistence.aof import encode_commands, select_bytes
 from ...protocol import ProtocolError
-from ..connection import Client
+from ..connection import BufferedClient, Client
 from .backlog import Backlog
 from .guard import WriteGuard
 from .rdbsync import SyncJob
@@ -87,6 +87,16 @@ class ReplicaClient(Client):
 
     def info_line(self) -> str:
         return super().info_line().replace(" flags=N ", " flags=S ", 1)
+
+
+class BufferedReplicaClient(ReplicaClient, BufferedClient):
+    """A ReplicaClient that still reads through the server's shared buffer.
+
+    The transport chose its read path (``get_buffer``/``buffer_updated`` or
+    ``data_received``) from the protocol it was made with, and keeps it: a
+    BufferedClient turned plain ReplicaClient lost ``get_buffer``, so its first
+    ACK was a fatal read error and the link dropped (a PyPy replica's sync never
+    finished)."""
 
 
 class Primary:
@@ -252,7 +262,8 @@ class Primary:
     # -- SYNC / PSYNC ------------------------------------------------------------------
 
     def attach(self, c: Client, old_protocol: bool) -> ReplicaClient:
-        c.__class__ = ReplicaClient
+        # Keep the read path the transport was set up with (BufferedReplicaClient).
+        c.__class__ = BufferedReplicaClient if isinstance(c, BufferedClient) else ReplicaClient
         link: ReplicaClient = c  # type: ignore[assignment]
         link.repl_state = WAIT_BGSAVE
         link.repl_ack_offset = 0
