@@ -73,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"distcache {__version__}")
         return 0
     if argv is None and args[0] == "server":  # PyPy reads its GC settings at start
-        from .server.pypy_gc import reexec_with_gc_defaults
+        from .pypy_start import reexec_with_gc_defaults
         reexec_with_gc_defaults(args)
     _load_plugins()
     handler = SUBCOMMANDS.get(args[0])

@@ -89,7 +89,9 @@ class ServerProcess:
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = workdir / f"server-{port}.log"
 
-    def start(self, timeout: float = 20.0) -> "ServerProcess":
+    def start(self, timeout: float = 60.0) -> "ServerProcess":
+        # A deadline, not a wait: a PyPy server's start (0.8 s of CPU) took over
+        # 20 s of wall time on 2 cores at load 17.
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, cwd=self.workdir, stdout=log,

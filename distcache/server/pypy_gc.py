@@ -25,13 +25,12 @@ which then die in the old generation; fewer minor collections promote fewer
 8 nurseries, 64 MB: a fresh server keeps 14 MB more startup garbage in RSS, but
 with 16 MB the one-key -P 16 benchmark cost 29-45% more CPU in one run against
 PyPy's defaults (64 MB: none). PyPy reads these at start, so ``distcache
-server`` re-executes itself with them (``reexec_with_gc_defaults``).
+server`` re-executes itself with them (``distcache.pypy_start``).
 """
 from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any, List
@@ -50,8 +49,6 @@ MIN_KEYS = 50_000
 CHURN = 0.5
 #: Share of the wall time the server's own collections may take.
 BUDGET = 0.05
-#: The GC settings distcache server starts PyPy with, unless set in the environment.
-GC_DEFAULTS = {"PYPY_GC_NURSERY": "8MB"}
 
 
 class GcPacer:
@@ -118,25 +115,3 @@ def install(server: "CacheServer") -> None:
     if PYPY:
         pacer = server.gc_pacer = GcPacer(server)  # type: ignore[attr-defined]
         server.cron_jobs.append(pacer.cron)
-
-
-def reexec_with_gc_defaults(argv: List[str]) -> None:
-    """On PyPy, re-execute this ``distcache`` command with ``GC_DEFAULTS`` in the
-    environment when any is unset (PyPy reads them only at start); a no-op on
-    CPython and when all are set. ``argv`` is sys.argv[1:]."""
-    missing = {k: v for k, v in GC_DEFAULTS.items() if k not in os.environ}
-    if not PYPY or not missing:
-        return
-    os.environ.update(missing)
-    main = os.path.abspath(sys.argv[0])
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    if main == os.path.join(package, "__main__.py"):  # python -m distcache
-        command = [sys.executable, "-m", "distcache", *argv]
-    else:  # the distcache script
-        command = [sys.executable, sys.argv[0], *argv]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execv(sys.executable, command)
-    except OSError as exc:  # run on with PyPy's own defaults
-        log.warning("could not re-execute with %s: %s", missing, exc)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from distcache.server import pypy_gc
 from distcache.server.app import CacheServer
-from distcache.server.pypy_gc import CHURN, GC_DEFAULTS, GROWTH, MIN_KEYS, GcPacer
+from distcache import pypy_start
+from distcache.pypy_start import GC_DEFAULTS
+from distcache.server.pypy_gc import CHURN, GROWTH, MIN_KEYS, GcPacer
 
 
 @pytest.fixture
@@ -58,13 +59,13 @@ def test_collects_after_evicting_a_share_of_maxmemory(server: CacheServer) -> No
 
 def test_reexec_is_a_no_op_off_pypy_or_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
     # (On PyPy, test_runtime_memory.py checks the re-executed server's environment.)
-    monkeypatch.setattr(pypy_gc, "PYPY", False)
+    monkeypatch.setattr(pypy_start, "PYPY", False)
     for name in GC_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
-    pypy_gc.reexec_with_gc_defaults(["server"])
+    pypy_start.reexec_with_gc_defaults(["server"])
     assert not set(GC_DEFAULTS) & set(os.environ)
-    monkeypatch.setattr(pypy_gc, "PYPY", True)
+    monkeypatch.setattr(pypy_start, "PYPY", True)
     for name in GC_DEFAULTS:
         monkeypatch.setenv(name, "4MB")
-    pypy_gc.reexec_with_gc_defaults(["server"])  # returns: nothing to set
+    pypy_start.reexec_with_gc_defaults(["server"])  # returns: nothing to set
     assert all(os.environ[name] == "4MB" for name in GC_DEFAULTS)
