@@ -167,14 +167,14 @@ class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
             server.stats["client_query_buffer_limit_disconnections"] += 1
             self.close_now()
             return
-        if not commands:
-            return
         if server.gated:
-            # The memory limit counts request bytes too: once a read brings more
-            # than the room left, the next write checks for real.
+            # The memory limit counts request bytes too (every read's, a big value's
+            # first parts too): once they pass the room left, the next write checks.
             left = server.oom_bytes = server.oom_bytes - len(data)
             if left < 0:
                 server.oom_credit = 0
+        if not commands:
+            return
         server.stats["total_commands_processed"] += len(commands)
         if self.blocked or self.pending:
             self.pending.extend(commands)

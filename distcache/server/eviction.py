@@ -8,19 +8,24 @@ nothing per command.
 Memory accounting
     ``used_memory`` is an estimate of the dataset: the number of keys (exact,
     O(1)) times an average cost per key (key object, value, dict entry, policy
-    bookkeeping), plus the expiry entries. The average comes from sampling:
-    the most recently inserted keys every few hundred writes (cheap: the end
-    of a dict has no holes) and uniform random keys (one C-speed pass over
-    the key dict) about once a second and whenever an eviction sample is
-    drawn. Sizes are measured with ``sys.getsizeof`` rounded to the
-    allocator's granularity (on PyPy, which has no ``getsizeof``, from its
-    object layouts, times the heap growth its GC allows: see ``pypy_sizeof``), containers from a few sampled elements, as
+    bookkeeping), plus the expiry entries. The average comes from each
+    database's estimated bytes, kept up to date by refreshes every few hundred
+    writes and every cron tick: keys added since the last refresh count as
+    themselves (the newest 16 measured; the end of a dict has no holes), keys
+    removed at the average; about once a second, and whenever an eviction
+    sample is drawn, a uniform sample of the keys (one C-speed pass over the
+    key dict) corrects the rest (overwrites, deletions). Databases of at most
+    256 keys are measured whole. Sizes are measured with ``sys.getsizeof``
+    rounded to the allocator's granularity (on PyPy, which has no
+    ``getsizeof``, from its object layouts, times the heap growth its GC
+    allows: see ``memory_size``), containers from a few sampled elements, as
     ``MEMORY USAGE`` does. So writes cost nothing extra, a key count change is
-    seen at once, and a change in value sizes is seen within a second. Between
-    two full checks, writes are bounded both in number (a credit of average
-    keys that still fit) and in request bytes (the room left, counted per read
-    by the connection), so bigger values than the average cannot run far past
-    the limit before the next check re-samples them.
+    seen at once, new keys' sizes at the next refresh, and an overwrite's
+    within seconds. Between two full checks, writes are bounded both in
+    number (a credit of average keys that still fit) and in request bytes
+    (the room left, counted per read by the connection), so bigger values than
+    the average cannot run far past the limit before the next check measures
+    them.
 
 Eviction
     As Redis's approximate LRU/LFU: every eviction draws ``maxmemory-samples``
@@ -98,6 +103,12 @@ MAX_EVICT_PER_CALL = 2000
 CHECK_EVERY = 256
 CHECK_EVERY_FAR = 1024
 FAR = 64
+#: The estimate measures at most this many of the keys added since its last refresh
+#: (the newest), a uniform sample of this many keys per database about once a
+#: second, and databases of at most EXACT_BELOW keys whole.
+NEW_SAMPLE = 16
+UNIFORM_SAMPLE = 32
+EXACT_BELOW = 256
 
 
 def random_keys(d: Dict[bytes, Any], m: int) -> List[bytes]:
@@ -121,7 +132,10 @@ class Eviction:
         self.maxmemory = 0
         self.policy = "noeviction"
         self.samples = 5
-        self.avg_key = 0.0  # estimated bytes per key
+        self.avg_key = 0.0  # estimated bytes per key, as eviction counts them
+        self.live_avg = 0.0  # the same without the GC's heap growth (PyPy)
+        # db id -> (id of its key dict, keys, estimated bytes) at the last refresh
+        self.db_bytes: Dict[int, Tuple[int, int, float]] = {}
         self.checks = 0
         self.last_uniform = 0.0
         self.pool: List[Tuple[float, int, bytes]] = []  # (score, db id, key): lower is better
@@ -151,6 +165,7 @@ class Eviction:
             self._set_db_class(db, kind)
         self.pool = []
         self.reservoirs = {}
+        self.db_bytes = {}  # measured afresh: the policy's bookkeeping is part of a key
         server.oom_credit = self.last_credit = 0  # type: ignore[attr-defined]
         if self.maxmemory:
             server.oom_check = self.oom_check
@@ -178,14 +193,18 @@ class Eviction:
     # -- accounting -----------------------------------------------------------------
 
     def used_memory(self) -> int:
-        """INFO's used_memory: re-sampled when stale, over every database."""
-        if time.monotonic() - self.last_uniform > 1.0 or not self.avg_key:
-            self.refresh_estimate(uniform=True)
-        else:
-            self.active = [db for db in self.keyspace.dbs if db.data]
-        return self._estimate(None)
+        """INFO's used_memory: the live dataset, re-measured, over every database;
+        on PyPy plus the evicted values its GC has not collected yet (eviction
+        counts each key times the GC's heap growth instead: ``_estimate``)."""
+        self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0
+                              or not self.avg_key)
+        if _GC_FACTOR == 1.0:
+            return self._estimate(None)
+        pacer = self.server.gc_pacer
+        garbage = int(pacer.evicted / _GC_FACTOR) if pacer is not None else 0
+        return self._estimate(None, self.live_avg) + garbage
 
-    def _estimate(self, current: Optional[Database]) -> int:
+    def _estimate(self, current: Optional[Database], avg: Optional[float] = None) -> int:
         keys = expires = 0
         for db in self.active:
             keys += len(db.data)
@@ -195,27 +214,66 @@ class Eviction:
             keys += len(current.data)
             expires += len(current.expires)
         return (BASE_MEMORY + CLIENT_MEMORY * len(self.server.clients)
-                + int(keys * self.avg_key) + expires * EXPIRE_ENTRY
+                + int(keys * (self.avg_key if avg is None else avg)) + expires * EXPIRE_ENTRY
                 + self.server.script_memory)
 
     def refresh_estimate(self, uniform: bool = False) -> None:
-        """Re-sample the average cost of a key (recent keys; uniform ones if asked)."""
+        """Re-estimate each database's bytes, and from them the average key.
+
+        Keys added since the last refresh count as themselves (the newest
+        ``NEW_SAMPLE`` of them measured), keys removed at the database's average;
+        a uniform sample, when asked, corrects the rest (overwrites, deletions of
+        keys bigger or smaller than the average): all keys of a database of at
+        most ``EXACT_BELOW``. A database not seen before is sampled afresh."""
         dbs = [db for db in self.keyspace.dbs if db.data]
         self.active = dbs
-        sizes: List[int] = []
         side = self.side
+        old = self.db_bytes
+        new: Dict[int, Tuple[int, int, float]] = {}
         for db in dbs:
             data = db.data
-            for key in islice(reversed(data), 8):
-                sizes.append(key_cost(key, data[key], side))
-            if uniform:
-                for key in random_keys(data, 32)[:32]:
-                    sizes.append(key_cost(key, data[key], side))
+            n = len(data)
+            known = old.get(db.id)
+            if known is not None and known[0] == id(data):
+                _, before, est = known
+                grew = n - before
+                if grew > 0:
+                    newest = [key_cost(k, data[k], side)
+                              for k in islice(reversed(data), min(grew, NEW_SAMPLE))]
+                    est += grew * sum(newest) / len(newest)
+                elif grew < 0:
+                    est += grew * est / before
+                if uniform:
+                    est = self._uniform(data, side, est)
+            else:  # new, emptied and refilled, or replaced (FLUSHDB, SWAPDB, a load)
+                est = self._uniform(data, side, None)
+            new[db.id] = (id(data), n, est)
+        self.db_bytes = new
         if uniform:
             self.last_uniform = time.monotonic()
-        if sizes:
-            mean = sum(sizes) / len(sizes) * _GC_FACTOR
-            self.avg_key = mean if not self.avg_key else 0.7 * self.avg_key + 0.3 * mean
+        self._set_average()
+
+    def _uniform(self, data: Dict[bytes, Any], side: bool, est: Optional[float]) -> float:
+        """A database's bytes from a uniform sample, blended into ``est`` if known
+        (one sample of heterogeneous keys is noisy); small ones measured whole."""
+        n = len(data)
+        if n <= EXACT_BELOW:
+            return float(sum(key_cost(k, v, side) for k, v in data.items()))
+        picked = random_keys(data, UNIFORM_SAMPLE)[:UNIFORM_SAMPLE]
+        sampled = n * sum(key_cost(k, data[k], side) for k in picked) / len(picked)
+        return sampled if est is None else 0.7 * est + 0.3 * sampled
+
+    def _set_average(self) -> None:
+        """avg_key from the databases' bytes: what the keys written next are counted
+        at until the next refresh (for eviction, times the GC's heap growth on PyPy)."""
+        keys = 0
+        total = 0.0
+        for _, n, est in self.db_bytes.values():
+            keys += n
+            total += est
+        if keys:
+            self.live_avg = total / keys
+            self.avg_key = self.live_avg * _GC_FACTOR
 
     # -- the check before denyoom commands ------------------------------------------
 
@@ -230,9 +288,10 @@ class Eviction:
         """
         self.checks += 1
         tick()
-        if not self.checks & 63 or not self.avg_key or self.last_credit >= 16:
-            # re-sample unless this is the steady eviction state (one check per write)
-            self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0)
+        # keys written since the last check count as themselves (cheap: at most as
+        # many as the credit was, and none in the steady eviction state's one
+        # check per write, whose write replaced the key evicted before it)
+        self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0)
         ok = self._estimate(c.db) <= self.maxmemory or self.evict()
         self._set_credit()
         if not ok:
@@ -345,11 +404,14 @@ class Eviction:
         return out
 
     def _sample_sizes(self, db: Database, keys: List[bytes]) -> None:
+        """Blend a uniform sample (an eviction reservoir) into the database's bytes."""
         data = db.data
+        known = self.db_bytes.get(db.id)
         picked = [key_cost(k, data[k], self.side) for k in keys[:16] if k in data]
-        if picked:
-            mean = sum(picked) / len(picked)
-            self.avg_key = mean if not self.avg_key else 0.7 * self.avg_key + 0.3 * mean
+        if picked and known is not None and known[0] == id(data):
+            sampled = known[1] * sum(picked) / len(picked)
+            self.db_bytes[db.id] = (known[0], known[1], 0.7 * known[2] + 0.3 * sampled)
+            self._set_average()
 
     def _pick(self, dbs: List[Database]) -> Optional[Tuple[Database, bytes]]:
         volatile = self.volatile

@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from distcache.server.eviction import PYPY, gc_factor
+from distcache.server.eviction import CLIENT_MEMORY, PYPY, gc_factor
 from servers import distcache_server
 
 KB = 1024
@@ -108,21 +108,36 @@ def test_config_set_maxmemory_at_runtime(tmp_path):
         assert r.dbsize() > 2000
 
 
+def dataset(r: redis.Redis) -> int:
+    """used_memory without the clients' share (a client closing is not the data)."""
+    info = r.info()
+    return info["used_memory"] - CLIENT_MEMORY * info["connected_clients"]
+
+
 def test_a_switch_to_big_values_meets_the_limit_soon(tmp_path):
     # The estimate is keys x a sampled average: request bytes bound what may arrive
     # before it is re-sampled. Redis 7.0 takes 7 of these SETs; without the byte
-    # bound distcache took 75 (7.5 MB past a 1 MB room).
+    # bound distcache took 75 (7.5 MB past a 1 MB room). A refresh of the estimate
+    # (INFO's, as a cron tick's at any point) must count the big values as
+    # themselves: weighting the newest keys as typical once refused the 4th SET.
+    value = b"x" * 100_000
     with distcache_server(tmp_path) as srv:
         r = redis.Redis(port=srv.port)
         fill(r, "small", 100, size=1)
+        base = dataset(r)
         r.config_set("maxmemory", r.info("memory")["used_memory"] + 1_000_000)
         stored = 0
+        grew = []
         with pytest.raises(redis.ResponseError, match="command not allowed when used memory"):
             for i in range(300):
-                r.set(f"big{i}", b"x" * 100_000)
+                r.set(f"big{i}", value)
                 stored += 1
-        # PyPy counts each value times its GC's heap growth (eviction.gc_factor).
+                grew.append(dataset(r) - base)
+        # PyPy's eviction counts each value times its GC's heap growth
+        # (memory_size.gc_factor); INFO's used_memory the value as it is.
         assert 5 / gc_factor() <= stored <= 15
+        for n, used in enumerate(grew, 1):
+            assert n * 100_000 <= used <= n * 105_000 + 2 * KB, (n, grew)
 
 
 def test_allkeys_lru_bounds_rss_and_keeps_recent_keys(tmp_path):
