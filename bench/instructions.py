@@ -8,8 +8,6 @@ start-up. Deterministic with a fixed hash seed (set here).
 
     python bench/instructions.py                       # get,set,incr at -P 1 and 16
     python bench/instructions.py -t get -P 16 --policy allkeys-lru --keys 100000
-    python bench/instructions.py -t set -P 16 --policy allkeys-lru --keys 100000 \
-        --maxmemory 4mb                                  # steady eviction: every write evicts
     python bench/instructions.py --parser python
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
     python bench/instructions.py -t evalsha                  # a one-command script
@@ -64,7 +62,7 @@ FRESH = {"pfadd", "geoadd", "setbit"}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
-             keys: int, replicas: int = 0, maxmemory: str = "4gb") -> None:
+             keys: int, replicas: int = 0) -> None:
     """The measured program: ``rounds`` reads per client, round robin."""
     sys.path.insert(0, ROOT)
     from distcache.protocol import encode_command
@@ -109,7 +107,7 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
         clients.append(client)
     setup = clients[0].data_received
     if policy != "off":
-        setup(encode_command([b"CONFIG", b"SET", b"maxmemory", maxmemory.encode()]))
+        setup(encode_command([b"CONFIG", b"SET", b"maxmemory", b"4gb"]))
         setup(encode_command([b"CONFIG", b"SET", b"maxmemory-policy", policy.encode()]))
     loop = Loop()
     if replicas:  # online replicas (fake transports) fed by the stream
@@ -163,7 +161,7 @@ def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> in
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             os.path.realpath(sys.executable), os.path.abspath(__file__), "--run", kind,
             str(pipeline), str(rounds), args.parser, args.policy, str(args.keys),
-            str(args.replicas), args.maxmemory]
+            str(args.replicas)]
     env = dict(os.environ, PYTHONHASHSEED="0")
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stderr
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
@@ -174,18 +172,15 @@ def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> in
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        kind, pipeline, rounds, parser, policy, keys, replicas, maxmemory = sys.argv[2:10]
-        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys), int(replicas),
-                 maxmemory)
+        kind, pipeline, rounds, parser, policy, keys, replicas = sys.argv[2:9]
+        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys), int(replicas))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-t", "--tests", default="get,set,incr")
     ap.add_argument("-P", "--pipeline", default="1,16")
     ap.add_argument("--parser", default="hiredis", choices=["hiredis", "python"])
     ap.add_argument("--policy", default="off",
-                    help="off, or a maxmemory-policy to run with --maxmemory")
-    ap.add_argument("--maxmemory", default="4gb",
-                    help="with --policy (4gb: never reached; a few mb: --keys evict)")
+                    help="off, or a maxmemory-policy to run with maxmemory 4gb (never reached)")
     ap.add_argument("--keys", type=int, default=0,
                     help="random keys over this many (0: one key, as redis-benchmark)")
     ap.add_argument("--replicas", type=int, default=0,

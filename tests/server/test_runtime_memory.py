@@ -60,7 +60,9 @@ def test_maxmemory_bounds_rss_past_the_limit(tmp_path: Path) -> None:
         info = _info(server.port)
         grown = _rss(server.proc.pid) - before
         assert int(info["evicted_keys"]) > 0
-        assert int(info["used_memory"]) <= MAXMEMORY * 1.05
+        # (PyPy: used_memory also counts evicted values its GC has not collected)
+        assert int(info["used_memory"]) - int(info["mem_not_counted_for_evict"]) \
+            <= MAXMEMORY * 1.05
         # The dataset's real growth stays near the limit (slack: allocator and GC
         # fragmentation, the read buffers of a pipelined load). PyPy's freed old
         # objects wait for the next major collection, which used_memory counts

@@ -101,7 +101,9 @@ def test_config_set_maxmemory_at_runtime(tmp_path):
             r.set("new", "v")
         r.config_set("maxmemory-policy", "allkeys-random")
         assert r.set("new", "v")  # evicts to make room
-        assert r.info("memory")["used_memory"] <= MB + 64 * KB
+        # (PyPy: used_memory counts evicted values its GC has not collected yet)
+        memory = r.info("memory")
+        assert memory["used_memory"] - memory["mem_not_counted_for_evict"] <= MB + 64 * KB
         assert r.info("stats")["evicted_keys"] > 1000
         r.config_set("maxmemory", "0")
         fill(r, "again", 2000)
@@ -153,7 +155,7 @@ def test_allkeys_lru_bounds_rss_and_keeps_recent_keys(tmp_path):
         total = 10 * maxmemory // size  # write 10x maxmemory
         fast_fill(srv.port, b"key:", total, size)
         info = r.info()
-        assert info["used_memory"] <= maxmemory + 64 * KB
+        assert info["used_memory"] - info["mem_not_counted_for_evict"] <= maxmemory + 64 * KB
         assert info["evicted_keys"] > total // 2
         assert info["used_memory_rss"] - rss0 < 2 * maxmemory, info["used_memory_rss"]
         assert info["used_memory_rss"] < 2 * maxmemory + rss0
