@@ -21,9 +21,10 @@ from ..types.stream import INVALID_READ, Stream
 from ..types.stream_node import MAX_ID, fmt_id, wrap64
 from ..types.stream_pel import Consumer, Group, Nack, wall_ms
 from .args import to_int
-from .streams import (ReadArgs, dirtied, entries_reply, entry_reply, interval,
-                      keyed_reply, parse_id, stream_of, stream_waiter, strict_id, xread_keys,
-                      BLOCKED_DEFAULT_COUNT)
+from .stream_read import (BLOCKED_DEFAULT_COUNT, ReadArgs, keyed_reply, stream_waiter,
+                          xread_keys)
+from .streams import (dirtied, entries_reply, entry_reply, interval, parse_id, stream_of,
+                      strict_id)
 from .table import KEY_FINDERS, command, container, help_reply
 
 _STREAM = dict(group="stream")
