@@ -43,29 +43,35 @@ _BAD_COUNT = "ERR value is not an integer or out of range"
 def evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
     """EVALSHA's handler: the script by its SHA, timed here when monitoring.py
     leaves the timing to the command (a run of one through :func:`run_many`
-    costs more: its set-up is for many)."""
-    if not monitoring.self_timing:
-        return _evalsha(engine, c, args)
-    start = perf_counter()
+    costs more: its set-up is for many). One frame: the parse, the lookup and
+    the slow log's record (Monitoring.record, inlined) around ``engine.run``."""
+    timed = monitoring.self_timing
+    if timed:
+        start = perf_counter()
     try:
-        return _evalsha(engine, c, args)
+        nkeys = _NUMKEYS.get(args[2])
+        if nkeys is not None and nkeys <= len(args) - 3:
+            keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
+        else:
+            keys, argv = split_keys(args, _BAD_COUNT)
+        script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
+        if script is None:
+            raise CommandError(NOSCRIPT)
+        return engine.run(c, script, keys, argv, False)
     finally:
-        server = engine.server
-        if not server.loading:
-            server.monitoring.record(c, "evalsha", args,
-                                     int((perf_counter() - start) * 1000000))
-
-
-def _evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
-    nkeys = _NUMKEYS.get(args[2])
-    if nkeys is not None and nkeys <= len(args) - 3:
-        keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
-    else:
-        keys, argv = split_keys(args, _BAD_COUNT)
-    script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
-    if script is None:
-        raise CommandError(NOSCRIPT)
-    return engine.run(c, script, keys, argv, False)
+        if timed:
+            server = engine.server
+            if not server.loading:
+                usec = int((perf_counter() - start) * 1000000)
+                m = server.monitoring
+                if m.histograms is not None:
+                    counts = m.histograms.get("evalsha")
+                    if counts is None:
+                        counts = m.histograms["evalsha"] = [0] * monitoring.BUCKETS
+                    bucket = usec.bit_length()
+                    counts[bucket if bucket < monitoring.BUCKETS else -1] += 1
+                if 0 <= m.slower_than <= usec:
+                    m.slowlog_add(c, args, usec)
 
 
 def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
@@ -114,7 +120,11 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
             script = scripts.get(args[1])
             if script is None or script.flags is not None:
                 break  # NOSCRIPT, another case, a shebang: the general path
-            run = _Run(c, script, args[3:3 + nkeys], t0)
+            run = _Run()
+            run.caller = c
+            run.script = script
+            run.keys = args[3:3 + nkeys]
+            run.start = t0
             if oom_check is not None:
                 engine.running = None
                 keyspace.propagators = propagators  # evictions propagate as themselves
