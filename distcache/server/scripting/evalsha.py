@@ -43,20 +43,68 @@ _BAD_COUNT = "ERR value is not an integer or out of range"
 def evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
     """EVALSHA's handler: the script by its SHA, timed here when monitoring.py
     leaves the timing to the command (a run of one through :func:`run_many`
-    costs more: its set-up is for many). One frame: the parse, the lookup and
-    the slow log's record (Monitoring.record, inlined) around ``engine.run``."""
+    costs more: its set-up is for many). One frame for the plain form (a
+    cached script without a shebang, up to FIXED keys and arguments, no
+    maxmemory): the parse, the lookup, :meth:`ScriptEngine.run`'s steps and the
+    slow log's record (Monitoring.record), inlined; the rest goes through
+    ``engine.run``."""
     timed = monitoring.self_timing
-    if timed:
-        start = perf_counter()
+    start = perf_counter() if timed else 0.0
     try:
         nkeys = _NUMKEYS.get(args[2])
-        if nkeys is not None and nkeys <= len(args) - 3:
+        n = len(args) - 3  # keys and arguments
+        if nkeys is not None and nkeys <= n:
+            script = engine.scripts.get(args[1])
+            server = engine.server
+            if (script is not None and script.flags is None and n <= FIXED
+                    and engine.running is None and server.oom_check is None):
+                # ScriptEngine.run for the plain form, inlined: no shebang, no OOM
+                # check (no maxmemory), the EVAL runtime, a fixed-parameter runner.
+                run = _Run()
+                run.caller = c
+                run.script = script
+                run.keys = args[3:3 + nkeys]
+                run.start = start or perf_counter()
+                sclient = engine.client
+                sclient.db = c.db
+                sclient.resp3 = False
+                keyspace = server.keyspace
+                propagators = keyspace.propagators
+                keyspace.stage_db = None  # every write goes to the collector
+                collected: List[Tuple[int, List[List[bytes]]]] = []
+                if propagators:
+                    keyspace.propagators = [engine.collector(collected)]
+                runtime = engine.runtime
+                engine.running = run
+                try:
+                    value = runtime.runners[n](script.func, nkeys, *args[3:])
+                    ok = value.__class__ is not tuple  # (False, error table)
+                    if not ok:
+                        value = value[1]
+                except LuaError as exc:  # an error in the error handler (out of memory...)
+                    runtime._unhook()
+                    ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+                finally:
+                    engine.running = None
+                    if propagators:
+                        keyspace.propagators = propagators
+                    if run.busy is not None:
+                        run.busy.finish()
+                runs = engine.runs = engine.runs + 1
+                if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:
+                    engine.tidy(runtime)
+                if ok and value.__class__ is bytes and not (collected or run.shutdown
+                                                            or server.ready_keys):
+                    return value
+                return engine.reply(c, run, ok, value, collected)
             keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
         else:
             keys, argv = split_keys(args, _BAD_COUNT)
-        script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
+            script = None
         if script is None:
-            raise CommandError(NOSCRIPT)
+            script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
+            if script is None:
+                raise CommandError(NOSCRIPT)
         return engine.run(c, script, keys, argv, False)
     finally:
         if timed:
