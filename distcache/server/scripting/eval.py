@@ -43,15 +43,19 @@ SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
 
 
 class Script:
-    """A cached script: its body, compiled function and shebang flags (None: no shebang)."""
+    """A cached script: its body, compiled function and shebang flags (None: no shebang);
+    and the runner bound to it for the shape (keys and arguments) of its first plain
+    EVALSHA (``shape`` -1: none yet), see LuaRuntime.run_first."""
 
-    __slots__ = ("sha", "body", "func", "flags")
+    __slots__ = ("sha", "body", "func", "flags", "shape", "runner")
 
     def __init__(self, sha: bytes, body: bytes, func: Any, flags: Optional[frozenset]) -> None:
         self.sha = sha
         self.body = body
         self.func = func
         self.flags = flags
+        self.shape = -1
+        self.runner: Any = None
 
 
 class _Run:

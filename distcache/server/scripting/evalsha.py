@@ -77,7 +77,11 @@ def evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
                 runtime = engine.runtime
                 engine.running = run
                 try:
-                    value = runtime.runners[n](script.func, nkeys, *args[3:])
+                    shape = n * 16 + nkeys
+                    if script.shape == shape:
+                        value = script.runner(*args[3:])
+                    else:
+                        value = runtime.run_first(script, shape, nkeys, args)
                     ok = value.__class__ is not tuple  # (False, error table)
                     if not ok:
                         value = value[1]
@@ -131,7 +135,6 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
     spec = server.command_table[b"evalsha"]
     scripts = engine.scripts
     runtime = engine.runtime
-    runners = runtime.runners
     sclient = engine.client
     keyspace = server.keyspace
     propagators = keyspace.propagators
@@ -185,7 +188,11 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
             sclient.db = db  # the script's SELECT changed the private client's
             sclient.resp3 = False
             try:
-                value = runners[n](script.func, nkeys, *args[3:])
+                shape = n * 16 + nkeys
+                if script.shape == shape:
+                    value = script.runner(*args[3:])
+                else:
+                    value = runtime.run_first(script, shape, nkeys, args)
                 ok = value.__class__ is not tuple  # (False, error table)
                 if not ok:
                     value = value[1]
