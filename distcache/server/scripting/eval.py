@@ -43,22 +43,34 @@ SHEBANG_FLAGS = ("no-writes", "allow-oom", "allow-stale", "no-cluster",
 
 
 class Script:
-    """A cached script: its body, compiled function and shebang flags (None: no shebang)."""
+    """A cached script: its body, compiled function and shebang flags (None: no shebang);
+    and the runner bound to it for the shape (keys and arguments) of its first plain
+    EVALSHA (``shape`` -1: none yet), see LuaRuntime.run_first."""
 
-    __slots__ = ("sha", "body", "func", "flags")
+    __slots__ = ("sha", "body", "func", "flags", "shape", "runner")
 
     def __init__(self, sha: bytes, body: bytes, func: Any, flags: Optional[frozenset]) -> None:
         self.sha = sha
         self.body = body
         self.func = func
         self.flags = flags
+        self.shape = -1
+        self.runner: Any = None
 
 
 class _Run:
     """The state of the script being run (Redis's scriptRunCtx).
 
     No __slots__: what most runs never change is a class attribute, so making
-    one per EVAL sets four attributes rather than sixteen."""
+    one per EVAL sets four attributes rather than sixteen; and no ``__init__``:
+    its callers set ``caller``, ``script``, ``keys`` (the keys it declared, for
+    its caller's tracking) and ``start`` (perf_counter(), the clock of the
+    hook's busy timer) themselves, a Python frame less per script."""
+
+    caller: Any
+    script: Any
+    keys: List[bytes]
+    start: float
 
     function = False  # FCALL: FUNCTION KILL, not SCRIPT KILL, ends it
     argv: Sequence[bytes] = ()  # the FCALL, for FUNCTION STATS
@@ -73,12 +85,6 @@ class _Run:
 
     readonly = False  # EVAL_RO, or a no-writes shebang
     pre_oom = False  # over maxmemory as it started
-
-    def __init__(self, caller: Any, script: Any, keys: List[bytes], start: float) -> None:
-        self.caller = caller
-        self.script = script
-        self.keys = keys  # the keys it declared, for its caller's tracking
-        self.start = start  # perf_counter(), the clock of the hook's busy timer
 
 
 def _check_flags(server: Any, run: _Run, flags: frozenset, readonly: bool) -> None:
@@ -224,7 +230,11 @@ class ScriptEngine:
                 oom_check(c)  # evicts first, as processCommand does before EVAL
             except CommandError:
                 pre_oom = True
-        run = _Run(c, script, keys, perf_counter())
+        run = _Run()
+        run.caller = c
+        run.script = script
+        run.keys = keys
+        run.start = perf_counter()
         if readonly:
             run.readonly = True
         if pre_oom:

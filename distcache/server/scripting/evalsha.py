@@ -43,29 +43,87 @@ _BAD_COUNT = "ERR value is not an integer or out of range"
 def evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
     """EVALSHA's handler: the script by its SHA, timed here when monitoring.py
     leaves the timing to the command (a run of one through :func:`run_many`
-    costs more: its set-up is for many)."""
-    if not monitoring.self_timing:
-        return _evalsha(engine, c, args)
-    start = perf_counter()
+    costs more: its set-up is for many). One frame for the plain form (a
+    cached script without a shebang, up to FIXED keys and arguments, no
+    maxmemory): the parse, the lookup, :meth:`ScriptEngine.run`'s steps and the
+    slow log's record (Monitoring.record), inlined; the rest goes through
+    ``engine.run``."""
+    timed = monitoring.self_timing
+    start = perf_counter() if timed else 0.0
     try:
-        return _evalsha(engine, c, args)
+        nkeys = _NUMKEYS.get(args[2])
+        n = len(args) - 3  # keys and arguments
+        if nkeys is not None and nkeys <= n:
+            script = engine.scripts.get(args[1])
+            server = engine.server
+            if (script is not None and script.flags is None and n <= FIXED
+                    and engine.running is None and server.oom_check is None):
+                # ScriptEngine.run for the plain form, inlined: no shebang, no OOM
+                # check (no maxmemory), the EVAL runtime, a fixed-parameter runner.
+                run = _Run()
+                run.caller = c
+                run.script = script
+                run.keys = args[3:3 + nkeys]
+                run.start = start or perf_counter()
+                sclient = engine.client
+                sclient.db = c.db
+                sclient.resp3 = False
+                keyspace = server.keyspace
+                propagators = keyspace.propagators
+                keyspace.stage_db = None  # every write goes to the collector
+                collected: List[Tuple[int, List[List[bytes]]]] = []
+                if propagators:
+                    keyspace.propagators = [engine.collector(collected)]
+                runtime = engine.runtime
+                engine.running = run
+                try:
+                    shape = n * 16 + nkeys
+                    if script.shape == shape:
+                        value = script.runner(*args[3:])
+                    else:
+                        value = runtime.run_first(script, shape, nkeys, args)
+                    ok = value.__class__ is not tuple  # (False, error table)
+                    if not ok:
+                        value = value[1]
+                except LuaError as exc:  # an error in the error handler (out of memory...)
+                    runtime._unhook()
+                    ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+                finally:
+                    engine.running = None
+                    if propagators:
+                        keyspace.propagators = propagators
+                    if run.busy is not None:
+                        run.busy.finish()
+                runs = engine.runs = engine.runs + 1
+                if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:
+                    engine.tidy(runtime)
+                if ok and value.__class__ is bytes and not (collected or run.shutdown
+                                                            or server.ready_keys):
+                    return value
+                return engine.reply(c, run, ok, value, collected)
+            keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
+        else:
+            keys, argv = split_keys(args, _BAD_COUNT)
+            script = None
+        if script is None:
+            script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
+            if script is None:
+                raise CommandError(NOSCRIPT)
+        return engine.run(c, script, keys, argv, False)
     finally:
-        server = engine.server
-        if not server.loading:
-            server.monitoring.record(c, "evalsha", args,
-                                     int((perf_counter() - start) * 1000000))
-
-
-def _evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
-    nkeys = _NUMKEYS.get(args[2])
-    if nkeys is not None and nkeys <= len(args) - 3:
-        keys, argv = args[3:3 + nkeys], args[3 + nkeys:]
-    else:
-        keys, argv = split_keys(args, _BAD_COUNT)
-    script = engine.scripts.get(args[1]) or engine.get(args[1])  # as sent, else any case
-    if script is None:
-        raise CommandError(NOSCRIPT)
-    return engine.run(c, script, keys, argv, False)
+        if timed:
+            server = engine.server
+            if not server.loading:
+                usec = int((perf_counter() - start) * 1000000)
+                m = server.monitoring
+                if m.histograms is not None:
+                    counts = m.histograms.get("evalsha")
+                    if counts is None:
+                        counts = m.histograms["evalsha"] = [0] * monitoring.BUCKETS
+                    bucket = usec.bit_length()
+                    counts[bucket if bucket < monitoring.BUCKETS else -1] += 1
+                if 0 <= m.slower_than <= usec:
+                    m.slowlog_add(c, args, usec)
 
 
 def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
@@ -77,7 +135,6 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
     spec = server.command_table[b"evalsha"]
     scripts = engine.scripts
     runtime = engine.runtime
-    runners = runtime.runners
     sclient = engine.client
     keyspace = server.keyspace
     propagators = keyspace.propagators
@@ -114,7 +171,11 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
             script = scripts.get(args[1])
             if script is None or script.flags is not None:
                 break  # NOSCRIPT, another case, a shebang: the general path
-            run = _Run(c, script, args[3:3 + nkeys], t0)
+            run = _Run()
+            run.caller = c
+            run.script = script
+            run.keys = args[3:3 + nkeys]
+            run.start = t0
             if oom_check is not None:
                 engine.running = None
                 keyspace.propagators = propagators  # evictions propagate as themselves
@@ -127,7 +188,11 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
             sclient.db = db  # the script's SELECT changed the private client's
             sclient.resp3 = False
             try:
-                value = runners[n](script.func, nkeys, *args[3:])
+                shape = n * 16 + nkeys
+                if script.shape == shape:
+                    value = script.runner(*args[3:])
+                else:
+                    value = runtime.run_first(script, shape, nkeys, args)
                 ok = value.__class__ is not tuple  # (False, error table)
                 if not ok:
                     value = value[1]

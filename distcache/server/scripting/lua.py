@@ -274,6 +274,28 @@ for n = 0, FIXED do
   runners[n + 1] = loadstring(src, '=distcache')(real, xpcall, handler, S, unhook)
 end
 
+-- Binders: binders[n * 16 + nkeys + 1](f) makes a runner of script f alone for n keys
+-- and arguments of which nkeys keys: the function and the key count are not passed
+-- on each call (each argument lupa passes costs a few hundred instructions), KEYS and
+-- ARGV are two table constructors.
+local binders = {}
+for n = 0, FIXED do
+  local names = {}
+  for i = 1, n do names[i] = 'a' .. i end
+  for nkeys = 0, n do
+    local src = 'local real, xpcall, handler, S, unhook = ...\n' ..
+      'return function(f) return function(' .. table.concat(names, ', ') .. ')\n' ..
+      '  real.KEYS, real.ARGV = {' .. table.concat(names, ', ', 1, nkeys) .. '}, {' ..
+      table.concat(names, ', ', nkeys + 1, n) .. '}\n' ..
+      '  local ok, r = xpcall(f, handler)\n' ..
+      '  if S.killed then unhook() end\n' ..
+      '  if ok then return r end\n' ..
+      '  return false, r\n' ..
+      'end end\n'
+    binders[n * 16 + nkeys + 1] = loadstring(src, '=distcache')(real, xpcall, handler, S, unhook)
+  end
+end
+
 -- run, with KEYS and ARGV given as arguments: cheaper than two tables made from Python
 -- (and run inlined: a Lua call less per script).
 local function run_args(f, nkeys, ...)
@@ -337,7 +359,7 @@ local function call_function(f, keys, argv)
 end
 
 return compile, run, libraries, unhook, unproxy, load_library, call_function, run_args, mark,
-       arm, runners
+       arm, runners, binders
 """
 
 
@@ -363,12 +385,16 @@ class LuaRuntime:
             raise RuntimeError(err)
         major, minor, patch = (int(p) for p in version.split("."))
         (self._compile, self._run, add_libraries, self._unhook, self.unproxy, self._load_library,
-         self._call_function, self._run_args, self._mark, arm, runners) = boot(
+         self._call_function, self._run_args, self._mark, arm, runners, binders) = boot(
             rt.table_from(host.lua_api()), self._error_table, host.lua_hook,
             version.encode(), (major << 16) | (minor << 8) | patch, register, load_hook, FIXED)
         #: runners[n](func, nkeys, *keys, *argv) for n keys and arguments in all: the
         #: script's value, or (False, error table).
         self.runners: List[Any] = [runners[n + 1] for n in range(FIXED + 1)]
+        #: binders[shape](func): a runner of that script alone for calls of that shape
+        #: (n keys and arguments, nkeys of them keys: n * 16 + nkeys), called with the
+        #: keys and arguments only.
+        self.binders: List[Any] = [binders[i + 1] for i in range(16 * (FIXED + 1))]
         self.table = rt.table
         self.table_from = rt.table_from
         #: Bytes the Lua state holds (counted: max_memory is given, if 0).
@@ -377,6 +403,16 @@ class LuaRuntime:
             add_libraries(rt.table_from(libraries(self)))
         arm(HOOK_EVERY)  # from now on, for good: host.lua_hook is False between runs
         self.limit_memory(host.server.config["lua-max-memory"])
+
+    def run_first(self, script: Any, shape: int, nkeys: int, args: List[bytes]) -> Any:
+        """A plain run of a script whose bound runner is not for this shape: the script
+        gets one for it if it has none yet (its first plain run), else the shared
+        runner runs it. The value, or (False, error table); LuaError as a runner."""
+        if script.runner is None:
+            script.runner = self.binders[shape](script.func)
+            script.shape = shape
+            return script.runner(*args[3:])
+        return self.runners[len(args) - 3](script.func, nkeys, *args[3:])
 
     def library(self, functions: Dict[bytes, Any]) -> Any:
         """A Lua table of a library's members; its Python callables are functions to
