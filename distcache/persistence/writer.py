@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, List, Optional, Tuple
 
-from .propagation import send_replies, take_read, verbatim
+from .propagation import send_replies, verbatim
 from . import aof, snapshot
 
 log = logging.getLogger("distcache.persistence")
@@ -75,7 +75,11 @@ class LogWriter:
         """
         staged = self.staged
         if staged:
-            take_read(staged, self.buf, data if verbatim(staged, data, commands) else None)
+            if verbatim(staged, data, commands):
+                self.buf.append(data)  # type: ignore[arg-type]
+                staged.clear()
+            else:
+                self._encode_staged()
         if client.out or client.closing:
             self.defer_reply(client)
 

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ...persistence.aof import encode_commands, select_bytes
-from ...persistence.propagation import rewire, send_replies, take_read, verbatim
+from ...persistence.propagation import rewire, send_replies, verbatim
 from ...protocol import ProtocolError
 from ..connection import BufferedClient, Client
 from .backlog import Backlog
@@ -173,8 +173,16 @@ class Primary:
         commands (``propagation.verbatim``), then its replies leave."""
         staged = self.staged
         if staged:
-            take_read(staged, self.outq, data if verbatim(staged, data, commands) else None)
-        if client.out or client.closing:
+            if verbatim(staged, data, commands):
+                self.outq.append(data)  # type: ignore[arg-type]
+                staged.clear()
+            else:
+                self._encode_staged()
+        out = client.out
+        if out and not (client.closing or client.closed):  # send_replies, inlined
+            client.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            out.clear()
+        elif out or client.closing:
             send_replies(client)
 
     def _select(self, db_id: int) -> None:
