@@ -10,6 +10,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t get -P 16 --policy allkeys-lru --keys 100000
     python bench/instructions.py --parser python
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
+    python bench/instructions.py -t set -P 16 --appendonly   # the log (everysec), on tmpfs
     python bench/instructions.py -t evalsha                  # a one-command script
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
     python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
@@ -62,7 +63,7 @@ FRESH = {"pfadd", "geoadd", "setbit"}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
-             keys: int, replicas: int = 0) -> None:
+             keys: int, replicas: int = 0, appendonly: bool = False) -> None:
     """The measured program: ``rounds`` reads per client, round robin."""
     sys.path.insert(0, ROOT)
     from distcache.protocol import encode_command
@@ -97,7 +98,18 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
             for callback, args in ready:
                 callback(*args)  # type: ignore[operator]
 
-    server = CacheServer("127.0.0.1", 0, appendonly="no", save="", parser=parser)
+    loop = Loop()
+    if appendonly:  # the log in a fresh directory (appendfsync everysec: a thread)
+        import tempfile
+        workdir = tempfile.mkdtemp(dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+        server = CacheServer("127.0.0.1", 0, appendonly="yes", save="", parser=parser,
+                             dir=workdir)
+        server.loop = loop  # type: ignore[assignment]
+        server.persistence._on_started(server)  # loads nothing, opens the log
+        while server.loading:
+            loop.run()
+    else:
+        server = CacheServer("127.0.0.1", 0, appendonly="no", save="", parser=parser)
     server.loading = False
     server.gated = False
     clients = []
@@ -109,7 +121,6 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     if policy != "off":
         setup(encode_command([b"CONFIG", b"SET", b"maxmemory", b"4gb"]))
         setup(encode_command([b"CONFIG", b"SET", b"maxmemory-policy", policy.encode()]))
-    loop = Loop()
     if replicas:  # online replicas (fake transports) fed by the stream
         server.loop = loop  # type: ignore[assignment]
         primary = server.replication.primary
@@ -155,13 +166,16 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
             if loop.ready:
                 loop.run()
             n += 1
+    if appendonly:
+        server.persistence.close()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> int:
     argv = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             os.path.realpath(sys.executable), os.path.abspath(__file__), "--run", kind,
             str(pipeline), str(rounds), args.parser, args.policy, str(args.keys),
-            str(args.replicas)]
+            str(args.replicas), str(int(args.appendonly))]
     env = dict(os.environ, PYTHONHASHSEED="0")
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stderr
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
@@ -172,8 +186,9 @@ def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> in
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--run":
-        kind, pipeline, rounds, parser, policy, keys, replicas = sys.argv[2:9]
-        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys), int(replicas))
+        kind, pipeline, rounds, parser, policy, keys, replicas, appendonly = sys.argv[2:10]
+        workload(kind, int(pipeline), int(rounds), parser, policy, int(keys), int(replicas),
+                 appendonly == "1")
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-t", "--tests", default="get,set,incr")
@@ -185,6 +200,8 @@ def main() -> None:
                     help="random keys over this many (0: one key, as redis-benchmark)")
     ap.add_argument("--replicas", type=int, default=0,
                     help="online replicas (fake sockets) the writes are streamed to")
+    ap.add_argument("--appendonly", action="store_true",
+                    help="log the writes (appendonly yes, everysec, in a directory on tmpfs)")
     args = ap.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")

@@ -36,6 +36,7 @@ from ..server.replication import history
 from . import aof, rdb_snapshot, snapshot
 from .aof import LogFile, Manifest
 from .background import ForkJob, SlicedJob, _unlink, can_fork, child_setup, fork, run_child
+from .propagation import rewire
 from .writer import LogWriter
 from .loader import RecoveryError, RecoveryPlan, frozen_clock, paths, plan_recovery, run_plan
 
@@ -87,8 +88,7 @@ class Persistence(LogWriter):
         self.loading_gen: Any = None
         self.saves = 0
         server.persistence = self
-        server.defer_reply = self.defer_reply
-        server.log_read = self.log_read
+        rewire(server)  # the log's hooks, once its file is open
         server.loading = True
         server.gated = True
         # Nothing expires while loading (as in Redis): replay must meet the keys
@@ -214,7 +214,8 @@ class Persistence(LogWriter):
         self.fsync_always = mode == "always" and self.log is not None
         # Replies wait for their batch's record to be written (and, with
         # always, fsynced): a SIGKILL never loses an acknowledged write.
-        self.server.before_reply = self.log is not None
+        # (The replication stream may take each read's end too: rewire decides.)
+        rewire(self.server)
         if mode == "everysec" and self.log is not None and self.fsync_thread is None:
             self.fsync_stop.clear()
             self.fsync_thread = threading.Thread(target=self._fsync_loop,

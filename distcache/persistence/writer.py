@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from operator import is_
 from typing import Any, List, Optional, Tuple
 
+from .propagation import send_replies, verbatim
 from . import aof, snapshot
 
 log = logging.getLogger("distcache.persistence")
@@ -68,16 +68,15 @@ class LogWriter:
         """After a client's read ran: log what it wrote, then send or hold its replies.
 
         ``data`` is the read's bytes when they hold exactly ``commands`` (no
-        partial request on either side). When the commands staged since are
-        exactly those commands, in order, each logged with its own arguments,
-        the bytes are the record: replaying them is replaying the commands,
-        and logging them costs one append instead of an encoding per command.
+        partial request on either side, no inline request). When the commands
+        staged since are exactly those commands (``propagation.verbatim``), the
+        bytes are the record: logging them costs one append instead of an
+        encoding per command.
         """
         staged = self.staged
         if staged:
-            if data is not None and len(staged) == len(commands) \
-                    and all(map(is_, staged, commands)):
-                self.buf.append(data)
+            if verbatim(staged, data, commands):
+                self.buf.append(data)  # type: ignore[arg-type]
                 staged.clear()
             else:
                 self._encode_staged()
@@ -87,7 +86,7 @@ class LogWriter:
     def defer_reply(self, client: Any) -> None:
         """Hold a client's replies until the batch is written (always: and fsynced)."""
         if not self.buf and not self.deferred and not (self.fsync_always and self.unsynced):
-            _send(client)  # nothing pending: no need to wait
+            send_replies(client)  # nothing pending: no need to wait
             return
         self.deferred.append(client)
         if not self.scheduled:
@@ -105,7 +104,7 @@ class LogWriter:
             self.deferred = []
             self.server.run_before_reply()
             for client in deferred:
-                _send(client)
+                send_replies(client)
 
     def _write_buffer(self) -> bool:
         self.keyspace.stage_db = None  # the next write selects its database again
@@ -168,12 +167,3 @@ class LogWriter:
             return snapshot.NO_LOG, 0
         return self.log.log_id, self.log.size
 
-
-def _send(client: Any) -> None:
-    out = client.out
-    if out and not client.closed:
-        data = b"".join(out) if len(out) > 1 else out[0]
-        out.clear()
-        client.transport.write(data)
-    if client.closing and not client.closed:
-        client.close_now()

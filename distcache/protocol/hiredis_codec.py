@@ -31,7 +31,7 @@ class HiredisRequestParser:
     """
 
     __slots__ = ("_reader", "_python", "_shadow", "max_bulk_len", "max_multibulk_len",
-                 "authenticated", "_last", "_tail", "_partial")
+                 "authenticated", "_last", "_tail", "_partial", "unusual")
 
     def __init__(self, max_bulk_len: int = 512 * 1024 * 1024,
                  max_multibulk_len: int = 1024 * 1024 * 16) -> None:
@@ -44,6 +44,9 @@ class HiredisRequestParser:
         self._last = b""
         self._tail = b""  # last bytes fed, to spot a header split across reads
         self._partial = 0  # bytes hiredis holds for an incomplete request
+        #: Inline requests and empty multibulks parsed since the owner reset it
+        #: (see RequestParser.unusual).
+        self.unusual = 0
 
     def _new_python(self) -> RequestParser:
         parser = RequestParser(self.max_bulk_len, self.max_multibulk_len)
@@ -170,6 +173,9 @@ class HiredisRequestParser:
         if python is not None:
             python.authenticated = self.authenticated  # AUTH may have succeeded since
             commands = python.get_commands()
+            if python.unusual:
+                self.unusual += python.unusual
+                python.unusual = 0
             if not python.buffered() and not python._argc and self.authenticated:
                 self._python = None
             return commands
@@ -185,11 +191,13 @@ class HiredisRequestParser:
                 if cmd.__class__ is not list:
                     if cmd is None:
                         empty += 5  # *-1
+                        self.unusual += 1
                         continue
                     raise ProtocolError("Protocol error: expected '*', got '%s'"
                                         % _type_char(cmd))
                 if not cmd:
                     empty += 4  # *0
+                    self.unusual += 1
                     continue
                 for arg in cmd:
                     if arg.__class__ is not bytes:

@@ -321,7 +321,7 @@ class RequestParser(_Buffer):
     """
 
     __slots__ = ("max_bulk_len", "max_multibulk_len", "authenticated", "_args", "_argc",
-                 "_held")
+                 "_held", "unusual")
 
     def __init__(self, max_bulk_len: int = 512 * 1024 * 1024,
                  max_multibulk_len: int = 1024 * 1024 * 16) -> None:
@@ -333,6 +333,11 @@ class RequestParser(_Buffer):
         self._args: List[bytes] = []
         self._argc = 0  # arguments still expected by the multibulk in progress
         self._held = 0  # wire bytes of the multibulk in progress already consumed
+        #: Inline requests (empty lines included) and empty multibulks parsed since
+        #: the owner reset it: such a read can't go to the replication stream as
+        #: it is (a replica refuses inline requests from its primary, and counts
+        #: an empty multibulk in its offset only at its next command).
+        self.unusual = 0
 
     def buffered(self) -> int:
         """Bytes of requests not yet returned, including a partly parsed one:
@@ -370,6 +375,7 @@ class RequestParser(_Buffer):
             while pos < n:
                 if not argc:
                     if buf[pos] != 42:  # not '*': inline request
+                        self.unusual += 1
                         nl = find(b"\n", pos)
                         if nl < 0:
                             if n - pos > INLINE_MAX_SIZE:
@@ -400,6 +406,7 @@ class RequestParser(_Buffer):
                     held = nl + 2 - pos
                     pos = nl + 2
                     if argc <= 0:
+                        self.unusual += 1
                         argc = 0
                         held = 0
                         continue

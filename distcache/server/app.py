@@ -100,8 +100,9 @@ class CacheServer:
         #: NOREPLICAS while min-replicas-to-write is not met (replication/guard.py):
         #: the gate refuses queueing a write and EXEC of one with it, as Redis.
         self.replicas_refusal: Optional[str] = None
-        #: Persistence is logging: a read's replies go through ``log_read``
-        #: (or ``defer_reply``) and leave only after its writes are logged.
+        #: The log or the replication stream is on: each read ends in ``log_read``
+        #: (and replies go through ``defer_reply``); with the log they leave only
+        #: after its writes are logged (persistence/propagation.py wires them).
         self.before_reply = False
         self.log_read: Callable[[Client, Optional[bytes], List[Any]], None] = _no_log
         self.defer_reply: Callable[[Client], None] = Client.flush

@@ -196,7 +196,12 @@ class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
             if len(self.pending) > _MAX_PENDING:
                 self._pause_reading()
         if server.before_reply:
-            # Persistence: the log takes this read's writes, then the replies follow.
+            # The log and the replication stream take this read's writes, then the
+            # replies follow. The bytes can stand for the writes only if whole and
+            # plain multibulk (see the parser's ``unusual``).
+            if parser.unusual:
+                parser.unusual = 0
+                whole = False
             server.log_read(self, data if whole else None, commands)
         elif out and not (self.closing or self.closed):
             # flush(), inlined for the common case.

@@ -123,17 +123,24 @@ def test_random_reads_replay_to_the_same_dataset(tmp_path, parser, split, seed):
 
 
 def test_whole_read_of_writes_is_logged_as_sent(tmp_path):
-    """A read of plain writes is logged byte for byte (inline requests included),
-    and a restart replays it."""
+    """A read of plain multibulk writes is logged byte for byte; one holding an
+    inline request is encoded (the replication stream's decision: a replica
+    refuses inline requests); a restart replays both."""
     proc = start(tmp_path, "--appendfsync", "always")
     raw: Optional[RawClient] = None
     try:
         raw = RawClient(proc.port)
-        data = b"SET inline-key 1\r\n" + encode_command([b"SET", b"multi-key", b"two words"])
+        data = encode_command([b"SET", b"multi-key", b"two words"]) \
+            + encode_command([b"SET", b"k2", b"2"])
         raw.send(data)
+        assert raw.read_replies(2) == [b"OK", b"OK"]
+        inline = b"SET inline-key 1\r\n" + encode_command([b"SET", b"k3", b"3"])
+        raw.send(inline)
         assert raw.read_replies(2) == [b"OK", b"OK"]
         logged = b"".join(p.read_bytes() for p in aof_dir(tmp_path).glob("*.incr.*"))
         assert data in logged
+        assert b"SET inline-key" not in logged
+        assert encode_command([b"SET", b"inline-key", b"1"]) in logged
         raw.close()
         raw = None
         proc = crash_restart(tmp_path, proc)

@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ...persistence.aof import encode_commands, select_bytes
+from ...persistence.propagation import rewire, send_replies, verbatim
 from ...protocol import ProtocolError
 from ..connection import BufferedClient, Client
 from .backlog import Backlog
@@ -165,6 +166,24 @@ class Primary:
                 self.lent = True
                 keyspace.stage = self.staged
                 keyspace.stage_db = keyspace.dbs[db_id]
+
+    def read_done(self, client: Client, data: Optional[bytes], commands: List[Any]) -> None:
+        """After a client's read ran (the stream on, the log off): its writes join
+        the turn's stream, as the read's own bytes when they were exactly its
+        commands (``propagation.verbatim``), then its replies leave."""
+        staged = self.staged
+        if staged:
+            if verbatim(staged, data, commands):
+                self.outq.append(data)  # type: ignore[arg-type]
+                staged.clear()
+            else:
+                self._encode_staged()
+        out = client.out
+        if out and not (client.closing or client.closed):  # send_replies, inlined
+            client.transport.write(b"".join(out) if len(out) > 1 else out[0])
+            out.clear()
+        elif out or client.closing:
+            send_replies(client)
 
     def _select(self, db_id: int) -> None:
         if self.lent:  # the shortcut holds one database's writes
@@ -334,6 +353,7 @@ class Primary:
         self.seldb = -1
         if self.state.link is None and self.feed not in self.server.keyspace.propagators:
             self.server.keyspace.add_propagator(self.feed)
+            rewire(self.server)
 
     def ensure_backlog(self) -> None:
         """A replica keeps a backlog with or without sub-replicas, as Redis does, so
@@ -379,6 +399,7 @@ class Primary:
             self.ensure_backlog()
             if self.feed not in propagators:
                 self.server.keyspace.add_propagator(self.feed)
+        rewire(self.server)  # the stream takes each read's writes, or no longer
         self.guard.refresh()  # min-replicas-to-write binds a primary only
 
     def _free_backlog(self) -> None:
@@ -386,6 +407,7 @@ class Primary:
                  self.config["repl-backlog-ttl"])
         self.backlog = None
         self.server.keyspace.remove_propagator(self.feed)
+        rewire(self.server)
         # As Redis: a new id, so no replica continues a history we forgot.
         self.state.replid = _new_replid()
         self.state.clear_replid2()
