@@ -631,19 +631,22 @@ class Editor:
         self.changed = True
         return True
 
-    def add_hashes(self, hashes: Sequence[int]) -> List[bool]:
+    def add_hashes(self, hashes: Sequence[int], marks: Sequence[Any] = (False, True)
+                   ) -> List[Any]:
         """:meth:`set` of each hashed element's register (see :func:`hashes`);
-        whether each raised it. A dense value's registers are read and raised here."""
+        whether each raised it, as ``marks[1]`` or ``marks[0]`` (PFADD's run asks for
+        its replies). A dense value's registers are read and raised here."""
         if self.sparse is not None:
-            return [self.set(*_pattern(h)) for h in hashes]
+            return [marks[self.set(*_pattern(h))] for h in hashes]
         if self.regs is None and len(hashes) >= _UNPACK_MIN:
             if self.dense is None:
                 self.dense = bytearray(self.source)
             self.regs = bytearray(register_bytes(self.dense[HEADER:]))
         if self.regs is not None:
-            return self._add_unpacked(hashes)
+            return self._add_unpacked(hashes, marks)
         buf = self.dense if self.dense is not None else self.source
         copied = self.dense is not None
+        no, yes = marks
         out = []
         for h in hashes:
             tail = (h >> P) | _Q_BIT
@@ -652,7 +655,7 @@ class Editor:
             at, shift = HEADER + (bit >> 3), bit & 7
             word = buf[at] | buf[at + 1] << 8 if at < _LAST else buf[at]
             if (word >> shift) & 63 >= count:
-                out.append(False)
+                out.append(no)
                 continue
             if not copied:  # the first change: the value is copied once
                 buf = self.dense = bytearray(self.source)
@@ -661,16 +664,17 @@ class Editor:
             buf[at] = word & 0xFF
             if at < _LAST:
                 buf[at + 1] = word >> 8
-            out.append(True)
+            out.append(yes)
             self.changed = True
         return out
 
-    def _add_unpacked(self, hashes: Sequence[int]) -> List[bool]:
+    def _add_unpacked(self, hashes: Sequence[int], marks: Sequence[Any]) -> List[Any]:
         """:meth:`add_hashes` with the registers unpacked: most hashes raise nothing,
         and that is seen from the register and a mask, without the count."""
         regs, buf, below = self.regs, self.dense, _BELOW
         assert regs is not None and buf is not None
-        out = [False] * len(hashes)
+        yes = marks[1]
+        out = [marks[0]] * len(hashes)
         j = -1
         for h in hashes:
             j += 1
@@ -690,7 +694,7 @@ class Editor:
             buf[at] = word & 0xFF
             if at < _LAST:
                 buf[at + 1] = word >> 8
-            out[j] = True
+            out[j] = yes
             self.changed = True
         return out
 
