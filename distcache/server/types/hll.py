@@ -9,8 +9,9 @@ and merge opcodes in the order Redis does, so the same adds give the same bytes,
 and a sparse value is promoted to dense past ``hll-sparse-max-bytes`` or when a
 register outgrows 32. During one command a sparse value is its parsed opcodes
 plus a bytearray of them (kept between commands), and a dense one is read in
-place and copied to a bytearray at its first change; either becomes bytes
-again once, at the end.
+place and copied to a bytearray at its first change (or PFADD's kept copy, with
+the registers unpacked, is edited: ``_DENSE``); either becomes bytes again
+once, at the end. MurmurHash64A runs in C with the optional ``HLL`` package.
 """
 from __future__ import annotations
 
