@@ -239,15 +239,63 @@ def test_merges_and_counts_over_many_keys_match_redis_and_are_fast(pair):
     same_reply(pair, "GET", "d0")
 
 
-@pytest.mark.parametrize("count", [1, 4, 5, 16, 1100])
-def test_batch_hashes_match_the_one_by_one_hash(count):
-    """hll.hashes (elements of one length hashed together in big-integer lanes:
-    sliced 128-bit lanes, or whole elements as lanes up to 32 bytes) gives
-    MurmurHash64A of each element, for every length and mixed lengths."""
+def test_dense_runs_single_adds_counts_and_other_writes_match_redis(pair):
+    """A dense HLL edited through PFADD's kept copy and unpacked registers (runs of
+    16, single PFADDs, PFCOUNT writing its count back, PFMERGE, SETRANGE and RENAME
+    changing or moving the value behind it): every step gives Redis's bytes."""
+    rng = random.Random(5)
+    ours, theirs = pair
+    for client in pair:  # dense from the start
+        client.pfadd("d", *[b"seed:%d" % i for i in range(3000)])
+    for step in range(60):
+        commands = [["PFADD", "d", b"element:%012d" % rng.randrange(100000)]
+                    for _ in range(rng.choice([1, 2, 8, 16, 16]))]
+        if step % 7 == 3:
+            commands.append(["PFCOUNT", "d"])
+        assert _pipelined(ours, commands) == _pipelined(theirs, commands), step
+        if step % 5 == 0:
+            same_reply(pair, "PFADD", "d", b"one:%d" % step)  # one, not in a run
+        if step == 20:
+            same_reply(pair, "SETRANGE", "d", 100, b"\x3f")
+        if step == 30:
+            same_reply(pair, "PFMERGE", "d", "other")
+            same_reply(pair, "PFADD", "other", *[b"o%d" % i for i in range(50)])
+            same_reply(pair, "PFMERGE", "d", "other")
+        if step == 40:
+            same_reply(pair, "RENAME", "d", "e")
+            same_reply(pair, "RENAME", "e", "d")
+        if step % 10 == 9:
+            same_reply(pair, "GET", "d")
+            same_reply(pair, "PFCOUNT", "d")
+    same_reply(pair, "GET", "d")
+
+
+@pytest.fixture(params=["native", "python"])
+def hll_hash(request, monkeypatch):
+    """The hll module with its C MurmurHash64A (skipped when the HLL package is not
+    installed) or with the pure-Python one."""
     from distcache.server.types import hll
+    if request.param == "native":
+        if hll._native is None:
+            pytest.skip("the HLL package is not installed: only the pure Python runs")
+    else:
+        monkeypatch.setattr(hll, "_native", None)
+    return hll
+
+
+@pytest.mark.parametrize("count", [1, 4, 5, 16, 1100])
+def test_batch_hashes_match_the_one_by_one_hash(count, hll_hash):
+    """hll.hashes (in C with the HLL package; else elements of one length hashed
+    together in big-integer lanes: sliced 128-bit lanes, or whole elements as lanes
+    up to 32 bytes) gives MurmurHash64A of each element, for every length and mixed
+    lengths, and a buffer that is not bytes is hashed too."""
+    hll = hll_hash
     rng = random.Random(count)
     for length in list(range(0, 41)) + [64, 100]:
         elements = [bytes(rng.randrange(256) for _ in range(length)) for _ in range(count)]
         assert hll.hashes(elements) == [hll.murmurhash64a(e) for e in elements], length
     mixed = [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(count)]
     assert hll.hashes(mixed) == [hll.murmurhash64a(e) for e in mixed]
+    assert hll.hashes([bytearray(e) for e in mixed]) == hll.hashes(mixed)
+    assert [hll.pattern_of(e) for e in mixed] == \
+        [hll._pattern(hll.murmurhash64a(e)) for e in mixed]

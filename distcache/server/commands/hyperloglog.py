@@ -5,7 +5,7 @@ Redis would hold and a value written by Redis works here.
 """
 from __future__ import annotations
 
-from itertools import compress
+from itertools import compress, islice
 from typing import Any, List, Optional
 
 from ...protocol import OK, Status
@@ -114,6 +114,11 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         plain = len(args) == 3  # one element a request, all along
         end = ran + 1
         limit = min(total, ran + credit) if metered else total
+        if plain:  # the usual run: fewer operations a request than the loop below
+            for args in islice(todo, end, limit):
+                if len(args) != 3 or args[1] != key or args[0] != name:
+                    break
+                end += 1
         while end < limit:
             args = todo[end]
             argc = len(args)
@@ -133,14 +138,21 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
         except hll.InvalidHLL:
             break
         group = todo[ran:end]
-        if plain:
-            changed = editor.add_hashes(hll.hashes([args[2] for args in group]))
+        if plain:  # the replies straight away
+            replies = editor.add_hashes(hll.hashes([args[2] for args in group]),
+                                        _PFADD_REPLIES)
+            if created:
+                replies[0] = _ONE
+            writes = replies.count(_ONE)
+            if writes and (staged is not None or propagators):
+                changed = [reply is _ONE for reply in replies]
         else:
             changed = _add_group(editor, group)
-        if created:
-            changed[0] = True
-        out += map(_PFADD_REPLIES.__getitem__, changed)
-        writes = changed.count(True)
+            if created:
+                changed[0] = True
+            replies = list(map(_PFADD_REPLIES.__getitem__, changed))
+            writes = changed.count(True)
+        out += replies
         if writes:
             if staged is not None:
                 staged += compress(group, changed)
@@ -162,6 +174,7 @@ def pfadd_run(c: Any, commands: List[List[bytes]], start: int, out: List[bytes])
 
 
 _PFADD_REPLIES = (b":0\r\n", b":1\r\n")
+_ONE = _PFADD_REPLIES[1]
 
 
 def _add_group(editor: hll.Editor, group: List[List[bytes]]) -> List[bool]:

@@ -9,16 +9,18 @@ and merge opcodes in the order Redis does, so the same adds give the same bytes,
 and a sparse value is promoted to dense past ``hll-sparse-max-bytes`` or when a
 register outgrows 32. During one command a sparse value is its parsed opcodes
 plus a bytearray of them (kept between commands), and a dense one is read in
-place and copied to a bytearray at its first change; either becomes bytes
-again once, at the end.
+place and copied to a bytearray at its first change (or PFADD's kept copy, with
+the registers unpacked, is edited: ``_DENSE``); either becomes bytes again
+once, at the end. MurmurHash64A runs in C with the optional ``HLL`` package.
 """
 from __future__ import annotations
 
 import math
+import os
 import struct
 from bisect import bisect_right
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 P = 14
 REGISTERS = 1 << P                    # 16384
@@ -66,8 +68,33 @@ def murmurhash64a(data: bytes, seed: int = _SEED) -> int:
     return h ^ (h >> 47)
 
 
+def _load_native() -> Optional[Callable[[bytes], int]]:
+    """The ``HLL`` package's MurmurHash64A in C (the ``hll`` extra), seeded as Redis
+    seeds it, when installed and in agreement with :func:`murmurhash64a`."""
+    if os.environ.get("DISTCACHE_PURE_HLL_HASH"):
+        return None
+    try:
+        from HLL import HyperLogLog  # type: ignore[import-not-found]
+        # (its seed is a C int: Redis's 0xadc83b19 passed as the same 32 bits, signed)
+        native = HyperLogLog(P, seed=_SEED - (1 << 32)).hash
+        samples = [bytes(range(n)) for n in range(80)] + [
+            b"element:%012d" % n for n in (0, 7, 99999)] + [bytes(range(256)) * 5, b"\xff" * 33]
+        if any(native(e) != murmurhash64a(e) for e in samples):
+            return None
+        return native
+    except Exception:  # not installed, or a version with another API or seed
+        return None
+
+
+_native = _load_native()
+#: Which MurmurHash64A PFADD runs ("HLL" or "python"), for INFO and benchmarks.
+IMPLEMENTATION = "python" if _native is None else "HLL"
+
+
 def pattern_of(element: bytes) -> "tuple[int, int]":
     """(register, count): the register an element hashes to and its run of zeros + 1."""
+    if _native is not None and element.__class__ is bytes:
+        return _pattern(_native(element))
     return _pattern(murmurhash64a(element))
 
 
@@ -86,10 +113,15 @@ _lane_masks: Dict[int, "tuple[int, int]"] = {}
 def hashes(elements: Sequence[bytes]) -> List[int]:
     """MurmurHash64A of every element, as :func:`murmurhash64a`.
 
-    Elements of one length are hashed together, each in a 128-bit lane of a few
+    In C with the ``HLL`` package (:data:`IMPLEMENTATION`). Without it, elements of one length are hashed together, each in a 128-bit lane of a few
     big integers: a lane's product with the 64-bit constant fits its lane, so one
     multiply, mask or shift serves every element, at C speed (PFADD's cost was
     mostly these Python-level 64-bit operations, one element at a time)."""
+    if _native is not None:
+        try:
+            return list(map(_native, elements))
+        except TypeError:  # (it takes bytes only, not other buffers)
+            pass
     n = len(elements)
     if n < _LANES_MIN:
         return [murmurhash64a(e) for e in elements]
@@ -189,7 +221,12 @@ def cached_count(value: bytes) -> Optional[int]:
 
 
 def with_cached_count(value: bytes, count: int) -> bytes:
-    return value[:8] + count.to_bytes(8, "little") + value[16:]
+    new = value[:8] + count.to_bytes(8, "little") + value[16:]
+    entry = _DENSE.pop(id(value), None)
+    if entry is not None:  # PFADD's copy stays in step (see _DENSE)
+        entry[1][8:16] = new[8:16]
+        _remember_dense(new, entry[1], entry[2])
+    return new
 
 
 def empty() -> bytes:
@@ -269,6 +306,28 @@ def dense_get(buf: bytes, index: int) -> int:
     return (word >> shift) & 63
 
 
+#: Dense values PFADD wrote lately, by id: [the value, a bytearray copy of it, its
+#: registers a byte each or None]. The next PFADD to one of them edits the copy and
+#: makes its new value with one 12 KB copy, not two, and with the registers a run
+#: of PFADDs compares a hash's count in a few operations. An entry holds its value,
+#: so the id is that object's as long as the entry lives; a user of an entry takes
+#: it out (it mutates it) and puts it back under the value it writes.
+_DENSE: "OrderedDict[int, list]" = OrderedDict()
+_DENSE_MAX = 8
+#: A run of PFADDs unpacks a dense value's registers when it hashes at least this
+#: many elements (unpacking costs about what ~50 compares save).
+_UNPACK_MIN = 8
+#: r -> the low r bits set: a hash whose bits above the index have any of them
+#: set has fewer than r trailing zeros, so it cannot raise a register holding r.
+_BELOW = [(1 << r) - 1 for r in range(64)]
+
+
+def _remember_dense(value: bytes, buf: bytearray, regs: Optional[bytearray]) -> None:
+    _DENSE[id(value)] = [value, buf, regs]
+    if len(_DENSE) > _DENSE_MAX:
+        _DENSE.popitem(last=False)
+
+
 def dense_add(value: bytes, element: bytes) -> Optional[bytes]:
     """PFADD of one element to a dense value: the new value (its count marked
     stale), or None when the element's register is already as high."""
@@ -278,10 +337,15 @@ def dense_add(value: bytes, element: bytes) -> Optional[bytes]:
     word = value[at] | (value[at + 1] << 8 if at + 1 < DENSE_SIZE else 0)
     if (word >> shift) & 63 >= count:
         return None
-    buf = bytearray(value)
+    entry = _DENSE.pop(id(value), None)
+    buf, regs = (entry[1], entry[2]) if entry is not None else (bytearray(value), None)
     dense_set(buf, index, count)
+    if regs is not None:
+        regs[index] = count
     buf[15] |= 0x80
-    return bytes(buf)
+    new = bytes(buf)
+    _remember_dense(new, buf, regs)
+    return new
 
 
 def dense_set(buf: bytearray, index: int, count: int) -> bool:
@@ -473,6 +537,9 @@ def estimate(registers: bytes) -> int:
 def registers_of(value: bytes) -> bytes:
     """Every register of an HLL value, a byte each (InvalidHLL if its body is corrupt)."""
     if value[4] == DENSE:
+        entry = _DENSE.get(id(value))
+        if entry is not None and entry[2] is not None:  # unpacked by PFADD already
+            return bytes(entry[2])
         return register_bytes(value[HEADER:])
     return Sparse(value[HEADER:]).registers()
 
@@ -493,34 +560,51 @@ def _remember(body: bytes, sparse: Sparse) -> None:
 
 class Editor:
     """One command's changes to an HLL value: a sparse one as parsed columns, a dense
-    one read in place and copied to a bytearray (header included) at its first change."""
+    one read in place and copied to a bytearray (header included) at its first change
+    (or taken from :data:`_DENSE`, already copied, with its registers unpacked)."""
 
-    __slots__ = ("header", "sparse", "dense", "source", "max_bytes", "changed")
+    __slots__ = ("header", "sparse", "dense", "regs", "source", "max_bytes", "changed",
+                 "entry")
 
     def __init__(self, value: bytes, max_bytes: int) -> None:
-        self.header = bytearray(value[:HEADER])
         self.max_bytes = max_bytes
         self.sparse: Optional[Sparse] = None
         #: the whole value (header included) once a dense register changed
         self.dense: Optional[bytearray] = None
+        #: a dense value's registers, a byte each, when unpacked (kept in step)
+        self.regs: Optional[bytearray] = None
         self.source = value
         self.changed = False
+        self.entry = False  # whether dense and regs came from _DENSE
         if value[4] != DENSE:
+            self.header = bytearray(value[:HEADER])
             body = value[HEADER:]
             cached = _PARSED.pop(body, None)
             self.sparse = cached if cached is not None else Sparse(body)
+        else:
+            entry = _DENSE.pop(id(value), None)
+            if entry is not None:
+                self.dense, self.regs, self.entry = entry[1], entry[2], True
 
     def release(self) -> None:
         """An editor that changed nothing gives its parsed body back to the cache."""
-        if self.sparse is not None and not self.changed:
+        if self.changed:
+            return
+        if self.sparse is not None:
             _remember(self.source[HEADER:], self.sparse)
             self.sparse = None
+        elif self.entry:
+            _remember_dense(self.source, self.dense, self.regs)  # type: ignore[arg-type]
+            self.entry = False
 
     def to_dense(self) -> None:
         if self.sparse is not None:
             self.header[4] = DENSE
-            self.dense = self.header + pack_dense(self.sparse.registers())
+            registers = self.sparse.registers()
+            self.dense = self.header + pack_dense(registers)
+            self.regs = bytearray(registers)
             self.sparse = None
+            self.changed = True
         elif self.dense is None:
             self.dense = bytearray(self.source)
 
@@ -541,15 +625,29 @@ class Editor:
             if dense_get(self.source, index) >= count:
                 return False
             dense = self.dense = bytearray(self.source)
-        return dense_set(dense, index, count)
+        if not dense_set(dense, index, count):
+            return False
+        if self.regs is not None:
+            self.regs[index] = count
+        self.changed = True
+        return True
 
-    def add_hashes(self, hashes: Sequence[int]) -> List[bool]:
+    def add_hashes(self, hashes: Sequence[int], marks: Sequence[Any] = (False, True)
+                   ) -> List[Any]:
         """:meth:`set` of each hashed element's register (see :func:`hashes`);
-        whether each raised it. A dense value's registers are read and raised here."""
+        whether each raised it, as ``marks[1]`` or ``marks[0]`` (PFADD's run asks for
+        its replies). A dense value's registers are read and raised here."""
         if self.sparse is not None:
-            return [self.set(*_pattern(h)) for h in hashes]
+            return [marks[self.set(*_pattern(h))] for h in hashes]
+        if self.regs is None and len(hashes) >= _UNPACK_MIN:
+            if self.dense is None:
+                self.dense = bytearray(self.source)
+            self.regs = bytearray(register_bytes(self.dense[HEADER:]))
+        if self.regs is not None:
+            return self._add_unpacked(hashes, marks)
         buf = self.dense if self.dense is not None else self.source
         copied = self.dense is not None
+        no, yes = marks
         out = []
         for h in hashes:
             tail = (h >> P) | _Q_BIT
@@ -558,7 +656,7 @@ class Editor:
             at, shift = HEADER + (bit >> 3), bit & 7
             word = buf[at] | buf[at + 1] << 8 if at < _LAST else buf[at]
             if (word >> shift) & 63 >= count:
-                out.append(False)
+                out.append(no)
                 continue
             if not copied:  # the first change: the value is copied once
                 buf = self.dense = bytearray(self.source)
@@ -567,7 +665,38 @@ class Editor:
             buf[at] = word & 0xFF
             if at < _LAST:
                 buf[at + 1] = word >> 8
-            out.append(True)
+            out.append(yes)
+            self.changed = True
+        return out
+
+    def _add_unpacked(self, hashes: Sequence[int], marks: Sequence[Any]) -> List[Any]:
+        """:meth:`add_hashes` with the registers unpacked: most hashes raise nothing,
+        and that is seen from the register and a mask, without the count."""
+        regs, buf, below = self.regs, self.dense, _BELOW
+        assert regs is not None and buf is not None
+        yes = marks[1]
+        out = [marks[0]] * len(hashes)
+        j = -1
+        for h in hashes:
+            j += 1
+            tail = h >> P
+            index = h & _INDEX_MASK
+            if tail & below[regs[index]]:
+                continue
+            tail |= _Q_BIT
+            count = (tail & -tail).bit_length()
+            if count <= regs[index]:
+                continue  # (a register at the maximum, 51)
+            regs[index] = count
+            bit = index * 6
+            at, shift = HEADER + (bit >> 3), bit & 7
+            word = buf[at] | buf[at + 1] << 8 if at < _LAST else buf[at]
+            word = (word & ~(63 << shift)) | (count << shift)
+            buf[at] = word & 0xFF
+            if at < _LAST:
+                buf[at + 1] = word >> 8
+            out[j] = yes
+            self.changed = True
         return out
 
     def value(self, stale: bool = True) -> bytes:
@@ -582,4 +711,7 @@ class Editor:
         dense = self.dense if self.dense is not None else bytearray(self.source)
         if stale:
             dense[15] |= 0x80
-        return bytes(dense)
+        out = bytes(dense)
+        _remember_dense(out, dense, self.regs)
+        self.entry = False
+        return out
