@@ -200,3 +200,49 @@ def test_long_requests_with_unusual_arguments_match_redis(r, reference_redis):
                    for port in (r.connection_pool.connection_kwargs["port"],
                                 reference_redis.port)]
         assert replies[0] == replies[1], bad
+
+
+# -- SORT: LIMIT past the end, numbers at C speed ----------------------------------------
+
+def test_sort_with_limit_past_the_end_checks_weights_and_sorts_nothing(r):
+    """SORT of 200,000 numbers with LIMIT past the end sorted them all and then
+    returned nothing: about 3 s on a loaded machine (redis-server 0.1 s). The
+    weights are still checked (Redis refuses one that is not a number)."""
+    pipe = r.pipeline(transaction=False)
+    for i in range(0, 200_000, 10_000):
+        pipe.rpush("l", *range(i, i + 10_000))
+    pipe.execute()
+    assert _best_of(2, lambda: r.sort("l", start=1 << 40, num=1)) < 0.8  # about 0.2 s
+    assert r.sort("l", start=1 << 40, num=1) == []
+    assert r.sort("l", start=0, num=0) == []
+    r.rpush("l", "x")
+    for start in (0, 1 << 40):
+        try:
+            r.sort("l", start=start, num=3)
+        except redis.ResponseError as exc:
+            assert "can't be converted into double" in str(exc)
+        else:
+            raise AssertionError("a weight that is not a number sorted")
+
+
+def test_sort_numbers_and_limits_match_redis(r, reference_redis):
+    ref = redis.Redis(port=reference_redis.port, socket_timeout=10)
+    ref.flushall()
+    clients = (r, ref)
+    numbers = ["3", "-1", "2.5", "007", "-0", "0", "1e3", " 4", "+5", "0x10", "1.", ".5",
+               "inf", "-inf", "99999999999999999999", "1e-400", "3", "12345678901234567"]
+    for client in clients:
+        client.rpush("n", *numbers)
+        client.rpush("bad", "1", "2", "nan")
+        client.rpush("junk", "1", "2x")
+        client.mset({"w_a": "2", "w_b": "1", "w_c": "x"})
+        client.rpush("byl", "a", "b")
+        client.rpush("byc", "a", "c")
+    for args in (("n",), ("n", "DESC"), ("n", "LIMIT", 2, 5), ("n", "LIMIT", 100, 5),
+                 ("n", "LIMIT", 0, 0), ("n", "LIMIT", -3, 2), ("n", "LIMIT", 5, -1),
+                 ("bad",), ("bad", "LIMIT", 10, 1), ("junk", "LIMIT", 10, 1),
+                 ("byl", "BY", "w_*"), ("byc", "BY", "w_*", "LIMIT", 10, 1),
+                 ("byc", "BY", "w_*", "ALPHA", "LIMIT", 10, 1), ("n", "ALPHA", "LIMIT", 30, 1)):
+        same_reply(clients, "SORT", *args)
+        same_reply(clients, "SORT", *args, "STORE", "dst")
+        same_reply(clients, "LRANGE", "dst", 0, -1)

@@ -8,6 +8,7 @@ A set is always sorted when stored, so the log replays the same list.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any, List, Optional, Tuple
 
@@ -132,8 +133,34 @@ def _elements(value: Any, opts: _Options) -> List[bytes]:
     return members
 
 
-def _sorted(db: Any, members: List[bytes], opts: _Options) -> List[bytes]:
+#: Numbers float() and strtod read alike, with no overflow or underflow to check.
+_PLAIN_NUMBER = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?\Z").match
+
+
+def _weights(members: List[bytes]) -> List[float]:
+    """The numeric sort keys of ``members``: at C speed when every one is a plain
+    number (SORT of 100,000 numbers spent 0.35 s in a call per element)."""
+    if all(map(_PLAIN_NUMBER, members)):
+        return list(map(float, members))
+    return [_weight(m) for m in members]
+
+
+def _sorted(db: Any, members: List[bytes], opts: _Options, empty: bool) -> List[bytes]:
+    """``members`` in order; with ``empty`` (LIMIT selects nothing) only what can
+    fail is done: Redis still refuses a weight that is not a number."""
     by = opts.by
+    if empty:
+        if not opts.alpha:
+            if by is None:
+                _weights(members)
+            else:
+                for m in members:
+                    _weight(lookup_by_pattern(db, by, m))
+        return []
+    if by is None and not opts.alpha:
+        pairs = list(zip(_weights(members), members))
+        pairs.sort(reverse=opts.desc)
+        return [m for _, m in pairs]
     if opts.alpha:
         if by is None:
             members.sort(reverse=opts.desc)
@@ -160,9 +187,9 @@ def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
     if opts.dontsort and value.__class__ is set and opts.store is not None:
         opts.dontsort, opts.alpha, opts.by = False, True, None  # deterministic for the log
     members = _elements(value, opts)
-    if not opts.dontsort:
-        members = _sorted(db, members, opts)
     start = max(opts.start, 0)
+    if not opts.dontsort:
+        members = _sorted(db, members, opts, start >= len(members) or opts.count == 0)
     chosen = members[start:] if opts.count < 0 else members[start:start + opts.count]
     if opts.gets:
         out: List[Optional[bytes]] = [lookup_by_pattern(db, pattern, m)
