@@ -167,14 +167,14 @@ def _replies_until_closed(port: int, data: bytes) -> bytes:
 
 def test_a_request_of_many_arguments_parses_in_blocks(r):
     """A multibulk of over 1,024 arguments was parsed one argument per Python loop
-    turn (5 us each): EXISTS naming 400,000 keys held the loop about 2 s, a
+    turn (5 us each): EXISTS naming 600,000 keys held the loop 3-5 s, a
     BITFIELD of 20,000 INCRBYs 2.3 s (redis-server: 0.05 s). Short canonical bulks
     are now taken a block at a time."""
     port = r.connection_pool.connection_kwargs["port"]
     r.set("k", 1)
-    request = encode("EXISTS", *(["k"] * 400_000))
-    assert _best_of(3, lambda: _send_in_reads(port, request)) < 1.0  # about 0.3 s
-    assert _send_in_reads(port, request) == b":400000\r\n"
+    request = encode("EXISTS", *(["k"] * 600_000))
+    assert _best_of(3, lambda: _send_in_reads(port, request)) < 2.5  # 0.5 s, 1.7 at load 22
+    assert _send_in_reads(port, request) == b":600000\r\n"
 
 
 def test_long_requests_with_unusual_arguments_match_redis(r, reference_redis):
@@ -205,14 +205,14 @@ def test_long_requests_with_unusual_arguments_match_redis(r, reference_redis):
 # -- SORT: LIMIT past the end, numbers at C speed ----------------------------------------
 
 def test_sort_with_limit_past_the_end_checks_weights_and_sorts_nothing(r):
-    """SORT of 300,000 numbers with LIMIT past the end sorted them all and then
-    returned nothing: 2 s, 4 s on a loaded machine (redis-server 0.1 s). The
+    """SORT of 500,000 numbers with LIMIT past the end sorted them all and then
+    returned nothing: 3-10 s on a loaded 2-core machine (redis-server 0.1-0.3 s). The
     weights are still checked (Redis refuses one that is not a number)."""
     pipe = r.pipeline(transaction=False)
-    for i in range(0, 300_000, 10_000):
+    for i in range(0, 500_000, 10_000):
         pipe.rpush("l", *range(i, i + 10_000))
     pipe.execute()
-    assert _best_of(2, lambda: r.sort("l", start=1 << 40, num=1)) < 1.2  # 0.2-0.5 s
+    assert _best_of(3, lambda: r.sort("l", start=1 << 40, num=1)) < 3.0  # 0.3-0.8 s, 2.5 s at load 22
     assert r.sort("l", start=1 << 40, num=1) == []
     assert r.sort("l", start=0, num=0) == []
     r.rpush("l", "x")
