@@ -60,7 +60,7 @@ def gc_factor() -> float:
 
 _getsizeof = pypy_sizeof if PYPY else sys.getsizeof
 _GC_FACTOR = gc_factor()
-_BYTES_SIZE = sys.getsizeof(b"")
+_BYTES_SIZE = 0 if PYPY else sys.getsizeof(b"")
 
 
 def alloc(size: int) -> int:
