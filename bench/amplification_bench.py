@@ -4,7 +4,7 @@
     python bench/amplification_bench.py [--names 1000]
 
 Each request below is a few kB on the wire and names one key, or a few keys, many
-times (a hostile client's shape). Both servers run side by side
+times (a hostile client's shape), or is a long request of short arguments. Both servers run side by side
 (bench/redis_benchmark.py's helpers) with the same data; the script prints the
 seconds each request held the server, and the ratio to Redis. A request here is a
 stall of every other client on that server: the figures are what a denial of
@@ -27,7 +27,8 @@ import redis_benchmark as rb  # noqa: E402
 
 
 def load(r: redis.Redis) -> None:
-    """The same data in both servers: a 20,000-member zset, sparse and dense HLLs."""
+    """The same data in both servers: a 20,000-member zset, sparse and dense HLLs,
+    a 100,000-number list, a 1 MB string."""
     r.flushall()
     pipe = r.pipeline(transaction=False)
     for i in range(0, 20_000, 1000):
@@ -36,6 +37,9 @@ def load(r: redis.Redis) -> None:
     pipe.pfadd("dense", *range(5000))
     for i in range(40):
         pipe.pfadd(f"d{i}", *[f"{i}:{j}" for j in range(3000)])
+    for i in range(0, 100_000, 10_000):
+        pipe.rpush("l", *range(i, i + 10_000))
+    pipe.set("b", b"U" * (1 << 20))
     pipe.execute()
 
 
@@ -48,6 +52,12 @@ def requests(names: int) -> List[Sequence[str]]:
         ("PFMERGE", "m3", *(distinct * (names // 40))),
         ("ZUNIONSTORE", "zu", str(names), *(["z"] * names)),
         ("ZINTERSTORE", "zi", str(names), *(["z"] * names)),
+        # Requests of many arguments (the parser), SORT's LIMIT and GET patterns.
+        ("EXISTS", "l", *(["l"] * (names * 200))),
+        ("BITFIELD", "b", *[w for i in range(names * 20) for w in ("INCRBY", "u63", f"#{i}", "1")]),
+        ("SORT", "l", "LIMIT", str(1 << 40), "1"),
+        ("SORT", "l", "LIMIT", "0", "10", *(["GET", "#"] * names)),
+        ("MEMORY", "USAGE", "l", "SAMPLES", "0"),
     ]
 
 
@@ -66,16 +76,16 @@ def main(argv: Sequence[str] = ()) -> int:
             server.start()
             client = redis.Redis(port=server.port, socket_timeout=600)
             load(client)
-            for request in requests(args.names):
+            for index, request in enumerate(requests(args.names)):
                 started = time.perf_counter()
                 client.execute_command(*request)
-                times[server.name, request[0], request[1]] = time.perf_counter() - started
+                times[server.name, index] = time.perf_counter() - started
         print(f"| request ({args.names} names) | distcache s | redis-server s | ratio |")
         print("|---|---:|---:|---:|")
-        for request in requests(args.names):
-            ours = times[servers[0].name, request[0], request[1]]
-            theirs = times.get(("redis", request[0], request[1]))
-            label = f"{request[0]} {request[1]} {request[2]}..."
+        for index, request in enumerate(requests(args.names)):
+            ours = times[servers[0].name, index]
+            theirs = times.get(("redis", index))
+            label = f"{request[0]} {request[1]} {request[2]}... ({len(request)} args)"
             cells = (f"{theirs:.4f}", f"{ours / theirs:.2f}") if theirs else ("-", "-")
             print(f"| {label} | {ours:.4f} | {cells[0]} | {cells[1]} |")
     finally:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import Counter
 from itertools import islice
-from typing import Any
+from typing import Any, Collection, Iterable, Tuple
 
 #: Bytes per dict entry (entry + index slot at the average load factor).
 DICT_ENTRY = 48
@@ -59,6 +60,7 @@ def gc_factor() -> float:
 
 _getsizeof = pypy_sizeof if PYPY else sys.getsizeof
 _GC_FACTOR = gc_factor()
+_BYTES_SIZE = 0 if PYPY else sys.getsizeof(b"")
 
 
 def alloc(size: int) -> int:
@@ -84,32 +86,38 @@ def size_of(value: Any, samples: int = 5) -> int:
     if not n:
         return size
     if isinstance(value, dict):
-        items = value.items() if not samples else islice(value.items(), samples)
-        picked = [alloc(_getsizeof(k)) + _elem_size(v) for k, v in items]
-        return size + n * sum(picked) // len(picked)
+        keys, count = _alloc_total(value if not samples else islice(value, samples))
+        values, _ = _alloc_total(value.values() if not samples
+                                 else islice(value.values(), samples))
+        return size + n * (keys + values + 8 * count) // count
     scores = getattr(value, "scores", None)
     if isinstance(scores, dict):  # sorted set: member -> score plus (score, member) tuples
-        keys = scores if not samples else islice(scores, samples)
-        picked = [alloc(_getsizeof(k)) for k in keys]
-        per = sum(picked) // len(picked) + alloc(_getsizeof(scores)) // max(1, n) + 24 + 64 + 8
+        keys, count = _alloc_total(scores if not samples else islice(scores, samples))
+        per = keys // count + alloc(_getsizeof(scores)) // max(1, n) + 24 + 64 + 8
         return size + n * per
     try:
-        items = value if not samples else islice(value, samples)
-        picked = [_elem_size(x) for x in items]
+        total, count = _alloc_total(value if not samples else islice(value, samples))
     except TypeError:
         return size
-    if not picked:
+    if not count:
         return size
-    per = sum(picked) // len(picked)
+    per = (total + 8 * count) // count
     if isinstance(value, (set, frozenset)):
         per += 16
     return size + n * per
 
 
-def _elem_size(x: Any) -> int:
-    if x.__class__ is bytes:
-        return alloc(_getsizeof(x)) + 8
-    return alloc(_getsizeof(x)) + 8
+def _alloc_total(objects: Iterable[Any]) -> Tuple[int, int]:
+    """The allocated bytes of ``objects`` and how many there are. Sizes are
+    counted at C speed and rounded once per distinct size: MEMORY USAGE
+    SAMPLES 0 of a 300,000-element list took 0.8 s a Python call per element
+    (redis-server: 1 ms, it sums quicklist nodes)."""
+    if not PYPY and isinstance(objects, Collection) and set(map(type, objects)) == {bytes}:
+        counts = Counter(map(len, objects))  # a bytes object's size is its length + 33
+        return (sum(alloc(size + _BYTES_SIZE) * times for size, times in counts.items()),
+                len(objects))
+    counts = Counter(map(_getsizeof, objects))
+    return sum(alloc(size) * times for size, times in counts.items()), sum(counts.values())
 
 
 def key_cost(key: bytes, value: Any, side: bool) -> int:

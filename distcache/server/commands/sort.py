@@ -8,8 +8,9 @@ A set is always sorted when stored, so the log replays the same list.
 """
 from __future__ import annotations
 
+import re
 from collections import deque
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..errors import CommandError, SYNTAX, WRONGTYPE
 from ..notify import GENERIC, LIST, notify
@@ -94,22 +95,40 @@ def sort_keys(args: List[bytes]) -> List[Tuple[int, int]]:
 KEY_FINDERS["sort"] = sort_keys
 
 
-def lookup_by_pattern(db: Any, pattern: bytes, element: bytes) -> Optional[bytes]:
-    """The string (or hash field, with ``->``) a BY or GET pattern names for ``element``."""
+def _getter(db: Any, pattern: bytes) -> Callable[[bytes], Optional[bytes]]:
+    """The string (or hash field, with ``->``) a BY or GET pattern names for an
+    element, as a function of the element: the pattern is parsed once. SORT with 1,000 GETs of a
+    1,000-element list parsed a pattern a million times (1.7 s; redis-server 0.2 s)."""
     if pattern == b"#":
-        return element
+        return _itself
     star = pattern.find(b"*")
     if star < 0:
-        return None
+        return _nothing
     arrow = pattern.find(b"->", star + 1)
     field = None
     if arrow >= 0 and arrow + 2 < len(pattern):
         field = pattern[arrow + 2:]
         pattern = pattern[:arrow]
-    value = db.get(pattern[:star] + element + pattern[star + 1:])
-    if field is not None:
+    head, tail = pattern[:star], pattern[star + 1:]
+    get = db.get
+    if field is None:
+        def string(element: bytes) -> Optional[bytes]:
+            value = get(head + element + tail)
+            return value if value.__class__ is bytes else None
+        return string
+
+    def hash_field(element: bytes) -> Optional[bytes]:
+        value = get(head + element + tail)
         return value.get(field) if value.__class__ is dict else None
-    return value if value.__class__ is bytes else None
+    return hash_field
+
+
+def _itself(element: bytes) -> bytes:
+    return element
+
+
+def _nothing(element: bytes) -> None:
+    return None
 
 
 def _weight(text: Optional[bytes]) -> float:
@@ -132,20 +151,48 @@ def _elements(value: Any, opts: _Options) -> List[bytes]:
     return members
 
 
-def _sorted(db: Any, members: List[bytes], opts: _Options) -> List[bytes]:
+#: Numbers float() and strtod read alike, with no overflow or underflow to check.
+_PLAIN_NUMBER = re.compile(rb"-?[0-9]{1,15}(?:\.[0-9]{1,15})?\Z").match
+
+
+def _weights(members: List[bytes]) -> List[float]:
+    """The numeric sort keys of ``members``: at C speed when every one is a plain
+    number (SORT of 100,000 numbers spent 0.35 s in a call per element)."""
+    if all(map(_PLAIN_NUMBER, members)):
+        return list(map(float, members))
+    return [_weight(m) for m in members]
+
+
+def _sorted(db: Any, members: List[bytes], opts: _Options, empty: bool) -> List[bytes]:
+    """``members`` in order; with ``empty`` (LIMIT selects nothing) only what can
+    fail is done: Redis still refuses a weight that is not a number."""
     by = opts.by
+    if empty:
+        if not opts.alpha:
+            if by is None:
+                _weights(members)
+            else:
+                weigh = _getter(db, by)
+                for m in members:
+                    _weight(weigh(m))
+        return []
+    if by is None and not opts.alpha:
+        pairs = list(zip(_weights(members), members))
+        pairs.sort(reverse=opts.desc)
+        return [m for _, m in pairs]
     if opts.alpha:
         if by is None:
             members.sort(reverse=opts.desc)
             return members
         # Elements whose BY key is missing sort first, as Redis's NULL compare object.
         keyed: List[Tuple[Any, bytes]] = []
+        weigh = _getter(db, by)
         for m in members:
-            found = lookup_by_pattern(db, by, m)
+            found = weigh(m)
             keyed.append(((found is not None, found or b""), m))
     else:
-        keyed = [(_weight(lookup_by_pattern(db, by, m) if by is not None else m), m)
-                 for m in members]
+        weigh = _getter(db, by) if by is not None else _itself
+        keyed = [(_weight(weigh(m)), m) for m in members]
         keyed = [((weight, m), m) for weight, m in keyed]
     keyed.sort(key=lambda pair: pair[0], reverse=opts.desc)
     return [m for _, m in keyed]
@@ -160,13 +207,13 @@ def _sort(c: Any, args: List[bytes], readonly: bool) -> Any:
     if opts.dontsort and value.__class__ is set and opts.store is not None:
         opts.dontsort, opts.alpha, opts.by = False, True, None  # deterministic for the log
     members = _elements(value, opts)
-    if not opts.dontsort:
-        members = _sorted(db, members, opts)
     start = max(opts.start, 0)
+    if not opts.dontsort:
+        members = _sorted(db, members, opts, start >= len(members) or opts.count == 0)
     chosen = members[start:] if opts.count < 0 else members[start:start + opts.count]
     if opts.gets:
-        out: List[Optional[bytes]] = [lookup_by_pattern(db, pattern, m)
-                                      for m in chosen for pattern in opts.gets]
+        getters = [_getter(db, pattern) for pattern in opts.gets]
+        out: List[Optional[bytes]] = [get(m) for m in chosen for get in getters]
     else:
         out = list(chosen)
     if opts.store is None:
