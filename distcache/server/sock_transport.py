@@ -234,8 +234,10 @@ class SocketListener:
                 return
             except OSError as exc:
                 if exc.errno not in _ACCEPT_LIMITS:
-                    raise
-                # Out of descriptors: as asyncio, stop accepting for a second.
+                    log.warning("accept failed: %s", exc)
+                    return
+                # Out of descriptors: as asyncio, stop accepting for a second
+                # (the listening socket stays readable: not spinning meanwhile).
                 log.error("accept failed (%s); pausing accepts for 1 s", exc)
                 self.loop.remove_reader(self._sock.fileno())
                 self.loop.call_later(1.0, self._resume)
