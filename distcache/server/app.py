@@ -321,11 +321,12 @@ class CacheServer:
     def _listen_sockets(self, hosts: List[str], port: int,
                         factory: Callable[[], Client]) -> int:
         """``_listen`` for SocketTransport clients: the server's own accept."""
+        loop = asyncio.get_running_loop()
         backlog = self.config["tcp-backlog"]
         for host in hosts:
             for sock in listening_sockets(host.lstrip("-"), port, backlog):
-                self._servers.append(SocketListener(self.loop, sock, factory,  # type: ignore[arg-type]
-                                                    self.read_view, backlog))
+                self._servers.append(SocketListener(loop, sock, factory, self.read_view,
+                                                    backlog))
                 if not port:
                     port = sock.getsockname()[1]
         return port
