@@ -30,6 +30,7 @@ from .info import rss_bytes
 from .keyspace import Keyspace
 from .pubsub import subscribed
 from .scan import ScanCursors
+from .sock_transport import SocketListener, listening_sockets
 from .tls import ServerTLS
 
 log = logging.getLogger("distcache.server")
@@ -77,6 +78,10 @@ class CacheServer:
         #: PyPy's asyncio loop only, the one where it saves (docs/pypy.md).
         self.buffered_reads: Optional[bool] = None
         self.read_view = memoryview(b"")
+        #: Serve plain-TCP clients from the loop's reader callbacks with the
+        #: server's own recv_into/send (sock_transport.py) instead of asyncio's
+        #: transports; None: on PyPy's asyncio loop only (docs/pypy.md).
+        self.socket_io: Optional[bool] = None
         self.parser_kind = config["parser"]
         self.port = config["port"]
         #: The TLS port listened on (0: none), and the TLS state when it is on.
@@ -120,7 +125,7 @@ class CacheServer:
         #: (db, key) pairs that may serve blocked clients (types/blocking.py)
         self.ready_keys: List[Any] = []
         self._next_client_id = 0
-        self._servers: List[asyncio.AbstractServer] = []
+        self._servers: List[Any] = []  # asyncio.Server or SocketListener
         self._stopped: Optional[asyncio.Event] = None
         self._thread: Optional[threading.Thread] = None
         self._ready = threading.Event()
@@ -266,7 +271,11 @@ class CacheServer:
             # means no plain-text port (and tls-port auto picks a free one).
             if port or not tls_port:
                 client_class = self._client_class()
-                self.port = await self._listen(hosts, port, lambda: client_class(self))
+                factory = lambda: client_class(self)  # noqa: E731
+                if self._use_socket_io():
+                    self.port = self._listen_sockets(hosts, port, factory)
+                else:
+                    self.port = await self._listen(hosts, port, factory)
             else:
                 self.port = 0
             if tls is not None:
@@ -310,8 +319,30 @@ class CacheServer:
                 port = server.sockets[0].getsockname()[1]
         return port
 
+    def _listen_sockets(self, hosts: List[str], port: int,
+                        factory: Callable[[], Client]) -> int:
+        """``_listen`` for SocketTransport clients: the server's own accept."""
+        loop = asyncio.get_running_loop()
+        backlog = self.config["tcp-backlog"]
+        for host in hosts:
+            for sock in listening_sockets(host.lstrip("-"), port, backlog):
+                self._servers.append(SocketListener(loop, sock, factory, self.read_view,
+                                                    backlog))
+                if not port:
+                    port = sock.getsockname()[1]
+        return port
+
+    def _use_socket_io(self) -> bool:
+        if self.socket_io is not None:
+            return self.socket_io
+        return self.loop_kind == "asyncio" and sys.implementation.name == "pypy"
+
     def _client_class(self) -> "type[Client]":
         """BufferedClient where reads go through the shared buffer, else Client."""
+        if self._use_socket_io():
+            # SocketTransport reads into the shared buffer and calls data_received.
+            self.read_view = memoryview(bytearray(READ_BUFFER_SIZE))
+            return Client
         buffered = self.buffered_reads
         if buffered is None:
             # uvloop reads into its own buffer; CPython's recv frees what it

@@ -1,8 +1,9 @@
 """The primary's side of the protocol, spoken by a hand-written replica: REPLCONF
 replies, the FULLRESYNC and EOF-marked payload framing, PSYNC2 continuation through
 replid2, and ROLE/INFO. In-process server (no redis-server needed), reading its
-clients through asyncio's reads and through the shared buffer (BufferedClient,
-PyPy's default): a connection that becomes a replica keeps its way of reading."""
+clients through asyncio's reads, through the shared buffer (BufferedClient) and
+through the server's own socket I/O (SocketTransport, PyPy's default): a
+connection that becomes a replica keeps its way of reading."""
 from __future__ import annotations
 
 import io
@@ -15,11 +16,15 @@ from distcache.rdb import RdbFileReader
 from distcache.server.app import CacheServer
 
 
-@pytest.fixture(params=[False, True], ids=["asyncio-reads", "buffered"])
+#: (socket_io, buffered_reads) of each read path.
+PATHS = {"asyncio-reads": (False, False), "buffered": (False, True), "socket-io": (True, None)}
+
+
+@pytest.fixture(params=list(PATHS))
 def server(request, tmp_path):
     srv = CacheServer("127.0.0.1", 0, appendonly="no", save="", dir=str(tmp_path),
                       **{"repl-diskless-sync-delay": "0", "event-loop": "asyncio"})
-    srv.buffered_reads = request.param
+    srv.socket_io, srv.buffered_reads = PATHS[request.param]
     with srv:
         yield srv
 

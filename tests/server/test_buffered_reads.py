@@ -1,7 +1,8 @@
-"""Reads through the server's one shared receive buffer (BufferedClient, the
-default on PyPy's asyncio loop) against asyncio's own reads (Client): the same
-replies over real sockets, whichever runtime runs the tests. One buffer serves
-every client, so the cases interleave clients, and cross its size."""
+"""Reads through the server's one shared receive buffer (SocketTransport, the
+default on PyPy's asyncio loop, and BufferedClient on asyncio's transports)
+against asyncio's own reads (Client): the same replies over real sockets,
+whichever runtime runs the tests. One buffer serves every client, so the cases
+interleave clients, and cross its size."""
 from __future__ import annotations
 
 import socket
@@ -13,6 +14,7 @@ import pytest
 from distcache.protocol import encode_command
 from distcache.server.app import READ_BUFFER_SIZE, CacheServer
 from distcache.server.connection import BufferedClient, Client
+from distcache.server.sock_transport import SocketTransport
 
 
 def _recv_exactly(sock: socket.socket, size: int) -> bytes:
@@ -31,10 +33,14 @@ def _connect(server: CacheServer) -> socket.socket:
     return sock
 
 
-@pytest.fixture(params=[True, False], ids=["buffered", "asyncio-reads"])
+#: (socket_io, buffered_reads) of each read path.
+PATHS = {"socket-io": (True, None), "buffered": (False, True), "asyncio-reads": (False, False)}
+
+
+@pytest.fixture(params=list(PATHS))
 def server(request: pytest.FixtureRequest) -> Iterator[CacheServer]:
     server = CacheServer("127.0.0.1", 0, appendonly="no", save="", **{"event-loop": "asyncio"})
-    server.buffered_reads = request.param
+    server.socket_io, server.buffered_reads = PATHS[request.param]
     with server:
         yield server
 
@@ -45,6 +51,7 @@ def test_client_class_follows_the_setting(server: CacheServer) -> None:
         reply = sock.recv(100)
         client = server.clients[int(reply[1:-2])]
         assert type(client) is (BufferedClient if server.buffered_reads else Client)
+        assert isinstance(client.transport, SocketTransport) is server.socket_io
 
 
 def test_interleaved_clients_get_their_own_replies(server: CacheServer) -> None:
@@ -93,11 +100,12 @@ def test_request_split_into_single_bytes(server: CacheServer) -> None:
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])
-def test_default_is_buffered_only_on_pypy_asyncio(loop: str) -> None:
+def test_default_is_socket_io_only_on_pypy_asyncio(loop: str) -> None:
     with CacheServer("127.0.0.1", 0, appendonly="no", save="",
                      **{"event-loop": loop}) as server:
         with _connect(server) as sock:
             sock.sendall(b"CLIENT ID\r\n")
             client = server.clients[int(sock.recv(100)[1:-2])]
         pypy_asyncio = server.loop_kind == "asyncio" and sys.implementation.name == "pypy"
-        assert type(client) is (BufferedClient if pypy_asyncio else Client)
+        assert type(client) is Client
+        assert isinstance(client.transport, SocketTransport) is pypy_asyncio

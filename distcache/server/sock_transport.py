@@ -1,0 +1,286 @@
+"""Plain-TCP clients served from the loop's reader callbacks (PyPy's asyncio).
+
+asyncio's selector transport wraps each read in ``_read_ready`` ->
+``_read_ready__get_buffer`` -> ``get_buffer`` -> ``buffer_updated`` and each
+write in checks for states the server never uses (EOF written, drain waiters).
+:class:`SocketTransport` is the smallest ``asyncio.Transport`` the server needs:
+``loop.add_reader`` on the non-blocking socket, ``recv_into`` the server's one
+read buffer, ``data_received`` with a copy, and ``send`` straight from
+``write``; only a partial send buffers the rest and waits with
+``loop.add_writer``. The rest of the server sees an ordinary transport: write,
+close, abort, pause/resume reading, write-buffer size and limits (flow control,
+client-output-buffer-limit), extra info.
+
+:class:`SocketListener` accepts from a listening socket through ``add_reader``
+and stands in for ``asyncio.Server`` (``sockets``, ``close``, ``wait_closed``).
+"""
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from typing import Any, List, Optional
+
+log = logging.getLogger("distcache.server")
+
+#: asyncio's defaults for a transport's write buffer.
+HIGH_WATER = 64 * 1024
+
+#: Errors of a peer going away: closed quietly, as asyncio does.
+_PEER_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
+#: accept() errors that mean "out of descriptors or memory": stop accepting a while.
+_ACCEPT_LIMITS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class SocketTransport(asyncio.Transport):
+    """One accepted TCP socket; its protocol is a :class:`~.connection.Client`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                 protocol: Any, view: memoryview) -> None:
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            peer = None
+        super().__init__({"socket": sock, "peername": peer, "sockname": sock.getsockname()})
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._view = view
+        self._buffer = bytearray()
+        self._high = HIGH_WATER
+        self._low = HIGH_WATER // 4
+        self._protocol_paused = False
+        self._closing = False
+        self._lost = False  # connection_lost is scheduled or done
+        self._reading = False
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - not TCP
+            pass
+        protocol.connection_made(self)
+        if not self._closing:
+            self._reading = True
+            loop.add_reader(self._fd, self._read_ready)
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _read_ready(self) -> None:
+        try:
+            nbytes = self._sock.recv_into(self._view)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal(exc)
+            return
+        try:
+            if nbytes:
+                # A copy: the buffer is the next ready client's as soon as this returns.
+                self._protocol.data_received(self._view[:nbytes].tobytes())
+            elif not self._protocol.eof_received():
+                self.close()
+            else:
+                self.pause_reading()
+        except Exception as exc:  # a bug must not take the loop down with it
+            log.exception("error handling a read from %s", self._extra.get("peername"))
+            self._fatal(exc)
+
+    def pause_reading(self) -> None:
+        if self._reading and not self._closing:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closing:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._read_ready)
+
+    def is_reading(self) -> bool:
+        return self._reading and not self._closing
+
+    # -- writes -------------------------------------------------------------------------
+
+    def write(self, data: Any) -> None:
+        if self._lost or not data:
+            return
+        buffer = self._buffer
+        if not buffer:
+            try:
+                sent = self._sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self._fatal(exc)
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
+            self._loop.add_writer(self._fd, self._write_ready)
+        buffer += data
+        if not self._protocol_paused and len(buffer) > self._high:
+            self._protocol_paused = True
+            self._protocol.pause_writing()
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        try:
+            sent = self._sock.send(buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal(exc)
+            return
+        del buffer[:sent]
+        if self._protocol_paused and len(buffer) <= self._low:
+            self._protocol_paused = False
+            try:
+                self._protocol.resume_writing()
+            except Exception as exc:
+                log.exception("error resuming %s", self._extra.get("peername"))
+                self._fatal(exc)
+                return
+        if not buffer:
+            self._loop.remove_writer(self._fd)
+            if self._closing and not self._lost:
+                self._connection_lost(None)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
+    def get_write_buffer_limits(self) -> "tuple[int, int]":
+        return self._low, self._high
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        if high is None:
+            high = HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high, self._low = high, low
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    # -- closing ------------------------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Stop reading; connection_lost once the buffered output is sent."""
+        if self._closing:
+            return
+        self.pause_reading()
+        self._closing = True
+        if not self._buffer and not self._lost:
+            self._connection_lost(None)
+
+    def abort(self) -> None:
+        """Close now, dropping unsent output."""
+        self._force_close(None)
+
+    def _fatal(self, exc: BaseException) -> None:
+        if not isinstance(exc, _PEER_GONE):
+            log.debug("connection %s failed: %r", self._extra.get("peername"), exc)
+        self._force_close(exc)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        if self._lost:
+            return
+        if self._buffer:
+            self._buffer.clear()
+            self._loop.remove_writer(self._fd)
+        self.pause_reading()
+        self._closing = True
+        self._connection_lost(exc)
+
+    def _connection_lost(self, exc: Optional[BaseException]) -> None:
+        # As asyncio: the protocol hears of it on the next loop turn, never from
+        # inside its own write or close.
+        self._lost = True
+        self._loop.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        try:
+            self._protocol.connection_lost(exc)
+        finally:
+            self._sock.close()
+
+
+class SocketListener:
+    """Accepts on one listening socket; each connection gets a SocketTransport."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                 factory: Any, view: memoryview, backlog: int) -> None:
+        self.loop = loop
+        self.sockets: List[socket.socket] = [sock]
+        self._sock = sock
+        self._factory = factory
+        self._view = view
+        self._backlog = max(backlog, 1)
+        self._closed = False
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        for _ in range(self._backlog):
+            try:
+                conn, _addr = self._sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _ACCEPT_LIMITS:
+                    log.warning("accept failed: %s", exc)
+                    return
+                # Out of descriptors: as asyncio, stop accepting for a second
+                # (the listening socket stays readable: not spinning meanwhile).
+                log.error("accept failed (%s); pausing accepts for 1 s", exc)
+                self.loop.remove_reader(self._sock.fileno())
+                self.loop.call_later(1.0, self._resume)
+                return
+            conn.setblocking(False)
+            try:
+                SocketTransport(self.loop, conn, self._factory(), self._view)
+            except OSError:  # the peer left before we could look at it
+                conn.close()
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self.loop.add_reader(self._sock.fileno(), self._accept)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+def listening_sockets(host: str, port: int, backlog: int) -> List[socket.socket]:
+    """Bound, listening sockets for ``host`` (every address it resolves to)."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    socks: List[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port:  # port 0: every address shares the first one picked
+                address = (address[0], port) + tuple(address[2:])
+            sock.bind(address)
+            sock.listen(backlog)
+            port = sock.getsockname()[1]
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
