@@ -283,12 +283,14 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
         return geoscan.nearest(z, _cells(shape), shape.lon, shape.lat,
                                shape.radius * shape.unit, nearest)
     plan = _plan(shape)
+    plan.use()
     slices = z.score_slices
     crowded = geoscan.CROWDED
 
-    def groups() -> Iterator[Tuple[geoscan.Offsets, List[List[Tuple[float, bytes]]]]]:
+    def groups() -> Iterator[Tuple[geoscan.Offsets, Tuple[bytes, int],
+                                   List[List[Tuple[float, bytes]]]]]:
         """Each cell's offsets and slices (lazily: ANY may stop early)."""
-        for cell, low, high, offsets in plan.cells:
+        for cell, low, high, offsets, classes in plan.cells:
             if offsets is None:
                 continue  # no point of the cell can match
             parts = slices(low, high)
@@ -296,7 +298,7 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
                 # a crowded cell: scan only its sub-cells that can hold a match
                 parts = [part for low, high in plan.ranges(cell)
                          for part in slices(low, high)]
-            yield offsets, parts
+            yield offsets, classes, parts
 
     found: List[Any] = []
     geoscan.scan_cells(groups(), shape.lon, shape.lat, plan.box, plan.width, plan.height,

@@ -98,14 +98,73 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
     return out
 
 
-#: A cell's scan offsets: (base score, first row, first column, then :data:`Masks` of
-#: the band and of the inner square, both relative to the cell's corner).
-Offsets = Tuple[float, int, int, int, int, int, int, int, int, int, int]
+#: A cell's scan offsets: (base score, first row, first column, the latitude and
+#: longitude bits of an offset from the base, then :data:`Masks` of the band and of
+#: the inner square, both relative to the cell's corner). Offsets inside a cell are
+#: small ints where a whole score is not (CPython: a single digit, fast paths).
+Offsets = Tuple[float, int, int, int, int, int, int, int, int, int, int, int, int]
 #: 16 interleaved bits -> their 8 latitude (even) bits, and their 8 longitude bits: a
 #: score's offset inside its cell de-interleaved on small ints.
 _LAT8 = [v & 0xFF for v in _UNZIP16]
 _LON8 = [v >> 32 for v in _UNZIP16]
 _NO_SQUARE = (1, 0, 1, 0)
+#: :func:`table` levels: a cell's 16 x 16 sub-cells.
+TABLE_STEPS = 4
+#: (classes, shift): every offset is in class 2 (check it).
+_NO_TABLE = (b"\x02", 64)
+
+
+def table(cell: Cell, grid: Grid, plane_: Optional[Plane]) -> Tuple[bytes, int]:
+    """Classes of a cell's sub-cells (indexed by an offset's top interleaved bits: the
+    offset shifted right by the second value): 0 when every point of the sub-cell
+    fails :func:`scan_cells`'s band or plane check, 1 when every point passes the
+    plane's inner check, else 2. The checks' float operations are monotonic in a
+    row's or column's distance from the centre, so the nearest and farthest rows
+    and columns of a sub-cell decide for all its points, as the per-point checks
+    would."""
+    bits, step = cell
+    half = STEP_MAX - step
+    levels = min(TABLE_STEPS, half)
+    size = 1 << (half - levels)
+    c_lat, c_lon = deinterleave(bits)
+    row0, col0 = c_lat << half, c_lon << half
+
+    def spans(first: int, lo: int, hi: int, centre: float, k: float
+              ) -> List[Tuple[bool, float, float]]:
+        """(in the band, nearest and farthest offsets scaled by k) of each sub-row
+        (sub-column), as the scan computes them."""
+        out = []
+        for i in range(1 << levels):
+            a = first + i * size
+            b = a + size - 1
+            near = 0.0 if a <= centre <= b else min(abs(a - centre), abs(b - centre))
+            out.append((a <= hi and b >= lo, near * k, max(abs(a - centre), abs(b - centre)) * k))
+        return out
+
+    if plane_ is None:
+        rows = spans(row0, grid[0], grid[1], 0.0, 0.0)
+        cols = spans(col0, grid[2], grid[3], 0.0, 0.0)
+        classes = {(i, j): 2 if rows[i][0] and cols[j][0] else 0
+                   for i in range(1 << levels) for j in range(1 << levels)}
+    else:
+        g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane_
+        rows = spans(row0, grid[0], grid[1], g_lat, ky)
+        cols_in = spans(col0, grid[2], grid[3], g_lon, kx_in)
+        cols_out = spans(col0, grid[2], grid[3], g_lon, kx_out)
+        classes = {}
+        for i, (r_in, dy_near, dy_far) in enumerate(rows):
+            for j, (c_in, _, w_far) in enumerate(cols_in):
+                w_near = cols_out[j][1]
+                if not (r_in and c_in) or (dy_near * dy_near + w_near * w_near) * shrink > h_out:
+                    classes[i, j] = 0
+                elif dy_far * dy_far + w_far * w_far <= h_in:
+                    classes[i, j] = 1
+                else:
+                    classes[i, j] = 2
+    out = bytearray(1 << (2 * levels))
+    for (i, j), k in classes.items():
+        out[spread(i) | spread(j) << 1] = k
+    return bytes(out), 2 * (half - levels)
 
 
 def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[Offsets]:
@@ -127,7 +186,8 @@ def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[O
         s_lon_lo, s_lon_hi = max(inner[2] - col0, 0), min(inner[3] - col0, size - 1)
         if s_lat_lo <= s_lat_hi and s_lon_lo <= s_lon_hi:
             sq = masks((s_lat_lo, s_lat_hi, s_lon_lo, s_lon_hi))
-    return (float(bits << (2 * half)), row0, col0,
+    width = (1 << (2 * half)) - 1
+    return (float(bits << (2 * half)), row0, col0, _EVEN & width, _ODD & width,
             *masks((lat_lo, lat_hi, lon_lo, lon_hi)), *sq)
 
 
@@ -138,12 +198,14 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
     """:func:`scan_cells` of ``chunks`` as one group with offsets from score 0 (``masks``
     and ``square`` on whole scores); points taken without measuring (``accept``)
     are appended as ``(0.0, score, member, 0.0, 0.0)``."""
-    group = ((0.0, 0, 0, *masks, *(square if accept and square else _NO_SQUARE)), chunks)
+    group = ((0.0, 0, 0, _EVEN, _ODD, *masks, *(square if accept and square else _NO_SQUARE)),
+             _NO_TABLE, chunks)
     return scan_cells((group,), lon, lat, box, width, height, radius, found, limit, plane,
                       accept, False)
 
 
-def scan_cells(groups: Iterable[Tuple[Offsets, Iterable[Iterable[Tuple[float, bytes]]]]],
+def scan_cells(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
+                                    Iterable[Iterable[Tuple[float, bytes]]]]],
                lon: float, lat: float, box: bool, width: float, height: float,
                radius: float, found: List[Any], limit: int, plane: Optional[Plane] = None,
                accept: bool = False, entries: bool = False) -> bool:
@@ -170,12 +232,12 @@ def scan_cells(groups: Iterable[Tuple[Offsets, Iterable[Iterable[Tuple[float, by
     cos1 = _cos(lat1r)
     half_w, half_h = width / 2, height / 2
     append = found.append
-    even, odd = _EVEN, _ODD
     if plane is not None:
         g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
         if not accept:
             h_in = -1.0
-    for (base, row0, col0, elo, ehi, olo, ohi, s_elo, s_ehi, s_olo, s_ohi), chunks in groups:
+    for (base, row0, col0, even, odd, elo, ehi, olo, ohi, s_elo, s_ehi, s_olo, s_ohi), \
+            (classes, shift), chunks in groups:
         if not accept:
             s_elo, s_ehi = 1, 0
         # The band of grid rows and columns outside which no point can match (with
@@ -185,6 +247,15 @@ def scan_cells(groups: Iterable[Tuple[Offsets, Iterable[Iterable[Tuple[float, by
             for entry in chunk:
                 score = entry[0]
                 r = int(score - base)  # exact: both are whole below 2**53
+                k = classes[r >> shift]
+                if k != 2:
+                    if k == 0:
+                        continue
+                    if accept:
+                        append(entry if entries else (0.0, score, entry[1], 0.0, 0.0))
+                        if limit and len(found) >= limit:
+                            return True
+                        continue
                 e = r & even
                 if e < elo or e > ehi:
                     continue
@@ -329,7 +400,7 @@ class Plan:
     repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges")
+                 "plane", "cells", "_ranges", "grid", "uses")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -337,14 +408,25 @@ class Plan:
         self.width, self.height, self.radius = width, height, radius
         half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
         self.half_w, self.half_h = half_w, half_h
-        grid = bands(lon, lat, half_w, half_h, box)
+        self.grid = grid = bands(lon, lat, half_w, half_h, box)
+        self.uses = 0
         self.plane = None if box else plane(lon, lat, radius, grid)
         inner = None if self.plane is None else square_grid(self.plane)
         self.cells = []
         for cell in cells:
             low, high = score_range(cell)
-            self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner)))
+            self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner),
+                               _NO_TABLE))
         self._ranges: dict = {}
+
+    def use(self) -> None:
+        """Count a search; the second one builds the cells' sub-cell tables (paid once
+        for a search that repeats, never for one that does not)."""
+        self.uses += 1
+        if self.uses == 2:
+            self.cells = [(cell, low, high, offs,
+                           _NO_TABLE if offs is None else table(cell, self.grid, self.plane))
+                          for cell, low, high, offs, _ in self.cells]
 
     def ranges(self, cell: Cell) -> List[Tuple[float, float]]:
         """:func:`ranges` of a cell, as float scores."""
