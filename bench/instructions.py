@@ -66,7 +66,7 @@ REQUESTS = {
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
 FRESH = {"pfadd", "geoadd", "setbit"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
-ROUNDS = {"geosearch": (4, 24), "geosearch-count": (4, 24)}
+ROUNDS = {"geosearch": (4, 24), "geosearch-count": (1, 3)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,

@@ -224,7 +224,7 @@ def scan_cells(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
     CPython) where a cell is not huge. The decoding is
     :func:`geohash.score_to_lonlat` and the checks are ``radius_checker`` /
     ``in_box``, inlined with the same float operations."""
-    lat8, lon8 = _LAT8, _LON8
+    lat8, lon8, t = _LAT8, _LON8, _UNZIP16
     cells, lat_scale = _CELLS, _LAT_SCALE
     sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
     nan = math.nan
@@ -271,13 +271,10 @@ def scan_cells(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
                 if high < 0x10000:
                     ilat = row0 + (lat8[low] | lat8[high] << 8)
                     ilon = col0 + (lon8[low] | lon8[high] << 8)
-                else:
-                    mid, high = high & 0xFFFF, high >> 16
-                    top, high = high >> 16, high & 0xFFFF
-                    ilat = row0 + (lat8[low] | lat8[mid] << 8 | lat8[high] << 16
-                                   | lat8[top] << 24)
-                    ilon = col0 + (lon8[low] | lon8[mid] << 8 | lon8[high] << 16
-                                   | lon8[top] << 24)
+                else:  # a huge cell, or whole scores: both halves at once
+                    both = (t[low] | t[high & 0xFFFF] << 8 | t[(high >> 16) & 0xFFFF] << 16
+                            | t[high >> 32] << 24)
+                    ilat, ilon = row0 + (both & 0xFFFFFFFF), col0 + (both >> 32)
                 if plane is not None:
                     dy = (ilat - g_lat) * ky
                     dy *= dy
