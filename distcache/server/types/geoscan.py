@@ -26,8 +26,7 @@ import math
 from typing import Any, Iterable, List, Optional, Tuple
 
 from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
-                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, deinterleave, score_range,
-                      spread)
+                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range, spread)
 
 SUB_STEPS = 2
 #: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
@@ -126,7 +125,7 @@ def table(cell: Cell, grid: Grid, plane_: Optional[Plane]) -> Tuple[bytes, int]:
     half = STEP_MAX - step
     levels = min(TABLE_STEPS, half)
     size = 1 << (half - levels)
-    c_lat, c_lon = deinterleave(bits)
+    c_lat, c_lon = _rowcol(bits)
     row0, col0 = c_lat << half, c_lon << half
 
     def spans(first: int, lo: int, hi: int, centre: float, k: float
@@ -167,6 +166,14 @@ def table(cell: Cell, grid: Grid, plane_: Optional[Plane]) -> Tuple[bytes, int]:
     return bytes(out), 2 * (half - levels)
 
 
+def _rowcol(bits: int) -> Tuple[int, int]:
+    """(row, column) of a cell's interleaved bits (:func:`geohash.deinterleave`, by table)."""
+    t = _UNZIP16
+    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
+            | t[bits >> 48] << 24)
+    return both & 0xFFFFFFFF, both >> 32
+
+
 def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[Offsets]:
     """A cell's :data:`Offsets` for :func:`scan_cells`, from the search's grid rows and
     columns (``band``, as :func:`bands`) and inner square (``inner``, as
@@ -174,7 +181,7 @@ def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[O
     bits, step = cell
     half = STEP_MAX - step
     size = 1 << half
-    c_lat, c_lon = deinterleave(bits)
+    c_lat, c_lon = _rowcol(bits)
     row0, col0 = c_lat << half, c_lon << half
     lat_lo, lat_hi = max(band[0] - row0, 0), min(band[1] - row0, size - 1)
     lon_lo, lon_hi = max(band[2] - col0, 0), min(band[3] - col0, size - 1)
