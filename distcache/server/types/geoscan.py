@@ -25,8 +25,9 @@ import heapq
 import math
 from typing import Any, Iterable, List, Optional, Tuple
 
-from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
-                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range, spread)
+from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _SPREAD14, _UNZIP16, D_R,
+                      EARTH_RADIUS, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell,
+                      decode, score_range, spread)
 
 SUB_STEPS = 2
 #: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
@@ -187,15 +188,17 @@ def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[O
     lon_lo, lon_hi = max(band[2] - col0, 0), min(band[3] - col0, size - 1)
     if lat_lo > lat_hi or lon_lo > lon_hi:
         return None
+    # (offsets below 2**14, most cells': one table lookup spreads them)
+    sp = _SPREAD14.__getitem__ if size <= len(_SPREAD14) else spread
     sq = _NO_SQUARE
     if inner is not None:
         s_lat_lo, s_lat_hi = max(inner[0] - row0, 0), min(inner[1] - row0, size - 1)
         s_lon_lo, s_lon_hi = max(inner[2] - col0, 0), min(inner[3] - col0, size - 1)
         if s_lat_lo <= s_lat_hi and s_lon_lo <= s_lon_hi:
-            sq = masks((s_lat_lo, s_lat_hi, s_lon_lo, s_lon_hi))
+            sq = (sp(s_lat_lo), sp(s_lat_hi), sp(s_lon_lo) << 1, sp(s_lon_hi) << 1)
     width = (1 << (2 * half)) - 1
     return (float(bits << (2 * half)), row0, col0, _EVEN & width, _ODD & width,
-            *masks((lat_lo, lat_hi, lon_lo, lon_hi)), *sq)
+            sp(lat_lo), sp(lat_hi), sp(lon_lo) << 1, sp(lon_hi) << 1, *sq)
 
 
 def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float,
