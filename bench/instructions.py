@@ -16,6 +16,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
     python bench/instructions.py -t geoadd -P 16             # random points into one zset
     python bench/instructions.py -t setbit,pfcount -P 1,16   # bench/families_bench.py's
+    python bench/instructions.py -t geosearch,geosearch-count -P 1,16   # over 100,000 points
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -53,6 +54,11 @@ REQUESTS = {
     "setbit": [b"SETBIT", b"bits:__rand_int__", b"1000", b"1"],
     # families_bench's PFCOUNT: one dense HLL (filled by 50,000 random PFADDs first).
     "pfcount": [b"PFCOUNT", b"hll"],
+    # families_bench's searches over its 100,000 points (2 x 2 degrees around 14, 38):
+    # 2 km (32 matches), and the nearest 10 within 20 km.
+    "geosearch": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14", b"38", b"BYRADIUS", b"2", b"km"],
+    "geosearch-count": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14", b"38", b"BYRADIUS", b"20",
+                        b"km", b"COUNT", b"10", b"ASC"],
     # The issue's scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
@@ -60,6 +66,8 @@ REQUESTS = {
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
 FRESH = {"pfadd", "geoadd", "setbit"}
+#: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
+ROUNDS = {"geosearch": (4, 24), "geosearch-count": (1, 3)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -140,6 +148,13 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
         for _ in range(50):
             setup(b"".join(encode_command([b"PFADD", b"hll", b"element:%012d"
                                            % rng.randrange(100000)]) for _ in range(1000)))
+    elif kind.startswith("geosearch"):  # families_bench.py's preload
+        rng = random.Random(1)
+        points: List[bytes] = [b"GEOADD", b"geo"]
+        for i in range(100000):
+            points += [b"%.6f" % (13 + 2 * rng.random()), b"%.6f" % (37 + 2 * rng.random()),
+                       b"p%d" % i]
+        setup(encode_command(points))
     if kind in FRESH:  # a new random argument every request, not a few reads repeated
         # (as many reads as the longest count takes, whatever ``rounds``: built
         # outside the difference between the two counts)
@@ -210,7 +225,7 @@ def main() -> None:
     rows: List[str] = []
     for kind in args.tests.split(","):
         for pipeline in map(int, args.pipeline.split(",")):
-            short, long_ = 20, 120  # (FRESH's reads assume 120 at most)
+            short, long_ = ROUNDS.get(kind, (20, 120))  # (FRESH's reads assume 120 at most)
             extra = (count(args, kind, pipeline, long_) - count(args, kind, pipeline, short))
             per = extra / ((long_ - short) * 50 * pipeline)
             rows.append(f"{kind:11} {pipeline:3}  {per:12,.0f}")

@@ -7,7 +7,7 @@ The maths is in :mod:`distcache.server.types.geohash`.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, SYNTAX
@@ -251,43 +251,58 @@ def _cells(shape: _Shape) -> List[geohash.Cell]:
     return out
 
 
+#: Search plans (geoscan.Plan) by centre and extent: a repeated search (the same
+#: point and radius, as a store locator's) skips the geometry. Bounded: cleared when full.
+_PLANS: Dict[Tuple[float, float, bool, float, float, float], geoscan.Plan] = {}
+_PLANS_MAX = 512
+
+
+def _plan(shape: _Shape) -> geoscan.Plan:
+    unit = shape.unit
+    width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
+    key = (shape.lon, shape.lat, shape.box, width, height, radius)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        plan = _PLANS[key] = geoscan.Plan(_cells(shape), shape.lon, shape.lat, shape.box,
+                                          width, height, radius)
+    return plan
+
+
 def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False
-          ) -> List[Tuple[float, float, bytes, float, float]]:
+          ) -> List[Any]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
     Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
     ``nearest`` (a radius search sorted ascending with COUNT): only the matches the
     sort and cut could keep (geoscan.nearest). ``plain``: the caller reads only scores
-    and members (points surely inside a radius are not measured)."""
-    cells = _cells(shape)
+    and members, so the (score, member) elements themselves are returned (and points
+    surely inside a radius are not measured)."""
     if 0 < nearest <= geoscan.NEAREST_MAX and not shape.box:
-        return geoscan.nearest(z, cells, shape.lon, shape.lat, shape.radius * shape.unit,
-                               nearest)
-    found: List[Tuple[float, float, bytes, float, float]] = []
-    unit, box = shape.unit, shape.box
-    width, height, radius = shape.width * unit, shape.height * unit, shape.radius * unit
-    half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
-    lon, lat = shape.lon, shape.lat
-    grid = geoscan.bands(lon, lat, half_w, half_h, box)
-    masks = geoscan.masks(grid)
-    plane = None if box else geoscan.plane(lon, lat, radius, grid)
-    square = geoscan.square(plane) if plain and plane is not None else None
+        return geoscan.nearest(z, _cells(shape), shape.lon, shape.lat,
+                               shape.radius * shape.unit, nearest)
+    plan = _plan(shape)
+    plan.use()
     slices = z.score_slices
+    crowded = geoscan.CROWDED
 
-    def chunks() -> Iterator[List[Tuple[float, bytes]]]:
-        """The slices to scan, cell by cell (lazily: ANY may stop early)."""
-        for cell in cells:
-            low, high = geohash.score_range(cell)
-            parts = slices(float(low), float(high))
-            if sum(map(len, parts)) > geoscan.CROWDED:
+    def groups() -> Iterator[Tuple[geoscan.Offsets, Tuple[bytes, int],
+                                   List[List[Tuple[float, bytes]]]]]:
+        """Each cell's offsets and slices (lazily: ANY may stop early)."""
+        for cell, low, high, offsets, classes in plan.cells:
+            if offsets is None:
+                continue  # no point of the cell can match
+            parts = slices(low, high)
+            if sum(map(len, parts)) > crowded:
                 # a crowded cell: scan only its sub-cells that can hold a match
-                for low, high in geoscan.ranges(cell, lon, lat, box, half_w, half_h):
-                    yield from slices(float(low), float(high))
-            else:
-                yield from parts
+                parts = [part for low, high in plan.ranges(cell)
+                         for part in slices(low, high)]
+            yield offsets, classes, parts
 
-    geoscan.scan(chunks(), lon, lat, box, width, height, radius, found, limit, masks,
-                 plane, plain, square)
+    found: List[Any] = []
+    geoscan.scan_cells(groups(), shape.lon, shape.lat, plan.box, plan.width, plan.height,
+                       plan.radius, found, limit, plan.plane, plain, plain)
     return found
 
 
@@ -386,13 +401,23 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         return []
     if count and not sort and not anyflag:
         sort = 1  # the closest COUNT need sorting
+    plain = not (sort or withdist or withcoord or storedist)
     found = _find(z, shape, count if anyflag else 0,
-                  count if sort > 0 and not anyflag else 0,
-                  not (sort or withdist or withcoord or storedist))
+                  count if sort > 0 and not anyflag else 0, plain)
     if sort:
         found.sort(key=lambda p: p[0], reverse=sort < 0)
     if count:
         del found[count:]
+    if plain:  # (score, member) elements
+        if store is not None:
+            result = ZSet()
+            for score, member in found:
+                result.add(member, score)
+            return store_zset(c, store, result,
+                              b"geosearchstore" if search else b"georadiusstore")
+        if withhash:
+            return [[member, int(score)] for score, member in found]
+        return [member for _, member in found]
     if store is not None:
         result = ZSet()
         for d, score, member, _, _ in found:

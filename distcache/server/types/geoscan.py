@@ -25,8 +25,9 @@ import heapq
 import math
 from typing import Any, Iterable, List, Optional, Tuple
 
-from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX,
-                      LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell, decode, score_range, spread)
+from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _SPREAD14, _UNZIP16, D_R,
+                      EARTH_RADIUS, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell,
+                      decode, score_range, spread)
 
 SUB_STEPS = 2
 #: Cells with more members than this are cut into sub-cells (fewer: cheaper to scan).
@@ -97,22 +98,143 @@ def ranges(cell: Cell, lon: float, lat: float, box: bool, half_w: float, half_h:
     return out
 
 
+#: A cell's scan offsets: (base score, first row, first column, the latitude and
+#: longitude bits of an offset from the base, then :data:`Masks` of the band and of
+#: the inner square, both relative to the cell's corner). Offsets inside a cell are
+#: small ints where a whole score is not (CPython: a single digit, fast paths).
+Offsets = Tuple[float, int, int, int, int, int, int, int, int, int, int, int, int]
+#: 16 interleaved bits -> their 8 latitude (even) bits, and their 8 longitude bits: a
+#: score's offset inside its cell de-interleaved on small ints.
+_LAT8 = [v & 0xFF for v in _UNZIP16]
+_LON8 = [v >> 32 for v in _UNZIP16]
+_NO_SQUARE = (1, 0, 1, 0)
+#: :func:`table` levels: a cell's 16 x 16 sub-cells.
+TABLE_STEPS = 4
+#: (classes, shift): every offset is in class 2 (check it).
+_NO_TABLE = (b"\x02", 64)
+
+
+def table(cell: Cell, grid: Grid, plane_: Optional[Plane]) -> Tuple[bytes, int]:
+    """Classes of a cell's sub-cells (indexed by an offset's top interleaved bits: the
+    offset shifted right by the second value): 0 when every point of the sub-cell
+    fails :func:`scan_cells`'s band or plane check, 1 when every point passes the
+    plane's inner check, else 2. The checks' float operations are monotonic in a
+    row's or column's distance from the centre, so the nearest and farthest rows
+    and columns of a sub-cell decide for all its points, as the per-point checks
+    would."""
+    bits, step = cell
+    half = STEP_MAX - step
+    levels = min(TABLE_STEPS, half)
+    size = 1 << (half - levels)
+    c_lat, c_lon = _rowcol(bits)
+    row0, col0 = c_lat << half, c_lon << half
+
+    def spans(first: int, lo: int, hi: int, centre: float, k: float
+              ) -> List[Tuple[bool, float, float]]:
+        """(in the band, nearest and farthest offsets scaled by k) of each sub-row
+        (sub-column), as the scan computes them."""
+        out = []
+        for i in range(1 << levels):
+            a = first + i * size
+            b = a + size - 1
+            near = 0.0 if a <= centre <= b else min(abs(a - centre), abs(b - centre))
+            out.append((a <= hi and b >= lo, near * k, max(abs(a - centre), abs(b - centre)) * k))
+        return out
+
+    if plane_ is None:
+        rows = spans(row0, grid[0], grid[1], 0.0, 0.0)
+        cols = spans(col0, grid[2], grid[3], 0.0, 0.0)
+        classes = {(i, j): 2 if rows[i][0] and cols[j][0] else 0
+                   for i in range(1 << levels) for j in range(1 << levels)}
+    else:
+        g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane_
+        rows = spans(row0, grid[0], grid[1], g_lat, ky)
+        cols_in = spans(col0, grid[2], grid[3], g_lon, kx_in)
+        cols_out = spans(col0, grid[2], grid[3], g_lon, kx_out)
+        classes = {}
+        for i, (r_in, dy_near, dy_far) in enumerate(rows):
+            for j, (c_in, _, w_far) in enumerate(cols_in):
+                w_near = cols_out[j][1]
+                if not (r_in and c_in) or (dy_near * dy_near + w_near * w_near) * shrink > h_out:
+                    classes[i, j] = 0
+                elif dy_far * dy_far + w_far * w_far <= h_in:
+                    classes[i, j] = 1
+                else:
+                    classes[i, j] = 2
+    out = bytearray(1 << (2 * levels))
+    for (i, j), k in classes.items():
+        out[spread(i) | spread(j) << 1] = k
+    return bytes(out), 2 * (half - levels)
+
+
+def _rowcol(bits: int) -> Tuple[int, int]:
+    """(row, column) of a cell's interleaved bits (:func:`geohash.deinterleave`, by table)."""
+    t = _UNZIP16
+    both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
+            | t[bits >> 48] << 24)
+    return both & 0xFFFFFFFF, both >> 32
+
+
+def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[Offsets]:
+    """A cell's :data:`Offsets` for :func:`scan_cells`, from the search's grid rows and
+    columns (``band``, as :func:`bands`) and inner square (``inner``, as
+    :func:`square_grid`), or None when no point of the cell is in the band."""
+    bits, step = cell
+    half = STEP_MAX - step
+    size = 1 << half
+    c_lat, c_lon = _rowcol(bits)
+    row0, col0 = c_lat << half, c_lon << half
+    lat_lo, lat_hi = max(band[0] - row0, 0), min(band[1] - row0, size - 1)
+    lon_lo, lon_hi = max(band[2] - col0, 0), min(band[3] - col0, size - 1)
+    if lat_lo > lat_hi or lon_lo > lon_hi:
+        return None
+    # (offsets below 2**14, most cells': one table lookup spreads them)
+    sp = _SPREAD14.__getitem__ if size <= len(_SPREAD14) else spread
+    sq = _NO_SQUARE
+    if inner is not None:
+        s_lat_lo, s_lat_hi = max(inner[0] - row0, 0), min(inner[1] - row0, size - 1)
+        s_lon_lo, s_lon_hi = max(inner[2] - col0, 0), min(inner[3] - col0, size - 1)
+        if s_lat_lo <= s_lat_hi and s_lon_lo <= s_lon_hi:
+            sq = (sp(s_lat_lo), sp(s_lat_hi), sp(s_lon_lo) << 1, sp(s_lon_hi) << 1)
+    width = (1 << (2 * half)) - 1
+    return (float(bits << (2 * half)), row0, col0, _EVEN & width, _ODD & width,
+            sp(lat_lo), sp(lat_hi), sp(lon_lo) << 1, sp(lon_hi) << 1, *sq)
+
+
 def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float,
          box: bool, width: float, height: float, radius: float, found: Found, limit: int,
          masks: Masks, plane: Optional[Plane] = None, accept: bool = False,
          square: Optional[Masks] = None) -> bool:
-    """Append (distance, score, member, lon, lat) of the (score, member) elements of
-    ``chunks`` inside the search; True once ``limit`` (if nonzero) matches are found.
-    The scores must lie in a cell's range (finite, in [0, 2**54)). ``masks``: the
-    search's :func:`masks`. ``plane`` (a radius search's :func:`plane`): points
-    surely outside are rejected on grid arithmetic, without trigonometry; with
-    ``accept`` too (the reply needs no distance or coordinates), points surely
-    inside are taken as ``(0.0, score, member, 0.0, 0.0)``, and so are those in
-    ``square`` (:func:`square`, checked on the interleaved bits) before decoding.
+    """:func:`scan_cells` of ``chunks`` as one group with offsets from score 0 (``masks``
+    and ``square`` on whole scores); points taken without measuring (``accept``)
+    are appended as ``(0.0, score, member, 0.0, 0.0)``."""
+    group = ((0.0, 0, 0, _EVEN, _ODD, *masks, *(square if accept and square else _NO_SQUARE)),
+             _NO_TABLE, chunks)
+    return scan_cells((group,), lon, lat, box, width, height, radius, found, limit, plane,
+                      accept, False)
 
-    The decoding is :func:`geohash.score_to_lonlat` and the checks are
-    ``radius_checker`` / ``in_box``, inlined with the same float operations."""
-    t = _UNZIP16
+
+def scan_cells(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
+                                    Iterable[Iterable[Tuple[float, bytes]]]]],
+               lon: float, lat: float, box: bool, width: float, height: float,
+               radius: float, found: List[Any], limit: int, plane: Optional[Plane] = None,
+               accept: bool = False, entries: bool = False) -> bool:
+    """Append (distance, score, member, lon, lat) of the (score, member) elements of
+    each group's chunks inside the search; True once ``limit`` (if nonzero) matches
+    are found. A group is a cell's :data:`Offsets` and chunks of elements scored in
+    that cell (finite, in [base, base + 2**52)). ``plane`` (a radius search's
+    :func:`plane`): points surely outside are rejected on grid arithmetic, without
+    trigonometry; with ``accept`` too (the reply needs no distance or
+    coordinates), points surely inside are taken unmeasured, and so are those in
+    the offsets' square (checked on the interleaved bits) before decoding.
+    ``entries``: the elements themselves are appended (the caller reads only
+    scores and members), not new tuples.
+
+    A score is read as its offset from the cell's base: small ints (fast in
+    CPython) where a cell is not huge. The decoding is
+    :func:`geohash.score_to_lonlat` and the checks are ``radius_checker`` /
+    ``in_box``, inlined with the same float operations."""
+    lat8, lon8, t = _LAT8, _LON8, _UNZIP16
     cells, lat_scale = _CELLS, _LAT_SCALE
     sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
     nan = math.nan
@@ -120,78 +242,94 @@ def scan(chunks: Iterable[Iterable[Tuple[float, bytes]]], lon: float, lat: float
     cos1 = _cos(lat1r)
     half_w, half_h = width / 2, height / 2
     append = found.append
-    # The band of grid rows and columns outside which no point can match (with
-    # margins), as interleaved bits: spreading bits keeps their order, so a point
-    # there is skipped on two ANDs and compares, before any decoding.
-    elo, ehi, olo, ohi = masks
-    even, odd = _EVEN, _ODD
     if plane is not None:
         g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
         if not accept:
             h_in = -1.0
-    s_elo, s_ehi, s_olo, s_ohi = square if accept and square else (1, 0, 1, 0)
-    for chunk in chunks:
-        for score, member in chunk:
-            bits = int(score)
-            e = bits & even
-            if e < elo or e > ehi:
-                continue
-            o = bits & odd
-            if o < olo or o > ohi:
-                continue
-            if s_elo <= e <= s_ehi and s_olo <= o <= s_ohi:
-                append((0.0, score, member, 0.0, 0.0))
-                if limit and len(found) >= limit:
-                    return True
-                continue
-            both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8
-                    | t[(bits >> 32) & 0xFFFF] << 16 | t[bits >> 48] << 24)
-            ilat, ilon = both & 0xFFFFFFFF, both >> 32
-            if plane is not None:
-                dy = (ilat - g_lat) * ky
-                dy *= dy
-                dx = ilon - g_lon
-                w = dx * kx_in
-                if dy + w * w <= h_in:
-                    append((0.0, score, member, 0.0, 0.0))
+    for (base, row0, col0, even, odd, elo, ehi, olo, ohi, s_elo, s_ehi, s_olo, s_ohi), \
+            (classes, shift), chunks in groups:
+        if not accept:
+            s_elo, s_ehi = 1, 0
+        # The band of grid rows and columns outside which no point can match (with
+        # margins), as interleaved bits: spreading bits keeps their order, so a point
+        # there is skipped on two ANDs and compares, before any decoding.
+        for chunk in chunks:
+            for entry in chunk:
+                score = entry[0]
+                r = int(score - base)  # exact: both are whole below 2**53
+                k = classes[r >> shift]
+                if k != 2:
+                    if k == 0:
+                        continue
+                    if accept:
+                        append(entry if entries else (0.0, score, entry[1], 0.0, 0.0))
+                        if limit and len(found) >= limit:
+                            return True
+                        continue
+                e = r & even
+                if e < elo or e > ehi:
+                    continue
+                o = r & odd
+                if o < olo or o > ohi:
+                    continue
+                if s_elo <= e <= s_ehi and s_olo <= o <= s_ohi:
+                    append(entry if entries else (0.0, score, entry[1], 0.0, 0.0))
                     if limit and len(found) >= limit:
                         return True
                     continue
-                w = dx * kx_out
-                if (dy + w * w) * shrink > h_out:
-                    continue
-            plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
-                    + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
-            plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
-                    + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / cells) * lat_scale)) / 2
-            plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
-            plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
-            lat2r = plat * D_R
-            if box:
-                # in_box: the latitude distance, then the longitude one at the point's
-                # latitude
-                if EARTH_RADIUS * abs(lat1r - lat2r) > half_h:
-                    continue
-                v = sin((lon1r - plon * D_R) / 2)
-                if v != 0.0:
-                    c2 = cos(lat2r)
-                    h = sqrt(c2 * c2 * v * v)
-                    if 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan) > half_w:
+                low, high = r & 0xFFFF, r >> 16
+                if high < 0x10000:
+                    ilat = row0 + (lat8[low] | lat8[high] << 8)
+                    ilon = col0 + (lon8[low] | lon8[high] << 8)
+                else:  # a huge cell, or whole scores: both halves at once
+                    both = (t[low] | t[high & 0xFFFF] << 8 | t[(high >> 16) & 0xFFFF] << 16
+                            | t[high >> 32] << 24)
+                    ilat, ilon = row0 + (both & 0xFFFFFFFF), col0 + (both >> 32)
+                if plane is not None:
+                    dy = (ilat - g_lat) * ky
+                    dy *= dy
+                    dx = ilon - g_lon
+                    w = dx * kx_in
+                    if dy + w * w <= h_in:
+                        append(entry if entries else (0.0, score, entry[1], 0.0, 0.0))
+                        if limit and len(found) >= limit:
+                            return True
                         continue
-            # the distance (plat is finite, so cos is C's cos here; asin's argument
-            # is NaN past 1, as C's)
-            v = sin((plon * D_R - lon1r) / 2)
-            if v == 0.0:
-                d = EARTH_RADIUS * abs(lat2r - lat1r)
-            else:
-                u = sin((lat2r - lat1r) / 2)
-                h = sqrt(u * u + cos1 * cos(lat2r) * v * v)
-                d = 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan)
-            if d > radius and not box:
-                continue
-            append((d, score, member, plon, plat))
-            if limit and len(found) >= limit:
-                return True
+                    w = dx * kx_out
+                    if (dy + w * w) * shrink > h_out:
+                        continue
+                plon = ((LONG_MIN + (ilon * 1.0 / cells) * 360.0)
+                        + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / cells) * 360.0)) / 2
+                plat = ((LAT_MIN + (ilat * 1.0 / cells) * lat_scale)
+                        + (LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / cells) * lat_scale)) / 2
+                plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
+                plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+                lat2r = plat * D_R
+                if box:
+                    # in_box: the latitude distance, then the longitude one at the point's
+                    # latitude
+                    if EARTH_RADIUS * abs(lat1r - lat2r) > half_h:
+                        continue
+                    v = sin((lon1r - plon * D_R) / 2)
+                    if v != 0.0:
+                        c2 = cos(lat2r)
+                        h = sqrt(c2 * c2 * v * v)
+                        if 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan) > half_w:
+                            continue
+                # the distance (plat is finite, so cos is C's cos here; asin's argument
+                # is NaN past 1, as C's)
+                v = sin((plon * D_R - lon1r) / 2)
+                if v == 0.0:
+                    d = EARTH_RADIUS * abs(lat2r - lat1r)
+                else:
+                    u = sin((lat2r - lat1r) / 2)
+                    h = sqrt(u * u + cos1 * cos(lat2r) * v * v)
+                    d = 2.0 * EARTH_RADIUS * (asin(h) if h <= 1.0 else nan)
+                if d > radius and not box:
+                    continue
+                append(entry if entries else (d, score, entry[1], plon, plat))
+                if limit and len(found) >= limit:
+                    return True
     return False
 
 
@@ -241,9 +379,15 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
 
 
 def square(plane: Plane) -> Optional[Masks]:
+    """:func:`square_grid` as :func:`masks`."""
+    grid = square_grid(plane)
+    return None if grid is None else masks(grid)
+
+
+def square_grid(plane: Plane) -> Optional[Grid]:
     """A square of grid rows and columns around the centre whose every point is
     inside :func:`plane`'s inner limit (corners included: a row or column of
-    margin for the half cell and the centre's fraction), as :func:`masks`."""
+    margin for the half cell and the centre's fraction)."""
     g_lat, g_lon, ky, kx_in, _, h_in, _, _ = plane
     if h_in <= 0.0:
         return None
@@ -252,7 +396,53 @@ def square(plane: Plane) -> Optional[Masks]:
     if k_lat < 1 or k_lon < 1:
         return None
     row, column = int(g_lat), int(g_lon)
-    return masks((row - k_lat, row + k_lat, column - k_lon, column + k_lon))
+    return (row - k_lat, row + k_lat, column - k_lon, column + k_lon)
+
+
+class Plan:
+    """A search's geometry, worked out once for its centre and extent (meters): the
+    cells in Redis's order with their :data:`Offsets` (None: no point of the cell
+    can match), the :func:`plane` of a radius search, and the sub-cell ranges of
+    crowded cells (:func:`ranges`, when first needed). Depends on no data, so a
+    repeated search reuses it."""
+
+    __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
+                 "plane", "cells", "_ranges", "grid", "uses")
+
+    def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
+                 height: float, radius: float) -> None:
+        self.lon, self.lat, self.box = lon, lat, box
+        self.width, self.height, self.radius = width, height, radius
+        half_w, half_h = (width / 2, height / 2) if box else (radius, radius)
+        self.half_w, self.half_h = half_w, half_h
+        self.grid = grid = bands(lon, lat, half_w, half_h, box)
+        self.uses = 0
+        self.plane = None if box else plane(lon, lat, radius, grid)
+        inner = None if self.plane is None else square_grid(self.plane)
+        self.cells = []
+        for cell in cells:
+            low, high = score_range(cell)
+            self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner),
+                               _NO_TABLE))
+        self._ranges: dict = {}
+
+    def use(self) -> None:
+        """Count a search; the second one builds the cells' sub-cell tables (paid once
+        for a search that repeats, never for one that does not)."""
+        self.uses += 1
+        if self.uses == 2:
+            self.cells = [(cell, low, high, offs,
+                           _NO_TABLE if offs is None else table(cell, self.grid, self.plane))
+                          for cell, low, high, offs, _ in self.cells]
+
+    def ranges(self, cell: Cell) -> List[Tuple[float, float]]:
+        """:func:`ranges` of a cell, as float scores."""
+        out = self._ranges.get(cell)
+        if out is None:
+            out = self._ranges[cell] = [
+                (float(lo), float(hi)) for lo, hi in ranges(
+                    cell, self.lon, self.lat, self.box, self.half_w, self.half_h)]
+        return out
 
 
 def masks(grid: Grid) -> Masks:
