@@ -13,6 +13,7 @@ shard from run to run until files are added or the durations are refreshed::
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,7 +22,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
 DURATIONS = TESTS / "durations.json"
-#: A file not in durations.json yet (a new test file) is counted as this many seconds.
+#: A file not in durations.json (a new test file) counts as the median file there,
+#: or as this many seconds without durations.
 UNKNOWN_SECONDS = 10.0
 
 
@@ -53,7 +55,8 @@ def split(files: Iterable[str], n: int, durations: Dict[str, float]) -> List[Lis
     to the lightest bin so far (ties: the lower bin). Deterministic."""
     bins: List[List[str]] = [[] for _ in range(n)]
     load = [0.0] * n
-    weighted = sorted(((durations.get(f, UNKNOWN_SECONDS), f) for f in set(files)),
+    unknown = statistics.median(durations.values()) if durations else UNKNOWN_SECONDS
+    weighted = sorted(((durations.get(f, unknown), f) for f in set(files)),
                       key=lambda item: (-item[0], item[1]))
     for seconds, name in weighted:
         i = min(range(n), key=lambda j: (load[j], j))
