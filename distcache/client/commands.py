@@ -175,13 +175,15 @@ class CommandsMixin:
         plan = self._plan([k], lambda idx: [tuple(args), wait], extract, flags)
         return self._run(plan, finish)
 
-    def _live_replicas(self, key: Any) -> int:
-        """How many of ``key``'s shard's replicas are up (0 for plain pools)."""
+    def _replica_counts(self, key: Any) -> Tuple[int, int]:
+        """How many replicas ``key``'s shard has, and how many of them are up
+        (0, 0 for plain pools)."""
         if self._shards is None:
-            return 0
+            return 0, 0
         monitor = self._monitor
         replicas = self._shards.shard_for(encode_key(key)).replicas
-        return sum(1 for r in replicas if monitor is None or _known_up(monitor, r))
+        return len(replicas), sum(1 for r in replicas
+                                  if monitor is None or _known_up(monitor, r))
 
     def add(self, key: Any, value: Any, ttl: Optional[float] = None) -> Any:
         """Store only if ``key`` does not exist; True if stored."""

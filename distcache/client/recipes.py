@@ -308,19 +308,22 @@ def _set_nx(client: Any, key: str, floor: int) -> Any:
 
 
 def _incr(client: Any, key: str, block: int) -> Any:
-    replicas = client._live_replicas(key)
-    if not replicas:
+    known, live = client._replica_counts(key)
+    if not known:
         return client.execute("INCRBY", key, block, owner_only=True)
     # A shard with replicas: the block counts only once every live replica has
-    # it, so a promoted replica can never hand out the same values again.
+    # it, so a promoted replica can never hand out the same values again. WAIT
+    # asks for all of them: a replica the client's pings missed (a busy host)
+    # may still be linked to the primary and be promoted, so it gets the block
+    # too; one really down costs the WAIT's second.
     k = encode_key(key)
 
     def confirmed(results: List[Any]) -> Any:
         hi, acked = results[0]
-        if acked < replicas:
-            raise CacheError(f"id block of {key} reached {acked} of {replicas} replicas")
+        if acked < live:
+            raise CacheError(f"id block of {key} reached {acked} of {live} live replicas")
         return hi
-    return client._then_wait(k, (b"INCRBY", k, block), OWNER_ONLY, replicas, 1.0,
+    return client._then_wait(k, (b"INCRBY", k, block), OWNER_ONLY, known, 1.0,
                              _incr_waited, confirmed)
 
 

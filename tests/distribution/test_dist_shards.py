@@ -110,9 +110,9 @@ def _pool(shards):
     return [f"{p.address} replicas={r.address}" for p, r in shards]
 
 
-def _get_calls(port):
+def _get_calls(port, command="get"):
     stats = redis.Redis(port=port, socket_timeout=5).info("commandstats")
-    return stats.get("cmdstat_get", {}).get("calls", 0)
+    return stats.get(f"cmdstat_{command}", {}).get("calls", 0)
 
 
 def test_set_with_wait_reports_replicas(pairs):
@@ -169,6 +169,37 @@ def test_read_from_replicas_spreads_reads(pairs):
             assert client.get(key) == key
     assert sum(_get_calls(p.port) for p, _ in pairs) == 0
     assert sum(_get_calls(r.port) for _, r in pairs) == 60
+
+
+def test_id_blocks_reach_replicas_the_client_sees_down(pairs):
+    """A replica the client's pings missed (a busy host) may still be linked and be
+    promoted: it gets every id block before the block is used. One really down
+    costs the WAIT's time, and ids keep coming."""
+    (primary, live), (_, dead) = pairs[0], pairs[1]
+    with CacheClient(_pool(pairs), **OPTIONS) as client:
+        client._monitor.stop()  # no ping re-admits them: the client's view stays
+        for replica in (live, dead):
+            spec = next(s for s in client._all_servers if s.address == replica.address)
+            for _ in range(2):  # failure_threshold
+                client._monitor.record_failure(spec)
+            assert client.health()[replica.address]["state"] == "down"
+        dead.kill()
+        ids = client.id_generator("ids", block=10)
+        slot = client.servers.index(primary.address)
+        ids._first = slot
+        key = ids._keys[slot]
+        waits = _get_calls(primary.port, "wait")
+        for _ in range(5):
+            for _ in range(10):
+                ids()
+            # Read at once, no polling: the block was confirmed before its first id.
+            assert int(redis.Redis(port=live.port).get(key)) == \
+                int(redis.Redis(port=primary.port).get(key))
+        assert _get_calls(primary.port, "wait") == waits + 5  # one WAIT per block
+        other = client.id_generator("ids", block=10)
+        other._first = client.servers.index(pairs[1][0].address)
+        values = [other() for _ in range(20)]
+        assert len(set(values)) == 20
 
 
 def _write_all(client):

@@ -14,6 +14,7 @@ import redis
 from distcache.protocol.resp import NOT_ENOUGH, ReplyParser, encode_command
 from persistence.persistence_helpers import incr_files, start
 from scripting_helpers import fingerprint, pair  # noqa: F401 (a fixture)
+from servers import as_map
 
 pytest.importorskip("lupa")
 
@@ -124,10 +125,8 @@ def test_pipelined_evalshas_over_maxmemory_match_redis(pair):
 
 def _stats(client: Any) -> tuple:
     stats = client.info("commandstats")["cmdstat_evalsha"]
-    histogram = client.execute_command("LATENCY", "HISTOGRAM", "evalsha")
-    if isinstance(histogram, list):  # redis-py 6 (the PyPy venv's) leaves the reply flat
-        histogram = {histogram[0]: dict(zip(histogram[1][::2], histogram[1][1::2]))}
-    return stats["calls"], stats["failed_calls"], histogram[b"evalsha"][b"calls"]
+    histogram = as_map(client.execute_command("LATENCY", "HISTOGRAM", "evalsha"))  # RESP2: lists
+    return stats["calls"], stats["failed_calls"], as_map(histogram[b"evalsha"])[b"calls"]
 
 
 @pytest.mark.parametrize("latency", [0, 1], ids=["slowlog-times", "everything-wrapped"])

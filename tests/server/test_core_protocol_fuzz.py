@@ -17,6 +17,7 @@ import time
 import pytest
 
 from core_helpers import RawClient, encode, rss_kb, server_alive
+import protocol_fuzzer
 from protocol_fuzzer import Fuzzer
 from servers import distcache_server
 
@@ -322,6 +323,8 @@ FUZZ_FLAGS = os.environ.get("DISTCACHE_FUZZ_FLAGS", "").split()
 
 
 @pytest.mark.timeout(max(300, FUZZ_INPUTS // 50))  # the 300 s default is ~150k inputs
+@pytest.mark.skipif(protocol_fuzzer.hiredis is None,
+                    reason="the fuzzer reads replies with hiredis (not installed: PyPy)")
 @pytest.mark.parametrize("parser", PARSERS)
 def test_scaled_fuzz(tmp_path, parser):
     """DISTCACHE_FUZZ_INPUTS inputs (default 3000; 1,000,000 for the recorded run

@@ -7,7 +7,7 @@ import pytest
 import redis
 
 from distcache.server.commands.table import COMMANDS, set_layer
-from servers import distcache_server, wait_until
+from servers import as_map, distcache_server, wait_until
 
 
 @pytest.fixture
@@ -103,10 +103,11 @@ def test_a_layer_may_keep_the_run_handler(monkeypatch):
 
 
 def _calls(r: redis.Redis, name: str) -> int:
-    reply = r.execute_command("LATENCY", "HISTOGRAM", name)  # redis-py makes it a dict
+    reply = as_map(r.execute_command("LATENCY", "HISTOGRAM", name))  # RESP2: a list
     entry = reply.get(name) or reply.get(name.encode()) if reply else None
     if not entry:
         return 0
+    entry = as_map(entry)
     return entry.get("calls", entry.get(b"calls"))
 
 

@@ -7,6 +7,7 @@ real redis-server where Redis's reply is the spec.
 """
 from __future__ import annotations
 
+import importlib.util
 import socket
 from typing import Any
 
@@ -173,7 +174,8 @@ def _exchange(port: int, payload: bytes) -> bytes:
         return data
 
 
-@pytest.mark.parametrize("parser", ["python", "hiredis"])
+@pytest.mark.parametrize("parser", ["python", pytest.param("hiredis", marks=pytest.mark.skipif(
+    importlib.util.find_spec("hiredis") is None, reason="hiredis is not installed (PyPy)"))])
 def test_a_pipelined_auth_lifts_the_unauthenticated_limits_for_what_follows(tmp_path, parser):
     """CVE-2021-32675's limits (10 arguments, 16 KB bulks before AUTH) apply to
     each request when Redis reaches it, after the ones before it ran: AUTH
