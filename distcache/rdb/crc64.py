@@ -17,6 +17,7 @@ aside when it disagrees. ``DISTCACHE_PURE_CRC64=1`` keeps the pure Python.
 """
 from __future__ import annotations
 
+import array
 import os
 import struct
 import sys
@@ -67,6 +68,8 @@ def crc64(data: bytes, crc: int = 0) -> int:
 
 def crc64_pure(data: bytes, crc: int = 0) -> int:
     """:func:`crc64` in pure Python, whatever is installed."""
+    if _PYPY:
+        return _slice8_signed_crc(crc, data)
     if len(data) >= _LANES_MIN:
         return _lanes_crc(crc, bytes(data))
     return _slice8_crc(crc, data)
@@ -85,6 +88,42 @@ def _slice8_crc(crc: int, data: bytes) -> int:
         crc = (t7[b[0]] ^ t6[b[1]] ^ t5[b[2]] ^ t4[b[3]]
                ^ t3[b[4]] ^ t2[b[5]] ^ t1[b[6]] ^ t0[b[7]])
     return _bytes_crc(crc, bytes(view[whole:]))
+
+
+# -- PyPy: slice-by-8 over machine-word ints ------------------------------------------
+#
+# PyPy's JIT compiles a plain loop of shifts, masks and list lookups to machine
+# code, as long as every int fits a machine word: unsigned CRCs of 2**63 and more
+# would be big ints, so the tables and the running CRC hold the same 64 bits as
+# signed ints (xor and masked shifts do not care), and the words are read as
+# signed by an ``array("q")`` (iterating a memoryview cast is 4x slower).
+# 12 MB: ~20 ms of CPU against ~360 ms for the lanes below; on CPython this loop
+# is the slowest of all (2 MB: 190 ms, lanes 28 ms), hence the choice per runtime.
+
+_PYPY = sys.implementation.name == "pypy"
+
+
+def _signed(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+_TS = [[_signed(v) for v in t] for t in _T]
+
+
+def _slice8_signed_crc(crc: int, data: bytes) -> int:
+    whole = len(data) & ~7
+    t0, t1, t2, t3, t4, t5, t6, t7 = _TS
+    c = _signed(crc)
+    words = array.array("q")
+    words.frombytes(memoryview(data)[:whole])
+    if not _LITTLE:
+        words.byteswap()
+    for w in words:
+        w ^= c
+        c = (t7[w & 0xFF] ^ t6[(w >> 8) & 0xFF] ^ t5[(w >> 16) & 0xFF] ^ t4[(w >> 24) & 0xFF]
+             ^ t3[(w >> 32) & 0xFF] ^ t2[(w >> 40) & 0xFF] ^ t1[(w >> 48) & 0xFF]
+             ^ t0[(w >> 56) & 0xFF])
+    return _bytes_crc(c & _MASK, bytes(memoryview(data)[whole:]))
 
 
 # -- long inputs: many lanes at once, vectorized with bytes.translate -----------------

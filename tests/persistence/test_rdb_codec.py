@@ -73,6 +73,23 @@ def test_crc64_native_and_pure_python_agree():
         pytest.skip("anycrc is not installed: only the pure Python was checked")
 
 
+def test_crc64_pure_python_variants_agree():
+    """The per-runtime pure-Python CRCs (signed-word slice-by-8 for PyPy, lanes and
+    unsigned slice-by-8 for CPython) give the byte-at-a-time result, on both runtimes."""
+    import sys
+    module = sys.modules["distcache.rdb.crc64"]
+    data = os.urandom(70_011)
+    for size in (0, 1, 7, 8, 9, 63, 64, 65, 1000, 65_536, 70_011):
+        for start in (0, 1, 0xFFFFFFFFFFFFFFFF, 0x8000000000000000, 0x7FFFFFFFFFFFFFFF):
+            piece = data[:size]
+            want = module._bytes_crc(start, piece)
+            assert module._slice8_signed_crc(start, piece) == want
+            assert module._slice8_signed_crc(start, memoryview(bytearray(piece))) == want
+            assert module._slice8_crc(start, piece) == want
+            if size >= 256:
+                assert module._lanes_crc(start, piece) == want
+
+
 @given(st.binary(max_size=3000) | st.text("ab", max_size=3000).map(str.encode))
 def test_lzf_round_trip(data):
     out = lzf.compress(data, len(data) + 100)
