@@ -3,27 +3,17 @@ pass over the key instead of one per name (ZINTERSTORE naming a 20,000-member zs
 1,000 times took 4.3 s; redis-server 0.09 s)."""
 from __future__ import annotations
 
-import platform
 import time
 from typing import Any, List
 
 import pytest
-import redis
 
 from servers import same_reply
 
 
 @pytest.fixture
-def pair(r, reference_redis):
-    """distcache and redis-server, replies unparsed (scores as the server wrote them)."""
-    clients = [redis.Redis(port=port, socket_timeout=60)
-               for port in (r.connection_pool.connection_kwargs["port"], reference_redis.port)]
-    for client in clients:
-        client.response_callbacks.clear()
-        client.flushall()
-    yield clients
-    for client in clients:
-        client.close()
+def pair(text_pair):
+    return text_pair
 
 
 def _load(pair: List[Any]) -> None:
@@ -74,9 +64,6 @@ def test_repeated_keys_are_one_pass(pair):
         assert sorted(ours.smembers(key)) == sorted(pair[1].smembers(key))
 
 
-@pytest.mark.xfail(platform.python_implementation() == "PyPy", strict=False,
-                   reason="a -0 score: redis-server answers 0 while the set is a listpack, "
-                   "distcache -0 (both runtimes; open: docs/pypy.md)")
 @pytest.mark.parametrize("aggregate", ["SUM", "MIN", "MAX"])
 def test_repeated_keys_fold_as_redis(pair, aggregate):
     """Repeats among other keys, with weights that differ or not: the same scores,

@@ -25,7 +25,8 @@ members = st.lists(member, min_size=1, max_size=4)
 small_int = st.one_of(st.integers(-4, 4).map(str), st.just("x"))
 index = st.one_of(st.integers(-6, 6).map(str), st.just("1.5"))
 score = st.one_of(st.integers(-3, 3).map(str),
-                  st.sampled_from(["1.5", "-0.25", "2.75", "inf", "-inf", "+inf", "x", "nan"]))
+                  st.sampled_from(["1.5", "-0.25", "2.75", "inf", "-inf", "+inf", "x", "nan",
+                                   "-0", "-0.0"]))
 score_bound = st.one_of(score, score.map(lambda s: "(" + s),
                         st.sampled_from(["-inf", "+inf", "(-inf", "(+inf", "(", "[1"]))
 lex_bound = st.one_of(member.map(lambda m: "[" + m), member.map(lambda m: "(" + m),

@@ -30,6 +30,7 @@ from ..types.zset import ZSet
 from .args import to_int
 from .keys import type_name
 from .table import KEY_FINDERS, command
+from .zsets import fold_listpack_zeros
 
 _KEYS = dict(group="generic")
 BUSYKEY = "BUSYKEY Target key name already exists."
@@ -60,7 +61,7 @@ def _zset(pairs: Any) -> ZSet:
     zset = ZSet()
     for member, score in pairs:
         zset.add(member, score)
-    return zset
+    return fold_listpack_zeros(zset)  # Redis loads a small set as a listpack
 
 
 #: kind -> the keyspace's structure for a decoded value.

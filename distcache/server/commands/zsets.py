@@ -53,10 +53,36 @@ def score_text(score: float) -> bytes:
     return b"%.17g" % score
 
 
+def _stored_score(z: ZSet, member: bytes, score: float) -> float:
+    """``score`` as Redis keeps it: 0, not -0, when the set is (still) a listpack.
+
+    A listpack stores an integral score as the integer, which reads back as 0;
+    a skiplist keeps the double. Callers test ``score == 0.0`` first (cheap)."""
+    if math.copysign(1.0, score) > 0 or len(member) > LISTPACK_VALUE:
+        return score
+    if len(z) + (member not in z.scores) > ZSET_LISTPACK_ENTRIES \
+            or not zset_listpack_sized(z.scores):
+        return score
+    return 0.0
+
+
+def fold_listpack_zeros(z: ZSet) -> ZSet:
+    """Read -0 scores back as 0 when ``z`` is listpack-sized: what Redis does to a
+    stored ZUNIONSTORE/ZRANGESTORE/... result or a loaded set, both converted to a
+    listpack when small enough (a skiplist-sized one keeps -0)."""
+    if len(z) <= ZSET_LISTPACK_ENTRIES and zset_listpack_sized(z.scores):
+        for member, score in list(z.items()):
+            if score == 0.0 and math.copysign(1.0, score) < 0:
+                z.remove(member)  # add() sees -0 == 0 as no change
+                z.add(member, 0.0)
+    return z
+
+
 def store_zset(c: Any, key: bytes, z: ZSet, event: bytes) -> int:
     """Store a computed sorted set announcing ``event`` (or delete ``key`` if it is empty)."""
     db = c.db
     if z:
+        fold_listpack_zeros(z)
         db.set(key, z)
         notify(db, ZSET, event, key)
         if db.blocking:
@@ -113,9 +139,9 @@ def _zadd_generic(c: Any, args: List[bytes], flags: Set[bytes], start: int) -> A
         if current is None:
             if xx:
                 continue
-            z.add(member, score)
+            z.add(member, _stored_score(z, member, score) if score == 0.0 else score)
             added += 1
-            result = score
+            result = score  # ZADD INCR replies -0 even where 0 is stored
             continue
         if nx:
             continue
@@ -127,8 +153,8 @@ def _zadd_generic(c: Any, args: List[bytes], flags: Set[bytes], start: int) -> A
         if (lt and score >= current) or (gt and score <= current):
             continue
         result = score
-        if score != current:
-            z.add(member, score)
+        if score != current:  # -0 over 0 (or back) is no update, as in Redis
+            z.add(member, _stored_score(z, member, score) if score == 0.0 else score)
             changed += 1
     if added or changed:
         db.modified(key)
@@ -148,6 +174,8 @@ def _zadd_one(c: Any, key: bytes, score: float, member: bytes) -> int:
         z = ZSet()
         db.set(key, z)
     old = z.scores.get(member)
+    if score == 0.0:
+        score = _stored_score(z, member, score)
     if old != score:
         z.add(member, score)
         db.modified(key)
