@@ -16,7 +16,9 @@ makes garbage or grows:
 
 A full collection stops the loop (about 15 ms of CPU per 300k keys on PyPy
 7.3.11), so the server's collections take at most ``BUDGET`` of the time:
-after one that took *t*, the next waits at least ``t / BUDGET``.
+after one that took *t*, the next waits at least ``t / BUDGET`` -- unless the
+keys evicted meanwhile reach ``CAP`` times maxmemory: maxmemory bounds memory, so
+a churn faster than the budget costs CPU rather than RSS.
 
 ``PYPY_GC_NURSERY`` is 8 MB unless set (PyPy picks 1 MB from the L2 cache
 here): a minor collection promotes the objects of the requests in flight,
@@ -49,6 +51,9 @@ MIN_KEYS = 50_000
 CHURN = 0.5
 #: Share of the wall time the server's own collections may take.
 BUDGET = 0.05
+#: Evicted bytes (times maxmemory) past which a collection ignores the budget:
+#: maxmemory bounds RSS, so a churn faster than the budget costs CPU instead.
+CAP = 1.0
 
 
 class GcPacer:
@@ -74,11 +79,11 @@ class GcPacer:
         """The eviction engine freed about ``nbytes`` (its estimate)."""
         self.evicted += nbytes
         if self.evicted >= maxmemory * CHURN:
-            self.collect(None)
+            self.collect(None, force=self.evicted >= maxmemory * CAP)
 
-    def collect(self, keys: "int | None") -> None:
+    def collect(self, keys: "int | None", force: bool = False) -> None:
         now = time.monotonic()
-        if now < self.next_allowed:
+        if now < self.next_allowed and not force:
             return
         cpu = time.process_time()
         gc.collect()

@@ -11,7 +11,7 @@ import pytest
 from distcache.server.app import CacheServer
 from distcache import pypy_start
 from distcache.pypy_start import GC_DEFAULTS
-from distcache.server.pypy_gc import CHURN, GROWTH, MIN_KEYS, GcPacer
+from distcache.server.pypy_gc import CAP, CHURN, GROWTH, MIN_KEYS, GcPacer
 
 
 @pytest.fixture
@@ -54,6 +54,20 @@ def test_collects_after_evicting_a_share_of_maxmemory(server: CacheServer) -> No
     pacer.evicted_bytes(maxmemory * CHURN * 0.6, maxmemory)
     assert pacer.collections == 0
     pacer.evicted_bytes(maxmemory * CHURN * 0.6, maxmemory)
+    assert pacer.collections == 1 and pacer.evicted == 0
+
+
+def test_eviction_churn_past_the_cap_collects_over_the_budget(server: CacheServer) -> None:
+    """Within the budget's wait, evicted values pile up only to CAP x maxmemory:
+    then the pacer collects anyway (RSS bounded by maxmemory, CPU gives)."""
+    pacer = GcPacer(server)
+    maxmemory = 16 << 20
+    pacer.next_allowed = float("inf")  # the budget is spent
+    pacer.evicted_bytes(maxmemory * CHURN, maxmemory)
+    assert pacer.collections == 0
+    pacer.evicted_bytes(maxmemory * (CAP - CHURN) * 0.9, maxmemory)
+    assert pacer.collections == 0
+    pacer.evicted_bytes(maxmemory * (CAP - CHURN) * 0.2, maxmemory)
     assert pacer.collections == 1 and pacer.evicted == 0
 
 
