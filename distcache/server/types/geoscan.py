@@ -407,7 +407,7 @@ class Plan:
     repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses")
+                 "plane", "cells", "_ranges", "grid", "uses", "span")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -424,6 +424,9 @@ class Plan:
             low, high = score_range(cell)
             self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner),
                                _NO_TABLE))
+        #: (lowest, highest) score of the cells that can hold a match, or None.
+        active = [(low, high) for _, low, high, offs, _ in self.cells if offs is not None]
+        self.span = (min(active)[0], max(high for _, high in active)) if active else None
         self._ranges: dict = {}
 
     def use(self) -> None:
