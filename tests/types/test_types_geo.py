@@ -409,3 +409,46 @@ def test_geo_store_keys_and_acl_match_redis(shared_server, reference_redis):
         results.append(seen)
     assert results[0] == results[1]
     assert results[0][6] == 1 and "no permissions" in results[0][7]
+
+
+NUMBERS = ["14", "-0.5", ".5", "5.", "0", "-0", "0.0", "00014", "1-2", "1..2", "-", "--1",
+           "14 ", " 14", "1e1", "0." + "0" * 400 + "1", "1" * 320, "-" + "1" * 320, "0x1p3"]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_geo_search_fast_paths_match_redis(clients, protocol):
+    """The search's shortcuts against Redis: plain decimals read by float() (and the
+    forms that take the general parser: zero, underflow, overflow, junk), a member
+    reply encoded in one join (long members, empty replies), points spread over
+    several of the sorted set's blocks, and a search run from a script."""
+    import random
+    rng = random.Random(7)
+    ours, theirs = clients(protocol)
+    args = []
+    for i in range(5000):  # several blocks of the sorted set around one centre
+        args += [repr(14 + rng.uniform(-0.05, 0.05)), repr(38 + rng.uniform(-0.05, 0.05)),
+                 f"m{i}"]
+    args += ["14.001", "38.001", "L" * 5000, "14.002", "38.002", ""]
+    for client in (ours, theirs):
+        client.call("FLUSHALL")
+    assert ours.call("GEOADD", "g", *args) == theirs.call("GEOADD", "g", *args)
+    queries = []
+    for number in NUMBERS:
+        queries += [["GEOSEARCH", "g", "FROMLONLAT", number, "38", "BYRADIUS", "1", "km"],
+                    ["GEOSEARCH", "g", "FROMLONLAT", "14", number, "BYBOX", "1", "1", "km"],
+                    ["GEOSEARCH", "g", "FROMLONLAT", "14", "38", "BYRADIUS", number, "m"],
+                    ["GEOSEARCH", "g", "FROMLONLAT", "14", "38", "BYBOX", number, "9", "m"],
+                    ["GEORADIUS", "g", number, "38", "2", "km"]]
+    for size in ("1", "300", "2000", "9000"):
+        for shape in (["BYRADIUS", size, "m"], ["BYBOX", size, size, "m"]):
+            for extra in ([], ["COUNT", "3", "ANY"], ["ASC"], ["WITHHASH"]):
+                queries.append(["GEOSEARCH", "g", "FROMLONLAT", "14.0015", "38.0015",
+                                *shape, *extra])
+    queries += [["GEOSEARCH", "g", "FROMMEMBER", "L" * 5000, "BYRADIUS", "200", "m"],
+                ["GEOSEARCH", "g", "FROMLONLAT", "-120", "-50", "BYRADIUS", "2", "km"],
+                ["EVAL", "return redis.call('GEOSEARCH', 'g', 'FROMLONLAT', '14.0015',"
+                 " '38.0015', 'BYRADIUS', '300', 'm')", "0"]]
+    for query in queries:
+        expected = theirs.call(*query)
+        for _ in range(3):  # a new plan, then its sub-cell tables
+            assert ours.call(*query) == expected, query

@@ -7,13 +7,16 @@ The maths is in :mod:`distcache.server.types.geohash`.
 """
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import itemgetter
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
-from ..errors import CommandError, SYNTAX
+from ..errors import CommandError, NOT_FLOAT, SYNTAX
 from ..types import geohash, geoscan
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
+from .lists import bulk_array
 from .strings import _write_run_context, propagate_write
 from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command, runs_of
 from ..keyspace import now_ms
@@ -50,9 +53,23 @@ def _unit(arg: bytes) -> float:
     return factor
 
 
+def _number(arg: bytes, error: str = NOT_FLOAT) -> float:
+    """:func:`to_score`, with a fast path for plain decimals (digits, point, minus):
+    float() reads them as strtod does, unless they are zero (an underflow?) or
+    infinite (309 digits), which take to_score's checks (and its error texts)."""
+    if not arg.translate(None, b"0123456789.-"):
+        try:
+            value = float(arg)
+        except ValueError:
+            return to_score(arg, error)
+        if value != 0.0 and value - value == 0.0:
+            return value
+    return to_score(arg, error)
+
+
 def _lonlat(lon_arg: bytes, lat_arg: bytes) -> Tuple[float, float]:
     """A point as extractLongLatOrReply reads and checks it."""
-    lon, lat = to_score(lon_arg), to_score(lat_arg)
+    lon, lat = _number(lon_arg), _number(lat_arg)
     if not (geohash.LONG_MIN <= lon <= geohash.LONG_MAX
             and geohash.LAT_MIN <= lat <= geohash.LAT_MAX):
         raise CommandError("ERR invalid longitude,latitude pair %f,%f" % (lon, lat))
@@ -61,7 +78,7 @@ def _lonlat(lon_arg: bytes, lat_arg: bytes) -> Tuple[float, float]:
 
 def _radius(args: List[bytes], i: int) -> Tuple[float, float]:
     """(radius, meters per unit) from ``radius unit`` at ``args[i]``."""
-    radius = to_score(args[i], "ERR need numeric radius")
+    radius = _number(args[i], "ERR need numeric radius")
     if radius < 0:
         raise CommandError("ERR radius cannot be negative")
     return radius, _unit(args[i + 1])
@@ -69,11 +86,32 @@ def _radius(args: List[bytes], i: int) -> Tuple[float, float]:
 
 def _box(args: List[bytes], i: int) -> Tuple[float, float, float]:
     """(width, height, meters per unit) from ``width height unit`` at ``args[i]``."""
-    width = to_score(args[i], "ERR need numeric width")
-    height = to_score(args[i + 1], "ERR need numeric height")
+    width = _number(args[i], "ERR need numeric width")
+    height = _number(args[i + 1], "ERR need numeric height")
     if height < 0 or width < 0:
         raise CommandError("ERR height or width cannot be negative")
     return width, height, _unit(args[i + 2])
+
+
+#: ``b"$n"``: a bulk string's header without its CRLF (:func:`_members_reply`'s separator).
+_HEADS = [b"$%d" % n for n in range(4096)]
+_MEMBER_OF = itemgetter(1)
+
+
+def _members_reply(found: List[Tuple[float, bytes]]) -> Raw:
+    """An array of the (score, member) elements' members, encoded here in one join
+    (the same in RESP2 and 3): ``*n``, then ``$len`` and the member for each, all
+    CRLF-separated, the lengths' headers taken from a table by C-level maps."""
+    members = list(map(_MEMBER_OF, found))
+    n = len(members)
+    parts = [b""] * (2 * n + 2)
+    parts[0] = b"*%d" % n
+    try:
+        parts[1:-1:2] = map(_HEADS.__getitem__, map(len, members))
+    except IndexError:  # a member of 4 KB or more
+        return bulk_array(members)
+    parts[2:-1:2] = members
+    return Raw(b"\r\n".join(parts))
 
 
 def _member_pos(z: ZSet, member: bytes) -> Tuple[float, float]:
@@ -286,6 +324,16 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     plan.use()
     slices = z.score_slices
     crowded = geoscan.CROWDED
+    # One lookup over the sorted set for all the cells (they are neighbours: a few
+    # hundred elements at most, in one block or two), then bisections inside that
+    # short span per cell, not a lookup in the whole set each.
+    span: Optional[List[Tuple[float, bytes]]] = None
+    if plan.span is not None:
+        whole = slices(*plan.span)
+        if len(whole) == 1:
+            span = whole[0]
+        elif len(whole) == 2:
+            span = whole[0] + whole[1]
 
     def groups() -> Iterator[Tuple[geoscan.Offsets, Tuple[bytes, int],
                                    List[List[Tuple[float, bytes]]]]]:
@@ -293,11 +341,22 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
         for cell, low, high, offsets, classes in plan.cells:
             if offsets is None:
                 continue  # no point of the cell can match
-            parts = slices(low, high)
-            if sum(map(len, parts)) > crowded:
-                # a crowded cell: scan only its sub-cells that can hold a match
-                parts = [part for low, high in plan.ranges(cell)
-                         for part in slices(low, high)]
+            if span is None:
+                parts = slices(low, high)
+                if sum(map(len, parts)) > crowded:
+                    # a crowded cell: scan only its sub-cells that can hold a match
+                    parts = [part for low, high in plan.ranges(cell)
+                             for part in slices(low, high)]
+            else:
+                a = bisect_left(span, (low, b""))
+                b = bisect_left(span, (high, b""), a)
+                if b - a > crowded:
+                    parts = []
+                    for low, high in plan.ranges(cell):
+                        a = bisect_left(span, (low, b""), a)
+                        parts.append(span[a:bisect_left(span, (high, b""), a)])
+                else:
+                    parts = [span[a:b]]
             yield offsets, classes, parts
 
     found: List[Any] = []
@@ -336,7 +395,28 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     while i < n:
         arg = args[i].lower()
         left = n - i - 1
-        if arg == b"withdist":
+        # (GEOSEARCH's centre and shape first: every search has them; the keywords
+        # are distinct, so the order of the tests changes no outcome)
+        if arg == b"frommember" and left >= 1 and search and not fromloc:
+            if z is not None:
+                shape.lon, shape.lat = _member_pos(z, args[i + 1])
+            frommember = True
+            i += 1
+        elif arg == b"fromlonlat" and left >= 2 and search and not frommember:
+            shape.lon, shape.lat = _lonlat(args[i + 1], args[i + 2])
+            fromloc = True
+            i += 2
+        elif arg == b"byradius" and left >= 2 and search and not bybox:
+            shape.radius, shape.unit = _radius(args, i + 1)
+            shape.box = False
+            byradius = True
+            i += 2
+        elif arg == b"bybox" and left >= 3 and search and not byradius:
+            shape.width, shape.height, shape.unit = _box(args, i + 1)
+            shape.box = True
+            bybox = True
+            i += 3
+        elif arg == b"withdist":
             withdist = True
         elif arg == b"withhash":
             withhash = True
@@ -359,25 +439,6 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
             i += 1
         elif arg == b"storedist" and flags & _SEARCHSTORE:
             storedist = True
-        elif arg == b"frommember" and left >= 1 and search and not fromloc:
-            if z is not None:
-                shape.lon, shape.lat = _member_pos(z, args[i + 1])
-            frommember = True
-            i += 1
-        elif arg == b"fromlonlat" and left >= 2 and search and not frommember:
-            shape.lon, shape.lat = _lonlat(args[i + 1], args[i + 2])
-            fromloc = True
-            i += 2
-        elif arg == b"byradius" and left >= 2 and search and not bybox:
-            shape.radius, shape.unit = _radius(args, i + 1)
-            shape.box = False
-            byradius = True
-            i += 2
-        elif arg == b"bybox" and left >= 3 and search and not byradius:
-            shape.width, shape.height, shape.unit = _box(args, i + 1)
-            shape.box = True
-            bybox = True
-            i += 3
         else:
             raise CommandError(SYNTAX)
         i += 1
@@ -417,7 +478,7 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
                               b"geosearchstore" if search else b"georadiusstore")
         if withhash:
             return [[member, int(score)] for score, member in found]
-        return [member for _, member in found]
+        return _members_reply(found)
     if store is not None:
         result = ZSet()
         for d, score, member, _, _ in found:
@@ -425,7 +486,7 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
         return store_zset(c, store, result,
                           b"geosearchstore" if search else b"georadiusstore")
     if not (withdist or withhash or withcoord):
-        return [p[2] for p in found]
+        return bulk_array([p[2] for p in found])
     reply: List[Any] = []
     for d, score, member, lon, lat in found:
         item: List[Any] = [member]

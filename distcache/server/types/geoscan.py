@@ -112,6 +112,8 @@ _NO_SQUARE = (1, 0, 1, 0)
 TABLE_STEPS = 4
 #: (classes, shift): every offset is in class 2 (check it).
 _NO_TABLE = (b"\x02", 64)
+#: Whole floats up to this are exact (a Plan's cut score ranges must be).
+_EXACT = float(1 << 53)
 
 
 def table(cell: Cell, grid: Grid, plane_: Optional[Plane]) -> Tuple[bytes, int]:
@@ -407,7 +409,7 @@ class Plan:
     repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses")
+                 "plane", "cells", "_ranges", "grid", "uses", "span")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -424,6 +426,7 @@ class Plan:
             low, high = score_range(cell)
             self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner),
                                _NO_TABLE))
+        self.span = _span(self.cells)
         self._ranges: dict = {}
 
     def use(self) -> None:
@@ -431,9 +434,22 @@ class Plan:
         for a search that repeats, never for one that does not)."""
         self.uses += 1
         if self.uses == 2:
-            self.cells = [(cell, low, high, offs,
-                           _NO_TABLE if offs is None else table(cell, self.grid, self.plane))
-                          for cell, low, high, offs, _ in self.cells]
+            cells = []
+            for cell, low, high, offs, _ in self.cells:
+                classes = _NO_TABLE
+                if offs is not None:
+                    classes = table(cell, self.grid, self.plane)
+                    # the score range cut to the sub-cells from the first to the last
+                    # that can hold a match (none: the cell is skipped)
+                    kinds, shift = classes
+                    first, last = len(kinds) - len(kinds.lstrip(b"\0")), len(kinds.rstrip(b"\0"))
+                    if first == len(kinds):
+                        offs = None
+                    elif high <= _EXACT:  # (sums of whole floats exact)
+                        low, high = low + (first << shift), low + (last << shift)
+                cells.append((cell, low, high, offs, classes))
+            self.cells = cells
+            self.span = _span(cells)
 
     def ranges(self, cell: Cell) -> List[Tuple[float, float]]:
         """:func:`ranges` of a cell, as float scores."""
@@ -443,6 +459,12 @@ class Plan:
                 (float(lo), float(hi)) for lo, hi in ranges(
                     cell, self.lon, self.lat, self.box, self.half_w, self.half_h)]
         return out
+
+
+def _span(cells: List[Any]) -> Optional[Tuple[float, float]]:
+    """(lowest, highest) score of the :class:`Plan` cells that can hold a match, or None."""
+    active = [(low, high) for _, low, high, offs, _ in cells if offs is not None]
+    return (min(active)[0], max(high for _, high in active)) if active else None
 
 
 def masks(grid: Grid) -> Masks:
