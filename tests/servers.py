@@ -204,3 +204,14 @@ def same_reply(clients: Any, *command: Any) -> Any:
     assert results[0] == results[1], f"{command[:4]}: distcache {results[0]!r:.300} " \
                                      f"!= redis {results[1]!r:.300}"
     return results[0]
+
+
+def recv_exactly(sock: socket.socket, size: int) -> bytes:
+    """Exactly ``size`` bytes from ``sock``; fails if the server closes first."""
+    chunks: List[bytes] = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        assert chunk, "server closed the connection"
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from typing import Iterator, List
+from typing import Iterator
 
 import pytest
 
@@ -15,16 +15,7 @@ from distcache.protocol import encode_command
 from distcache.server.app import READ_BUFFER_SIZE, CacheServer
 from distcache.server.connection import BufferedClient, Client
 from distcache.server.sock_transport import SocketTransport
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks: List[bytes] = []
-    while size:
-        chunk = sock.recv(min(size, 1 << 20))
-        assert chunk, "server closed the connection"
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
+from servers import recv_exactly
 
 
 def _connect(server: CacheServer) -> socket.socket:
@@ -65,7 +56,7 @@ def test_interleaved_clients_get_their_own_replies(server: CacheServer) -> None:
             for i, sock in enumerate(socks):
                 value = b"v%d-%d" % (i, round_) * (i + 1)
                 expected = b"+OK\r\n$%d\r\n%s\r\n" % (len(value), value)
-                assert _recv_exactly(sock, len(expected)) == expected
+                assert recv_exactly(sock, len(expected)) == expected
     finally:
         for sock in socks:
             sock.close()
@@ -76,7 +67,7 @@ def test_value_larger_than_the_buffer(server: CacheServer) -> None:
     with _connect(server) as sock:
         sock.sendall(encode_command([b"SET", b"big", value]) + encode_command([b"GET", b"big"]))
         expected = b"+OK\r\n$%d\r\n%s\r\n" % (len(value), value)
-        assert _recv_exactly(sock, len(expected)) == expected
+        assert recv_exactly(sock, len(expected)) == expected
 
 
 def test_pipeline_longer_than_the_buffer(server: CacheServer) -> None:
@@ -85,18 +76,18 @@ def test_pipeline_longer_than_the_buffer(server: CacheServer) -> None:
     with _connect(server) as sock:
         sock.sendall(requests + encode_command([b"GET", b"counter"]))
         expected = b"".join(b":%d\r\n" % n for n in range(1, count + 1))
-        assert _recv_exactly(sock, len(expected)) == expected
+        assert recv_exactly(sock, len(expected)) == expected
         tail = b"$%d\r\n%d\r\n" % (len(str(count)), count)
-        assert _recv_exactly(sock, len(tail)) == tail
+        assert recv_exactly(sock, len(tail)) == tail
 
 
 def test_request_split_into_single_bytes(server: CacheServer) -> None:
     with _connect(server) as sock:
         for byte in encode_command([b"SET", b"split", b"value"]):
             sock.sendall(bytes((byte,)))
-        assert _recv_exactly(sock, 5) == b"+OK\r\n"
+        assert recv_exactly(sock, 5) == b"+OK\r\n"
         sock.sendall(b"GET split\r\n")
-        assert _recv_exactly(sock, 11) == b"$5\r\nvalue\r\n"
+        assert recv_exactly(sock, 11) == b"$5\r\nvalue\r\n"
 
 
 @pytest.mark.parametrize("loop", ["auto", "asyncio"])

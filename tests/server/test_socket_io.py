@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import Callable, Iterator, List
+from typing import Callable, Iterator
 
 import pytest
 
 from distcache.protocol import encode_command
 from distcache.server.app import CacheServer
 from distcache.server.sock_transport import SocketTransport
+from servers import recv_exactly
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -21,16 +22,6 @@ def _wait(condition: Callable[[], bool], timeout: float = 20.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.01)
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    chunks: List[bytes] = []
-    while size:
-        chunk = sock.recv(min(size, 1 << 20))
-        assert chunk, "server closed the connection"
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
 
 
 def _connect(server: CacheServer, rcvbuf: int = 0) -> socket.socket:
@@ -77,7 +68,7 @@ def test_slow_reader_gets_every_byte_and_the_server_pauses_it(server: CacheServe
         assert _call(other, b"PING") == b"+PONG\r\n"  # the others are still served
         expected = b"$%d\r\n%s\r\n" % (len(value), value)
         for _ in range(count):
-            assert _recv_exactly(slow, len(expected)) == expected
+            assert recv_exactly(slow, len(expected)) == expected
         _wait(lambda: not client.write_paused and not client.reading_paused)
         assert client.transport.get_write_buffer_size() == 0
         assert _call(slow, b"PING") == b"+PONG\r\n"
@@ -138,5 +129,5 @@ def test_quit_sends_its_reply_before_closing(server: CacheServer) -> None:
         sock.sendall(encode_command([b"SET", b"k", b"v" * 100000]) + encode_command([b"GET", b"k"])
                      + encode_command([b"QUIT"]))
         expected = b"+OK\r\n$100000\r\n" + b"v" * 100000 + b"\r\n+OK\r\n"
-        assert _recv_exactly(sock, len(expected)) == expected
+        assert recv_exactly(sock, len(expected)) == expected
         assert sock.recv(100) == b""
