@@ -11,10 +11,10 @@ from __future__ import annotations
 import platform
 from typing import Any, Optional
 
-from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, NULL_ARRAY, OK, PONG, ProtocolError, Push,
-                   PushMessage, Raw, ReplyError, ReplyParser, RequestParser, RespSet, Status,
-                   UnauthenticatedLimit, Verbatim, encode_command, encode_reply,
-                   format_double)
+from .reply_parser import NOT_ENOUGH, ReplyParser
+from .resp import (MAX_REPLY_DEPTH, NULL_ARRAY, OK, PONG, ProtocolError, Push, PushMessage, Raw,
+                   ReplyError, RequestParser, RespSet, Status, UnauthenticatedLimit, Verbatim,
+                   encode_command, encode_reply, format_double)
 
 try:
     import hiredis as _hiredis  # noqa: F401

@@ -13,8 +13,9 @@ from typing import Any, List, Optional, Tuple
 
 import hiredis
 
-from .resp import (MAX_REPLY_DEPTH, NOT_ENOUGH, ProtocolError, ReplyError, RequestParser,
-                   encode_command, split_whole)
+from .reply_parser import NOT_ENOUGH
+from .resp import (MAX_REPLY_DEPTH, ProtocolError, ReplyError, RequestParser, encode_command,
+                   split_whole)
 
 #: Reads up to this size try the split parser first (see parse).
 _SPLIT_MAX = 128

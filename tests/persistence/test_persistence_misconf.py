@@ -26,7 +26,7 @@ import redis
 from persistence_helpers import client, crash_restart, incr_files, info, poll, start
 from servers import REDIS_SERVER, redis_server
 
-from distcache.protocol.resp import NOT_ENOUGH, ReplyParser
+from distcache.protocol import NOT_ENOUGH, ReplyParser
 
 MISCONF = (b"-MISCONF Redis is configured to save RDB snapshots, but it's currently unable to "
            b"persist to disk. Commands that may modify the data set are disabled, because this "

@@ -8,7 +8,8 @@ import pytest
 from distcache.protocol import (HAVE_HIREDIS, NOT_ENOUGH, NULL_ARRAY, ProtocolError, Push,
                                 PushMessage, ReplyError, RespSet, Status, Verbatim,
                                 encode_command, encode_reply)
-from distcache.protocol.resp import ReplyParser, RequestParser, split_whole
+from distcache.protocol.reply_parser import ReplyParser
+from distcache.protocol.resp import RequestParser, split_whole
 
 REQUEST_KINDS = ["python"] + (["hiredis"] if HAVE_HIREDIS else [])
 

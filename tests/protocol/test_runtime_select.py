@@ -6,7 +6,8 @@ import platform
 import pytest
 
 import distcache.protocol as protocol
-from distcache.protocol.resp import ReplyParser, RequestParser
+from distcache.protocol.reply_parser import ReplyParser
+from distcache.protocol.resp import RequestParser
 
 
 def test_auto_picks_hiredis_only_on_cpython() -> None:

@@ -10,7 +10,7 @@ import redis
 
 from persistence.persistence_helpers import dump
 
-from distcache.protocol.resp import NOT_ENOUGH, ReplyParser, encode_command
+from distcache.protocol import NOT_ENOUGH, ReplyParser, encode_command
 
 
 class RawConn:

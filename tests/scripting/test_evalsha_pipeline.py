@@ -11,7 +11,7 @@ from typing import Any, List
 import pytest
 import redis
 
-from distcache.protocol.resp import NOT_ENOUGH, ReplyParser, encode_command
+from distcache.protocol import NOT_ENOUGH, ReplyParser, encode_command
 from persistence.persistence_helpers import incr_files, start
 from scripting_helpers import fingerprint, pair  # noqa: F401 (a fixture)
 from servers import as_map

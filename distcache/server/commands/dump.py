@@ -199,8 +199,7 @@ def _migrate_keys(args: List[bytes]) -> "list[tuple[int, int]]":
 def migrate(c: Any, args: List[bytes]) -> Any:
     """Move keys to another Redis-protocol server (RESTORE there, DEL here)."""
     import socket as _socket
-    from ...protocol import NOT_ENOUGH, ReplyError, encode_command
-    from ...protocol.resp import ReplyParser
+    from ...protocol import NOT_ENOUGH, ReplyError, ReplyParser, encode_command
     timeout, target_db = to_int(args[5]), to_int(args[4])
     plan = _Migration(args)
     if timeout <= 0:
