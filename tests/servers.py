@@ -170,6 +170,35 @@ def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
+REDIS_SENTINEL = shutil.which("redis-sentinel")
+
+#: Sentinel's own timers, shortened for tests with ``SENTINEL DEBUG`` (Redis 7.0): INFO
+#: to a primary every 1 s, not 10 s (how it discovers replicas), hellos every 0.5 s,
+#: not 2 s (how sentinels discover each other), and a TILT -- entered when its timer
+#: runs 2 s late, as on a loaded CI host -- that lasts 3 s instead of 30 s.
+SENTINEL_TEST_TIMING = ("info-period", "1000", "publish-period", "500",
+                        "tilt-period", "3000")
+
+
+class SentinelProcess(ServerProcess):
+    """A redis-sentinel on ``conf`` with SENTINEL_TEST_TIMING applied once it answers."""
+
+    def __init__(self, conf: Path, port: int) -> None:
+        if not REDIS_SENTINEL:
+            raise RuntimeError("redis-sentinel is not installed")
+        super().__init__([REDIS_SENTINEL, str(conf)], port, conf.parent)
+
+    def start(self, timeout: float = 60.0) -> "SentinelProcess":
+        super().start(timeout)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            words = [b"SENTINEL", b"DEBUG", *(w.encode() for w in SENTINEL_TEST_TIMING)]
+            sock.sendall(b"*%d\r\n" % len(words)
+                         + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+            reply = sock.recv(64)
+        if not reply.startswith(b"+OK"):
+            self.stop()
+            raise RuntimeError(f"SENTINEL DEBUG refused: {reply!r}")
+        return self
 
 
 def redis_server(workdir: Path, *flags: str, port: Optional[int] = None) -> ServerProcess:
