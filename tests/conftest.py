@@ -46,6 +46,9 @@ def pytest_addoption(parser):
                          "duration (tests/sharding.py, tests/durations.json)")
     group.addoption("--shard-keep", metavar="PATH", action="append", default=[],
                     help="with --shard: a test file or directory every shard runs")
+    group.addoption("--shard-rest-only", action="store_true", default=False,
+                    help="with --shard: leave out the --shard-keep files (CI's next shard "
+                         "after a run that had them; the split stays the same)")
 
 
 def _shard(config):
@@ -79,7 +82,7 @@ def pytest_collection_modifyitems(config, items):
     if shard is None:
         return
     from sharding import ROOT
-    wanted = set(shard[2]) | set(shard[3])
+    wanted = set(shard[3]) if config.getoption("shard_rest_only") else set(shard[2]) | set(shard[3])
     selected, deselected = [], []
     for item in items:
         name = item.path.resolve().relative_to(ROOT).as_posix()

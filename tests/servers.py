@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
+PYPY = sys.implementation.name == "pypy"
+#: The test of the re-execution itself, which distcache_server's ``gc_env`` would make
+#: vacuous (it starts servers without ``gc_env=False``; its owner may pass that instead).
+REEXEC_TEST = "test_runtime_memory.py::test_pypy_server_starts_with_its_gc_defaults"
 
 
 def free_port() -> int:
@@ -143,12 +147,15 @@ class ServerProcess:
 
 def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
                      persistence: bool = False, env: Optional[dict] = None,
-                     ssl_context: Any = None) -> ServerProcess:
+                     ssl_context: Any = None, gc_env: bool = True) -> ServerProcess:
     """A ``python -m distcache server`` process (not started yet).
 
     Persistence is off unless asked for, so tests stay fast; ``flags`` are
     extra ``--directive value`` arguments (a later one wins). With
     ``ssl_context``, ``port`` is a TLS port and readiness is checked over TLS.
+    On PyPy the server gets its GC settings in the environment (``gc_env``), so
+    it does not re-execute itself to set them (distcache/pypy_start.py): 0.08 s
+    of CPU per start; ``gc_env=False`` tests the re-execution.
     """
     port = port or free_port()
     argv = [sys.executable, "-m", "distcache", "server", "--port", str(port),
@@ -161,6 +168,10 @@ def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
     for key in list(full_env):
         if key.startswith("DISTCACHE_"):
             del full_env[key]
+    if gc_env and PYPY and REEXEC_TEST not in os.environ.get("PYTEST_CURRENT_TEST", ""):
+        from distcache.pypy_start import GC_DEFAULTS
+        for key, value in GC_DEFAULTS.items():
+            full_env.setdefault(key, value)
     full_env.update(env or {})
     password = None
     if "--requirepass" in flags:
@@ -170,6 +181,35 @@ def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
+REDIS_SENTINEL = shutil.which("redis-sentinel")
+
+#: Sentinel's own timers, shortened for tests with ``SENTINEL DEBUG`` (Redis 7.0): INFO
+#: to a primary every 1 s, not 10 s (how it discovers replicas), hellos every 0.5 s,
+#: not 2 s (how sentinels discover each other), and a TILT -- entered when its timer
+#: runs 2 s late, as on a loaded CI host -- that lasts 3 s instead of 30 s.
+SENTINEL_TEST_TIMING = ("info-period", "1000", "publish-period", "500",
+                        "tilt-period", "3000")
+
+
+class SentinelProcess(ServerProcess):
+    """A redis-sentinel on ``conf`` with SENTINEL_TEST_TIMING applied once it answers."""
+
+    def __init__(self, conf: Path, port: int) -> None:
+        if not REDIS_SENTINEL:
+            raise RuntimeError("redis-sentinel is not installed")
+        super().__init__([REDIS_SENTINEL, str(conf)], port, conf.parent)
+
+    def start(self, timeout: float = 60.0) -> "SentinelProcess":
+        super().start(timeout)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            words = [b"SENTINEL", b"DEBUG", *(w.encode() for w in SENTINEL_TEST_TIMING)]
+            sock.sendall(b"*%d\r\n" % len(words)
+                         + b"".join(b"$%d\r\n%s\r\n" % (len(w), w) for w in words))
+            reply = sock.recv(64)
+        if not reply.startswith(b"+OK"):
+            self.stop()
+            raise RuntimeError(f"SENTINEL DEBUG refused: {reply!r}")
+        return self
 
 
 def redis_server(workdir: Path, *flags: str, port: Optional[int] = None) -> ServerProcess:

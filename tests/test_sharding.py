@@ -48,13 +48,25 @@ def test_durations_from_junit(tmp_path):
                                                          "tests/b/test_y.py": 0.2}
 
 
+def _collected(*args):
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider",
+                          "--shard", "1/5", "--shard-keep", "tests/test_sharding.py", *args,
+                          "tests/test_sharding.py", "tests/protocol", "tests/types"],
+                         cwd=sharding.ROOT, capture_output=True, text=True, timeout=600).stdout
+    return {line.split("::")[0] for line in out.splitlines() if "::" in line}
+
+
 def test_pytest_runs_only_its_shard():
     """Collection under --shard: the shard's files and the kept ones, nothing else."""
     always, mine = sharding.shard_files(1, 5, ["tests/test_sharding.py"])
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider",
-                          "--shard", "1/5", "--shard-keep", "tests/test_sharding.py",
-                          "tests/test_sharding.py", "tests/protocol", "tests/types"],
-                         cwd=sharding.ROOT, capture_output=True, text=True, timeout=600).stdout
-    files = {line.split("::")[0] for line in out.splitlines() if "::" in line}
+    files = _collected()
     assert files and files <= set(always) | set(mine)
     assert "tests/test_sharding.py" in files
+
+
+def test_shard_rest_only_leaves_out_the_kept_files():
+    """CI's second shard in a run: the same split, without the files the first had."""
+    _, mine = sharding.shard_files(1, 5, ["tests/test_sharding.py"])
+    files = _collected("--shard-rest-only")
+    assert files and files <= set(mine)
+    assert "tests/test_sharding.py" not in files

@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from hypothesis_budget import examples
 
 import distcache
 from distcache.client.errors import DecodeError
@@ -65,7 +66,7 @@ def test_roundtrip_any_nested_value(value, threshold):
     assert same(s.loads(s.dumps(value)), value)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(st.binary(max_size=200))
 def test_fuzz_decoder_only_raises_decode_error(data):
     s = AutoSerializer()

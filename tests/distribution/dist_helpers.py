@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import shutil
 import time
 from typing import Callable
 
 import pytest
 
-from servers import REDIS_SERVER, ServerProcess, distcache_server, free_port, redis_server
+from servers import (REDIS_SENTINEL, REDIS_SERVER, SentinelProcess, ServerProcess,
+                     distcache_server, free_port, redis_server)
 
-REDIS_SENTINEL = shutil.which("redis-sentinel")
 needs_sentinel = pytest.mark.skipif(not REDIS_SENTINEL,
                                     reason="needs redis-sentinel (apt-get install redis-sentinel)")
 
@@ -71,7 +70,7 @@ def start_sentinel(workdir, monitored, down_after_ms: int = 1000,
                   f"sentinel failover-timeout {service} {failover_timeout_ms}"]
     conf = workdir / "sentinel.conf"
     conf.write_text("\n".join(lines) + "\n")  # sentinel rewrites it: a file of its own
-    return ServerProcess([REDIS_SENTINEL, str(conf)], port, workdir).start()
+    return SentinelProcess(conf, port).start()
 
 
 def replica_linked(port: int) -> bool:

@@ -10,6 +10,7 @@ import sys
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 from distcache.client.ring import (KetamaRing, ServerSpec, hash_key, key_hash, parse_servers,
                                    point_name)
@@ -164,7 +165,7 @@ def _redis_hash_part(key: bytes) -> bytes:
     return key[s + 1:e]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.binary(max_size=24) | st.text("{}ab", max_size=12).map(str.encode))
 def test_hash_tags_match_redis_cluster(key):
     assert hash_key(key) == _redis_hash_part(key)

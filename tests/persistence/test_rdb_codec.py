@@ -15,6 +15,7 @@ except ImportError:  # PyPy has none: the allocation bounds are checked on CPyth
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from hypothesis_budget import examples
 
 from distcache.rdb import (RdbEmptyKey, RdbError, RdbFileReader, RdbFileWriter, RdbUnsupported,
                            crc64, dump_payload, load_payload, PayloadVersionError)
@@ -339,7 +340,7 @@ def test_empty_collections_and_trailing_bytes():
     assert issubclass(RdbUnsupported, RdbError)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.data())
 def test_truncated_and_corrupted_payloads_never_crash(data):
     kind, value = data.draw(st.sampled_from([

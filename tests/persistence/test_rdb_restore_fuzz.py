@@ -14,6 +14,7 @@ import time
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis_budget import examples
 
 from distcache.rdb.crc64 import crc64
 
@@ -79,7 +80,7 @@ def _check(r: redis.Redis, payload: bytes) -> None:
         assert r.restore("t2", 0, r.dump("t"), replace=True) == b"OK"
 
 
-@settings(max_examples=600, deadline=None, derandomize=True,
+@settings(max_examples=examples(600), deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())
 def test_mutated_payloads_with_a_valid_crc_are_refused_or_restored(r, payloads, data):

@@ -7,15 +7,14 @@ from __future__ import annotations
 import contextlib
 import random
 import re
-import shutil
 
 import pytest
 import redis
 
 from replica_helpers import (FakePrimary, assert_same, connect, dataset, diff, fill, link_up,
                              rdb_payload, resp, sync_stats, wait_in_sync, wait_link_up)
-from servers import (REDIS_SERVER, ServerProcess, as_map, distcache_server, free_port,
-                     redis_server, wait_until)
+from servers import (REDIS_SENTINEL, REDIS_SERVER, SentinelProcess, as_map, distcache_server,
+                     free_port, redis_server, wait_until)
 
 pytestmark = pytest.mark.skipif(not REDIS_SERVER, reason="redis-server is not installed")
 
@@ -389,7 +388,7 @@ def test_old_data_is_served_while_a_full_sync_is_in_progress(tmp_path):
         assert replica.get("a") == b"1" and replica.dbsize() == 1
 
 
-@pytest.mark.skipif(not shutil.which("redis-sentinel"), reason="redis-sentinel is not installed")
+@pytest.mark.skipif(not REDIS_SENTINEL, reason="redis-sentinel is not installed")
 def test_redis_sentinel_promotes_a_distcache_replica(tmp_path):
     """Sentinel reads the replica's INFO, and its failover (MULTI, SLAVEOF NO ONE,
     CONFIG REWRITE, CLIENT KILL, EXEC) promotes it when the primary dies."""
@@ -406,8 +405,7 @@ def test_redis_sentinel_promotes_a_distcache_replica(tmp_path):
                                  f"sentinel monitor m 127.0.0.1 {p.port} 1\n"
                                  "sentinel down-after-milliseconds m 1000\n"
                                  "sentinel failover-timeout m 10000\n")
-        with ServerProcess([shutil.which("redis-sentinel"), str(sentinel_conf)],
-                           sentinel_port, tmp_path / "sentinel"):
+        with SentinelProcess(sentinel_conf, sentinel_port):
             sentinel = redis.Redis(port=sentinel_port, decode_responses=True)
 
             def replica_seen():

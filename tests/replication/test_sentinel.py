@@ -7,7 +7,6 @@ client follows. Skips without redis-sentinel.
 """
 from __future__ import annotations
 
-import shutil
 import threading
 
 import pytest
@@ -15,9 +14,9 @@ import redis
 from redis.sentinel import Sentinel
 
 from replica_helpers import connect, wait_link_up
-from servers import ServerProcess, as_map, distcache_server, free_ports, wait_until
+from servers import REDIS_SENTINEL as SENTINEL
+from servers import SentinelProcess, as_map, distcache_server, free_ports, wait_until
 
-SENTINEL = shutil.which("redis-sentinel")
 pytestmark = pytest.mark.skipif(not SENTINEL, reason="redis-sentinel is not installed")
 NAME = "mymaster"
 
@@ -72,7 +71,7 @@ def test_sentinel_fails_over_a_distcache_primary(tmp_path):
             conf = tmp_path / f"sentinel-{sport}" / "sentinel.conf"
             conf.parent.mkdir()
             conf.write_text(sentinel_conf(sport, pp))
-            sentinels.append(ServerProcess([SENTINEL, str(conf)], sport, conf.parent).start())
+            sentinels.append(SentinelProcess(conf, sport).start())
         watchers = [redis.Redis(port=s, decode_responses=True) for s in sports]
 
         def discovered():

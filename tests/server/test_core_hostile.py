@@ -12,6 +12,7 @@ from typing import Optional
 import pytest
 import redis
 from hypothesis import given, settings, strategies as st
+from hypothesis_budget import examples
 
 from distcache.server.glob import compile_glob
 
@@ -73,7 +74,7 @@ def redis_stringmatch(p: bytes, s: bytes) -> bool:
     return bool(match(0, 0))
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 @given(st.binary(max_size=10).map(lambda b: bytes(b"ab*?[]^-\\"[x % 9] for x in b)),
        st.binary(max_size=10).map(lambda b: bytes(b"ab-]^\\*"[x % 7] for x in b)))
 def test_glob_agrees_with_redis_rules(pattern, key):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 
 KEYS = ["b1", "b2", "s", "l"]
@@ -57,7 +58,7 @@ commands = st.one_of(
 )
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=examples(200), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(protocol=st.sampled_from([2, 3]), sequence=st.lists(commands, min_size=1, max_size=12))
 def test_bitmaps_match_redis(clients, protocol, sequence):

@@ -9,6 +9,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 text = st.text(alphabet="abcx", max_size=24)
 options = st.lists(st.sampled_from([["IDX"], ["LEN"], ["WITHMATCHLEN"], ["MINMATCHLEN", "2"],
@@ -16,7 +17,7 @@ options = st.lists(st.sampled_from([["IDX"], ["LEN"], ["WITHMATCHLEN"], ["MINMAT
                    max_size=3).map(lambda opts: [x for o in opts for x in o])
 
 
-@settings(max_examples=300, deadline=None,
+@settings(max_examples=examples(300), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(protocol=st.sampled_from([2, 3]), a=st.one_of(text, st.none()), b=text, opts=options)
 def test_lcs_matches_redis(clients, protocol, a, b, opts):

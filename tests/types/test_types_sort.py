@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 ELEMENTS = ["1", "2", "10", "-3", "2.5", "a", "b", "B", "", " 4", "0x10", "1e400", "nan"]
 element = st.sampled_from(ELEMENTS)
@@ -46,7 +47,7 @@ def _flatten(reply):
     return sorted(map(repr, body)) if kind in "*~" else reply
 
 
-@settings(max_examples=200, deadline=None,
+@settings(max_examples=examples(200), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(protocol=st.sampled_from([2, 3]),
        elements=st.lists(element, max_size=6, unique=True),

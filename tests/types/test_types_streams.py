@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis_budget import examples
 
 #: Reply fields that depend on the clock.
 _VOLATILE = {b"idle", b"seen-time"}
@@ -349,7 +350,7 @@ COMMANDS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+@settings(max_examples=examples(300), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(protocol=st.sampled_from([2, 3]), commands=st.lists(COMMANDS, min_size=1, max_size=40))
