@@ -80,7 +80,8 @@ from .keyspace import Database
 from .eviction_stamps import (LFU_INIT_VAL, LfuDatabase, LruDatabase, _db_class,  # noqa: F401
                               _lru_methods, idle_ms, lfu_decayed, lfu_frequency, lru_clock,
                               set_frequency, set_idle, tick)
-from .memory_size import (DICT_ENTRY, EXPIRE_ENTRY, PYPY, _GC_FACTOR, _getsizeof,  # noqa: F401
+from .memory_size import (DICT_ENTRY, EXPIRE_ENTRY, PYPY, PYPY_EVICT_PAD, _GC_FACTOR,  # noqa: F401
+                          _getsizeof,
                           alloc, gc_factor, key_cost, pypy_sizeof, size_of)
 from .notify import EVICTED, notify
 
@@ -203,9 +204,11 @@ class Eviction:
         return self._estimate(None, self.live_avg) + self._garbage()
 
     def _garbage(self) -> int:
-        """PyPy: bytes of the values evicted since the GC pacer's last collection."""
+        """PyPy: the garbage its GC's heap holds (``GcPacer.garbage``)."""
         pacer = self.server.gc_pacer
-        return int(pacer.evicted / _GC_FACTOR) if pacer is not None else 0
+        if pacer is None:
+            return 0
+        return pacer.garbage(self._estimate(None, self.live_avg) - BASE_MEMORY, self.live_avg)
 
     def _estimate(self, current: Optional[Database], avg: Optional[float] = None) -> int:
         keys = expires = 0
@@ -276,7 +279,7 @@ class Eviction:
             total += est
         if keys:
             self.live_avg = total / keys
-            self.avg_key = self.live_avg * _GC_FACTOR
+            self.avg_key = (self.live_avg + PYPY_EVICT_PAD) * _GC_FACTOR
 
     # -- the check before denyoom commands ------------------------------------------
 
