@@ -195,13 +195,16 @@ class Eviction:
 
     def used_memory(self) -> int:
         """INFO's used_memory: the live dataset, re-measured, over every database;
-        on PyPy plus the evicted values its GC has not collected yet (eviction
-        counts each key times the GC's heap growth instead: ``_estimate``)."""
+        on PyPy plus the garbage its GC holds (eviction counts each key times the
+        GC's heap growth instead: ``_estimate``), at most what the GC allocated
+        since the server started (``GcPacer.allocated``)."""
         self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0
                               or not self.avg_key)
         if _GC_FACTOR == 1.0:
             return self._estimate(None)
-        return self._estimate(None, self.live_avg) + self._garbage()
+        used = self._estimate(None, self.live_avg) + self._garbage()
+        pacer = self.server.gc_pacer
+        return min(used, BASE_MEMORY + pacer.allocated()) if pacer is not None else used
 
     def _garbage(self) -> int:
         """PyPy: the garbage its GC's heap holds (``GcPacer.garbage``)."""
