@@ -204,7 +204,8 @@ class Eviction:
             return self._estimate(None)
         used = self._estimate(None, self.live_avg) + self._garbage()
         pacer = self.server.gc_pacer
-        return min(used, BASE_MEMORY + pacer.allocated()) if pacer is not None else used
+        allocated = pacer.allocated() if pacer is not None else None
+        return used if allocated is None else min(used, BASE_MEMORY + allocated)
 
     def _garbage(self) -> int:
         """PyPy: the garbage its GC's heap holds (``GcPacer.garbage``)."""

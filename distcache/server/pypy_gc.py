@@ -97,16 +97,18 @@ class GcPacer:
             return 0
         grown = stats.total_gc_memory - self.heap_after \
             - max(0, self.keys() - self.keys_after) * per_key
-        room = self.allocated() - data
+        room = stats.total_allocated_memory - self.allocated_start - data
         return int(max(0, min(max(min(grown, data), self.cycle_garbage), room)))
 
-    def allocated(self) -> int:
+    def allocated(self) -> "int | None":
         """What the GC allocated since the server started (arenas, holes included,
-        raw-malloced objects): RSS's growth, about. A load first fills what a
+        raw-malloced objects): RSS's growth, about (None without PyPy's counters). A load first fills what a
         collection frees of the startup garbage, which is resident already: after
         300k keys of 32 B values the data (153 B a key) was 1.17-1.48x this."""
         stats = _stats()
-        return max(0, stats.total_allocated_memory - self.allocated_start) if stats else 0
+        if stats is None:
+            return None
+        return max(0, stats.total_allocated_memory - self.allocated_start)
 
     def cron(self) -> None:
         keys = self.keys()
