@@ -80,7 +80,8 @@ from .keyspace import Database
 from .eviction_stamps import (LFU_INIT_VAL, LfuDatabase, LruDatabase, _db_class,  # noqa: F401
                               _lru_methods, idle_ms, lfu_decayed, lfu_frequency, lru_clock,
                               set_frequency, set_idle, tick)
-from .memory_size import (DICT_ENTRY, EXPIRE_ENTRY, PYPY, _GC_FACTOR, _getsizeof,  # noqa: F401
+from .memory_size import (DICT_ENTRY, EXPIRE_ENTRY, PYPY, PYPY_EVICT_PAD, _GC_FACTOR,  # noqa: F401
+                          _getsizeof,
                           alloc, gc_factor, key_cost, pypy_sizeof, size_of)
 from .notify import EVICTED, notify
 
@@ -194,18 +195,24 @@ class Eviction:
 
     def used_memory(self) -> int:
         """INFO's used_memory: the live dataset, re-measured, over every database;
-        on PyPy plus the evicted values its GC has not collected yet (eviction
-        counts each key times the GC's heap growth instead: ``_estimate``)."""
+        on PyPy plus the garbage its GC holds (eviction counts each key times the
+        GC's heap growth instead: ``_estimate``), at most what the GC allocated
+        since the server started (``GcPacer.allocated``)."""
         self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0
                               or not self.avg_key)
         if _GC_FACTOR == 1.0:
             return self._estimate(None)
-        return self._estimate(None, self.live_avg) + self._garbage()
+        used = self._estimate(None, self.live_avg) + self._garbage()
+        pacer = self.server.gc_pacer
+        allocated = pacer.allocated() if pacer is not None else None
+        return used if allocated is None else min(used, BASE_MEMORY + allocated)
 
     def _garbage(self) -> int:
-        """PyPy: bytes of the values evicted since the GC pacer's last collection."""
+        """PyPy: the garbage its GC's heap holds (``GcPacer.garbage``)."""
         pacer = self.server.gc_pacer
-        return int(pacer.evicted / _GC_FACTOR) if pacer is not None else 0
+        if pacer is None:
+            return 0
+        return pacer.garbage(self._estimate(None, self.live_avg) - BASE_MEMORY, self.live_avg)
 
     def _estimate(self, current: Optional[Database], avg: Optional[float] = None) -> int:
         keys = expires = 0
@@ -276,7 +283,7 @@ class Eviction:
             total += est
         if keys:
             self.live_avg = total / keys
-            self.avg_key = self.live_avg * _GC_FACTOR
+            self.avg_key = (self.live_avg + PYPY_EVICT_PAD) * _GC_FACTOR
 
     # -- the check before denyoom commands ------------------------------------------
 

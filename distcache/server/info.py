@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
 
 from .. import __version__
 from .pubsub import subscribed
+from .pypy_gc import gc_heap_fields
 
 if TYPE_CHECKING:
     from .app import CacheServer
@@ -89,7 +90,7 @@ def _memory(s: "CacheServer") -> Fields:
             ("maxmemory_policy", s.config["maxmemory-policy"]),
             ("mem_fragmentation_ratio", round(rss / used, 2) if used else 0),
             ("mem_fragmentation_bytes", rss - used),
-            ("mem_allocator", "pymalloc")]
+            ("mem_allocator", "pymalloc")] + gc_heap_fields()
 
 
 def _persistence(s: "CacheServer") -> Fields:

@@ -11,6 +11,7 @@ import pytest
 from distcache.server.app import CacheServer
 from distcache import pypy_start
 from distcache.pypy_start import GC_DEFAULTS
+from distcache.server import pypy_gc
 from distcache.server.pypy_gc import CAP, CHURN, GROWTH, MIN_KEYS, GcPacer
 
 
@@ -69,6 +70,40 @@ def test_eviction_churn_past_the_cap_collects_over_the_budget(server: CacheServe
     assert pacer.collections == 0
     pacer.evicted_bytes(maxmemory * (CAP - CHURN) * 0.2, maxmemory)
     assert pacer.collections == 1 and pacer.evicted == 0
+
+
+class _Stats:
+    """PyPy's raw GC counters (gc._get_stats()), as the pacer reads them."""
+
+    def __init__(self, heap: int, allocated: int) -> None:
+        self.total_gc_memory = heap
+        self.total_allocated_memory = allocated
+
+
+def test_garbage_is_the_heap_growth_the_keys_do_not_explain(
+        server: CacheServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    stats = [_Stats(50 << 20, 60 << 20)]
+    monkeypatch.setattr(pypy_gc, "_stats", lambda: stats[0])
+    pacer = GcPacer(server)
+    assert pacer.allocated_start == 60 << 20 and pacer.heap_after == 50 << 20
+    data = server.keyspace.dbs[0].data
+    data.update((b"k%d" % i, b"v") for i in range(1000))  # 1000 keys of 1 kB
+    stats[0] = _Stats((50 << 20) + 1000 * 1024 + 300_000, (60 << 20) + 2_000_000)
+    assert pacer.garbage(1000 * 1024, 1024) == 300_000  # the requests' garbage
+    assert pacer.allocated() == 2_000_000
+    # no more than the data (past it: a FLUSHALL's dataset, not counted)...
+    assert pacer.garbage(100_000, 1024) == 100_000
+    # ...nor than what the GC allocated beyond the data (startup garbage refilled)
+    stats[0] = _Stats((50 << 20) + 1000 * 1024 + 300_000, (60 << 20) + 1000 * 1024 + 50_000)
+    assert pacer.garbage(1000 * 1024, 1024) == 50_000
+    # an eviction-paced collection: what it freed counts until the next one
+    stats[0] = _Stats(40 << 20, 70 << 20)
+    pacer.collect(None)
+    assert pacer.heap_after == 40 << 20 and pacer.cycle_garbage == 0  # the fake heap
+    pacer.cycle_garbage = 3_000_000
+    assert pacer.garbage(4_000_000, 1024) == 3_000_000
+    monkeypatch.setattr(pypy_gc, "_stats", lambda: None)  # CPython
+    assert pacer.garbage(4_000_000, 1024) == 0 and pacer.allocated() is None
 
 
 def test_reexec_is_a_no_op_off_pypy_or_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
