@@ -17,9 +17,6 @@ from typing import Any, Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPY = sys.implementation.name == "pypy"
-#: The test of the re-execution itself, which distcache_server's ``gc_env`` would make
-#: vacuous (it starts servers without ``gc_env=False``; its owner may pass that instead).
-REEXEC_TEST = "test_runtime_memory.py::test_pypy_server_starts_with_its_gc_defaults"
 
 
 def free_port() -> int:
@@ -168,7 +165,7 @@ def distcache_server(workdir: Path, *flags: str, port: Optional[int] = None,
     for key in list(full_env):
         if key.startswith("DISTCACHE_"):
             del full_env[key]
-    if gc_env and PYPY and REEXEC_TEST not in os.environ.get("PYTEST_CURRENT_TEST", ""):
+    if gc_env and PYPY:
         from distcache.pypy_start import GC_DEFAULTS
         for key, value in GC_DEFAULTS.items():
             full_env.setdefault(key, value)

@@ -138,9 +138,11 @@ def test_pypy_server_starts_with_its_gc_defaults(tmp_path: Path) -> None:
             return dict(item.decode().split("=", 1) for item in fh.read().split(b"\0")
                         if b"=" in item)
 
-    with distcache_server(tmp_path / "a") as server:
+    # gc_env=False: the server must set its GC defaults itself (by re-executing).
+    with distcache_server(tmp_path / "a", gc_env=False) as server:
         env = environ(server.proc.pid)
         assert env["PYPY_GC_NURSERY"] == "8MB"
-    with distcache_server(tmp_path / "b", env={"PYPY_GC_NURSERY": "2MB"}) as server:
+    with distcache_server(tmp_path / "b", env={"PYPY_GC_NURSERY": "2MB"},
+                          gc_env=False) as server:
         env = environ(server.proc.pid)
         assert env["PYPY_GC_NURSERY"] == "2MB"  # the user's wins
