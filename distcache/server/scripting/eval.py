@@ -23,8 +23,8 @@ from ..stats import count_error
 from ..types.blocking import serve_ready
 from . import NOSCRIPT, split_keys
 from .busy import BusyServer
-from .lua import (FIXED, LuaError, LuaRuntime, ScriptError, encode_script_reply, lua_log,
-                  lua_to_reply, sha1hex)
+from .lua import FIXED, LuaError, LuaRuntime, ScriptError, lua_log, sha1hex
+from .replies import encode_script_reply, lua_to_reply
 
 log = logging.getLogger("distcache.scripting")
 
