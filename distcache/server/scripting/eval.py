@@ -271,8 +271,7 @@ class ScriptEngine:
             else:
                 ok, value = runtime.run(script.func, keys, argv)
         except LuaError as exc:  # an error in the error handler (out of memory...)
-            runtime._unhook()
-            ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+            ok, value = False, runtime.outside_error(exc)
         finally:
             self.running = None
             self.active = self.runtime

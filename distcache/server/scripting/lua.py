@@ -111,6 +111,12 @@ class LuaRuntime:
         log.error("error in a scripting callback: %r", exc)
         return self.table_from({b"err": b"ERR %s" % str(exc).encode()})
 
+    def outside_error(self, exc: Exception) -> Any:
+        """The error table for a LuaError raised outside a run's protected call (out
+        of memory in the error handler...), with the runs' count hook back."""
+        self._unhook()
+        return self.error(b"ERR " + str(exc).encode())
+
     def error(self, text: bytes) -> Any:
         """An error table ({err=text}), as redis.pcall returns it."""
         return self.table_from({b"err": text})
@@ -149,16 +155,14 @@ class LuaRuntime:
                 return self._run_args(func, len(keys), *keys, *argv)
             return self._run(func, self.rt.table(*keys), self.rt.table(*argv))
         except lupa.LuaError as exc:  # an error in the error handler (out of memory...)
-            self._unhook()
-            return False, self.error(b"ERR " + str(exc).encode())
+            return False, self.outside_error(exc)
 
     def load_library(self, body: bytes, hook_every: int) -> Optional[Any]:
         """Run a library's code (FUNCTION LOAD); None, or the error table."""
         try:
             ok, err = self._load_library(body, hook_every)
         except lupa.LuaError as exc:
-            self._unhook()  # the runs' hook again
-            return self.error(b"ERR " + str(exc).encode())
+            return self.outside_error(exc)
         if ok:
             return None
         if ok is None:  # a compile error: Lua's text
@@ -171,8 +175,7 @@ class LuaRuntime:
         try:
             return self._call_function(func, self.rt.table(*keys), self.rt.table(*argv))
         except lupa.LuaError as exc:
-            self._unhook()
-            return False, self.error(b"ERR " + str(exc).encode())
+            return False, self.outside_error(exc)
 
     # -- replies into Lua values (redis.call's return) -----------------------------
 
