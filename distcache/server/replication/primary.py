@@ -1,8 +1,8 @@
-"""The primary side of replication: SYNC/PSYNC, the write stream, the backlog, WAIT.
+"""The primary side of replication: SYNC/PSYNC, the write stream, the backlog.
 
-* A replica's connection becomes a :class:`ReplicaClient` when it sends SYNC or
-  PSYNC (the object's class changes; nothing else of the connection does), so
-  the dispatcher and every other client pay nothing for replication.
+* A replica's connection becomes a :class:`ReplicaClient` (replica_link.py)
+  when it sends SYNC or PSYNC, so the dispatcher and every other client pay
+  nothing for replication.
 * The stream is what the append-only log gets: :meth:`Primary.feed` is a
   ``keyspace.propagators`` entry (added only while a backlog exists, so a
   server that never had a replica keeps the log's shortcut), with ``SELECT``
@@ -10,10 +10,11 @@
   turn (or before anything reads the offset) the turn's bytes join the backlog
   and ``master_repl_offset`` and leave for the replicas, in one write each.
 * Full resync: ``+FULLRESYNC <replid> <offset>``, the RDB from a forked child
-  (rdbsync.py), then what was written since the fork. Partial: ``+CONTINUE``
+  (full_sync.py, rdbsync.py), then what was written since the fork. Partial: ``+CONTINUE``
   and the backlog from the asked offset, with PSYNC2's ``replid2``.
 * Replicas' output is bounded by the ``replica`` class of
   ``client-output-buffer-limit`` (the stream queued during a sync included).
+* The replicas' acknowledged offsets and WAIT are acks.py's.
 """
 from __future__ import annotations
 
@@ -24,11 +25,14 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ...persistence.aof import encode_commands, select_bytes
 from ...persistence.propagation import rewire, send_replies, verbatim
-from ...protocol import ProtocolError
 from ..connection import BufferedClient, Client
+from .acks import AckTracking
 from .backlog import Backlog
+from .full_sync import FullSyncs
 from .guard import WriteGuard
 from .rdbsync import SyncJob
+from .replica_link import (ONLINE, SEND_BULK, WAIT_ACK, WAIT_BGSAVE, BufferedReplicaClient,
+                           ReplicaClient)
 
 if TYPE_CHECKING:
     from ..app import CacheServer
@@ -36,71 +40,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("distcache.replication")
 
-WAIT_BGSAVE, SEND_BULK, WAIT_ACK, ONLINE = "wait_bgsave", "send_bulk", "wait_ack", "online"
-_GETACK = [[b"REPLCONF", b"GETACK", b"*"]]
 _PING = [[b"PING"]]
 
 
-class ReplicaClient(Client):
-    """A connection that became a replica: it gets the stream, never replies."""
-
-    # Set by Primary.attach (the object already exists as a Client).
-    repl_state: str
-    repl_ack_offset: int
-    repl_ack_time: float
-    repl_pending: List[bytes]
-    repl_pending_size: int
-    repl_soft_since: float
-    repl_job: Optional[SyncJob]
-    repl_fd: int
-    repl_old_protocol: bool
-    is_replica = True
-
-    def data_received(self, data: bytes) -> None:
-        """REPLCONF ACK and the like: run, with replies dropped (as Redis)."""
-        if self.closing or self.closed:
-            return
-        self.last_active = self.server.clock
-        try:
-            commands = self.parser.parse(data)
-        except ProtocolError as exc:
-            log.warning("protocol error from replica %s: %s", self.addr, exc)
-            self.close_now()
-            return
-        if commands:
-            self.run(commands, [])
-
-    def flush(self) -> None:
-        self.out.clear()
-        if self.closing and not self.closed:
-            self.close_now()
-
-    def send(self, reply: Any) -> None:
-        pass
-
-    def pause_writing(self) -> None:
-        # Keep reading: ACKs must still arrive while the replica's socket is full.
-        self.write_paused = True
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self.server.replication.primary.resumed(self)
-
-    def info_line(self) -> str:
-        return super().info_line().replace(" flags=N ", " flags=S ", 1)
-
-
-class BufferedReplicaClient(ReplicaClient, BufferedClient):
-    """A ReplicaClient that still reads through the server's shared buffer.
-
-    The transport chose its read path (``get_buffer``/``buffer_updated`` or
-    ``data_received``) from the protocol it was made with, and keeps it: a
-    BufferedClient turned plain ReplicaClient lost ``get_buffer``, so its first
-    ACK was a fatal read error and the link dropped (a PyPy replica's sync never
-    finished)."""
-
-
-class Primary:
+class Primary(FullSyncs, AckTracking):
     """Replicas, the backlog, the stream and full syncs of one server."""
 
     def __init__(self, server: "CacheServer", state: "ReplicationState") -> None:
@@ -412,126 +355,6 @@ class Primary:
         self.state.replid = _new_replid()
         self.state.clear_replid2()
 
-    def waiting_links(self, diskless: bool) -> List[ReplicaClient]:
-        return [link for link in self.replicas if link.repl_state == WAIT_BGSAVE
-                and link.repl_job is None and not link.closed
-                and self._wants_diskless(link) == diskless]
-
-    def _wants_diskless(self, link: ReplicaClient) -> bool:
-        return bool(self.config["repl-diskless-sync"]) and hasattr(os, "fork") \
-            and bool(link.repl_conf.get("eof"))  # type: ignore[attr-defined]
-
-    def start_syncs(self) -> None:
-        """Start a child for the replicas waiting, when none is running (as Redis:
-        one RDB child at a time; a diskless one waits repl-diskless-sync-delay)."""
-        if self.jobs:
-            return
-        for diskless in (False, True):
-            links = self.waiting_links(diskless)
-            if not links:
-                continue
-            if diskless:
-                delay = self.config["repl-diskless-sync-delay"]
-                most = self.config["repl-diskless-sync-max-replicas"]
-                waited = time.monotonic() - self.waiting_since
-                if delay and waited < delay and not (most and len(links) >= most):
-                    continue  # the cron tries again
-            self._start_job(links, diskless)
-            return
-
-    def _start_job(self, links: List[ReplicaClient], diskless: bool) -> None:
-        self.flush()  # writes before the fork go to online replicas, not these
-        self.seldb = -1  # the stream after the RDB starts with a SELECT
-        state = self.state
-        for link in links:
-            link.repl_pending = []
-            link.repl_pending_size = 0
-            if not link.repl_old_protocol:
-                link.transport.write(b"+FULLRESYNC %s %d\r\n" % (  # type: ignore[union-attr]
-                    state.replid.encode(), state.master_repl_offset))
-        try:
-            job = SyncJob(self, links, diskless, self._job_done)
-        except OSError as exc:
-            log.warning("Can't start the replication RDB child: %s", exc)
-            for link in links:
-                link.close_now()
-            return
-        for link in links:
-            link.repl_job = job
-        self.jobs.append(job)
-
-    def _job_done(self, job: SyncJob, ok: bool) -> None:
-        if job in self.jobs:
-            self.jobs.remove(job)
-        for link in job.links:
-            link.repl_job = None
-            if link.closed:
-                continue
-            if not ok:
-                link.close_now()
-                continue
-            if job.diskless:
-                link.transport.write(job.mark)  # type: ignore[union-attr]
-                # As Redis: the stream waits for the replica's first ACK, or the
-                # replica could read stream bytes as part of the payload.
-                link.repl_state = WAIT_ACK
-                link.repl_ack_time = time.monotonic()
-                if link.repl_old_protocol:
-                    self._online(link)
-            else:
-                link.repl_fd = job.open_file()
-                if link.repl_fd < 0:
-                    link.close_now()
-                    continue
-                size = os.fstat(link.repl_fd).st_size
-                link.transport.write(b"$%d\r\n" % size)  # type: ignore[union-attr]
-                link.repl_state = SEND_BULK
-                self._send_file(link)
-        if not job.diskless:
-            job._unlink()  # the replicas hold descriptors on it
-        self.start_syncs()
-
-    def _send_file(self, link: ReplicaClient) -> None:
-        while not link.write_paused and not link.closed:
-            chunk = os.read(link.repl_fd, 256 * 1024)
-            if not chunk:
-                os.close(link.repl_fd)
-                link.repl_fd = -1
-                self._online(link)
-                return
-            link.transport.write(chunk)  # type: ignore[union-attr]
-
-    def _online(self, link: ReplicaClient) -> None:
-        link.repl_state = ONLINE
-        link.repl_ack_time = time.monotonic()
-        if link.repl_pending:
-            link.transport.write(b"".join(link.repl_pending))  # type: ignore[union-attr]
-            link.repl_pending = []
-            link.repl_pending_size = 0
-        log.info("Synchronization with replica %s succeeded", link.addr)
-        self.guard.refresh()
-
-    def resumed(self, link: ReplicaClient) -> None:
-        """A replica's socket drained: go on with its RDB."""
-        if link.repl_state == SEND_BULK and link.repl_fd >= 0:
-            self._send_file(link)
-        elif link.repl_job is not None:
-            link.repl_job.resume()
-
-    def ack(self, link: Client, offset: int) -> None:
-        """REPLCONF ACK <offset> from a replica."""
-        if not isinstance(link, ReplicaClient):
-            return
-        if offset > link.repl_ack_offset:
-            link.repl_ack_offset = offset
-        link.repl_ack_time = time.monotonic()
-        if link.repl_state == WAIT_ACK:
-            self._online(link)
-        if self.waiters:
-            self._serve_waiters()
-        if self.guard.refusing:
-            self.guard.refresh()
-
     def client_gone(self, c: Client) -> None:
         if isinstance(c, ReplicaClient):
             if c in self.replicas:
@@ -553,52 +376,6 @@ class Primary:
             self.guard.refresh()
         elif self.waiters:
             self.waiters = [w for w in self.waiters if w[0] is not c]
-
-    # -- WAIT --------------------------------------------------------------------------
-
-    def acked(self, offset: int) -> int:
-        return sum(1 for link in self.replicas
-                   if link.repl_state == ONLINE and link.repl_ack_offset >= offset)
-
-    def wait(self, c: Client, numreplicas: int, timeout_ms: int) -> Any:
-        self.flush()  # the offset counts this loop turn's writes
-        offset = self.state.master_repl_offset
-        count = self.acked(offset)
-        if count >= numreplicas or c.in_exec:
-            return count
-        entry = (c, offset, numreplicas)
-        self.waiters.append(entry)
-        self.request_acks()
-
-        def on_timeout() -> int:
-            if entry in self.waiters:
-                self.waiters.remove(entry)
-            return self.acked(offset)
-
-        return c.block(timeout_ms / 1000.0, on_timeout, entry)
-
-    def request_acks(self) -> None:
-        """One REPLCONF GETACK into the stream per loop turn while WAIT callers wait."""
-        if not self.getack_scheduled and self.backlog is not None:
-            self.getack_scheduled = True
-
-            def send() -> None:
-                self.getack_scheduled = False
-                self.feed_raw(_GETACK)
-                self.flush()
-
-            self.server.loop.call_soon(send)
-
-    def _serve_waiters(self) -> None:
-        still = []
-        for entry in self.waiters:
-            c, offset, wanted = entry
-            count = self.acked(offset)
-            if count >= wanted and c.blocked:
-                c.unblock(count)  # cancels the timeout
-            elif c.blocked:
-                still.append(entry)
-        self.waiters = still
 
     # -- cron, config, INFO --------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from ...rdb.codec import encode_string
 from ...rdb.file import RdbFileWriter, default_aux
 
 if TYPE_CHECKING:
-    from .primary import ReplicaClient
+    from .replica_link import ReplicaClient
 
 log = logging.getLogger("distcache.replication")
 

@@ -1,7 +1,8 @@
 """Lua scripting: a room of its own (Redis's script_lua.c and eval.c).
 
-``lua.py`` holds the Lua runtime (lupa's Lua 5.1), the sandbox and the
-conversions between Lua values and replies; ``eval.py`` holds the script
+``lua.py`` holds the Lua runtime (lupa's Lua 5.1), ``lua_bootstrap.py`` its
+sandbox and ``redis`` table (in Lua), ``replies.py`` the conversion of a
+script's values into replies; ``eval.py`` holds the script
 cache and runs one script for a client. The command handlers
 (server/commands/scripting.py) only reach the engine through
 :func:`engine`, so no Lua object ever reaches the rest of the server.

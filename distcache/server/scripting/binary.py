@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Tuple
 import lupa.lua51 as lupa
 
 from .libs import _number, _type_name
-from .lua import ArgumentError, lua_tostring
+from .lua import ArgumentError
+from .replies import lua_tostring
 
 MAX_NESTING = 16  # lua-cmsgpack's LUACMSGPACK_MAX_NESTING
 #: Deeper input than this is refused (lua-cmsgpack would exhaust the C stack).

@@ -22,7 +22,8 @@ import lupa.lua51 as lupa
 
 from .cjson_decode import Decoder
 from .libs import _number, _type_name
-from .lua import ArgumentError, lua_tostring
+from .lua import ArgumentError
+from .replies import lua_tostring
 
 _ESCAPES = {i: b"\\u%04x" % i for i in range(32)}
 _ESCAPES.update({8: b"\\b", 9: b"\\t", 10: b"\\n", 12: b"\\f", 13: b"\\r",

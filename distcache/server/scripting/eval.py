@@ -23,8 +23,8 @@ from ..stats import count_error
 from ..types.blocking import serve_ready
 from . import NOSCRIPT, split_keys
 from .busy import BusyServer
-from .lua import (FIXED, LuaError, LuaRuntime, ScriptError, encode_script_reply, lua_log,
-                  lua_to_reply, sha1hex)
+from .lua import FIXED, LuaError, LuaRuntime, ScriptError, lua_log, sha1hex
+from .replies import encode_script_reply, lua_to_reply
 
 log = logging.getLogger("distcache.scripting")
 
@@ -271,8 +271,7 @@ class ScriptEngine:
             else:
                 ok, value = runtime.run(script.func, keys, argv)
         except LuaError as exc:  # an error in the error handler (out of memory...)
-            runtime._unhook()
-            ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+            ok, value = False, runtime.outside_error(exc)
         finally:
             self.running = None
             self.active = self.runtime

@@ -86,8 +86,7 @@ def evalsha(engine: Any, c: Any, args: List[bytes]) -> Any:
                     if not ok:
                         value = value[1]
                 except LuaError as exc:  # an error in the error handler (out of memory...)
-                    runtime._unhook()
-                    ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+                    ok, value = False, runtime.outside_error(exc)
                 finally:
                     engine.running = None
                     if propagators:
@@ -197,8 +196,7 @@ def run_many(engine: Any, c: Any, commands: List[List[bytes]], start: int,
                 if not ok:
                     value = value[1]
             except LuaError as exc:  # an error in the error handler (out of memory...)
-                runtime._unhook()
-                ok, value = False, runtime.error(b"ERR " + str(exc).encode())
+                ok, value = False, runtime.outside_error(exc)
             ran += 1
             runs = engine.runs = engine.runs + 1
             if runtime.memory_used() > runtime.collect_at or not runs & ACCOUNT_MASK:

@@ -35,7 +35,8 @@ from ...rdb import RDB_VERSION, RdbError, RdbReader, crc64, verify_payload
 from ...rdb.codec import LzfBudget, encode_string
 from ..errors import CommandError
 from . import split_keys
-from .lua import LuaRuntime, ScriptError, lua_tostring
+from .lua import LuaRuntime, ScriptError
+from .replies import lua_tostring
 
 log = logging.getLogger("distcache.scripting")
 
