@@ -173,15 +173,22 @@ def _lane_hashes(elements: Sequence[bytes], length: int) -> List[int]:
 #: Elements up to this long are hashed in lanes as wide as they are (see _packed_hashes).
 _PACKED_MAX = 32
 #: (count, length) -> (1 in every lane, the low 64 bits of every lane, the tail's
-#: bytes in every lane, the lanes' unpacker)
-_packed_layouts: Dict["tuple[int, int]", "tuple[int, int, int, Any]"] = {}
+#: bytes in every lane, the lanes' unpacker, the seeded start in every lane)
+_packed_layouts: Dict["tuple[int, int]", "tuple[int, int, int, Any, int]"] = {}
+#: (count, length, first 8 bytes as an int) -> (those bytes in every lane, the state after
+#: that block in every lane): batches whose elements share their first block
+_shared_firsts: Dict["tuple[int, int, int]", "tuple[int, int]"] = {}
 
 
 def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
     """:func:`_lane_hashes` of short elements: each element is a lane of its own
     (at least 16 bytes, for a block's 128-bit product), so all of them are one
     big integer at once, and a block of every element is a shift and a mask of
-    it, where cutting 8 bytes out of each element took a Python slice each."""
+    it, where cutting 8 bytes out of each element took a Python slice each.
+
+    Elements often share their first 8 bytes (``element:...``, ``user:1234...``):
+    the state after that block is then the same in every lane, and is computed
+    once and kept (a quarter of a 20-byte batch's big-integer operations)."""
     n = len(elements)
     width = length if length > 16 else 16
     layout = _packed_layouts.get((n, length))
@@ -191,13 +198,34 @@ def _packed_hashes(elements: Sequence[bytes], length: int) -> List[int]:
         ones = int.from_bytes((b"\x01" + bytes(width - 1)) * n, "little")
         layout = _packed_layouts[n, length] = (
             ones, ones * _M64, ones * ((1 << (length & 7) * 8) - 1),
-            struct.Struct("<" + "Q%dx" % (width - 8) * n).unpack_from)
-    ones, lanes, tails, unpack = layout
+            struct.Struct("<" + "Q%dx" % (width - 8) * n).unpack_from,
+            ((_SEED ^ (length * _MURMUR_M)) & _M64) * ones)
+    ones, lanes, tails, unpack, h = layout
     m = _MURMUR_M
     data = int.from_bytes(bytes(width - length).join(elements), "little")
-    h = ((_SEED ^ (length * m)) & _M64) * ones
     end = (length & ~7) * 8
-    for at in range(0, end, 64):
+    at = 0
+    if end:
+        first = data & lanes
+        block = first & _M64  # (the first element's)
+        key = (n, length, block)
+        shared = _shared_firsts.get(key)
+        if shared is None:
+            if first == block * ones:  # (only a shared block is remembered)
+                k = (block * m) & _M64
+                k = ((k ^ (k >> 47)) * m) & _M64
+                if len(_shared_firsts) > 256:
+                    _shared_firsts.clear()
+                shared = _shared_firsts[key] = (
+                    first, ((((_SEED ^ (length * m)) ^ k) * m) & _M64) * ones)
+        if shared is not None and first == shared[0]:
+            h, at = shared[1], 64
+        else:  # the first block, already cut out
+            k = (first * m) & lanes
+            k = ((k ^ (k >> 47)) & lanes) * m
+            h = (((h ^ k) & lanes) * m) & lanes
+            at = 64
+    for at in range(at, end, 64):
         k = (((data >> at) & lanes) * m) & lanes
         k = ((k ^ (k >> 47)) & lanes) * m
         h = (((h ^ k) & lanes) * m) & lanes
