@@ -60,9 +60,9 @@ _DENSE_MAX = 8
 #: A run of PFADDs unpacks a dense value's registers when it hashes at least this
 #: many elements (unpacking costs about what ~50 compares save).
 _UNPACK_MIN = 8
-#: r -> the low r bits set: a hash whose bits above the index have any of them
-#: set has fewer than r trailing zeros, so it cannot raise a register holding r.
-_BELOW = [(1 << r) - 1 for r in range(64)]
+#: r -> the low r bits above the index set: a hash with any of them set has fewer
+#: than r trailing zeros above its index, so it cannot raise a register holding r.
+_BELOW = [((1 << r) - 1) << P for r in range(64)]
 
 
 def _remember_dense(value: bytes, buf: bytearray, regs: Optional[bytearray]) -> None:
@@ -233,14 +233,11 @@ class Editor:
         assert regs is not None and buf is not None
         yes = marks[1]
         out = [marks[0]] * len(hashes)
-        j = -1
-        for h in hashes:
-            j += 1
-            tail = h >> P
+        for j, h in enumerate(hashes):
             index = h & _INDEX_MASK
-            if tail & below[regs[index]]:
+            if h & below[regs[index]]:
                 continue
-            tail |= _Q_BIT
+            tail = (h >> P) | _Q_BIT
             count = (tail & -tail).bit_length()
             if count <= regs[index]:
                 continue  # (a register at the maximum, 51)
