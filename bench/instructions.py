@@ -13,7 +13,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t set -P 16 --appendonly   # the log (everysec), on tmpfs
     python bench/instructions.py -t evalsha                  # a one-command script
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
-    python bench/instructions.py -t pfadd -P 16              # random elements into one HLL
+    python bench/instructions.py -t pfadd,pfadd-pure -P 16   # random elements into one HLL
     python bench/instructions.py -t geoadd -P 16             # random points into one zset
     python bench/instructions.py -t setbit,pfcount -P 1,16   # bench/families_bench.py's
     python bench/instructions.py -t geosearch,geosearch-count -P 1,16   # over 100,000 points
@@ -48,6 +48,9 @@ REQUESTS = {
     # One HLL, a random element a request (redis-benchmark -r 100000): dense after
     # the first ~1,700, about a quarter of the adds raise a register.
     "pfadd": [b"PFADD", b"hll", b"element:__rand_int__"],
+    # The same with the pure-Python MurmurHash64A (no ``hll`` extra: a plain install);
+    # ``pfadd`` drops DISTCACHE_PURE_HLL_HASH, so it runs the extra's C hash if installed.
+    "pfadd-pure": [b"PFADD", b"hll", b"element:__rand_int__"],
     # bench/families_bench.py's GEOADD: a random point into one sorted set.
     "geoadd": [b"GEOADD", b"geo-w", b"13.__rand_int__", b"38.__rand_int__", b"p:__rand_int__"],
     # families_bench's SETBIT: bit 1000 of a random key (most are new: 126-byte values).
@@ -65,7 +68,9 @@ REQUESTS = {
 }
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
-FRESH = {"pfadd", "geoadd", "setbit"}
+FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit"}
+#: Tests run with the pure-Python HLL hash; ``pfadd`` runs with whatever is installed.
+PURE_HASH = {"pfadd-pure"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
 ROUNDS = {"geosearch": (4, 24), "geosearch-count": (1, 3)}
 
@@ -192,6 +197,9 @@ def count(args: argparse.Namespace, kind: str, pipeline: int, rounds: int) -> in
             str(pipeline), str(rounds), args.parser, args.policy, str(args.keys),
             str(args.replicas), str(int(args.appendonly))]
     env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("DISTCACHE_PURE_HLL_HASH", None)
+    if kind in PURE_HASH:
+        env["DISTCACHE_PURE_HLL_HASH"] = "1"
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True).stderr
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if match is None:

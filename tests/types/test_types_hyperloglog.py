@@ -276,10 +276,10 @@ def hll_hash(request, monkeypatch):
     installed) or with the pure-Python one."""
     from distcache.server.types import hll
     if request.param == "native":
-        if hll._native is None:
+        if hll.murmur._native is None:
             pytest.skip("the HLL package is not installed: only the pure Python runs")
     else:
-        monkeypatch.setattr(hll, "_native", None)
+        monkeypatch.setattr(hll.murmur, "_native", None)
     return hll
 
 
@@ -299,3 +299,21 @@ def test_batch_hashes_match_the_one_by_one_hash(count, hll_hash):
     assert hll.hashes([bytearray(e) for e in mixed]) == hll.hashes(mixed)
     assert [hll.pattern_of(e) for e in mixed] == \
         [hll._pattern(hll.murmurhash64a(e)) for e in mixed]
+
+
+@pytest.mark.parametrize("count", [4, 16, 50])
+def test_batch_hashes_with_a_shared_first_block(count, hll_hash):
+    """Elements sharing their first 8 bytes (the pure hash starts such a batch from
+    that block's kept state): the same hashes, on a first and a repeated batch, and
+    when one element's first block differs, first or last in the batch."""
+    hll = hll_hash
+    rng = random.Random(count)
+    for length in range(8, 41):
+        for _ in range(2):  # (the second batch finds the kept state)
+            elements = [b"element:" + bytes(rng.randrange(256) for _ in range(length - 8))
+                        for _ in range(count)]
+            assert hll.hashes(elements) == [hll.murmurhash64a(e) for e in elements], length
+        for at in (0, count - 1):
+            odd = list(elements)
+            odd[at] = b"Element:" + odd[at][8:]
+            assert hll.hashes(odd) == [hll.murmurhash64a(e) for e in odd], (length, at)
