@@ -11,6 +11,8 @@ is the way ops/s does, and the split says which half is the server's own code
 
     python bench/server_cpu_split.py --python /work/pypy-venv/bin/python -t get,incr
     python bench/server_cpu_split.py -t set,get,incr -P 1 -n 200000 --repeat 5
+    git archive HEAD~1 distcache | tar -x -C /tmp/base   # then, interleaved with it:
+    python bench/server_cpu_split.py -t get,incr --baseline /tmp/base
 """
 from __future__ import annotations
 
@@ -61,15 +63,26 @@ def main() -> None:
     p.add_argument("--python", default="/work/pypy-venv/bin/python",
                    help="interpreter for distcache")
     p.add_argument("--distcache-arg", action="append", default=[], metavar="ARG")
+    p.add_argument("--baseline", metavar="DIR",
+                   help="also measure the distcache package in DIR (another tree)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        servers = []
-        for name in ("redis", "distcache"):
+        for name in ("redis", "distcache", "baseline"):
             os.mkdir(os.path.join(tmp, name))
         redis = redis_server(free_port(), os.path.join(tmp, "redis"), [], 0)
         dc = distcache_server("auto", free_port(), os.path.join(tmp, "distcache"),
                               args.distcache_arg, 0, args.python)
-        servers = [dc, redis]
+        named = [("distcache", dc)]
+        if args.baseline:
+            base = distcache_server("auto", free_port(), os.path.join(tmp, "baseline"),
+                                    args.distcache_arg, None, args.python)
+            # The tree's PYTHONPATH, ahead of the one Server.start puts first.
+            base.argv = pinned(0, ["env", "PYTHONPATH=" + os.path.abspath(args.baseline)]
+                               + base.argv)
+            base.name = "baseline"
+            named.append(("baseline", base))
+        named.append(("redis", redis))
+        servers = [server for _, server in named]
         try:
             for server in servers:
                 server.start()
@@ -77,24 +90,26 @@ def main() -> None:
                   f"{args.requests} requests x {args.repeat} (after {args.warmup} warm-up); "
                   "µs of server CPU per request: user + system = total")
             for test in args.tests.split(","):
-                drive(dc, test, args.pipeline, args.clients, args.warmup, 1)
-                samples: Dict[str, List[Tuple[float, float]]] = {"distcache": [], "redis": []}
+                for name, server in named[:-1]:
+                    drive(server, test, args.pipeline, args.clients, args.warmup, 1)
+                samples: Dict[str, List[Tuple[float, float]]] = {name: [] for name, _ in named}
                 for _ in range(args.repeat):
-                    for name, server in (("distcache", dc), ("redis", redis)):
+                    for name, server in named:
                         samples[name].append(drive(server, test, args.pipeline,
                                                    args.clients, args.requests, 1))
-                totals = {}
                 for name, rows in samples.items():
                     user = statistics.median(u for u, _ in rows)
                     system = statistics.median(s for _, s in rows)
-                    totals[name] = statistics.median(u + s for u, s in rows)
+                    total = statistics.median(u + s for u, s in rows)
                     print(f"{test:5s} {name:9s} {user:6.2f} + {system:6.2f} = "
-                          f"{totals[name]:6.2f}  (totals {min(u + s for u, s in rows):.2f}"
+                          f"{total:6.2f}  (totals {min(u + s for u, s in rows):.2f}"
                           f"-{max(u + s for u, s in rows):.2f})")
-                ratios = [r[0] + r[1] and (q[0] + q[1]) / (r[0] + r[1])
-                          for q, r in zip(samples["redis"], samples["distcache"])]
-                print(f"{test:5s} CPU ratio (Redis/distcache, paired) median "
-                      f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})")
+                for name, _ in named[:-1]:
+                    ratios = [r[0] + r[1] and (q[0] + q[1]) / (r[0] + r[1])
+                              for q, r in zip(samples["redis"], samples[name])]
+                    print(f"{test:5s} CPU ratio Redis/{name} (paired) median "
+                          f"{statistics.median(ratios):.2f} "
+                          f"({min(ratios):.2f}-{max(ratios):.2f})")
         finally:
             for server in servers:
                 server.stop()
