@@ -25,9 +25,10 @@ from typing import Dict, List
 from distcache.protocol import encode_command
 from distcache.server.app import READ_BUFFER_SIZE, CacheServer
 from distcache.server.connection import BufferedClient, Client
+from distcache.server.pypy_loop import DirectReaderLoop
 from distcache.server.sock_transport import SocketTransport
 
-PATHS = ("socket-io", "buffered", "asyncio-reads")
+PATHS = ("direct", "socket-io", "buffered", "asyncio-reads")
 
 
 def run_once(path: str, clients: int, requests: int, command: List[bytes],
@@ -35,7 +36,8 @@ def run_once(path: str, clients: int, requests: int, command: List[bytes],
     """CPU seconds per request for ``requests`` commands over ``path``, ``pipeline``
     a round trip."""
     server = CacheServer("127.0.0.1", 0, appendonly="no", save="")
-    loop = asyncio.new_event_loop()
+    # "direct": SocketTransport on DirectReaderLoop, the server's pick on PyPy.
+    loop = DirectReaderLoop() if path == "direct" else asyncio.new_event_loop()
     server.loop = loop
     server.read_view = memoryview(bytearray(READ_BUFFER_SIZE))
     request = encode_command(command) * pipeline
@@ -49,7 +51,7 @@ def run_once(path: str, clients: int, requests: int, command: List[bytes],
     async def setup() -> None:
         for theirs, _ in pairs:
             theirs.setblocking(False)
-            if path == "socket-io":
+            if path in ("socket-io", "direct"):
                 SocketTransport(loop, theirs, Client(server), server.read_view)
             else:
                 cls = BufferedClient if path == "buffered" else Client

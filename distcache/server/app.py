@@ -39,7 +39,8 @@ log = logging.getLogger("distcache.server")
 READ_BUFFER_SIZE = 256 * 1024
 
 
-def _new_event_loop(kind: str) -> "tuple[asyncio.AbstractEventLoop, str]":
+def _new_event_loop(kind: str, direct: Optional[bool] = None
+                    ) -> "tuple[asyncio.AbstractEventLoop, str]":
     # uvloop exists for CPython only (pyproject's markers keep it off PyPy).
     if kind in ("auto", "uvloop"):
         try:
@@ -48,6 +49,10 @@ def _new_event_loop(kind: str) -> "tuple[asyncio.AbstractEventLoop, str]":
         except ImportError:
             if kind == "uvloop":
                 raise RuntimeError("event-loop uvloop requested but uvloop is not installed")
+    if direct if direct is not None else sys.implementation.name == "pypy":
+        # Client sockets' readers run straight from the poll (docs/pypy.md).
+        from .pypy_loop import DirectReaderLoop
+        return DirectReaderLoop(), "asyncio"
     return asyncio.new_event_loop(), "asyncio"
 
 
@@ -82,6 +87,9 @@ class CacheServer:
         #: server's own recv_into/send (sock_transport.py) instead of asyncio's
         #: transports; None: on PyPy's asyncio loop only (docs/pypy.md).
         self.socket_io: Optional[bool] = None
+        #: Run SocketTransport readers straight from the poll (pypy_loop.py) on
+        #: the asyncio loop; None: on PyPy only (docs/pypy.md).
+        self.direct_readers: Optional[bool] = None
         self.parser_kind = config["parser"]
         self.port = config["port"]
         #: The TLS port listened on (0: none), and the TLS state when it is on.
@@ -383,7 +391,7 @@ class CacheServer:
                 client.close_now()
 
     def _run(self, install_signals: bool) -> None:
-        loop, self.loop_kind = _new_event_loop(self.config["event-loop"])
+        loop, self.loop_kind = _new_event_loop(self.config["event-loop"], self.direct_readers)
         self.loop = loop
         asyncio.set_event_loop(loop)
         if install_signals:

@@ -56,6 +56,8 @@ class SocketTransport(asyncio.Transport):
         self._closing = False
         self._lost = False  # connection_lost is scheduled or done
         self._reading = False
+        # DirectReaderLoop (PyPy) runs the reader straight from the poll.
+        self._add_reader = getattr(loop, "add_direct_reader", loop.add_reader)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:  # pragma: no cover - not TCP
@@ -63,7 +65,7 @@ class SocketTransport(asyncio.Transport):
         protocol.connection_made(self)
         if not self._closing:
             self._reading = True
-            loop.add_reader(self._fd, self._read_ready)
+            self._add_reader(self._fd, self._read_ready)
 
     # -- reads --------------------------------------------------------------------------
 
@@ -95,7 +97,7 @@ class SocketTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         if not self._reading and not self._closing:
             self._reading = True
-            self._loop.add_reader(self._fd, self._read_ready)
+            self._add_reader(self._fd, self._read_ready)
 
     def is_reading(self) -> bool:
         return self._reading and not self._closing
