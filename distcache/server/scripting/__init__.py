@@ -28,8 +28,8 @@ def available() -> bool:
     global _available
     if _available is None:
         try:
-            import lupa.lua51  # noqa: F401
-            _available = True
+            from lupa import lua51
+            _available = lua51 is not None
         except ImportError:  # pragma: no cover - depends on the environment
             _available = False
     return _available
