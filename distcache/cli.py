@@ -75,7 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if argv is None and args[0] == "server":  # PyPy reads its GC settings at start
         from .pypy_start import reexec_with_gc_defaults
         reexec_with_gc_defaults(args)
-    _load_plugins()
+    if args[0] not in SUBCOMMANDS:  # ``server`` needs none of the tools' modules
+        _load_plugins()
     handler = SUBCOMMANDS.get(args[0])
     if handler is None:
         print(f"distcache: unknown command {args[0]!r}\n\n{USAGE}", file=sys.stderr)

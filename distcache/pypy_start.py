@@ -6,12 +6,9 @@ Outside ``distcache.server`` on purpose: importing that package costs PyPy about
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from typing import List
-
-log = logging.getLogger(__name__)
 
 PYPY = sys.implementation.name == "pypy"
 #: The GC settings distcache server starts PyPy with, unless set in the environment.
@@ -37,4 +34,5 @@ def reexec_with_gc_defaults(argv: List[str]) -> None:
     try:
         os.execv(sys.executable, command)
     except OSError as exc:  # run on with PyPy's own defaults
-        log.warning("could not re-execute with %s: %s", missing, exc)
+        import logging  # only here: before the exec it is ~20 ms of PyPy's CPU, paid twice
+        logging.getLogger(__name__).warning("could not re-execute with %s: %s", missing, exc)

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from types import ModuleType
 from typing import Any, Iterator, List, Optional, Tuple
 
 from . import aof, rdb_snapshot, snapshot
@@ -307,8 +308,10 @@ def frozen_clock() -> Iterator[None]:
     real = ks_mod.now_ms
     patched = []
     for name, mod in list(sys.modules.items()):
-        if name.startswith("distcache.") and mod is not None \
-                and getattr(mod, "now_ms", None) is real:
+        # Read through ModuleType: a getattr would execute a lazy_module not yet
+        # loaded (the geo tables...), which has no now_ms anyway.
+        if name.startswith("distcache.") and isinstance(mod, ModuleType) \
+                and ModuleType.__getattribute__(mod, "__dict__").get("now_ms") is real:
             mod.now_ms = _zero_clock  # type: ignore[attr-defined]
             patched.append(mod)
     try:

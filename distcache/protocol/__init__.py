@@ -8,7 +8,7 @@ cpyext's emulation of the C API, and the Python codec measured faster there
 """
 from __future__ import annotations
 
-import platform
+import sys
 from typing import Any, Optional
 
 from .reply_parser import NOT_ENOUGH, ReplyParser
@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     HAVE_HIREDIS = False
 
 #: The runtime is PyPy (a JIT; C extensions go through cpyext, slowly).
-PYPY = platform.python_implementation() == "PyPy"
+PYPY = sys.implementation.name == "pypy"
 #: What ``auto`` picks: hiredis where it is installed and faster.
 AUTO_HIREDIS = HAVE_HIREDIS and not PYPY
 

@@ -21,7 +21,7 @@ import array
 import os
 import struct
 import sys
-from typing import Callable, List, Optional
+from typing import Any, Callable, List, Optional
 
 POLY = 0x95AC9329AC4BC9B5  # 0xad93d23594c935a9, bit-reflected
 _MASK = 0xFFFFFFFFFFFFFFFF
@@ -37,18 +37,21 @@ def _byte_table() -> List[int]:
     return table
 
 
-_T0 = _byte_table()
-
-
-def _slice_tables() -> List[List[int]]:
+def _slice_tables(t0: List[int]) -> List[List[int]]:
     """T[k][b]: the CRC of byte b followed by k zero bytes (slice-by-8)."""
-    tables = [_T0]
+    tables = [t0]
     for _ in range(7):
-        tables.append([(c >> 8) ^ _T0[c & 0xFF] for c in tables[-1]])
+        tables.append([(c >> 8) ^ t0[c & 0xFF] for c in tables[-1]])
     return tables
 
 
-_T = _slice_tables()
+# The tables, and the choice of anycrc (checked against the pure result), are
+# built by _init() on the first CRC, not at import: the server imports this
+# module at start and most runs never DUMP or save an RDB file.
+_T0: List[int] = []
+_T: List[List[int]] = []
+_TS: List[List[int]] = []
+_PLANES: List[bytes] = []
 _LITTLE = sys.byteorder == "little"
 
 
@@ -61,6 +64,8 @@ def _bytes_crc(crc: int, data: bytes) -> int:
 
 def crc64(data: bytes, crc: int = 0) -> int:
     """The CRC-64/Jones of ``data``, continuing from ``crc`` (0 to start)."""
+    if _native is _UNSET:
+        _init()
     if _native is not None:
         return _native(data, crc)
     return crc64_pure(data, crc)
@@ -68,6 +73,8 @@ def crc64(data: bytes, crc: int = 0) -> int:
 
 def crc64_pure(data: bytes, crc: int = 0) -> int:
     """:func:`crc64` in pure Python, whatever is installed."""
+    if not _T0:
+        _init_tables()
     if _PYPY:
         return _slice8_signed_crc(crc, data)
     if len(data) >= _LANES_MIN:
@@ -107,7 +114,6 @@ def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-_TS = [[_signed(v) for v in t] for t in _T]
 
 
 def _slice8_signed_crc(crc: int, data: bytes) -> int:
@@ -138,7 +144,6 @@ def _slice8_signed_crc(crc: int, data: bytes) -> int:
 # "appending S zero bytes" being a linear map applied with 8 table lookups.
 
 _LANES_MIN = 1 << 16
-_PLANES = [bytes((t >> (8 * k)) & 0xFF for t in _T0) for k in range(8)]
 _ZEROS: dict = {}  # S -> tables of the map "append S zero bytes"
 
 
@@ -205,6 +210,34 @@ def _load_native() -> Optional[Callable[[bytes, int], int]]:
         return None
 
 
-_native = _load_native()
-#: Which implementation :func:`crc64` runs ("anycrc" or "python"), for INFO and benchmarks.
-IMPLEMENTATION = "python" if _native is None else "anycrc"
+def _init_tables() -> None:
+    # Filled in place (the loops read the module globals), _T0 last: it is the
+    # "built" mark a thread snapshotting in the background may test meanwhile.
+    t0 = _byte_table()
+    _T[:] = _slice_tables(t0)
+    _TS[:] = [[_signed(v) for v in t] for t in _T]
+    _PLANES[:] = [bytes((t >> (8 * k)) & 0xFF for t in t0) for k in range(8)]
+    _T0[:] = t0
+
+
+_UNSET: Any = object()
+_native: Any = _UNSET
+
+
+def _init() -> None:
+    """Choose the implementation, once. Idempotent: two threads racing here
+    build the same tables and make the same choice."""
+    global _native
+    if not _T0:
+        _init_tables()
+    _native = _load_native()
+
+
+def __getattr__(name: str) -> Any:
+    # IMPLEMENTATION: which one :func:`crc64` runs ("anycrc" or "python"), for INFO
+    # and benchmarks; asking decides it.
+    if name == "IMPLEMENTATION":
+        if _native is _UNSET:
+            _init()
+        return "python" if _native is None else "anycrc"
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

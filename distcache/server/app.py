@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 
 from .. import __version__
 from ..config import Config, build_config
@@ -31,7 +31,9 @@ from .keyspace import Keyspace
 from .pubsub import subscribed
 from .scan import ScanCursors
 from .sock_transport import SocketListener, listening_sockets
-from .tls import ServerTLS
+
+if TYPE_CHECKING:
+    from .tls import ServerTLS
 
 log = logging.getLogger("distcache.server")
 
@@ -271,6 +273,7 @@ class CacheServer:
         port, tls_port = self.config["port"], self.config["tls-port"]
         tls = None
         if tls_port:
+            from .tls import ServerTLS  # here: a server without TLS never loads it
             tls = self.tls = ServerTLS(self)
             tls.configure()  # a bad certificate stops the start, as in Redis
             self.config_appliers.append(tls.apply)

@@ -8,7 +8,6 @@ them.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
@@ -48,6 +47,7 @@ def human(size: int) -> str:
 
 
 def _server(s: "CacheServer") -> Fields:
+    import platform  # here, not at start-up: its import compiles 9 regexes
     uptime = int(time.time() - s.start_time)
     return [("redis_version", REDIS_VERSION), ("distcache_version", __version__),
             ("redis_git_sha1", "00000000"), ("redis_git_dirty", 0),

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import math
 import re
-from fractions import Fraction
-from typing import Container, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Container, List, Optional, Set, Tuple
 
+from ...lazy import lazy_module
 from ..errors import CommandError, NOT_FLOAT, NOT_INTEGER, SYNTAX
+
+if TYPE_CHECKING:
+    from fractions import Fraction
+# fractions (and decimal, which it imports) only for INCRBYFLOAT's long doubles.
+fractions = lazy_module("fractions")
 
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
@@ -112,16 +117,16 @@ class LongDouble:
     def rounded(cls, exact: Fraction) -> "LongDouble":
         """The nearest long double to ``exact`` (ties to even)."""
         if not exact:
-            return cls(Fraction(0))
+            return cls(fractions.Fraction(0))
         mag = abs(exact)
         exp = mag.numerator.bit_length() - mag.denominator.bit_length()
-        if mag < Fraction(2) ** exp:
+        if mag < fractions.Fraction(2) ** exp:
             exp -= 1
-        quantum = Fraction(2) ** (max(exp, _LD_MIN_EXP) - _LD_MANT_BITS + 1)
+        quantum = fractions.Fraction(2) ** (max(exp, _LD_MIN_EXP) - _LD_MANT_BITS + 1)
         result = round(mag / quantum) * quantum
         sign = -1 if exact < 0 else 1
         if result >= _LD_OVERFLOW:
-            return cls(Fraction(0), sign)
+            return cls(fractions.Fraction(0), sign)
         return cls(sign * result)
 
     def is_finite(self) -> bool:
@@ -129,7 +134,8 @@ class LongDouble:
 
     def __add__(self, other: "LongDouble") -> "LongDouble":
         if self.inf or other.inf:
-            return LongDouble(Fraction(0), self.inf or other.inf)  # inf - inf: NaN, refused too
+            # inf - inf: NaN, refused too
+            return LongDouble(fractions.Fraction(0), self.inf or other.inf)
         return LongDouble.rounded(self.value + other.value)
 
 
@@ -172,29 +178,29 @@ def to_decimal(arg: bytes, error: str = NOT_FLOAT) -> LongDouble:
     if m:
         digits = m.group(2)
         whole, _, frac = digits.partition(b".")
-        exact = Fraction(_dec_to_int(whole + frac), 10 ** len(frac))
+        exact = fractions.Fraction(_dec_to_int(whole + frac), 10 ** len(frac))
         exponent = _exponent(m.group(3))
         if exact and exponent > 5000:
             raise CommandError(error)  # overflows
         if exact and exponent < -5000 - len(whole):
             raise CommandError(error)  # underflows to zero
         if exact:  # zero stays zero: 10 ** 9999999 would take the server down
-            exact *= Fraction(10) ** exponent
+            exact *= fractions.Fraction(10) ** exponent
     else:
         m = _HEX_FLOAT.fullmatch(arg)
         if m:
             whole, _, frac = m.group(2).partition(b".")
-            exact = Fraction(int(whole + frac or b"0", 16), 16 ** len(frac))
+            exact = fractions.Fraction(int(whole + frac or b"0", 16), 16 ** len(frac))
             exponent = _exponent(m.group(3))
             if exact and not -20000 <= exponent <= 20000:
                 raise CommandError(error)
             if exact:
-                exact *= Fraction(2) ** exponent
+                exact *= fractions.Fraction(2) ** exponent
         else:
             m = _INF.fullmatch(arg)
             if not m:
                 raise CommandError(error)
-            return LongDouble(Fraction(0), -1 if m.group(1) == b"-" else 1)
+            return LongDouble(fractions.Fraction(0), -1 if m.group(1) == b"-" else 1)
     if m.group(1) == b"-":
         exact = -exact
     result = LongDouble.rounded(exact)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from ...protocol import NULL_ARRAY, Raw
 from ..errors import CommandError, NOT_FLOAT, SYNTAX
-from ..types import geohash, geoscan
+from ...lazy import lazy_module
 from ..types.zset import ZSet
 from .args import leading_flags, to_int
 from .lists import bulk_array
@@ -23,6 +23,9 @@ from ..keyspace import now_ms
 from ..notify import GENERIC, notify, with_events
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 
+# Their lookup tables (tens of ms to build) wait for the first geo command.
+geohash = lazy_module("distcache.server.types.geohash")
+geoscan = lazy_module("distcache.server.types.geoscan")
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 _NO_MEMBER = "ERR could not decode requested zset member"

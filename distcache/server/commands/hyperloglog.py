@@ -11,9 +11,12 @@ from typing import Any, List, Optional
 from ...protocol import OK, Status
 from ..errors import CommandError, WRONGTYPE
 from ..notify import STRING, notify, with_events
-from ..types import hll
 from .strings import _write_run_context, propagate_write
 from .table import command, runs_of
+from ...lazy import lazy_module
+
+# Its tables and struct formats wait for the first HLL command (start-up time).
+hll = lazy_module("distcache.server.types.hll")
 
 _HLL = dict(group="hyperloglog")
 NOT_HLL = "WRONGTYPE Key is not a valid HyperLogLog string value."

@@ -13,7 +13,6 @@ snapshot by an unknown part of the stream, so a full sync follows a restart.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Optional, Tuple
@@ -50,6 +49,7 @@ def saved(dump_path: str, captured: Captured) -> None:
         info = snapshot.read_header(dump_path)
         record = {"replid": captured[0], "offset": captured[1],
                   "snapshot_created_ms": info.created_ms, "snapshot_size": info.size}
+        import json  # here: json's import is start-up time most servers never use
         tmp = f"{path}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(record, fh)
@@ -70,6 +70,7 @@ def restore(server: Any) -> bool:
     dump_path = paths(config)[0]
     try:
         with open(sidecar_path(dump_path), encoding="utf-8") as fh:
+            import json  # only when there is a file (see record())
             record = json.load(fh)
         info = snapshot.read_header(dump_path)
         replid, offset = str(record["replid"]), int(record["offset"])

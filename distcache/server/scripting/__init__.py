@@ -20,18 +20,27 @@ NOSCRIPT = "NOSCRIPT No matching script. Please use EVAL."
 MISSING = ("ERR Lua scripting is not available: install the 'lupa' package "
            "(pip install 'distcache[lua]')")
 
-try:  # lupa is an optional extra
-    import lupa.lua51 as _lupa  # noqa: F401
-    AVAILABLE = True
-except ImportError:  # pragma: no cover - depends on the environment
-    AVAILABLE = False
+_available: Optional[bool] = None
+
+
+def available() -> bool:
+    """Whether lupa (an optional extra) imports; tried by the first script, not at
+    start-up."""
+    global _available
+    if _available is None:
+        try:
+            from lupa import lua51
+            _available = lua51 is not None
+        except ImportError:  # pragma: no cover - depends on the environment
+            _available = False
+    return _available
 
 
 def engine(server: Any, create: bool = True) -> Optional[Any]:
     """The server's script engine, made on first use; CommandError without lupa."""
     eng = server.__dict__.get("_script_engine")
     if eng is None and create:
-        if not AVAILABLE:
+        if not available():
             raise CommandError(MISSING)
         from .eval import ScriptEngine
         eng = server.__dict__["_script_engine"] = ScriptEngine(server)
