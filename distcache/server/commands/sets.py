@@ -10,7 +10,7 @@ from ..notify import GENERIC, SET, delete_if_empty, notify
 from ..scan import parse_cursor
 from .args import to_int
 from .hashes import (INTSET_ENTRIES, check_repeats, parse_rand_count, pop_count,
-                     random_element, random_picks, scan_container)
+                     random_element, random_picks, repeated_picks, scan_container)
 from .table import command
 
 TYPE_NAMES[set] = "set"
@@ -162,6 +162,8 @@ def srandmember(c: Any, args: List[bytes]) -> Any:
     if not s or count == 0:
         return []
     check_repeats(c, count)
+    if count < 0:
+        return repeated_picks(c, s, -count)
     return random_picks(s, count) if count < len(s) else list(set_reply(s))
 
 

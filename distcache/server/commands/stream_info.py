@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from ...protocol import Raw
+
 from ..errors import CommandError, NO_SUCH_KEY
 from ..types.stream import INVALID_READ, Stream
-from ..types.stream_node import fmt_id
+from ..types.stream_node import MASK, fmt_id
 from ..types.stream_pel import Group, wall_ms
 from .args import to_int
 from .stream_groups import _name, _subcommand_error
-from .streams import entries_reply, entry_reply, stream_of
+from .streams import entry_reply, range_reply, stream_of
 from .table import command, container, help_reply
 
 _XINFO = dict(group="stream", parent="xinfo")
@@ -38,7 +40,6 @@ def _map(c: Any, pairs: List[Any]) -> Any:
 
 
 def _entry(s: Stream, which: Any) -> Any:
-    from ...protocol import Raw
     found = which()
     return None if found is None else Raw(entry_reply(*found))
 
@@ -72,9 +73,9 @@ def xinfo_stream(c: Any, args: List[bytes]) -> Any:
         groups.append(_map(c, [b"name", group.name, b"last-delivered-id", fmt_id(group.last_id),
                                b"entries-read", _entries_read(group),
                                b"lag", s.lag(group), b"pel-count", len(group.pel),
-                               b"pending", _group_pending(group, count),
+                               b"pending", _pending(group.pel, count, True),
                                b"consumers", _full_consumers(c, group, count)]))
-    entries = entries_reply(list(s.range(0, (1 << 128) - 1, count)))
+    entries = range_reply(s, 0, (1 << 128) - 1, count)
     return _map(c, head + [b"entries", entries, b"groups", groups])
 
 
@@ -82,27 +83,35 @@ def _entries_read(group: Group) -> Any:
     return None if group.entries_read == INVALID_READ else group.entries_read
 
 
-def _limited(pel: Any, count: int) -> List[int]:
-    out = []
-    for entry_id in pel.ids_from():
-        if count and len(out) >= count:
+def _pending(pel: Any, count: int, owner: bool) -> Raw:
+    """The first ``count`` (0: all) pending entries of ``pel``, encoded at once (as
+    nested lists, 50,000 pending entries held the loop 2.2 s; redis-server 0.2 s):
+    [id, consumer name, delivery time, deliveries], without the name if not ``owner``."""
+    items = pel.items
+    parts: List[bytes] = []
+    append = parts.append
+    limit = count or len(items)
+    for i in pel.order:  # ascending; ids no longer pending are skipped
+        nack = items.get(i)
+        if nack is None:
+            continue
+        text = b"%d-%d" % (i >> 64, i & MASK)
+        if owner:
+            name = nack.consumer.name
+            append(b"*4\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n:%d\r\n" % (
+                len(text), text, len(name), name, nack.delivery_time, nack.delivery_count))
+        else:
+            append(b"*3\r\n$%d\r\n%s\r\n:%d\r\n:%d\r\n" % (
+                len(text), text, nack.delivery_time, nack.delivery_count))
+        if len(parts) == limit:
             break
-        out.append(entry_id)
-    return out
-
-
-def _group_pending(group: Group, count: int) -> List[Any]:
-    items = group.pel.items
-    return [[fmt_id(i), items[i].consumer.name, items[i].delivery_time, items[i].delivery_count]
-            for i in _limited(group.pel, count)]
+    return Raw(b"*%d\r\n%s" % (len(parts), b"".join(parts)))
 
 
 def _full_consumers(c: Any, group: Group, count: int) -> List[Any]:
     out = []
     for consumer in group.consumers.values():
-        items = consumer.pel.items
-        pending = [[fmt_id(i), items[i].delivery_time, items[i].delivery_count]
-                   for i in _limited(consumer.pel, count)]
+        pending = _pending(consumer.pel, count, False)
         out.append(_map(c, [b"name", consumer.name, b"seen-time", consumer.seen_time,
                             b"pel-count", len(consumer.pel), b"pending", pending]))
     return out
