@@ -533,8 +533,10 @@ def lower_bound(cell: Cell, lon: float, lat: float, cos_c: float) -> float:
 
 
 def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
-            count: int) -> Found:
-    """The matches a radius search sorted by distance would keep with COUNT ``count``
+            count: int, box: bool = False, width: float = 0.0, height: float = 0.0
+            ) -> Found:
+    """The matches a radius (or ``box``: width and height, meters) search sorted by
+    distance would keep with COUNT ``count``
     (all those at the cut's distance included), in Redis's scan order (cell by cell,
     by score within a cell), so a stable sort by distance gives Redis's reply.
 
@@ -542,7 +544,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
     bounds), cut in four while they hold more than LEAF members, and the search
     stops once ``count`` matches are found that are all closer than what is left:
     a 20 km search over dense data measures a few hundred points, not every
-    point of nine cells."""
+    point of nine cells, and a box as wide as the earth a few dozen, not all."""
     count_below = z.count_below
     cos_c = math.cos(lat * D_R)
     heap: List[Tuple[float, int, Cell, int, int]] = []
@@ -552,7 +554,11 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         if lo < hi:
             heap.append((lower_bound(cell, lon, lat, cos_c), ci, cell, lo, hi))
     heapq.heapify(heap)
-    grid = masks(bands(lon, lat, radius, radius, False))
+    if box:
+        grid = masks(bands(lon, lat, width / 2, height / 2, True))
+        radius = math.inf  # (no distance limit: the box check decides)
+    else:
+        grid = masks(bands(lon, lat, radius, radius, False))
     kept: List[Tuple[int, float, bytes, float, float, float]] = []
     closest: List[float] = []  # the ``count`` smallest distances, negated (a max-heap)
     part: Found = []
@@ -563,7 +569,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         bits, step = cell
         if hi - lo <= LEAF or step >= STEP_MAX:
             part.clear()
-            scan((z.iter_range(lo, hi),), lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
+            scan((z.iter_range(lo, hi),), lon, lat, box, width, height, radius, part, 0, grid)
             for d, score, member, plon, plat in part:
                 kept.append((ci, score, member, plon, plat, d))
                 if len(closest) < count:
