@@ -361,6 +361,9 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
             yield offsets, classes, parts
 
     found: List[Any] = []
+    if plain and not limit and plan.uses >= 2 and len(plan.memo) < geoscan.MEMO_MAX:
+        geoscan.scan_known(groups(), plan, found)
+        return found
     geoscan.scan_cells(groups(), shape.lon, shape.lat, plan.box, plan.width, plan.height,
                        plan.radius, found, limit, plan.plane, plain, plain)
     return found
