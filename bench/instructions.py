@@ -17,6 +17,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t geoadd -P 16             # random points into one zset
     python bench/instructions.py -t setbit,pfcount -P 1,16   # bench/families_bench.py's
     python bench/instructions.py -t geosearch,geosearch-count -P 1,16   # over 100,000 points
+    python bench/instructions.py -t geosearch-fresh -P 16    # 2 km from a new centre each time
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -62,17 +63,20 @@ REQUESTS = {
     "geosearch": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14", b"38", b"BYRADIUS", b"2", b"km"],
     "geosearch-count": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14", b"38", b"BYRADIUS", b"20",
                         b"km", b"COUNT", b"10", b"ASC"],
+    # The 2 km search from a new centre every request (no plan cache hit): 14.000000xxx.
+    "geosearch-fresh": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14.__rand_int__", b"38",
+                        b"BYRADIUS", b"2", b"km"],
     # The issue's scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
 }
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
-FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit"}
+FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit", "geosearch-fresh"}
 #: Tests run with the pure-Python HLL hash; ``pfadd`` runs with whatever is installed.
 PURE_HASH = {"pfadd-pure"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
-ROUNDS = {"geosearch": (4, 24), "geosearch-count": (1, 3)}
+ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-count": (1, 3)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,

@@ -320,9 +320,10 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     sort and cut could keep (geoscan.nearest). ``plain``: the caller reads only scores
     and members, so the (score, member) elements themselves are returned (and points
     surely inside a radius are not measured)."""
-    if 0 < nearest <= geoscan.NEAREST_MAX and not shape.box:
-        return geoscan.nearest(z, _cells(shape), shape.lon, shape.lat,
-                               shape.radius * shape.unit, nearest)
+    if 0 < nearest <= geoscan.NEAREST_MAX:
+        unit = shape.unit
+        return geoscan.nearest(z, _cells(shape), shape.lon, shape.lat, shape.radius * unit,
+                               nearest, shape.box, shape.width * unit, shape.height * unit)
     plan = _plan(shape)
     plan.use()
     slices = z.score_slices
@@ -363,6 +364,9 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
             yield offsets, classes, parts
 
     found: List[Any] = []
+    if plain and not limit and plan.uses >= 2 and len(plan.memo) < geoscan.MEMO_MAX:
+        geoscan.scan_known(groups(), plan, found)
+        return found
     geoscan.scan_cells(groups(), shape.lon, shape.lat, plan.box, plan.width, plan.height,
                        plan.radius, found, limit, plan.plane, plain, plain)
     return found

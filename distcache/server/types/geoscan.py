@@ -335,6 +335,43 @@ def scan_cells(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
     return False
 
 
+#: A plan remembers at most this many points' outcomes (:func:`scan_known`).
+MEMO_MAX = 256
+
+
+def scan_known(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
+                                     Iterable[Iterable[Tuple[float, bytes]]]]],
+               plan: "Plan", found: List[Any]) -> None:
+    """:func:`scan_cells` of a plain search (``accept`` and ``entries``, no limit) on a
+    plan's sub-cell tables: a point in a sub-cell wholly inside is taken, one in a
+    sub-cell wholly outside skipped, on one lookup; one in a sub-cell across the
+    edge is checked by :func:`scan_cells` once, and its outcome remembered by score
+    in the plan (it depends on nothing else): a repeated search pays a dict lookup."""
+    append = found.append
+    memo = plan.memo
+    known = memo.get
+    lon, lat, box, width, height = plan.lon, plan.lat, plan.box, plan.width, plan.height
+    radius, plane_ = plan.radius, plan.plane
+    for offs, (classes, shift), chunks in groups:
+        base = offs[0]
+        for chunk in chunks:
+            for entry in chunk:
+                score = entry[0]
+                k = classes[int(score - base) >> shift]
+                if k == 1:
+                    append(entry)
+                elif k:
+                    inside = known(score)
+                    if inside is None:
+                        n = len(found)
+                        scan_cells(((offs, _NO_TABLE, ((entry,),)),), lon, lat, box, width,
+                                   height, radius, found, 0, plane_, True, True)
+                        if len(memo) < MEMO_MAX:
+                            memo[score] = len(found) > n
+                    elif inside:
+                        append(entry)
+
+
 def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     """Bounds of the haversine check on grid arithmetic, for a radius search's points
     inside ``grid`` (its :func:`bands`), or None where they do not apply.
@@ -409,7 +446,7 @@ class Plan:
     repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses", "span")
+                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -419,13 +456,19 @@ class Plan:
         self.half_w, self.half_h = half_w, half_h
         self.grid = grid = bands(lon, lat, half_w, half_h, box)
         self.uses = 0
+        self.memo: dict = {}  # score -> inside, for scan_known
         self.plane = None if box else plane(lon, lat, radius, grid)
         inner = None if self.plane is None else square_grid(self.plane)
         self.cells = []
         for cell in cells:
             low, high = score_range(cell)
-            self.cells.append((cell, float(low), float(high), offsets(cell, grid, inner),
-                               _NO_TABLE))
+            offs = offsets(cell, grid, inner)
+            if offs is not None and high <= _EXACT:
+                # the score range cut to the band's corners: spreading keeps order, so
+                # no point of the band is below its lowest row and column, or above
+                # its highest
+                low, high = low + (offs[5] | offs[7]), low + (offs[6] | offs[8]) + 1
+            self.cells.append((cell, float(low), float(high), offs, _NO_TABLE))
         self.span = _span(self.cells)
         self._ranges: dict = {}
 
@@ -446,7 +489,9 @@ class Plan:
                     if first == len(kinds):
                         offs = None
                     elif high <= _EXACT:  # (sums of whole floats exact)
-                        low, high = low + (first << shift), low + (last << shift)
+                        base = offs[0]
+                        low = max(low, base + (first << shift))
+                        high = min(high, base + (last << shift))
                 cells.append((cell, low, high, offs, classes))
             self.cells = cells
             self.span = _span(cells)
@@ -533,8 +578,10 @@ def lower_bound(cell: Cell, lon: float, lat: float, cos_c: float) -> float:
 
 
 def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
-            count: int) -> Found:
-    """The matches a radius search sorted by distance would keep with COUNT ``count``
+            count: int, box: bool = False, width: float = 0.0, height: float = 0.0
+            ) -> Found:
+    """The matches a radius (or ``box``: width and height, meters) search sorted by
+    distance would keep with COUNT ``count``
     (all those at the cut's distance included), in Redis's scan order (cell by cell,
     by score within a cell), so a stable sort by distance gives Redis's reply.
 
@@ -542,7 +589,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
     bounds), cut in four while they hold more than LEAF members, and the search
     stops once ``count`` matches are found that are all closer than what is left:
     a 20 km search over dense data measures a few hundred points, not every
-    point of nine cells."""
+    point of nine cells, and a box as wide as the earth a few dozen, not all."""
     count_below = z.count_below
     cos_c = math.cos(lat * D_R)
     heap: List[Tuple[float, int, Cell, int, int]] = []
@@ -552,7 +599,11 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         if lo < hi:
             heap.append((lower_bound(cell, lon, lat, cos_c), ci, cell, lo, hi))
     heapq.heapify(heap)
-    grid = masks(bands(lon, lat, radius, radius, False))
+    if box:
+        grid = masks(bands(lon, lat, width / 2, height / 2, True))
+        radius = math.inf  # (no distance limit: the box check decides)
+    else:
+        grid = masks(bands(lon, lat, radius, radius, False))
     kept: List[Tuple[int, float, bytes, float, float, float]] = []
     closest: List[float] = []  # the ``count`` smallest distances, negated (a max-heap)
     part: Found = []
@@ -563,7 +614,7 @@ def nearest(z: Any, cells: List[Cell], lon: float, lat: float, radius: float,
         bits, step = cell
         if hi - lo <= LEAF or step >= STEP_MAX:
             part.clear()
-            scan((z.iter_range(lo, hi),), lon, lat, False, 0.0, 0.0, radius, part, 0, grid)
+            scan((z.iter_range(lo, hi),), lon, lat, box, width, height, radius, part, 0, grid)
             for d, score, member, plon, plat in part:
                 kept.append((ci, score, member, plon, plat, d))
                 if len(closest) < count:
