@@ -82,11 +82,11 @@ def test_maxmemory_bounds_rss_past_the_limit(tmp_path: Path) -> None:
         _assert_honest(info, grown)
 
 
-def _assert_honest(info: dict, grown: int) -> None:
+def _assert_honest(info: dict, grown: int, low: float = RATIO[0]) -> None:
     """used_memory against the RSS growth since the empty server."""
     ratio = int(info["used_memory"]) / grown
-    assert RATIO[0] <= ratio <= RATIO[1], (ratio, info["used_memory"], grown,
-                                           info["mem_not_counted_for_evict"])
+    assert low <= ratio <= RATIO[1], (ratio, info["used_memory"], grown,
+                                      info["mem_not_counted_for_evict"])
 
 
 def test_used_memory_follows_rss_under_churn_of_big_values(tmp_path: Path) -> None:
@@ -119,7 +119,12 @@ def test_memory_per_key_after_a_load(tmp_path: Path) -> None:
         info = _info(server.port)
         grown = _rss(server.proc.pid) - before
         assert grown / keys <= 320, grown / keys
-        _assert_honest(info, grown)
+        # PyPy: RSS keeps the load's peak, what the pacer's collections freed
+        # included (fragmentation, as mem_fragmentation_ratio shows; Redis's
+        # used_memory leaves it out too): 0.53-0.56 of it when the server started
+        # from .pyc files, 0.92-0.94 when its start-up compiled them and the load
+        # refilled that garbage's room (docs/pypy.md).
+        _assert_honest(info, grown, low=0.45 if PYPY else RATIO[0])
 
 
 @pytest.mark.skipif(not PYPY, reason="PyPy's GC heap")
