@@ -285,7 +285,7 @@ def test_geo_dense_search_order_matches_redis(clients):
                           ["BYBOX", str(int(size) // 3), size, "m"]):
                 for extra in ([], ["WITHDIST", "WITHHASH"], ["COUNT", "7", "ANY"],
                               ["COUNT", "3", "ANY", "WITHCOORD"],
-                              # the nearest COUNT (geoscan.nearest for radii)
+                              # the nearest COUNT (geonearest.nearest for radii)
                               ["COUNT", "1", "ASC", "WITHDIST"], ["COUNT", "25"],
                               ["COUNT", "6", "ASC", "WITHCOORD", "WITHHASH"]):
                     query = ["GEOSEARCH", "g", *origin, *shape, *extra]

@@ -26,6 +26,7 @@ from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
 # Their lookup tables (tens of ms to build) wait for the first geo command.
 geohash = lazy_module("distcache.server.types.geohash")
 geoscan = lazy_module("distcache.server.types.geoscan")
+geonearest = lazy_module("distcache.server.types.geonearest")
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 _NO_MEMBER = "ERR could not decode requested zset member"
@@ -317,13 +318,14 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
     Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
     ``nearest`` (a radius search sorted ascending with COUNT): only the matches the
-    sort and cut could keep (geoscan.nearest). ``plain``: the caller reads only scores
+    sort and cut could keep (geonearest.nearest). ``plain``: the caller reads only scores
     and members, so the (score, member) elements themselves are returned (and points
     surely inside a radius are not measured)."""
-    if 0 < nearest <= geoscan.NEAREST_MAX:
+    if 0 < nearest <= geonearest.NEAREST_MAX:
         unit = shape.unit
-        return geoscan.nearest(z, _cells(shape), shape.lon, shape.lat, shape.radius * unit,
-                               nearest, shape.box, shape.width * unit, shape.height * unit)
+        return geonearest.nearest(z, _cells(shape), shape.lon, shape.lat,
+                                  shape.radius * unit, nearest, shape.box,
+                                  shape.width * unit, shape.height * unit)
     plan = _plan(shape)
     plan.use()
     slices = z.score_slices
