@@ -10,8 +10,9 @@ takes no arguments, catches its own errors and needs no context variables.
 when nothing was queued before the poll (the common case); otherwise they queue
 like any handle, so earlier ``call_soon`` callbacks still run first. What a
 direct reader schedules runs later on the same turn (before the timers that
-came due) rather than after the next poll. Everything else (timers, ``call_soon_threadsafe``, signals, subprocesses,
-TLS and other transports) is the stock loop's.
+came due) rather than after the next poll. Everything else (timers,
+``call_soon_threadsafe``, signals, subprocesses, TLS and other transports) is
+the stock loop's.
 """
 from __future__ import annotations
 
