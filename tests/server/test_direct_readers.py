@@ -96,6 +96,89 @@ def test_a_failing_direct_reader_reaches_the_exception_handler(loop: DirectReade
     theirs.close()
 
 
+def test_what_a_direct_reader_schedules_runs_before_other_descriptors(
+        loop: DirectReaderLoop) -> None:
+    direct_ours, direct_theirs = socket.socketpair()
+    plain_ours, plain_theirs = socket.socketpair()
+    order: List[str] = []
+    for sock in (direct_theirs, plain_theirs):
+        sock.setblocking(False)
+
+    def direct_ready() -> None:
+        order.append("direct:" + direct_theirs.recv(10).decode())
+        loop.call_soon(order.append, "scheduled by direct")
+        loop.remove_reader(direct_theirs.fileno())
+
+    def plain_ready() -> None:
+        order.append("plain:" + plain_theirs.recv(10).decode())
+        loop.remove_reader(plain_theirs.fileno())
+        loop.stop()  # the rest of this turn still runs
+
+    loop.add_reader(plain_theirs.fileno(), plain_ready)
+    loop.add_direct_reader(direct_theirs.fileno(), direct_ready)
+
+    def send() -> None:  # both readable at the next poll, the plain one first
+        plain_ours.send(b"p")
+        direct_ours.send(b"d")
+
+    # From a timer: the turn after it polls with nothing queued, as a server's does
+    # (no other timer, which a loaded host could make come due on the same turn).
+    loop.call_later(0.01, send)
+    deadline = loop.call_later(20, loop.stop)
+    loop.run_forever()
+    deadline.cancel()
+    assert order == ["direct:d", "scheduled by direct", "plain:p"]
+    for sock in (direct_ours, direct_theirs, plain_ours, plain_theirs):
+        sock.close()
+
+
+def test_a_plain_reader_replaces_a_direct_one(loop: DirectReaderLoop) -> None:
+    ours, theirs = socket.socketpair()
+    got: List[str] = []
+    theirs.setblocking(False)
+    loop.add_direct_reader(theirs.fileno(), lambda: got.append("direct"))
+    loop.add_reader(theirs, lambda: got.append("plain:" + theirs.recv(10).decode()))
+    ours.send(b"x")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert got == ["plain:x"]
+    # Removed by the socket object rather than its descriptor: no longer called.
+    loop.add_direct_reader(theirs.fileno(), lambda: got.append("direct:" + theirs.recv(10).decode()))
+    assert loop.remove_reader(theirs)
+    ours.send(b"y")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert got == ["plain:x"]
+    ours.close()
+    theirs.close()
+
+
+def test_a_direct_reader_beside_a_writer_and_at_hang_up(loop: DirectReaderLoop) -> None:
+    ours, theirs = socket.socketpair()
+    got: List[bytes] = []
+    writes: List[int] = []
+    theirs.setblocking(False)
+
+    def ready() -> None:
+        data = theirs.recv(10)
+        got.append(data)
+        if not data:
+            loop.remove_reader(theirs.fileno())
+
+    def writable() -> None:
+        writes.append(theirs.send(b"w"))
+        loop.remove_writer(theirs.fileno())
+
+    loop.add_direct_reader(theirs.fileno(), ready)
+    loop.add_writer(theirs.fileno(), writable)  # read and write events in one poll
+    ours.send(b"r")
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert got == [b"r"] and writes == [1]
+    assert ours.recv(10) == b"w"
+    ours.close()  # a hang-up: reported with the read event, the reader sees EOF
+    loop.run_until_complete(asyncio.sleep(0.05))
+    assert got == [b"r", b""]
+    theirs.close()
+
+
 def test_timers_threads_signals_and_subprocesses_still_work(loop: DirectReaderLoop) -> None:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signal handlers need the main thread")
