@@ -163,6 +163,9 @@ class LuaRuntime:
             ok, err = self._load_library(pieces(body), hook_every)
         except lupa.LuaError as exc:
             return self.outside_error(exc)
+        finally:
+            if len(body) > PIECE:
+                self.collect()  # the pieces read (the functions' state runs no scripts)
         if ok:
             return None
         if ok is None:  # a compile error: Lua's text
