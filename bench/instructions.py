@@ -12,6 +12,7 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t set -P 16 --replicas 1   # the stream to one replica
     python bench/instructions.py -t set -P 16 --appendonly   # the log (everysec), on tmpfs
     python bench/instructions.py -t evalsha                  # a one-command script
+    python bench/instructions.py -t multi-incr -P 16,1000    # MULTI, P INCRs, EXEC a read
     python bench/instructions.py -t xadd,xadd-maxlen,xrange -P 16   # streams
     python bench/instructions.py -t pfadd,pfadd-pure -P 16   # random elements into one HLL
     python bench/instructions.py -t geoadd -P 16             # random points into one zset
@@ -66,6 +67,8 @@ REQUESTS = {
     # The 2 km search from a new centre every request (no plan cache hit): 14.000000xxx.
     "geosearch-fresh": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14.__rand_int__", b"38",
                         b"BYRADIUS", b"2", b"km"],
+    # MULTI, then -P INCRs of one key, then EXEC, a read (per INCR: queueing and EXEC).
+    "multi-incr": [b"INCR", b"counter"],
     # The issue's scripting benchmark: EVALSHA of a one-command script (needs lupa).
     "evalsha": [b"EVALSHA", hashlib.sha1(SCRIPT).hexdigest().encode(), b"1",
                 b"key:__rand_int__"],
@@ -76,7 +79,8 @@ FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit", "geosearch-fresh"}
 #: Tests run with the pure-Python HLL hash; ``pfadd`` runs with whatever is installed.
 PURE_HASH = {"pfadd-pure"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
-ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-count": (1, 3)}
+ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-count": (1, 3),
+          "multi-incr": (4, 12)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -99,6 +103,12 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
 
         def get_write_buffer_size(self) -> int:
             return 0
+
+        def pause_reading(self) -> None:  # a long read is served in shares
+            pass
+
+        def resume_reading(self) -> None:
+            pass
 
     class Loop:
         """Callbacks (the replication stream's flush) run after each read, as the
@@ -180,6 +190,10 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
         reads = [b"".join(encode_command([template[0], b"key:%012d" % rng.randrange(keys)]
                                          + template[2:]) for _ in range(pipeline))
                  for _ in range(64)]
+    elif kind == "multi-incr":
+        server.loop = loop  # type: ignore[assignment]  # (a long read is served in shares)
+        reads = [encode_command([b"MULTI"]) + encode_command(template) * pipeline
+                 + encode_command([b"EXEC"])]
     else:
         setup(encode_command([b"SET", b"key:__rand_int__", b"xxx"]))
         reads = [encode_command(template) * pipeline]
@@ -187,7 +201,7 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
     for _ in range(rounds):
         for client in clients:
             client.data_received(reads[n % len(reads)])
-            if loop.ready:
+            while loop.ready:  # (a long read's later shares are scheduled)
                 loop.run()
             n += 1
     if appendonly:

@@ -199,7 +199,7 @@ class ReplayClient:
         self.in_multi = False
         self.multi_queue: List[List[bytes]] = []
         self.multi_error = False
-        self.watching: set = set()
+        self.watching: dict = {}
         self.watch_dirty = False
         self.channels: set = set()
         self.patterns: set = set()

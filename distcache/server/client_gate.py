@@ -30,6 +30,8 @@ class Gate:
     def _gate(self, spec: Any, args: List[bytes]) -> Any:
         """Checks that only apply in some states; returns a reply to stop the command."""
         server = self.server
+        if self.in_exec and self.exec_plain and not server.loading:
+            return None  # EXEC's queue: nothing below applies to an unrestricted client
         if (self.reply_off or self.skip_next) and not self.muting:
             return self._muted(args)
         if server.tracking_on:  # which client runs, for NOLOOP and deferred invalidations
@@ -109,10 +111,15 @@ class Gate:
         raise CommandError(acl.noperm_text(result, spec))
 
     def update_restricted(self) -> None:
-        self.restricted = (not self.authenticated or not self.user.full or self.in_multi
-                           or bool(self.channels or self.patterns or self.shard_channels)
-                           or self.reply_off or self.skip_next or self.server.tracking_on
-                           or self.server.replica_gate is not None)
+        plain = not (not self.authenticated or not self.user.full
+                     or self.channels or self.patterns or self.shard_channels
+                     or self.reply_off or self.skip_next or self.server.tracking_on
+                     or self.server.replica_gate is not None)
+        #: Whether ``_gate`` has nothing to do for EXEC's queued commands: the client
+        #: would be unrestricted outside MULTI (EXEC skips the MULTI, MISCONF and
+        #: memory checks: Redis checks those when queueing and at EXEC).
+        self.exec_plain = plain
+        self.restricted = not plain or self.in_multi
         self.parser.authenticated = self.authenticated
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Deque, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Sequence, Set
 
 from ..protocol import ProtocolError, UnauthenticatedLimit, make_request_parser
 from ..protocol.resp import BULK_HEADERS, Raw, encode_reply, error_text
@@ -79,7 +79,8 @@ class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
         self.multi_queue: List[List[bytes]] = []
         self.multi_error = False
         self.in_exec = False  # EXEC is running the queue
-        self.watching: Set[Any] = set()
+        self.exec_plain = False  # no gate for EXEC's commands (Gate.update_restricted)
+        self.watching: Dict[Any, Set[bytes]] = {}  # database -> keys WATCHed there
         self.watch_dirty = False
         # Pub/sub state (pubsub module)
         self.channels: Set[bytes] = set()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import time
 from itertools import islice
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import CommandError, WRONGTYPE
 from .notify import EXPIRED, notify
@@ -41,8 +41,9 @@ class Database:
         self.data: Dict[bytes, Any] = {}
         self.expires: Dict[bytes, int] = {}
         self.keyspace = keyspace
-        #: key -> clients WATCHing it; filled by the transactions module.
-        self.watched: Dict[bytes, Set[Any]] = {}
+        #: key -> the client WATCHing it, or a set of clients when several do;
+        #: filled by the transactions module.
+        self.watched: Dict[bytes, Any] = {}
         #: key -> clients blocked on it (BLPOP and friends).
         self.blocking: Dict[bytes, List[Any]] = {}
 

@@ -7,10 +7,11 @@ that EXEC answers EXECABORT. While a persistence error refuses writes
 (MISCONF), a write or PING is refused instead of queued, and EXEC of a queue
 holding a write answers ``EXECABORT ... because of: MISCONF ...``, as Redis.
 
-WATCH registers ``client`` under ``db.watched[key]`` and ``(db, key)`` in
-``client.watching``. Every change to a key ends in ``Database.modified``,
-which calls :func:`key_modified` only while some key of that database is
-watched, so WATCH costs nothing when unused. Expiry and eviction go through
+WATCH registers ``client`` under ``db.watched[key]`` and ``key`` in
+``client.watching[db]``, with set operations where it can: WATCH, UNWATCH, EXEC
+and a write to a watched key cost one cheap step per watched key. Every change
+to a key ends in ``Database.modified``, which calls :func:`key_modified` only
+while some key of that database is watched, so WATCH costs nothing when unused. Expiry and eviction go through
 the same hook. A key that expires without being touched is caught at EXEC
 (Redis 7.0 semantics: EXEC fails if a watched key expired after WATCH).
 
@@ -20,6 +21,7 @@ the log wrapped in ``MULTI`` ... ``EXEC`` so that replay is atomic.
 """
 from __future__ import annotations
 
+from itertools import islice, repeat
 from typing import Any, List, Tuple
 
 from ...protocol import NULL_ARRAY, OK, Raw
@@ -90,9 +92,9 @@ def exec_(c: Any, args: List[bytes]) -> Any:
     out: List[bytes] = []
     c.in_exec = True
     try:
-        execute = c.execute
-        for queued in queue:
-            execute(queued, out)
+        ran = c.run(queue, out)  # one dispatcher call for the whole queue
+        for queued in islice(queue, ran, None):  # it stops after one that closes the client
+            c.execute(queued, out)
     finally:
         c.in_exec = False
         if propagators:
@@ -117,16 +119,29 @@ def watch(c: Any, args: List[bytes]) -> Any:
     if c.watch_dirty:  # already doomed: nothing more to track
         return OK
     db = c.db
+    mine = c.watching.get(db)
+    if mine is None:
+        mine = c.watching[db] = set()
+    fresh = set(args[1:])
+    fresh -= mine
+    if not fresh:
+        return OK
+    if db.expires:  # a key already expired is deleted now, not "modified" later
+        for key in fresh.intersection(db.expires):
+            db.peek(key)
+    mine |= fresh
+    # Set operations, not a loop of lookups, and a key one client watches maps to
+    # that client, not to a set: WATCH of 200,000 keys was 2.6 s and 89 MB.
     watched = db.watched
-    for key in args[1:]:
-        if (db, key) in c.watching:
-            continue
-        db.peek(key)  # a key already expired is deleted now, not "modified" later
-        c.watching.add((db, key))
-        clients = watched.get(key)
-        if clients is None:
-            watched[key] = clients = set()
-        clients.add(c)
+    new = fresh.difference(watched)
+    watched.update(zip(new, repeat(c)))
+    if len(new) < len(fresh):
+        for key in fresh.difference(new):  # keys other clients watch too
+            clients = watched[key]
+            if clients.__class__ is set:
+                clients.add(c)
+            else:
+                watched[key] = {clients, c}
     return OK
 
 
@@ -138,13 +153,19 @@ def unwatch(c: Any, args: List[bytes]) -> Any:
 
 
 def unwatch_all(c: Any) -> None:
-    for db, key in c.watching:
-        clients = db.watched.get(key)
-        if clients is not None:
-            clients.discard(c)
-            if not clients:
-                del db.watched[key]
-    c.watching = set()
+    """Forget ``c``'s watches (``c.watching``: database -> the keys it watches there)."""
+    for db, keys in c.watching.items():
+        watched = db.watched
+        get = watched.get
+        for key in keys:
+            clients = get(key)
+            if clients is c:  # the usual case: only this client
+                del watched[key]
+            elif clients.__class__ is set:
+                clients.discard(c)
+                if not clients:
+                    del watched[key]
+    c.watching = {}
     c.watch_dirty = False
 
 
@@ -171,18 +192,20 @@ def queue_has(c: Any, queue: List[List[bytes]], flag: str) -> bool:
 
 def _watched_key_expired(c: Any) -> bool:
     now = now_ms()
-    for db, key in c.watching:
-        when = db.expires.get(key)
-        if when is not None and when <= now and key in db.data:
-            return True
+    for db, keys in c.watching.items():
+        expires = db.expires
+        if expires:
+            for key in keys.intersection(expires):  # the keys with a TTL only
+                if expires[key] <= now and key in db.data:
+                    return True
     return False
 
 
 def key_modified(db: Any, key: bytes) -> None:
     """Watch listener: every client WATCHing ``key`` in ``db`` is doomed."""
     clients = db.watched.get(key)
-    if clients:
-        for client in list(clients):
+    if clients is not None:
+        for client in list(clients) if clients.__class__ is set else (clients,):
             # Once dirty, the other watched keys no longer matter (as Redis 7).
             unwatch_all(client)
             client.watch_dirty = True

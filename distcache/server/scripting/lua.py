@@ -145,7 +145,7 @@ class LuaRuntime:
 
     def compile(self, body: bytes, name: bytes = b"@user_script") -> Tuple[Any, Optional[bytes]]:
         """(function, None) or (None, Lua's error text)."""
-        f, err = self._compile(body, name)
+        f, err = self._compile(pieces(body), name)
         return f, (None if f is not None else err)
 
     def run(self, func: Any, keys: List[bytes], argv: List[bytes]) -> Tuple[bool, Any]:
@@ -160,9 +160,12 @@ class LuaRuntime:
     def load_library(self, body: bytes, hook_every: int) -> Optional[Any]:
         """Run a library's code (FUNCTION LOAD); None, or the error table."""
         try:
-            ok, err = self._load_library(body, hook_every)
+            ok, err = self._load_library(pieces(body), hook_every)
         except lupa.LuaError as exc:
             return self.outside_error(exc)
+        finally:
+            if len(body) > PIECE:
+                self.collect()  # the pieces read (the functions' state runs no scripts)
         if ok:
             return None
         if ok is None:  # a compile error: Lua's text
@@ -259,6 +262,25 @@ class ArgumentError(Exception):
 
 def _no_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
     raise AttributeError("access to Python attributes is not allowed from scripts")
+
+
+#: Bodies longer than this reach Lua a piece at a time (see :func:`pieces`).
+PIECE = 1 << 20
+
+
+def pieces(body: bytes) -> Any:
+    """``body`` itself, or when long a function returning its pieces in turn (then
+    None): Lua compiles it from them, so it never holds the whole body as a string
+    (a 100 MB SCRIPT LOAD held 300 MB); each piece is garbage once read."""
+    if len(body) <= PIECE:
+        return body
+    view = memoryview(body)
+    offsets = iter(range(0, len(body), PIECE))
+
+    def next_piece() -> Optional[bytes]:
+        start = next(offsets, None)
+        return None if start is None else view[start:start + PIECE].tobytes()
+    return next_piece
 
 
 def sha1hex(*args: Any) -> bytes:

@@ -190,8 +190,15 @@ local function unhook()
   S.killed = false               -- and would call py_hook (which says kill) again
 end
 
+-- A long body comes as a Python function returning its pieces (lua.py's pieces):
+-- compiled from them, it is never one Lua string (a second copy of the body).
+local function parse(body, name)
+  if type(body) == 'string' then return loadstring(body, name) end
+  return load(function() return body() end, name)
+end
+
 local function compile(body, name)
-  local f, err = loadstring(body, name)
+  local f, err = parse(body, name)
   if not f then return nil, err end
   setfenv(f, G)
   return f, false
@@ -299,7 +306,7 @@ local function load_hook()
 end
 
 local function load_library(body, hook_every)
-  local f, err = loadstring(body, '@user_function')
+  local f, err = parse(body, '@user_function')
   if not f then return nil, err end
   setfenv(f, FG)
   loading, timed_out = true, false
