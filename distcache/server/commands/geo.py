@@ -22,6 +22,7 @@ from .table import KEY_FINDERS, KEY_READ, KEY_WRITE, command, runs_of
 from ..keyspace import now_ms
 from ..notify import GENERIC, notify, with_events
 from .zsets import _zadd_generic, _zadd_one, _zset, store_zset, to_score
+from ..types.zset import stamp
 
 # Their lookup tables (tens of ms to build) wait for the first geo command.
 geohash = lazy_module("distcache.server.types.geohash")
@@ -297,6 +298,11 @@ def _cells(shape: _Shape) -> List[geohash.Cell]:
 #: point and radius, as a store locator's) skips the geometry. Bounded: cleared when full.
 _PLANS: Dict[Tuple[float, float, bool, float, float, float], geoscan.Plan] = {}
 _PLANS_MAX = 512
+#: The plans' cached plain replies (:func:`_plain_reply`): none longer than REPLY_MAX
+#: bytes, at most REPLY_BUDGET bytes in all (``[0]``: the bytes held now).
+REPLY_MAX = 16 * 1024
+REPLY_BUDGET = 1 << 20
+_reply_bytes = [0]
 
 
 def _plan(shape: _Shape) -> geoscan.Plan:
@@ -307,13 +313,35 @@ def _plan(shape: _Shape) -> geoscan.Plan:
     if plan is None:
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
+            _reply_bytes[0] = 0
         plan = _PLANS[key] = geoscan.Plan(_cells(shape), shape.lon, shape.lat, shape.box,
                                           width, height, radius)
     return plan
 
 
-def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False
-          ) -> List[Any]:
+def _plain_reply(z: ZSet, shape: _Shape) -> Any:
+    """The member array of a plain search (no option but the centre and extent): the
+    plan's cached reply while the set is the one it was read from, unchanged (its
+    :func:`stamp`: every write to the set's elements resets it; another set, or a
+    new one under the key, has another), else searched, encoded and kept."""
+    plan = _plan(shape)
+    key = z.stamp or stamp(z)
+    cached = plan.reply
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    reply = _members_reply(_find(z, shape, 0, 0, True, plan))
+    held = _reply_bytes[0] - (len(cached[1]) if cached is not None else 0)
+    if len(reply) <= REPLY_MAX and held + len(reply) <= REPLY_BUDGET:
+        plan.reply = (key, reply)
+        held += len(reply)
+    else:
+        plan.reply = None
+    _reply_bytes[0] = held
+    return reply
+
+
+def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False,
+          plan: Optional[geoscan.Plan] = None) -> List[Any]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
     order: cell by cell, by score within a cell; stops at ``limit`` (ANY) if nonzero.
     Only the parts of a cell that can hold a match are scanned (geoscan.ranges).
@@ -326,7 +354,8 @@ def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = Fa
         return geonearest.nearest(z, _cells(shape), shape.lon, shape.lat,
                                   shape.radius * unit, nearest, shape.box,
                                   shape.width * unit, shape.height * unit)
-    plan = _plan(shape)
+    if plan is None:
+        plan = _plan(shape)
     plan.use()
     slices = z.score_slices
     crowded = geoscan.CROWDED
@@ -472,6 +501,8 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     if count and not sort and not anyflag:
         sort = 1  # the closest COUNT need sorting
     plain = not (sort or withdist or withcoord or storedist)
+    if plain and not (count or withhash) and store is None:
+        return _plain_reply(z, shape)
     found = _find(z, shape, count if anyflag else 0,
                   count if sort > 0 and not anyflag else 0, plain)
     if sort:
@@ -487,7 +518,7 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
                               b"geosearchstore" if search else b"georadiusstore")
         if withhash:
             return [[member, int(score)] for score, member in found]
-        return _members_reply(found)
+        return _members_reply(found)  # (ANY)
     if store is not None:
         result = ZSet()
         for d, score, member, _, _ in found:

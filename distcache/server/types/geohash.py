@@ -198,6 +198,9 @@ def in_box(width: float, height: float, lon: float, lat: float, plon: float, pla
     return distance(lon, lat, plon, plat)
 
 
+_LOG2_MERCATOR = math.log2(MERCATOR_MAX)
+
+
 def estimate_steps(range_meters: float, lat: float) -> int:
     """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range."""
     if range_meters == 0:
@@ -206,7 +209,8 @@ def estimate_steps(range_meters: float, lat: float) -> int:
     if 0 < range_meters < MERCATOR_MAX:
         # Redis doubles until the range reaches MERCATOR_MAX; doublings are exact,
         # so start from a count just below the answer (ldexp) and settle it.
-        step += max(int(math.log2(MERCATOR_MAX) - math.log2(range_meters)) - 1, 0)
+        more = int(_LOG2_MERCATOR - math.log2(range_meters)) - 1
+        step += more if more > 0 else 0
         range_meters = math.ldexp(range_meters, step - 1)
     while range_meters < MERCATOR_MAX:
         range_meters *= 2
@@ -216,7 +220,7 @@ def estimate_steps(range_meters: float, lat: float) -> int:
         step -= 1
         if lat > 80 or lat < -80:
             step -= 1
-    return min(max(step, 1), STEP_MAX)
+    return 1 if step < 1 else STEP_MAX if step > STEP_MAX else step
 
 
 def bounding_box(lon: float, lat: float, width: float, height: float

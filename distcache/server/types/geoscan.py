@@ -185,16 +185,22 @@ def offsets(cell: Cell, band: Masks, inner: Optional[Grid] = None) -> Optional[O
     size = 1 << half
     c_lat, c_lon = _rowcol(bits)
     row0, col0 = c_lat << half, c_lon << half
-    lat_lo, lat_hi = max(band[0] - row0, 0), min(band[1] - row0, size - 1)
-    lon_lo, lon_hi = max(band[2] - col0, 0), min(band[3] - col0, size - 1)
+    top = size - 1
+    # (conditional expressions: cheaper than max() and min() calls in CPython)
+    lat_lo, lat_hi, lon_lo, lon_hi = band[0] - row0, band[1] - row0, band[2] - col0, band[3] - col0
+    lat_lo, lon_lo = lat_lo if lat_lo > 0 else 0, lon_lo if lon_lo > 0 else 0
+    lat_hi, lon_hi = lat_hi if lat_hi < top else top, lon_hi if lon_hi < top else top
     if lat_lo > lat_hi or lon_lo > lon_hi:
         return None
     # (offsets below 2**14, most cells': one table lookup spreads them)
     sp = _SPREAD14.__getitem__ if size <= len(_SPREAD14) else spread
     sq = _NO_SQUARE
     if inner is not None:
-        s_lat_lo, s_lat_hi = max(inner[0] - row0, 0), min(inner[1] - row0, size - 1)
-        s_lon_lo, s_lon_hi = max(inner[2] - col0, 0), min(inner[3] - col0, size - 1)
+        s_lat_lo, s_lat_hi = inner[0] - row0, inner[1] - row0
+        s_lon_lo, s_lon_hi = inner[2] - col0, inner[3] - col0
+        s_lat_lo, s_lon_lo = s_lat_lo if s_lat_lo > 0 else 0, s_lon_lo if s_lon_lo > 0 else 0
+        s_lat_hi = s_lat_hi if s_lat_hi < top else top
+        s_lon_hi = s_lon_hi if s_lon_hi < top else top
         if s_lat_lo <= s_lat_hi and s_lon_lo <= s_lon_hi:
             sq = (sp(s_lat_lo), sp(s_lat_hi), sp(s_lon_lo) << 1, sp(s_lon_hi) << 1)
     width = (1 << (2 * half)) - 1
@@ -397,14 +403,18 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     if not (-90.0 < lat_a and lat_b < 90.0):
         return None
     cos_a, cos_b = math.cos(lat_a * D_R), math.cos(lat_b * D_R)
-    cos_max = 1.0 if lat_a <= 0.0 <= lat_b else max(cos_a, cos_b)
-    cos_min = min(cos_a, cos_b)
+    # (max(a, b) as ``b if b > a else a``, min likewise: the same values, NaN too, and
+    # cheaper than a call of the builtins in CPython 3.11: a search's geometry is fresh
+    # for each new centre)
+    cos_max = 1.0 if lat_a <= 0.0 <= lat_b else cos_b if cos_b > cos_a else cos_a
+    cos_min = cos_b if cos_b < cos_a else cos_a
     cos_c = math.cos(lat * D_R)
     # the largest half angles a point of the band can be at
-    half_lat = max(abs(lat_a - lat), abs(lat_b - lat)) * D_R / 2
-    half_lon = max(abs(LONG_MIN + lon_lo / columns - lon),
-                   abs(LONG_MIN + (lon_hi + 1) / columns - lon)) * D_R / 2
-    top = max(half_lat, half_lon)
+    a, b = abs(lat_a - lat), abs(lat_b - lat)
+    half_lat = (b if b > a else a) * D_R / 2
+    a, b = abs(LONG_MIN + lon_lo / columns - lon), abs(LONG_MIN + (lon_hi + 1) / columns - lon)
+    half_lon = (b if b > a else a) * D_R / 2
+    top = half_lon if half_lon > half_lat else half_lat
     reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
     h_in = math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0
     h_out = math.sin(reach_out) ** 2 * (1.0 + 1e-12)
@@ -442,10 +452,11 @@ class Plan:
     cells in Redis's order with their :data:`Offsets` (None: no point of the cell
     can match), the :func:`plane` of a radius search, and the sub-cell ranges of
     crowded cells (:func:`ranges`, when first needed). Depends on no data, so a
-    repeated search reuses it."""
+    repeated search reuses it; ``reply`` is the caller's (the last plain reply, with
+    the stamp of the set it was read from)."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo")
+                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo", "reply")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -456,6 +467,7 @@ class Plan:
         self.grid = grid = bands(lon, lat, half_w, half_h, box)
         self.uses = 0
         self.memo: dict = {}  # score -> inside, for scan_known
+        self.reply: Optional[Tuple[int, bytes]] = None
         self.plane = None if box else plane(lon, lat, radius, grid)
         inner = None if self.plane is None else square_grid(self.plane)
         self.cells = []
@@ -508,7 +520,13 @@ class Plan:
 def _span(cells: List[Any]) -> Optional[Tuple[float, float]]:
     """(lowest, highest) score of the :class:`Plan` cells that can hold a match, or None."""
     active = [(low, high) for _, low, high, offs, _ in cells if offs is not None]
-    return (min(active)[0], max(high for _, high in active)) if active else None
+    if not active:
+        return None
+    low, high = active[0]
+    for a, b in active:  # (not min() and max(): calls of those are slow in CPython 3.11)
+        low = a if a < low else low
+        high = b if b > high else high
+    return low, high
 
 
 def masks(grid: Grid) -> Masks:
@@ -531,11 +549,13 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
     if not band < 90.0:
         return everything
     rows = _CELLS / _LAT_SCALE
-    lat_lo = max(int((lat - band - LAT_MIN) * rows) - 2, 0)
-    lat_hi = min(int((lat + band - LAT_MIN) * rows) + 2, _TOP)
+    lat_lo = int((lat - band - LAT_MIN) * rows) - 2
+    lat_hi = int((lat + band - LAT_MIN) * rows) + 2
+    lat_lo, lat_hi = lat_lo if lat_lo > 0 else 0, lat_hi if lat_hi < _TOP else _TOP
     if abs(lat) + band >= 90.0:
         return (lat_lo, lat_hi, 0, _TOP)  # the band reaches a pole
-    cos_min = min(math.cos((lat - band) * D_R), math.cos((lat + band) * D_R))
+    cos_a, cos_b = math.cos((lat - band) * D_R), math.cos((lat + band) * D_R)
+    cos_min = cos_b if cos_b < cos_a else cos_a
     scale = cos_min if box else math.sqrt(math.cos(lat * D_R) * cos_min)
     reach = (half_w * _SAFE + _SLACK) / (2.0 * EARTH_RADIUS)
     if not (scale > 0.0 and reach < math.pi / 2 and math.sin(reach) < scale):
@@ -544,8 +564,9 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
     if lon - cut <= LONG_MIN or lon + cut >= LONG_MAX:
         return (lat_lo, lat_hi, 0, _TOP)  # across the antimeridian: no bound
     columns = _CELLS / 360.0
-    return (lat_lo, lat_hi, max(int((lon - cut - LONG_MIN) * columns) - 2, 0),
-            min(int((lon + cut - LONG_MIN) * columns) + 2, _TOP))
+    lon_lo = int((lon - cut - LONG_MIN) * columns) - 2
+    lon_hi = int((lon + cut - LONG_MIN) * columns) + 2
+    return (lat_lo, lat_hi, lon_lo if lon_lo > 0 else 0, lon_hi if lon_hi < _TOP else _TOP)
 
 
 def _cos(x: float) -> float:

@@ -16,22 +16,27 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
+from itertools import count
 from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 Entry = Tuple[float, bytes]
 
 LOAD = 1000
 _INF = math.inf
+_STAMPS = count(1)
 
 
 class ZSet:
-    __slots__ = ("scores", "_blocks", "_maxes", "_tree")
+    __slots__ = ("scores", "_blocks", "_maxes", "_tree", "stamp")
 
     def __init__(self) -> None:
         self.scores: Dict[bytes, float] = {}
         self._blocks: List[List[Entry]] = []
         self._maxes: List[Entry] = []
         self._tree: Optional[List[int]] = None
+        #: 0, or a number (:func:`stamp`) no other set's state ever had: every change
+        #: of the elements resets it, so a cache keyed by it is never stale.
+        self.stamp = 0
 
     # -- basic protocol -----------------------------------------------------------
 
@@ -100,6 +105,7 @@ class ZSet:
         stop = min(stop, len(self.scores))
         if start >= stop:
             return []
+        self.stamp = 0
         removed: List[Entry] = []
         bi, off = self._locate(start)
         first = bi
@@ -222,6 +228,7 @@ class ZSet:
     # -- internals ------------------------------------------------------------------
 
     def _insert(self, item: Entry) -> None:
+        self.stamp = 0
         maxes = self._maxes
         blocks = self._blocks
         if not maxes:
@@ -248,6 +255,7 @@ class ZSet:
             self._update(i, 1)
 
     def _discard(self, item: Entry) -> None:
+        self.stamp = 0
         maxes = self._maxes
         blocks = self._blocks
         i = bisect_left(maxes, item)
@@ -351,6 +359,16 @@ class ZSet:
             lens = [len(b) for b in self._blocks]
             for i in range(len(lens) + 1):
                 assert self._prefix(i) == sum(lens[:i]), "fenwick stale"
+
+
+def stamp(z: ZSet) -> int:
+    """``z.stamp``, drawn from a process-wide count when the set has none: equal
+    stamps mean the same set with the same elements (a cache of what was read from
+    a set keys on it)."""
+    value = z.stamp
+    if not value:
+        z.stamp = value = next(_STAMPS)
+    return value
 
 
 def _first_not(items: List[Entry], before: "Callable[[Entry], bool]") -> int:
