@@ -118,15 +118,26 @@ def test_sentinel_fails_over_a_distcache_primary(tmp_path):
         # The old primary comes back (empty: no persistence) and becomes a replica.
         old.start()
         back = connect(old)
-        wait_until(lambda: back.info("replication").get("master_port") == new_port
-                   and back.info("replication")["master_link_status"] == "up", 60,
-                   message="the old primary converted to a replica")
+        try:
+            wait_until(lambda: back.info("replication").get("master_port") == new_port
+                       and back.info("replication")["master_link_status"] == "up", 60,
+                       message="the old primary converted to a replica")
+        except AssertionError as exc:  # what sentinel and the old primary did, to judge
+            raise AssertionError(f"{exc}\n{back.info('replication')}\n"
+                                 + _logs({"old primary": old, **{
+                                     f"sentinel {s.port}": s for s in sentinels}})) from None
         wait_until(lambda: back.get("after") == b"2", 20, message="the old primary synced")
         for s in sentinels:
             assert "-failover-abort" not in s.log(), s.log()
     finally:
         for proc in [*sentinels, *replicas.values(), old]:
             proc.stop()
+
+
+def _logs(procs, lines: int = 60) -> str:
+    """The last ``lines`` of each process's log, named."""
+    return "\n".join(f"--- {name}:\n" + "\n".join(proc.log().splitlines()[-lines:])
+                     for name, proc in procs.items())
 
 
 def _try(action):
