@@ -22,11 +22,16 @@ NAME = "mymaster"
 
 
 def sentinel_conf(port: int, primary_port: int) -> str:
-    """What a user writes (docs/replication.md has the same)."""
+    """What a user writes (docs/replication.md has the same, with a longer
+    failover-timeout). down-after-milliseconds 5000, not 1000: at -n 4 on 2 busy
+    cores a process can miss a PING for a second, and a sentinel that then saw the
+    just-promoted primary down started a second failover (to the other replica), so
+    the old primary followed another port than the test's; failover-timeout 15000
+    lets a PyPy replica under load finish its promotion."""
     return (f"port {port}\nbind 127.0.0.1\n"
             f"sentinel monitor {NAME} 127.0.0.1 {primary_port} 2\n"
-            f"sentinel down-after-milliseconds {NAME} 1000\n"
-            f"sentinel failover-timeout {NAME} 5000\n"
+            f"sentinel down-after-milliseconds {NAME} 5000\n"
+            f"sentinel failover-timeout {NAME} 15000\n"
             f"sentinel parallel-syncs {NAME} 1\n")
 
 
