@@ -204,11 +204,14 @@ def test_a_replica_that_never_reads_its_sync_is_cut_off(server):
     lazy.sendall(b"*3\r\n$8\r\nREPLCONF\r\n$4\r\ncapa\r\n$3\r\neof\r\n"
                  b"*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n")
     primary = server.replication.primary
-    deadline = time.monotonic() + 10
+    # Deadlines of their own, and generous: one 10 s deadline for the whole story ran
+    # out under PyPy at -n 4 on a loaded host.
+    deadline = time.monotonic() + 30
     while not primary.replicas and time.monotonic() < deadline:
         time.sleep(0.01)
     for i in range(30):  # 3 MB written while the sync cannot progress
         assert filler.call(b"SET", b"during:%d" % i, b"y" * 100_000) == b"+OK"
+    deadline = time.monotonic() + 30
     while primary.replicas and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not primary.replicas and not primary.jobs  # the child was stopped too

@@ -22,11 +22,16 @@ NAME = "mymaster"
 
 
 def sentinel_conf(port: int, primary_port: int) -> str:
-    """What a user writes (docs/replication.md has the same)."""
+    """What a user writes (docs/replication.md has the same, with a longer
+    failover-timeout). down-after-milliseconds 5000, not 1000: at -n 4 on 2 busy
+    cores a process can miss a PING for a second, and a sentinel that then saw the
+    just-promoted primary down started a second failover (to the other replica), so
+    the old primary followed another port than the test's; failover-timeout 15000
+    lets a PyPy replica under load finish its promotion."""
     return (f"port {port}\nbind 127.0.0.1\n"
             f"sentinel monitor {NAME} 127.0.0.1 {primary_port} 2\n"
-            f"sentinel down-after-milliseconds {NAME} 1000\n"
-            f"sentinel failover-timeout {NAME} 5000\n"
+            f"sentinel down-after-milliseconds {NAME} 5000\n"
+            f"sentinel failover-timeout {NAME} 15000\n"
             f"sentinel parallel-syncs {NAME} 1\n")
 
 
@@ -118,15 +123,26 @@ def test_sentinel_fails_over_a_distcache_primary(tmp_path):
         # The old primary comes back (empty: no persistence) and becomes a replica.
         old.start()
         back = connect(old)
-        wait_until(lambda: back.info("replication").get("master_port") == new_port
-                   and back.info("replication")["master_link_status"] == "up", 60,
-                   message="the old primary converted to a replica")
+        try:
+            wait_until(lambda: back.info("replication").get("master_port") == new_port
+                       and back.info("replication")["master_link_status"] == "up", 60,
+                       message="the old primary converted to a replica")
+        except AssertionError as exc:  # what sentinel and the old primary did, to judge
+            raise AssertionError(f"{exc}\n{back.info('replication')}\n"
+                                 + _logs({"old primary": old, **{
+                                     f"sentinel {s.port}": s for s in sentinels}})) from None
         wait_until(lambda: back.get("after") == b"2", 20, message="the old primary synced")
         for s in sentinels:
             assert "-failover-abort" not in s.log(), s.log()
     finally:
         for proc in [*sentinels, *replicas.values(), old]:
             proc.stop()
+
+
+def _logs(procs, lines: int = 60) -> str:
+    """The last ``lines`` of each process's log, named."""
+    return "\n".join(f"--- {name}:\n" + "\n".join(proc.log().splitlines()[-lines:])
+                     for name, proc in procs.items())
 
 
 def _try(action):

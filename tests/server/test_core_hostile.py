@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 from hypothesis_budget import examples
 
 from distcache.server.glob import compile_glob
+from timing import assert_fast, fastest, load_bound
 
 
 def _signed(b: int) -> int:
@@ -89,26 +90,24 @@ def test_glob_agrees_with_redis_rules(pattern, key):
 ])
 def test_pathological_globs_are_fast_in_process(pattern, key):
     match = compile_glob(pattern)
-    start = time.perf_counter()
     assert match(key) is False
-    assert time.perf_counter() - start < 0.05
+    # A fixed loop of Python (~1 ms) is the baseline: 50 ms unless the host is that slow.
+    bound = load_bound(0.05, lambda: sum(range(20_000)), factor=50)
+    assert_fast(lambda: match(key), bound, repr(pattern[:20]))
 
 
 def _best_of(times: int, call) -> float:
-    best = float("inf")
-    for _ in range(times):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
+    """The fastest of ``times`` runs (timing.fastest without the early stop)."""
+    return fastest(call, tries=times)
 
 
 def test_pathological_keys_pattern_answers_in_under_10ms(r):
     r.set("a" * 40, 1)
     pattern = "a*" * 20 + "b"
     assert r.keys(pattern) == []
-    assert _best_of(5, lambda: r.keys(pattern)) < 0.010
-    assert _best_of(5, lambda: r.scan(0, match=pattern, count=100)) < 0.010
+    bound = load_bound(0.010, r.ping)
+    assert_fast(lambda: r.keys(pattern), bound, "KEYS")
+    assert_fast(lambda: r.scan(0, match=pattern, count=100), bound, "SCAN")
     assert r.ping()
 
 
@@ -127,14 +126,13 @@ def test_pathological_patterns_everywhere_a_pattern_is_taken(r):
         lambda: r.config_get(pattern),
         lambda: r.pubsub_channels(pattern),
     ]
-    for call in calls:
-        assert _best_of(3, call) < 0.05
+    bound = load_bound(0.05, r.ping, factor=50)
+    for number, call in enumerate(calls):
+        assert_fast(call, bound, f"call {number}")
     p = r.pubsub()
     p.psubscribe(pattern)
-    try:
-        started = time.perf_counter()
-        r.publish("a" * 200, "x")
-        assert time.perf_counter() - started < 0.05
+    try:  # each PUBLISH matches the pattern against the channel
+        assert_fast(lambda: r.publish("a" * 200, "x"), bound, "PUBLISH")
     finally:
         p.close()
     assert r.ping()
@@ -280,12 +278,14 @@ def test_pipelined_memory_purge_does_not_hold_the_loop(r):
     for i in range(200_000):  # a heap of containers: a full collection takes ~30 ms
         fill.hset(f"h{i}", "f", i)
     fill.execute()
-    started = time.perf_counter()
-    pipe = r.pipeline(transaction=False)
-    for _ in range(100):
-        pipe.execute_command("MEMORY", "PURGE")
-    assert pipe.execute() == [b"OK"] * 100
-    assert time.perf_counter() - started < 1.0  # one collection a second, not 100
+
+    def purges() -> None:
+        pipe = r.pipeline(transaction=False)
+        for _ in range(100):
+            pipe.execute_command("MEMORY", "PURGE")
+        assert pipe.execute() == [b"OK"] * 100
+    # One collection a second, not 100 (3 s, every run); a retry absorbs a loaded host.
+    assert_fast(purges, 1.0, "100 pipelined MEMORY PURGE", tries=3)
 
 
 # -- one client's burst does not starve the others -------------------------------------

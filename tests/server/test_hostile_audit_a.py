@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from servers import as_map, distcache_server, wait_until
+from timing import assert_fast, load_bound
 
 from distcache.server import scan as scan_mod
 from distcache.server.commands.connection import _valid_name
@@ -66,9 +67,12 @@ def test_megabyte_patterns_answer_like_redis_and_fast(r, ref):
         assert _reply(r, "KEYS", pattern) == _reply(ref, "KEYS", pattern), pattern[:20]
         assert _reply(r, "SCAN", 0, "MATCH", pattern, "COUNT", 2000) [1] == \
             _reply(ref, "SCAN", 0, "MATCH", pattern, "COUNT", 2000)[1], pattern[:20]
-    # Parsing and compiling the whole pattern took seconds per megabyte.
-    assert _elapsed(lambda: r.keys(b"x" * 4_000_000)) < 1.0
-    assert _elapsed(lambda: r.keys(b"?" * 4_000_000)) < 1.0
+    # Parsing and compiling the whole pattern took seconds per megabyte. The fastest of
+    # up to 3 runs; the bound widens only where sending the same 4 MB (an ECHO) takes
+    # over a fifth of it (a loaded host).
+    bound = load_bound(1.0, lambda: r.echo(b"x" * 4_000_000), factor=5)
+    assert_fast(lambda: r.keys(b"x" * 4_000_000), bound, "KEYS of 4 MB of x", tries=3)
+    assert_fast(lambda: r.keys(b"?" * 4_000_000), bound, "KEYS of 4 MB of ?", tries=3)
     assert r.ping()
 
 

@@ -5,12 +5,12 @@ move between the servers, and corrupt values get INVALIDOBJ."""
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 import redis
 
 from servers import same_reply
+from timing import assert_fast
 from test_types_propagation import embedded, logged, wait_for  # noqa: F401
 from types_resp import RawClient, encode  # noqa: F401
 
@@ -210,10 +210,11 @@ def test_large_elements_and_merges_stay_fast(r):
     sources = [f"s{i}" for i in range(20)]
     for i, key in enumerate(sources):
         r.pfadd(key, *[f"{i}:{j}" for j in range(600)])  # sparse, near the limit
-    started = time.perf_counter()
-    assert r.pfmerge("sum", *sources)
-    assert abs(r.pfcount("sum") - 12_000) < 12_000 * 0.03
-    assert time.perf_counter() - started < 2.0
+
+    def merge_and_count() -> None:
+        assert r.pfmerge("sum", *sources)
+        assert abs(r.pfcount("sum") - 12_000) < 12_000 * 0.03
+    assert_fast(merge_and_count, 2.0, "PFMERGE + PFCOUNT", tries=3)
 
 
 def test_merges_and_counts_over_many_keys_match_redis_and_are_fast(pair):
@@ -224,11 +225,12 @@ def test_merges_and_counts_over_many_keys_match_redis_and_are_fast(pair):
         same_reply(pair, "PFADD", f"d{i}", *[f"{i}:{j}" for j in range(3000)])  # dense
     same_reply(pair, "PFADD", "sparse", *range(100))
     names = [f"d{i}" for i in range(40)] * 25 + ["sparse"] * 200 + ["missing"]
-    started = time.perf_counter()
-    ours.execute_command("PFCOUNT", *names)
-    ours.execute_command("PFMERGE", "m", *names)
-    ours.execute_command("PFMERGE", "s", *["sparse"] * 1000)
-    assert time.perf_counter() - started < 1.0
+
+    def requests() -> None:
+        ours.execute_command("PFCOUNT", *names)
+        ours.execute_command("PFMERGE", "m", *names)
+        ours.execute_command("PFMERGE", "s", *["sparse"] * 1000)
+    assert_fast(requests, 1.0, "PFCOUNT / PFMERGE of 1,201 names", tries=3)
     same_reply(pair, "PFCOUNT", *names)
     same_reply(pair, "PFMERGE", "m", *names)
     same_reply(pair, "GET", "m")

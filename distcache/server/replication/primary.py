@@ -268,7 +268,12 @@ class Primary(FullSyncs, AckTracking):
         text = replid.decode("latin-1")
         if backlog is None or (text != state.replid and (
                 text != state.replid2 or offset > state.second_replid_offset)):
-            if replid != b"?":
+            if backlog is not None and text == state.replid2:
+                # Redis's words: the replica followed the old primary further than we did.
+                log.info("Partial resynchronization not accepted: Requested offset for "
+                         "second ID was %d, but I can reply up to %d",
+                         offset, state.second_replid_offset)
+            elif replid != b"?":
                 log.info("Partial resynchronization not accepted: replication ID mismatch "
                          "(replica asked for '%s', my IDs are '%s' and '%s')",
                          text, state.replid, state.replid2)
