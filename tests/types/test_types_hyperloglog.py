@@ -295,10 +295,10 @@ def test_batch_hashes_match_the_one_by_one_hash(count, hll_hash):
     rng = random.Random(count)
     for length in list(range(0, 41)) + [64, 100]:
         elements = [bytes(rng.randrange(256) for _ in range(length)) for _ in range(count)]
-        assert hll.hashes(elements) == [hll.murmurhash64a(e) for e in elements], length
+        assert list(hll.hashes(elements)) == [hll.murmurhash64a(e) for e in elements], length
     mixed = [bytes(rng.randrange(256) for _ in range(rng.randrange(40))) for _ in range(count)]
-    assert hll.hashes(mixed) == [hll.murmurhash64a(e) for e in mixed]
-    assert hll.hashes([bytearray(e) for e in mixed]) == hll.hashes(mixed)
+    assert list(hll.hashes(mixed)) == [hll.murmurhash64a(e) for e in mixed]
+    assert list(hll.hashes([bytearray(e) for e in mixed])) == list(hll.hashes(mixed))
     assert [hll.pattern_of(e) for e in mixed] == \
         [hll._pattern(hll.murmurhash64a(e)) for e in mixed]
 
@@ -314,8 +314,56 @@ def test_batch_hashes_with_a_shared_first_block(count, hll_hash):
         for _ in range(2):  # (the second batch finds the kept state)
             elements = [b"element:" + bytes(rng.randrange(256) for _ in range(length - 8))
                         for _ in range(count)]
-            assert hll.hashes(elements) == [hll.murmurhash64a(e) for e in elements], length
+            assert list(hll.hashes(elements)) == [hll.murmurhash64a(e) for e in elements], length
         for at in (0, count - 1):
             odd = list(elements)
             odd[at] = b"Element:" + odd[at][8:]
-            assert hll.hashes(odd) == [hll.murmurhash64a(e) for e in odd], (length, at)
+            assert list(hll.hashes(odd)) == [hll.murmurhash64a(e) for e in odd], (length, at)
+
+
+def test_unpacked_adds_write_every_register_as_dense_set_does(hll_hash):
+    """A run's adds on unpacked registers write the packed bytes through two-byte
+    windows from a table (the last register's window ends the value): the bytes
+    dense_set writes, for every register position, raised or not, and replies that
+    mark the first hash raising each register."""
+    hll = hll_hash
+    rng = random.Random(7)
+    base = bytearray(hll.empty())
+    base[4] = hll.DENSE
+    value = bytes(base[:hll.HEADER]) + hll.pack_dense(
+        [rng.randrange(0, 6) for _ in range(hll.REGISTERS)])
+    indexes = [0, 1, 2, 3, 4, 5, 6, 7, 5461, hll.REGISTERS - 4, hll.REGISTERS - 3,
+               hll.REGISTERS - 2, hll.REGISTERS - 1]
+    for index in indexes:
+        for count in (1, 3, 7, 20, 51):
+            # a hash with that index and count (run of zeros above the index)
+            h = index | (1 << (hll.P + count - 1)) if count <= hll.Q else index
+            expected = bytearray(value)
+            changed = hll.dense_set(expected, index, count)
+            editor = hll.Editor(value, 3000)
+            hashes = [h] * 11  # (8 or more: unpacked; the repeats raise nothing)
+            raised = editor.add_hashes(hashes)
+            assert raised[0] is changed and not any(raised[1:]), (index, count)
+            expected[15] |= 0x80
+            assert editor.value() == (bytes(expected) if changed else
+                                      bytes(expected[:15]) + bytes([value[15] | 0x80])
+                                      + value[16:]), (index, count)
+
+
+@pytest.mark.parametrize("count", [16, 17])
+def test_batch_hashes_alternating_shared_first_blocks(count, hll_hash):
+    """Batches alternating between two shared first blocks (the layout keeps the last
+    one, the table both), one with a non-ASCII first block, and batches whose
+    elements differ in length but join to the size the lanes expect, or hold the
+    byte after each lane: the hashes of each element."""
+    hll = hll_hash
+    rng = random.Random(count)
+    for _ in range(3):
+        for prefix in (b"element:", b"user:123", b"\xffprefix"):
+            elements = [prefix + b"%012d" % rng.randrange(10 ** 12) for _ in range(count)]
+            assert list(hll.hashes(elements)) == [hll.murmurhash64a(e) for e in elements]
+    elements = [b"element:%012d" % i for i in range(count)]
+    elements[0], elements[1] = elements[0][:-1], elements[1] + b"\x80"  # (same total)
+    assert list(hll.hashes(elements)) == [hll.murmurhash64a(e) for e in elements]
+    elements[0], elements[1] = elements[0] + b"\x80", elements[1][:-1]
+    assert list(hll.hashes(elements)) == [hll.murmurhash64a(e) for e in elements]

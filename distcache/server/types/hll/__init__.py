@@ -63,6 +63,13 @@ _UNPACK_MIN = 8
 #: r -> the low r bits above the index set: a hash with any of them set has fewer
 #: than r trailing zeros above its index, so it cannot raise a register holding r.
 _BELOW = [((1 << r) - 1) << P for r in range(64)]
+_LOW_BIT = 1 << P
+#: index -> (the first of the two bytes holding the register in a dense value, its
+#: shift in them): a two-byte window each, the last register's ending the value
+_SLOTS = [(HEADER + (i * 6 >> 3), i * 6 & 7) for i in range(REGISTERS - 1)]
+_SLOTS.append((DENSE_SIZE - 2, ((REGISTERS - 1) * 6 & 7) + 8))
+#: shift -> the window's bits outside the register
+_KEEP = [0xFFFF ^ (63 << shift) for shift in range(16)]
 
 
 def _remember_dense(value: bytes, buf: bytearray, regs: Optional[bytearray]) -> None:
@@ -229,28 +236,30 @@ class Editor:
     def _add_unpacked(self, hashes: Sequence[int], marks: Sequence[Any]) -> List[Any]:
         """:meth:`add_hashes` with the registers unpacked: most hashes raise nothing,
         and that is seen from the register and a mask, without the count."""
-        regs, buf, below = self.regs, self.dense, _BELOW
+        regs, buf, below, slots = self.regs, self.dense, _BELOW, _SLOTS
         assert regs is not None and buf is not None
-        yes = marks[1]
         out = [marks[0]] * len(hashes)
-        for j, h in enumerate(hashes):
+        raised = []
+        for h in hashes:
             index = h & _INDEX_MASK
             if h & below[regs[index]]:
                 continue
-            tail = (h >> P) | _Q_BIT
-            count = (tail & -tail).bit_length()
+            # the count: the bits from 14 up to the lowest set one flip (h >= 2**14
+            # here but for a hash whose 50 high bits are all zero, counted 51)
+            count = (h ^ (h - _LOW_BIT)).bit_length() - P if h >= _LOW_BIT else Q + 1
             if count <= regs[index]:
                 continue  # (a register at the maximum, 51)
             regs[index] = count
-            bit = index * 6
-            at, shift = HEADER + (bit >> 3), bit & 7
-            word = buf[at] | buf[at + 1] << 8 if at < _LAST else buf[at]
-            word = (word & ~(63 << shift)) | (count << shift)
+            at, shift = slots[index]
+            word = ((buf[at] | buf[at + 1] << 8) & _KEEP[shift]) | count << shift
             buf[at] = word & 0xFF
-            if at < _LAST:
-                buf[at + 1] = word >> 8
-            out[j] = yes
+            buf[at + 1] = word >> 8
+            raised.append(h)
+        if raised:
             self.changed = True
+            yes, where = marks[1], hashes.index
+            for h in raised:  # (a hash's first position: a repeat raises nothing)
+                out[where(h)] = yes
         return out
 
     def value(self, stale: bool = True) -> bytes:
