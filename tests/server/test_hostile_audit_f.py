@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from typing import Any
 
 import pytest
 import redis
@@ -36,12 +37,18 @@ def _send(port: int, request: bytes) -> bytes:
     """The bytes the server answers ``request`` with, read up to a final PING's reply."""
     with socket.create_connection(("127.0.0.1", port), timeout=300) as sock:
         sock.sendall(request + b"*1\r\n$4\r\nPING\r\n")
-        out = bytearray()
-        while not out.endswith(b"+PONG\r\n"):
-            chunk = sock.recv(1 << 20)
-            assert chunk, bytes(out[-200:])
-            out += chunk
-        return bytes(out)
+        return _read_until(sock, b"+PONG\r\n")
+
+
+def _read_until(sock: socket.socket, ends: Any = None, size: int = 0) -> bytes:
+    """What ``sock`` sends until it ends with ``ends`` (bytes or a tuple of them) or
+    ``size`` bytes came; a closed connection fails the test."""
+    out = bytearray()
+    while (ends is not None and not out.endswith(ends)) or len(out) < size:
+        chunk = sock.recv(1 << 20)
+        assert chunk, bytes(out[-200:])
+        out += chunk
+    return bytes(out)
 
 
 def _command(*args: bytes) -> bytes:
@@ -76,17 +83,9 @@ def test_watch_of_many_keys_costs_little_more_than_reading_them(server):
         assert sock.recv(16) == b"+OK\r\n"
         client.set(b"w199999", 1)
         sock.sendall(txn)
-        out = b""
-        while not out.endswith(b"*-1\r\n"):
-            chunk = sock.recv(100)
-            assert chunk, out
-            out += chunk
-        assert out == b"+OK\r\n+QUEUED\r\n*-1\r\n"
+        assert _read_until(sock, b"*-1\r\n") == b"+OK\r\n+QUEUED\r\n*-1\r\n"
         sock.sendall(watch + _command(b"UNWATCH"))
-        out = b""
-        while len(out) < 10:
-            out += sock.recv(100)
-        assert out == b"+OK\r\n+OK\r\n"
+        assert _read_until(sock, size=10) == b"+OK\r\n+OK\r\n"
     watching = _cpu(pid) - start
     # three WATCHes, two EXECs, a write and an UNWATCH: 2.5 s of CPU before on a
     # quiet host, where EXISTS takes 0.1-0.2 s
@@ -135,10 +134,7 @@ def test_watch_semantics_match_redis(r, reference_redis):
             got = []
             for sock in pair:
                 sock.sendall(_command(b"MULTI") + _command(b"PING") + _command(b"EXEC"))
-                out = b""
-                while not out.endswith((b"*-1\r\n", b"+PONG\r\n")):
-                    out += sock.recv(100)
-                got.append(out)
+                got.append(_read_until(sock, (b"*-1\r\n", b"+PONG\r\n")))
             replies.append(got)
         assert replies[0] == replies[1]
     finally:
@@ -163,19 +159,10 @@ def test_exec_of_300000_commands(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=300) as sock:
         sock.sendall(_command(b"MULTI") + incrs)  # queueing is served a share a turn
         expected = b"+OK\r\n" + b"+QUEUED\r\n" * 300_000
-        out = bytearray()
-        while len(out) < len(expected):
-            chunk = sock.recv(1 << 20)
-            assert chunk, bytes(out[-100:])
-            out += chunk
-        assert out == expected
+        assert _read_until(sock, size=len(expected)) == expected
         start = _cpu(pid)
         sock.sendall(_command(b"EXEC"))
-        out = bytearray()
-        while not out.endswith(b":600000\r\n"):
-            chunk = sock.recv(1 << 20)
-            assert chunk, bytes(out[-100:])
-            out += chunk
+        out = _read_until(sock, b":600000\r\n")
         running = _cpu(pid) - start
     reply = bytes(out) + b"+PONG\r\n"
     assert reply.startswith(b"*300000\r\n:300001\r\n") and reply.endswith(b":600000\r\n+PONG\r\n")
@@ -188,11 +175,7 @@ def test_exec_of_300000_commands(server):
         request = _command(b"MULTI") + _command(b"CLIENT", b"KILL", b"ID", my_id) \
             + _command(b"INCR", b"after") * 3 + _command(b"EXEC") + _command(b"PING")
         sock.sendall(request)
-        out = b""
-        while not out.endswith(b"+PONG\r\n"):
-            chunk = sock.recv(1000)
-            assert chunk, out
-            out += chunk
+        out = _read_until(sock, b"+PONG\r\n")
     assert out == b"+OK\r\n" + b"+QUEUED\r\n" * 4 + b"*4\r\n:0\r\n:1\r\n:2\r\n:3\r\n+PONG\r\n"
 
 
