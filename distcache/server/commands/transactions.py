@@ -11,8 +11,8 @@ WATCH registers ``client`` under ``db.watched[key]`` and ``key`` in
 ``client.watching[db]``, with set operations where it can: WATCH, UNWATCH, EXEC
 and a write to a watched key cost one cheap step per watched key. Every change
 to a key ends in ``Database.modified``, which calls :func:`key_modified` only
-while some key of that database is watched, so WATCH costs nothing when unused. Expiry and eviction go through
-the same hook. A key that expires without being touched is caught at EXEC
+while some key of that database is watched, so WATCH costs nothing when unused.
+Expiry and eviction go through the same hook. A key that expires without being touched is caught at EXEC
 (Redis 7.0 semantics: EXEC fails if a watched key expired after WATCH).
 
 EXEC runs the queued commands through the normal dispatcher, so each one is
@@ -120,12 +120,13 @@ def watch(c: Any, args: List[bytes]) -> Any:
         return OK
     db = c.db
     mine = c.watching.get(db)
+    fresh = set(args[1:])
     if mine is None:
         mine = c.watching[db] = set()
-    fresh = set(args[1:])
-    fresh -= mine
-    if not fresh:
-        return OK
+    else:
+        fresh -= mine
+        if not fresh:
+            return OK
     if db.expires:  # a key already expired is deleted now, not "modified" later
         for key in fresh.intersection(db.expires):
             db.peek(key)
