@@ -6,7 +6,7 @@ import socket
 import time
 from pathlib import Path
 
-from servers import distcache_server
+from servers import distcache_server, recv_until
 
 
 def next_message(pubsub, timeout: float = 5.0):
@@ -27,13 +27,7 @@ def raw_transcript(port: int, *commands: bytes) -> bytes:
             parts = cmd.split()
             s.sendall(b"*%d\r\n" % len(parts) +
                       b"".join(b"$%d\r\n%s\r\n" % (len(x), x) for x in parts))
-        data = b""
-        while not data.endswith(b"+RESET\r\n"):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return recv_until(s, b"+RESET\r\n")
 
 
 def assert_wire_matches(tmp_path: Path, reference_port: int, transcript: list) -> None:

@@ -252,3 +252,14 @@ def recv_exactly(sock: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+def recv_until(sock: socket.socket, end: bytes = b"\r\n") -> bytes:
+    """What ``sock`` receives until the data ends with ``end`` or the server closes."""
+    data = b""
+    while not data.endswith(end):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data

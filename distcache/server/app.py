@@ -30,7 +30,8 @@ from .info import rss_bytes
 from .keyspace import Keyspace
 from .pubsub import subscribed
 from .scan import ScanCursors
-from .sock_transport import SocketListener, listening_sockets
+from .sock_transport import (Attach, SocketListener, attach_socket_transport, attach_to_loop,
+                             listening_sockets)
 
 if TYPE_CHECKING:
     from .tls import ServerTLS
@@ -283,10 +284,9 @@ class CacheServer:
             if port or not tls_port:
                 client_class = self._client_class()
                 factory = lambda: client_class(self)  # noqa: E731
-                if self._use_socket_io():
-                    self.port = self._listen_sockets(hosts, port, factory)
-                else:
-                    self.port = await self._listen(hosts, port, factory)
+                attach = (attach_socket_transport(loop, self.read_view) if self._use_socket_io()
+                          else attach_to_loop(loop))
+                self.port = self._listen_sockets(hosts, port, factory, attach)
             else:
                 self.port = 0
             if tls is not None:
@@ -318,7 +318,8 @@ class CacheServer:
 
     async def _listen(self, hosts: List[str], port: int,
                       factory: Callable[[], asyncio.Protocol]) -> int:
-        """Listen on ``port`` at every address; returns the port (0: the one picked)."""
+        """Listen on ``port`` at every address with the loop's own server (the TLS
+        port); returns the port (0: the one picked)."""
         loop = asyncio.get_running_loop()
         for host in hosts:
             host = host.lstrip("-")  # redis.conf's "-::1" means "optional"
@@ -330,15 +331,15 @@ class CacheServer:
                 port = server.sockets[0].getsockname()[1]
         return port
 
-    def _listen_sockets(self, hosts: List[str], port: int,
-                        factory: Callable[[], Client]) -> int:
-        """``_listen`` for SocketTransport clients: the server's own accept."""
+    def _listen_sockets(self, hosts: List[str], port: int, factory: Callable[[], Client],
+                        attach: Attach) -> int:
+        """``_listen`` for the plain-text port: the server's own accept, so a client
+        exists from the moment its socket is accepted (see sock_transport)."""
         loop = asyncio.get_running_loop()
         backlog = self.config["tcp-backlog"]
         for host in hosts:
             for sock in listening_sockets(host.lstrip("-"), port, backlog):
-                self._servers.append(SocketListener(loop, sock, factory, self.read_view,
-                                                    backlog))
+                self._servers.append(SocketListener(loop, sock, factory, attach, backlog))
                 if not port:
                     port = sock.getsockname()[1]
         return port

@@ -111,6 +111,13 @@ class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.transport is not None:
+            # The loop's transport takes over from the PendingTransport this client
+            # got at accept (sock_transport.attach_to_loop): admitted and counted then.
+            self.transport = transport  # type: ignore[assignment]
+            if self.closed:
+                transport.close()
+            return
         self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         sock = transport.get_extra_info("sockname")

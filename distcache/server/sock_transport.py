@@ -13,6 +13,14 @@ client-output-buffer-limit), extra info.
 
 :class:`SocketListener` accepts from a listening socket through ``add_reader``
 and stands in for ``asyncio.Server`` (``sockets``, ``close``, ``wait_closed``).
+It serves every plain-text port, whatever the transport: a loop's own
+``create_server`` makes the connection's protocol in a later loop turn than its
+accept (asyncio in a task, uvloop through ``call_soon``), and a script that
+starts in between would leave that connection in no list the busy-script hook
+polls (scripting/busy.py). Here the client exists, registered, the moment its
+socket is accepted: on a :class:`SocketTransport`, or on a
+:class:`PendingTransport` until the loop's transport takes over
+(:func:`attach_to_loop`).
 """
 from __future__ import annotations
 
@@ -20,7 +28,7 @@ import asyncio
 import errno
 import logging
 import socket
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 log = logging.getLogger("distcache.server")
 
@@ -213,44 +221,145 @@ class SocketTransport(asyncio.Transport):
             self._sock.close()
 
 
+#: How a listener hands an accepted socket to its protocol: (socket, protocol).
+Attach = Callable[[socket.socket, Any], None]
+
+
+def attach_socket_transport(loop: asyncio.AbstractEventLoop, view: memoryview) -> Attach:
+    """Accepted sockets get a :class:`SocketTransport` (PyPy's asyncio)."""
+    def attach(conn: socket.socket, protocol: Any) -> None:
+        SocketTransport(loop, conn, protocol, view)
+    return attach
+
+
+def attach_to_loop(loop: asyncio.AbstractEventLoop) -> Attach:
+    """Accepted sockets get the loop's own transport (``connect_accepted_socket``,
+    in a task), and a :class:`PendingTransport` until then."""
+    def attach(conn: socket.socket, protocol: Any) -> None:
+        pending = PendingTransport(conn)
+        protocol.connection_made(pending)  # admission, CLIENT LIST, the busy hook
+        if pending.closed:  # refused (maxclients, protected mode...)
+            conn.close()
+            protocol.connection_lost(None)
+            return
+        loop.create_task(_hand_over(loop, protocol, conn, pending))
+    return attach
+
+
+async def _hand_over(loop: asyncio.AbstractEventLoop, protocol: Any, conn: socket.socket,
+                     pending: "PendingTransport") -> None:
+    """The loop's transport takes over: the protocol's second ``connection_made``."""
+    if pending.closed:  # closed, killed or cut before the loop got to it
+        conn.close()
+        protocol.connection_lost(None)
+        return
+    try:
+        await loop.connect_accepted_socket(lambda: protocol, conn)
+    except OSError:
+        conn.close()
+        protocol.connection_lost(None)
+
+
+class PendingTransport:
+    """Just enough of a transport for a client the loop has not taken over yet:
+    accepted, or answered by a busy script's hook. Replies go out at once with a
+    short blocking send; reads are the busy hook's or, later, the loop's."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.settimeout(1.0)  # small replies; a client that reads nothing is cut
+            self.sock.sendall(data)
+        except OSError:
+            self.closed = True
+        finally:
+            self.sock.setblocking(False)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        try:
+            return {"peername": self.sock.getpeername, "sockname": self.sock.getsockname,
+                    "socket": lambda: self.sock}[name]()
+        except (KeyError, OSError):
+            return default
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
 class SocketListener:
-    """Accepts on one listening socket; each connection gets a SocketTransport."""
+    """Accepts on one listening socket; ``attach`` gives each connection its transport."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 factory: Any, view: memoryview, backlog: int) -> None:
+                 factory: Callable[[], Any], attach: Attach, backlog: int) -> None:
         self.loop = loop
         self.sockets: List[socket.socket] = [sock]
         self._sock = sock
         self._factory = factory
-        self._view = view
+        self._attach = attach
         self._backlog = max(backlog, 1)
         self._closed = False
+        self._paused = False
         sock.setblocking(False)
         loop.add_reader(sock.fileno(), self._accept)
 
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
     def _accept(self) -> None:
+        self.accept_ready()
+
+    def accept_ready(self) -> List[Any]:
+        """Accept what waits (a backlog's worth at most); returns the protocols made."""
+        made: List[Any] = []
+        if self._paused or self._closed:
+            return made
         for _ in range(self._backlog):
             try:
                 conn, _addr = self._sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return
+                break
             except OSError as exc:
                 if exc.errno not in _ACCEPT_LIMITS:
                     log.warning("accept failed: %s", exc)
-                    return
+                    break
                 # Out of descriptors: as asyncio, stop accepting for a second
                 # (the listening socket stays readable: not spinning meanwhile).
                 log.error("accept failed (%s); pausing accepts for 1 s", exc)
+                self._paused = True
                 self.loop.remove_reader(self._sock.fileno())
                 self.loop.call_later(1.0, self._resume)
-                return
+                break
             conn.setblocking(False)
+            protocol = self._factory()
             try:
-                SocketTransport(self.loop, conn, self._factory(), self._view)
+                self._attach(conn, protocol)
             except OSError:  # the peer left before we could look at it
                 conn.close()
+                continue
+            made.append(protocol)
+        return made
 
     def _resume(self) -> None:
+        self._paused = False
         if not self._closed:
             self.loop.add_reader(self._sock.fileno(), self._accept)
 

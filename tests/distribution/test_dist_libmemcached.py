@@ -16,7 +16,7 @@ import time
 import pytest
 
 from distcache.client.ring import KetamaRing, parse_servers
-from servers import free_ports
+from servers import free_ports, recv_until
 
 pylibmc = pytest.importorskip("pylibmc")
 MEMCACHED = shutil.which("memcached")
@@ -85,13 +85,7 @@ def memcached_ports():
 def _command(port: int, line: bytes, end: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(line)
-        data = b""
-        while not data.endswith(end):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return recv_until(sock, end)
 
 
 def _keys_held(port: int, keys) -> set:

@@ -5,14 +5,16 @@ and on uvloop, and every reply text is compared.
 """
 from __future__ import annotations
 
+import select
 import signal
+import socket
 import time
 
 import pytest
 import redis
 
 from scripting_helpers import Background, error_text
-from servers import REDIS_SERVER, distcache_server, redis_server, wait_until
+from servers import REDIS_SERVER, distcache_server, recv_until, redis_server, wait_until
 
 pytest.importorskip("lupa")
 
@@ -61,13 +63,18 @@ def _busy_story(kind, tmp_path):
         proc.stop()
 
 
-def test_busy_script_kill_matches_redis(tmp_path):
-    stories = {kind: _busy_story(kind, tmp_path / kind) for kind in KINDS
+def _same_story_as_redis(story, tmp_path, busy):
+    """``story`` on redis-server and on distcache over each loop: the same replies."""
+    stories = {kind: story(kind, tmp_path / kind) for kind in KINDS
                if kind != "uvloop" or _has_uvloop()}
     reference = stories.pop("redis")
-    assert reference[0].startswith("BUSY Redis is busy running a script.")
-    for kind, story in stories.items():
-        assert story == reference, kind
+    assert reference[0].startswith(busy)
+    for kind, told in stories.items():
+        assert told == reference, kind
+
+
+def test_busy_script_kill_matches_redis(tmp_path):
+    _same_story_as_redis(_busy_story, tmp_path, "BUSY Redis is busy running a script.")
 
 
 def _has_uvloop():
@@ -120,3 +127,62 @@ def test_sigterm_ends_a_script_that_has_not_written(tmp_path):
         assert time.monotonic() - started < 10
         script.join(10)
         assert "Script killed" in script.outcome or "ConnectionError" in script.outcome
+
+
+#: Holds the loop for 800 ms (below the threshold, so not busy itself): what
+#: arrives meanwhile is read in one loop turn once it returns.
+_HOLD = ("local t = redis.call('TIME') local start = t[1] * 1000000 + t[2] "
+         "repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] - start > 800000 "
+         "return t[1] * 1000000 + t[2]")
+_PING = b"*1\r\n$4\r\nPING\r\n"
+
+
+def _hold_loop(port: int) -> Background:
+    """Start the hold; return once the server's loop is in it (a PING goes unanswered)."""
+    holder = Background(port, "EVAL", _HOLD, 0)
+    deadline = time.monotonic() + 10
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as probe:
+        while True:
+            probe.sendall(_PING)
+            if not select.select([probe], [], [], 0.2)[0]:
+                return holder
+            assert recv_until(probe) == b"+PONG\r\n"
+            assert time.monotonic() < deadline, "the hold never started"
+
+
+def _accept_window_story(kind, tmp_path):
+    """Clients that connect in the loop turn where a long script starts."""
+    proc = _start(kind, tmp_path, "--busy-reply-threshold", "1000")
+    try:
+        runner = socket.create_connection(("127.0.0.1", proc.port), timeout=20)
+        runner.sendall(_PING)
+        assert recv_until(runner) == b"+PONG\r\n"
+        holder = _hold_loop(proc.port)
+        # While the loop is held: three clients connect and send a PING, then the
+        # runner sends a long script. The loop's next turn accepts the three and
+        # starts the script.
+        clients = [socket.create_connection(("127.0.0.1", proc.port), timeout=10)
+                   for _ in range(3)]
+        for sock in clients:
+            sock.sendall(_PING)
+        runner.sendall(b"*3\r\n$4\r\nEVAL\r\n$17\r\nwhile 1 do end   \r\n$1\r\n0\r\n")
+        sent = time.time()
+        holder.join(10)
+        assert isinstance(holder.outcome, int) and holder.outcome / 1e6 > sent, \
+            "the connections came after the hold (host stalled?)"
+        story = [recv_until(sock) for sock in clients]  # timed out before the fix
+        clients[0].sendall(b"*2\r\n$6\r\nSCRIPT\r\n$4\r\nKILL\r\n")
+        story.append(recv_until(clients[0]))
+        story.append(recv_until(runner))
+        for sock in clients:
+            sock.sendall(_PING)
+            story.append(recv_until(sock))
+        for sock in clients + [runner]:
+            sock.close()
+        return story
+    finally:
+        proc.stop()
+
+
+def test_clients_accepted_as_a_script_starts_get_busy_like_redis(tmp_path):
+    _same_story_as_redis(_accept_window_story, tmp_path, b"-BUSY Redis is busy running a script.")

@@ -12,7 +12,7 @@ import time
 
 import redis
 
-from servers import same_reply
+from servers import recv_until, same_reply
 
 from core_helpers import encode
 
@@ -140,13 +140,7 @@ def _send_in_reads(port: int, data: bytes, read: int = 65536) -> bytes:
     try:
         for i in range(0, len(data), read):
             sock.sendall(data[i:i + read])
-        reply = b""
-        while not reply.endswith(b"\r\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+        return recv_until(sock)
     finally:
         sock.close()
 

@@ -18,20 +18,25 @@ transports give a pseudo-socket whose ``fileno()`` is the real one), and
 since the loop is not running, nothing else reads them meanwhile. When the
 script ends, the bytes of a request that was still incomplete are handed to
 the client's own parser, so nothing a client sent is lost.
-Connections that arrive meanwhile wait in the listen backlog.
+
+Connections that arrive meanwhile are accepted here, from the server's own
+listeners (sock_transport.SocketListener), and answered the same way; the
+loop's transport takes them over afterwards. A connection the loop accepted just
+before the script started is already a registered client (the listener makes it
+at accept), so it is answered too, as Redis answers it.
 """
 from __future__ import annotations
 
 import logging
 import os
 import selectors
-import socket
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ...protocol import ProtocolError
 from ...protocol.resp import RequestParser
 from .. import errors
 from ..errors import NOAUTH, CommandError
+from ..sock_transport import SocketListener
 from ..stats import count_error
 
 log = logging.getLogger("distcache.scripting")
@@ -47,52 +52,13 @@ UNKILLABLE = (b"UNKILLABLE Sorry the script already executed write commands agai
 _SPECIAL = frozenset([b"script", b"function", b"shutdown"])
 
 
-class _SocketTransport:
-    """Just enough of a transport for a Client accepted during the script."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.closed = False
-
-    def write(self, data: bytes) -> None:
-        if self.closed:
-            return
-        try:
-            self.sock.settimeout(1.0)  # small replies; a client that reads nothing is cut
-            self.sock.sendall(data)
-        except OSError:
-            self.closed = True
-        finally:
-            self.sock.setblocking(False)
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        try:
-            return {"peername": self.sock.getpeername, "sockname": self.sock.getsockname,
-                    "socket": lambda: self.sock}[name]()
-        except (KeyError, OSError):
-            return default
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
 class _Conn:
-    """A client being answered during the script (``sock``: accepted meanwhile)."""
+    """A client being answered during the script."""
 
-    __slots__ = ("client", "sock", "buf")
+    __slots__ = ("client", "buf")
 
-    def __init__(self, client: Any, sock: Optional[socket.socket] = None) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.sock = sock
         self.buf = bytearray()
 
     def write(self, data: bytes) -> None:
@@ -107,27 +73,32 @@ class BusyServer:
         self.run = run
         self.selector = selectors.DefaultSelector()
         self.conns: List[_Conn] = []
-        self.listeners: List[socket.socket] = []
         for client in list(server.clients.values()):
             # A client whose parser holds part of a request waits: its next bytes
             # only make sense to that parser.
-            if client is run.caller or client.closed or client.closing or client.partial:
+            if client is run.caller or client.partial:
                 continue
-            transport = client.transport
-            if transport is None or transport.get_extra_info("ssl_object") is not None:
-                continue  # a TLS client's bytes need its TLS layer: it waits for the script
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                self._register(sock.fileno(), _Conn(client))
-        for listening in _listening_sockets(server):
-            try:
-                # A duplicate: uvloop's listening sockets cannot accept from Python.
-                sock = socket.socket(fileno=os.dup(listening.fileno()))
-                sock.setblocking(False)
-                self.selector.register(sock.fileno(), selectors.EVENT_READ, None)
-                self.listeners.append(sock)
-            except (ValueError, OSError):
-                continue
+            self._add(client)
+        # The plain-text listeners; a TLS port's clients wait for the script's end,
+        # as their TLS layer is the loop's.
+        self.listeners: Dict[int, SocketListener] = {}
+        for listener in getattr(server, "_servers", ()):
+            if isinstance(listener, SocketListener):
+                try:
+                    self.selector.register(listener.fileno(), selectors.EVENT_READ, None)
+                except (ValueError, OSError):
+                    continue
+                self.listeners[listener.fileno()] = listener
+
+    def _add(self, client: Any) -> None:
+        """Answer ``client`` from here on, if its bytes can be read here."""
+        transport = client.transport
+        if client.closed or client.closing or transport is None \
+                or transport.get_extra_info("ssl_object") is not None:
+            return  # a TLS client's bytes need its TLS layer: it waits for the script
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._register(sock.fileno(), _Conn(client))
 
     def _register(self, fd: int, conn: _Conn) -> None:
         try:
@@ -141,7 +112,7 @@ class BusyServer:
         for key, _ in self.selector.select(0):
             conn = key.data
             if conn is None:
-                self._accept(key.fileobj)
+                self._accept(key.fd)
                 continue
             try:
                 data = os.read(key.fd, 65536)
@@ -154,35 +125,14 @@ class BusyServer:
                 continue
             self._serve(key.fd, conn, data)
 
-    def _accept(self, listener: Any) -> None:
-        for sock in self.listeners:
-            if sock.fileno() == listener:
-                break
-        else:
-            return
-        while True:
-            try:
-                new, _ = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                return
-            new.setblocking(False)
-            from ..connection import Client
-            client = Client(self.server)
-            client.connection_made(_SocketTransport(new))  # admission checks, CLIENT LIST
-            if client.closed:
-                new.close()
-                continue
-            self._register(new.fileno(), _Conn(client, new))
+    def _accept(self, fd: int) -> None:
+        for client in self.listeners[fd].accept_ready():  # admitted and listed there
+            self._add(client)
 
     def _drop(self, fd: int, conn: _Conn) -> None:
+        """Stop reading ``fd``; the loop sees its end, or its close, afterwards."""
         self.selector.unregister(fd)
         conn.buf = bytearray()
-        if conn.sock is not None:
-            self.conns.remove(conn)
-            conn.client.connection_lost(None)
-            conn.sock.close()
 
     def _serve(self, fd: int, conn: _Conn, data: bytes) -> None:
         buf = conn.buf
@@ -254,21 +204,12 @@ class BusyServer:
         """The script ended: hand the connections back to the loop, with what they
         sent that was not answered yet."""
         self.selector.close()
-        for sock in self.listeners:
-            sock.close()
-        server = self.server
-        loop = server.loop
+        loop = self.server.loop
         for conn in self.conns:
             leftover = bytes(conn.buf)
             client = conn.client
-            if conn.sock is None:
-                if leftover and not client.closed:
-                    loop.call_soon(client.data_received, leftover)
-            elif self.run.shutdown or client.closed or client.closing:
-                client.connection_lost(None)
-                conn.sock.close()
-            else:
-                loop.create_task(_adopt(server, client, conn.sock, leftover))
+            if leftover and not client.closed:
+                loop.call_soon(client.data_received, leftover)
 
 
 def _lookup_error(table: Any, args: List[bytes]) -> Optional[CommandError]:
@@ -283,24 +224,3 @@ def _lookup_error(table: Any, args: List[bytes]) -> Optional[CommandError]:
     if len(args) < abs(sub.arity) or 0 < sub.arity != len(args):
         return errors.wrong_arity(sub.fullname)
     return None
-
-
-def _listening_sockets(server: Any) -> List[Any]:
-    """The plain-text sockets the server listens on (asyncio.Server.sockets, on both
-    loops); a TLS port's clients wait for the script's end, as its TLS layer is the loop's."""
-    tls_port = getattr(server, "tls_port", 0)
-    return [sock for srv in getattr(server, "_servers", ()) for sock in (srv.sockets or ())
-            if not tls_port or sock.getsockname()[1] != tls_port]
-
-
-async def _adopt(server: Any, client: Any, sock: socket.socket, leftover: bytes) -> None:
-    """A client accepted during the script gets a real transport from the loop."""
-    server.stats["total_connections_received"] -= 1  # connection_made counts it again
-    try:
-        await server.loop.connect_accepted_socket(lambda: client, sock)
-    except OSError:
-        client.connection_lost(None)
-        sock.close()
-        return
-    if leftover and not client.closed:
-        client.data_received(leftover)
