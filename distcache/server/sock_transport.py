@@ -28,7 +28,7 @@ import asyncio
 import errno
 import logging
 import socket
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Set
 
 log = logging.getLogger("distcache.server")
 
@@ -242,8 +242,13 @@ def attach_to_loop(loop: asyncio.AbstractEventLoop) -> Attach:
             conn.close()
             protocol.connection_lost(None)
             return
-        loop.create_task(_hand_over(loop, protocol, conn, pending))
+        task = loop.create_task(_hand_over(loop, protocol, conn, pending))
+        _HANDING_OVER.add(task)  # the loop keeps tasks weakly
+        task.add_done_callback(_HANDING_OVER.discard)
     return attach
+
+
+_HANDING_OVER: Set["asyncio.Task[None]"] = set()
 
 
 async def _hand_over(loop: asyncio.AbstractEventLoop, protocol: Any, conn: socket.socket,
