@@ -167,13 +167,14 @@ class CacheServer:
         self._apply_config()
         from . import acl  # users: the default one, ``user`` lines, ``aclfile``
         self.acl = acl.install(self)
-        from . import eviction, notify, pubsub, tracking  # memory limit; events; pub/sub
+        from . import client_memory, eviction, notify, pubsub, tracking
         from .commands import transactions
         from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
         _install_scripting(self)
         pubsub.install(self)
-        eviction.install(self)
+        client_memory.install(self)  # CLIENT LIST's memory fields, maxmemory-clients
+        eviction.install(self)  # the memory limit (counts the clients' memory)
         from . import pypy_gc  # PyPy: collections paced by the dataset's growth
         pypy_gc.install(self)
         from . import monitoring, pause  # CLIENT PAUSE; MONITOR, SLOWLOG, LATENCY

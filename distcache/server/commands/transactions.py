@@ -41,6 +41,7 @@ def multi(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR MULTI calls can not be nested")
     c.in_multi = True
     c.multi_queue = []
+    c.multi_mem = 0
     c.multi_error = False
     c.update_restricted()
     return OK
@@ -49,6 +50,7 @@ def multi(c: Any, args: List[bytes]) -> Any:
 def _end_multi(c: Any) -> None:
     c.in_multi = False
     c.multi_queue = []
+    c.multi_mem = 0
     c.multi_error = False
     c.update_restricted()
 
