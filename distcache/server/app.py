@@ -104,6 +104,8 @@ class CacheServer:
         #: writes refused after a persistence error).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
+        #: Called after a command is queued in MULTI while maxmemory-clients is on.
+        self.multi_check: Optional[Callable[[Client], None]] = None
         #: A replica's checks (READONLY, MASTERDOWN); while set, every client is
         #: ``restricted`` so the dispatcher's gate calls it (replication/replica.py).
         self.replica_gate: Optional[Callable[[Client, Any, List[bytes]], None]] = None
@@ -193,6 +195,9 @@ class CacheServer:
 
     def _apply_config(self) -> None:
         self.query_buffer_limit = self.config["client-query-buffer-limit"]
+        #: Query buffers above this are checked after each read: the query buffer
+        #: limit, or less while maxmemory-clients is on (client_memory.py lowers it).
+        self.query_check = self.query_buffer_limit
         self.hz = self.config["hz"]
 
     def config_changed(self, name: str) -> None:

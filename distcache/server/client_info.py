@@ -15,8 +15,10 @@ log = logging.getLogger("distcache.server")
 class ClientInfo:
     """CLIENT LIST's line (mixed into Client)."""
 
-    #: Bytes of the queued MULTI commands' arguments (a running sum: client_memory.py).
+    #: Bytes of the queued MULTI commands' arguments, and how many of them that
+    #: running sum counts (client_memory.multi_bytes).
     multi_mem = 0
+    multi_counted = 0
     #: This client's bytes beyond the fixed part as last measured, and whether they
     #: count as a replica's (client_memory.ClientMemory).
     mem_extra = 0

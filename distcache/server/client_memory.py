@@ -6,9 +6,9 @@ What a client holds is read off state the server keeps anyway, never
 counted per command: the request bytes its parser buffers (``partial``, set
 by each read), the transport's unsent output (plus, for a replica, the
 stream queued during a sync), the replies assembled in ``out``, the
-arguments of its queued MULTI commands (``multi_mem``: a running sum, added
-when a command is queued, as Redis's ``argv_len_sums``), and its
-subscriptions. On top of these, a fixed ``CLIENT_MEMORY`` per connection
+arguments of its queued MULTI commands (``multi_mem``: a running sum, as
+Redis's ``argv_len_sums``, that adds the commands queued since it was last
+read, so queueing pays nothing), and its subscriptions. On top of these, a fixed ``CLIENT_MEMORY`` per connection
 (protocol object, parser, transport) that idle clients cost.
 
 The cron re-measures a slice of the clients each tick, every client once a
@@ -22,12 +22,15 @@ With ``maxmemory-clients`` set, when the normal and pub/sub clients together
 reach the limit, every client is measured afresh and the biggest are closed
 until the rest fit, as Redis's evictClients does (which works down its
 power-of-two buckets, i.e. roughly biggest first): not replicas, not the
-primary link, not clients with CLIENT NO-EVICT on. Checked each cron tick and
-whenever a command is queued in MULTI (the growth no read or reply bounds).
+primary link, not clients with CLIENT NO-EVICT on. Checked each cron tick and,
+while a limit is set, whenever a command is queued in MULTI and after a read
+that leaves more than half the limit in a client's query buffer (growth far
+faster than the cron).
 """
 from __future__ import annotations
 
 import logging
+from itertools import islice
 from typing import TYPE_CHECKING, Any, List, Sequence, Tuple
 
 from .memory_size import DICT_ENTRY
@@ -70,12 +73,26 @@ def output_parts(c: Any) -> Tuple[int, int]:
     return assembled, unsent
 
 
+def multi_bytes(c: Any) -> int:
+    """multi-mem: the queued commands' argv-mem, a running sum brought up to date
+    with the commands queued since it was last read (MULTI and its end reset it),
+    so queueing costs nothing and no reading re-sums the whole queue."""
+    queue = c.multi_queue
+    counted = c.multi_counted
+    if len(queue) != counted:
+        if len(queue) < counted:  # a new queue: count it afresh
+            counted = c.multi_mem = 0
+        c.multi_mem += sum(map(args_bytes, islice(queue, counted, None)))
+        c.multi_counted = len(queue)
+    return c.multi_mem
+
+
 def usage(c: Any) -> Tuple[int, int, int, int]:
     """(query buffer, assembled output, unsent output, total) bytes of ``c``."""
     assembled, unsent = output_parts(c)
     qbuf = c.partial
     subs = len(c.channels) + len(c.patterns) + len(c.shard_channels)
-    total = CLIENT_MEMORY + qbuf + assembled + unsent + c.multi_mem + subs * DICT_ENTRY
+    total = CLIENT_MEMORY + qbuf + assembled + unsent + multi_bytes(c) + subs * DICT_ENTRY
     return qbuf, assembled, unsent, total
 
 
@@ -112,11 +129,13 @@ class ClientMemory:
         self.peak_out = [0] * PEAK_SLOTS
         config = server.config
         self.limit = client_limit(config["maxmemory-clients"], config["maxmemory"])
+        self.set_checks()
 
     def configure(self) -> None:
         config = self.server.config
         self.limit = client_limit(config["maxmemory-clients"], config["maxmemory"])
         self.stuck = False
+        self.set_checks()
         if self.limit:  # as Redis when it is turned on: measure everyone now
             self.measure_all()
             self.check()
@@ -208,10 +227,24 @@ class ClientMemory:
 
     # -- eviction -------------------------------------------------------------------
 
-    def queued(self, c: Any, args: Sequence[bytes]) -> None:
-        """A command was queued in MULTI: count it, and evict if that went over."""
-        c.multi_mem += args_bytes(args)
-        if self.limit and not c.closed:
+    def set_checks(self) -> None:
+        """While there is a limit, a command queued in MULTI checks it, and so does a
+        read leaving more than half of it buffered (a big request or a long queue
+        can grow far faster than the cron runs)."""
+        server = self.server
+        server.query_check = min(server.query_buffer_limit, self.limit // 2) if self.limit \
+            else server.query_buffer_limit
+        server.multi_check = self.queued if self.limit else None
+
+    def big_query(self, c: Any) -> bool:
+        """After a read that left ``c`` a big query buffer: True if it was evicted."""
+        self.update(c)
+        self.check()
+        return c.closed
+
+    def queued(self, c: Any) -> None:
+        """A command was queued in MULTI (maxmemory-clients on): evict if that went over."""
+        if not c.closed:
             self.update(c)
             self.check()
 
@@ -253,6 +286,8 @@ def install(server: "CacheServer") -> ClientMemory:
     def on_config(name: str) -> None:
         if name in ("maxmemory-clients", "maxmemory"):
             tracker.configure()
+        else:  # CacheServer._apply_config reset it
+            tracker.set_checks()
 
     server.config_hooks.append(on_config)
     return tracker

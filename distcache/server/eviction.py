@@ -25,7 +25,10 @@ Memory accounting
     number (a credit of average keys that still fit) and in request bytes
     (the room left, counted per read by the connection), so bigger values than
     the average cannot run far past the limit before the next check measures
-    them.
+    them. The clients count as client_memory.py last measured them (16 KB
+    each plus their buffers and MULTI queues; replicas' output only in INFO's
+    used_memory, not against the limit, as Redis's replication buffers), so a
+    client holding a big output buffer makes room by evicting keys, as in Redis.
 
 Eviction
     As Redis's approximate LRU/LFU: every eviction draws ``maxmemory-samples``

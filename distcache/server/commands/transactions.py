@@ -41,7 +41,6 @@ def multi(c: Any, args: List[bytes]) -> Any:
         raise CommandError("ERR MULTI calls can not be nested")
     c.in_multi = True
     c.multi_queue = []
-    c.multi_mem = 0
     c.multi_error = False
     c.update_restricted()
     return OK
@@ -50,7 +49,7 @@ def multi(c: Any, args: List[bytes]) -> Any:
 def _end_multi(c: Any) -> None:
     c.in_multi = False
     c.multi_queue = []
-    c.multi_mem = 0
+    c.multi_mem = c.multi_counted = 0  # CLIENT LIST's multi-mem (client_memory.py)
     c.multi_error = False
     c.update_restricted()
 
