@@ -75,8 +75,8 @@ def output_parts(c: Any) -> Tuple[int, int]:
 
 def multi_bytes(c: Any) -> int:
     """multi-mem: the queued commands' argv-mem, a running sum brought up to date
-    with the commands queued since it was last read (MULTI and its end reset it),
-    so queueing costs nothing and no reading re-sums the whole queue."""
+    with the commands queued since it was last read (the transaction's end resets
+    it), so queueing costs nothing and no reading re-sums the whole queue."""
     queue = c.multi_queue
     counted = c.multi_counted
     if len(queue) != counted:
@@ -120,22 +120,24 @@ class ClientMemory:
         #: link), and of replicas, as last measured.
         self.normal = 0
         self.replicas = 0
-        self.limit = 0
+        self.limit = 0  # bytes (0: no client eviction)
         self.todo: List[Any] = []  # this sweep's clients not yet visited
         #: Over the limit with nothing left to evict: wait for the next sweep.
         self.stuck = False
         self.second = 0
         self.peak_in = [0] * PEAK_SLOTS
         self.peak_out = [0] * PEAK_SLOTS
-        config = server.config
-        self.limit = client_limit(config["maxmemory-clients"], config["maxmemory"])
-        self.set_checks()
+        self._take_limit()
 
-    def configure(self) -> None:
+    def _take_limit(self) -> None:
         config = self.server.config
         self.limit = client_limit(config["maxmemory-clients"], config["maxmemory"])
         self.stuck = False
         self.set_checks()
+
+    def configure(self) -> None:
+        """maxmemory-clients or maxmemory changed."""
+        self._take_limit()
         if self.limit:  # as Redis when it is turned on: measure everyone now
             self.measure_all()
             self.check()
