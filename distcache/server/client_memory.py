@@ -8,11 +8,12 @@ by each read), the transport's unsent output (plus, for a replica, the
 stream queued during a sync), the replies assembled in ``out``, the
 arguments of its queued MULTI commands (``multi_mem``: a running sum, as
 Redis's ``argv_len_sums``, that adds the commands queued since it was last
-read, so queueing pays nothing), and its subscriptions. On top of these, a fixed ``CLIENT_MEMORY`` per connection
-(protocol object, parser, transport) that idle clients cost.
+read, so queueing pays nothing), and its subscriptions. On top of these, a
+fixed ``CLIENT_MEMORY`` per connection (protocol object, parser, transport)
+that idle clients cost.
 
 The cron re-measures a slice of the clients each tick, every client once a
-second (at most ``clients / hz`` of them a tick, so 10,000 clients cost
+second (``clients / hz`` of them a tick, at least 256, so 10,000 clients cost
 about a thousand cheap visits a tick), and keeps each client's bytes beyond
 the fixed part (``mem_extra``) and their sums: normal and pub/sub clients
 (the primary link too) in ``normal``, replicas in ``replicas``. Once a

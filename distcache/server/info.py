@@ -66,7 +66,7 @@ def _clients(s: "CacheServer") -> Fields:
     pubsub = sum(1 for c in s.clients.values() if subscribed(c))
     replicas = len(s.replication.primary.replicas)  # as Redis: not counted as clients
     s.client_memory.fresh()
-    peak_in, peak_out = s.client_memory.recent_peaks()  # the last 8 seconds'
+    peak_in, peak_out = s.client_memory.recent_peaks()  # the last 8 seconds
     return [("connected_clients", len(s.clients) - replicas), ("cluster_connections", 0),
             ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", peak_in),
             ("client_recent_max_output_buffer", peak_out), ("blocked_clients", s.blocked_clients),
