@@ -135,6 +135,26 @@ def _memory_at_least(text: str, low: int) -> int:
     return value
 
 
+def _memory_or_percent(text: str) -> int:
+    """maxmemory-clients: a memory value, or ``N%`` of maxmemory (stored as -N)."""
+    text = str(text).strip()
+    if text.endswith("%"):
+        number = text[:-1]
+        if not _CANONICAL_INT.fullmatch(number) or int(number) < 0:
+            raise ValueError("argument must be a memory or percent value")
+        if int(number) > 100:
+            raise ValueError("percentage argument must be less or equal to 100")
+        return -int(number)
+    try:
+        return _memory_limit(text)
+    except ValueError:
+        raise ValueError("argument must be a memory or percent value") from None
+
+
+def _memory_or_percent_render(value: int) -> str:
+    return f"{-value}%" if value < 0 else str(value)
+
+
 def _tls_port(text: str) -> int:
     """0..65535, or ``auto`` (-1): a free port, as ``port 0`` picks one."""
     if str(text).strip().lower() == "auto":
@@ -367,6 +387,9 @@ DIRECTIVES: Dict[str, Directive] = {d.name: d for d in [
        _enum("volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru",
              "allkeys-lfu", "allkeys-random", "noeviction"),  # Redis's order (error text)
        help="what to do at the limit: noeviction or an eviction policy"),
+    _d("maxmemory-clients", "0", _memory_or_percent, _memory_or_percent_render,
+       help="close the clients using most memory once all of them use this much "
+            "(bytes, or N% of maxmemory; 0: never)"),
     _d("maxmemory-samples", "5", _int_range(1, INT_MAX),
        help="keys sampled per eviction (approximate LRU/LFU)"),
     _d("hll-sparse-max-bytes", "3000", **_MEM,
@@ -434,7 +457,7 @@ enable-debug-command enable-module-command loadmodule rename-command include
 rdb-del-sync-files rdb-key-save-delay key-load-delay sanitize-dump-payload
 aof-use-rdb-preamble aof-rewrite-incremental-fsync rdb-save-incremental-fsync
 aof-timestamp-enabled no-appendfsync-on-rewrite lfu-decay-time-ms maxmemory-eviction-tenacity
-maxmemory-clients shutdown-timeout dynamic-hz
+shutdown-timeout dynamic-hz
 tls-client-cert-file tls-client-key-file tls-client-key-file-pass tls-replication
 tls-cluster ignore-warnings locale-collate hide-user-data-from-log
 """.split())

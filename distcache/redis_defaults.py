@@ -61,7 +61,6 @@ REDIS_DEFAULTS: Dict[str, str] = {
     "list-compress-depth": "0",
     "list-max-listpack-size": "-2",
     "list-max-ziplist-size": "-2",
-    "maxmemory-clients": "0",
     "maxmemory-eviction-tenacity": "10",
     "min-replicas-max-lag": "10",
     "min-replicas-to-write": "0",

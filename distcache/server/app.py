@@ -104,6 +104,8 @@ class CacheServer:
         #: writes refused after a persistence error).
         self.gated = False
         self.oom_check: Optional[Callable[[Client], None]] = None
+        #: Called after a command is queued in MULTI while maxmemory-clients is on.
+        self.multi_check: Optional[Callable[[Client], None]] = None
         #: A replica's checks (READONLY, MASTERDOWN); while set, every client is
         #: ``restricted`` so the dispatcher's gate calls it (replication/replica.py).
         self.replica_gate: Optional[Callable[[Client, Any, List[bytes]], None]] = None
@@ -167,13 +169,14 @@ class CacheServer:
         self._apply_config()
         from . import acl  # users: the default one, ``user`` lines, ``aclfile``
         self.acl = acl.install(self)
-        from . import eviction, notify, pubsub, tracking  # memory limit; events; pub/sub
+        from . import client_memory, eviction, notify, pubsub, tracking
         from .commands import transactions
         from .scripting import install as _install_scripting  # INFO's script memory
         transactions.install(self)
         _install_scripting(self)
         pubsub.install(self)
-        eviction.install(self)
+        client_memory.install(self)  # CLIENT LIST's memory fields, maxmemory-clients
+        eviction.install(self)  # the memory limit (counts the clients' memory)
         from . import pypy_gc  # PyPy: collections paced by the dataset's growth
         pypy_gc.install(self)
         from . import monitoring, pause  # CLIENT PAUSE; MONITOR, SLOWLOG, LATENCY
@@ -192,6 +195,9 @@ class CacheServer:
 
     def _apply_config(self) -> None:
         self.query_buffer_limit = self.config["client-query-buffer-limit"]
+        #: Query buffers above this are checked after each read: the query buffer
+        #: limit, or less while maxmemory-clients is on (client_memory.py lowers it).
+        self.query_check = self.query_buffer_limit
         self.hz = self.config["hz"]
 
     def config_changed(self, name: str) -> None:

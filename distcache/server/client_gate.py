@@ -59,6 +59,8 @@ class Gate:
                 from .replication.guard import check_queued
                 check_queued(self, spec, args)  # NOREPLICAS: not queued; EXEC will abort
             self.multi_queue.append(args)
+            if server.multi_check is not None:  # maxmemory-clients (client_memory.py)
+                server.multi_check(self)
             return _QUEUED
         if denied is not None and not self.in_exec:
             if spec.write or name == "ping":

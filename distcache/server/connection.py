@@ -169,12 +169,15 @@ class Client(Gate, Blocking, FlowControl, ClientInfo, asyncio.Protocol):
         # ``data`` holds exactly ``commands`` when no request straddles either end.
         whole = not self.partial and not buffered
         self.partial = buffered
-        if buffered > server.query_buffer_limit:
-            log.warning("closing client %s: query buffer over client-query-buffer-limit",
-                        self.addr)
-            server.stats["client_query_buffer_limit_disconnections"] += 1
-            self.close_now()
-            return
+        if buffered > server.query_check:  # the lower of the two limits below
+            if buffered > server.query_buffer_limit:
+                log.warning("closing client %s: query buffer over client-query-buffer-limit",
+                            self.addr)
+                server.stats["client_query_buffer_limit_disconnections"] += 1
+                self.close_now()
+                return
+            if server.client_memory.big_query(self):  # maxmemory-clients evicted it
+                return
         if server.gated:
             # The memory limit counts request bytes too (every read's, a big value's
             # first parts too): once they pass the room left, the next write checks.

@@ -25,7 +25,10 @@ Memory accounting
     number (a credit of average keys that still fit) and in request bytes
     (the room left, counted per read by the connection), so bigger values than
     the average cannot run far past the limit before the next check measures
-    them.
+    them. The clients count as client_memory.py last measured them (16 KB
+    each plus their buffers and MULTI queues; replicas' output only in INFO's
+    used_memory, not against the limit, as Redis's replication buffers), so a
+    client holding a big output buffer makes room by evicting keys, as in Redis.
 
 Eviction
     As Redis's approximate LRU/LFU: every eviction draws ``maxmemory-samples``
@@ -73,6 +76,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import eviction_stamps as stamps
+from .client_memory import CLIENT_MEMORY  # noqa: F401  (importable from here)
 from .errors import OOM, CommandError
 from .keyspace import Database
 # Sizes (memory_size.py) and access stamps (eviction_stamps.py) are modules of their
@@ -92,8 +96,6 @@ log = logging.getLogger("distcache.server")
 
 #: Fixed server overhead reported in used_memory besides the dataset.
 BASE_MEMORY = 256 * 1024
-#: Memory a connected client costs (buffers, parser, protocol object).
-CLIENT_MEMORY = 16 * 1024
 POOL_SIZE = 16
 #: Most keys evicted by one command before letting it run anyway (as Redis's
 #: eviction time limit); the rest is evicted by the next commands and the cron.
@@ -200,12 +202,14 @@ class Eviction:
         since the server started (``GcPacer.allocated``)."""
         self.refresh_estimate(uniform=time.monotonic() - self.last_uniform > 1.0
                               or not self.avg_key)
+        self.server.client_memory.fresh()
+        replicas = self.server.client_memory.replicas  # their output, not counted for eviction
         if _GC_FACTOR == 1.0:
-            return self._estimate(None)
+            return self._estimate(None) + replicas
         used = self._estimate(None, self.live_avg) + self._garbage()
         pacer = self.server.gc_pacer
         allocated = pacer.allocated() if pacer is not None else None
-        return used if allocated is None else min(used, BASE_MEMORY + allocated)
+        return replicas + (used if allocated is None else min(used, BASE_MEMORY + allocated))
 
     def _garbage(self) -> int:
         """PyPy: the garbage its GC's heap holds (``GcPacer.garbage``)."""
@@ -223,7 +227,10 @@ class Eviction:
             self.active.append(current)
             keys += len(current.data)
             expires += len(current.expires)
-        return (BASE_MEMORY + CLIENT_MEMORY * len(self.server.clients)
+        # Clients as last measured (client_memory.py); replicas' output not, as
+        # Redis leaves it out of what eviction counts (mem_not_counted_for_evict).
+        clients = self.server.client_memory
+        return (BASE_MEMORY + CLIENT_MEMORY * len(self.server.clients) + clients.normal
                 + int(keys * (self.avg_key if avg is None else avg)) + expires * EXPIRE_ENTRY
                 + self.server.script_memory)
 
@@ -387,8 +394,10 @@ class Eviction:
     def info(self) -> Dict[str, Any]:
         # As Redis's buffers, PyPy's uncollected garbage is in used_memory but not
         # what eviction frees (eviction counts keys times the GC factor instead).
-        return {"mem_not_counted_for_evict": self._garbage(), "mem_clients_normal":
-                CLIENT_MEMORY * len(self.server.clients)}
+        clients = self.server.client_memory
+        fields = {"mem_not_counted_for_evict": self._garbage() + clients.replicas}
+        fields.update(clients.info())
+        return fields
 
     def _draw(self, db: Database, volatile: bool, count: int) -> List[bytes]:
         """Up to ``count`` random keys of ``db`` (keys with a TTL if ``volatile``)."""

@@ -65,9 +65,11 @@ def _server(s: "CacheServer") -> Fields:
 def _clients(s: "CacheServer") -> Fields:
     pubsub = sum(1 for c in s.clients.values() if subscribed(c))
     replicas = len(s.replication.primary.replicas)  # as Redis: not counted as clients
+    s.client_memory.fresh()
+    peak_in, peak_out = s.client_memory.recent_peaks()  # the last 8 seconds
     return [("connected_clients", len(s.clients) - replicas), ("cluster_connections", 0),
-            ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", 0),
-            ("client_recent_max_output_buffer", 0), ("blocked_clients", s.blocked_clients),
+            ("maxclients", s.config["maxclients"]), ("client_recent_max_input_buffer", peak_in),
+            ("client_recent_max_output_buffer", peak_out), ("blocked_clients", s.blocked_clients),
             ("tracking_clients", s.tracking.clients), ("pubsub_clients", pubsub),
             ("clients_in_timeout_table", s.blocked_clients)]
 
@@ -111,6 +113,7 @@ def _stats(s: "CacheServer") -> Fields:
             ("instantaneous_ops_per_sec", s.ops_per_sec()),
             ("rejected_connections", st["rejected_connections"]),
             ("expired_keys", ks.expired_keys), ("evicted_keys", ks.evicted_keys),
+            ("evicted_clients", st["evicted_clients"]),
             ("keyspace_hits", ks.hits), ("keyspace_misses", ks.misses),
             ("pubsub_channels", pubsub[0]), ("pubsub_patterns", pubsub[1]),
             ("pubsubshard_channels", pubsub[2]),

@@ -138,6 +138,12 @@ def test_role_and_info_list_the_replica(primary, start_replica):
     lines = p.client_list(_type="replica")
     assert len(lines) == 1 and lines[0]["flags"] == "S"
     assert all(c["flags"] != "S" for c in p.client_list(_type="normal"))
+    assert int(lines[0]["fd"]) > 2 and int(lines[0]["tot-mem"]) >= 16384
+    # The replica's memory is in mem_clients_slaves, not in mem_clients_normal.
+    memory = info(p, "memory")
+    normal = sum(int(c["tot-mem"]) for c in p.client_list(_type="normal"))
+    assert memory["mem_clients_slaves"] >= 16384
+    assert 16384 <= memory["mem_clients_normal"] <= normal + 4096
 
 
 def test_publish_reaches_the_replicas_subscribers(primary, start_replica):

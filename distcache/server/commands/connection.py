@@ -177,7 +177,7 @@ def client_setinfo(c: Any, args: List[bytes]) -> Any:
 @command("info", 2, "noscript loading stale", **_SUB)
 def client_info(c: Any, args: List[bytes]) -> Any:
     """This connection's CLIENT LIST line."""
-    return Verbatim((c.info_line() + "\n").encode())
+    return Verbatim((c.info_line(args) + "\n").encode())
 
 
 @command("list", -2, "admin noscript loading stale", **_SUB)
@@ -204,7 +204,9 @@ def client_list(c: Any, args: List[bytes]) -> Any:
             i = len(args)
         else:
             raise CommandError(SYNTAX)
-    return Verbatim("".join(x.info_line() + "\n" for x in clients).encode())
+    # The caller's line shows this command's arguments (argv-mem), as Redis's.
+    return Verbatim("".join(x.info_line(args if x is c else None) + "\n"
+                            for x in clients).encode())
 
 
 @command("kill", -3, "admin noscript loading stale", **_SUB)
@@ -284,8 +286,7 @@ def _kill(c: Any, other: Any) -> None:
 
 @command("no-evict", 3, "admin noscript loading stale", since="7.0.0", **_SUB)
 def client_no_evict(c: Any, args: List[bytes]) -> Any:
-    """Protect this connection from client eviction (kept as a flag: distcache does not
-    evict clients for memory, so every connection is safe)."""
+    """Exclude this connection from client eviction (maxmemory-clients), or not."""
     if args[2].upper() not in (b"ON", b"OFF"):
         raise CommandError(SYNTAX)
     c.no_evict = args[2].upper() == b"ON"

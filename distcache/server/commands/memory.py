@@ -57,12 +57,13 @@ def memory_stats(c: Any, args: List[bytes]) -> Any:
     keys = c.keyspace.total_keys()
     engine = getattr(server, "eviction", None)
     startup = 256 * 1024
-    clients = 16 * 1024 * len(server.clients)
+    clients, replicas = server.client_memory.totals()  # as INFO's mem_clients_*
     out: dict = {b"peak.allocated": peak, b"total.allocated": used,
                  b"startup.allocated": startup, b"replication.backlog": 0,
-                 b"clients.slaves": 0, b"clients.normal": clients, b"cluster.links": 0,
+                 b"clients.slaves": replicas, b"clients.normal": clients,
+                 b"cluster.links": 0,
                  b"aof.buffer": 0, b"lua.caches": 0, b"functions.caches": 0}
-    overhead = startup + clients
+    overhead = startup + clients + replicas
     for db in c.keyspace.dbs:
         if db.data:
             main = DICT_ENTRY * len(db.data)

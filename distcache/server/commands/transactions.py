@@ -49,6 +49,7 @@ def multi(c: Any, args: List[bytes]) -> Any:
 def _end_multi(c: Any) -> None:
     c.in_multi = False
     c.multi_queue = []
+    c.multi_mem = c.multi_counted = 0  # CLIENT LIST's multi-mem (client_memory.py)
     c.multi_error = False
     c.update_restricted()
 

@@ -169,8 +169,8 @@ class MasterClient(Client):
             server.log_read(self, None, run)
         return getack
 
-    def info_line(self) -> str:
-        return super().info_line().replace(" flags=N ", " flags=M ", 1)
+    def info_line(self, args: Optional[List[bytes]] = None) -> str:
+        return super().info_line(args).replace(" flags=N ", " flags=M ", 1)
 
     @property  # type: ignore[override]
     def last_active(self) -> float:

@@ -67,8 +67,8 @@ class ReplicaClient(Client):
         self.write_paused = False
         self.server.replication.primary.resumed(self)
 
-    def info_line(self) -> str:
-        return super().info_line().replace(" flags=N ", " flags=S ", 1)
+    def info_line(self, args: Optional[List[bytes]] = None) -> str:
+        return super().info_line(args).replace(" flags=N ", " flags=S ", 1)
 
 
 class BufferedReplicaClient(ReplicaClient, BufferedClient):
