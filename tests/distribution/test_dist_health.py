@@ -224,7 +224,12 @@ class ProbeLog:
         self.changes.append((spec.address, new, self.failing.get(spec.address, 0)))
 
     def first_down(self, address):
-        return next(c for c in self.changes if c[0] == address and c[1] == DOWN)
+        """The first DOWN change of ``address``, waited for: the monitor's state
+        turns before its thread calls ``on_state_change``."""
+        def found():
+            return next((c for c in self.changes if c[0] == address and c[1] == DOWN), None)
+        assert wait_until(found, timeout=5), "no DOWN change reported"
+        return found()
 
 
 def test_thread_monitor_detects_a_killed_server_and_readmits_it(tmp_path):
