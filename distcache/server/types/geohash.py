@@ -237,11 +237,37 @@ def search_cells(lon: float, lat: float, half_width: float, half_height: float,
                  radius: float) -> List[Cell]:
     """The cells a search covers, in Redis's order: the centre cell and its north,
     south, east, west, north-east, north-west, south-east and south-west
-    neighbours, the ones outside the bounding box left out (as zeroed cells).
+    neighbours, the ones outside the bounding box left out (as zeroed cells)."""
+    steps, ilat, north, south, ilon, east, west, zn, zs, ze, zw = search_grid(
+        lon, lat, half_width, half_height, radius)
+    sp = spread
+    c_lat, n_lat, s_lat = sp(ilat), sp(north), sp(south)
+    c_lon, e_lon, w_lon = sp(ilon) << 1, sp(east) << 1, sp(west) << 1
+    zero = (0, 0)
+    return [(c_lat | c_lon, steps),
+            zero if zn else (n_lat | c_lon, steps),
+            zero if zs else (s_lat | c_lon, steps),
+            zero if ze else (c_lat | e_lon, steps),
+            zero if zw else (c_lat | w_lon, steps),
+            zero if zn or ze else (n_lat | e_lon, steps),
+            zero if zn or zw else (n_lat | w_lon, steps),
+            zero if zs or ze else (s_lat | e_lon, steps),
+            zero if zs or zw else (s_lat | w_lon, steps)]
 
-    Worked on grid rows and columns: Redis's geohash_move_x/y add or take one
-    modulo ``2**step`` in the de-interleaved coordinates, and the cell bounds
-    are geohashDecode's float operations, so the cells are the same."""
+
+#: :func:`search_grid`'s answer: the step, the centre cell's row, the rows north and
+#: south, its column, the columns east and west, then whether the north, south, east
+#: and west neighbours are zeroed (outside the bounding box).
+Grid9 = Tuple[int, int, int, int, int, int, int, bool, bool, bool, bool]
+
+
+def search_grid(lon: float, lat: float, half_width: float, half_height: float,
+                radius: float) -> Grid9:
+    """:func:`search_cells` on grid rows and columns (:data:`Grid9`).
+
+    Redis's geohash_move_x/y add or take one modulo ``2**step`` in the
+    de-interleaved coordinates, and the cell bounds are geohashDecode's float
+    operations, so the cells are the same."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, half_width, half_height)
     steps = estimate_steps(radius, lat)
     if lon > LONG_MAX or lon < LONG_MIN or lat > LAT_MAX or lat < LAT_MIN:
@@ -269,19 +295,7 @@ def search_cells(lon: float, lat: float, half_width: float, half_height: float,
         zn = LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / fsize) * lat_scale > max_lat
         zw = LONG_MIN + (ilon * 1.0 / fsize) * 360.0 < min_lon
         ze = LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / fsize) * 360.0 > max_lon
-    sp = spread
-    c_lat, n_lat, s_lat = sp(ilat), sp(north), sp(south)
-    c_lon, e_lon, w_lon = sp(ilon) << 1, sp(east) << 1, sp(west) << 1
-    zero = (0, 0)
-    return [(c_lat | c_lon, steps),
-            zero if zn else (n_lat | c_lon, steps),
-            zero if zs else (s_lat | c_lon, steps),
-            zero if ze else (c_lat | e_lon, steps),
-            zero if zw else (c_lat | w_lon, steps),
-            zero if zn or ze else (n_lat | e_lon, steps),
-            zero if zn or zw else (n_lat | w_lon, steps),
-            zero if zs or ze else (s_lat | e_lon, steps),
-            zero if zs or zw else (s_lat | w_lon, steps)]
+    return steps, ilat, north, south, ilon, east, west, zn, zs, ze, zw
 
 
 def score_range(cell: Cell) -> Tuple[int, int]:

@@ -452,11 +452,10 @@ class Plan:
     cells in Redis's order with their :data:`Offsets` (None: no point of the cell
     can match), the :func:`plane` of a radius search, and the sub-cell ranges of
     crowded cells (:func:`ranges`, when first needed). Depends on no data, so a
-    repeated search reuses it; ``reply`` is the caller's (the last plain reply, with
-    the stamp of the set it was read from)."""
+    repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo", "reply")
+                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -467,7 +466,6 @@ class Plan:
         self.grid = grid = bands(lon, lat, half_w, half_h, box)
         self.uses = 0
         self.memo: dict = {}  # score -> inside, for scan_known
-        self.reply: Optional[Tuple[int, bytes]] = None
         self.plane = None if box else plane(lon, lat, radius, grid)
         inner = None if self.plane is None else square_grid(self.plane)
         self.cells = []

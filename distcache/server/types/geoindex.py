@@ -1,0 +1,218 @@
+"""A grid index of a geo set for plain radius searches from any centre.
+
+A search from a new centre pays, on the general path (:mod:`geoscan`), the
+geometry of its plan and the decoding of every candidate. Here a set's
+points are kept per Redis cell (the nine cells a search walks, at the step
+Redis picks for the radius), built when a search first reads the cell and
+valid while the set's :func:`~distcache.server.types.zset.stamp` is the same
+(every write to the elements changes it). Inside a cell, points are grouped
+by sub-cell (``LEVELS`` geohash steps finer: 16 of them), which are score
+ranges in score order, so the concatenation of a cell's sub-cells is the cell
+in score order: Redis's reply order (cells in its order, then scores) is kept
+without a sort. Each point keeps its grid row and column and its reply piece
+(``$len\\r\\nmember\\r\\n``).
+
+A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
+bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and farthest
+rows and columns: the bounds' float operations are monotonic there): wholly
+outside (skipped), wholly inside (its pieces taken in one list extend), or
+across the edge (each point checked on the plane, then, near the edge only,
+with Redis's exact float operations). So a search is a few lookups, a
+handful of point checks and one join.
+
+Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
+takes the general path); all indexes together hold at most ``POINTS_MAX``
+points, then are dropped whole (a client searching everywhere, or writing
+between searches, gets a bounded rebuild per search: at most nine cells). The
+index is the process's, like the plans, and is not counted in used_memory
+(docs/commands.md).
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Optional, Tuple
+
+from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX, LAT_MIN,
+                      LONG_MAX, LONG_MIN, STEP_MAX, Grid9, spread)
+from .zset import ZSet
+
+#: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
+LEVELS = 2
+_SIDE = 1 << LEVELS
+#: A cell with more members is not indexed.
+CELL_MAX = 4096
+#: Points all indexes hold at most (then they are dropped).
+POINTS_MAX = 1 << 17
+
+#: A sub-cell's points (row, column, reply piece) and the pieces alone.
+Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
+#: (stamp, step, row, column) -> the cell's sub-cells by their score order (None: empty).
+_INDEX: Dict[Tuple[int, int, int, int], List[Optional[Sub]]] = {}
+_held = [0]
+
+
+def _zkey(row: int, col: int) -> int:
+    return sum((((row >> b) & 1) << (2 * b)) | (((col >> b) & 1) << (2 * b + 1))
+               for b in range(LEVELS))
+
+
+#: (first row, last row, first column, last column) of a cell's sub-cells -> the
+#: sub-cells of that rectangle as (sub-cell, row, column), in score order.
+_RECTS = {(r0, r1, c0, c1): tuple(sorted((_zkey(r, c), r, c) for r in range(r0, r1 + 1)
+                                         for c in range(c0, c1 + 1)))
+          for r0 in range(_SIDE) for r1 in range(r0, _SIDE)
+          for c0 in range(_SIDE) for c1 in range(c0, _SIDE)}
+
+
+def clear() -> None:
+    _INDEX.clear()
+    _held[0] = 0
+
+
+def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Optional[Sub]]]:
+    """A cell's sub-cells read from the set, or None when it is crowded."""
+    _, step, row, col = key
+    shift = 2 * (STEP_MAX - step)
+    base = (spread(row) | spread(col) << 1) << shift
+    parts = z.score_slices(float(base), float(base + (1 << shift)))
+    n = sum(map(len, parts))
+    if n > CELL_MAX:
+        return None
+    if _held[0] + n > POINTS_MAX:
+        clear()
+    _held[0] += n
+    sub_shift = shift - 2 * LEVELS
+    t = _UNZIP16
+    groups: List[list] = [[] for _ in range(_SIDE * _SIDE)]
+    for part in parts:
+        for score, member in part:
+            r = int(score)  # (Redis's cast: a whole score in the cell's range)
+            both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
+                    | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
+            # (row and column as floats: exact, and float arithmetic is faster)
+            groups[(r - base) >> sub_shift].append(
+                (float(both & 0xFFFFFFFF), float(both >> 32),
+                 b"$%d\r\n%s\r\n" % (len(member), member)))
+    slots: List[Optional[Sub]] = [
+        (tuple(g), tuple(p[2] for p in g)) if g else None for g in groups]
+    _INDEX[key] = slots
+    return slots
+
+
+def _spans(first: int, last: int, h: int, centre: float, k_near: float, k_far: float
+           ) -> Tuple[List[float], List[float]]:
+    """Squared nearest and farthest offsets (scaled) of sub-rows (sub-columns) ``first``
+    to ``last`` from the centre, each ``2 ** h`` grid rows wide, as the plane's checks
+    compute a point's (its row less the centre, as floats)."""
+    near2: List[float] = []
+    far2: List[float] = []
+    top = float((1 << h) - 1)
+    for a in range(first << h, (last << h) + 1, 1 << h):
+        da = float(a)
+        db = (da + top) - centre  # (exact: whole floats below 2**53)
+        da -= centre
+        if db < 0.0:
+            near, far = -db * k_near, -da * k_far
+        elif da > 0.0:
+            near, far = da * k_near, db * k_far
+        else:
+            near, far = 0.0, (db if db > -da else -da) * k_far
+        near2.append(near * near)
+        far2.append(far * far)
+    return near2, far2
+
+
+def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
+           band: Tuple[int, int, int, int], plane: Tuple[float, ...]) -> Optional[bytes]:
+    """The encoded member array of a plain radius search over the cells of ``grid``
+    (:func:`geohash.search_grid`: Redis's, visited in its order) from the set with stamp
+    ``st``; None when the index cannot answer (a crowded cell, steps too coarse or
+    too fine for sub-cells).
+
+    ``band`` and ``plane`` are :func:`geoscan.bands` and :func:`geoscan.plane`. A point
+    outside the band needs no band check here: the plane's inner test cannot pass
+    for it (its latitude alone is past the radius), and its outer one only rejects."""
+    step, ilat, north, south, ilon, east, west, zn, zs, ze, zw = grid
+    h = STEP_MAX - step - LEVELS
+    if h < 0 or step < 2:
+        return None
+    g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
+    r0, c0 = band[0] >> h, band[2] >> h
+    n_rows, n_cols = (band[1] >> h) - r0, (band[3] >> h) - c0
+    rn, rf = _spans(r0, r0 + n_rows, h, g_lat, ky, ky)
+    cn, cf = _spans(c0, c0 + n_cols, h, g_lon, kx_out, kx_in)
+    out: List[bytes] = [b""]
+    append = out.append
+    index_get = _INDEX.get
+    rects = _RECTS
+    lon1r, lat1r = lon * D_R, lat * D_R
+    cos1 = math.cos(lat1r)
+    sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
+    cells_f, lat_scale = _CELLS, _LAT_SCALE
+    top = _SIDE - 1
+    # Redis's order: the centre, north, south, east, west, then the corners
+    for row, col in ((ilat, ilon), (-1 if zn else north, ilon), (-1 if zs else south, ilon),
+                     (-1 if ze else ilat, east), (-1 if zw else ilat, west),
+                     (-1 if zn or ze else north, east), (-1 if zn or zw else north, west),
+                     (-1 if zs or ze else south, east), (-1 if zs or zw else south, west)):
+        if row < 0:
+            continue  # zeroed
+        # the cell's sub-rows and sub-columns inside the band (i0, j0: the band's index
+        # of the cell's first)
+        i0, j0 = (row << LEVELS) - r0, (col << LEVELS) - c0
+        lo_r, hi_r = -i0 if i0 < 0 else 0, n_rows - i0
+        lo_c, hi_c = -j0 if j0 < 0 else 0, n_cols - j0
+        if hi_r > top:
+            hi_r = top
+        if hi_c > top:
+            hi_c = top
+        if lo_r > hi_r or lo_c > hi_c:
+            continue
+        key = (st, step, row, col)
+        slots = index_get(key)
+        if slots is None:
+            slots = _build(z, key)
+            if slots is None:
+                return None
+        for sub, i, j in rects[lo_r, hi_r, lo_c, hi_c]:
+            slot = slots[sub]
+            if slot is None:
+                continue
+            i += i0
+            j += j0
+            if rf[i] + cf[j] <= h_in:
+                out += slot[1]
+                continue
+            if (rn[i] + cn[j]) * shrink > h_out:
+                continue
+            for p_lat, p_lon, piece in slot[0]:
+                dy = (p_lat - g_lat) * ky
+                dy *= dy
+                dx = p_lon - g_lon
+                w = dx * kx_in
+                if dy + w * w <= h_in:
+                    append(piece)
+                    continue
+                w = dx * kx_out
+                if (dy + w * w) * shrink > h_out:
+                    continue
+                # Redis's decoding and distance (geoscan.scan_cells' float operations)
+                p_lat, p_lon = int(p_lat), int(p_lon)
+                plon = ((LONG_MIN + (p_lon * 1.0 / cells_f) * 360.0)
+                        + (LONG_MIN + (((p_lon + 1) & 0xFFFFFFFF) * 1.0 / cells_f) * 360.0)) / 2
+                plat = ((LAT_MIN + (p_lat * 1.0 / cells_f) * lat_scale)
+                        + (LAT_MIN + (((p_lat + 1) & 0xFFFFFFFF) * 1.0 / cells_f) * lat_scale)) / 2
+                plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
+                plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+                lat2r = plat * D_R
+                v = sin((plon * D_R - lon1r) / 2)
+                if v == 0.0:
+                    d = EARTH_RADIUS * abs(lat2r - lat1r)
+                else:
+                    u = sin((lat2r - lat1r) / 2)
+                    x = sqrt(u * u + cos1 * cos(lat2r) * v * v)
+                    d = 2.0 * EARTH_RADIUS * (asin(x) if x <= 1.0 else math.nan)
+                if d <= radius:
+                    append(piece)
+    out[0] = b"*%d\r\n" % (len(out) - 1)
+    return b"".join(out)
