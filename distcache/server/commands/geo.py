@@ -436,6 +436,13 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     db = c.db
     z = _zset(db, args[src], True)
     shape = _Shape()
+    if (flags == _SEARCH and len(args) == 8 and args[2].lower() == b"fromlonlat"
+            and args[5].lower() == b"byradius"):
+        # the plain search from a point, as the loop below would parse it (in the same
+        # order: the centre's errors first), without the loop
+        shape.lon, shape.lat = _lonlat(args[3], args[4])
+        shape.radius, shape.unit = _radius(args, 6)
+        return [] if z is None else _plain_reply(z, shape)
     store: Optional[bytes] = None
     storedist = False
     if flags & _COORDS:

@@ -8,7 +8,7 @@ members a search finds, and in which order) are the same as redis-server's.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 STEP_MAX = 26                      # 26 bits of latitude + 26 of longitude = 52
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
@@ -201,8 +201,24 @@ def in_box(width: float, height: float, lon: float, lat: float, plon: float, pla
 _LOG2_MERCATOR = math.log2(MERCATOR_MAX)
 
 
+#: :func:`estimate_steps` by (range, 0 / 1 / 2 for a latitude within 66 / 80 / beyond):
+#: searches repeat their radii. Bounded: cleared when full.
+_STEPS: Dict[Tuple[float, int], int] = {}
+
+
 def estimate_steps(range_meters: float, lat: float) -> int:
-    """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range."""
+    """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range
+    (memoised: it depends on the latitude only past 66 and 80 degrees)."""
+    key = (range_meters, 0 if -66 <= lat <= 66 else 1 if -80 <= lat <= 80 else 2)
+    steps = _STEPS.get(key)
+    if steps is None:
+        if len(_STEPS) >= 1024:
+            _STEPS.clear()
+        steps = _STEPS[key] = _estimate_steps(range_meters, lat)
+    return steps
+
+
+def _estimate_steps(range_meters: float, lat: float) -> int:
     if range_meters == 0:
         return STEP_MAX
     step = 1

@@ -3,29 +3,30 @@
 A search from a new centre pays, on the general path (:mod:`geoscan`), the
 geometry of its plan and the decoding of every candidate. Here a set's
 points are kept per Redis cell (the nine cells a search walks, at the step
-Redis picks for the radius), built when a search first reads the cell and
-valid while the set's :func:`~distcache.server.types.zset.stamp` is the same
-(every write to the elements changes it). Inside a cell, points are grouped
-by sub-cell (``LEVELS`` geohash steps finer: 16 of them), which are score
-ranges in score order, so the concatenation of a cell's sub-cells is the cell
-in score order: Redis's reply order (cells in its order, then scores) is kept
-without a sort. Each point keeps its grid row and column and its reply piece
-(``$len\\r\\nmember\\r\\n``).
+Redis picks for the radius), read from the set when a search first needs the
+cell and valid while the set's :func:`~distcache.server.types.zset.stamp` is
+the same (every write to the elements changes it). Inside a cell, points are
+grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of them), which are
+score ranges in score order, so a cell's sub-cells one after the other are
+the cell in score order: Redis's reply order (cells in its order, then
+scores) is kept without a sort. Each point keeps its grid row and column (as
+floats) and its reply piece (``$len\r\nmember\r\n``).
 
 A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
-bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and farthest
-rows and columns: the bounds' float operations are monotonic there): wholly
-outside (skipped), wholly inside (its pieces taken in one list extend), or
-across the edge (each point checked on the plane, then, near the edge only,
-with Redis's exact float operations). So a search is a few lookups, a
-handful of point checks and one join.
+bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and
+farthest rows and columns): wholly outside (skipped), wholly inside (its
+pieces taken in one list extend), or across the edge (each point checked on
+the plane, then, within a hair of the edge, with Redis's exact float
+operations). So a search is a few lookups, some tens of point checks and one
+join, with no decoding.
 
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
-points, then are dropped whole (a client searching everywhere, or writing
-between searches, gets a bounded rebuild per search: at most nine cells). The
-index is the process's, like the plans, and is not counted in used_memory
-(docs/commands.md).
+points, then are dropped whole, so a client searching everywhere, or writing
+between searches, costs at most nine cells read per search, and the memory
+stays bounded (about 170 bytes a point: ~22 MB at most). The index is the
+process's, like the plans and cached replies, and is not counted in
+used_memory (it is a cache that is dropped, not data: docs/security.md).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX, 
 from .zset import ZSet
 
 #: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
-LEVELS = 2
+LEVELS = 1
 _SIDE = 1 << LEVELS
 #: A cell with more members is not indexed.
 CELL_MAX = 4096
@@ -46,8 +47,10 @@ POINTS_MAX = 1 << 17
 
 #: A sub-cell's points (row, column, reply piece) and the pieces alone.
 Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
-#: (stamp, step, row, column) -> the cell's sub-cells by their score order (None: empty).
-_INDEX: Dict[Tuple[int, int, int, int], List[Optional[Sub]]] = {}
+#: (stamp, step, row, column) -> the cell's sub-cells by their score order.
+_INDEX: Dict[Tuple[int, int, int, int], List[Sub]] = {}
+#: An empty sub-cell (classed like the others: a dense set has few).
+_EMPTY: Sub = ((), ())
 _held = [0]
 
 
@@ -57,8 +60,10 @@ def _zkey(row: int, col: int) -> int:
 
 
 #: (first row, last row, first column, last column) of a cell's sub-cells -> the
-#: sub-cells of that rectangle as (sub-cell, row, column), in score order.
-_RECTS = {(r0, r1, c0, c1): tuple(sorted((_zkey(r, c), r, c) for r in range(r0, r1 + 1)
+#: sub-cells of that rectangle as (sub-cell, row, column), in score order, rows and
+#: columns counted from the rectangle's first.
+_RECTS = {(r0, r1, c0, c1): tuple(sorted((_zkey(r, c), r - r0, c - c0)
+                                         for r in range(r0, r1 + 1)
                                          for c in range(c0, c1 + 1)))
           for r0 in range(_SIDE) for r1 in range(r0, _SIDE)
           for c0 in range(_SIDE) for c1 in range(c0, _SIDE)}
@@ -69,7 +74,7 @@ def clear() -> None:
     _held[0] = 0
 
 
-def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Optional[Sub]]]:
+def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
     """A cell's sub-cells read from the set, or None when it is crowded."""
     _, step, row, col = key
     shift = 2 * (STEP_MAX - step)
@@ -93,33 +98,40 @@ def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Optional[Su
             groups[(r - base) >> sub_shift].append(
                 (float(both & 0xFFFFFFFF), float(both >> 32),
                  b"$%d\r\n%s\r\n" % (len(member), member)))
-    slots: List[Optional[Sub]] = [
-        (tuple(g), tuple(p[2] for p in g)) if g else None for g in groups]
+    slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g)) if g else _EMPTY for g in groups]
     _INDEX[key] = slots
     return slots
 
 
-def _spans(first: int, last: int, h: int, centre: float, k_near: float, k_far: float
+def _spans(first: int, count: int, h: int, centre: float, k_near: float, k_far: float
            ) -> Tuple[List[float], List[float]]:
-    """Squared nearest and farthest offsets (scaled) of sub-rows (sub-columns) ``first``
-    to ``last`` from the centre, each ``2 ** h`` grid rows wide, as the plane's checks
-    compute a point's (its row less the centre, as floats)."""
+    """Squared nearest and farthest offsets (scaled) of ``count`` sub-rows (sub-columns)
+    from ``first``, each ``2 ** h`` grid rows wide, from the centre, as the plane's
+    checks compute a point's (its row less the centre, as floats)."""
     near2: List[float] = []
     far2: List[float] = []
-    top = float((1 << h) - 1)
-    for a in range(first << h, (last << h) + 1, 1 << h):
-        da = float(a)
-        db = (da + top) - centre  # (exact: whole floats below 2**53)
-        da -= centre
+    size = float(1 << h)
+    a = float(first << h) - size  # (whole floats below 2**53: the sums are exact)
+    top = size - 1.0
+    for _ in range(count):
+        a += size
+        da = a - centre
+        db = (a + top) - centre
         if db < 0.0:
-            near, far = -db * k_near, -da * k_far
+            near = db * k_near
+            far = da * k_far
         elif da > 0.0:
-            near, far = da * k_near, db * k_far
+            near = da * k_near
+            far = db * k_far
         else:
-            near, far = 0.0, (db if db > -da else -da) * k_far
+            near = 0.0
+            far = (db if db > -da else da) * k_far
         near2.append(near * near)
         far2.append(far * far)
     return near2, far2
+
+
+_TOP = _SIDE - 1
 
 
 def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
@@ -137,10 +149,16 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     if h < 0 or step < 2:
         return None
     g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
+    # A point's plane terms with kx_in, q = dy^2 + (dx kx_in)^2, bound its outer one:
+    # dy^2 + (dx kx_out)^2 >= q (kx_out / kx_in)^2, so past ``far`` it fails the
+    # plane's outer check (a margin of 1e-12 for the rounding of these products).
+    ratio = kx_out / kx_in if kx_in > 0.0 else 0.0
+    scale = ratio * ratio * shrink
+    far = h_out / scale * (1.0 + 1e-12) if scale > 0.0 else math.inf
     r0, c0 = band[0] >> h, band[2] >> h
     n_rows, n_cols = (band[1] >> h) - r0, (band[3] >> h) - c0
-    rn, rf = _spans(r0, r0 + n_rows, h, g_lat, ky, ky)
-    cn, cf = _spans(c0, c0 + n_cols, h, g_lon, kx_out, kx_in)
+    rn, rf = _spans(r0, n_rows + 1, h, g_lat, ky, ky)
+    cn, cf = _spans(c0, n_cols + 1, h, g_lon, kx_out, kx_in)
     out: List[bytes] = [b""]
     append = out.append
     index_get = _INDEX.get
@@ -149,7 +167,7 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     cos1 = math.cos(lat1r)
     sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
     cells_f, lat_scale = _CELLS, _LAT_SCALE
-    top = _SIDE - 1
+    top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
     for row, col in ((ilat, ilon), (-1 if zn else north, ilon), (-1 if zs else south, ilon),
                      (-1 if ze else ilat, east), (-1 if zw else ilat, west),
@@ -174,27 +192,23 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
             slots = _build(z, key)
             if slots is None:
                 return None
+        # the spans of the rectangle's first sub-row and sub-column on
+        rn_, rf_ = rn[i0 + lo_r:], rf[i0 + lo_r:]
+        cn_, cf_ = cn[j0 + lo_c:], cf[j0 + lo_c:]
         for sub, i, j in rects[lo_r, hi_r, lo_c, hi_c]:
-            slot = slots[sub]
-            if slot is None:
+            if rf_[i] + cf_[j] <= h_in:
+                out += slots[sub][1]
                 continue
-            i += i0
-            j += j0
-            if rf[i] + cf[j] <= h_in:
-                out += slot[1]
+            if (rn_[i] + cn_[j]) * shrink > h_out:
                 continue
-            if (rn[i] + cn[j]) * shrink > h_out:
-                continue
-            for p_lat, p_lon, piece in slot[0]:
+            for p_lat, p_lon, piece in slots[sub][0]:
                 dy = (p_lat - g_lat) * ky
-                dy *= dy
-                dx = p_lon - g_lon
-                w = dx * kx_in
-                if dy + w * w <= h_in:
+                w = (p_lon - g_lon) * kx_in
+                q = dy * dy + w * w
+                if q <= h_in:
                     append(piece)
                     continue
-                w = dx * kx_out
-                if (dy + w * w) * shrink > h_out:
+                if q > far:
                     continue
                 # Redis's decoding and distance (geoscan.scan_cells' float operations)
                 p_lat, p_lon = int(p_lat), int(p_lon)

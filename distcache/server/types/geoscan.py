@@ -22,7 +22,7 @@ margin keep a point on the border in.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _SPREAD14, _UNZIP16, D_R,
                       EARTH_RADIUS, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell,
@@ -377,6 +377,11 @@ def scan_known(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
                         append(entry)
 
 
+#: :func:`plane`'s inner and outer limits by radius (they depend on nothing else;
+#: searches repeat their radii). Bounded: cleared when full.
+_LIMITS: Dict[float, Tuple[float, float]] = {}
+
+
 def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     """Bounds of the haversine check on grid arithmetic, for a radius search's points
     inside ``grid`` (its :func:`bands`), or None where they do not apply.
@@ -415,9 +420,15 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     a, b = abs(LONG_MIN + lon_lo / columns - lon), abs(LONG_MIN + (lon_hi + 1) / columns - lon)
     half_lon = (b if b > a else a) * D_R / 2
     top = half_lon if half_lon > half_lat else half_lat
-    reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
-    h_in = math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0
-    h_out = math.sin(reach_out) ** 2 * (1.0 + 1e-12)
+    limits = _LIMITS.get(radius)
+    if limits is None:
+        if len(_LIMITS) >= 1024:
+            _LIMITS.clear()
+        reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
+        limits = _LIMITS[radius] = (
+            math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0,
+            math.sin(reach_out) ** 2 * (1.0 + 1e-12))
+    h_in, h_out = limits
     ky = D_R / rows / 2
     kx = D_R / columns / 2
     return ((lat - LAT_MIN) * rows - 0.5, (lon - LONG_MIN) * columns - 0.5, ky,
