@@ -120,3 +120,24 @@ def test_index_bounds(monkeypatch):
     monkeypatch.setattr(geoindex, "CELL_MAX", 10)
     shape.radius = 30.0  # cells of hundreds of members: the general path answers
     assert geo._index_reply(z, z.stamp or stamp(z), shape, 30000.0) is None
+
+
+def test_index_exact_path_alone(monkeypatch):
+    """With the plane's limits made useless (nothing surely inside, nothing surely
+    outside), every point is measured with Redis's float operations: the replies stay
+    the general scan's."""
+    rng = random.Random(8)
+    z = _zset(rng, 5000)
+    real = geoindex.search
+
+    def blind(z_, st, grid, lon, lat, radius, band, plane):
+        plane = plane[:5] + (-1.0, float("inf"), 1.0)
+        return real(z_, st, grid, lon, lat, radius, band, plane)
+
+    monkeypatch.setattr(geoindex, "search", blind)
+    for _ in range(60):
+        shape = geo._Shape()
+        shape.lon, shape.lat = 14 + rng.uniform(-0.3, 0.3), 38 + rng.uniform(-0.3, 0.3)
+        shape.radius, shape.unit = rng.choice([0.3, 2.0, 5.0]), 1000.0
+        reply = geo._index_reply(z, z.stamp or stamp(z), shape, shape.radius * 1000.0)
+        assert reply is not None and bytes(reply) == _general(z, shape)

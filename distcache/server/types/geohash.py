@@ -243,8 +243,10 @@ def bounding_box(lon: float, lat: float, width: float, height: float
                  ) -> Tuple[float, float, float, float]:
     """(min lon, min lat, max lon, max lat) around a point, for half-sizes in meters."""
     lat_delta = (height / EARTH_RADIUS) / D_R
-    top = (width / EARTH_RADIUS / _cos((lat + lat_delta) * D_R)) / D_R
-    bottom = (width / EARTH_RADIUS / _cos((lat - lat_delta) * D_R)) / D_R
+    # (_cos inlined: ``x - x == 0.0`` is isfinite, without two calls a search)
+    a, b = (lat + lat_delta) * D_R, (lat - lat_delta) * D_R
+    top = (width / EARTH_RADIUS / (math.cos(a) if a - a == 0.0 else math.nan)) / D_R
+    bottom = (width / EARTH_RADIUS / (math.cos(b) if b - b == 0.0 else math.nan)) / D_R
     delta = bottom if lat < 0 else top
     return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
 

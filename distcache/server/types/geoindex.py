@@ -45,8 +45,13 @@ CELL_MAX = 4096
 #: Points all indexes hold at most (then they are dropped).
 POINTS_MAX = 1 << 17
 
-#: A sub-cell's points (row, column, reply piece) and the pieces alone.
+#: A sub-cell's points (row times KY, column, reply piece) and the pieces alone.
 Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
+#: :func:`geoscan.plane`'s ky (radians of half a grid row), the same float. A point's
+#: latitude offset is read as ``row * KY - g_lat * KY``, not ``(row - g_lat) * KY``:
+#: the two differ by a few units in the last place of ``row * KY`` (below 1e-15
+#: radians), under a millionth of the plane's margins even for a one-metre radius.
+KY = D_R / (_CELLS / _LAT_SCALE) / 2
 #: (stamp, step, row, column) -> the cell's sub-cells by their score order.
 _INDEX: Dict[Tuple[int, int, int, int], List[Sub]] = {}
 #: An empty sub-cell (classed like the others: a dense set has few).
@@ -94,9 +99,10 @@ def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
             r = int(score)  # (Redis's cast: a whole score in the cell's range)
             both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
                     | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
-            # (row and column as floats: exact, and float arithmetic is faster)
+            # (the row scaled by the plane's ky, the column as a float: float
+            # arithmetic is faster)
             groups[(r - base) >> sub_shift].append(
-                (float(both & 0xFFFFFFFF), float(both >> 32),
+                ((both & 0xFFFFFFFF) * KY, float(both >> 32),
                  b"$%d\r\n%s\r\n" % (len(member), member)))
     slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g)) if g else _EMPTY for g in groups]
     _INDEX[key] = slots
@@ -134,6 +140,29 @@ def _spans(first: int, count: int, h: int, centre: float, k_near: float, k_far: 
 _TOP = _SIDE - 1
 
 
+def _inside(y: float, column: float, lon: float, lat: float, radius: float) -> bool:
+    """Redis's check of a point near the circle's edge: its decoding and distance with
+    geoscan.scan_cells' float operations (the row read back from ``y`` exactly: the
+    error of ``row * KY`` is far below half a row)."""
+    p_lat, p_lon = round(y / KY), int(column)
+    plon = ((LONG_MIN + (p_lon * 1.0 / _CELLS) * 360.0)
+            + (LONG_MIN + (((p_lon + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * 360.0)) / 2
+    plat = ((LAT_MIN + (p_lat * 1.0 / _CELLS) * _LAT_SCALE)
+            + (LAT_MIN + (((p_lat + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * _LAT_SCALE)) / 2
+    plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
+    plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+    lon1r, lat1r = lon * D_R, lat * D_R
+    lat2r = plat * D_R
+    v = math.sin((plon * D_R - lon1r) / 2)
+    if v == 0.0:
+        d = EARTH_RADIUS * abs(lat2r - lat1r)
+    else:
+        u = math.sin((lat2r - lat1r) / 2)
+        x = math.sqrt(u * u + math.cos(lat1r) * math.cos(lat2r) * v * v)
+        d = 2.0 * EARTH_RADIUS * (math.asin(x) if x <= 1.0 else math.nan)
+    return d <= radius
+
+
 def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
            band: Tuple[int, int, int, int], plane: Tuple[float, ...]) -> Optional[bytes]:
     """The encoded member array of a plain radius search over the cells of ``grid``
@@ -149,6 +178,9 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     if h < 0 or step < 2:
         return None
     g_lat, g_lon, ky, kx_in, kx_out, h_in, h_out, shrink = plane
+    if ky != KY:
+        return None
+    gy = g_lat * ky
     # A point's plane terms with kx_in, q = dy^2 + (dx kx_in)^2, bound its outer one:
     # dy^2 + (dx kx_out)^2 >= q (kx_out / kx_in)^2, so past ``far`` it fails the
     # plane's outer check (a margin of 1e-12 for the rounding of these products).
@@ -163,10 +195,6 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     append = out.append
     index_get = _INDEX.get
     rects = _RECTS
-    lon1r, lat1r = lon * D_R, lat * D_R
-    cos1 = math.cos(lat1r)
-    sin, cos, sqrt, asin = math.sin, math.cos, math.sqrt, math.asin
-    cells_f, lat_scale = _CELLS, _LAT_SCALE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
     for row, col in ((ilat, ilon), (-1 if zn else north, ilon), (-1 if zs else south, ilon),
@@ -201,32 +229,16 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
                 continue
             if (rn_[i] + cn_[j]) * shrink > h_out:
                 continue
-            for p_lat, p_lon, piece in slots[sub][0]:
-                dy = (p_lat - g_lat) * ky
+            for y, p_lon, piece in slots[sub][0]:
+                dy = y - gy
                 w = (p_lon - g_lon) * kx_in
                 q = dy * dy + w * w
+                if q > far:
+                    continue
                 if q <= h_in:
                     append(piece)
                     continue
-                if q > far:
-                    continue
-                # Redis's decoding and distance (geoscan.scan_cells' float operations)
-                p_lat, p_lon = int(p_lat), int(p_lon)
-                plon = ((LONG_MIN + (p_lon * 1.0 / cells_f) * 360.0)
-                        + (LONG_MIN + (((p_lon + 1) & 0xFFFFFFFF) * 1.0 / cells_f) * 360.0)) / 2
-                plat = ((LAT_MIN + (p_lat * 1.0 / cells_f) * lat_scale)
-                        + (LAT_MIN + (((p_lat + 1) & 0xFFFFFFFF) * 1.0 / cells_f) * lat_scale)) / 2
-                plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
-                plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
-                lat2r = plat * D_R
-                v = sin((plon * D_R - lon1r) / 2)
-                if v == 0.0:
-                    d = EARTH_RADIUS * abs(lat2r - lat1r)
-                else:
-                    u = sin((lat2r - lat1r) / 2)
-                    x = sqrt(u * u + cos1 * cos(lat2r) * v * v)
-                    d = 2.0 * EARTH_RADIUS * (asin(x) if x <= 1.0 else math.nan)
-                if d <= radius:
+                if _inside(y, p_lon, lon, lat, radius):
                     append(piece)
     out[0] = b"*%d\r\n" % (len(out) - 1)
     return b"".join(out)

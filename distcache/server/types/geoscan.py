@@ -431,9 +431,10 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     h_in, h_out = limits
     ky = D_R / rows / 2
     kx = D_R / columns / 2
+    low = cos_c * cos_min * (1.0 - 1e-12)  # (max(low, 0.0): low is never NaN here)
     return ((lat - LAT_MIN) * rows - 0.5, (lon - LONG_MIN) * columns - 0.5, ky,
             kx * math.sqrt(cos_c * cos_max * (1.0 + 1e-12)),
-            kx * math.sqrt(max(cos_c * cos_min * (1.0 - 1e-12), 0.0)),
+            kx * math.sqrt(low if low > 0.0 else 0.0),
             h_in, h_out, (1.0 - top * top / 3.0) * (1.0 - 1e-12))
 
 
@@ -552,7 +553,7 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
     |sin(dlon/2)|)``, with the smaller cosine over the latitude band. Margins of a
     relative 1e-9, a micrometre and two grid steps keep border points in."""
     everything = (0, _TOP, 0, _TOP)
-    if not (math.isfinite(lon) and math.isfinite(lat)):
+    if not (lon - lon == 0.0 and lat - lat == 0.0):  # (isfinite, without two calls)
         return everything
     band = (half_h * _SAFE + _SLACK) / EARTH_RADIUS / D_R
     if not band < 90.0:
