@@ -73,6 +73,13 @@ def _zset(rng, n):
     return z
 
 
+def _indexed(z, shape):
+    """geo._index_reply, the set marked as searched before (the index's condition)."""
+    st = z.stamp or stamp(z)
+    geoindex.see(st)
+    return geo._index_reply(z, st, shape, shape.radius * shape.unit)
+
+
 def _general(z, shape):
     geo._PLANS.clear()
     return bytes(geo._members_reply(geo._find(z, shape, 0, 0, True, geo._plan(shape))))
@@ -88,7 +95,7 @@ def test_index_replies_are_the_general_scans():
         shape = geo._Shape()
         shape.lon, shape.lat = 14 + rng.uniform(-0.35, 0.35), 38 + rng.uniform(-0.35, 0.35)
         shape.radius, shape.unit = rng.choice([0.01, 0.2, 0.9, 2.0, 3.3, 8.0, 25.0]), 1000.0
-        reply = geo._index_reply(z, z.stamp or stamp(z), shape, shape.radius * 1000.0)
+        reply = _indexed(z, shape)
         if reply is not None:
             answered += 1
             assert bytes(reply) == _general(z, shape)
@@ -107,19 +114,20 @@ def test_index_bounds(monkeypatch):
     shape.lon, shape.lat, shape.radius, shape.unit = 14.0, 38.0, 2.0, 1000.0
     for _ in range(50):
         shape.lon, shape.lat = 14 + rng.uniform(-0.3, 0.3), 38 + rng.uniform(-0.3, 0.3)
-        reply = geo._index_reply(z, z.stamp or stamp(z), shape, 2000.0)
+        reply = _indexed(z, shape)
         assert reply is not None and bytes(reply) == _general(z, shape)
         assert geoindex._held[0] <= 3000
         assert sum(len(s[0]) for cell in geoindex._INDEX.values() for s in cell if s) \
             == geoindex._held[0]
-    before = bytes(geo._index_reply(z, z.stamp or stamp(z), shape, 2000.0))
+    before = bytes(_indexed(z, shape))
     first = before.split(b"\r\n")[2]
     z.remove(first)
-    after = bytes(geo._index_reply(z, z.stamp or stamp(z), shape, 2000.0))
+    assert geo._index_reply(z, z.stamp or stamp(z), shape, 2000.0) is None  # a new stamp
+    after = bytes(_indexed(z, shape))
     assert first not in after.split(b"\r\n") and after == _general(z, shape)
     monkeypatch.setattr(geoindex, "CELL_MAX", 10)
     shape.radius = 30.0  # cells of hundreds of members: the general path answers
-    assert geo._index_reply(z, z.stamp or stamp(z), shape, 30000.0) is None
+    assert _indexed(z, shape) is None
 
 
 def test_index_exact_path_alone(monkeypatch):
@@ -139,5 +147,5 @@ def test_index_exact_path_alone(monkeypatch):
         shape = geo._Shape()
         shape.lon, shape.lat = 14 + rng.uniform(-0.3, 0.3), 38 + rng.uniform(-0.3, 0.3)
         shape.radius, shape.unit = rng.choice([0.3, 2.0, 5.0]), 1000.0
-        reply = geo._index_reply(z, z.stamp or stamp(z), shape, shape.radius * 1000.0)
+        reply = _indexed(z, shape)
         assert reply is not None and bytes(reply) == _general(z, shape)

@@ -326,8 +326,8 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
     """The member array of a plain search (no option but the centre and extent): the
     cached reply while the set is the one it was read from, unchanged (its
     :func:`stamp`: every write to the set's elements resets it; another set, or a
-    new one under the key, has another), else searched (a radius from a centre with
-    no plan: on the set's grid index, geoindex), encoded and kept."""
+    new one under the key, has another), else searched (a radius: on the set's grid
+    index, geoindex, where it applies), encoded and kept."""
     unit = shape.unit
     key = (shape.lon, shape.lat, shape.box, shape.width * unit, shape.height * unit,
            shape.radius * unit)
@@ -336,7 +336,7 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
     if cached is not None and cached[0] == st:
         return cached[1]
     reply = None
-    if not shape.box and key not in _PLANS:
+    if not shape.box:
         reply = _index_reply(z, st, shape, key[5])
     if reply is None:
         reply = _members_reply(_find(z, shape, 0, 0, True, _plan(shape)))
@@ -356,7 +356,11 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
 
 def _index_reply(z: ZSet, st: int, shape: _Shape, radius: float) -> Optional[Raw]:
     """A plain radius search on the set's grid index (geoindex), or None where the index
-    does not apply (no grid bounds for the radius, crowded cells)."""
+    does not apply (no grid bounds for the radius, crowded cells) or the set was not
+    searched before in this state (geoindex.SEEN)."""
+    if st not in geoindex.SEEN:
+        geoindex.see(st)
+        return None
     lon, lat = shape.lon, shape.lat
     band = geoscan.bands(lon, lat, radius, radius, False)
     plane = geoscan.plane(lon, lat, radius, band)

@@ -20,6 +20,10 @@ the plane, then, within a hair of the edge, with Redis's exact float
 operations). So a search is a few lookups, some tens of point checks and one
 join, with no decoding.
 
+A set's first search on a stamp takes the general path (and is recorded): the
+index, whose reading costs about twice a general search, is built from the
+second, so a set written between every two searches never builds one.
+
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
 points, then are dropped whole, so a client searching everywhere, or writing
@@ -64,14 +68,26 @@ def _zkey(row: int, col: int) -> int:
                for b in range(LEVELS))
 
 
-#: (first row, last row, first column, last column) of a cell's sub-cells -> the
-#: sub-cells of that rectangle as (sub-cell, row, column), in score order, rows and
-#: columns counted from the rectangle's first.
-_RECTS = {(r0, r1, c0, c1): tuple(sorted((_zkey(r, c), r - r0, c - c0)
-                                         for r in range(r0, r1 + 1)
-                                         for c in range(c0, c1 + 1)))
-          for r0 in range(_SIDE) for r1 in range(r0, _SIDE)
-          for c0 in range(_SIDE) for c1 in range(c0, _SIDE)}
+#: A rectangle of a cell's sub-cells, at ``((first row * _SIDE + last row) * _SIDE + first
+#: column) * _SIDE + last column``: its sub-cells as (sub-cell, row, column), in score
+#: order, rows and columns counted from the rectangle's first.
+_RECTS = [tuple(sorted((_zkey(r, c), r - r0, c - c0) for r in range(r0, r1 + 1)
+                       for c in range(c0, c1 + 1)))
+          for r0 in range(_SIDE) for r1 in range(_SIDE)
+          for c0 in range(_SIDE) for c1 in range(_SIDE)]
+
+
+#: Stamps of sets searched once (a set's index is built from its second search on one
+#: stamp: a set written between every two searches never pays for one). Bounded.
+SEEN: Dict[int, bool] = {}
+SEEN_MAX = 4096
+
+
+def see(st: int) -> None:
+    """Records a search of the set with stamp ``st`` (callers test ``st in SEEN`` first)."""
+    if len(SEEN) >= SEEN_MAX:
+        SEEN.clear()
+    SEEN[st] = True
 
 
 def clear() -> None:
@@ -109,7 +125,7 @@ def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
     return slots
 
 
-def _spans(first: int, count: int, h: int, centre: float, k_near: float, k_far: float
+def _spans(first: int, count: int, centre: float, k_near: float, k_far: float, h: int
            ) -> Tuple[List[float], List[float]]:
     """Squared nearest and farthest offsets (scaled) of ``count`` sub-rows (sub-columns)
     from ``first``, each ``2 ** h`` grid rows wide, from the centre, as the plane's
@@ -189,12 +205,12 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     far = h_out / scale * (1.0 + 1e-12) if scale > 0.0 else math.inf
     r0, c0 = band[0] >> h, band[2] >> h
     n_rows, n_cols = (band[1] >> h) - r0, (band[3] >> h) - c0
-    rn, rf = _spans(r0, n_rows + 1, h, g_lat, ky, ky)
-    cn, cf = _spans(c0, n_cols + 1, h, g_lon, kx_out, kx_in)
+    rn, rf = _spans(r0, n_rows + 1, g_lat, ky, ky, h)
+    cn, cf = _spans(c0, n_cols + 1, g_lon, kx_out, kx_in, h)
     out: List[bytes] = [b""]
     append = out.append
     index_get = _INDEX.get
-    rects = _RECTS
+    rects, side = _RECTS, _SIDE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
     for row, col in ((ilat, ilon), (-1 if zn else north, ilon), (-1 if zs else south, ilon),
@@ -223,7 +239,7 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
         # the spans of the rectangle's first sub-row and sub-column on
         rn_, rf_ = rn[i0 + lo_r:], rf[i0 + lo_r:]
         cn_, cf_ = cn[j0 + lo_c:], cf[j0 + lo_c:]
-        for sub, i, j in rects[lo_r, hi_r, lo_c, hi_c]:
+        for sub, i, j in rects[((lo_r * side + hi_r) * side + lo_c) * side + hi_c]:
             if rf_[i] + cf_[j] <= h_in:
                 out += slots[sub][1]
                 continue
