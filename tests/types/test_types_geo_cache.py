@@ -173,6 +173,7 @@ def test_cached_replies_stay_within_their_bound(monkeypatch):
         lon, lat = 14 + rng.uniform(-0.05, 0.05), 38 + rng.uniform(-0.05, 0.05)
         z.add(b"member-%d" % i, float(geohash.lonlat_to_score(lon, lat)))
     monkeypatch.setattr(geo, "_PLANS", {})
+    monkeypatch.setattr(geo, "_REPLIES", {})
     monkeypatch.setattr(geo, "_reply_bytes", [0])
     monkeypatch.setattr(geo, "REPLY_BUDGET", 6000)
     monkeypatch.setattr(geo, "REPLY_MAX", 3000)
@@ -183,7 +184,7 @@ def test_cached_replies_stay_within_their_bound(monkeypatch):
         reply = geo._plain_reply(z, shape)
         assert geo._plain_reply(z, shape) == reply
         sizes.append(len(reply))
-        held = sum(len(p.reply[1]) for p in geo._PLANS.values() if p.reply is not None)
+        held = sum(len(reply) for _, reply in geo._REPLIES.values())
         assert held == geo._reply_bytes[0] <= 6000
-        assert all(len(p.reply[1]) <= 3000 for p in geo._PLANS.values() if p.reply is not None)
+        assert all(len(reply) <= 3000 for _, reply in geo._REPLIES.values())
     assert max(sizes) > 6000 and min(sizes) < 3000  # both kinds were asked for

@@ -28,6 +28,7 @@ from ..types.zset import stamp
 geohash = lazy_module("distcache.server.types.geohash")
 geoscan = lazy_module("distcache.server.types.geoscan")
 geonearest = lazy_module("distcache.server.types.geonearest")
+geoindex = lazy_module("distcache.server.types.geoindex")
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 _NO_MEMBER = "ERR could not decode requested zset member"
@@ -298,8 +299,11 @@ def _cells(shape: _Shape) -> List[geohash.Cell]:
 #: point and radius, as a store locator's) skips the geometry. Bounded: cleared when full.
 _PLANS: Dict[Tuple[float, float, bool, float, float, float], geoscan.Plan] = {}
 _PLANS_MAX = 512
-#: The plans' cached plain replies (:func:`_plain_reply`): none longer than REPLY_MAX
-#: bytes, at most REPLY_BUDGET bytes in all (``[0]``: the bytes held now).
+#: Plain searches' encoded replies (:func:`_plain_reply`) by centre and extent, with the
+#: stamp of the set they were read from: none longer than REPLY_MAX bytes, at most
+#: _PLANS_MAX of them and REPLY_BUDGET bytes in all (``[0]``: the bytes held now), then
+#: cleared.
+_REPLIES: Dict[Tuple[float, float, bool, float, float, float], Tuple[int, Raw]] = {}
 REPLY_MAX = 16 * 1024
 REPLY_BUDGET = 1 << 20
 _reply_bytes = [0]
@@ -313,7 +317,6 @@ def _plan(shape: _Shape) -> geoscan.Plan:
     if plan is None:
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
-            _reply_bytes[0] = 0
         plan = _PLANS[key] = geoscan.Plan(_cells(shape), shape.lon, shape.lat, shape.box,
                                           width, height, radius)
     return plan
@@ -321,23 +324,51 @@ def _plan(shape: _Shape) -> geoscan.Plan:
 
 def _plain_reply(z: ZSet, shape: _Shape) -> Any:
     """The member array of a plain search (no option but the centre and extent): the
-    plan's cached reply while the set is the one it was read from, unchanged (its
+    cached reply while the set is the one it was read from, unchanged (its
     :func:`stamp`: every write to the set's elements resets it; another set, or a
-    new one under the key, has another), else searched, encoded and kept."""
-    plan = _plan(shape)
-    key = z.stamp or stamp(z)
-    cached = plan.reply
-    if cached is not None and cached[0] == key:
+    new one under the key, has another), else searched (a radius: on the set's grid
+    index, geoindex, where it applies), encoded and kept."""
+    unit = shape.unit
+    key = (shape.lon, shape.lat, shape.box, shape.width * unit, shape.height * unit,
+           shape.radius * unit)
+    st = z.stamp or stamp(z)
+    cached = _REPLIES.get(key)
+    if cached is not None and cached[0] == st:
         return cached[1]
-    reply = _members_reply(_find(z, shape, 0, 0, True, plan))
+    reply = None
+    if not shape.box:
+        reply = _index_reply(z, st, shape, key[5])
+    if reply is None:
+        reply = _members_reply(_find(z, shape, 0, 0, True, _plan(shape)))
     held = _reply_bytes[0] - (len(cached[1]) if cached is not None else 0)
-    if len(reply) <= REPLY_MAX and held + len(reply) <= REPLY_BUDGET:
-        plan.reply = (key, reply)
-        held += len(reply)
-    else:
-        plan.reply = None
+    size = len(reply)
+    if size <= REPLY_MAX:
+        if held + size > REPLY_BUDGET or (cached is None and len(_REPLIES) >= _PLANS_MAX):
+            _REPLIES.clear()
+            held = 0
+        _REPLIES[key] = (st, reply)
+        held += size
+    elif cached is not None:
+        del _REPLIES[key]
     _reply_bytes[0] = held
     return reply
+
+
+def _index_reply(z: ZSet, st: int, shape: _Shape, radius: float) -> Optional[Raw]:
+    """A plain radius search on the set's grid index (geoindex), or None where the index
+    does not apply (no grid bounds for the radius, crowded cells) or the set was not
+    searched before in this state (geoindex.SEEN)."""
+    if st not in geoindex.SEEN:
+        geoindex.see(st)
+        return None
+    lon, lat = shape.lon, shape.lat
+    band = geoscan.bands(lon, lat, radius, radius, False)
+    plane = geoscan.plane(lon, lat, radius, band)
+    if plane is None:
+        return None
+    grid = geohash.search_grid(lon, lat, radius, radius, radius)
+    reply = geoindex.search(z, st, grid, lon, lat, radius, band, plane)
+    return None if reply is None else Raw(reply)
 
 
 def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False,
@@ -409,6 +440,13 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     db = c.db
     z = _zset(db, args[src], True)
     shape = _Shape()
+    if (flags == _SEARCH and len(args) == 8 and args[2].lower() == b"fromlonlat"
+            and args[5].lower() == b"byradius"):
+        # the plain search from a point, as the loop below would parse it (in the same
+        # order: the centre's errors first), without the loop
+        shape.lon, shape.lat = _lonlat(args[3], args[4])
+        shape.radius, shape.unit = _radius(args, 6)
+        return [] if z is None else _plain_reply(z, shape)
     store: Optional[bytes] = None
     storedist = False
     if flags & _COORDS:

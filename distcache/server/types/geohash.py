@@ -8,7 +8,7 @@ members a search finds, and in which order) are the same as redis-server's.
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 STEP_MAX = 26                      # 26 bits of latitude + 26 of longitude = 52
 LAT_MIN, LAT_MAX = -85.05112878, 85.05112878
@@ -201,8 +201,24 @@ def in_box(width: float, height: float, lon: float, lat: float, plon: float, pla
 _LOG2_MERCATOR = math.log2(MERCATOR_MAX)
 
 
+#: :func:`estimate_steps` by (range, 0 / 1 / 2 for a latitude within 66 / 80 / beyond):
+#: searches repeat their radii. Bounded: cleared when full.
+_STEPS: Dict[Tuple[float, int], int] = {}
+
+
 def estimate_steps(range_meters: float, lat: float) -> int:
-    """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range."""
+    """Redis's geohashEstimateStepsByRadius: the coarsest step whose cells cover a range
+    (memoised: it depends on the latitude only past 66 and 80 degrees)."""
+    key = (range_meters, 0 if -66 <= lat <= 66 else 1 if -80 <= lat <= 80 else 2)
+    steps = _STEPS.get(key)
+    if steps is None:
+        if len(_STEPS) >= 1024:
+            _STEPS.clear()
+        steps = _STEPS[key] = _estimate_steps(range_meters, lat)
+    return steps
+
+
+def _estimate_steps(range_meters: float, lat: float) -> int:
     if range_meters == 0:
         return STEP_MAX
     step = 1
@@ -227,8 +243,10 @@ def bounding_box(lon: float, lat: float, width: float, height: float
                  ) -> Tuple[float, float, float, float]:
     """(min lon, min lat, max lon, max lat) around a point, for half-sizes in meters."""
     lat_delta = (height / EARTH_RADIUS) / D_R
-    top = (width / EARTH_RADIUS / _cos((lat + lat_delta) * D_R)) / D_R
-    bottom = (width / EARTH_RADIUS / _cos((lat - lat_delta) * D_R)) / D_R
+    # (_cos inlined: ``x - x == 0.0`` is isfinite, without two calls a search)
+    a, b = (lat + lat_delta) * D_R, (lat - lat_delta) * D_R
+    top = (width / EARTH_RADIUS / (math.cos(a) if a - a == 0.0 else math.nan)) / D_R
+    bottom = (width / EARTH_RADIUS / (math.cos(b) if b - b == 0.0 else math.nan)) / D_R
     delta = bottom if lat < 0 else top
     return lon - delta, lat - lat_delta, lon + delta, lat + lat_delta
 
@@ -237,11 +255,37 @@ def search_cells(lon: float, lat: float, half_width: float, half_height: float,
                  radius: float) -> List[Cell]:
     """The cells a search covers, in Redis's order: the centre cell and its north,
     south, east, west, north-east, north-west, south-east and south-west
-    neighbours, the ones outside the bounding box left out (as zeroed cells).
+    neighbours, the ones outside the bounding box left out (as zeroed cells)."""
+    steps, ilat, north, south, ilon, east, west, zn, zs, ze, zw = search_grid(
+        lon, lat, half_width, half_height, radius)
+    sp = spread
+    c_lat, n_lat, s_lat = sp(ilat), sp(north), sp(south)
+    c_lon, e_lon, w_lon = sp(ilon) << 1, sp(east) << 1, sp(west) << 1
+    zero = (0, 0)
+    return [(c_lat | c_lon, steps),
+            zero if zn else (n_lat | c_lon, steps),
+            zero if zs else (s_lat | c_lon, steps),
+            zero if ze else (c_lat | e_lon, steps),
+            zero if zw else (c_lat | w_lon, steps),
+            zero if zn or ze else (n_lat | e_lon, steps),
+            zero if zn or zw else (n_lat | w_lon, steps),
+            zero if zs or ze else (s_lat | e_lon, steps),
+            zero if zs or zw else (s_lat | w_lon, steps)]
 
-    Worked on grid rows and columns: Redis's geohash_move_x/y add or take one
-    modulo ``2**step`` in the de-interleaved coordinates, and the cell bounds
-    are geohashDecode's float operations, so the cells are the same."""
+
+#: :func:`search_grid`'s answer: the step, the centre cell's row, the rows north and
+#: south, its column, the columns east and west, then whether the north, south, east
+#: and west neighbours are zeroed (outside the bounding box).
+Grid9 = Tuple[int, int, int, int, int, int, int, bool, bool, bool, bool]
+
+
+def search_grid(lon: float, lat: float, half_width: float, half_height: float,
+                radius: float) -> Grid9:
+    """:func:`search_cells` on grid rows and columns (:data:`Grid9`).
+
+    Redis's geohash_move_x/y add or take one modulo ``2**step`` in the
+    de-interleaved coordinates, and the cell bounds are geohashDecode's float
+    operations, so the cells are the same."""
     min_lon, min_lat, max_lon, max_lat = bounding_box(lon, lat, half_width, half_height)
     steps = estimate_steps(radius, lat)
     if lon > LONG_MAX or lon < LONG_MIN or lat > LAT_MAX or lat < LAT_MIN:
@@ -269,19 +313,7 @@ def search_cells(lon: float, lat: float, half_width: float, half_height: float,
         zn = LAT_MIN + (((ilat + 1) & 0xFFFFFFFF) * 1.0 / fsize) * lat_scale > max_lat
         zw = LONG_MIN + (ilon * 1.0 / fsize) * 360.0 < min_lon
         ze = LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / fsize) * 360.0 > max_lon
-    sp = spread
-    c_lat, n_lat, s_lat = sp(ilat), sp(north), sp(south)
-    c_lon, e_lon, w_lon = sp(ilon) << 1, sp(east) << 1, sp(west) << 1
-    zero = (0, 0)
-    return [(c_lat | c_lon, steps),
-            zero if zn else (n_lat | c_lon, steps),
-            zero if zs else (s_lat | c_lon, steps),
-            zero if ze else (c_lat | e_lon, steps),
-            zero if zw else (c_lat | w_lon, steps),
-            zero if zn or ze else (n_lat | e_lon, steps),
-            zero if zn or zw else (n_lat | w_lon, steps),
-            zero if zs or ze else (s_lat | e_lon, steps),
-            zero if zs or zw else (s_lat | w_lon, steps)]
+    return steps, ilat, north, south, ilon, east, west, zn, zs, ze, zw
 
 
 def score_range(cell: Cell) -> Tuple[int, int]:

@@ -22,7 +22,7 @@ margin keep a point on the border in.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .geohash import (_CELLS, _EVEN, _LAT_SCALE, _ODD, _SPREAD14, _UNZIP16, D_R,
                       EARTH_RADIUS, LAT_MAX, LAT_MIN, LONG_MAX, LONG_MIN, STEP_MAX, Cell,
@@ -377,6 +377,11 @@ def scan_known(groups: Iterable[Tuple[Offsets, Tuple[bytes, int],
                         append(entry)
 
 
+#: :func:`plane`'s inner and outer limits by radius (they depend on nothing else;
+#: searches repeat their radii). Bounded: cleared when full.
+_LIMITS: Dict[float, Tuple[float, float]] = {}
+
+
 def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     """Bounds of the haversine check on grid arithmetic, for a radius search's points
     inside ``grid`` (its :func:`bands`), or None where they do not apply.
@@ -415,14 +420,21 @@ def plane(lon: float, lat: float, radius: float, grid: Grid) -> Optional[Plane]:
     a, b = abs(LONG_MIN + lon_lo / columns - lon), abs(LONG_MIN + (lon_hi + 1) / columns - lon)
     half_lon = (b if b > a else a) * D_R / 2
     top = half_lon if half_lon > half_lat else half_lat
-    reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
-    h_in = math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0
-    h_out = math.sin(reach_out) ** 2 * (1.0 + 1e-12)
+    limits = _LIMITS.get(radius)
+    if limits is None:
+        if len(_LIMITS) >= 1024:
+            _LIMITS.clear()
+        reach_in = (radius / _SAFE - _SLACK) / (2.0 * EARTH_RADIUS)
+        limits = _LIMITS[radius] = (
+            math.sin(reach_in) ** 2 * (1.0 - 1e-12) if reach_in > 0.0 else -1.0,
+            math.sin(reach_out) ** 2 * (1.0 + 1e-12))
+    h_in, h_out = limits
     ky = D_R / rows / 2
     kx = D_R / columns / 2
+    low = cos_c * cos_min * (1.0 - 1e-12)  # (max(low, 0.0): low is never NaN here)
     return ((lat - LAT_MIN) * rows - 0.5, (lon - LONG_MIN) * columns - 0.5, ky,
             kx * math.sqrt(cos_c * cos_max * (1.0 + 1e-12)),
-            kx * math.sqrt(max(cos_c * cos_min * (1.0 - 1e-12), 0.0)),
+            kx * math.sqrt(low if low > 0.0 else 0.0),
             h_in, h_out, (1.0 - top * top / 3.0) * (1.0 - 1e-12))
 
 
@@ -452,11 +464,10 @@ class Plan:
     cells in Redis's order with their :data:`Offsets` (None: no point of the cell
     can match), the :func:`plane` of a radius search, and the sub-cell ranges of
     crowded cells (:func:`ranges`, when first needed). Depends on no data, so a
-    repeated search reuses it; ``reply`` is the caller's (the last plain reply, with
-    the stamp of the set it was read from)."""
+    repeated search reuses it."""
 
     __slots__ = ("lon", "lat", "box", "width", "height", "radius", "half_w", "half_h",
-                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo", "reply")
+                 "plane", "cells", "_ranges", "grid", "uses", "span", "memo")
 
     def __init__(self, cells: List[Cell], lon: float, lat: float, box: bool, width: float,
                  height: float, radius: float) -> None:
@@ -467,7 +478,6 @@ class Plan:
         self.grid = grid = bands(lon, lat, half_w, half_h, box)
         self.uses = 0
         self.memo: dict = {}  # score -> inside, for scan_known
-        self.reply: Optional[Tuple[int, bytes]] = None
         self.plane = None if box else plane(lon, lat, radius, grid)
         inner = None if self.plane is None else square_grid(self.plane)
         self.cells = []
@@ -543,7 +553,7 @@ def bands(lon: float, lat: float, half_w: float, half_h: float, box: bool
     |sin(dlon/2)|)``, with the smaller cosine over the latitude band. Margins of a
     relative 1e-9, a micrometre and two grid steps keep border points in."""
     everything = (0, _TOP, 0, _TOP)
-    if not (math.isfinite(lon) and math.isfinite(lat)):
+    if not (lon - lon == 0.0 and lat - lat == 0.0):  # (isfinite, without two calls)
         return everything
     band = (half_h * _SAFE + _SLACK) / EARTH_RADIUS / D_R
     if not band < 90.0:
