@@ -36,7 +36,8 @@ COMMANDS: Dict[str, List[str]] = {
     "GEOSEARCH 20km COUNT 10": ["GEOSEARCH", "geo", "FROMLONLAT", "14", "38", "BYRADIUS",
                                 "20", "km", "COUNT", "10", "ASC"],
     "GEOSEARCH 2km": ["GEOSEARCH", "geo", "FROMLONLAT", "14", "38", "BYRADIUS", "2", "km"],
-    # A new centre each time: no plan or reply kept from an earlier search applies.
+    # A new centre each time: no plan or reply kept from an earlier search applies
+    # (micro-degrees apart, so the same cells: bench/geosearch_spread.py spreads them).
     "GEOSEARCH 2km new centre": ["GEOSEARCH", "geo", "FROMLONLAT", "14.__rand_int__", "38",
                                  "BYRADIUS", "2", "km"],
 }
