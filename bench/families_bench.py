@@ -60,6 +60,20 @@ def preload(port: int, points: int) -> None:
             got += s.recv(65536)
 
 
+def server_pair(tmp: str) -> List[rb.Server]:
+    """distcache (fast config) and redis-server, on free ports under ``tmp``."""
+    return [rb.distcache_server("fast", rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0,
+                                sys.executable),
+            rb.redis_server(rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0)]
+
+
+def start_preloaded(servers: List[rb.Server], points: int) -> None:
+    """Start ``servers`` and give each the same ``points`` random geo points."""
+    for server in servers:
+        server.start()
+        preload(server.port, points)
+
+
 def run(server: rb.Server, cmd: List[str], pipeline: int, requests: int) -> float:
     argv = ["redis-benchmark", "-h", "127.0.0.1", "-p", str(server.port), "-P", str(pipeline),
             "-c", "50", "-n", str(requests), "-r", "100000", "--csv", "-q"] + cmd
@@ -82,13 +96,9 @@ def main() -> int:
         print("needs redis-server and redis-benchmark")
         return 1
     tmp = tempfile.mkdtemp(prefix="families-")
-    servers = [rb.distcache_server("fast", rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0,
-                                   sys.executable),
-               rb.redis_server(rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0)]
+    servers = server_pair(tmp)
     try:
-        for server in servers:
-            server.start()
-            preload(server.port, args.points)
+        start_preloaded(servers, args.points)
         print(f"{'command':<26} {'distcache':>10} {'redis':>10} {'ratio':>6}   (-P {args.P})")
         only = [n.strip() for n in args.only.split(",") if n.strip()]
         for name, cmd in COMMANDS.items():

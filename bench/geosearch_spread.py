@@ -128,13 +128,9 @@ def main() -> int:
         print("needs redis-server")
         return 1
     tmp = tempfile.mkdtemp(prefix="geospread-")
-    servers = [rb.distcache_server("fast", rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0,
-                                   sys.executable),
-               rb.redis_server(rb.free_port(), tempfile.mkdtemp(dir=tmp), [], 0)]
+    servers = fb.server_pair(tmp)
     try:
-        for server in servers:
-            server.start()
-            fb.preload(server.port, args.points)
+        fb.start_preloaded(servers, args.points)
         reqs = requests(args.n)
         ours, theirs = (replies(s.port, reqs[:200]) for s in servers)
         if ours != theirs:
