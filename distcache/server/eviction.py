@@ -76,7 +76,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from . import eviction_stamps as stamps
-from .client_memory import CLIENT_MEMORY  # noqa: F401  (importable from here)
+from .client_memory import CLIENT_MEMORY
 from .errors import OOM, CommandError
 from .keyspace import Database
 # Sizes (memory_size.py) and access stamps (eviction_stamps.py) are modules of their
