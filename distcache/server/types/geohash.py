@@ -113,7 +113,12 @@ def score_to_lonlat(score: float) -> Tuple[float, float]:
     t = _UNZIP16
     both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
             | t[bits >> 48] << 24)
-    ilat, ilon = both & 0xFFFFFFFF, both >> 32
+    return cell_centre(both >> 32, both & 0xFFFFFFFF)
+
+
+def cell_centre(ilon: int, ilat: int) -> Tuple[float, float]:
+    """The clamped centre of the 52-bit cell at column ``ilon``, row ``ilat``, with
+    Redis's float operations (geoscan's per-candidate loop repeats them inline)."""
     lon = ((LONG_MIN + (ilon * 1.0 / _CELLS) * 360.0)
            + (LONG_MIN + (((ilon + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * 360.0)) / 2
     lat = ((LAT_MIN + (ilat * 1.0 / _CELLS) * _LAT_SCALE)

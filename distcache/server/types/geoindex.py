@@ -37,8 +37,8 @@ from __future__ import annotations
 import math
 from typing import Dict, List, Optional, Tuple
 
-from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, LAT_MAX, LAT_MIN,
-                      LONG_MAX, LONG_MIN, STEP_MAX, Grid9, spread)
+from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, STEP_MAX, Grid9,
+                      cell_centre, spread)
 from .zset import ZSet
 
 #: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
@@ -160,13 +160,7 @@ def _inside(y: float, column: float, lon: float, lat: float, radius: float) -> b
     """Redis's check of a point near the circle's edge: its decoding and distance with
     geoscan.scan_cells' float operations (the row read back from ``y`` exactly: the
     error of ``row * KY`` is far below half a row)."""
-    p_lat, p_lon = round(y / KY), int(column)
-    plon = ((LONG_MIN + (p_lon * 1.0 / _CELLS) * 360.0)
-            + (LONG_MIN + (((p_lon + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * 360.0)) / 2
-    plat = ((LAT_MIN + (p_lat * 1.0 / _CELLS) * _LAT_SCALE)
-            + (LAT_MIN + (((p_lat + 1) & 0xFFFFFFFF) * 1.0 / _CELLS) * _LAT_SCALE)) / 2
-    plon = LONG_MIN if plon < LONG_MIN else LONG_MAX if plon > LONG_MAX else plon
-    plat = LAT_MIN if plat < LAT_MIN else LAT_MAX if plat > LAT_MAX else plat
+    plon, plat = cell_centre(int(column), round(y / KY))
     lon1r, lat1r = lon * D_R, lat * D_R
     lat2r = plat * D_R
     v = math.sin((plon * D_R - lon1r) / 2)
