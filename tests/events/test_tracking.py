@@ -142,7 +142,12 @@ def _run(port: int, script) -> list:
         conn = conns[name]
         if commands == ["CLOSE"]:
             conn.sock.close()
-            time.sleep(0.2)  # let the server see the close (then poll below)
+            # wait until the server has seen the close (its client is gone)
+            gone = b"id=%d " % conn.id
+            deadline = time.monotonic() + 10
+            while gone in conns["b" if name != "b" else "a"].talk("CLIENT LIST"):
+                assert time.monotonic() < deadline, "closed client still listed"
+                time.sleep(0.01)
             continue
         if commands[0].startswith("WAIT"):
             data = conn.wait_for(int(commands[0].split()[1]))
