@@ -1,6 +1,7 @@
 """Plain radius searches from new centres (server/types/geoindex.py) against a real
 redis-server: many seeded random centres and radii over a dense set, with writes
-between searches (the index is dropped by the set's stamp), in RESP2 and RESP3;
+between searches (runs of searches, then a write before every search, and the key
+replaced, renamed, deleted or restored between searches), in RESP2 and RESP3;
 and, in-process, the index's replies against the general scan's and its bounds."""
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from distcache.server.commands import geo
 from distcache.server.types import geohash, geoindex
-from distcache.server.types.zset import ZSet, stamp
+from distcache.server.types.zset import ZSet
 
 RADII = [("30", "m"), ("400", "m"), ("1", "km"), ("2", "km"), ("2", "km"), ("3500", "ft"),
          ("5", "km"), ("12", "km"), ("2.5", "mi"), ("60", "km")]
@@ -65,6 +66,70 @@ def test_new_centres_with_writes_between_match_redis(clients, protocol):
             assert ours.call(*write) == theirs.call(*write)
 
 
+def _every_write(rng, step, n):
+    """The write before search ``step``: a member moved, a new member, members
+    removed or re-scored (ZINCRBY), or now and then the key replaced, renamed away
+    and back, deleted and refilled, restored, copied over, stored over, or cut by
+    rank (``n``: the members the set was filled with)."""
+    kind = step % 23
+    if kind == 5:
+        return [["RENAME", "g", "g-away"], ["GEOSEARCH", "g", "FROMLONLAT", "14", "38",
+                                             "BYRADIUS", "5", "km"], ["RENAME", "g-away", "g"]]
+    if kind == 9:
+        return [["COPY", "g", "g-copy"], ["ZREM", "g-copy", f"m{rng.randrange(n)}"],
+                ["RENAME", "g-copy", "g"]]
+    if kind == 12:  # a smaller set stored over the key (GEOSEARCHSTORE into itself)
+        return [["GEOSEARCHSTORE", "g", "g", "FROMLONLAT", repr(14 + rng.uniform(-0.1, 0.1)),
+                 repr(38 + rng.uniform(-0.1, 0.1)), "BYRADIUS", "14", "km"]]
+    if kind == 15:
+        return [["ZREMRANGEBYRANK", "g", "100", "160"], ["ZPOPMIN", "g", "2"]]
+    if kind == 18:
+        return [["ZUNIONSTORE", "g", "2", "g", "g-extra"]]
+    if kind == 21:
+        return [["DEL", "g"], ["GEOADD", "g", *_dense(rng, 1500)]]
+    choice = step % 4
+    if choice == 0:  # a member moved
+        return [["GEOADD", "g", repr(14 + rng.uniform(-0.15, 0.15)),
+                 repr(38 + rng.uniform(-0.15, 0.15)), f"m{rng.randrange(n)}"]]
+    if choice == 1:
+        return [["GEOADD", "g", *_dense(rng, 1, f"new{step}-")]]
+    if choice == 2:
+        return [["ZREM", "g", f"m{rng.randrange(n)}"]]
+    return [["ZINCRBY", "g", repr(rng.choice([1, 16, 4096, -3.5])), f"m{rng.randrange(n)}"]]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_a_write_before_every_search_matches_redis(clients, protocol):
+    """The ride-sharing mix: a write before every search (so the set's index keeps
+    all but the cells written), and the key replaced or moved between searches."""
+    rng = random.Random(90 + protocol)
+    ours, theirs = clients(protocol)
+    for client in (ours, theirs):
+        client.call("FLUSHALL")
+    args = _dense(rng, 5000)
+    extra = _dense(rng, 300, "x")
+    for start in range(0, len(args), 3000):
+        assert ours.call("GEOADD", "g", *args[start:start + 3000]) == \
+            theirs.call("GEOADD", "g", *args[start:start + 3000])
+    assert ours.call("GEOADD", "g-extra", *extra) == theirs.call("GEOADD", "g-extra", *extra)
+    for step in range(240):
+        if step % 23 == 7:  # the set dumped and restored over itself
+            for client in (ours, theirs):
+                dump = client.call("DUMP", "g")
+                assert client.call("RESTORE", "g", "0", dump[1], "REPLACE") == ("+", b"OK")
+        else:
+            for write in _every_write(rng, step, 5000):
+                assert ours.call(*write) == theirs.call(*write), write
+        lon, lat = 14 + rng.uniform(-0.2, 0.2), 38 + rng.uniform(-0.2, 0.2)
+        radius, unit = rng.choice(RADII)
+        if rng.random() < 0.25:
+            query = ["GEORADIUS", "g", repr(lon), repr(lat), radius, unit]
+        else:
+            query = ["GEOSEARCH", "g", "FROMLONLAT", repr(lon), repr(lat), "BYRADIUS", radius,
+                     unit]
+        assert ours.call(*query) == theirs.call(*query), (step, query)
+
+
 def _zset(rng, n):
     z = ZSet()
     for i in range(n):
@@ -74,10 +139,10 @@ def _zset(rng, n):
 
 
 def _indexed(z, shape):
-    """geo._index_reply, the set marked as searched before (the index's condition)."""
-    st = z.stamp or stamp(z)
-    geoindex.see(st)
-    return geo._index_reply(z, st, shape, shape.radius * shape.unit)
+    """geo._index_reply, the set given its index (as its first search does)."""
+    if z.geo is None:
+        z.geo = geoindex.SetIndex()
+    return geo._index_reply(z, shape, shape.radius * shape.unit)
 
 
 def _general(z, shape):
@@ -102,12 +167,17 @@ def test_index_replies_are_the_general_scans():
     assert answered > 300
 
 
+def _counted(ix):
+    """The points (and cells) ``ix`` holds, as geoindex counts them."""
+    return sum(sum(len(sub[1]) for sub in cell) + 1 for cell in ix.cells.values())
+
+
 def test_index_bounds(monkeypatch):
     """Crowded cells are not indexed; the points held stay within POINTS_MAX; a write
-    (a new stamp) means the next search reads the set again."""
+    drops only the cells holding the element, and the next search reads them again."""
     rng = random.Random(6)
     z = _zset(rng, 20000)
-    monkeypatch.setattr(geoindex, "_INDEX", {})
+    monkeypatch.setattr(geoindex, "_LISTED", [])
     monkeypatch.setattr(geoindex, "_held", [0])
     monkeypatch.setattr(geoindex, "POINTS_MAX", 3000)
     shape = geo._Shape()
@@ -117,17 +187,64 @@ def test_index_bounds(monkeypatch):
         reply = _indexed(z, shape)
         assert reply is not None and bytes(reply) == _general(z, shape)
         assert geoindex._held[0] <= 3000
-        assert sum(len(s[0]) for cell in geoindex._INDEX.values() for s in cell if s) \
-            == geoindex._held[0]
+        assert _counted(z.geo) == z.geo.held == geoindex._held[0]
     before = bytes(_indexed(z, shape))
     first = before.split(b"\r\n")[2]
+    cells = dict(z.geo.cells)
     z.remove(first)
-    assert geo._index_reply(z, z.stamp or stamp(z), shape, 2000.0) is None  # a new stamp
+    gone = [key for key in cells if key not in z.geo.cells]
+    assert len(gone) == 1  # the one cell (of the one step held) holding it
+    assert all(z.geo.cells[key] is cells[key] for key in cells if key not in gone)
+    assert _counted(z.geo) == z.geo.held == geoindex._held[0]
     after = bytes(_indexed(z, shape))
     assert first not in after.split(b"\r\n") and after == _general(z, shape)
+    assert gone[0] in z.geo.cells  # read again
     monkeypatch.setattr(geoindex, "CELL_MAX", 10)
     shape.radius = 30.0  # cells of hundreds of members: the general path answers
     assert _indexed(z, shape) is None
+
+
+def test_writes_drop_their_cells_only():
+    """Moving, adding, removing and re-scoring members (at any step the index holds)
+    keeps the other cells; ranges removed empty the index; every reply stays the
+    general scan's; a set copied starts without an index."""
+    rng = random.Random(9)
+    z = _zset(rng, 8000)
+    shapes = []
+    for _ in range(40):
+        shape = geo._Shape()
+        shape.lon, shape.lat = 14 + rng.uniform(-0.3, 0.3), 38 + rng.uniform(-0.3, 0.3)
+        shape.radius, shape.unit = rng.choice([0.5, 2.0, 6.0]), 1000.0
+        shapes.append(shape)
+    for shape in shapes:
+        _indexed(z, shape)
+    assert len(z.geo.steps) == 3
+    for i in range(300):
+        held = len(z.geo.cells)
+        member = b"p%d" % rng.randrange(8000)
+        kind = i % 4
+        if kind == 0:
+            z.add(member, float(geohash.lonlat_to_score(14 + rng.uniform(-0.3, 0.3),
+                                                        38 + rng.uniform(-0.3, 0.3))))
+        elif kind == 1:
+            z.remove(member)
+        elif kind == 2:
+            z.add(b"new%d" % i, float(geohash.lonlat_to_score(14.1, 38.1)) + 0.5)
+        else:
+            z.add(member, (z.score(member) or 0.0) + 1.0)
+        assert held - len(z.geo.cells) <= 2 * 3  # at most the old and new cell a step
+        shape = shapes[i % len(shapes)]
+        reply = _indexed(z, shape)
+        assert reply is not None and bytes(reply) == _general(z, shape)
+    for score in (-1.0, float("inf"), float("-inf"), 2.0 ** 52, 2.0 ** 60):
+        held = len(z.geo.cells)
+        z.add(b"far", score)  # names no cell
+        assert len(z.geo.cells) >= held - 3
+    assert z.copy().geo is None
+    z.delete_range(0, 10)
+    assert not z.geo.cells and z.geo.held == 0
+    for shape in shapes[:5]:
+        assert bytes(_indexed(z, shape)) == _general(z, shape)
 
 
 def test_index_exact_path_alone(monkeypatch):

@@ -337,7 +337,7 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
         return cached[1]
     reply = None
     if not shape.box:
-        reply = _index_reply(z, st, shape, key[5])
+        reply = _index_reply(z, shape, key[5])
     if reply is None:
         reply = _members_reply(_find(z, shape, 0, 0, True, _plan(shape)))
     held = _reply_bytes[0] - (len(cached[1]) if cached is not None else 0)
@@ -354,12 +354,14 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
     return reply
 
 
-def _index_reply(z: ZSet, st: int, shape: _Shape, radius: float) -> Optional[Raw]:
+def _index_reply(z: ZSet, shape: _Shape, radius: float) -> Optional[Raw]:
     """A plain radius search on the set's grid index (geoindex), or None where the index
-    does not apply (no grid bounds for the radius, crowded cells) or the set was not
-    searched before in this state (geoindex.SEEN)."""
-    if st not in geoindex.SEEN:
-        geoindex.see(st)
+    does not apply (no grid bounds for the radius, crowded cells, cells missing while
+    the set's builds are not repaid) or the set was never searched before (its first
+    search is given one, empty: a set searched once reads nothing more)."""
+    ix = z.geo
+    if ix is None:
+        z.geo = geoindex.SetIndex()
         return None
     lon, lat = shape.lon, shape.lat
     band = geoscan.bands(lon, lat, radius, radius, False)
@@ -367,7 +369,7 @@ def _index_reply(z: ZSet, st: int, shape: _Shape, radius: float) -> Optional[Raw
     if plane is None:
         return None
     grid = geohash.search_grid(lon, lat, radius, radius, radius)
-    reply = geoindex.search(z, st, grid, lon, lat, radius, band, plane)
+    reply = geoindex.search(z, ix, grid, lon, lat, radius, band, plane)
     return None if reply is None else Raw(reply)
 
 

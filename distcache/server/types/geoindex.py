@@ -4,13 +4,16 @@ A search from a new centre pays, on the general path (:mod:`geoscan`), the
 geometry of its plan and the decoding of every candidate. Here a set's
 points are kept per Redis cell (the nine cells a search walks, at the step
 Redis picks for the radius), read from the set when a search first needs the
-cell and valid while the set's :func:`~distcache.server.types.zset.stamp` is
-the same (every write to the elements changes it). Inside a cell, points are
-grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of them), which are
-score ranges in score order, so a cell's sub-cells one after the other are
-the cell in score order: Redis's reply order (cells in its order, then
-scores) is kept without a sort. Each point keeps its grid row and column (as
-floats) and its reply piece (``$len\r\nmember\r\n``).
+cell. The cells are the set's own (:class:`SetIndex`, on ``ZSet.geo``): the set
+tells its index of every element added or removed, and the index drops the
+cells holding that score (one a step it holds cells of), so a set written
+between searches keeps every other cell, and a search reads again only the
+dropped cells it needs (at most nine). Inside a cell, points are grouped by
+sub-cell (``LEVELS`` geohash steps finer: 4 of them), which are score ranges in
+score order, so a cell's sub-cells one after the other are the cell in score
+order: Redis's reply order (cells in its order, then scores) is kept without a
+sort. Each point keeps its grid row and column (as floats) and its reply piece
+(``$len\r\nmember\r\n``).
 
 A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
 bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and
@@ -20,17 +23,25 @@ the plane, then, within a hair of the edge, with Redis's exact float
 operations). So a search is a few lookups, some tens of point checks and one
 join, with no decoding.
 
-A set's first search on a stamp takes the general path (and is recorded): the
-index, whose reading costs about twice a general search, is built from the
-second, so a set written between every two searches never builds one.
+When building pays: a set's first search takes the general path (and gives
+the set an empty index): a set searched once, or replaced under its key
+between searches, reads nothing more. Reading a cell costs about two general
+searches of it, and finding it built saves about one, so each set keeps a
+``debt``: a write dropping a built cell adds two (up to :data:`DEBT_CAP`), a
+cell a search finds built takes one off (never below zero). A set searched
+without writes never has one. While it is over :data:`DEBT_MAX` (writes drop
+the cells faster than searches reuse them: several writes a search), a search
+missing a cell takes the general path and repays :data:`DEBT_REPAID`, so the
+index is tried again a few searches later.
 
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
-points, then are dropped whole, so a client searching everywhere, or writing
-between searches, costs at most nine cells read per search, and the memory
-stays bounded (about 170 bytes a point: ~22 MB at most). The index is the
-process's, like the plans and cached replies, and is not counted in
-used_memory (it is a cache that is dropped, not data: docs/security.md).
+points (a cell counts its points and one), and ``LISTED_MAX`` sets with cells,
+then are emptied whole, so a client searching everywhere costs at most nine
+cells read per search, and the memory stays bounded (about 170 bytes a point:
+~22 MB at most). An index is a cache, not data: it is not counted in
+used_memory (docs/security.md); a set deleted keeps its cells, counted, until
+the indexes are next emptied.
 """
 from __future__ import annotations
 
@@ -56,11 +67,19 @@ Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
 #: the two differ by a few units in the last place of ``row * KY`` (below 1e-15
 #: radians), under a millionth of the plane's margins even for a one-metre radius.
 KY = D_R / (_CELLS / _LAT_SCALE) / 2
-#: (stamp, step, row, column) -> the cell's sub-cells by their score order.
-_INDEX: Dict[Tuple[int, int, int, int], List[Sub]] = {}
 #: An empty sub-cell (classed like the others: a dense set has few).
 _EMPTY: Sub = ((), ())
-_held = [0]
+#: Scores at or past this name no cell (nor do negative ones).
+_SCORE_END = float(1 << (2 * STEP_MAX))
+#: A set's ``debt`` (two a built cell a write drops, less one a cell a search finds
+#: built) past which a search missing a cell takes the general path; DEBT_CAP bounds
+#: it (a burst of writes delays the index by a few searches only).
+DEBT_MAX = 27
+DEBT_CAP = 2 * DEBT_MAX
+#: What a search that takes the general path for debt repays (so the index is tried
+#: again a few searches later: about five general searches an index search, where
+#: every search finds all its cells dropped).
+DEBT_REPAID = 2
 
 
 def _zkey(row: int, col: int) -> int:
@@ -77,36 +96,89 @@ _RECTS = [tuple(sorted((_zkey(r, c), r - r0, c - c0) for r in range(r0, r1 + 1)
           for c0 in range(_SIDE) for c1 in range(_SIDE)]
 
 
-#: Stamps of sets searched once (a set's index is built from its second search on one
-#: stamp: a set written between every two searches never pays for one). Bounded.
-SEEN: Dict[int, bool] = {}
-SEEN_MAX = 4096
+class SetIndex:
+    """One set's cells ((step, row, column) -> the cell's sub-cells by score order), on
+    the set (``ZSet.geo``): the set tells it of every element added or removed
+    (:meth:`drop`) and of ranges removed (:meth:`reset`), so its cells hold the set's
+    elements now; a set replaced under its key (or copied) starts without one."""
+    __slots__ = ("cells", "steps", "held", "debt", "listed")
+
+    def __init__(self) -> None:
+        self.cells: Dict[Tuple[int, int, int], List[Sub]] = {}
+        #: The steps of the cells held (a drop looks at each).
+        self.steps: List[int] = []
+        #: Points (and cells) held, counted in :data:`_held`.
+        self.held = 0
+        self.debt = 0
+        #: In :data:`_LISTED` (holds cells counted in :data:`_held`).
+        self.listed = False
+
+    def drop(self, score: float) -> None:
+        """Forgets the cells holding ``score`` (an element added or removed there)."""
+        if not 0.0 <= score < _SCORE_END or not self.steps:
+            return
+        r = int(score)
+        t = _UNZIP16
+        both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
+                | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
+        row, col = both & 0xFFFFFFFF, both >> 32
+        pop = self.cells.pop
+        for step in self.steps:
+            h = STEP_MAX - step
+            slots = pop((step, row >> h, col >> h), None)
+            if slots is not None:
+                n = sum([len(sub[1]) for sub in slots]) + 1
+                self.held -= n
+                _held[0] -= n
+                if self.debt < DEBT_CAP:
+                    self.debt += 2
+
+    def reset(self) -> None:
+        """Forgets every cell."""
+        _held[0] -= self.held
+        self.held = 0
+        self.cells.clear()
+        self.steps.clear()
 
 
-def see(st: int) -> None:
-    """Records a search of the set with stamp ``st`` (callers test ``st in SEEN`` first)."""
-    if len(SEEN) >= SEEN_MAX:
-        SEEN.clear()
-    SEEN[st] = True
+#: The indexes holding cells (each holds one at least): all are emptied when they hold
+#: more than POINTS_MAX points (or cells) together, counted in ``_held[0]``.
+_LISTED: List[SetIndex] = []
+LISTED_MAX = 4096
+_held = [0]
 
 
 def clear() -> None:
-    _INDEX.clear()
+    """Empties every set's index (what they hold is counted again from nothing)."""
+    for ix in _LISTED:
+        ix.cells.clear()
+        ix.steps.clear()
+        ix.held = 0
+        ix.listed = False
+    _LISTED.clear()
     _held[0] = 0
 
 
-def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
+def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Sub]]:
     """A cell's sub-cells read from the set, or None when it is crowded."""
-    _, step, row, col = key
+    step, row, col = key
     shift = 2 * (STEP_MAX - step)
     base = (spread(row) | spread(col) << 1) << shift
     parts = z.score_slices(float(base), float(base + (1 << shift)))
     n = sum(map(len, parts))
     if n > CELL_MAX:
         return None
-    if _held[0] + n > POINTS_MAX:
+    if _held[0] + n + 1 > POINTS_MAX:
         clear()
-    _held[0] += n
+    if not ix.listed:
+        if len(_LISTED) >= LISTED_MAX:
+            clear()
+        _LISTED.append(ix)
+        ix.listed = True
+    if step not in ix.steps:
+        ix.steps.append(step)
+    ix.held += n + 1
+    _held[0] += n + 1
     sub_shift = shift - 2 * LEVELS
     t = _UNZIP16
     groups: List[list] = [[] for _ in range(_SIDE * _SIDE)]
@@ -121,7 +193,7 @@ def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
                 ((both & 0xFFFFFFFF) * KY, float(both >> 32),
                  b"$%d\r\n%s\r\n" % (len(member), member)))
     slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g)) if g else _EMPTY for g in groups]
-    _INDEX[key] = slots
+    ix.cells[key] = slots
     return slots
 
 
@@ -173,12 +245,13 @@ def _inside(y: float, column: float, lon: float, lat: float, radius: float) -> b
     return d <= radius
 
 
-def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
+def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: float,
            band: Tuple[int, int, int, int], plane: Tuple[float, ...]) -> Optional[bytes]:
     """The encoded member array of a plain radius search over the cells of ``grid``
-    (:func:`geohash.search_grid`: Redis's, visited in its order) from the set with stamp
-    ``st``; None when the index cannot answer (a crowded cell, steps too coarse or
-    too fine for sub-cells).
+    (:func:`geohash.search_grid`: Redis's, visited in its order) from the set, on its
+    index ``ix`` (the cells missing are built); None when the index cannot answer (a
+    crowded cell, steps too coarse or too fine for sub-cells, or a cell missing while
+    the set's builds have not been repaid: :data:`DEBT_MAX`).
 
     ``band`` and ``plane`` are :func:`geoscan.bands` and :func:`geoscan.plane`. A point
     outside the band needs no band check here: the plane's inner test cannot pass
@@ -203,7 +276,8 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     cn, cf = _spans(c0, n_cols + 1, g_lon, kx_out, kx_in, h)
     out: List[bytes] = [b""]
     append = out.append
-    index_get = _INDEX.get
+    index_get = ix.cells.get
+    visited = built = 0
     rects, side = _RECTS, _SIDE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
@@ -224,12 +298,17 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
             hi_c = top
         if lo_r > hi_r or lo_c > hi_c:
             continue
-        key = (st, step, row, col)
+        key = (step, row, col)
         slots = index_get(key)
+        visited += 1
         if slots is None:
-            slots = _build(z, key)
+            if ix.debt > DEBT_MAX:
+                ix.debt -= DEBT_REPAID
+                return None
+            slots = _build(z, ix, key)
             if slots is None:
                 return None
+            built += 1
         # the spans of the rectangle's first sub-row and sub-column on
         rn_, rf_ = rn[i0 + lo_r:], rf[i0 + lo_r:]
         cn_, cf_ = cn[j0 + lo_c:], cf[j0 + lo_c:]
@@ -250,5 +329,8 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
                     continue
                 if _inside(y, p_lon, lon, lat, radius):
                     append(piece)
+    if ix.debt:  # a cell found built saves about one general read of it
+        debt = ix.debt + built - visited
+        ix.debt = debt if debt > 0 else 0
     out[0] = b"*%d\r\n" % (len(out) - 1)
     return b"".join(out)
