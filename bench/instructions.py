@@ -87,8 +87,8 @@ FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit", "geosearch-fresh", "zadd"}
 #: Tests run with the pure-Python HLL hash; ``pfadd`` runs with whatever is installed.
 PURE_HASH = {"pfadd-pure"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
-ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-write": (4, 24), "geosearch-count": (1, 3),
-          "multi-incr": (4, 12)}
+ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-write": (4, 24),
+          "geosearch-count": (1, 3), "multi-incr": (4, 12)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -186,8 +186,8 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
         rng = random.Random(2)
 
         def pair() -> bytes:
-            move = [b"GEOADD", b"geo", b"%.6f" % rng.uniform(13, 15), b"%.6f" % rng.uniform(37, 39),
-                    b"p%d" % rng.randrange(100000)]
+            move = [b"GEOADD", b"geo", b"%.6f" % rng.uniform(13, 15),
+                    b"%.6f" % rng.uniform(37, 39), b"p%d" % rng.randrange(100000)]
             search = [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"%.6f" % rng.uniform(13.05, 14.95),
                       b"%.6f" % rng.uniform(37.05, 38.95), b"BYRADIUS", b"2", b"km"]
             return encode_command(move) + encode_command(search)

@@ -66,11 +66,12 @@ def test_new_centres_with_writes_between_match_redis(clients, protocol):
             assert ours.call(*write) == theirs.call(*write)
 
 
-def _every_write(rng, step, n):
-    """The write before search ``step``: a member moved, a new member, members
-    removed or re-scored (ZINCRBY), or now and then the key replaced, renamed away
-    and back, deleted and refilled, restored, copied over, stored over, or cut by
-    rank (``n``: the members the set was filled with)."""
+def _every_write(rng, step, n, centre, last):
+    """The write before search ``step``: a member moved (near the coming search's
+    ``centre``), a new member there, a member of the ``last`` reply removed, moved
+    away or re-scored (ZINCRBY), or now and then the key replaced, renamed away and
+    back, deleted and refilled, copied over, stored over, or cut by rank (``n``: the
+    members the set was filled with)."""
     kind = step % 23
     if kind == 5:
         return [["RENAME", "g", "g-away"], ["GEOSEARCH", "g", "FROMLONLAT", "14", "38",
@@ -87,21 +88,25 @@ def _every_write(rng, step, n):
         return [["ZUNIONSTORE", "g", "2", "g", "g-extra"]]
     if kind == 21:
         return [["DEL", "g"], ["GEOADD", "g", *_dense(rng, 1500)]]
-    choice = step % 4
-    if choice == 0:  # a member moved
-        return [["GEOADD", "g", repr(14 + rng.uniform(-0.15, 0.15)),
-                 repr(38 + rng.uniform(-0.15, 0.15)), f"m{rng.randrange(n)}"]]
+    near = [repr(centre[0] + rng.uniform(-0.02, 0.02)), repr(centre[1] + rng.uniform(-0.02, 0.02))]
+    member = rng.choice(last) if last and rng.random() < 0.8 else f"m{rng.randrange(n)}"
+    choice = step % 5
+    if choice == 0:  # a member moved here
+        return [["GEOADD", "g", *near, f"m{rng.randrange(n)}"]]
     if choice == 1:
-        return [["GEOADD", "g", *_dense(rng, 1, f"new{step}-")]]
+        return [["GEOADD", "g", *near, f"new{step}"]]
     if choice == 2:
-        return [["ZREM", "g", f"m{rng.randrange(n)}"]]
-    return [["ZINCRBY", "g", repr(rng.choice([1, 16, 4096, -3.5])), f"m{rng.randrange(n)}"]]
+        return [["ZREM", "g", member]]
+    if choice == 3:  # a member of the last reply moved away
+        return [["GEOADD", "g", repr(14 + rng.uniform(-0.15, 0.15)),
+                 repr(38 + rng.uniform(-0.15, 0.15)), member]]
+    return [["ZINCRBY", "g", repr(rng.choice([1, 16, 4096, -3.5, 1e9])), member]]
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_a_write_before_every_search_matches_redis(clients, protocol):
     """The ride-sharing mix: a write before every search (so the set's index keeps
-    all but the cells written), and the key replaced or moved between searches."""
+    its cells, the writes put in), and the key replaced or moved between searches."""
     rng = random.Random(90 + protocol)
     ours, theirs = clients(protocol)
     for client in (ours, theirs):
@@ -112,22 +117,25 @@ def test_a_write_before_every_search_matches_redis(clients, protocol):
         assert ours.call("GEOADD", "g", *args[start:start + 3000]) == \
             theirs.call("GEOADD", "g", *args[start:start + 3000])
     assert ours.call("GEOADD", "g-extra", *extra) == theirs.call("GEOADD", "g-extra", *extra)
-    for step in range(240):
+    last = []
+    for step in range(300):
+        lon, lat = 14 + rng.uniform(-0.1, 0.1), 38 + rng.uniform(-0.1, 0.1)
         if step % 23 == 7:  # the set dumped and restored over itself
             for client in (ours, theirs):
                 dump = client.call("DUMP", "g")
                 assert client.call("RESTORE", "g", "0", dump[1], "REPLACE") == ("+", b"OK")
         else:
-            for write in _every_write(rng, step, 5000):
+            for write in _every_write(rng, step, 5000, (lon, lat), last):
                 assert ours.call(*write) == theirs.call(*write), write
-        lon, lat = 14 + rng.uniform(-0.2, 0.2), 38 + rng.uniform(-0.2, 0.2)
-        radius, unit = rng.choice(RADII)
+        radius, unit = rng.choice(RADII[:-1])
         if rng.random() < 0.25:
             query = ["GEORADIUS", "g", repr(lon), repr(lat), radius, unit]
         else:
             query = ["GEOSEARCH", "g", "FROMLONLAT", repr(lon), repr(lat), "BYRADIUS", radius,
                      unit]
-        assert ours.call(*query) == theirs.call(*query), (step, query)
+        reply = ours.call(*query)
+        assert reply == theirs.call(*query), (step, query)
+        last = [item[1].decode() for item in reply[1]][:50]
 
 
 def _zset(rng, n):
@@ -174,9 +182,10 @@ def _counted(ix):
 
 def test_index_bounds(monkeypatch):
     """Crowded cells are not indexed; the points held stay within POINTS_MAX; a write
-    drops only the cells holding the element, and the next search reads them again."""
+    is put in the cells holding the element, and the next search reads nothing again."""
     rng = random.Random(6)
     z = _zset(rng, 20000)
+    real_build = geoindex._build
     monkeypatch.setattr(geoindex, "_LISTED", [])
     monkeypatch.setattr(geoindex, "_held", [0])
     monkeypatch.setattr(geoindex, "POINTS_MAX", 3000)
@@ -192,22 +201,32 @@ def test_index_bounds(monkeypatch):
     first = before.split(b"\r\n")[2]
     cells = dict(z.geo.cells)
     z.remove(first)
-    gone = [key for key in cells if key not in z.geo.cells]
-    assert len(gone) == 1  # the one cell (of the one step held) holding it
-    assert all(z.geo.cells[key] is cells[key] for key in cells if key not in gone)
+    assert z.geo.cells == cells  # the same cells, one point fewer in one of them
     assert _counted(z.geo) == z.geo.held == geoindex._held[0]
+    monkeypatch.setattr(geoindex, "_build", None)  # (nothing is read again)
     after = bytes(_indexed(z, shape))
     assert first not in after.split(b"\r\n") and after == _general(z, shape)
-    assert gone[0] in z.geo.cells  # read again
+    monkeypatch.setattr(geoindex, "_build", real_build)
     monkeypatch.setattr(geoindex, "CELL_MAX", 10)
     shape.radius = 30.0  # cells of hundreds of members: the general path answers
     assert _indexed(z, shape) is None
 
 
-def test_writes_drop_their_cells_only():
-    """Moving, adding, removing and re-scoring members (at any step the index holds)
-    keeps the other cells; ranges removed empty the index; every reply stays the
-    general scan's; a set copied starts without an index."""
+def _fresh(z, ix):
+    """``ix``'s cells as read from the set now (by an index dropped after)."""
+    other = geoindex.SetIndex()
+    cells = {key: geoindex._build(z, other, key) for key in list(ix.cells)}
+    other.reset()
+    return cells
+
+
+def test_writes_are_put_in_the_cells(monkeypatch):
+    """Moving, adding, removing and re-scoring members (at every step the index holds)
+    leaves the cells as read from the set afresh; scores naming no cell are let be;
+    ranges removed empty the index; WRITES_MAX writes without a search empty it and
+    send the next search to the general path; a set copied starts without one."""
+    monkeypatch.setattr(geoindex, "_LISTED", [])
+    monkeypatch.setattr(geoindex, "_held", [0])
     rng = random.Random(9)
     z = _zset(rng, 8000)
     shapes = []
@@ -219,10 +238,9 @@ def test_writes_drop_their_cells_only():
     for shape in shapes:
         _indexed(z, shape)
     assert len(z.geo.steps) == 3
-    for i in range(300):
-        held = len(z.geo.cells)
+    for i in range(200):
         member = b"p%d" % rng.randrange(8000)
-        kind = i % 4
+        kind = i % 5
         if kind == 0:
             z.add(member, float(geohash.lonlat_to_score(14 + rng.uniform(-0.3, 0.3),
                                                         38 + rng.uniform(-0.3, 0.3))))
@@ -230,21 +248,26 @@ def test_writes_drop_their_cells_only():
             z.remove(member)
         elif kind == 2:
             z.add(b"new%d" % i, float(geohash.lonlat_to_score(14.1, 38.1)) + 0.5)
-        else:
+        elif kind == 3:
             z.add(member, (z.score(member) or 0.0) + 1.0)
-        assert held - len(z.geo.cells) <= 2 * 3  # at most the old and new cell a step
+        else:
+            z.add(b"far", rng.choice([-1.0, float("inf"), float("-inf"), 2.0 ** 52, -0.0]))
+        if i % 20 == 0:
+            assert z.geo.cells == _fresh(z, z.geo)
         shape = shapes[i % len(shapes)]
         reply = _indexed(z, shape)
         assert reply is not None and bytes(reply) == _general(z, shape)
-    for score in (-1.0, float("inf"), float("-inf"), 2.0 ** 52, 2.0 ** 60):
-        held = len(z.geo.cells)
-        z.add(b"far", score)  # names no cell
-        assert len(z.geo.cells) >= held - 3
+    assert z.geo.cells == _fresh(z, z.geo) and _counted(z.geo) == z.geo.held
     assert z.copy().geo is None
     z.delete_range(0, 10)
     assert not z.geo.cells and z.geo.held == 0
     for shape in shapes[:5]:
         assert bytes(_indexed(z, shape)) == _general(z, shape)
+    for i in range(geoindex.WRITES_MAX + 1):
+        z.add(b"p%d" % i, float(geohash.lonlat_to_score(14.2, 38.2)))
+    assert not z.geo.cells and z.geo.cold
+    assert _indexed(z, shapes[0]) is None  # (cold: the general path)
+    assert bytes(_indexed(z, shapes[0])) == _general(z, shapes[0])
 
 
 def test_index_exact_path_alone(monkeypatch):

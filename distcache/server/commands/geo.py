@@ -356,12 +356,16 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
 
 def _index_reply(z: ZSet, shape: _Shape, radius: float) -> Optional[Raw]:
     """A plain radius search on the set's grid index (geoindex), or None where the index
-    does not apply (no grid bounds for the radius, crowded cells, cells missing while
-    the set's builds are not repaid) or the set was never searched before (its first
-    search is given one, empty: a set searched once reads nothing more)."""
+    does not apply (no grid bounds for the radius, crowded cells) or the set was never
+    searched before (its first search gives it one, empty: a set searched once reads
+    nothing more), or not since WRITES_MAX writes (geoindex.SetIndex.cold)."""
     ix = z.geo
     if ix is None:
         z.geo = geoindex.SetIndex()
+        return None
+    if ix.cold:  # written many times since its last search: read again from the next
+        ix.cold = False
+        ix.writes = 0
         return None
     lon, lat = shape.lon, shape.lat
     band = geoscan.bands(lon, lat, radius, radius, False)

@@ -5,15 +5,16 @@ geometry of its plan and the decoding of every candidate. Here a set's
 points are kept per Redis cell (the nine cells a search walks, at the step
 Redis picks for the radius), read from the set when a search first needs the
 cell. The cells are the set's own (:class:`SetIndex`, on ``ZSet.geo``): the set
-tells its index of every element added or removed, and the index drops the
-cells holding that score (one a step it holds cells of), so a set written
-between searches keeps every other cell, and a search reads again only the
-dropped cells it needs (at most nine). Inside a cell, points are grouped by
-sub-cell (``LEVELS`` geohash steps finer: 4 of them), which are score ranges in
-score order, so a cell's sub-cells one after the other are the cell in score
-order: Redis's reply order (cells in its order, then scores) is kept without a
-sort. Each point keeps its grid row and column (as floats) and its reply piece
-(``$len\r\nmember\r\n``).
+tells its index of every element added or removed, and the index puts it in
+(or takes it out of) the cell holding its score at each step it holds cells of,
+in score order, so a set written between searches keeps its index whole: a
+move is two small tuple splices, and a search reads nothing again. Inside a
+cell, points are grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of
+them), which are score ranges in score order, so a cell's sub-cells one after
+the other are the cell in score order: Redis's reply order (cells in its order,
+then scores) is kept without a sort. Each point keeps its grid row and column
+(as floats), its reply piece (``$len\r\nmember\r\n``) and the set's element
+(where a write goes: a bisection).
 
 A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
 bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and
@@ -25,61 +26,56 @@ join, with no decoding.
 
 When building pays: a set's first search takes the general path (and gives
 the set an empty index): a set searched once, or replaced under its key
-between searches, reads nothing more. Reading a cell costs about two general
-searches of it, and finding it built saves about one, so each set keeps a
-``debt``: a write dropping a built cell adds two (up to :data:`DEBT_CAP`), a
-cell a search finds built takes one off (never below zero). A set searched
-without writes never has one. While it is over :data:`DEBT_MAX` (writes drop
-the cells faster than searches reuse them: several writes a search), a search
-missing a cell takes the general path and repays :data:`DEBT_REPAID`, so the
-index is tried again a few searches later.
+between searches (a new set), reads nothing more. Reading a cell costs about
+as much as a general search of it; keeping it costs each write a few
+microseconds, so a set written more than :data:`WRITES_MAX` times with no
+search between drops its cells and its next search takes the general path
+again (the one after reads the cells it needs).
 
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
 points (a cell counts its points and one), and ``LISTED_MAX`` sets with cells,
 then are emptied whole, so a client searching everywhere costs at most nine
-cells read per search, and the memory stays bounded (about 170 bytes a point:
-~22 MB at most). An index is a cache, not data: it is not counted in
-used_memory (docs/security.md); a set deleted keeps its cells, counted, until
-the indexes are next emptied.
+cells read per search, and the memory stays bounded (about 180 bytes a point:
+~24 MB at most); a write that would take a cell past ``CELL_MAX``, or the
+indexes past ``POINTS_MAX``, drops the cell instead. An index is a cache, not
+data: it is not counted in used_memory (docs/security.md); a set deleted keeps
+its cells, counted, until the indexes are next emptied.
 """
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from typing import Dict, List, Optional, Tuple
 
 from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, STEP_MAX, Grid9,
                       cell_centre, spread)
-from .zset import ZSet
+from .zset import Entry, ZSet
 
 #: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
 LEVELS = 1
 _SIDE = 1 << LEVELS
 #: A cell with more members is not indexed.
 CELL_MAX = 4096
-#: Points all indexes hold at most (then they are dropped).
+#: Points all indexes hold at most (then they are emptied).
 POINTS_MAX = 1 << 17
 
-#: A sub-cell's points (row times KY, column, reply piece) and the pieces alone.
-Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
+#: A sub-cell's points (row times KY, column, reply piece), the pieces alone, and the
+#: set's (score, member) elements they are (the set's own tuples: where a write goes).
+Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...], Tuple[Entry, ...]]
 #: :func:`geoscan.plane`'s ky (radians of half a grid row), the same float. A point's
 #: latitude offset is read as ``row * KY - g_lat * KY``, not ``(row - g_lat) * KY``:
 #: the two differ by a few units in the last place of ``row * KY`` (below 1e-15
 #: radians), under a millionth of the plane's margins even for a one-metre radius.
 KY = D_R / (_CELLS / _LAT_SCALE) / 2
 #: An empty sub-cell (classed like the others: a dense set has few).
-_EMPTY: Sub = ((), ())
+_EMPTY: Sub = ((), (), ())
 #: Scores at or past this name no cell (nor do negative ones).
 _SCORE_END = float(1 << (2 * STEP_MAX))
-#: A set's ``debt`` (two a built cell a write drops, less one a cell a search finds
-#: built) past which a search missing a cell takes the general path; DEBT_CAP bounds
-#: it (a burst of writes delays the index by a few searches only).
-DEBT_MAX = 27
-DEBT_CAP = 2 * DEBT_MAX
-#: What a search that takes the general path for debt repays (so the index is tried
-#: again a few searches later: about five general searches an index search, where
-#: every search finds all its cells dropped).
-DEBT_REPAID = 2
+#: Writes to a set with no search between them past which its index is emptied (and
+#: its next search takes the general path: a set written many times a search does not
+#: pay for keeping cells no search reads).
+WRITES_MAX = 32
 
 
 def _zkey(row: int, col: int) -> int:
@@ -99,22 +95,33 @@ _RECTS = [tuple(sorted((_zkey(r, c), r - r0, c - c0) for r in range(r0, r1 + 1)
 class SetIndex:
     """One set's cells ((step, row, column) -> the cell's sub-cells by score order), on
     the set (``ZSet.geo``): the set tells it of every element added or removed
-    (:meth:`drop`) and of ranges removed (:meth:`reset`), so its cells hold the set's
+    (:meth:`write`) and of ranges removed (:meth:`reset`), so its cells hold the set's
     elements now; a set replaced under its key (or copied) starts without one."""
-    __slots__ = ("cells", "steps", "held", "debt", "listed")
+    __slots__ = ("cells", "steps", "held", "writes", "cold", "listed")
 
     def __init__(self) -> None:
         self.cells: Dict[Tuple[int, int, int], List[Sub]] = {}
-        #: The steps of the cells held (a drop looks at each).
+        #: The steps of the cells held (a write looks at each).
         self.steps: List[int] = []
         #: Points (and cells) held, counted in :data:`_held`.
         self.held = 0
-        self.debt = 0
+        #: Writes since the last search (WRITES_MAX).
+        self.writes = 0
+        #: Its next search takes the general path (after WRITES_MAX writes).
+        self.cold = False
         #: In :data:`_LISTED` (holds cells counted in :data:`_held`).
         self.listed = False
 
-    def drop(self, score: float) -> None:
-        """Forgets the cells holding ``score`` (an element added or removed there)."""
+    def write(self, item: Entry, added: bool) -> None:
+        """Puts the element ``item`` in (``added``) or takes it out of the cells
+        holding its score, in score order (ZSet._insert and _discard call it)."""
+        self.writes += 1
+        if self.writes > WRITES_MAX:
+            if not self.cold:
+                self.reset()
+                self.cold = True
+            return
+        score = item[0]
         if not 0.0 <= score < _SCORE_END or not self.steps:
             return
         r = int(score)
@@ -122,16 +129,38 @@ class SetIndex:
         both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
                 | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
         row, col = both & 0xFFFFFFFF, both >> 32
-        pop = self.cells.pop
+        point = None
+        cells = self.cells
         for step in self.steps:
             h = STEP_MAX - step
-            slots = pop((step, row >> h, col >> h), None)
-            if slots is not None:
-                n = sum([len(sub[1]) for sub in slots]) + 1
+            key = (step, row >> h, col >> h)
+            slots = cells.get(key)
+            if slots is None:
+                continue
+            sub = (r >> (2 * (h - LEVELS))) & (_SIDE * _SIDE - 1)
+            points, pieces, entries = slots[sub]
+            j = bisect_left(entries, item)
+            if not added:
+                k = j + 1
+                slots[sub] = (points[:j] + points[k:], pieces[:j] + pieces[k:],
+                              entries[:j] + entries[k:])
+                self.held -= 1
+                _held[0] -= 1
+                continue
+            if _held[0] >= POINTS_MAX or sum([len(s[1]) for s in slots]) >= CELL_MAX:
+                del cells[key]  # (read again, or found crowded, by the next search)
+                n = sum([len(s[1]) for s in slots]) + 1
                 self.held -= n
                 _held[0] -= n
-                if self.debt < DEBT_CAP:
-                    self.debt += 2
+                continue
+            if point is None:
+                member = item[1]
+                point = (row * KY, float(col), b"$%d\r\n%s\r\n" % (len(member), member))
+            slots[sub] = (points[:j] + (point,) + points[j:],
+                          pieces[:j] + (point[2],) + pieces[j:],
+                          entries[:j] + (item,) + entries[j:])
+            self.held += 1
+            _held[0] += 1
 
     def reset(self) -> None:
         """Forgets every cell."""
@@ -182,17 +211,21 @@ def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Su
     sub_shift = shift - 2 * LEVELS
     t = _UNZIP16
     groups: List[list] = [[] for _ in range(_SIDE * _SIDE)]
+    kept: List[list] = [[] for _ in range(_SIDE * _SIDE)]
     for part in parts:
-        for score, member in part:
+        for entry in part:
+            score, member = entry
             r = int(score)  # (Redis's cast: a whole score in the cell's range)
             both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
                     | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
             # (the row scaled by the plane's ky, the column as a float: float
-            # arithmetic is faster)
-            groups[(r - base) >> sub_shift].append(
-                ((both & 0xFFFFFFFF) * KY, float(both >> 32),
-                 b"$%d\r\n%s\r\n" % (len(member), member)))
-    slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g)) if g else _EMPTY for g in groups]
+            # arithmetic is faster; SetIndex.write makes its points alike)
+            sub = (r - base) >> sub_shift
+            groups[sub].append(((both & 0xFFFFFFFF) * KY, float(both >> 32),
+                                b"$%d\r\n%s\r\n" % (len(member), member)))
+            kept[sub].append(entry)
+    slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g), tuple(e)) if g else _EMPTY
+                        for g, e in zip(groups, kept)]
     ix.cells[key] = slots
     return slots
 
@@ -277,7 +310,7 @@ def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: f
     out: List[bytes] = [b""]
     append = out.append
     index_get = ix.cells.get
-    visited = built = 0
+    ix.writes = 0
     rects, side = _RECTS, _SIDE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
@@ -300,15 +333,10 @@ def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: f
             continue
         key = (step, row, col)
         slots = index_get(key)
-        visited += 1
         if slots is None:
-            if ix.debt > DEBT_MAX:
-                ix.debt -= DEBT_REPAID
-                return None
             slots = _build(z, ix, key)
             if slots is None:
                 return None
-            built += 1
         # the spans of the rectangle's first sub-row and sub-column on
         rn_, rf_ = rn[i0 + lo_r:], rf[i0 + lo_r:]
         cn_, cf_ = cn[j0 + lo_c:], cf[j0 + lo_c:]
@@ -329,8 +357,5 @@ def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: f
                     continue
                 if _inside(y, p_lon, lon, lat, radius):
                     append(piece)
-    if ix.debt:  # a cell found built saves about one general read of it
-        debt = ix.debt + built - visited
-        ix.debt = debt if debt > 0 else 0
     out[0] = b"*%d\r\n" % (len(out) - 1)
     return b"".join(out)

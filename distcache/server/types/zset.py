@@ -41,7 +41,7 @@ class ZSet:
         #: of the elements resets it, so a cache keyed by it is never stale.
         self.stamp = 0
         #: None, or the set's grid index (geoindex.SetIndex) once it was geo-searched:
-        #: told of every element added or removed, it drops the cells that held it.
+        #: told of every element added or removed, it keeps its cells up to date.
         self.geo: Optional["SetIndex"] = None
 
     # -- basic protocol -----------------------------------------------------------
@@ -238,7 +238,7 @@ class ZSet:
     def _insert(self, item: Entry) -> None:
         self.stamp = 0
         if self.geo is not None:
-            self.geo.drop(item[0])
+            self.geo.write(item, True)
         maxes = self._maxes
         blocks = self._blocks
         if not maxes:
@@ -267,7 +267,7 @@ class ZSet:
     def _discard(self, item: Entry) -> None:
         self.stamp = 0
         if self.geo is not None:
-            self.geo.drop(item[0])
+            self.geo.write(item, False)
         maxes = self._maxes
         blocks = self._blocks
         i = bisect_left(maxes, item)
