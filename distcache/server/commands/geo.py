@@ -358,15 +358,18 @@ def _index_reply(z: ZSet, shape: _Shape, radius: float) -> Optional[Raw]:
     """A plain radius search on the set's grid index (geoindex), or None where the index
     does not apply (no grid bounds for the radius, crowded cells) or the set was never
     searched before (its first search gives it one, empty: a set searched once reads
-    nothing more), or not since WRITES_MAX writes (geoindex.SetIndex.cold)."""
+    nothing more), or written many times a search (geoindex.SetIndex.cold)."""
     ix = z.geo
     if ix is None:
         z.geo = geoindex.SetIndex()
         return None
-    if ix.cold:  # written many times since its last search: read again from the next
-        ix.cold = False
+    if ix.cold:  # written many times a search: the general path until searches catch up
+        writes = ix.writes - geoindex.WRITES_SEARCH
+        if writes > 0:
+            ix.writes = writes
+            return None
         ix.writes = 0
-        return None
+        ix.cold = False
     lon, lat = shape.lon, shape.lat
     band = geoscan.bands(lon, lat, radius, radius, False)
     plane = geoscan.plane(lon, lat, radius, band)

@@ -28,9 +28,10 @@ When building pays: a set's first search takes the general path (and gives
 the set an empty index): a set searched once, or replaced under its key
 between searches (a new set), reads nothing more. Reading a cell costs about
 as much as a general search of it; keeping it costs each write a few
-microseconds, so a set written more than :data:`WRITES_MAX` times with no
-search between drops its cells and its next search takes the general path
-again (the one after reads the cells it needs).
+microseconds, so a set written more than :data:`WRITES_SEARCH` times a
+search (counted down by searches: bursts up to :data:`WRITES_MAX` are kept)
+drops its cells, and its searches take the general path until they have caught
+up with its writes (then they read the cells they need again).
 
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
@@ -72,10 +73,14 @@ KY = D_R / (_CELLS / _LAT_SCALE) / 2
 _EMPTY: Sub = ((), (), ())
 #: Scores at or past this name no cell (nor do negative ones).
 _SCORE_END = float(1 << (2 * STEP_MAX))
-#: Writes to a set with no search between them past which its index is emptied (and
-#: its next search takes the general path: a set written many times a search does not
-#: pay for keeping cells no search reads).
-WRITES_MAX = 32
+#: A set's ``writes``: one a write, less WRITES_SEARCH a search (never below zero);
+#: past WRITES_MAX its index is emptied and its searches take the general path until
+#: they bring the count back to zero (a set written more than WRITES_SEARCH times a
+#: search, a few microseconds each, does not pay for keeping cells: a general search
+#: costs about as much). Bursts of writes (a pipeline of moves from a client of
+#: drivers) below that are kept.
+WRITES_SEARCH = 16
+WRITES_MAX = 1024
 
 
 def _zkey(row: int, col: int) -> int:
@@ -105,9 +110,9 @@ class SetIndex:
         self.steps: List[int] = []
         #: Points (and cells) held, counted in :data:`_held`.
         self.held = 0
-        #: Writes since the last search (WRITES_MAX).
+        #: Writes less searches (WRITES_SEARCH, WRITES_MAX).
         self.writes = 0
-        #: Its next search takes the general path (after WRITES_MAX writes).
+        #: Its searches take the general path (past WRITES_MAX, until ``writes`` is 0).
         self.cold = False
         #: In :data:`_LISTED` (holds cells counted in :data:`_held`).
         self.listed = False
@@ -117,7 +122,9 @@ class SetIndex:
         holding its score, in score order (ZSet._insert and _discard call it)."""
         self.writes += 1
         if self.writes > WRITES_MAX:
-            if not self.cold:
+            if self.cold:
+                self.writes = WRITES_MAX  # (searches have this many to catch up)
+            else:
                 self.reset()
                 self.cold = True
             return
@@ -310,7 +317,8 @@ def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: f
     out: List[bytes] = [b""]
     append = out.append
     index_get = ix.cells.get
-    ix.writes = 0
+    writes = ix.writes - WRITES_SEARCH
+    ix.writes = writes if writes > 0 else 0
     rects, side = _RECTS, _SIDE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
