@@ -272,6 +272,33 @@ def test_writes_are_put_in_the_cells(monkeypatch):
     assert z.geo.cells and not z.geo.cold
 
 
+def test_a_write_past_the_bounds_drops_its_cell(monkeypatch):
+    """A member added to a cell at CELL_MAX, or with the indexes at POINTS_MAX, drops
+    the cell (its next search finds it crowded, or reads it again)."""
+    monkeypatch.setattr(geoindex, "_LISTED", [])
+    monkeypatch.setattr(geoindex, "_held", [0])
+    rng = random.Random(11)
+    z = _zset(rng, 5000)
+    shape = geo._Shape()
+    shape.lon, shape.lat, shape.radius, shape.unit = 14.0, 38.0, 2.0, 1000.0
+    _indexed(z, shape)
+    assert _indexed(z, shape) is not None
+    score = float(geohash.lonlat_to_score(14.0, 38.0))
+    (key, slots), = [(k, c) for k, c in z.geo.cells.items()
+                     if k == (k[0], *geohash.search_grid(14.0, 38.0, 2e3, 2e3, 2e3)[1:5:3])]
+    monkeypatch.setattr(geoindex, "CELL_MAX", sum(len(sub[1]) for sub in slots))
+    z.add(b"crowd", score)
+    assert key not in z.geo.cells and _counted(z.geo) == z.geo.held == geoindex._held[0]
+    assert _indexed(z, shape) is None  # crowded now: the general path
+    monkeypatch.setattr(geoindex, "CELL_MAX", 4096)
+    assert bytes(_indexed(z, shape)) == _general(z, shape)
+    monkeypatch.setattr(geoindex, "POINTS_MAX", geoindex._held[0])
+    z.add(b"more", score)
+    assert key not in z.geo.cells and _counted(z.geo) == z.geo.held == geoindex._held[0]
+    monkeypatch.setattr(geoindex, "POINTS_MAX", 1 << 17)
+    assert bytes(_indexed(z, shape)) == _general(z, shape)
+
+
 def test_index_exact_path_alone(monkeypatch):
     """With the plane's limits made useless (nothing surely inside, nothing surely
     outside), every point is measured with Redis's float operations: the replies stay

@@ -147,18 +147,20 @@ class SetIndex:
             sub = (r >> (2 * (h - LEVELS))) & (_SIDE * _SIDE - 1)
             points, pieces, entries = slots[sub]
             j = bisect_left(entries, item)
-            if not added:
+            if not added and j < len(entries) and entries[j] == item:
                 k = j + 1
                 slots[sub] = (points[:j] + points[k:], pieces[:j] + pieces[k:],
                               entries[:j] + entries[k:])
                 self.held -= 1
                 _held[0] -= 1
                 continue
-            if _held[0] >= POINTS_MAX or sum([len(s[1]) for s in slots]) >= CELL_MAX:
-                del cells[key]  # (read again, or found crowded, by the next search)
-                n = sum([len(s[1]) for s in slots]) + 1
-                self.held -= n
-                _held[0] -= n
+            n = sum([len(s[1]) for s in slots])
+            if not added or n >= CELL_MAX or _held[0] >= POINTS_MAX:
+                # (the cell is read again, or found crowded, by the next search; an
+                # element missing from its cell is not expected: dropped the same)
+                del cells[key]
+                self.held -= n + 1
+                _held[0] -= n + 1
                 continue
             if point is None:
                 member = item[1]
