@@ -177,7 +177,10 @@ def test_index_replies_are_the_general_scans():
 
 def _counted(ix):
     """The points (and cells) ``ix`` holds, as geoindex counts them."""
-    return sum(sum(len(sub[1]) for sub in cell) + 1 for cell in ix.cells.values())
+    for cell in ix.cells.values():
+        assert cell[geoindex._COUNT] == sum(len(sub[1]) for sub in cell[:geoindex._COUNT])
+    assert geoindex._EMPTY == ([], [], [])  # (shared: never written)
+    return sum(cell[geoindex._COUNT] + 1 for cell in ix.cells.values())
 
 
 def test_index_bounds(monkeypatch):
@@ -286,7 +289,7 @@ def test_a_write_past_the_bounds_drops_its_cell(monkeypatch):
     score = float(geohash.lonlat_to_score(14.0, 38.0))
     (key, slots), = [(k, c) for k, c in z.geo.cells.items()
                      if k == (k[0], *geohash.search_grid(14.0, 38.0, 2e3, 2e3, 2e3)[1:5:3])]
-    monkeypatch.setattr(geoindex, "CELL_MAX", sum(len(sub[1]) for sub in slots))
+    monkeypatch.setattr(geoindex, "CELL_MAX", slots[geoindex._COUNT])
     z.add(b"crowd", score)
     assert key not in z.geo.cells and _counted(z.geo) == z.geo.held == geoindex._held[0]
     assert _indexed(z, shape) is None  # crowded now: the general path

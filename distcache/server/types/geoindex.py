@@ -8,13 +8,14 @@ cell. The cells are the set's own (:class:`SetIndex`, on ``ZSet.geo``): the set
 tells its index of every element added or removed, and the index puts it in
 (or takes it out of) the cell holding its score at each step it holds cells of,
 in score order, so a set written between searches keeps its index whole: a
-move is two small tuple splices, and a search reads nothing again. Inside a
+move is a bisection and a list insert or delete in two sub-cells, and a search
+reads nothing again. Inside a
 cell, points are grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of
 them), which are score ranges in score order, so a cell's sub-cells one after
 the other are the cell in score order: Redis's reply order (cells in its order,
 then scores) is kept without a sort. Each point keeps its grid row and column
 (as floats), its reply piece (``$len\r\nmember\r\n``) and the set's element
-(where a write goes: a bisection).
+(where a write goes: a bisection); a cell also keeps its number of points.
 
 A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
 bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, STEP_MAX, Grid9,
                       cell_centre, spread)
@@ -63,14 +64,18 @@ POINTS_MAX = 1 << 17
 
 #: A sub-cell's points (row times KY, column, reply piece), the pieces alone, and the
 #: set's (score, member) elements they are (the set's own tuples: where a write goes).
-Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...], Tuple[Entry, ...]]
+Sub = Tuple[List[Tuple[float, float, bytes]], List[bytes], List[Entry]]
 #: :func:`geoscan.plane`'s ky (radians of half a grid row), the same float. A point's
 #: latitude offset is read as ``row * KY - g_lat * KY``, not ``(row - g_lat) * KY``:
 #: the two differ by a few units in the last place of ``row * KY`` (below 1e-15
 #: radians), under a millionth of the plane's margins even for a one-metre radius.
 KY = D_R / (_CELLS / _LAT_SCALE) / 2
-#: An empty sub-cell (classed like the others: a dense set has few).
-_EMPTY: Sub = ((), (), ())
+#: An empty sub-cell (classed like the others: a dense set has few; shared, so never
+#: changed: a write replaces it).
+_EMPTY: Sub = ([], [], [])
+#: A cell is a list of its sub-cells, then (at _COUNT) its number of points.
+_COUNT = _SIDE * _SIDE
+_SUBS_MASK = _SIDE * _SIDE - 1
 #: Scores at or past this name no cell (nor do negative ones).
 _SCORE_END = float(1 << (2 * STEP_MAX))
 #: A set's ``writes``: one a write, less WRITES_SEARCH a search (never below zero);
@@ -79,7 +84,7 @@ _SCORE_END = float(1 << (2 * STEP_MAX))
 #: search, a few microseconds each, does not pay for keeping cells: a general search
 #: costs about as much). Bursts of writes (a pipeline of moves from a client of
 #: drivers) below that are kept.
-WRITES_SEARCH = 16
+WRITES_SEARCH = 8
 WRITES_MAX = 1024
 
 
@@ -105,7 +110,7 @@ class SetIndex:
     __slots__ = ("cells", "steps", "held", "writes", "cold", "listed")
 
     def __init__(self) -> None:
-        self.cells: Dict[Tuple[int, int, int], List[Sub]] = {}
+        self.cells: Dict[Tuple[int, int, int], List[Any]] = {}
         #: The steps of the cells held (a write looks at each).
         self.steps: List[int] = []
         #: Points (and cells) held, counted in :data:`_held`.
@@ -144,32 +149,37 @@ class SetIndex:
             slots = cells.get(key)
             if slots is None:
                 continue
-            sub = (r >> (2 * (h - LEVELS))) & (_SIDE * _SIDE - 1)
+            sub = (r >> (2 * (h - LEVELS))) & _SUBS_MASK
             points, pieces, entries = slots[sub]
             j = bisect_left(entries, item)
-            if not added and j < len(entries) and entries[j] == item:
-                k = j + 1
-                slots[sub] = (points[:j] + points[k:], pieces[:j] + pieces[k:],
-                              entries[:j] + entries[k:])
+            if added:
+                if slots[_COUNT] < CELL_MAX and _held[0] < POINTS_MAX:
+                    if point is None:
+                        member = item[1]
+                        point = (row * KY, float(col),
+                                 b"$%d\r\n%s\r\n" % (len(member), member))
+                    if entries:
+                        points.insert(j, point)
+                        pieces.insert(j, point[2])
+                        entries.insert(j, item)
+                    else:  # (_EMPTY, shared: replaced)
+                        slots[sub] = ([point], [point[2]], [item])
+                    slots[_COUNT] += 1
+                    self.held += 1
+                    _held[0] += 1
+                    continue
+            elif j < len(entries) and entries[j] == item:
+                del points[j], pieces[j], entries[j]
+                slots[_COUNT] -= 1
                 self.held -= 1
                 _held[0] -= 1
                 continue
-            n = sum([len(s[1]) for s in slots])
-            if not added or n >= CELL_MAX or _held[0] >= POINTS_MAX:
-                # (the cell is read again, or found crowded, by the next search; an
-                # element missing from its cell is not expected: dropped the same)
-                del cells[key]
-                self.held -= n + 1
-                _held[0] -= n + 1
-                continue
-            if point is None:
-                member = item[1]
-                point = (row * KY, float(col), b"$%d\r\n%s\r\n" % (len(member), member))
-            slots[sub] = (points[:j] + (point,) + points[j:],
-                          pieces[:j] + (point[2],) + pieces[j:],
-                          entries[:j] + (item,) + entries[j:])
-            self.held += 1
-            _held[0] += 1
+            # (the cell is read again, or found crowded, by the next search; an element
+            # missing from its cell is not expected: dropped the same)
+            del cells[key]
+            n = slots[_COUNT] + 1
+            self.held -= n
+            _held[0] -= n
 
     def reset(self) -> None:
         """Forgets every cell."""
@@ -197,7 +207,7 @@ def clear() -> None:
     _held[0] = 0
 
 
-def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Sub]]:
+def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Any]]:
     """A cell's sub-cells read from the set, or None when it is crowded."""
     step, row, col = key
     shift = 2 * (STEP_MAX - step)
@@ -233,8 +243,9 @@ def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Su
             groups[sub].append(((both & 0xFFFFFFFF) * KY, float(both >> 32),
                                 b"$%d\r\n%s\r\n" % (len(member), member)))
             kept[sub].append(entry)
-    slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g), tuple(e)) if g else _EMPTY
+    slots: List[Any] = [(g, [p[2] for p in g], e) if g else _EMPTY
                         for g, e in zip(groups, kept)]
+    slots.append(n)
     ix.cells[key] = slots
     return slots
 
