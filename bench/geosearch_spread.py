@@ -2,7 +2,7 @@
 """GEOSEARCH 2 km from centres spread over the whole set: distcache vs redis-server.
 
     python bench/geosearch_spread.py [-n 20000] [-P 16] [--clients 4] [--repeat 3]
-                                     [--write-every N]
+                                     [--write-every N [--moves K]]
 
 families_bench.py's "new centre" line varies the centre through redis-benchmark's
 ``__rand_int__``, which only moves it by micro-degrees (every search falls in the
@@ -16,7 +16,8 @@ prints ops/s, the ratio, and each server's CPU µs per search (utime+stime from
 
 ``--write-every N`` (ride sharing: drivers move, riders search) puts a GEOADD
 moving one random preloaded member to a random point of the square before every
-Nth search (N=1: before every search), on both servers alike; rates and CPU are
+Nth search (N=1: before every search; ``--moves K``: K such GEOADDs each time), on
+both servers alike; rates and CPU are
 then per search (its share of the writes included), and each run draws new
 requests (a run repeating the last one's moves would not change the set).
 """
@@ -43,15 +44,15 @@ def _encode(args: List[bytes]) -> bytes:
     return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
 
 
-def requests(count: int, seed: int = 7, write_every: int = 0, points: int = 100_000
-             ) -> List[bytes]:
+def requests(count: int, seed: int = 7, write_every: int = 0, points: int = 100_000,
+             moves: int = 1) -> List[bytes]:
     """``count`` encoded GEOSEARCH 2 km requests, each from its own centre (with
-    ``write_every``, a GEOADD moving one of the ``points`` members before every
-    ``write_every``-th: those are extra requests)."""
+    ``write_every``, ``moves`` GEOADDs each moving one of the ``points`` members before
+    every ``write_every``-th: those are extra requests)."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        if write_every and i % write_every == 0:
+        for _ in range(moves if write_every and i % write_every == 0 else 0):
             out.append(_encode([b"GEOADD", b"geo", b"%.6f" % rng.uniform(13, 15),
                                 b"%.6f" % rng.uniform(37, 39), b"p%d" % rng.randrange(points)]))
         args = [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"%.6f" % rng.uniform(13.05, 14.95),
@@ -136,6 +137,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--write-every", type=int, default=0, metavar="N",
                         help="a GEOADD moving a random member before every Nth search")
+    parser.add_argument("--moves", type=int, default=1, metavar="K",
+                        help="GEOADDs each time (with --write-every)")
     args = parser.parse_args()
     try:
         import hiredis  # noqa: F401
@@ -150,13 +153,13 @@ def main() -> int:
     try:
         fb.start_preloaded(servers, args.points)
         every = args.write_every
-        reqs = requests(args.n, 7, every, args.points)
+        reqs = requests(args.n, 7, every, args.points, args.moves)
         ours, theirs = (replies(s.port, reqs[:200]) for s in servers)
         if ours != theirs:
             print("replies differ from redis-server's")
             return 1
         sizes = [len(r) for r in theirs if isinstance(r, list)]
-        writes = f", a member moved before every {every}" if every else ""
+        writes = f", {args.moves} member(s) moved before every {every}" if every else ""
         print(f"# {args.n} searches{writes}, 2 km, centres spread over the square; "
               f"{statistics.mean(sizes):.1f} members a reply; -P {args.P}, "
               f"{args.clients} connections")
@@ -165,7 +168,7 @@ def main() -> int:
         ratios, cpu_ratios = [], []
         for run in range(args.repeat):
             if every:  # new moves (the last run's again would leave the set as it is)
-                reqs = requests(args.n, 100 + run, every, args.points)
+                reqs = requests(args.n, 100 + run, every, args.points, args.moves)
             o_ops, o_cpu = measure(servers[0], reqs, args.clients, args.P, args.n)
             t_ops, t_cpu = measure(servers[1], reqs, args.clients, args.P, args.n)
             ratios.append(o_ops / t_ops)
