@@ -2,6 +2,7 @@
 """GEOSEARCH 2 km from centres spread over the whole set: distcache vs redis-server.
 
     python bench/geosearch_spread.py [-n 20000] [-P 16] [--clients 4] [--repeat 3]
+                                     [--write-every N [--moves K]]
 
 families_bench.py's "new centre" line varies the centre through redis-benchmark's
 ``__rand_int__``, which only moves it by micro-degrees (every search falls in the
@@ -12,6 +13,13 @@ app's "near me" queries would. The same pre-encoded requests go to both servers
 parsed by hiredis); the first 200 replies are compared between the servers. It
 prints ops/s, the ratio, and each server's CPU µs per search (utime+stime from
 /proc), whose ratio a loaded host disturbs less than ops/s.
+
+``--write-every N`` (ride sharing: drivers move, riders search) puts a GEOADD
+moving one random preloaded member to a random point of the square before every
+Nth search (N=1: before every search; ``--moves K``: K such GEOADDs each time), on
+both servers alike; rates and CPU are
+then per search (its share of the writes included), and each run draws new
+requests (a run repeating the last one's moves would not change the set).
 """
 from __future__ import annotations
 
@@ -32,15 +40,24 @@ import families_bench as fb  # noqa: E402
 import redis_benchmark as rb  # noqa: E402
 
 
-def requests(count: int, seed: int = 7) -> List[bytes]:
-    """``count`` encoded GEOSEARCH 2 km requests, each from its own centre."""
+def _encode(args: List[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
+
+def requests(count: int, seed: int = 7, write_every: int = 0, points: int = 100_000,
+             moves: int = 1) -> List[bytes]:
+    """``count`` encoded GEOSEARCH 2 km requests, each from its own centre (with
+    ``write_every``, ``moves`` GEOADDs each moving one of the ``points`` members before
+    every ``write_every``-th: those are extra requests)."""
     rng = random.Random(seed)
     out = []
-    for _ in range(count):
+    for i in range(count):
+        for _ in range(moves if write_every and i % write_every == 0 else 0):
+            out.append(_encode([b"GEOADD", b"geo", b"%.6f" % rng.uniform(13, 15),
+                                b"%.6f" % rng.uniform(37, 39), b"p%d" % rng.randrange(points)]))
         args = [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"%.6f" % rng.uniform(13.05, 14.95),
                 b"%.6f" % rng.uniform(37.05, 38.95), b"BYRADIUS", b"2", b"km"]
-        out.append(b"*%d\r\n" % len(args)
-                   + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+        out.append(_encode(args))
     return out
 
 
@@ -103,12 +120,12 @@ def drive(port: int, reqs: List[bytes], clients: int, depth: int) -> float:
     return elapsed
 
 
-def measure(server: rb.Server, reqs: List[bytes], clients: int,
-            depth: int) -> Tuple[float, float]:
-    """(ops/s, server CPU µs per search)."""
+def measure(server: rb.Server, reqs: List[bytes], clients: int, depth: int,
+            searches: int) -> Tuple[float, float]:
+    """(searches/s, server CPU µs per search)."""
     cpu = server.cpu()
     wall = drive(server.port, reqs, clients, depth)
-    return len(reqs) / wall, (server.cpu() - cpu) / len(reqs) * 1e6
+    return searches / wall, (server.cpu() - cpu) / searches * 1e6
 
 
 def main() -> int:
@@ -118,6 +135,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--points", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--write-every", type=int, default=0, metavar="N",
+                        help="a GEOADD moving a random member before every Nth search")
+    parser.add_argument("--moves", type=int, default=1, metavar="K",
+                        help="GEOADDs each time (with --write-every)")
     args = parser.parse_args()
     try:
         import hiredis  # noqa: F401
@@ -131,21 +152,25 @@ def main() -> int:
     servers = fb.server_pair(tmp)
     try:
         fb.start_preloaded(servers, args.points)
-        reqs = requests(args.n)
+        every = args.write_every
+        reqs = requests(args.n, 7, every, args.points, args.moves)
         ours, theirs = (replies(s.port, reqs[:200]) for s in servers)
         if ours != theirs:
             print("replies differ from redis-server's")
             return 1
-        sizes = [len(r) for r in theirs]
-        print(f"# {args.n} searches, 2 km, centres spread over the square; "
+        sizes = [len(r) for r in theirs if isinstance(r, list)]
+        writes = f", {args.moves} member(s) moved before every {every}" if every else ""
+        print(f"# {args.n} searches{writes}, 2 km, centres spread over the square; "
               f"{statistics.mean(sizes):.1f} members a reply; -P {args.P}, "
               f"{args.clients} connections")
         print(f"{'run':>4} {'distcache/s':>12} {'redis/s':>10} {'ratio':>6} "
               f"{'dc CPU us':>10} {'redis CPU us':>13} {'CPU ratio':>10}")
         ratios, cpu_ratios = [], []
         for run in range(args.repeat):
-            o_ops, o_cpu = measure(servers[0], reqs, args.clients, args.P)
-            t_ops, t_cpu = measure(servers[1], reqs, args.clients, args.P)
+            if every:  # new moves (the last run's again would leave the set as it is)
+                reqs = requests(args.n, 100 + run, every, args.points, args.moves)
+            o_ops, o_cpu = measure(servers[0], reqs, args.clients, args.P, args.n)
+            t_ops, t_cpu = measure(servers[1], reqs, args.clients, args.P, args.n)
             ratios.append(o_ops / t_ops)
             cpu_ratios.append(t_cpu / o_cpu)
             print(f"{run + 1:>4} {o_ops:12,.0f} {t_ops:10,.0f} {o_ops / t_ops:6.2f} "

@@ -19,6 +19,8 @@ start-up. Deterministic with a fixed hash seed (set here).
     python bench/instructions.py -t setbit,pfcount -P 1,16   # bench/families_bench.py's
     python bench/instructions.py -t geosearch,geosearch-count -P 1,16   # over 100,000 points
     python bench/instructions.py -t geosearch-fresh -P 16    # 2 km from a new centre each time
+    python bench/instructions.py -t geosearch-write -P 16    # a member moved before each search
+    python bench/instructions.py -t zadd -P 16               # random members into one zset
 
 Needs valgrind (``apt-get install valgrind``). Not a timed benchmark: it
 prints counts, which move with CPython's version, not with the host's load.
@@ -67,6 +69,12 @@ REQUESTS = {
     # The 2 km search from a new centre every request (no plan cache hit): 14.000000xxx.
     "geosearch-fresh": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14.__rand_int__", b"38",
                         b"BYRADIUS", b"2", b"km"],
+    # A ride-sharing mix: a GEOADD moving a random one of the 100,000 points, then a 2 km
+    # search from a centre spread over the square (counted per pair; built in workload).
+    "geosearch-write": [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"14", b"38", b"BYRADIUS", b"2",
+                        b"km"],
+    # A random member (of 100,000) with a random score into one plain sorted set.
+    "zadd": [b"ZADD", b"z", b"__rand_int__", b"m:__rand_int__"],
     # MULTI, then -P INCRs of one key, then EXEC, a read (per INCR: queueing and EXEC).
     "multi-incr": [b"INCR", b"counter"],
     # The issue's scripting benchmark: EVALSHA of a one-command script (needs lupa).
@@ -75,12 +83,12 @@ REQUESTS = {
 }
 
 #: Tests whose requests differ every time (their ``__rand_int__`` is drawn per request).
-FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit", "geosearch-fresh"}
+FRESH = {"pfadd", "pfadd-pure", "geoadd", "setbit", "geosearch-fresh", "zadd"}
 #: Tests run with the pure-Python HLL hash; ``pfadd`` runs with whatever is installed.
 PURE_HASH = {"pfadd-pure"}
 #: Slow tests run fewer rounds (the two counts' run lengths), so valgrind takes minutes.
-ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-count": (1, 3),
-          "multi-incr": (4, 12)}
+ROUNDS = {"geosearch": (4, 24), "geosearch-fresh": (4, 24), "geosearch-write": (4, 24),
+          "geosearch-count": (1, 3), "multi-incr": (4, 12)}
 
 
 def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
@@ -174,7 +182,18 @@ def workload(kind: str, pipeline: int, rounds: int, parser: str, policy: str,
             points += [b"%.6f" % (13 + 2 * rng.random()), b"%.6f" % (37 + 2 * rng.random()),
                        b"p%d" % i]
         setup(encode_command(points))
-    if kind in FRESH:  # a new random argument every request, not a few reads repeated
+    if kind == "geosearch-write":
+        rng = random.Random(2)
+
+        def pair() -> bytes:
+            move = [b"GEOADD", b"geo", b"%.6f" % rng.uniform(13, 15),
+                    b"%.6f" % rng.uniform(37, 39), b"p%d" % rng.randrange(100000)]
+            search = [b"GEOSEARCH", b"geo", b"FROMLONLAT", b"%.6f" % rng.uniform(13.05, 14.95),
+                      b"%.6f" % rng.uniform(37.05, 38.95), b"BYRADIUS", b"2", b"km"]
+            return encode_command(move) + encode_command(search)
+
+        reads = [b"".join(pair() for _ in range(pipeline)) for _ in range(120 * 50)]
+    elif kind in FRESH:  # a new random argument every request, not a few reads repeated
         # (as many reads as the longest count takes, whatever ``rounds``: built
         # outside the difference between the two counts)
         rng = random.Random(1)

@@ -337,7 +337,7 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
         return cached[1]
     reply = None
     if not shape.box:
-        reply = _index_reply(z, st, shape, key[5])
+        reply = _index_reply(z, shape, key[5])
     if reply is None:
         reply = _members_reply(_find(z, shape, 0, 0, True, _plan(shape)))
     held = _reply_bytes[0] - (len(cached[1]) if cached is not None else 0)
@@ -354,20 +354,29 @@ def _plain_reply(z: ZSet, shape: _Shape) -> Any:
     return reply
 
 
-def _index_reply(z: ZSet, st: int, shape: _Shape, radius: float) -> Optional[Raw]:
+def _index_reply(z: ZSet, shape: _Shape, radius: float) -> Optional[Raw]:
     """A plain radius search on the set's grid index (geoindex), or None where the index
-    does not apply (no grid bounds for the radius, crowded cells) or the set was not
-    searched before in this state (geoindex.SEEN)."""
-    if st not in geoindex.SEEN:
-        geoindex.see(st)
+    does not apply (no grid bounds for the radius, crowded cells) or the set was never
+    searched before (its first search gives it one, empty: a set searched once reads
+    nothing more), or written many times a search (geoindex.SetIndex.cold)."""
+    ix = z.geo
+    if ix is None:
+        z.geo = geoindex.SetIndex()
         return None
+    if ix.cold:  # written many times a search: the general path until searches catch up
+        writes = ix.writes - geoindex.WRITES_SEARCH
+        if writes > 0:
+            ix.writes = writes
+            return None
+        ix.writes = 0
+        ix.cold = False
     lon, lat = shape.lon, shape.lat
     band = geoscan.bands(lon, lat, radius, radius, False)
     plane = geoscan.plane(lon, lat, radius, band)
     if plane is None:
         return None
     grid = geohash.search_grid(lon, lat, radius, radius, radius)
-    reply = geoindex.search(z, st, grid, lon, lat, radius, band, plane)
+    reply = geoindex.search(z, ix, grid, lon, lat, radius, band, plane)
     return None if reply is None else Raw(reply)
 
 

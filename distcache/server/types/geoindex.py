@@ -4,13 +4,18 @@ A search from a new centre pays, on the general path (:mod:`geoscan`), the
 geometry of its plan and the decoding of every candidate. Here a set's
 points are kept per Redis cell (the nine cells a search walks, at the step
 Redis picks for the radius), read from the set when a search first needs the
-cell and valid while the set's :func:`~distcache.server.types.zset.stamp` is
-the same (every write to the elements changes it). Inside a cell, points are
-grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of them), which are
-score ranges in score order, so a cell's sub-cells one after the other are
-the cell in score order: Redis's reply order (cells in its order, then
-scores) is kept without a sort. Each point keeps its grid row and column (as
-floats) and its reply piece (``$len\r\nmember\r\n``).
+cell. The cells are the set's own (:class:`SetIndex`, on ``ZSet.geo``): the set
+tells its index of every element added or removed, and the index puts it in
+(or takes it out of) the cell holding its score at each step it holds cells of,
+in score order, so a set written between searches keeps its index whole: a
+move is a bisection and a list insert or delete in two sub-cells, and a search
+reads nothing again. Inside a
+cell, points are grouped by sub-cell (``LEVELS`` geohash steps finer: 4 of
+them), which are score ranges in score order, so a cell's sub-cells one after
+the other are the cell in score order: Redis's reply order (cells in its order,
+then scores) is kept without a sort. Each point keeps its grid row and column
+(as floats), its reply piece (``$len\r\nmember\r\n``) and the set's element
+(where a write goes: a bisection); a cell also keeps its number of points.
 
 A search classes each sub-cell near the circle on :func:`geoscan.plane`'s
 bounds (as :func:`geoscan.table` does, from the sub-cell's nearest and
@@ -20,47 +25,68 @@ the plane, then, within a hair of the edge, with Redis's exact float
 operations). So a search is a few lookups, some tens of point checks and one
 join, with no decoding.
 
-A set's first search on a stamp takes the general path (and is recorded): the
-index, whose reading costs about twice a general search, is built from the
-second, so a set written between every two searches never builds one.
+When building pays: a set's first search takes the general path (and gives
+the set an empty index): a set searched once, or replaced under its key
+between searches (a new set), reads nothing more. Reading a cell costs about
+as much as a general search of it; keeping it costs each write a few
+microseconds, so a set written more than :data:`WRITES_SEARCH` times a
+search (counted down by searches: bursts up to :data:`WRITES_MAX` are kept)
+drops its cells, and its searches take the general path until they have caught
+up with its writes (then they read the cells they need again).
 
 Bounds: a cell of more than ``CELL_MAX`` members is not indexed (the search
 takes the general path); all indexes together hold at most ``POINTS_MAX``
-points, then are dropped whole, so a client searching everywhere, or writing
-between searches, costs at most nine cells read per search, and the memory
-stays bounded (about 170 bytes a point: ~22 MB at most). The index is the
-process's, like the plans and cached replies, and is not counted in
-used_memory (it is a cache that is dropped, not data: docs/security.md).
+points (a cell counts its points and one), and ``LISTED_MAX`` sets with cells,
+then are emptied whole, so a client searching everywhere costs at most nine
+cells read per search, and the memory stays bounded (about 245 bytes a point on
+CPython by tracemalloc, 220 before the elements were kept: ~32 MB at most); a
+write that would take a cell past ``CELL_MAX``, or the indexes past
+``POINTS_MAX``, drops the cell instead. An index is a cache, not data: it is
+not counted in used_memory (docs/security.md); a set deleted keeps its cells,
+counted, until the indexes are next emptied.
 """
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Tuple
+from bisect import bisect_left
+from typing import Any, Dict, List, Optional, Tuple
 
 from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, STEP_MAX, Grid9,
                       cell_centre, spread)
-from .zset import ZSet
+from .zset import Entry, ZSet
 
 #: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
 LEVELS = 1
 _SIDE = 1 << LEVELS
 #: A cell with more members is not indexed.
 CELL_MAX = 4096
-#: Points all indexes hold at most (then they are dropped).
+#: Points all indexes hold at most (then they are emptied).
 POINTS_MAX = 1 << 17
 
-#: A sub-cell's points (row times KY, column, reply piece) and the pieces alone.
-Sub = Tuple[Tuple[Tuple[float, float, bytes], ...], Tuple[bytes, ...]]
+#: A sub-cell's points (row times KY, column, reply piece), the pieces alone, and the
+#: set's (score, member) elements they are (the set's own tuples: where a write goes).
+Sub = Tuple[List[Tuple[float, float, bytes]], List[bytes], List[Entry]]
 #: :func:`geoscan.plane`'s ky (radians of half a grid row), the same float. A point's
 #: latitude offset is read as ``row * KY - g_lat * KY``, not ``(row - g_lat) * KY``:
 #: the two differ by a few units in the last place of ``row * KY`` (below 1e-15
 #: radians), under a millionth of the plane's margins even for a one-metre radius.
 KY = D_R / (_CELLS / _LAT_SCALE) / 2
-#: (stamp, step, row, column) -> the cell's sub-cells by their score order.
-_INDEX: Dict[Tuple[int, int, int, int], List[Sub]] = {}
-#: An empty sub-cell (classed like the others: a dense set has few).
-_EMPTY: Sub = ((), ())
-_held = [0]
+#: An empty sub-cell (classed like the others: a dense set has few; shared, so never
+#: changed: a write replaces it).
+_EMPTY: Sub = ([], [], [])
+#: A cell is a list of its sub-cells, then (at _COUNT) its number of points.
+_COUNT = _SIDE * _SIDE
+_SUBS_MASK = _SIDE * _SIDE - 1
+#: Scores at or past this name no cell (nor do negative ones).
+_SCORE_END = float(1 << (2 * STEP_MAX))
+#: A set's ``writes``: one a write, less WRITES_SEARCH a search (never below zero);
+#: past WRITES_MAX its index is emptied and its searches take the general path until
+#: they bring the count back to zero (a set written more than WRITES_SEARCH times a
+#: search, a few microseconds each, does not pay for keeping cells: a general search
+#: costs about as much). Bursts of writes (a pipeline of moves from a client of
+#: drivers) below that are kept.
+WRITES_SEARCH = 8
+WRITES_MAX = 1024
 
 
 def _zkey(row: int, col: int) -> int:
@@ -77,51 +103,151 @@ _RECTS = [tuple(sorted((_zkey(r, c), r - r0, c - c0) for r in range(r0, r1 + 1)
           for c0 in range(_SIDE) for c1 in range(_SIDE)]
 
 
-#: Stamps of sets searched once (a set's index is built from its second search on one
-#: stamp: a set written between every two searches never pays for one). Bounded.
-SEEN: Dict[int, bool] = {}
-SEEN_MAX = 4096
+class SetIndex:
+    """One set's cells ((step, row, column) -> the cell's sub-cells by score order), on
+    the set (``ZSet.geo``): the set tells it of every element added or removed
+    (:meth:`write`) and of ranges removed (:meth:`reset`), so its cells hold the set's
+    elements now; a set replaced under its key (or copied) starts without one."""
+    __slots__ = ("cells", "steps", "held", "writes", "cold", "listed")
+
+    def __init__(self) -> None:
+        self.cells: Dict[Tuple[int, int, int], List[Any]] = {}
+        #: The steps of the cells held (a write looks at each).
+        self.steps: List[int] = []
+        #: Points (and cells) held, counted in :data:`_held`.
+        self.held = 0
+        #: Writes less searches (WRITES_SEARCH, WRITES_MAX).
+        self.writes = 0
+        #: Its searches take the general path (past WRITES_MAX, until ``writes`` is 0).
+        self.cold = False
+        #: In :data:`_LISTED` (holds cells counted in :data:`_held`).
+        self.listed = False
+
+    def write(self, item: Entry, added: bool) -> None:
+        """Puts the element ``item`` in (``added``) or takes it out of the cells
+        holding its score, in score order (ZSet._insert and _discard call it)."""
+        self.writes += 1
+        if self.writes > WRITES_MAX:
+            if self.cold:
+                self.writes = WRITES_MAX  # (searches have this many to catch up)
+            else:
+                self.reset()
+                self.cold = True
+            return
+        score = item[0]
+        if not 0.0 <= score < _SCORE_END or not self.steps:
+            return
+        r = int(score)
+        t = _UNZIP16
+        both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
+                | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
+        row, col = both & 0xFFFFFFFF, both >> 32
+        point = None
+        cells = self.cells
+        for step in self.steps:
+            h = STEP_MAX - step
+            key = (step, row >> h, col >> h)
+            slots = cells.get(key)
+            if slots is None:
+                continue
+            sub = (r >> (2 * (h - LEVELS))) & _SUBS_MASK
+            points, pieces, entries = slots[sub]
+            j = bisect_left(entries, item)
+            if added:
+                if slots[_COUNT] < CELL_MAX and _held[0] < POINTS_MAX:
+                    if point is None:
+                        member = item[1]
+                        point = (row * KY, float(col),
+                                 b"$%d\r\n%s\r\n" % (len(member), member))
+                    if entries:
+                        points.insert(j, point)
+                        pieces.insert(j, point[2])
+                        entries.insert(j, item)
+                    else:  # (_EMPTY, shared: replaced)
+                        slots[sub] = ([point], [point[2]], [item])
+                    slots[_COUNT] += 1
+                    self.held += 1
+                    _held[0] += 1
+                    continue
+            elif j < len(entries) and entries[j] == item:
+                del points[j], pieces[j], entries[j]
+                slots[_COUNT] -= 1
+                self.held -= 1
+                _held[0] -= 1
+                continue
+            # (the cell is read again, or found crowded, by the next search; an element
+            # missing from its cell is not expected: dropped the same)
+            del cells[key]
+            n = slots[_COUNT] + 1
+            self.held -= n
+            _held[0] -= n
+
+    def reset(self) -> None:
+        """Forgets every cell."""
+        _held[0] -= self.held
+        self.held = 0
+        self.cells.clear()
+        self.steps.clear()
 
 
-def see(st: int) -> None:
-    """Records a search of the set with stamp ``st`` (callers test ``st in SEEN`` first)."""
-    if len(SEEN) >= SEEN_MAX:
-        SEEN.clear()
-    SEEN[st] = True
+#: The indexes holding cells (each holds one at least): all are emptied when they hold
+#: more than POINTS_MAX points (or cells) together, counted in ``_held[0]``.
+_LISTED: List[SetIndex] = []
+LISTED_MAX = 4096
+_held = [0]
 
 
 def clear() -> None:
-    _INDEX.clear()
+    """Empties every set's index (what they hold is counted again from nothing)."""
+    for ix in _LISTED:
+        ix.cells.clear()
+        ix.steps.clear()
+        ix.held = 0
+        ix.listed = False
+    _LISTED.clear()
     _held[0] = 0
 
 
-def _build(z: ZSet, key: Tuple[int, int, int, int]) -> Optional[List[Sub]]:
+def _build(z: ZSet, ix: SetIndex, key: Tuple[int, int, int]) -> Optional[List[Any]]:
     """A cell's sub-cells read from the set, or None when it is crowded."""
-    _, step, row, col = key
+    step, row, col = key
     shift = 2 * (STEP_MAX - step)
     base = (spread(row) | spread(col) << 1) << shift
     parts = z.score_slices(float(base), float(base + (1 << shift)))
     n = sum(map(len, parts))
     if n > CELL_MAX:
         return None
-    if _held[0] + n > POINTS_MAX:
+    if _held[0] + n + 1 > POINTS_MAX:
         clear()
-    _held[0] += n
+    if not ix.listed:
+        if len(_LISTED) >= LISTED_MAX:
+            clear()
+        _LISTED.append(ix)
+        ix.listed = True
+    if step not in ix.steps:
+        ix.steps.append(step)
+    ix.held += n + 1
+    _held[0] += n + 1
     sub_shift = shift - 2 * LEVELS
     t = _UNZIP16
     groups: List[list] = [[] for _ in range(_SIDE * _SIDE)]
+    kept: List[list] = [[] for _ in range(_SIDE * _SIDE)]
     for part in parts:
-        for score, member in part:
+        for entry in part:
+            score, member = entry
             r = int(score)  # (Redis's cast: a whole score in the cell's range)
             both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
                     | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
             # (the row scaled by the plane's ky, the column as a float: float
-            # arithmetic is faster)
-            groups[(r - base) >> sub_shift].append(
-                ((both & 0xFFFFFFFF) * KY, float(both >> 32),
-                 b"$%d\r\n%s\r\n" % (len(member), member)))
-    slots: List[Sub] = [(tuple(g), tuple(p[2] for p in g)) if g else _EMPTY for g in groups]
-    _INDEX[key] = slots
+            # arithmetic is faster; SetIndex.write makes its points alike)
+            sub = (r - base) >> sub_shift
+            groups[sub].append(((both & 0xFFFFFFFF) * KY, float(both >> 32),
+                                b"$%d\r\n%s\r\n" % (len(member), member)))
+            kept[sub].append(entry)
+    slots: List[Any] = [(g, [p[2] for p in g], e) if g else _EMPTY
+                        for g, e in zip(groups, kept)]
+    slots.append(n)
+    ix.cells[key] = slots
     return slots
 
 
@@ -173,12 +299,13 @@ def _inside(y: float, column: float, lon: float, lat: float, radius: float) -> b
     return d <= radius
 
 
-def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
+def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: float,
            band: Tuple[int, int, int, int], plane: Tuple[float, ...]) -> Optional[bytes]:
     """The encoded member array of a plain radius search over the cells of ``grid``
-    (:func:`geohash.search_grid`: Redis's, visited in its order) from the set with stamp
-    ``st``; None when the index cannot answer (a crowded cell, steps too coarse or
-    too fine for sub-cells).
+    (:func:`geohash.search_grid`: Redis's, visited in its order) from the set, on its
+    index ``ix`` (the cells missing are built); None when the index cannot answer (a
+    crowded cell, steps too coarse or too fine for sub-cells, or a cell missing while
+    the set's builds have not been repaid: :data:`DEBT_MAX`).
 
     ``band`` and ``plane`` are :func:`geoscan.bands` and :func:`geoscan.plane`. A point
     outside the band needs no band check here: the plane's inner test cannot pass
@@ -203,7 +330,9 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
     cn, cf = _spans(c0, n_cols + 1, g_lon, kx_out, kx_in, h)
     out: List[bytes] = [b""]
     append = out.append
-    index_get = _INDEX.get
+    index_get = ix.cells.get
+    writes = ix.writes - WRITES_SEARCH
+    ix.writes = writes if writes > 0 else 0
     rects, side = _RECTS, _SIDE
     top = _TOP
     # Redis's order: the centre, north, south, east, west, then the corners
@@ -224,10 +353,10 @@ def search(z: ZSet, st: int, grid: Grid9, lon: float, lat: float, radius: float,
             hi_c = top
         if lo_r > hi_r or lo_c > hi_c:
             continue
-        key = (st, step, row, col)
+        key = (step, row, col)
         slots = index_get(key)
         if slots is None:
-            slots = _build(z, key)
+            slots = _build(z, ix, key)
             if slots is None:
                 return None
         # the spans of the rectangle's first sub-row and sub-column on

@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from itertools import count
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, List, Optional, Tuple
+
+if TYPE_CHECKING:  # (geoindex imports this module)
+    from .geoindex import SetIndex
 
 Entry = Tuple[float, bytes]
 
@@ -27,7 +30,7 @@ _STAMPS = count(1)
 
 
 class ZSet:
-    __slots__ = ("scores", "_blocks", "_maxes", "_tree", "stamp")
+    __slots__ = ("scores", "_blocks", "_maxes", "_tree", "stamp", "geo")
 
     def __init__(self) -> None:
         self.scores: Dict[bytes, float] = {}
@@ -37,6 +40,9 @@ class ZSet:
         #: 0, or a number (:func:`stamp`) no other set's state ever had: every change
         #: of the elements resets it, so a cache keyed by it is never stale.
         self.stamp = 0
+        #: None, or the set's grid index (geoindex.SetIndex) once it was geo-searched:
+        #: told of every element added or removed, it keeps its cells up to date.
+        self.geo: Optional["SetIndex"] = None
 
     # -- basic protocol -----------------------------------------------------------
 
@@ -106,6 +112,8 @@ class ZSet:
         if start >= stop:
             return []
         self.stamp = 0
+        if self.geo is not None:
+            self.geo.reset()
         removed: List[Entry] = []
         bi, off = self._locate(start)
         first = bi
@@ -229,6 +237,8 @@ class ZSet:
 
     def _insert(self, item: Entry) -> None:
         self.stamp = 0
+        if self.geo is not None:
+            self.geo.write(item, True)
         maxes = self._maxes
         blocks = self._blocks
         if not maxes:
@@ -256,6 +266,8 @@ class ZSet:
 
     def _discard(self, item: Entry) -> None:
         self.stamp = 0
+        if self.geo is not None:
+            self.geo.write(item, False)
         maxes = self._maxes
         blocks = self._blocks
         i = bisect_left(maxes, item)
