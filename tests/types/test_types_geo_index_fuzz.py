@@ -59,7 +59,7 @@ def servers(tmp_path_factory):
     primary = distcache_server(base / "p", "--appendonly", "yes", "--appendfsync",
                                "always", persistence=True)
     replica = distcache_server(base / "r")
-    reference = redis_server(base / "redis")
+    reference = redis_server(base / "redis", "--enable-debug-command", "yes")
     with primary, replica, reference:
         with RawClient(replica.port) as c:
             assert c.call("REPLICAOF", "127.0.0.1", str(primary.port))[0] == "+"
@@ -74,7 +74,8 @@ class Fuzz:
         self.rng = random.Random(seed)
         self.servers = servers
         self.connect()
-        self.history: collections.deque = collections.deque(maxlen=40)
+        self.history: collections.deque = collections.deque(
+            maxlen=None if os.environ.get("GEOFUZZ_DUMP") else 40)
         self.searches = self.writes = 0
         for c in self.ours + self.theirs:
             c.call("SELECT", "0")
@@ -101,7 +102,11 @@ class Fuzz:
             state = {k: [x[1].decode("latin-1") for x in
                          self.theirs[0].call("ZRANGE", k, "0", "-1", "WITHSCORES")[1]]
                      for k in KEYS + ["dest"]}
-            Path(dump).write_text(repr((state, list(self.history)[-1])))
+            ours = {k: [x[1].decode("latin-1") for x in
+                        self.ours[0].call("ZRANGE", k, "0", "-1", "WITHSCORES")[1]]
+                    for k in KEYS + ["dest"]}
+            Path(dump).write_text(repr((state, list(self.history)[-1], ours,
+                                        list(self.history))))
         lines = "\n".join(repr(h)[:300] for h in self.history)
         pytest.fail(f"seed {self.seed}: {what}\nlast commands:\n{lines}")
 
@@ -156,7 +161,9 @@ class Fuzz:
         r = self.rng
         kind = r.randrange(10)
         if kind == 0:
-            return r.choice(["-0", "0", "inf", "-inf", "-1", "-0.5", "0.5",
+            # (no -0: how redis-server shows a -0 score depends on the set's encoding
+            # history, e.g. a set once past 128 members; test_types_negative_zero)
+            return r.choice(["0", "inf", "-inf", "-1", "-0.5", "0.5",
                              repr(float(GEO_SCORE_END)), repr(GEO_SCORE_END - 0.5),
                              repr(float(GEO_SCORE_END - 1)), "1e300", "-1e300"])
         if kind == 1:
@@ -215,7 +222,7 @@ class Fuzz:
                 args += [self.score(key), self.member(key)]
             self.both(["ZADD", key, *opts, *args], r.choice([2, 3]))
         elif kind == 11:
-            inc = r.choice(["1", "-1", "0.5", "0", "-0", "65536", "-65536", "1e15",
+            inc = r.choice(["1", "-1", "0.5", "0", "65536", "-65536", "1e15",
                             repr(r.uniform(-1e12, 1e12)), str(1 << r.randrange(52))])
             self.both(["ZINCRBY", key, inc, self.member(key)], r.choice([2, 3]))
         elif kind == 12:
@@ -417,6 +424,9 @@ def test_restart_from_aof_and_replica_match_redis(servers):
     primary.stop()
     primary.start()
     fuzz.connect()
+    # (redis-server reloaded too: a set's encoding, and with it how a small set shows a
+    # -0 score, depends on whether it was loaded)
+    assert fuzz.theirs[0].call("DEBUG", "RELOAD") == ("+", b"OK")
     try:
         wait_until(lambda: fuzz.replica.call("ROLE")[1][3][1] == b"connected", 30)
         for _ in range(60):
