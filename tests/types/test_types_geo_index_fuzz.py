@@ -10,8 +10,16 @@ searches are compared too, and the primary's after a restart from its AOF. The i
 bounds (CELL_MAX, LISTED_MAX, POINTS_MAX) have no runtime knob, so their tests reach
 the real sizes.
 
-Bounded by default; a long run: ``GEOFUZZ_STEPS=20000 GEOFUZZ_SEED=7 pytest -n 1 ...``
-(GEOFUZZ_SEED: the first seed; each test runs GEOFUZZ_SEEDS seeds from it)."""
+Bounded by default; a long run: ``GEOFUZZ_STEPS=4000 GEOFUZZ_SEED=7 GEOFUZZ_SEEDS=50
+pytest -n 1 ...`` (GEOFUZZ_SEED: the first seed; the random test runs GEOFUZZ_SEEDS seeds
+from it); ``GEOFUZZ_DUMP=file``: on a failure, the whole history and both servers' sets
+are written there (to replay on fresh servers).
+
+Differences found that are not the index's, kept out of the default sequences: a
+centre at exactly the top latitude with a score past the geo range (xfail test below;
+GEOFUZZ_EDGE=1 draws them); COUNT searches' order among equal distances (compared by
+distances: Fuzz.nearest); -0 scores (redis-server shows -0 in a set that once had more
+than 128 members, distcache 0); ZREMRANGEBYLEX over mixed scores (unspecified)."""
 from __future__ import annotations
 
 import collections
@@ -159,22 +167,20 @@ class Fuzz:
 
     def score(self, key: str) -> str:
         """A raw ZADD score: a member's geohash score moved to a cell (or sub-cell)
-        boundary, fractional, outside the geo range, or -0 / inf."""
+        boundary, fractional, outside the geo range, or inf."""
         r = self.rng
         kind = r.randrange(10)
         if kind == 0:
             # (no -0: how redis-server shows a -0 score depends on the set's encoding
-            # history, e.g. a set once past 128 members; test_types_negative_zero)
+            # history, e.g. a set once past 128 members)
             return r.choice(["0", "inf", "-inf", "-1", "-0.5", "0.5",
                              repr(float(GEO_SCORE_END)), repr(GEO_SCORE_END - 0.5),
                              repr(float(GEO_SCORE_END - 1)), "1e300", "-1e300"])
         if kind == 1:
             return repr(r.uniform(0, GEO_SCORE_END))
         got = self.theirs[0].call("ZSCORE", key, self.member(key))
-        s = int(float(got[1])) if got[0] == "$" and got[1] != b"nil" else \
-            r.randrange(GEO_SCORE_END)
-        if not 0 <= s < GEO_SCORE_END:
-            s = r.randrange(GEO_SCORE_END)
+        f = float(got[1]) if got[0] == "$" and got[1] != b"nil" else -1.0
+        s = int(f) if 0 <= f < GEO_SCORE_END else r.randrange(GEO_SCORE_END)
         shift = 2 * r.randrange(0, 27)
         base = (s >> shift) << shift
         end = base + (1 << shift)
