@@ -554,3 +554,29 @@ def test_top_latitude_centre_and_score_past_geo_range(servers):
                    "km"])
     finally:
         fuzz.close()
+
+
+def test_burst_past_writes_max_then_searches_catch_up(servers):
+    """A pipelined burst of moves past WRITES_MAX (1024) after the index read its cells,
+    then searches until they catch up (WRITES_SEARCH each) and read cells again, a few
+    writes between: every reply matches redis-server."""
+    fuzz = Fuzz(servers, SEED + 4000)
+    r = fuzz.rng
+    try:
+        fuzz.pipeline([["GEOADD", "g0", *_cluster_args(r, 2000, 14.0, 38.0, 0.05, "b")]])
+
+        def query() -> List[str]:
+            lon, lat = 14 + r.uniform(-0.05, 0.05), 38 + r.uniform(-0.05, 0.05)
+            return ["GEOSEARCH", "g0", "FROMLONLAT", repr(lon), repr(lat), "BYRADIUS",
+                    r.choice(["300", "1000", "2500", "6000"]), "m"]
+
+        for burst in (1500, 1100, 3000):
+            fuzz.pipeline([query() for _ in range(20)])
+            fuzz.pipeline([["GEOADD", "g0", *_cluster_args(r, 1, 14.0, 38.0, 0.05,
+                                                           f"b{r.randrange(2000)}-")[:2],
+                            f"b{r.randrange(2000)}"] for _ in range(burst)])
+            for _ in range(40):  # (past the catching up: about burst / 8 searches)
+                fuzz.pipeline([query() for _ in range(10)])
+                fuzz.both(["GEOADD", "g0", *_cluster_args(r, 1, 14.0, 38.0, 0.05, "n")])
+    finally:
+        fuzz.close()
