@@ -29,6 +29,7 @@ geohash = lazy_module("distcache.server.types.geohash")
 geoscan = lazy_module("distcache.server.types.geoscan")
 geonearest = lazy_module("distcache.server.types.geonearest")
 geoindex = lazy_module("distcache.server.types.geoindex")
+pqsort = lazy_module("distcache.server.types.pqsort")
 _GEO = dict(group="geo", since="3.2.0", complexity="O(log(N))")
 _UNIT_ERROR = "ERR unsupported unit provided. please use M, KM, FT, MI"
 _NO_MEMBER = "ERR could not decode requested zset member"
@@ -380,6 +381,29 @@ def _index_reply(z: ZSet, shape: _Shape, radius: float) -> Optional[Raw]:
     return None if reply is None else Raw(reply)
 
 
+def _ties(found: List[Any], count: int) -> bool:
+    """Whether equal distances meet among the first ``count`` (sorted) or at the cut."""
+    head = [p[0] for p in found[:count + 1]]
+    return len(set(head)) < len(head)
+
+
+def _redis_order(scan: List[Any], count: int, reverse: bool, found: List[Any]
+                 ) -> List[Any]:
+    """Redis's first ``count`` matches where distances tie: it sorts all the matches
+    (``scan``: in its scan order) with glibc's stable qsort when COUNT keeps them all,
+    and else with its own partial quicksort (pqsort), whose order among equal
+    distances is its own. So the sort is replayed on the scan; past a bound of work
+    (an input that drives the quicksort quadratic) the stable order ``found`` stands."""
+    if count >= len(scan):
+        return found
+    n = len(scan)
+    budget = 8 * (n + count * count.bit_length()) + 1000
+    every = scan[:]
+    if pqsort.pqsort(every, [p[0] for p in every], count, reverse, budget):
+        return every
+    return found
+
+
 def _find(z: ZSet, shape: _Shape, limit: int, nearest: int = 0, plain: bool = False,
           plan: Optional[geoscan.Plan] = None) -> List[Any]:
     """(distance, score, member, lon, lat) of the members inside the shape, in Redis's
@@ -550,10 +574,17 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     plain = not (sort or withdist or withcoord or storedist)
     if plain and not (count or withhash) and store is None:
         return _plain_reply(z, shape)
-    found = _find(z, shape, count if anyflag else 0,
-                  count if sort > 0 and not anyflag else 0, plain)
+    nearest = count if sort > 0 and not anyflag else 0
+    found = _find(z, shape, count if anyflag else 0, nearest, plain)
     if sort:
+        # Redis's scan order, where its sorts start from (the nearest ones' scan holds
+        # only those: read whole again if need be)
+        near = 0 < nearest <= geonearest.NEAREST_MAX
+        scan = found[:] if count and not near else None
         found.sort(key=lambda p: p[0], reverse=sort < 0)
+        if count and _ties(found, count):
+            found = _redis_order(_find(z, shape, 0) if scan is None else scan, count,
+                                 sort < 0, found)
     if count:
         del found[count:]
     if plain:  # (score, member) elements
