@@ -19,24 +19,53 @@ ROOT = Path(__file__).resolve().parent.parent
 PYPY = sys.implementation.name == "pypy"
 
 
-def free_port() -> int:
+#: Test servers' ports: below the kernel's ephemeral range (32768-60999 here), so no
+#: outgoing connection is ever given one, and handed out in turn from one cursor that
+#: every test process on the host shares (a locked file): a port a test stopped a
+#: server on is not handed to another test, of this run or of one beside it, until
+#: the cursor has gone round (12,000 ports later), so a restart on the same port finds
+#: it free. (A port 0 bind, the kernel's pick, could hand it straight to another
+#: worker: a restarted server's port was once taken by a parallel test's sentinel.)
+PORTS = range(20000, 32000)
+_CURSOR = Path(os.environ.get("TMPDIR", "/tmp")) / "distcache-test-port-cursor"
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A free loopback port (see PORTS)."""
+    try:
+        import fcntl
+    except ImportError:  # (not on Windows: the kernel's pick)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    with open(_CURSOR, "a+") as cursor:
+        fcntl.flock(cursor, fcntl.LOCK_EX)
+        cursor.seek(0)
+        text = cursor.read().strip()
+        last = int(text) if text.isdigit() else PORTS.start + os.getpid() % len(PORTS)
+        for step in range(1, len(PORTS) + 1):
+            port = PORTS.start + (last - PORTS.start + step) % len(PORTS)
+            if _bindable(port):
+                cursor.seek(0)
+                cursor.truncate()
+                cursor.write(str(port))
+                cursor.flush()
+                return port
+    raise RuntimeError("no free port for a test server")
 
 
 def free_ports(count: int) -> List[int]:
-    """``count`` distinct free ports (all held open until every one is picked)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [sock.getsockname()[1] for sock in socks]
-    finally:
-        for sock in socks:
-            sock.close()
+    """``count`` distinct free ports."""
+    return [free_port() for _ in range(count)]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.02,
