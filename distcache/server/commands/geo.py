@@ -392,15 +392,15 @@ def _redis_order(scan: List[Any], count: int, reverse: bool, found: List[Any]
     """Redis's first ``count`` matches where distances tie: it sorts all the matches
     (``scan``: in its scan order) with glibc's stable qsort when COUNT keeps them all,
     and else with its own partial quicksort (pqsort), whose order among equal
-    distances is its own. So the sort is replayed on the scan; past a bound of work
-    (an input that drives the quicksort quadratic) the stable order ``found`` stands."""
-    if count >= len(scan):
-        return found
+    distances is its own. So the sort is replayed on the scan (in place); past a bound
+    of work (an input that drives the quicksort quadratic) the stable order ``found``
+    stands."""
     n = len(scan)
+    if count >= n:
+        return found
     budget = 8 * (n + count * count.bit_length()) + 1000
-    every = scan[:]
-    if pqsort.pqsort(every, [p[0] for p in every], count, reverse, budget):
-        return every
+    if pqsort.pqsort(scan, [p[0] for p in scan], count, reverse, budget):
+        return scan
     return found
 
 
@@ -577,14 +577,12 @@ def _search(c: Any, args: List[bytes], src: int, flags: int) -> Any:
     nearest = count if sort > 0 and not anyflag else 0
     found = _find(z, shape, count if anyflag else 0, nearest, plain)
     if sort:
-        # Redis's scan order, where its sorts start from (the nearest ones' scan holds
-        # only those: read whole again if need be)
-        near = 0 < nearest <= geonearest.NEAREST_MAX
-        scan = found[:] if count and not near else None
-        found.sort(key=lambda p: p[0], reverse=sort < 0)
+        scan = found  # Redis's scan order, where its sorts start from
+        found = sorted(scan, key=lambda p: p[0], reverse=sort < 0)
         if count and _ties(found, count):
-            found = _redis_order(_find(z, shape, 0) if scan is None else scan, count,
-                                 sort < 0, found)
+            if 0 < nearest <= geonearest.NEAREST_MAX:  # (that scan kept the nearest only)
+                scan = _find(z, shape, 0)
+            found = _redis_order(scan, count, sort < 0, found)
     if count:
         del found[count:]
     if plain:  # (score, member) elements

@@ -110,10 +110,16 @@ def score_to_lonlat(score: float) -> Tuple[float, float]:
     """The centre of the 52-bit cell a sorted-set score names, clamped to the limits
     (:func:`decode` of the cell, then its centre, with the same float operations)."""
     bits = int(score) & _MASK64 if score - score == 0.0 else 0
+    return cell_centre(*unzip(bits))
+
+
+def unzip(bits: int) -> Tuple[int, int]:
+    """The column (longitude bits) and row (latitude bits) of a 64-bit interleaved
+    hash (geoindex's cell loop and geoscan's candidate loop repeat it inline)."""
     t = _UNZIP16
     both = (t[bits & 0xFFFF] | t[(bits >> 16) & 0xFFFF] << 8 | t[(bits >> 32) & 0xFFFF] << 16
             | t[bits >> 48] << 24)
-    return cell_centre(both >> 32, both & 0xFFFFFFFF)
+    return both >> 32, both & 0xFFFFFFFF
 
 
 def cell_centre(ilon: int, ilat: int) -> Tuple[float, float]:

@@ -52,7 +52,7 @@ from bisect import bisect_left
 from typing import Any, Dict, List, Optional, Tuple
 
 from .geohash import (_CELLS, _LAT_SCALE, _UNZIP16, D_R, EARTH_RADIUS, STEP_MAX, Grid9,
-                      cell_centre, spread)
+                      cell_centre, spread, unzip)
 from .zset import Entry, ZSet
 
 #: Geohash steps from a cell to its sub-cells (4 ** LEVELS sub-cells a cell).
@@ -138,10 +138,7 @@ class SetIndex:
         if not 0.0 <= score < _SCORE_END or not self.steps:
             return
         r = int(score)
-        t = _UNZIP16
-        both = (t[r & 0xFFFF] | t[(r >> 16) & 0xFFFF] << 8
-                | t[(r >> 32) & 0xFFFF] << 16 | t[r >> 48] << 24)
-        row, col = both & 0xFFFFFFFF, both >> 32
+        col, row = unzip(r)
         point = None
         cells = self.cells
         for step in self.steps:
@@ -200,9 +197,7 @@ _held = [0]
 def clear() -> None:
     """Empties every set's index (what they hold is counted again from nothing)."""
     for ix in _LISTED:
-        ix.cells.clear()
-        ix.steps.clear()
-        ix.held = 0
+        ix.reset()
         ix.listed = False
     _LISTED.clear()
     _held[0] = 0
@@ -304,8 +299,7 @@ def search(z: ZSet, ix: SetIndex, grid: Grid9, lon: float, lat: float, radius: f
     """The encoded member array of a plain radius search over the cells of ``grid``
     (:func:`geohash.search_grid`: Redis's, visited in its order) from the set, on its
     index ``ix`` (the cells missing are built); None when the index cannot answer (a
-    crowded cell, steps too coarse or too fine for sub-cells, or a cell missing while
-    the set's builds have not been repaid: :data:`DEBT_MAX`).
+    crowded cell, steps too coarse or too fine for sub-cells).
 
     ``band`` and ``plane`` are :func:`geoscan.bands` and :func:`geoscan.plane`. A point
     outside the band needs no band check here: the plane's inner test cannot pass
